@@ -1,0 +1,82 @@
+/**
+ * SQLite schema, migrated forward by version (`PRAGMA user_version`). Migration N turns a
+ * version N-1 database into version N; a new database runs them all. Never edit a shipped
+ * migration: add the next one.
+ *
+ * Secrets are never stored: refresh and access tokens only as SHA-256 hex (`token_hash`).
+ * `usage_events` keeps the Rust version's columns so existing SQL keeps working; `user_token`
+ * holds `refresh_tokens.token_ref`, a non-secret identifier, never the token.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: initial schema
+  `
+  CREATE TABLE users (
+    id          INTEGER PRIMARY KEY,
+    email       TEXT NOT NULL UNIQUE,
+    division    TEXT NOT NULL DEFAULT '',
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT
+  );
+
+  CREATE TABLE refresh_tokens (
+    id            INTEGER PRIMARY KEY,
+    user_id       INTEGER NOT NULL REFERENCES users(id),
+    token_hash    TEXT NOT NULL UNIQUE,
+    token_ref     TEXT NOT NULL UNIQUE,
+    created_at    TEXT NOT NULL,
+    expires_at    TEXT NOT NULL,
+    last_used_at  TEXT,
+    revoked_at    TEXT
+  );
+  CREATE INDEX refresh_tokens_user ON refresh_tokens(user_id);
+
+  CREATE TABLE access_tokens (
+    token_hash        TEXT PRIMARY KEY,
+    refresh_token_id  INTEGER NOT NULL REFERENCES refresh_tokens(id),
+    user_id           INTEGER NOT NULL REFERENCES users(id),
+    created_at        TEXT NOT NULL,
+    expires_at        TEXT NOT NULL
+  );
+  CREATE INDEX access_tokens_expiry ON access_tokens(expires_at);
+  CREATE INDEX access_tokens_refresh ON access_tokens(refresh_token_id);
+
+  CREATE TABLE device_keys (
+    id             INTEGER PRIMARY KEY,
+    user_id        INTEGER NOT NULL REFERENCES users(id),
+    public_key     TEXT NOT NULL,
+    device_id      TEXT NOT NULL,
+    registered_at  TEXT NOT NULL,
+    last_seen_at   TEXT,
+    revoked_at     TEXT,
+    UNIQUE (user_id, public_key)
+  );
+  CREATE INDEX device_keys_key ON device_keys(public_key);
+
+  CREATE TABLE usage_events (
+    id                  INTEGER PRIMARY KEY,
+    user_email          TEXT NOT NULL,
+    user_token          TEXT NOT NULL,
+    device_id           TEXT NOT NULL DEFAULT '',
+    session_id          TEXT NOT NULL,
+    turn_index          INTEGER NOT NULL,
+    timestamp_utc       TEXT NOT NULL,
+    session_start_utc   TEXT NOT NULL,
+    model               TEXT NOT NULL,
+    input_tokens        INTEGER NOT NULL,
+    output_tokens       INTEGER NOT NULL,
+    cache_read_tokens   INTEGER NOT NULL,
+    cache_write_tokens  INTEGER NOT NULL,
+    plugin_version      TEXT NOT NULL,
+    schema_version      INTEGER NOT NULL,
+    received_at         TEXT NOT NULL,
+    user_id             INTEGER REFERENCES users(id),
+    reported_email      TEXT NOT NULL DEFAULT '',
+    signed              INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (session_id, turn_index, model)
+  );
+  CREATE INDEX usage_events_user_time ON usage_events(user_id, timestamp_utc);
+  CREATE INDEX usage_events_time ON usage_events(timestamp_utc);
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,0 +1,168 @@
+/**
+ * The CLI shell: builds the commander program from COMMANDS, renders results (human or --json),
+ * maps errors to messages and exit codes. The only place that writes to stdout/stderr or exits.
+ */
+import { Command, CommanderError } from 'commander';
+import { homedir } from 'node:os';
+import { CcfluxError, ERROR_CODES, type ErrorCode } from '../client/errors';
+import { VERSION } from '../version';
+import { COMMANDS } from './commands/index';
+import { type CliContext, type CommandResult, type CommandSpec, EXIT } from './types';
+
+const MIN_NODE_MAJOR = 20;
+
+const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
+  [ERROR_CODES.USAGE]: EXIT.usage,
+  [ERROR_CODES.TOKEN_IN_ARGV]: EXIT.usage,
+  [ERROR_CODES.NOT_A_TERMINAL]: EXIT.usage,
+  [ERROR_CODES.CONFIG_MISSING]: EXIT.config,
+  [ERROR_CODES.CONFIG_INVALID]: EXIT.config,
+  [ERROR_CODES.INSECURE_ENDPOINT]: EXIT.config,
+  [ERROR_CODES.TOKEN_REVOKED]: EXIT.auth,
+  [ERROR_CODES.TOKEN_EXCHANGE]: EXIT.auth,
+  [ERROR_CODES.KEY_REVOKED]: EXIT.auth,
+  [ERROR_CODES.NETWORK]: EXIT.network,
+};
+
+export function defaultContext(): CliContext {
+  return {
+    env: process.env,
+    home: homedir(),
+    cwd: process.cwd(),
+    now: () => new Date(),
+    stdin: process.stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    selfCommand: selfCommand(),
+  };
+}
+
+/** How to start another copy of this CLI: the SEA binary itself, or node + the bundle. */
+function selfCommand(): { file: string; args: string[] } {
+  const script = process.argv[1];
+  const isSea = (() => {
+    try {
+      // biome-ignore lint/suspicious/noExplicitAny: node:sea exists only in newer type packages
+      return (require('node:sea') as any).isSea() === true;
+    } catch {
+      return false;
+    }
+  })();
+  if (isSea || !script) return { file: process.execPath, args: [] };
+  return { file: process.execPath, args: [script] };
+}
+
+function render(ctx: CliContext, result: CommandResult, json: boolean): void {
+  if (json) {
+    if (result.json !== undefined) ctx.stdout.write(`${JSON.stringify(result.json, null, 2)}\n`);
+  } else if (result.human) {
+    ctx.stdout.write(result.human.endsWith('\n') ? result.human : `${result.human}\n`);
+  }
+}
+
+function renderError(ctx: CliContext, err: unknown, json: boolean): number {
+  if (err instanceof CcfluxError) {
+    if (json) {
+      ctx.stdout.write(`${JSON.stringify({ ok: false, error: { code: err.code, message: err.message, hint: err.hint ?? null } }, null, 2)}\n`);
+    } else {
+      ctx.stderr.write(`ccflux: ${err.message}\n`);
+      if (err.hint) ctx.stderr.write(`  fix: ${err.hint}\n`);
+    }
+    return EXIT_BY_CODE[err.code] ?? EXIT.failure;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  if (json) ctx.stdout.write(`${JSON.stringify({ ok: false, error: { code: 'CCFLUX_ERR_INTERNAL', message, hint: null } }, null, 2)}\n`);
+  else ctx.stderr.write(`ccflux: unexpected error: ${message}\n  fix: run \`ccflux doctor\`; if it persists, report it with the output of \`ccflux status\`\n`);
+  return EXIT.failure;
+}
+
+export function buildProgram(ctx: CliContext, commands: CommandSpec[], onExit: (code: number) => void): Command {
+  const program = new Command('ccflux')
+    .description('Counts Claude Code token usage per model and delivers signed reports to your organisation\'s ccflux receiver.')
+    .version(VERSION, '-V, --version', 'print the version')
+    .showSuggestionAfterError(true)
+    .configureOutput({ writeOut: (s) => ctx.stdout.write(s), writeErr: (s) => ctx.stderr.write(s) })
+    .exitOverride();
+
+  for (const spec of commands) {
+    const cmd = program.command(spec.name, { hidden: spec.hidden === true }).description(spec.summary);
+    spec.configure?.(cmd);
+    cmd.addHelpText('after', `\nExample:\n  ${spec.example.split('\n').join('\n  ')}\n`);
+    cmd.exitOverride();
+    cmd.action(async (...actionArgs: unknown[]) => {
+      const command = actionArgs[actionArgs.length - 1] as Command;
+      const options = command.opts();
+      const args = command.args;
+      const json = options.json === true;
+      if (spec.hook) {
+        // A hook never prints and always exits 0: problems go to the logs (the command's job).
+        try {
+          await spec.run(ctx, options, args);
+        } catch {
+          // swallowed on purpose
+        }
+        onExit(EXIT.ok);
+        return;
+      }
+      try {
+        const result = await spec.run(ctx, options, args);
+        render(ctx, result, json);
+        onExit(result.exitCode);
+      } catch (err) {
+        onExit(renderError(ctx, err, json));
+      }
+    });
+  }
+  return program;
+}
+
+export async function main(argv: string[], ctx: CliContext = defaultContext()): Promise<number> {
+  let exitCode: number = EXIT.ok;
+  const hookNames = new Set(COMMANDS.filter((c) => c.hook).map((c) => c.name));
+  const isHook = hookNames.has(argv[0] ?? '');
+  const program = buildProgram(ctx, COMMANDS, (code) => {
+    exitCode = code;
+  });
+  if (isHook) {
+    // Hooks must stay silent even on a usage error.
+    program.configureOutput({ writeOut: () => {}, writeErr: () => {} });
+    for (const cmd of program.commands) cmd.configureOutput({ writeOut: () => {}, writeErr: () => {} });
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (isHook) return EXIT.ok;
+    if (err instanceof CommanderError) {
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help'
+        ? EXIT.ok
+        : EXIT.usage;
+    }
+    return renderError(ctx, err, false);
+  }
+  return exitCode;
+}
+
+function nodeTooOld(): boolean {
+  const major = Number(process.versions.node.split('.')[0]);
+  return !(major >= MIN_NODE_MAJOR);
+}
+
+// The CommonJS bundle runs main(); importing this file (tests, ESM) does not.
+if (typeof require !== 'undefined' && typeof module !== 'undefined' && require.main === module) {
+  if (nodeTooOld()) {
+    // Quietly: hooks must never disturb Claude Code. User commands say why.
+    if (!['init', 'report-turn', 'session-end'].includes(process.argv[2] ?? '')) {
+      process.stderr.write(`ccflux needs Node.js ${MIN_NODE_MAJOR} or newer (this is ${process.versions.node})\n`);
+      process.exitCode = EXIT.failure;
+    }
+  } else {
+    main(process.argv.slice(2)).then(
+      (code) => {
+        process.exitCode = code;
+      },
+      () => {
+        process.exitCode = EXIT.failure;
+      },
+    );
+  }
+}

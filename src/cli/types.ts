@@ -1,0 +1,49 @@
+/**
+ * The seam between the CLI shell (src/cli/main.ts) and the commands: a command gets a context
+ * (env, home, clock, stdio as options with real defaults) and returns data; only the shell renders
+ * and exits.
+ */
+import type { Command } from 'commander';
+
+export interface CliContext {
+  env: NodeJS.ProcessEnv;
+  home: string;
+  cwd: string;
+  now: () => Date;
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (mode: boolean) => unknown };
+  stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Path of the running CLI (bundle or binary), for spawning a detached copy of itself. */
+  selfCommand: { file: string; args: string[] };
+}
+
+export interface CommandResult {
+  exitCode: number;
+  /** Printed for people (stdout) unless `--json`. */
+  human?: string;
+  /** Printed as JSON with `--json`. Never contains a secret. */
+  json?: unknown;
+}
+
+export interface CommandSpec {
+  name: string;
+  summary: string;
+  /** Shown under "Example:" in `--help`. */
+  example: string;
+  /** Hook commands never print and always exit 0, whatever happens. */
+  hook?: boolean;
+  hidden?: boolean;
+  configure?(cmd: Command): void;
+  run(ctx: CliContext, options: Record<string, unknown>, args: string[]): Promise<CommandResult>;
+}
+
+/** Documented exit codes of user commands (README "Exit codes"). */
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  config: 3,
+  auth: 4,
+  network: 5,
+  checksFailed: 6,
+} as const;

@@ -1,0 +1,237 @@
+/**
+ * The ccflux wire protocol: the one definition that both the device (`src/client`) and the
+ * receiver (`receiver/src`) import, so the two cannot drift.
+ *
+ * Pure: no I/O, no clock (callers pass `Date`s), no dependencies beyond `node:crypto` types.
+ */
+
+export const SCHEMA_VERSION = 1;
+
+/** Paths beside the report URL. */
+export const PATHS = {
+  token: '/token',
+  registerKey: '/register-key',
+  report: '/report',
+  health: '/health',
+  metrics: '/metrics',
+} as const;
+
+export const HEADERS = {
+  timestamp: 'x-ccflux-timestamp',
+  signature: 'x-ccflux-signature',
+  error: 'x-ccflux-error',
+} as const;
+
+/** Values of the `X-CCFLUX-Error` header on 403 answers to `/report`. */
+export const ERROR_CODES = [
+  'signature-required',
+  'timestamp-missing',
+  'timestamp-stale',
+  'signature-invalid',
+  'key-not-registered',
+  'key-revoked',
+] as const;
+export type WireErrorCode = (typeof ERROR_CODES)[number];
+
+/** Field limits from the security guide, enforced before any database or crypto work. */
+export const LIMITS = {
+  publicKeyChars: 64,
+  deviceIdChars: 255,
+  sessionIdMinChars: 1,
+  sessionIdChars: 64,
+  timestampChars: 64,
+  pluginVersionChars: 64,
+  modelNameMinChars: 1,
+  modelNameChars: 128,
+  maxModels: 20,
+  /** An email is informational; bound it like a device id. */
+  userEmailChars: 255,
+} as const;
+
+/** Signed timestamps must be within this distance of the receiver clock. */
+export const TIMESTAMP_WINDOW_MS = 5 * 60 * 1000;
+/** The device refreshes its access token when it has less than this left. */
+export const ACCESS_TOKEN_REFRESH_MARGIN_MS = 5 * 60 * 1000;
+
+export const TOKEN_FIELDS = ['input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens'] as const;
+export type TokenField = (typeof TOKEN_FIELDS)[number];
+export type ModelUsage = Record<TokenField, number>;
+
+/** The report body. Extra keys are not allowed, here or inside `models`. */
+export interface ReportBody {
+  schema_version: number;
+  session_id: string;
+  user_email: string;
+  turn_index: number;
+  timestamp_utc: string;
+  session_start_utc: string;
+  models: Record<string, ModelUsage>;
+  plugin_version: string;
+}
+
+const REPORT_KEYS = [
+  'schema_version',
+  'session_id',
+  'user_email',
+  'turn_index',
+  'timestamp_utc',
+  'session_start_utc',
+  'models',
+  'plugin_version',
+] as const;
+
+export interface RegisterKeyBody {
+  public_key: string;
+  device_id: string;
+}
+
+export interface TokenResponse {
+  access_token: string;
+  expires_at: string;
+  token_type: 'Bearer';
+}
+
+export type Validation<T> = { ok: true; value: T } | { ok: false; error: string };
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function boundedString(v: unknown, min: number, max: number): v is string {
+  return typeof v === 'string' && v.length >= min && v.length <= max;
+}
+
+/**
+ * Validates a parsed report body: exact key set, types and the security guide's limits.
+ * Returns a short, fixed error text (never echoes the input).
+ */
+export function validateReport(input: unknown): Validation<ReportBody> {
+  if (!isPlainObject(input)) return { ok: false, error: 'body must be a JSON object' };
+  for (const key of Object.keys(input)) {
+    if (!(REPORT_KEYS as readonly string[]).includes(key)) return { ok: false, error: 'unexpected field' };
+  }
+  for (const key of REPORT_KEYS) {
+    if (!(key in input)) return { ok: false, error: `missing field ${key}` };
+  }
+  const b = input as Record<(typeof REPORT_KEYS)[number], unknown>;
+  if (b.schema_version !== SCHEMA_VERSION) return { ok: false, error: 'unsupported schema_version' };
+  if (!boundedString(b.session_id, LIMITS.sessionIdMinChars, LIMITS.sessionIdChars)) {
+    return { ok: false, error: 'session_id must be 1-64 characters' };
+  }
+  if (!boundedString(b.user_email, 0, LIMITS.userEmailChars)) return { ok: false, error: 'user_email too long' };
+  if (!isCount(b.turn_index)) return { ok: false, error: 'turn_index must be a non-negative integer' };
+  if (!boundedString(b.timestamp_utc, 0, LIMITS.timestampChars)) return { ok: false, error: 'timestamp_utc too long' };
+  if (!boundedString(b.session_start_utc, 0, LIMITS.timestampChars)) {
+    return { ok: false, error: 'session_start_utc too long' };
+  }
+  if (!boundedString(b.plugin_version, 0, LIMITS.pluginVersionChars)) {
+    return { ok: false, error: 'plugin_version too long' };
+  }
+  if (!isPlainObject(b.models)) return { ok: false, error: 'models must be an object' };
+  const names = Object.keys(b.models);
+  if (names.length > LIMITS.maxModels) return { ok: false, error: 'too many models' };
+  for (const name of names) {
+    if (name.length < LIMITS.modelNameMinChars || name.length > LIMITS.modelNameChars) {
+      return { ok: false, error: 'model name must be 1-128 characters' };
+    }
+    const usage = b.models[name];
+    if (!isPlainObject(usage)) return { ok: false, error: 'model usage must be an object' };
+    for (const key of Object.keys(usage)) {
+      if (!(TOKEN_FIELDS as readonly string[]).includes(key)) return { ok: false, error: 'unexpected usage field' };
+    }
+    for (const field of TOKEN_FIELDS) {
+      if (!isCount(usage[field])) return { ok: false, error: 'token counts must be non-negative integers' };
+    }
+  }
+  return { ok: true, value: input as unknown as ReportBody };
+}
+
+export function validateRegisterKey(input: unknown): Validation<RegisterKeyBody> {
+  if (!isPlainObject(input)) return { ok: false, error: 'body must be a JSON object' };
+  const { public_key, device_id } = input;
+  if (typeof public_key !== 'string' || public_key.length === 0) return { ok: false, error: 'public_key required' };
+  if (public_key.length > LIMITS.publicKeyChars) return { ok: false, error: 'public_key too long' };
+  if (typeof device_id !== 'string') return { ok: false, error: 'device_id required' };
+  if (device_id.length > LIMITS.deviceIdChars) return { ok: false, error: 'device_id too long' };
+  if (decodePublicKey(public_key) === null) return { ok: false, error: 'public_key must be base64 of 32 bytes' };
+  return { ok: true, value: { public_key, device_id } };
+}
+
+/** Base64 of exactly 32 bytes, canonical encoding only; null otherwise. */
+export function decodePublicKey(b64: string): Buffer | null {
+  if (!/^[A-Za-z0-9+/]{43}=$/.test(b64)) return null;
+  const raw = Buffer.from(b64, 'base64');
+  if (raw.length !== 32 || raw.toString('base64') !== b64) return null;
+  return raw;
+}
+
+/** `2026-05-11T03:00:00Z`: UTC, whole seconds, `Z`. */
+export function formatTimestamp(date: Date): string {
+  return `${date.toISOString().slice(0, 19)}Z`;
+}
+
+const TIMESTAMP_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
+/** Parses an RFC 3339 timestamp; null when it is not one. */
+export function parseTimestamp(value: string): Date | null {
+  if (value.length > LIMITS.timestampChars || !TIMESTAMP_RE.test(value)) return null;
+  const ms = Date.parse(value);
+  return Number.isFinite(ms) ? new Date(ms) : null;
+}
+
+/** The signed message: the exact body bytes, a `\n` byte, then the timestamp header value. */
+export function signingMessage(body: Buffer | string, timestamp: string): Buffer {
+  const bodyBytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  return Buffer.concat([bodyBytes, Buffer.from(`\n${timestamp}`, 'utf8')]);
+}
+
+/** `ed25519 <base64 signature> <base64 public key>` */
+export function formatSignatureHeader(signature: Buffer, publicKey: Buffer): string {
+  return `ed25519 ${signature.toString('base64')} ${publicKey.toString('base64')}`;
+}
+
+export function parseSignatureHeader(value: string): { signature: Buffer; publicKey: string } | null {
+  if (value.length > 200) return null;
+  const parts = value.split(' ');
+  if (parts.length !== 3 || parts[0] !== 'ed25519') return null;
+  const [, sigB64, keyB64] = parts as [string, string, string];
+  if (!/^[A-Za-z0-9+/]{86}==$/.test(sigB64)) return null;
+  const signature = Buffer.from(sigB64, 'base64');
+  if (signature.length !== 64) return null;
+  if (decodePublicKey(keyB64) === null) return null;
+  return { signature, publicKey: keyB64 };
+}
+
+/** True when `timestamp` is within the replay window of `now`. */
+export function timestampFresh(timestamp: Date, now: Date): boolean {
+  return Math.abs(now.getTime() - timestamp.getTime()) <= TIMESTAMP_WINDOW_MS;
+}
+
+/**
+ * Resolves the configured endpoint (a base URL, or a report URL ending in `/report`) into the
+ * three URLs the device uses. `/token` and `/register-key` sit beside `/report`.
+ */
+export function endpointUrls(endpoint: string): { base: string; token: string; registerKey: string; report: string } {
+  const url = new URL(endpoint);
+  let path = url.pathname.replace(/\/+$/, '');
+  if (path.endsWith(PATHS.report)) path = path.slice(0, -PATHS.report.length);
+  const base = `${url.origin}${path}`;
+  return {
+    base,
+    token: `${base}${PATHS.token}`,
+    registerKey: `${base}${PATHS.registerKey}`,
+    report: `${base}${PATHS.report}`,
+  };
+}
+
+/**
+ * Reduces a server-supplied value to printable ASCII, at most 64 characters, before it is logged.
+ */
+export function sanitizeServerValue(value: unknown, maxChars = 64): string {
+  const text = typeof value === 'string' ? value : String(value ?? '');
+  return text.replace(/[^\x20-\x7e]/g, '?').slice(0, maxChars);
+}
