@@ -1,19 +1,243 @@
 /**
- * The /admin/ dashboard. Placeholder until the dashboard lands: answers 404.
- * Contract (docs/DESIGN.md): the server calls the handler for every path under /admin.
+ * The /admin/ dashboard. The server calls the handler for every path that is `/admin` or under
+ * `/admin/` (docs/DESIGN.md). Reads come from `queries.ts`; every mutation goes through the Store.
+ *
+ * Auth: a login form creates an in-memory session (random id in an `HttpOnly; SameSite=Strict`
+ * cookie, `Secure` with COOKIE_SECURE) carrying its own CSRF token, required on every POST.
+ * `Authorization: Bearer <ADMIN_TOKEN>` gives scripts read-only access: without a session there
+ * is no CSRF token, so bearer requests cannot mutate. Failed logins and failed bearer attempts
+ * share one per-address limit.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ReceiverConfig } from '../config';
+import type { Db } from '../db/open';
+import type { Store } from '../store';
+import { secretsEqual } from '../tokens';
+import { type AuthLimits, DEFAULT_AUTH_LIMITS, LoginLimiter, type Session, SessionStore } from './auth';
+import { parseEmail, parseDays, parseProvision, parsePublicKey } from './forms';
+import {
+  clearedSessionCookie,
+  publicEndpoint,
+  readForm,
+  readSessionCookie,
+  redirect,
+  sendHtml,
+  sendText,
+  sessionCookie,
+  setSecurityHeaders,
+} from './http';
+import { createQueries } from './queries';
+import { type Flash, renderDashboard, renderLogin, renderMessage } from './render';
+
+/** Form bodies are a few short fields; anything bigger is not ours. */
+export const MAX_FORM_BYTES = 8 * 1024;
+/** Below this the token is guessable enough to warn about (the guide says `openssl rand -hex 32`). */
+const MIN_ADMIN_TOKEN_CHARS = 32;
+
+/** The Store methods the dashboard mutates through. */
+export type AdminStore = Pick<Store, 'createUser' | 'revokeUser' | 'reissueToken' | 'revokeKey'>;
 
 export interface AdminDeps {
-  // Refined by the dashboard: database, config, store, clock.
-  [key: string]: unknown;
+  db: Db;
+  /** `adminToken` (ADMIN_TOKEN: unset disables the dashboard, 404) and `cookieSecure` (COOKIE_SECURE). */
+  config: Pick<ReceiverConfig, 'adminToken' | 'cookieSecure'>;
+  store: AdminStore;
+  now: () => Date;
+  /** Accepted for the server's convenience; unused. */
+  metrics?: unknown;
+  /** Tests shorten these. */
+  limits?: Partial<AuthLimits>;
 }
 
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
 
-export function createAdminHandler(_deps: AdminDeps): AdminHandler {
-  return async (_req, res) => {
-    res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
-    res.end('not found\n');
+type Auth = { kind: 'none' } | { kind: 'bearer' } | { kind: 'session'; id: string; session: Session };
+
+const POST_ROUTES = ['/admin/logout', '/admin/users', '/admin/users/revoke', '/admin/users/reissue', '/admin/keys/revoke'] as const;
+type PostRoute = (typeof POST_ROUTES)[number];
+
+function isPostRoute(path: string): path is PostRoute {
+  return (POST_ROUTES as readonly string[]).includes(path);
+}
+
+function errorCode(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export function createAdminHandler(deps: AdminDeps): AdminHandler {
+  const limits: AuthLimits = { ...DEFAULT_AUTH_LIMITS, ...deps.limits };
+  const sessions = new SessionStore(limits);
+  const limiter = new LoginLimiter(limits);
+  const queries = createQueries(deps.db);
+  const adminToken = deps.config.adminToken ?? '';
+  const secure = deps.config.cookieSecure === true;
+
+  const clientAddress = (req: IncomingMessage): string => req.socket.remoteAddress ?? 'unknown';
+
+  const tooMany = (res: ServerResponse, retryMillis: number, html: boolean): void => {
+    const headers = { 'retry-after': String(Math.ceil(retryMillis / 1000)) };
+    if (html) sendHtml(res, 429, renderLogin({ error: 'Too many failed attempts. Wait and try again.' }), headers);
+    else sendText(res, 429, 'too many failed attempts', headers);
+  };
+
+  const warnings = (req: IncomingMessage): string[] => {
+    const out: string[] = [];
+    if (adminToken.length < MIN_ADMIN_TOKEN_CHARS) out.push('ADMIN_TOKEN is short. Generate one with: openssl rand -hex 32');
+    const proto = req.headers['x-forwarded-proto'];
+    if (!secure && typeof proto === 'string' && proto.split(',')[0]!.trim().toLowerCase() === 'https') {
+      out.push('This page is served over HTTPS but COOKIE_SECURE is off: set COOKIE_SECURE=1.');
+    }
+    return out;
+  };
+
+  const showDashboard = (req: IncomingMessage, res: ServerResponse, url: URL, auth: Auth): void => {
+    const now = deps.now();
+    const data = queries.load(now);
+    if (url.searchParams.has('export')) {
+      const html = renderDashboard(data, { mode: { kind: 'export' } });
+      sendHtml(res, 200, html, { 'content-disposition': `attachment; filename="ccflux-usage-${data.generatedAt.slice(0, 10)}.html"` });
+      return;
+    }
+    if (auth.kind === 'session') {
+      const flash = auth.session.flash;
+      auth.session.flash = null;
+      const html = renderDashboard(data, { mode: { kind: 'session', csrfToken: auth.session.csrfToken }, flash, warnings: warnings(req) });
+      sendHtml(res, 200, html);
+      return;
+    }
+    sendHtml(res, 200, renderDashboard(data, { mode: { kind: 'readonly' }, warnings: warnings(req) }));
+  };
+
+  const login = async (req: IncomingMessage, res: ServerResponse, nowMillis: number, current: Auth): Promise<void> => {
+    const address = clientAddress(req);
+    // Checked before reading the guess: a limited address learns nothing, right or wrong.
+    const wait = limiter.retryAfterMillis(address, nowMillis);
+    if (wait > 0) return tooMany(res, wait, true);
+    const body = await readForm(req, MAX_FORM_BYTES);
+    if (body.kind === 'too-large') return sendText(res, 413, 'form too large', { connection: 'close' });
+    if (body.kind === 'unsupported-type') return sendText(res, 415, 'expected a form');
+    const token = body.form.get('token') ?? '';
+    if (!secretsEqual(token, adminToken)) {
+      limiter.recordFailure(address, nowMillis);
+      return sendHtml(res, 401, renderLogin({ error: 'Wrong admin token.' }));
+    }
+    // A fresh id on every login: a session id planted before login is never promoted.
+    if (current.kind === 'session') sessions.delete(current.id);
+    const { id } = sessions.create(nowMillis);
+    redirect(res, 303, '/admin/', { 'set-cookie': sessionCookie(id, { maxAgeSeconds: Math.floor(limits.sessionMaxMillis / 1000), secure }) });
+  };
+
+  /** Runs one mutation; answers with the flash to show on the dashboard. */
+  const mutate = (route: Exclude<PostRoute, '/admin/logout'>, form: URLSearchParams, req: IncomingMessage): Flash => {
+    try {
+      switch (route) {
+        case '/admin/users': {
+          const p = parseProvision(form);
+          if (!p.ok) return { kind: 'error', text: p.error };
+          const opts: { division?: string; days?: number } = {};
+          if (p.value.division !== '') opts.division = p.value.division;
+          if (p.value.days !== undefined) opts.days = p.value.days;
+          const { refreshToken } = deps.store.createUser(p.value.email, opts);
+          return { kind: 'token', action: 'provisioned', email: p.value.email, refreshToken, endpoint: publicEndpoint(req, secure) };
+        }
+        case '/admin/users/reissue': {
+          const email = parseEmail(form);
+          if (!email.ok) return { kind: 'error', text: email.error };
+          const days = parseDays(form);
+          if (!days.ok) return { kind: 'error', text: days.error };
+          const { refreshToken } = deps.store.reissueToken(email.value, days.value === undefined ? {} : { days: days.value });
+          return { kind: 'token', action: 'reissued', email: email.value, refreshToken, endpoint: publicEndpoint(req, secure) };
+        }
+        case '/admin/users/revoke': {
+          const email = parseEmail(form);
+          if (!email.ok) return { kind: 'error', text: email.error };
+          deps.store.revokeUser(email.value);
+          return { kind: 'ok', text: `Revoked ${email.value}: their tokens no longer work.` };
+        }
+        case '/admin/keys/revoke': {
+          const key = parsePublicKey(form);
+          if (!key.ok) return { kind: 'error', text: key.error };
+          const n = deps.store.revokeKey(key.value);
+          return { kind: 'ok', text: `Revoked ${n} device key${n === 1 ? '' : 's'}. The device stops reporting.` };
+        }
+      }
+    } catch (err) {
+      const code = errorCode(err);
+      if (code === 'exists') return { kind: 'error', text: 'A user with that email already exists.' };
+      if (code === 'not-found') return { kind: 'error', text: route === '/admin/keys/revoke' ? 'No such device key.' : 'No such user.' };
+      if (code === 'revoked') return { kind: 'error', text: 'That user is revoked. Provision them again to issue a new token.' };
+      if (code === 'invalid') return { kind: 'error', text: 'Invalid input: check the email, division and days.' };
+      throw err;
+    }
+  };
+
+  const post = async (req: IncomingMessage, res: ServerResponse, route: PostRoute, auth: Auth): Promise<void> => {
+    if (auth.kind === 'bearer') return sendText(res, 403, 'bearer access is read-only; log in through the form to change anything');
+    if (auth.kind !== 'session') return sendText(res, 403, 'not logged in');
+    const body = await readForm(req, MAX_FORM_BYTES);
+    if (body.kind === 'too-large') return sendText(res, 413, 'form too large', { connection: 'close' });
+    if (body.kind === 'unsupported-type') return sendText(res, 415, 'expected a form');
+    if (!secretsEqual(body.form.get('csrf_token') ?? '', auth.session.csrfToken)) {
+      return sendHtml(res, 403, renderMessage('Form expired', 'The form was not accepted (missing or invalid CSRF token). Reload the dashboard and try again.'));
+    }
+    if (route === '/admin/logout') {
+      sessions.delete(auth.id);
+      return redirect(res, 303, '/admin/login', { 'set-cookie': clearedSessionCookie(secure) });
+    }
+    auth.session.flash = mutate(route, body.form, req);
+    redirect(res, 303, '/admin/');
+  };
+
+  return async (req, res, url) => {
+    setSecurityHeaders(res);
+    if (adminToken === '') {
+      sendHtml(res, 404, renderMessage('Admin dashboard disabled', 'Set ADMIN_TOKEN on the receiver to enable the admin dashboard.'));
+      return;
+    }
+    const path = url.pathname;
+    if (path === '/admin') return redirect(res, 308, `/admin/${url.search}`);
+    const method = req.method ?? 'GET';
+    const nowMillis = deps.now().getTime();
+
+    // A cross-site POST is refused whatever it carries (SameSite already keeps the cookie off it).
+    if (method === 'POST' && req.headers['sec-fetch-site'] === 'cross-site') return sendText(res, 403, 'cross-site request refused');
+
+    let auth: Auth = { kind: 'none' };
+    const authorization = req.headers.authorization;
+    if (authorization !== undefined) {
+      const address = clientAddress(req);
+      const wait = limiter.retryAfterMillis(address, nowMillis);
+      if (wait > 0) return tooMany(res, wait, false);
+      const m = /^Bearer +(\S+) *$/i.exec(authorization);
+      if (m === null || !secretsEqual(m[1]!, adminToken)) {
+        limiter.recordFailure(address, nowMillis);
+        return sendText(res, 401, 'invalid admin token', { 'www-authenticate': 'Bearer realm="ccflux-admin"' });
+      }
+      auth = { kind: 'bearer' };
+    } else {
+      const id = readSessionCookie(req);
+      const session = id === null ? null : sessions.get(id, nowMillis);
+      if (id !== null && session !== null) auth = { kind: 'session', id, session };
+    }
+
+    const isRead = method === 'GET' || method === 'HEAD';
+    if (path === '/admin/') {
+      if (!isRead) return sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
+      if (auth.kind === 'none') return redirect(res, 303, '/admin/login');
+      return showDashboard(req, res, url, auth);
+    }
+    if (path === '/admin/login') {
+      if (method === 'POST') return login(req, res, nowMillis, auth);
+      if (!isRead) return sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD, POST' });
+      if (auth.kind !== 'none') return redirect(res, 303, '/admin/');
+      return sendHtml(res, 200, renderLogin());
+    }
+    if (isPostRoute(path)) {
+      if (method !== 'POST') return sendText(res, 405, 'method not allowed', { allow: 'POST' });
+      return post(req, res, path, auth);
+    }
+    sendText(res, 404, 'not found');
   };
 }

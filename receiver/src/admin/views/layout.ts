@@ -1,0 +1,44 @@
+/** The page shell: document head with the hashed stylesheet, header navigation, main content. */
+import { esc } from '../esc';
+import { CSS, EXPORT_CONTENT_SECURITY_POLICY } from '../style';
+
+export type RenderMode =
+  /** Logged in through the form: forms carry the session's CSRF token. */
+  | { kind: 'session'; csrfToken: string }
+  /** `Authorization: Bearer`: read-only, no forms. */
+  | { kind: 'readonly' }
+  /** `?export`: a self-contained snapshot, no forms, no links back to actions. */
+  | { kind: 'export' };
+
+export function csrfField(csrfToken: string): string {
+  return `<input type="hidden" name="csrf_token" value="${esc(csrfToken)}">`;
+}
+
+const SECTIONS: readonly [string, string][] = [
+  ['summary', 'Summary'],
+  ['usage', 'Usage'],
+  ['windows', '5-hour windows'],
+  ['events', 'Recent events'],
+  ['keys', 'Device keys'],
+  ['users', 'Users'],
+];
+
+export function documentShell(title: string, body: string, opts: { exportMeta?: boolean } = {}): string {
+  const csp = opts.exportMeta ? `<meta http-equiv="Content-Security-Policy" content="${esc(EXPORT_CONTENT_SECURITY_POLICY)}">` : '';
+  return (
+    `<!doctype html><html lang="en"><head><meta charset="utf-8">${csp}` +
+    `<meta name="viewport" content="width=device-width, initial-scale=1">` +
+    `<meta name="referrer" content="no-referrer"><meta name="robots" content="noindex">` +
+    `<title>${esc(title)}</title><style>${CSS}</style></head><body>${body}</body></html>`
+  );
+}
+
+export function header(mode: RenderMode): string {
+  const nav = SECTIONS.map(([id, label]) => `<a href="#${esc(id)}">${esc(label)}</a>`).join('');
+  let actions = '';
+  if (mode.kind !== 'export') actions += `<a href="/admin/?export">${esc('Export snapshot')}</a>`;
+  if (mode.kind === 'session') {
+    actions += `<form method="post" action="/admin/logout">${csrfField(mode.csrfToken)}<button class="plain" type="submit">Log out</button></form>`;
+  }
+  return `<header><h1>ccflux admin</h1><nav>${nav}</nav>${actions}</header>`;
+}

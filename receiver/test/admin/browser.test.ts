@@ -1,0 +1,285 @@
+/**
+ * The dashboard in a real browser (Debian's chromium via playwright-core) against the real
+ * receiver: log in, provision a user, deliver a signed report over HTTP with the new token, see it
+ * appear, revoke the device, and check the device is then refused. Screenshots go to
+ * test/artifacts/ (git-ignored). Skips when /usr/bin/chromium is absent; CI installs it.
+ *
+ * `CCFLUX_DOCS_SCREENSHOT=1` also regenerates docs/admin-dashboard.png from seeded demo data.
+ */
+import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatSignatureHeader, formatTimestamp, type ReportBody, signingMessage } from '../../../src/protocol/wire';
+import { parseConfig } from '../../src/config';
+import { type Db, openDatabase } from '../../src/db/open';
+import { createReceiver, type Receiver } from '../../src/server';
+import { ADMIN_TOKEN, fakePublicKey, startAdmin } from './harness';
+
+const CHROMIUM = '/usr/bin/chromium';
+const HAS_CHROMIUM = existsSync(CHROMIUM);
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const ARTIFACTS = join(ROOT, 'test', 'artifacts');
+const DOCS_SCREENSHOT = join(ROOT, 'docs', 'admin-dashboard.png');
+
+function launch(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+  });
+}
+
+/** What the plugin does on a device, reduced to HTTP: exchange, register, sign, report. */
+class Device {
+  private readonly privateKey: KeyObject;
+  readonly publicKey: string;
+  private accessToken = '';
+
+  constructor(
+    private readonly base: string,
+    private readonly refreshToken: string,
+    readonly deviceId: string,
+  ) {
+    const pair = generateKeyPairSync('ed25519');
+    this.privateKey = pair.privateKey;
+    this.publicKey = pair.publicKey.export({ format: 'der', type: 'spki' }).subarray(-32).toString('base64');
+  }
+
+  async enrol(): Promise<void> {
+    const token = await fetch(`${this.base}/token`, { method: 'POST', headers: { authorization: `Bearer ${this.refreshToken}` } });
+    expect(token.status).toBe(200);
+    this.accessToken = ((await token.json()) as { access_token: string }).access_token;
+    const reg = await fetch(`${this.base}/register-key`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${this.accessToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ public_key: this.publicKey, device_id: this.deviceId }),
+    });
+    expect(reg.status).toBe(200);
+  }
+
+  async report(body: ReportBody): Promise<Response> {
+    const text = JSON.stringify(body);
+    const timestamp = formatTimestamp(new Date());
+    const signature = sign(null, signingMessage(text, timestamp), this.privateKey);
+    return fetch(`${this.base}/report`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${this.accessToken}`,
+        'content-type': 'application/json',
+        'x-ccflux-timestamp': timestamp,
+        'x-ccflux-signature': formatSignatureHeader(signature, Buffer.from(this.publicKey, 'base64')),
+      },
+      body: text,
+    });
+  }
+}
+
+function report(sessionId: string, turn: number, models: ReportBody['models']): ReportBody {
+  const now = formatTimestamp(new Date());
+  return {
+    schema_version: 1,
+    session_id: sessionId,
+    user_email: 'ann@example.org',
+    turn_index: turn,
+    timestamp_utc: now,
+    session_start_utc: now,
+    models,
+    plugin_version: '0.1.0',
+  };
+}
+
+/** Collects dialogs (an XSS payload firing), CSP violations and script errors. */
+function watch(page: Page): { problems: string[] } {
+  const problems: string[] = [];
+  page.on('dialog', (d) => {
+    problems.push(`dialog: ${d.message()}`);
+    void d.dismiss();
+  });
+  page.on('console', (m) => {
+    // The refused login's 401 is logged as a failed resource load; that one is expected.
+    if (m.type() === 'error' && !/status of 401/.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  return { problems };
+}
+
+describe('admin dashboard in chromium', () => {
+  let browser: Browser | undefined;
+  let receiver: Receiver | undefined;
+  let db: Db | undefined;
+  let dir = '';
+  let base = '';
+
+  beforeAll(async () => {
+    if (!HAS_CHROMIUM) return;
+    mkdirSync(ARTIFACTS, { recursive: true });
+    dir = mkdtempSync(join(tmpdir(), 'ccflux-admin-browser-'));
+    const parsed = parseConfig({ DATABASE_PATH: join(dir, 'receiver.db'), LISTEN_ADDR: '127.0.0.1:0', ADMIN_TOKEN });
+    if (!parsed.ok) throw new Error(parsed.errors.join('; '));
+    db = openDatabase(parsed.config.databasePath);
+    receiver = createReceiver({ config: parsed.config, db });
+    const address = await receiver.listen();
+    base = `http://127.0.0.1:${address.port}`;
+    browser = await launch();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await receiver?.close();
+    db?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.skipIf(!HAS_CHROMIUM)('logs in, provisions a user, shows their report, revokes their device', async () => {
+    const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const { problems } = watch(page);
+
+    // Anonymous: redirected to the login form; a wrong token is refused.
+    await page.goto(`${base}/admin/`);
+    expect(new URL(page.url()).pathname).toBe('/admin/login');
+    await page.fill('input[name=token]', 'wrong-token');
+    await page.click('button[type=submit]');
+    await expect.poll(() => page.textContent('[role=alert]')).toContain('Wrong admin token');
+    await page.screenshot({ path: join(ARTIFACTS, 'admin-login.png') });
+
+    await page.fill('input[name=token]', ADMIN_TOKEN);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#summary');
+    expect(new URL(page.url()).pathname).toBe('/admin/');
+    const [cookie] = await context.cookies();
+    expect(cookie).toMatchObject({ name: 'ccflux_admin', path: '/admin', httpOnly: true, sameSite: 'Strict', secure: false });
+    expect(await page.evaluate('document.cookie')).toBe(''); // HttpOnly: not visible to script
+
+    // Provision: the token is shown once, with the endpoint.
+    await page.fill('#users input[name=email]', 'ann@example.org');
+    await page.fill('#users input[name=division]', 'Research');
+    await page.fill('#users input[name=days]', '30');
+    await page.click('#users button:has-text("Provision")');
+    await page.waitForSelector('.secret');
+    const secret = (await page.textContent('.secret')) ?? '';
+    const refreshToken = /ccf_rt_[A-Za-z0-9_-]{43}/.exec(secret)?.[0];
+    expect(refreshToken).toBeDefined();
+    expect(secret).toContain(base);
+    await page.screenshot({ path: join(ARTIFACTS, 'admin-provisioned.png') });
+
+    // The user's device enrols and delivers a signed report with the new token.
+    const laptop = new Device(base, refreshToken!, 'ann-laptop');
+    await laptop.enrol();
+    const hostile = new Device(base, refreshToken!, '<img src=x onerror=alert("device")>');
+    await hostile.enrol();
+    const first = await laptop.report(report('3f2a9c1e-browser', 0, { 'claude-sonnet-4-6': { input_tokens: 14200, output_tokens: 1800, cache_read_tokens: 9400, cache_write_tokens: 0 } }));
+    expect(first.status).toBe(200);
+    const evil = await hostile.report(report(`"><script>alert('sid')</script>`, 0, { '<script>alert("model")</script>': { input_tokens: 1, output_tokens: 1, cache_read_tokens: 0, cache_write_tokens: 0 } }));
+    expect(evil.status).toBe(200);
+
+    await page.goto(`${base}/admin/`);
+    expect(await page.locator('.secret').count()).toBe(0); // shown once only
+    const events = (await page.textContent('#events')) ?? '';
+    expect(events).toContain('ann@example.org');
+    expect(events).toContain('claude-sonnet-4-6');
+    expect(events).toContain('14,200');
+    expect(events).toContain(`<script>alert("model")</script>`); // as text, not as markup
+    expect(await page.locator('#events script, #keys img').count()).toBe(0);
+    const keyRow = page.locator('#keys tr', { hasText: 'ann-laptop' });
+    expect(await keyRow.textContent()).toContain('active');
+    await page.screenshot({ path: join(ARTIFACTS, 'admin-report.png'), fullPage: true });
+
+    // Revoke the laptop's key: the dashboard says so, and the receiver refuses its next report.
+    await keyRow.locator('button:has-text("Revoke")').click();
+    await page.waitForSelector('.flash.ok');
+    expect(await page.textContent('.flash.ok')).toContain('Revoked 1 device key');
+    expect(await page.locator('#keys tr', { hasText: 'ann-laptop' }).textContent()).toContain('revoked');
+    const refused = await laptop.report(report('3f2a9c1e-browser', 1, { 'claude-sonnet-4-6': { input_tokens: 1, output_tokens: 1, cache_read_tokens: 0, cache_write_tokens: 0 } }));
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get('x-ccflux-error')).toBe('key-revoked');
+    await page.screenshot({ path: join(ARTIFACTS, 'admin-revoked.png'), fullPage: true });
+
+    // Log out: the session is gone.
+    await page.click('header button:has-text("Log out")');
+    expect(new URL(page.url()).pathname).toBe('/admin/login');
+    await page.goto(`${base}/admin/`);
+    expect(new URL(page.url()).pathname).toBe('/admin/login');
+
+    expect(problems).toEqual([]);
+    await context.close();
+  });
+
+  it.skipIf(!HAS_CHROMIUM || process.env.CCFLUX_DOCS_SCREENSHOT !== '1')('regenerates docs/admin-dashboard.png', async () => {
+    const h = await startAdmin();
+    try {
+      seedDemo(h);
+      const context = await browser!.newContext({ viewport: { width: 1280, height: 1400 } });
+      const page = await context.newPage();
+      const { problems } = watch(page);
+      await page.goto(`${h.url}/admin/login`);
+      await page.fill('input[name=token]', ADMIN_TOKEN);
+      await page.click('button[type=submit]');
+      await page.waitForSelector('#summary');
+      await page.screenshot({ path: DOCS_SCREENSHOT });
+      expect(statSync(DOCS_SCREENSHOT).size).toBeLessThan(300 * 1024);
+      expect(problems).toEqual([]);
+      await context.close();
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+/** Thirty days of plausible usage for a small team, deterministic. */
+function seedDemo(h: Awaited<ReturnType<typeof startAdmin>>): void {
+  const people = [
+    ['maria.lopez@example.org', 'Platform', 1.6],
+    ['dev.patel@example.org', 'Platform', 1.1],
+    ['sam.okafor@example.org', 'Data', 0.8],
+    ['lea.martin@example.org', 'Research', 0.55],
+    ['tom.berg@example.org', 'Support', 0.25],
+  ] as const;
+  let seed = 7;
+  const rand = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648;
+  };
+  const now = h.nowMillis();
+  for (const [email, division, weight] of people) {
+    const { refreshToken } = h.store.createUser(email, { division });
+    const auth = h.store.authenticateRefreshToken(refreshToken)!;
+    const host = `${email.split('.')[0]}-mbp`;
+    h.store.registerKey(auth, fakePublicKey(email), host);
+    for (let day = 29; day >= 0; day--) {
+      const date = new Date(now - day * 86_400_000);
+      if (date.getUTCDay() === 0 || date.getUTCDay() === 6) continue;
+      const sessions = Math.round(weight * (1 + rand() * 3));
+      for (let s = 0; s < sessions; s++) {
+        const turns = 3 + Math.floor(rand() * 12 * weight);
+        const startHour = 8 + Math.floor(rand() * 9);
+        const sessionId = `${day}-${s}-${email.length}-${Math.floor(rand() * 1e6)}`;
+        for (let t = 0; t < turns; t++) {
+          const at = Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate(), startHour, t * 4);
+          if (at > now) break;
+          const opus = rand() < 0.3 * weight;
+          const models: ReportBody['models'] = {
+            [opus ? 'claude-opus-4-6' : 'claude-sonnet-4-6']: {
+              input_tokens: Math.floor(800 + rand() * 4000),
+              output_tokens: Math.floor(300 + rand() * 2500),
+              cache_read_tokens: Math.floor(20_000 + rand() * 90_000),
+              cache_write_tokens: Math.floor(rand() * 6000),
+            },
+          };
+          if (rand() < 0.4) {
+            models['claude-haiku-4-5'] = { input_tokens: Math.floor(200 + rand() * 900), output_tokens: Math.floor(50 + rand() * 300), cache_read_tokens: 0, cache_write_tokens: 0 };
+          }
+          const ts = formatTimestamp(new Date(at));
+          h.store.insertReport(
+            auth,
+            { schema_version: 1, session_id: sessionId, user_email: email, turn_index: t, timestamp_utc: ts, session_start_utc: ts, models, plugin_version: '0.1.0' },
+            { deviceId: host, signed: true },
+          );
+        }
+      }
+    }
+  }
+}

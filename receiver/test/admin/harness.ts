@@ -1,0 +1,182 @@
+/**
+ * Test harness: the admin handler mounted on a real http server on port 0, over a fresh SQLite
+ * file migrated by the receiver's own `openDatabase`, with the real Store and a controllable clock.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { type Server, createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ReportBody } from '../../../src/protocol/wire';
+import { type AuthLimits, DEFAULT_AUTH_LIMITS } from '../../src/admin/auth';
+import { createAdminHandler } from '../../src/admin/index';
+import { type Db, openDatabase } from '../../src/db/open';
+import { Store } from '../../src/store';
+
+export const ADMIN_TOKEN = 'a3f1c9e07b5d4e2f8a6c1b0d9e7f5a3c2b1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f';
+export const START = Date.parse('2026-05-11T12:00:00Z');
+
+export interface Answer {
+  status: number;
+  headers: Headers;
+  body: string;
+  cookies: string[];
+}
+
+export interface Harness {
+  url: string;
+  db: Db;
+  store: Store;
+  advance(ms: number): void;
+  nowMillis(): number;
+  get(path: string, opts?: { cookie?: string; headers?: Record<string, string> }): Promise<Answer>;
+  post(path: string, fields: Record<string, string>, opts?: { cookie?: string; headers?: Record<string, string> }): Promise<Answer>;
+  /** Logs in through the form; returns the cookie pair (`name=value`) and the page's CSRF token. */
+  login(): Promise<{ cookie: string; csrf: string }>;
+  close(): Promise<void>;
+}
+
+export function cookiePair(setCookie: string): string {
+  return setCookie.split(';')[0]!;
+}
+
+export function csrfOf(html: string): string {
+  const m = /name="csrf_token" value="([^"]+)"/.exec(html);
+  if (!m) throw new Error('no csrf token on the page');
+  return m[1]!;
+}
+
+async function answer(res: Response): Promise<Answer> {
+  return { status: res.status, headers: res.headers, body: await res.text(), cookies: res.headers.getSetCookie() };
+}
+
+export async function startAdmin(
+  opts: { adminToken?: string | undefined; cookieSecure?: boolean; limits?: Partial<AuthLimits> } = {},
+): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), 'ccflux-admin-'));
+  const db = openDatabase(join(dir, 'receiver.db'));
+  let now = START;
+  const clock = () => new Date(now);
+  const store = new Store(db, clock);
+  const handler = createAdminHandler({
+    db,
+    config: { adminToken: 'adminToken' in opts ? opts.adminToken : ADMIN_TOKEN, cookieSecure: opts.cookieSecure === true },
+    store,
+    now: clock,
+    limits: { ...DEFAULT_AUTH_LIMITS, ...opts.limits },
+  });
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname === '/admin' || url.pathname.startsWith('/admin/')) {
+      handler(req, res, url).catch((err: unknown) => {
+        res.statusCode = 500;
+        res.end(String(err));
+      });
+      return;
+    }
+    res.statusCode = 404;
+    res.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  const h: Harness = {
+    url: base,
+    db,
+    store,
+    advance(ms) {
+      now += ms;
+    },
+    nowMillis: () => now,
+    async get(path, o = {}) {
+      const headers: Record<string, string> = { ...o.headers };
+      if (o.cookie) headers.cookie = o.cookie;
+      return answer(await fetch(base + path, { redirect: 'manual', headers }));
+    },
+    async post(path, fields, o = {}) {
+      const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', ...o.headers };
+      if (o.cookie) headers.cookie = o.cookie;
+      return answer(await fetch(base + path, { method: 'POST', redirect: 'manual', headers, body: new URLSearchParams(fields).toString() }));
+    },
+    async login() {
+      const res = await h.post('/admin/login', { token: ADMIN_TOKEN });
+      if (res.status !== 303 || res.cookies.length !== 1) throw new Error(`login failed: ${res.status}`);
+      const cookie = cookiePair(res.cookies[0]!);
+      const page = await h.get('/admin/', { cookie });
+      return { cookie, csrf: csrfOf(page.body) };
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return h;
+}
+
+/** A raw request from a chosen loopback source address (fetch cannot pick one). */
+export function postFrom(
+  base: string,
+  localAddress: string,
+  path: string,
+  fields: Record<string, string>,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
+  const body = new URLSearchParams(fields).toString();
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${base}${path}`,
+      { method: 'POST', localAddress, headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(Buffer.byteLength(body)), ...headers } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Provisions a user and stores one report for them through the Store, as /report would. */
+export function seedUsage(
+  store: Store,
+  email: string,
+  report: Partial<ReportBody> & { models: ReportBody['models'] },
+  opts: { deviceId?: string; signed?: boolean; division?: string } = {},
+): string {
+  const { refreshToken } = store.createUser(email, opts.division === undefined ? {} : { division: opts.division });
+  addReport(store, refreshToken, report, opts);
+  return refreshToken;
+}
+
+export function addReport(
+  store: Store,
+  refreshToken: string,
+  report: Partial<ReportBody> & { models: ReportBody['models'] },
+  opts: { deviceId?: string; signed?: boolean } = {},
+): void {
+  const auth = store.authenticateRefreshToken(refreshToken);
+  if (auth === null) throw new Error('token does not authenticate');
+  const body: ReportBody = {
+    schema_version: 1,
+    session_id: 'sess-1',
+    user_email: auth.email,
+    turn_index: 0,
+    timestamp_utc: '2026-05-11T10:00:00Z',
+    session_start_utc: '2026-05-11T09:55:00Z',
+    plugin_version: '0.1.0',
+    ...report,
+  };
+  store.insertReport(auth, body, { deviceId: opts.deviceId ?? 'laptop-1', signed: opts.signed ?? true });
+}
+
+export function usage(input: number, output: number, cacheRead = 0, cacheWrite = 0): ReportBody['models'][string] {
+  return { input_tokens: input, output_tokens: output, cache_read_tokens: cacheRead, cache_write_tokens: cacheWrite };
+}
+
+/** A valid-looking base64 Ed25519 public key derived from a label. */
+export function fakePublicKey(label: string): string {
+  return createHash('sha256').update(label).digest('base64');
+}
