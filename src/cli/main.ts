@@ -147,22 +147,28 @@ function nodeTooOld(): boolean {
   return !(major >= MIN_NODE_MAJOR);
 }
 
-// The CommonJS bundle runs main(); importing this file (tests, ESM) does not.
-if (typeof require !== 'undefined' && typeof module !== 'undefined' && require.main === module) {
+/** Runs the CLI for this process: checks the Node version, runs, sets the exit code. */
+export function runCli(argv: string[] = process.argv.slice(2)): void {
   if (nodeTooOld()) {
     // Quietly: hooks must never disturb Claude Code. User commands say why.
-    if (!['init', 'report-turn', 'session-end'].includes(process.argv[2] ?? '')) {
+    if (!['init', 'report-turn', 'session-end'].includes(argv[0] ?? '')) {
       process.stderr.write(`ccflux needs Node.js ${MIN_NODE_MAJOR} or newer (this is ${process.versions.node})\n`);
       process.exitCode = EXIT.failure;
     }
-  } else {
-    main(process.argv.slice(2)).then(
-      (code) => {
-        process.exitCode = code;
-      },
-      () => {
-        process.exitCode = EXIT.failure;
-      },
-    );
+    return;
   }
+  main(argv).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    () => {
+      process.exitCode = EXIT.failure;
+    },
+  );
+}
+
+// The CommonJS bundle run directly (`node dist/ccflux.cjs`, the SEA binary) runs the CLI;
+// `bin/ccflux.cjs` calls runCli() itself; importing this file (tests, ESM) runs nothing.
+if (typeof require !== 'undefined' && typeof module !== 'undefined' && require.main === module) {
+  runCli();
 }
