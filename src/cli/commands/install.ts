@@ -1,0 +1,70 @@
+/**
+ * `ccflux install`: puts the plugin folder this ccflux runs from (or `--from`) into a Claude Code
+ * data dir and enables it, without a marketplace. `src/client/install.ts` does the work.
+ */
+import { type DataDirCandidate, displayPath, resolveDataDir } from '../../client/data-dirs';
+import { CcfluxError, ERROR_CODES } from '../../client/errors';
+import { findRunningPluginRoot, type InstallResult, installPlugin, readPluginFolder } from '../../client/install';
+import { dataDirMenu, isInteractive } from '../prompt';
+import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
+
+/**
+ * The data dir to act on: `--config-dir`, else `CLAUDE_CONFIG_DIR`, else the one `~/.claude*`
+ * folder; with several, the user picks on a terminal, and elsewhere it is an error listing them.
+ * `prefer` narrows several candidates to the relevant ones (uninstall: where ccflux is installed).
+ */
+export async function chooseDataDir(
+  ctx: CliContext,
+  configDir: unknown,
+  prefer?: (candidates: DataDirCandidate[]) => Promise<DataDirCandidate[]>,
+): Promise<string> {
+  const interactive = isInteractive(ctx);
+  const { dataDir, source, candidates } = await resolveDataDir(
+    { configDir: typeof configDir === 'string' ? configDir : undefined, env: ctx.env, home: ctx.home, cwd: ctx.cwd },
+    interactive ? { pick: dataDirMenu(ctx, ctx.home) } : {},
+  );
+  if (source !== 'default' || candidates.length <= 1) return dataDir;
+  const preferred = prefer ? await prefer(candidates) : candidates;
+  if (preferred.length === 1) return (preferred[0] as DataDirCandidate).path;
+  const list = candidates.map((c) => displayPath(c.path, ctx.home)).join(', ');
+  throw new CcfluxError(ERROR_CODES.USAGE, `several Claude Code data dirs exist (${list}) and none was named`, {
+    hint: 'name one: --config-dir <dir> (or set CLAUDE_CONFIG_DIR)',
+  });
+}
+
+function runnerLine(result: InstallResult): string {
+  if (result.runner === 'binary') return 'the platform binary in bin/';
+  if (result.runner === 'node') return 'node with dist/ccflux.cjs (needs Node.js 20 or newer on PATH)';
+  return 'nothing yet: the platform binary is downloaded and verified on first use (or install Node.js 20+)';
+}
+
+function summary(result: InstallResult, home: string): string {
+  return [
+    `Installed ccflux ${result.version} into ${displayPath(result.dataDir, home)} as ${result.pluginId}${result.reinstalled ? ' (replaced the previous install)' : ''}.`,
+    `  plugin folder  ${displayPath(result.installPath, home)}`,
+    `  hooks run      ${runnerLine(result)}${result.hooks === 'powershell' ? ', through PowerShell' : ''}`,
+    `  enabled in     ${displayPath(result.settingsFile, home)}`,
+    'Next: restart Claude Code, then connect to your receiver with `ccflux login` (or set the plugin options in /plugin).',
+  ].join('\n');
+}
+
+async function run(ctx: CliContext, options: Record<string, unknown>): Promise<CommandResult> {
+  const from = typeof options.from === 'string' ? options.from : await findRunningPluginRoot(ctx.selfCommand);
+  const source = await readPluginFolder(from);
+  const dataDir = await chooseDataDir(ctx, options.configDir);
+  const result = await installPlugin({ dataDir, source, platform: process.platform, arch: process.arch, now: ctx.now });
+  return { exitCode: EXIT.ok, human: summary(result, ctx.home), json: { ok: true, ...result, source: source.root } };
+}
+
+export const installCommand: CommandSpec = {
+  name: 'install',
+  summary: 'Install this ccflux plugin into a Claude Code data dir, without a marketplace',
+  example: ['ccflux install', 'ccflux install --config-dir ~/.claude-work', '~/Downloads/ccflux-plugin/bin/ccflux-linux-x64 install'].join('\n'),
+  configure(cmd) {
+    cmd
+      .option('--config-dir <dir>', 'Claude Code data dir (default: $CLAUDE_CONFIG_DIR, else ~/.claude; asks when several ~/.claude* exist)')
+      .option('--from <dir>', 'plugin folder to install (default: the one this ccflux runs from)')
+      .option('--json', 'print the result as JSON');
+  },
+  run,
+};
