@@ -1,0 +1,145 @@
+/**
+ * `ccflux login`: asks for (or reads) the endpoint and refresh token, proves them with a real
+ * exchange, registers the device key and only then writes `config.json`. The token is read at a
+ * hidden prompt or from stdin (`--token-stdin`), never from argv.
+ */
+import { hostname } from 'node:os';
+import { Option } from 'commander';
+import { exchangeToken, saveTokenCache } from '../../client/auth';
+import { loadCredentials, validateEndpoint, writeConfig } from '../../client/credentials';
+import { displayPath, resolveDataDir } from '../../client/data-dirs';
+import { registerDeviceKey } from '../../client/deliver';
+import { CcfluxError, ERROR_CODES } from '../../client/errors';
+import { ensurePrivateDir, readTextIfExists } from '../../client/fsx';
+import { ensureSigningKey, fingerprint, forgetRegistration, markRegistered } from '../../client/keys';
+import { createLogger } from '../../client/log';
+import { type LoginPorts, performLogin, refuseTokenInArgv, loginSummary } from '../../client/login';
+import { statePaths } from '../../client/paths';
+import { createTransport } from '../../client/transport';
+import { dataDirMenu, isInteractive, promptHidden, promptVisible, readStdinLine } from '../prompt';
+import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
+
+async function existingEndpoint(paths: ReturnType<typeof statePaths>): Promise<{ exists: boolean; endpoint: string | null }> {
+  const exists = (await readTextIfExists(paths.config).catch(() => null)) !== null;
+  if (!exists) return { exists, endpoint: null };
+  try {
+    // Only the file matters here: the plugin options are Claude Code's, login does not touch them.
+    const current = await loadCredentials({ env: {}, paths });
+    return { exists, endpoint: current?.endpoint ?? null };
+  } catch {
+    return { exists, endpoint: null };
+  }
+}
+
+async function readEndpoint(ctx: CliContext, given: unknown, current: string | null, interactive: boolean): Promise<string> {
+  if (typeof given === 'string' && given.trim() !== '') return given;
+  if (interactive) {
+    const answer = await promptVisible(ctx, 'Receiver endpoint (the https URL IT gave you)', current ?? undefined);
+    if (answer !== '') return answer;
+  } else if (current) {
+    return current;
+  }
+  throw new CcfluxError(ERROR_CODES.USAGE, 'no receiver endpoint was given; nothing was changed', {
+    hint: 'pass it with --endpoint https://… (IT gives you the URL)',
+  });
+}
+
+async function readToken(ctx: CliContext, fromStdin: boolean): Promise<string> {
+  if (fromStdin) {
+    // A terminal on stdin would echo what is typed: ask at the hidden prompt instead.
+    if (isInteractive(ctx)) return promptHidden(ctx, 'Refresh token');
+    return readStdinLine(ctx.stdin);
+  }
+  if (!isInteractive(ctx)) {
+    throw new CcfluxError(ERROR_CODES.NOT_A_TERMINAL, 'cannot ask for the refresh token: standard input is not a terminal; nothing was changed', {
+      hint: 'pipe the token instead: `ccflux login --endpoint URL --token-stdin < token.txt`',
+    });
+  }
+  return promptHidden(ctx, 'Refresh token');
+}
+
+async function run(ctx: CliContext, options: Record<string, unknown>, args: string[]): Promise<CommandResult> {
+  refuseTokenInArgv(args, options);
+  const fromStdin = options.tokenStdin === true;
+  const interactive = isInteractive(ctx) && !fromStdin;
+
+  const { dataDir, source } = await resolveDataDir(
+    { configDir: options.configDir as string | undefined, env: ctx.env, home: ctx.home, cwd: ctx.cwd },
+    interactive ? { pick: dataDirMenu(ctx, ctx.home) } : {},
+  );
+  const paths = statePaths(dataDir);
+  const current = await existingEndpoint(paths);
+
+  const endpoint = validateEndpoint(await readEndpoint(ctx, options.endpoint, current.endpoint, interactive), ctx.env);
+  const token = await readToken(ctx, fromStdin);
+
+  const transport = createTransport({ env: ctx.env });
+  const log = createLogger(paths, ctx.now);
+  const ports: LoginPorts = {
+    exchangeToken: (url, refreshToken) => exchangeToken({ transport, now: ctx.now }, { endpoint: url, refreshToken }),
+    ensureSigningKey: async () => {
+      await ensurePrivateDir(paths.dir);
+      const key = await ensureSigningKey(paths, { log, now: ctx.now });
+      return { publicKey: key.publicKeyB64, fingerprint: fingerprint(key.publicKeyB64) };
+    },
+    registerKey: (url, accessToken, publicKeyB64) =>
+      registerDeviceKey({ transport, now: ctx.now }, { endpoint: url, accessToken, publicKeyB64, deviceId: hostname() }),
+    saveCredentials: async (url, refreshToken, access) => {
+      await writeConfig(paths, { endpoint: url, token: refreshToken });
+      try {
+        await saveTokenCache(paths, access, { endpoint: url, token: refreshToken });
+      } catch {
+        // Only a shortcut for the next hook, which exchanges again without it.
+      }
+    },
+    recordRegistration: (publicKeyB64, registered) =>
+      registered ? markRegistered(paths, publicKeyB64) : forgetRegistration(paths),
+  };
+
+  try {
+    const outcome = await performLogin({ endpoint, refreshToken: token, configPath: paths.config, replacing: current.exists }, ports);
+    log.activity(
+      `login: credentials for ${outcome.endpoint} saved to config.json; device key ${outcome.key.fingerprint} ${outcome.key.registered ? 'registered' : 'not registered'}`,
+    );
+    return {
+      exitCode: outcome.key.revoked ? EXIT.auth : EXIT.ok,
+      human: loginSummary(outcome, displayPath(paths.config, ctx.home)),
+      json: {
+        ok: !outcome.key.revoked,
+        endpoint: outcome.endpoint,
+        dataDir,
+        dataDirSource: source,
+        configPath: outcome.configPath,
+        replacedExistingConfig: outcome.replaced,
+        accessTokenExpiresAt: outcome.accessTokenExpiresAt,
+        key: outcome.key,
+      },
+    };
+  } finally {
+    await log.flush();
+    await transport.close();
+  }
+}
+
+export const loginCommand: CommandSpec = {
+  name: 'login',
+  summary: 'Save your receiver endpoint and refresh token, after checking them with the receiver',
+  example: [
+    'ccflux login                                   # asks for the endpoint, then the token (hidden)',
+    'ccflux login --endpoint https://ccflux.example.org --token-stdin < token.txt',
+  ].join('\n'),
+  configure(cmd) {
+    cmd
+      .option('--endpoint <url>', 'receiver URL (https://host or https://host/report); asked for when missing')
+      .option('--token-stdin', 'read the refresh token from the first line of standard input instead of a hidden prompt')
+      .option('--config-dir <dir>', 'Claude Code data folder to configure (default: $CLAUDE_CONFIG_DIR, else ~/.claude)')
+      .option('--json', 'print the result as JSON (never contains the token)')
+      // Accepted only to be refused with a clear error: a token on the command line is readable by others.
+      .addOption(new Option('--token <token>').hideHelp())
+      .addOption(new Option('--refresh-token <token>').hideHelp())
+      .addOption(new Option('--api-token <token>').hideHelp())
+      .allowExcessArguments(true)
+      .allowUnknownOption(true);
+  },
+  run,
+};
