@@ -1,0 +1,7 @@
+/** Every command, registered in one list (`receiver/test/cli.test.ts` checks `--help` for each). */
+import { keysCommand } from './keys';
+import { serveCommand } from './serve';
+import type { CommandSpec } from './types';
+import { usersCommand } from './users';
+
+export const COMMANDS: CommandSpec[] = [serveCommand, usersCommand, keysCommand];

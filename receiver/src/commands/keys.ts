@@ -1,0 +1,48 @@
+/** `keys list|revoke`: device signing keys. */
+import { table, withStore } from './shared';
+import { type CommandSpec, EXIT } from './types';
+
+export const keysCommand: CommandSpec = {
+  name: 'keys',
+  register(program, ctx, act) {
+    const keys = program
+      .command('keys')
+      .description('list and revoke device signing keys (database: DATABASE_PATH)')
+      .addHelpText('after', '\nExample:\n  ccflux-receiver keys revoke "q0Zx...base64...="');
+
+    keys
+      .command('list')
+      .description('list registered device keys')
+      .option('--json', 'print JSON')
+      .action((opts: { json?: boolean }) =>
+        act(async () => {
+          const rows = withStore(ctx, (store) => store.listKeys());
+          if (opts.json) {
+            ctx.output.out(JSON.stringify(rows, null, 2));
+          } else if (rows.length === 0) {
+            ctx.output.out('no device keys registered yet');
+          } else {
+            ctx.output.out(
+              table(
+                ['USER', 'DEVICE', 'PUBLIC KEY', 'REGISTERED', 'LAST SEEN', 'REVOKED'],
+                rows.map((k) => [k.user_email, k.device_id, k.public_key, k.registered_at, k.last_seen_at, k.revoked_at]),
+              ),
+            );
+          }
+          return EXIT.ok;
+        }),
+      );
+
+    keys
+      .command('revoke')
+      .description("revoke a public key: that device's reports get 403 key-revoked and the device goes silent")
+      .argument('<public-key>', 'base64 public key as shown by keys list')
+      .action((publicKey: string) =>
+        act(async () => {
+          const changed = withStore(ctx, (store) => store.revokeKey(publicKey.trim()));
+          ctx.output.out(changed === 0 ? 'key was already revoked' : `revoked ${changed} registration(s) of the key`);
+          return EXIT.ok;
+        }),
+      );
+  },
+};

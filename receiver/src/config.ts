@@ -1,0 +1,199 @@
+/**
+ * Receiver configuration from the environment (SPEC §3). Pure: takes an env record, returns either
+ * a complete config or every problem found, so `serve` can report them all at once.
+ */
+import { isIP } from 'node:net';
+
+export interface ReceiverConfig {
+  databasePath: string;
+  listenHost: string;
+  listenPort: number;
+  accessTokenExpirySecs: number;
+  refreshTokenRollingDays: number;
+  rateLimitPerMinute: number;
+  bodyLimitKb: number;
+  /** `bodyLimitKb * 1024`, the byte limit the server enforces. */
+  bodyLimitBytes: number;
+  requireSignatures: boolean;
+  /** Enables `/admin/` when set. Never printed. */
+  adminToken: string | undefined;
+  cookieSecure: boolean;
+}
+
+export type ConfigResult = { ok: true; config: ReceiverConfig } | { ok: false; errors: string[] };
+
+export const CONFIG_DEFAULTS = {
+  DATABASE_PATH: 'ccflux.db',
+  LISTEN_ADDR: '127.0.0.1:8080',
+  ACCESS_TOKEN_EXPIRY_SECS: 28_800,
+  REFRESH_TOKEN_ROLLING_DAYS: 90,
+  RATE_LIMIT_PER_MINUTE: 30,
+  BODY_LIMIT_KB: 64,
+} as const;
+
+/** Bounds that keep a typo from producing a dangerous or useless server. */
+const BOUNDS = {
+  accessTokenExpirySecs: { min: 1, max: 30 * 24 * 3600 },
+  refreshTokenRollingDays: { min: 1, max: 3650 },
+  rateLimitPerMinute: { min: 1, max: 1_000_000 },
+  bodyLimitKb: { min: 1, max: 10_240 },
+} as const;
+
+/** A shorter ADMIN_TOKEN is refused: it guards every user's usage data. */
+export const ADMIN_TOKEN_MIN_CHARS = 16;
+
+const TRUE_VALUES = ['1', 'true', 'yes', 'on'];
+const FALSE_VALUES = ['', '0', 'false', 'no', 'off'];
+
+type Env = Record<string, string | undefined>;
+
+/** Shows an operator's value in an error message without letting control bytes through. */
+function show(value: string): string {
+  const clean = value.replace(/[^\x20-\x7e]/g, '?');
+  return JSON.stringify(clean.length > 64 ? `${clean.slice(0, 64)}...` : clean);
+}
+
+function parseInteger(env: Env, name: keyof typeof CONFIG_DEFAULTS, min: number, max: number, errors: string[]): number {
+  const raw = env[name];
+  const fallback = CONFIG_DEFAULTS[name] as number;
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const text = raw.trim();
+  if (!/^\d+$/.test(text)) {
+    errors.push(`${name} must be a whole number between ${min} and ${max} (got ${show(raw)})`);
+    return fallback;
+  }
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    errors.push(`${name} must be between ${min} and ${max} (got ${show(raw)})`);
+    return fallback;
+  }
+  return value;
+}
+
+function parseBoolean(env: Env, name: string, errors: string[]): boolean {
+  const raw = env[name];
+  if (raw === undefined) return false;
+  const text = raw.trim().toLowerCase();
+  if (TRUE_VALUES.includes(text)) return true;
+  if (FALSE_VALUES.includes(text)) return false;
+  errors.push(`${name} must be 1/true or 0/false (got ${show(raw)})`);
+  return false;
+}
+
+/**
+ * `host:port`, `[ipv6]:port`. The host is an IP address or a hostname; the port 0-65535
+ * (0 picks a free port, for tests).
+ */
+export function parseListenAddr(value: string): { host: string; port: number } | null {
+  const text = value.trim();
+  const match = /^\[([0-9A-Fa-f:.]+)\]:(\d{1,5})$/.exec(text) ?? /^([A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
+  if (!match) return null;
+  const host = match[1]!;
+  const port = Number(match[2]);
+  if (port > 65_535) return null;
+  const bracketed = text.startsWith('[');
+  if (bracketed && isIP(host) !== 6) return null;
+  if (!bracketed && isIP(host) === 0) {
+    // A hostname: dot-separated labels, no leading or trailing hyphen, not all digits.
+    const labels = host.split('.');
+    const labelOk = (l: string) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l);
+    if (host.length > 253 || !labels.every(labelOk) || /^[\d.]+$/.test(host)) return null;
+  }
+  return { host, port };
+}
+
+export function parseConfig(env: Env): ConfigResult {
+  const errors: string[] = [];
+
+  const rawPath = env.DATABASE_PATH;
+  let databasePath: string = CONFIG_DEFAULTS.DATABASE_PATH;
+  if (rawPath !== undefined && rawPath.trim() !== '') {
+    if (rawPath.includes('\0')) errors.push('DATABASE_PATH must not contain a NUL byte');
+    else databasePath = rawPath;
+  }
+
+  const rawAddr = env.LISTEN_ADDR;
+  let listen = parseListenAddr(CONFIG_DEFAULTS.LISTEN_ADDR)!;
+  if (rawAddr !== undefined && rawAddr.trim() !== '') {
+    const parsed = parseListenAddr(rawAddr);
+    if (parsed) listen = parsed;
+    else errors.push(`LISTEN_ADDR must be host:port, e.g. 127.0.0.1:8080 or [::1]:8080 (got ${show(rawAddr)})`);
+  }
+
+  const accessTokenExpirySecs = parseInteger(
+    env,
+    'ACCESS_TOKEN_EXPIRY_SECS',
+    BOUNDS.accessTokenExpirySecs.min,
+    BOUNDS.accessTokenExpirySecs.max,
+    errors,
+  );
+  const refreshTokenRollingDays = parseInteger(
+    env,
+    'REFRESH_TOKEN_ROLLING_DAYS',
+    BOUNDS.refreshTokenRollingDays.min,
+    BOUNDS.refreshTokenRollingDays.max,
+    errors,
+  );
+  const rateLimitPerMinute = parseInteger(
+    env,
+    'RATE_LIMIT_PER_MINUTE',
+    BOUNDS.rateLimitPerMinute.min,
+    BOUNDS.rateLimitPerMinute.max,
+    errors,
+  );
+  const bodyLimitKb = parseInteger(env, 'BODY_LIMIT_KB', BOUNDS.bodyLimitKb.min, BOUNDS.bodyLimitKb.max, errors);
+  const requireSignatures = parseBoolean(env, 'REQUIRE_SIGNATURES', errors);
+  const cookieSecure = parseBoolean(env, 'COOKIE_SECURE', errors);
+
+  let adminToken: string | undefined;
+  const rawAdmin = env.ADMIN_TOKEN;
+  if (rawAdmin !== undefined && rawAdmin !== '') {
+    // The value itself is never echoed: it is a secret even when it is wrong.
+    if (rawAdmin.trim() !== rawAdmin || /[^\x21-\x7e]/.test(rawAdmin)) {
+      errors.push('ADMIN_TOKEN must be printable ASCII without spaces (generate one with: openssl rand -hex 32)');
+    } else if (rawAdmin.length < ADMIN_TOKEN_MIN_CHARS) {
+      errors.push(
+        `ADMIN_TOKEN must be at least ${ADMIN_TOKEN_MIN_CHARS} characters (generate one with: openssl rand -hex 32)`,
+      );
+    } else {
+      adminToken = rawAdmin;
+    }
+  }
+
+  if (errors.length > 0) return { ok: false, errors };
+  return {
+    ok: true,
+    config: {
+      databasePath,
+      listenHost: listen.host,
+      listenPort: listen.port,
+      accessTokenExpirySecs,
+      refreshTokenRollingDays,
+      rateLimitPerMinute,
+      bodyLimitKb,
+      bodyLimitBytes: bodyLimitKb * 1024,
+      requireSignatures,
+      adminToken,
+      cookieSecure,
+    },
+  };
+}
+
+/** The resolved configuration as `NAME=value` lines, secrets masked. */
+export function describeConfig(config: ReceiverConfig): string[] {
+  return [
+    `DATABASE_PATH=${config.databasePath}`,
+    `LISTEN_ADDR=${formatHostPort(config.listenHost, config.listenPort)}`,
+    `ACCESS_TOKEN_EXPIRY_SECS=${config.accessTokenExpirySecs}`,
+    `REFRESH_TOKEN_ROLLING_DAYS=${config.refreshTokenRollingDays}`,
+    `RATE_LIMIT_PER_MINUTE=${config.rateLimitPerMinute}`,
+    `BODY_LIMIT_KB=${config.bodyLimitKb}`,
+    `REQUIRE_SIGNATURES=${config.requireSignatures ? 'on' : 'off'}`,
+    `ADMIN_TOKEN=${config.adminToken === undefined ? 'unset (dashboard disabled)' : '******** (set, dashboard enabled)'}`,
+    `COOKIE_SECURE=${config.cookieSecure ? 'on' : 'off'}`,
+  ];
+}
+
+export function formatHostPort(host: string, port: number): string {
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}

@@ -1,0 +1,74 @@
+/**
+ * What every route gets, and the checks that several routes share, in the order SPEC §3 fixes:
+ * bearer token (401) → rate limit (429) → body size (413). Each helper answers the request itself
+ * when the check fails and returns null; the route stops there.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ReceiverConfig } from '../config';
+import { answerEarly, readBody, sendError } from '../http';
+import type { Metrics } from '../metrics';
+import type { Output } from '../output';
+import type { RateLimiter } from '../ratelimit';
+import type { AuthContext, Store } from '../store';
+import { bearerToken } from '../tokens';
+
+export interface RouteDeps {
+  config: ReceiverConfig;
+  store: Store;
+  metrics: Metrics;
+  limiter: RateLimiter;
+  now: () => Date;
+  output: Output;
+}
+
+export type Route = (req: IncomingMessage, res: ServerResponse, deps: RouteDeps) => Promise<void>;
+
+const UNAUTHORIZED_HEADERS = { 'www-authenticate': 'Bearer' };
+
+/** Authenticates the bearer token as `kind`; answers 401 (and returns null) when it does not. */
+export function authenticate(
+  req: IncomingMessage,
+  res: ServerResponse,
+  deps: RouteDeps,
+  kind: 'access' | 'refresh',
+): AuthContext | null {
+  const token = bearerToken(req.headers.authorization);
+  const auth =
+    token === null
+      ? null
+      : kind === 'access'
+        ? deps.store.authenticateAccessToken(token)
+        : deps.store.authenticateRefreshToken(token);
+  if (auth === null) {
+    const message =
+      kind === 'access' ? 'access token missing, unknown, expired or revoked' : 'refresh token unknown, expired or revoked';
+    answerEarly(req, res, () => sendError(res, 401, message, UNAUTHORIZED_HEADERS));
+  }
+  return auth;
+}
+
+/**
+ * One budget per refresh token, shared by `/token`, `/register-key` and `/report` (an access token
+ * counts against the refresh token it came from, so minting more access tokens buys nothing).
+ */
+export function rateLimit(req: IncomingMessage, res: ServerResponse, deps: RouteDeps, auth: AuthContext): boolean {
+  const decision = deps.limiter.hit(`rt:${auth.refreshTokenId}`);
+  if (decision.allowed) return true;
+  deps.metrics.inc('ccflux_reports_rate_limited_total');
+  answerEarly(req, res, () =>
+    sendError(res, 429, 'rate limit exceeded', { 'retry-after': String(decision.retryAfterSecs) }),
+  );
+  return false;
+}
+
+/** Reads the body within the configured limit; answers 413 (or nothing, if the client left). */
+export async function boundedBody(req: IncomingMessage, res: ServerResponse, deps: RouteDeps): Promise<Buffer | null> {
+  const result = await readBody(req, deps.config.bodyLimitBytes);
+  if (result.ok) return result.body;
+  if (result.reason === 'too-large') {
+    answerEarly(req, res, () => sendError(res, 413, `body larger than ${deps.config.bodyLimitKb} KB`));
+  } else {
+    res.destroy();
+  }
+  return null;
+}

@@ -1,0 +1,33 @@
+/** `POST /register-key`: binds a device's Ed25519 public key to the access token's user. */
+import { HEADERS, validateRegisterKey } from '../../../src/protocol/wire';
+import { parseJson, sendError, sendJson } from '../http';
+import { MAX_ACTIVE_KEYS_PER_USER } from '../store';
+import { isWellFormedText } from '../text';
+import { authenticate, boundedBody, type Route, rateLimit } from './context';
+
+export const handleRegisterKey: Route = async (req, res, deps) => {
+  const auth = authenticate(req, res, deps, 'access');
+  if (auth === null) return;
+  if (!rateLimit(req, res, deps, auth)) return;
+  const body = await boundedBody(req, res, deps);
+  if (body === null) return;
+
+  const parsed = parseJson(body);
+  if (!parsed.ok) return sendError(res, 400, 'body is not JSON');
+  const valid = validateRegisterKey(parsed.value);
+  if (!valid.ok) return sendError(res, 400, valid.error);
+  if (!isWellFormedText(valid.value.device_id)) return sendError(res, 400, 'device_id must be valid Unicode');
+
+  const outcome = deps.store.registerKey(auth, valid.value.public_key, valid.value.device_id);
+  switch (outcome) {
+    case 'registered':
+      deps.metrics.inc('ccflux_key_registrations_total');
+      return sendJson(res, 200, { status: 'registered' });
+    case 'exists':
+      return sendError(res, 409, 'key already registered');
+    case 'revoked':
+      return sendError(res, 403, 'key-revoked', { [HEADERS.error]: 'key-revoked' });
+    case 'limit':
+      return sendError(res, 400, `at most ${MAX_ACTIVE_KEYS_PER_USER} active device keys per user`);
+  }
+};

@@ -1,0 +1,110 @@
+/**
+ * `POST /report`. The checks run cheapest first, and nothing touches the database or does crypto
+ * before the body has passed the shape and field-limit checks:
+ * bearer (401) → rate limit (429) → body size (413) → JSON shape and limits (400)
+ * → timestamp and signature (403 + X-CCFLUX-Error) → store (200, idempotent).
+ */
+import { createPublicKey, type KeyObject, verify } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import {
+  decodePublicKey,
+  HEADERS,
+  parseSignatureHeader,
+  parseTimestamp,
+  signingMessage,
+  timestampFresh,
+  validateReport,
+  type WireErrorCode,
+} from '../../../src/protocol/wire';
+import { parseJson, sendError, sendJson } from '../http';
+import type { DeviceKey } from '../store';
+import { reportTextWellFormed } from '../text';
+import { authenticate, boundedBody, type Route, type RouteDeps, rateLimit } from './context';
+
+/** DER SubjectPublicKeyInfo header of an Ed25519 key; the raw 32 bytes follow it. */
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+/** Parsed public keys kept (OpenSSL 3 makes parsing cost as much as verifying); least recently
+ * used evicted. Only keys registered to the caller reach the cache. */
+const KEY_CACHE_MAX_ENTRIES = 1024;
+const keyCache = new Map<string, KeyObject>();
+
+function refuse(res: ServerResponse, deps: RouteDeps, code: WireErrorCode): void {
+  deps.metrics.inc('ccflux_reports_sig_rejected_total');
+  sendError(res, 403, code, { [HEADERS.error]: code });
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+function publicKeyObject(publicKeyB64: string): KeyObject {
+  let key = keyCache.get(publicKeyB64);
+  if (key === undefined) {
+    const raw = decodePublicKey(publicKeyB64)!;
+    key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+  } else {
+    keyCache.delete(publicKeyB64);
+  }
+  keyCache.set(publicKeyB64, key);
+  if (keyCache.size > KEY_CACHE_MAX_ENTRIES) keyCache.delete(keyCache.keys().next().value as string);
+  return key;
+}
+
+function verifyEd25519(publicKeyB64: string, message: Buffer, signature: Buffer): boolean {
+  try {
+    return verify(null, message, publicKeyObject(publicKeyB64), signature);
+  } catch {
+    return false;
+  }
+}
+
+export const handleReport: Route = async (req, res, deps) => {
+  const auth = authenticate(req, res, deps, 'access');
+  if (auth === null) {
+    deps.metrics.inc('ccflux_reports_auth_rejected_total');
+    return;
+  }
+  if (!rateLimit(req, res, deps, auth)) return;
+  const body = await boundedBody(req, res, deps);
+  if (body === null) {
+    if (res.headersSent) deps.metrics.inc('ccflux_reports_rejected_total');
+    return;
+  }
+
+  const parsed = parseJson(body);
+  const valid = parsed.ok ? validateReport(parsed.value) : ({ ok: false, error: 'body is not JSON' } as const);
+  if (!valid.ok || !reportTextWellFormed(valid.value)) {
+    deps.metrics.inc('ccflux_reports_rejected_total');
+    return sendError(res, 400, valid.ok ? 'strings must be valid Unicode' : valid.error);
+  }
+
+  let key: DeviceKey | undefined;
+  const signatureHeader = headerValue(req.headers[HEADERS.signature]);
+  if (signatureHeader === undefined) {
+    if (deps.config.requireSignatures) return refuse(res, deps, 'signature-required');
+  } else {
+    const timestampHeader = headerValue(req.headers[HEADERS.timestamp]);
+    // A timestamp that is not RFC 3339 is as good as none: it cannot be placed in the window.
+    const timestamp = timestampHeader === undefined ? null : parseTimestamp(timestampHeader);
+    if (timestampHeader === undefined || timestamp === null) return refuse(res, deps, 'timestamp-missing');
+    if (!timestampFresh(timestamp, deps.now())) return refuse(res, deps, 'timestamp-stale');
+    const signature = parseSignatureHeader(signatureHeader);
+    if (signature === null) return refuse(res, deps, 'signature-invalid');
+    // Only this user's registration counts: a key registered by someone else does not verify here.
+    key = deps.store.findDeviceKey(auth.userId, signature.publicKey);
+    if (key === undefined) return refuse(res, deps, 'key-not-registered');
+    if (key.revoked_at !== null) return refuse(res, deps, 'key-revoked');
+    if (!verifyEd25519(signature.publicKey, signingMessage(body, timestampHeader), signature.signature)) {
+      return refuse(res, deps, 'signature-invalid');
+    }
+  }
+
+  const { inserted } = deps.store.insertReport(auth, valid.value, {
+    deviceId: key?.device_id ?? '',
+    signed: key !== undefined,
+    deviceKeyId: key?.id,
+  });
+  deps.metrics.inc('ccflux_reports_accepted_total');
+  if (inserted === 0 && Object.keys(valid.value.models).length > 0) deps.metrics.inc('ccflux_reports_duplicate_total');
+  sendJson(res, 200, { status: 'ok', stored: inserted });
+};

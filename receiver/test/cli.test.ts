@@ -1,0 +1,271 @@
+/**
+ * The built bundle, spawned as operators run it. Needs `npm run build` first (`npm test` does it).
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RECEIVER_BUNDLE, type RunningReceiver, startReceiver } from '../../test/helpers/receiver';
+import { COMMANDS } from '../src/commands/index';
+import { silentOutput } from '../src/output';
+import { bearer, makeReport, send, tempDir } from './support';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [RECEIVER_BUNDLE, ...args], { env: { PATH: process.env.PATH ?? '', ...env } }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+function startServe(env: Record<string, string>): { child: ChildProcess; listening: Promise<string>; output: () => { stdout: string; stderr: string } } {
+  const child = spawn(process.execPath, [RECEIVER_BUNDLE, 'serve'], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => {
+    stdout += c;
+  });
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => {
+    stderr += c;
+  });
+  const listening = new Promise<string>((resolve, reject) => {
+    const check = () => {
+      const match = /^listening on (http:\/\/\S+)$/m.exec(stdout);
+      if (match) resolve(match[1]!);
+    };
+    child.stdout!.on('data', check);
+    child.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)));
+  });
+  return { child, listening, output: () => ({ stdout, stderr }) };
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) resolve(child.exitCode);
+    else child.once('exit', (code) => resolve(code));
+  });
+}
+
+const tmp = tempDir();
+const dbPath = join(tmp.dir, 'cli.db');
+const env = { DATABASE_PATH: dbPath };
+
+beforeAll(() => {
+  if (!existsSync(RECEIVER_BUNDLE)) throw new Error(`${RECEIVER_BUNDLE} missing: run npm run build first`);
+});
+afterAll(() => tmp.cleanup());
+
+describe('provisioning commands', () => {
+  it('users add prints only the refresh token on stdout', async () => {
+    const result = await run(['users', 'add', 'ana@example.org', '--division', 'Research', '--days', '30'], env);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^ccf_rt_[A-Za-z0-9_-]{43}\n$/);
+    expect(result.stderr).toBe('');
+  });
+
+  it('refuses an existing user, an invalid email and bad --days, on stderr with a non-zero exit', async () => {
+    const dup = await run(['users', 'add', 'ana@example.org'], env);
+    expect(dup.code).toBe(1);
+    expect(dup.stdout).toBe('');
+    expect(dup.stderr).toContain('already exists');
+    const invalid = await run(['users', 'add', 'not-an-email'], env);
+    expect(invalid.code).toBe(2);
+    expect(invalid.stderr).toContain('email');
+    const days = await run(['users', 'add', 'x@example.org', '--days', 'soon'], env);
+    expect(days.code).toBe(2);
+    expect(days.stderr).toContain('--days');
+    const missing = await run(['users', 'add'], env);
+    expect(missing.code).toBe(2);
+  });
+
+  it('lists, reissues and revokes users; unknown users are errors', async () => {
+    const list = await run(['users', 'list', '--json'], env);
+    expect(list.code).toBe(0);
+    const users = JSON.parse(list.stdout) as { email: string; division: string }[];
+    expect(users.map((u) => [u.email, u.division])).toEqual([['ana@example.org', 'Research']]);
+    expect((await run(['users', 'list'], env)).stdout).toContain('ana@example.org');
+
+    const reissue = await run(['users', 'reissue', 'ana@example.org'], env);
+    expect(reissue.code).toBe(0);
+    expect(reissue.stdout).toMatch(/^ccf_rt_[A-Za-z0-9_-]{43}\n$/);
+
+    const revoke = await run(['users', 'revoke', 'ana@example.org'], env);
+    expect(revoke.code).toBe(0);
+    for (const args of [['users', 'revoke', 'nobody@example.org'], ['users', 'reissue', 'nobody@example.org']]) {
+      const unknown = await run(args, env);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toContain('no user nobody@example.org');
+    }
+    expect((await run(['users', 'reissue', 'ana@example.org'], env)).stderr).toContain('revoked');
+  });
+
+  it('lists keys and refuses to revoke an unknown key', async () => {
+    const list = await run(['keys', 'list', '--json'], env);
+    expect(list.code).toBe(0);
+    expect(JSON.parse(list.stdout)).toEqual([]);
+    const unknown = await run(['keys', 'revoke', Buffer.alloc(32).toString('base64')], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no device key');
+  });
+
+  it('answers --help for the program and every command and subcommand', async () => {
+    const program = new Command('ccflux-receiver');
+    const ctx = { env: {}, now: () => new Date(), output: silentOutput, onShutdownSignal: () => () => {} };
+    for (const spec of COMMANDS) spec.register(program, ctx, async () => {});
+    const paths: string[][] = [[]];
+    const walk = (cmd: Command, prefix: string[]) => {
+      for (const sub of cmd.commands) {
+        paths.push([...prefix, sub.name()]);
+        walk(sub, [...prefix, sub.name()]);
+      }
+    };
+    walk(program, []);
+    expect(paths.length).toBeGreaterThanOrEqual(9);
+    for (const path of paths) {
+      const result = await run([...path, '--help'], env);
+      expect(result.code, path.join(' ')).toBe(0);
+      expect(result.stdout, path.join(' ')).toContain('Usage: ccflux-receiver');
+    }
+  });
+});
+
+describe('serve', () => {
+  it.each([
+    ['RATE_LIMIT_PER_MINUTE', 'abc'],
+    ['LISTEN_ADDR', 'not an address'],
+    ['LISTEN_ADDR', '127.0.0.1:70000'],
+    ['BODY_LIMIT_KB', '-5'],
+    ['REQUIRE_SIGNATURES', 'sometimes'],
+  ])('stops with a clear message and non-zero exit for %s=%s', async (name, value) => {
+    const result = await run(['serve'], { ...env, LISTEN_ADDR: '127.0.0.1:0', [name]: value });
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('invalid configuration');
+    expect(result.stderr).toContain(name);
+  });
+
+  it('does not echo a rejected ADMIN_TOKEN', async () => {
+    const result = await run(['serve'], { ...env, LISTEN_ADDR: '127.0.0.1:0', ADMIN_TOKEN: 'tooshort' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('ADMIN_TOKEN');
+    expect(result.stderr).not.toContain('tooshort');
+  });
+
+  it('reports a port already in use and exits non-zero', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const port = (blocker.address() as { port: number }).port;
+    const result = await run(['serve'], { ...env, LISTEN_ADDR: `127.0.0.1:${port}` });
+    blocker.close();
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(`cannot listen on 127.0.0.1:${port}`);
+  });
+
+  it('prints the masked configuration, exactly one stdout line, and stops cleanly on SIGTERM mid-request', async () => {
+    const dir = tempDir();
+    const adminToken = 'admin-secret-'.padEnd(40, 'z');
+    const served = startServe({
+      DATABASE_PATH: join(dir.dir, 'serve.db'),
+      LISTEN_ADDR: '127.0.0.1:0',
+      ADMIN_TOKEN: adminToken,
+    });
+    try {
+      const url = await served.listening;
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:[1-9]\d*$/);
+      const { stdout, stderr } = served.output();
+      expect(stdout).toBe(`listening on ${url}\n`);
+      expect(stderr).toContain('RATE_LIMIT_PER_MINUTE=30');
+      expect(stderr).toContain('ADMIN_TOKEN=********');
+      expect(stderr).not.toContain(adminToken);
+      expect((await send(`${url}/health`, { method: 'GET' })).status).toBe(200);
+
+      const token = (await run(['users', 'add', 'ana@example.org'], { DATABASE_PATH: join(dir.dir, 'serve.db') })).stdout.trim();
+      const exchange = await send(`${url}/token`, { headers: bearer(token) });
+      const access = (exchange.json as { access_token: string }).access_token;
+
+      // A request in flight when SIGTERM arrives still gets its answer.
+      const body = Buffer.from(JSON.stringify(makeReport()));
+      const answer = new Promise<number>((resolve, reject) => {
+        const req = request(
+          `${url}/report`,
+          { method: 'POST', headers: { ...bearer(access), 'content-length': String(body.length) }, agent: false },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on('error', reject);
+        req.write(body.subarray(0, 10));
+        setTimeout(() => {
+          served.child.kill('SIGTERM');
+          setTimeout(() => req.end(body.subarray(10)), 200);
+        }, 100);
+      });
+      expect(await answer).toBe(200);
+      expect(await exited(served.child)).toBe(0);
+      expect(served.output().stderr).toContain('stopped');
+      // The database was closed: SQLite removes the WAL file on a clean close.
+      expect(existsSync(join(dir.dir, 'serve.db-wal'))).toBe(false);
+    } finally {
+      served.child.kill('SIGKILL');
+      dir.cleanup();
+    }
+  });
+
+  it('stops on SIGINT too', async () => {
+    const dir = tempDir();
+    const served = startServe({ DATABASE_PATH: join(dir.dir, 'int.db'), LISTEN_ADDR: '127.0.0.1:0' });
+    try {
+      await served.listening;
+      served.child.kill('SIGINT');
+      expect(await exited(served.child)).toBe(0);
+    } finally {
+      dir.cleanup();
+    }
+  });
+});
+
+describe('test/helpers/receiver.ts', () => {
+  let r: RunningReceiver;
+  afterAll(async () => {
+    await r?.stop();
+  });
+
+  it('starts the bundle, provisions, queries, sums and restarts on the same port and database', async () => {
+    r = await startReceiver({ env: { RATE_LIMIT_PER_MINUTE: '100' } });
+    expect(r.url).toBe(`http://127.0.0.1:${r.port}`);
+    const token = await r.addUser('ana@example.org', { division: 'R' });
+    expect(token).toMatch(/^ccf_rt_/);
+    const access = ((await send(`${r.url}/token`, { headers: bearer(token) })).json as { access_token: string }).access_token;
+    const report = makeReport({
+      models: { m: { input_tokens: 3, output_tokens: 4, cache_read_tokens: 5, cache_write_tokens: 6 } },
+    });
+    expect((await send(`${r.url}/report`, { headers: bearer(access), body: JSON.stringify(report) })).status).toBe(200);
+    expect(r.sums()).toEqual({ m: { input_tokens: 3, output_tokens: 4, cache_read_tokens: 5, cache_write_tokens: 6 } });
+    expect(r.query<{ email: string }>('SELECT email FROM users WHERE division = ?', 'R')).toEqual([{ email: 'ana@example.org' }]);
+
+    await r.kill();
+    await expect(send(`${r.url}/health`, { method: 'GET' })).rejects.toThrow();
+    await r.restart();
+    expect((await send(`${r.url}/health`, { method: 'GET' })).status).toBe(200);
+    // Same database: the access token still works and the row is still there.
+    const again = await send(`${r.url}/report`, {
+      headers: bearer(access),
+      body: JSON.stringify({ ...report, turn_index: 1 }),
+    });
+    expect(again.status).toBe(200);
+    expect(r.sums().m!.input_tokens).toBe(6);
+  });
+});

@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest';
+import { describeConfig, parseConfig, parseListenAddr } from '../src/config';
+
+describe('parseConfig', () => {
+  it('gives SPEC §3 defaults for an empty environment', () => {
+    const result = parseConfig({});
+    expect(result).toEqual({
+      ok: true,
+      config: {
+        databasePath: 'ccflux.db',
+        listenHost: '127.0.0.1',
+        listenPort: 8080,
+        accessTokenExpirySecs: 28800,
+        refreshTokenRollingDays: 90,
+        rateLimitPerMinute: 30,
+        bodyLimitKb: 64,
+        bodyLimitBytes: 65536,
+        requireSignatures: false,
+        adminToken: undefined,
+        cookieSecure: false,
+      },
+    });
+  });
+
+  it('reads every variable', () => {
+    const result = parseConfig({
+      DATABASE_PATH: '/var/lib/ccflux/x.db',
+      LISTEN_ADDR: '0.0.0.0:9000',
+      ACCESS_TOKEN_EXPIRY_SECS: '3600',
+      REFRESH_TOKEN_ROLLING_DAYS: '30',
+      RATE_LIMIT_PER_MINUTE: '5',
+      BODY_LIMIT_KB: '16',
+      REQUIRE_SIGNATURES: 'true',
+      ADMIN_TOKEN: 'a'.repeat(64),
+      COOKIE_SECURE: '1',
+    });
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.config).toMatchObject({
+      databasePath: '/var/lib/ccflux/x.db',
+      listenHost: '0.0.0.0',
+      listenPort: 9000,
+      accessTokenExpirySecs: 3600,
+      refreshTokenRollingDays: 30,
+      rateLimitPerMinute: 5,
+      bodyLimitBytes: 16 * 1024,
+      requireSignatures: true,
+      adminToken: 'a'.repeat(64),
+      cookieSecure: true,
+    });
+  });
+
+  it.each([
+    ['RATE_LIMIT_PER_MINUTE', 'abc'],
+    ['RATE_LIMIT_PER_MINUTE', '0'],
+    ['RATE_LIMIT_PER_MINUTE', '-1'],
+    ['RATE_LIMIT_PER_MINUTE', '1.5'],
+    ['ACCESS_TOKEN_EXPIRY_SECS', '8h'],
+    ['REFRESH_TOKEN_ROLLING_DAYS', '99999'],
+    ['BODY_LIMIT_KB', '0'],
+    ['LISTEN_ADDR', 'localhost'],
+    ['LISTEN_ADDR', '127.0.0.1:99999'],
+    ['LISTEN_ADDR', '127.0.0.1:'],
+    ['LISTEN_ADDR', '::1:8080'],
+    ['LISTEN_ADDR', 'http://127.0.0.1:8080'],
+    ['LISTEN_ADDR', '[zz::1]:8080'],
+    ['REQUIRE_SIGNATURES', 'maybe'],
+    ['COOKIE_SECURE', '2'],
+  ])('rejects %s=%s naming the variable', (name, value) => {
+    const result = parseConfig({ [name]: value });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.errors).toHaveLength(1);
+    expect(result.errors[0]).toContain(name);
+  });
+
+  it('reports every bad value at once', () => {
+    const result = parseConfig({ RATE_LIMIT_PER_MINUTE: 'abc', LISTEN_ADDR: 'nope', BODY_LIMIT_KB: 'x' });
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.errors).toHaveLength(3);
+  });
+
+  it('refuses a short ADMIN_TOKEN without echoing it', () => {
+    const result = parseConfig({ ADMIN_TOKEN: 'hunter2' });
+    expect(result.ok).toBe(false);
+    if (!result.ok) {
+      expect(result.errors[0]).toContain('ADMIN_TOKEN');
+      expect(result.errors.join('\n')).not.toContain('hunter2');
+    }
+  });
+
+  it('treats empty values as unset', () => {
+    const result = parseConfig({ ADMIN_TOKEN: '', RATE_LIMIT_PER_MINUTE: '', REQUIRE_SIGNATURES: '' });
+    expect(result.ok && result.config.adminToken === undefined && result.config.rateLimitPerMinute === 30).toBe(true);
+  });
+});
+
+describe('parseListenAddr', () => {
+  it.each([
+    ['127.0.0.1:0', { host: '127.0.0.1', port: 0 }],
+    ['0.0.0.0:8080', { host: '0.0.0.0', port: 8080 }],
+    ['[::1]:8080', { host: '::1', port: 8080 }],
+    ['localhost:8080', { host: 'localhost', port: 8080 }],
+  ])('%s', (value, expected) => {
+    expect(parseListenAddr(value)).toEqual(expected);
+  });
+});
+
+describe('describeConfig', () => {
+  it('masks the admin token', () => {
+    const result = parseConfig({ ADMIN_TOKEN: 's3cr3t-s3cr3t-s3cr3t-s3cr3t' });
+    if (!result.ok) throw new Error('config');
+    const text = describeConfig(result.config).join('\n');
+    expect(text).not.toContain('s3cr3t');
+    expect(text).toContain('ADMIN_TOKEN=********');
+    expect(text).toContain('LISTEN_ADDR=127.0.0.1:8080');
+  });
+});

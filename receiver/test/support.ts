@@ -1,0 +1,204 @@
+/**
+ * Shared harness for the receiver's tests: an in-process receiver on port 0 over a real SQLite file
+ * in a temp dir, an injectable clock, Ed25519 devices, and small request helpers.
+ */
+import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  formatSignatureHeader,
+  formatTimestamp,
+  type ReportBody,
+  signingMessage,
+} from '../../src/protocol/wire';
+import { parseConfig, type ReceiverConfig } from '../src/config';
+import { type Db, openDatabase } from '../src/db/open';
+import { createReceiver, type Receiver } from '../src/server';
+import type { Store } from '../src/store';
+
+export class Clock {
+  ms: number;
+  constructor(start = Date.parse('2026-05-11T03:00:00.000Z')) {
+    this.ms = start;
+  }
+  now = (): Date => new Date(this.ms);
+  advance(ms: number): void {
+    this.ms += ms;
+  }
+}
+
+export function tempDir(prefix = 'ccflux-receiver-'): { dir: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface TestReceiver {
+  url: string;
+  port: number;
+  dir: string;
+  dbPath: string;
+  db: Db;
+  config: ReceiverConfig;
+  receiver: Receiver;
+  store: Store;
+  clock: Clock;
+  /** Closes server and database, removes the temp dir. */
+  close(): Promise<void>;
+}
+
+export async function startInProcess(options: { env?: Record<string, string>; clock?: Clock } = {}): Promise<TestReceiver> {
+  const { dir, cleanup } = tempDir();
+  const dbPath = join(dir, 'ccflux.db');
+  const parsed = parseConfig({ DATABASE_PATH: dbPath, LISTEN_ADDR: '127.0.0.1:0', ...options.env });
+  if (!parsed.ok) throw new Error(`bad test config: ${parsed.errors.join('; ')}`);
+  const clock = options.clock ?? new Clock();
+  const db = openDatabase(dbPath);
+  const receiver = createReceiver({ config: parsed.config, db, now: clock.now });
+  const address = await receiver.listen();
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    port: address.port,
+    dir,
+    dbPath,
+    db,
+    config: parsed.config,
+    receiver,
+    store: receiver.store,
+    clock,
+    async close() {
+      await receiver.close();
+      if (db.open) db.close();
+      cleanup();
+    },
+  };
+}
+
+export interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  json: unknown;
+}
+
+/**
+ * One HTTP request over a fresh connection (no pooling, so a test's early answer and closed
+ * connection cannot leak into the next request).
+ */
+export function send(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string | Buffer; chunks?: Buffer[] } = {},
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const body = options.body === undefined ? undefined : Buffer.from(options.body);
+    const headers: Record<string, string> = { ...options.headers };
+    if (body !== undefined && headers['content-length'] === undefined && options.chunks === undefined) {
+      headers['content-length'] = String(body.length);
+    }
+    const req = request(url, { method: options.method ?? 'POST', headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (options.chunks) {
+      for (const chunk of options.chunks) req.write(chunk);
+      req.end();
+    } else {
+      req.end(body);
+    }
+  });
+}
+
+export function bearer(token: string): Record<string, string> {
+  return { authorization: `Bearer ${token}` };
+}
+
+export function makeReport(overrides: Partial<ReportBody> = {}): ReportBody {
+  return {
+    schema_version: 1,
+    session_id: '4b0c5f6e-5d7a-4a8e-9d1e-2f3a4b5c6d7e',
+    user_email: 'laptop-user@example.org',
+    turn_index: 0,
+    timestamp_utc: '2026-05-11T02:59:00Z',
+    session_start_utc: '2026-05-11T02:30:00Z',
+    models: {
+      'claude-sonnet-4-6': { input_tokens: 14200, output_tokens: 1800, cache_read_tokens: 9400, cache_write_tokens: 0 },
+    },
+    plugin_version: '0.1.0',
+    ...overrides,
+  };
+}
+
+export interface Device {
+  publicKey: string;
+  privateKey: KeyObject;
+  /** Headers for a signed request of `body` sent at `at`. */
+  sign(body: string | Buffer, at: Date): Record<string, string>;
+}
+
+export function makeDevice(): Device {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const raw = (publicKey.export({ format: 'der', type: 'spki' }) as Buffer).subarray(-32);
+  return {
+    publicKey: raw.toString('base64'),
+    privateKey,
+    sign(body, at) {
+      const timestamp = formatTimestamp(at);
+      const signature = sign(null, signingMessage(body, timestamp), privateKey);
+      return {
+        'x-ccflux-timestamp': timestamp,
+        'x-ccflux-signature': formatSignatureHeader(signature, raw),
+      };
+    },
+  };
+}
+
+/** Provisions `email`, exchanges its refresh token, and returns both tokens. */
+export async function provision(
+  t: TestReceiver,
+  email: string,
+): Promise<{ refreshToken: string; accessToken: string }> {
+  const { refreshToken } = t.store.createUser(email, {});
+  const answer = await send(`${t.url}/token`, { headers: bearer(refreshToken) });
+  if (answer.status !== 200) throw new Error(`token exchange failed: ${answer.status} ${answer.text}`);
+  return { refreshToken, accessToken: (answer.json as { access_token: string }).access_token };
+}
+
+export async function registerKey(t: TestReceiver, accessToken: string, device: Device, deviceId = 'laptop-1'): Promise<Answer> {
+  return send(`${t.url}/register-key`, {
+    headers: { ...bearer(accessToken), 'content-type': 'application/json' },
+    body: JSON.stringify({ public_key: device.publicKey, device_id: deviceId }),
+  });
+}
+
+/** POSTs a report; signed by `device` at the clock's time unless `unsigned`. */
+export async function postReport(
+  t: TestReceiver,
+  accessToken: string,
+  body: ReportBody | string,
+  device?: Device,
+  extraHeaders: Record<string, string> = {},
+): Promise<Answer> {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  const signed = device ? device.sign(text, t.clock.now()) : {};
+  return send(`${t.url}/report`, {
+    headers: { ...bearer(accessToken), 'content-type': 'application/json', ...signed, ...extraHeaders },
+    body: text,
+  });
+}
+
+export function usageRows(t: TestReceiver): Record<string, unknown>[] {
+  return t.db.prepare('SELECT * FROM usage_events ORDER BY id').all() as Record<string, unknown>[];
+}
