@@ -7,6 +7,8 @@ export default defineConfig({
   define: { __CCFLUX_VERSION__: JSON.stringify(version) },
   test: {
     include: ['test/**/*.test.ts', 'receiver/test/**/*.test.ts'],
+    // Builds the bundles the integration tests spawn, when they are older than the sources.
+    globalSetup: ['test/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // Integration tests spawn real processes and servers; two cores here.

@@ -27,19 +27,33 @@ spool=$(umask 077 && mktemp "${TMPDIR:-/tmp}/ccflux-hook.XXXXXXXX" 2>/dev/null) 
 }
 cat >"$spool" 2>/dev/null
 
-case $(uname -s 2>/dev/null) in
+# One uname for both (every fork counts: Claude Code waits for this script).
+sys=$(uname -sm 2>/dev/null)
+case ${sys% *} in
   Linux) os=linux ;;
   Darwin) os=darwin ;;
   MINGW*|MSYS*|CYGWIN*) os=win32 ;;
   *) os=unknown ;;
 esac
-case $(uname -m 2>/dev/null) in
+case ${sys##* } in
   x86_64|amd64) arch=x64 ;;
   aarch64|arm64) arch=arm64 ;;
   *) arch=unknown ;;
 esac
 exe=
 [ "$os" = win32 ] && exe=.exe
+
+# >>> missing-binary download (plugin/scripts/fetch-binary.sh; docs/release.md) >>>
+# In the background, detached: this hook never waits for it. The binary is used from the next run.
+# Only a released plugin folder has bin/SHA256SUMS to verify against; a checkout has none.
+if [ ! -x "$root/bin/ccflux-$os-$arch$exe" ] && [ -f "$root/bin/SHA256SUMS" ] && [ -f "$root/scripts/fetch-binary.sh" ]; then
+  if command -v setsid >/dev/null 2>&1; then
+    setsid sh "$root/scripts/fetch-binary.sh" "$root" "ccflux-$os-$arch$exe" </dev/null >/dev/null 2>&1 &
+  else
+    sh "$root/scripts/fetch-binary.sh" "$root" "ccflux-$os-$arch$exe" </dev/null >/dev/null 2>&1 &
+  fi
+fi
+# <<< missing-binary download <<<
 
 if [ -x "$root/bin/ccflux-$os-$arch$exe" ]; then
   set -- "$root/bin/ccflux-$os-$arch$exe"
@@ -58,6 +72,9 @@ if [ -n "${NODE_EXTRA_CA_CERTS:-}" ]; then
   export CCFLUX_EXTRA_CA_CERTS
   unset NODE_EXTRA_CA_CERTS
 fi
+
+# The worker may outlive this turn: it must not keep the project folder busy.
+case $root:$spool in /*:/*) cd / 2>/dev/null ;; esac
 
 if command -v setsid >/dev/null 2>&1; then
   setsid "$@" "$cmd" --input-file "$spool" --foreground </dev/null >/dev/null 2>&1 &

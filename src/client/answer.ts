@@ -32,8 +32,11 @@ export type Action =
   | { kind: 'clock-skew'; skewMillis: number | null; detail: string }
   /** Other 403 (signature-invalid, …): log, keep the report for the next attempt. */
   | { kind: 'keep'; code: string; detail: string }
-  /** 429, 5xx, timeout, connection error, 3xx, anything unexpected: stop, keep everything. */
-  | { kind: 'stop'; reason: StopReason; detail: string };
+  /**
+   * 429, 5xx, timeout, connection error, 3xx, anything unexpected: stop, keep everything.
+   * `retryAfterMillis`: the server said when to come back (429/503 `Retry-After`, capped).
+   */
+  | { kind: 'stop'; reason: StopReason; detail: string; retryAfterMillis?: number };
 
 const BODY_EXCERPT_CHARS = 64;
 
@@ -53,7 +56,13 @@ export function classify(result: TransportResult, context: AnswerContext, now?: 
 
   if (status === 200) return { kind: 'delivered' };
   if (status === 409 && context === 'register') return { kind: 'delivered' };
-  if (status === 429) return { kind: 'stop', reason: 'server-busy', detail: 'HTTP 429 (rate limited)' };
+  if (status === 429 || status === 503) {
+    const retryAfterMillis = parseRetryAfter(result.headers['retry-after'], now);
+    const detail = status === 429 ? 'HTTP 429 (rate limited)' : 'HTTP 503';
+    return retryAfterMillis === null
+      ? { kind: 'stop', reason: 'server-busy', detail }
+      : { kind: 'stop', reason: 'server-busy', detail, retryAfterMillis };
+  }
   if (status >= 500 && status <= 599) return { kind: 'stop', reason: 'server-busy', detail: `HTTP ${status}` };
 
   if (status === 401) {
@@ -82,6 +91,23 @@ export function classify(result: TransportResult, context: AnswerContext, now?: 
       ? `HTTP ${status} redirect to ${sanitizeServerValue(location)} (redirects are not followed)`
       : `unexpected HTTP ${status}`;
   return { kind: 'stop', reason: 'unexpected-answer', detail };
+}
+
+/** A `Retry-After` longer than this is not waited for in-process: the next hook tries again. */
+export const MAX_RETRY_AFTER_MILLIS = 120_000;
+
+/** `Retry-After` as ms from now (delta-seconds or an HTTP date), capped; null when absent or unusable. */
+export function parseRetryAfter(value: string | undefined, now: Date | undefined): number | null {
+  if (!value || value.length > 64) return null;
+  let millis: number;
+  if (/^\d{1,9}$/.test(value.trim())) millis = Number(value.trim()) * 1000;
+  else {
+    const at = Date.parse(value);
+    if (!Number.isFinite(at) || !now) return null;
+    millis = at - now.getTime();
+  }
+  if (!Number.isFinite(millis) || millis > MAX_RETRY_AFTER_MILLIS) return null;
+  return Math.max(0, millis);
 }
 
 /** Device clock minus server clock in ms, from the server's `Date` header; null when unknown. */

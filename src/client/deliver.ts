@@ -77,7 +77,18 @@ export interface DeliverDeps {
   queue: QueueStore;
   /** device_id sent at registration; defaults to os.hostname(). */
   hostname?: string;
+  /** Waits before a retry the receiver asked for (`Retry-After`); tests pass a fake. */
+  sleep?: (millis: number) => Promise<void>;
 }
+
+/**
+ * How often one drain waits out a `Retry-After` (429/503) before leaving the rest to the next
+ * run. The worker is detached from Claude Code, so waiting costs nobody anything, and it matters
+ * after a session's last hook: no later hook of that session will come to drain what is left.
+ */
+const MAX_RETRY_AFTER_WAITS = 20;
+
+const realSleep = (millis: number) => new Promise<void>((resolve) => setTimeout(resolve, millis));
 
 export interface DeliverProgress {
   delivered: number;
@@ -276,6 +287,7 @@ class DrainRun {
   private sends = 0;
   private refreshed = false;
   private reregistered = false;
+  private retryAfterWaits = 0;
   private accessToken = '';
   private credentials: { endpoint: string; token: string } = { endpoint: '', token: '' };
   private endpoint = '';
@@ -442,11 +454,23 @@ class DrainRun {
         case 'keep':
           throw new Halt('forbidden', `report refused (${action.detail})`, 'error', true);
         case 'stop':
+          if (await this.waitRetryAfter(action.retryAfterMillis)) continue;
           throw haltFor(action.reason, `delivery stopped: ${action.detail}`);
         case 'token-revoked':
           throw new Halt('unexpected-answer', 'delivery stopped: unexpected answer', 'error', true);
       }
     }
+  }
+
+  /** True after waiting out a `Retry-After` that fits in the budget; false to stop now. */
+  private async waitRetryAfter(retryAfterMillis: number | undefined): Promise<boolean> {
+    if (retryAfterMillis === undefined || this.retryAfterWaits >= MAX_RETRY_AFTER_WAITS) return false;
+    const left = this.deadlineAt - this.deps.now().getTime();
+    if (left - retryAfterMillis < MIN_REQUEST_MILLIS) return false;
+    this.retryAfterWaits++;
+    this.deps.log.activity(`receiver asked to retry in ${Math.ceil(retryAfterMillis / 1000)}s; waiting`);
+    await (this.deps.sleep ?? realSleep)(retryAfterMillis);
+    return true;
   }
 
   private post(report: ReportBody, timeoutMillis: number) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type Action, type AnswerContext, classify, describeSkew, skewFromDateHeader } from '../../src/client/answer';
+import { type Action, type AnswerContext, classify, describeSkew, parseRetryAfter, skewFromDateHeader } from '../../src/client/answer';
 import type { TransportResult } from '../../src/client/transport';
 
 const NOW = new Date('2026-05-11T03:00:00Z');
@@ -183,5 +183,18 @@ describe('server values are sanitised before they can reach a log', () => {
     if (action.kind !== 'stop') throw new Error('expected stop');
     expect(action.detail).toMatch(/^[\x20-\x7e]*$/);
     expect(action.detail.length).toBeLessThan(300);
+  });
+});
+
+describe('Retry-After', () => {
+  it('429/503 carry the wait the server asked for, in ms, capped', () => {
+    const busy = (status: number, retryAfter: string) =>
+      classify({ kind: 'response', status, headers: { 'retry-after': retryAfter }, body: '', truncated: false }, 'report', NOW);
+    expect(busy(429, '12')).toMatchObject({ kind: 'stop', reason: 'server-busy', retryAfterMillis: 12_000 });
+    expect(busy(503, '0')).toMatchObject({ kind: 'stop', retryAfterMillis: 0 });
+    expect(busy(429, '100000')).not.toHaveProperty('retryAfterMillis');
+    expect(busy(429, 'soon\u0007')).not.toHaveProperty('retryAfterMillis');
+    expect(parseRetryAfter(new Date(NOW.getTime() + 30_000).toUTCString(), NOW)).toBe(30_000);
+    expect(parseRetryAfter(undefined, NOW)).toBeNull();
   });
 });

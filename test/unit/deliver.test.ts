@@ -384,6 +384,37 @@ describe('deliverQueue: each answer', () => {
     expect(status.lastErrorAt).toBe('2026-05-11T03:00:00Z');
   });
 
+  it('429 with Retry-After inside the budget: waits it out (fake sleep), then delivers the rest', async () => {
+    await enqueue(report('r', 0), report('r', 1));
+    fake.script.report.push({ statusCode: 200 }, { statusCode: 429, responseOptions: { headers: { 'retry-after': '7' } } });
+    const waits: number[] = [];
+    const sleep = async (millis: number) => {
+      waits.push(millis);
+      nowMs += millis;
+    };
+    expect(await deliverQueue(deps({ sleep }), opts({ deadlineMillis: 60_000 }))).toMatchObject({
+      delivered: 2,
+      remaining: 0,
+      stoppedBecause: null,
+    });
+    expect(waits).toEqual([7000]);
+    expect(fake.calls.report).toHaveLength(3);
+    expect((await logText()).activity).toContain('retry in 7s');
+  });
+
+  it('429 with a Retry-After past the budget: stops at once, queue intact', async () => {
+    await enqueue(report('s', 0));
+    fake.script.report.push({ statusCode: 429, responseOptions: { headers: { 'retry-after': '30' } } });
+    const sleep = async () => {
+      throw new Error('must not wait');
+    };
+    expect(await deliverQueue(deps({ sleep }), opts({ deadlineMillis: 10_000 }))).toMatchObject({
+      delivered: 0,
+      remaining: 1,
+      stoppedBecause: 'server-busy',
+    });
+  });
+
   it('a stop halfway keeps the undelivered rest in order', async () => {
     await enqueue(report('h', 0), report('h', 1), report('h', 2));
     fake.script.report.push({ statusCode: 200 }, { statusCode: 503 });

@@ -3,5 +3,31 @@
  * that `--help` works for each.
  */
 import type { CommandSpec } from '../types';
+import { doctorCommand } from './doctor';
+import { fetchBinaryCommand } from './fetch-binary';
+import { flushCommand } from './flush';
+import { initCommand } from './init';
+import { installCommand } from './install';
+import { loginCommand } from './login';
+import { logoutCommand } from './logout';
+import { reportTurnCommand } from './report-turn';
+import { sessionEndCommand } from './session-end';
+import { statusCommand } from './status';
+import { uninstallCommand } from './uninstall';
 
-export const COMMANDS: CommandSpec[] = [];
+export const COMMANDS: CommandSpec[] = [
+  // hooks (called by plugin/scripts/ccflux-hook.sh)
+  initCommand,
+  reportTurnCommand,
+  sessionEndCommand,
+  // user commands (login.ts, status.ts, doctor.ts, flush.ts, logout.ts)
+  loginCommand,
+  statusCommand,
+  doctorCommand,
+  flushCommand,
+  logoutCommand,
+  // setup (src/cli/commands/install.ts, uninstall.ts, fetch-binary.ts)
+  installCommand,
+  uninstallCommand,
+  fetchBinaryCommand,
+];

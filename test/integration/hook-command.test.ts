@@ -1,0 +1,141 @@
+/**
+ * The built CLI's hook commands called directly (as wrappers written for the Rust version do,
+ * and as Claude Code would with an exec-form hook): whatever the input, exit 0, print nothing,
+ * return at once, and leave no spool file behind.
+ */
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import {
+  cleanupTempDirs,
+  fixtureDir,
+  hookEnv,
+  makeDataDir,
+  makeTempDir,
+  readJsonLines,
+  sessionSums,
+  runCli,
+} from '../helpers/env';
+import { type RunningReceiver as Receiver, startReceiver } from '../helpers/receiver';
+import { expectedModels, installPlugin, replayTimeline, waitForQuiet } from '../helpers/timeline';
+
+const SESSION = '3f2a0000-1111-2222-3333-444455556666';
+
+let receiver: Receiver | undefined;
+
+afterEach(async () => {
+  await receiver?.stop();
+  receiver = undefined;
+});
+
+afterAll(async () => {
+  await cleanupTempDirs();
+});
+
+/** A data dir with a one-turn transcript, hooks pointed at nothing (reports stay queued), private TMPDIR. */
+async function oneTurn() {
+  const { dataDir, home } = await makeDataDir({ email: 'a@example.org' });
+  const spoolDir = await makeTempDir('ccflux-spool-');
+  const transcript = join(dataDir, 'projects', '-home-u-repo', `${SESSION}.jsonl`);
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(join(dataDir, 'projects', '-home-u-repo'), { recursive: true });
+  const line = {
+    type: 'assistant',
+    sessionId: SESSION,
+    requestId: 'req_1',
+    timestamp: '2026-05-11T04:32:10.000Z',
+    message: { id: 'msg_1', model: 'claude-sonnet-4-6', usage: { input_tokens: 10, output_tokens: 5 } },
+  };
+  await writeFile(transcript, `${JSON.stringify(line)}\n`);
+  const env = hookEnv({ dataDir, home, extra: { TMPDIR: spoolDir } });
+  const input = JSON.stringify({ session_id: SESSION, transcript_path: transcript, hook_event_name: 'Stop' });
+  const queued = async () => readJsonLines(join(dataDir, 'ccflux', 'pending_reports.jsonl'));
+  return { dataDir, home, spoolDir, transcript, env, input, queued };
+}
+
+describe('hook commands called directly', () => {
+  it('report-turn with stdin hands off to a detached worker and returns at once', async () => {
+    const t = await oneTurn();
+    const result = await runCli(['report-turn'], { env: t.env, input: t.input });
+    expect(result).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    await waitForQuiet(t.dataDir, { queueEmpty: false });
+    expect(await t.queued()).toHaveLength(1);
+    expect(await readdir(t.spoolDir)).toEqual([]);
+  });
+
+  it('accepts --input for wrappers written for the Rust version', async () => {
+    const t = await oneTurn();
+    const result = await runCli(['report-turn', '--input', t.input], { env: t.env, input: '' });
+    expect(result).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    await waitForQuiet(t.dataDir, { queueEmpty: false });
+    expect(await t.queued()).toHaveLength(1);
+  });
+
+  it('--foreground does the work before returning', async () => {
+    const t = await oneTurn();
+    const result = await runCli(['report-turn', '--foreground', '--input', t.input], { env: t.env, input: '' });
+    expect(result).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    expect(await t.queued()).toHaveLength(1);
+  });
+
+  it('--input-file deletes a spool file once read, but never a file that is not one', async () => {
+    const t = await oneTurn();
+    const spool = join(t.spoolDir, 'ccflux-hook.AbCdEf12');
+    await writeFile(spool, t.input, { mode: 0o600 });
+    expect((await runCli(['report-turn', '--foreground', '--input-file', spool], { env: t.env })).code).toBe(0);
+    await expect(stat(spool)).rejects.toThrow();
+    expect(await t.queued()).toHaveLength(1);
+
+    const precious = join(t.spoolDir, 'hook-input.json');
+    await writeFile(precious, t.input);
+    expect((await runCli(['session-end', '--foreground', '--input-file', precious], { env: t.env })).code).toBe(0);
+    expect(await readFile(precious, 'utf8')).toBe(t.input);
+  });
+
+  it.each([
+    ['empty stdin', ['report-turn'], ''],
+    ['not JSON', ['report-turn'], 'not json at all'],
+    ['an empty object', ['session-end'], '{}'],
+    ['a path-like session id', ['init'], '{"session_id":"../../etc/passwd","transcript_path":"/etc/passwd"}'],
+    ['an unknown option', ['report-turn', '--frobnicate'], '{}'],
+    ['a missing option value', ['report-turn', '--input'], ''],
+    ['a missing spool file', ['report-turn', '--foreground', '--input-file', '/nonexistent/ccflux-hook.x'], ''],
+    ['binary junk', ['report-turn'], '\u0000\u00ff{{{'],
+  ])('%s: exit 0, prints nothing', async (_name, args, input) => {
+    const t = await oneTurn();
+    const result = await runCli(args, { env: t.env, input });
+    expect(result).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    await waitForQuiet(t.dataDir, { queueEmpty: false });
+    expect(await t.queued()).toEqual([]);
+    expect(await readdir(t.spoolDir)).toEqual([]);
+  });
+
+  it('a stdin that is never closed does not hang the hook', async () => {
+    const t = await oneTurn();
+    const result = await runCli(['report-turn'], { env: t.env, input: null, timeoutMillis: 10_000 });
+    expect(result).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    expect(result.wallMillis).toBeLessThan(5_000);
+  });
+
+  it('a whole session through exec-form hooks (no wrapper script) reaches the receiver exactly', async () => {
+    const rx = await startReceiver();
+    receiver = rx;
+    const token = await rx.addUser('alice@example.org');
+    const { dataDir, home } = await makeDataDir({ email: 'alice@example.org' });
+    const pluginRoot = await installPlugin(dataDir);
+    // hooks.json as a Rust-era plugin would write it: the CLI itself, hook JSON on stdin.
+    const hooksPath = join(pluginRoot, 'hooks', 'hooks.json');
+    const hooks = (await readFile(hooksPath, 'utf8')).replace(
+      /\\"\$\{CLAUDE_PLUGIN_ROOT\}\/scripts\/ccflux-hook\.sh\\"/g,
+      `\\"${process.execPath}\\" \\"\${CLAUDE_PLUGIN_ROOT}/dist/ccflux.cjs\\"`,
+    );
+    expect(hooks).not.toContain('ccflux-hook.sh');
+    await writeFile(hooksPath, hooks);
+    const env = hookEnv({ dataDir, home, pluginRoot, endpoint: rx.url, token });
+    const dir = fixtureDir('subagents');
+
+    const { meta } = await replayTimeline(dir, { dataDir, env, pluginRoot });
+    await waitForQuiet(dataDir);
+    expect(sessionSums(rx, meta.sessions)).toEqual(expectedModels(dir));
+  });
+});
