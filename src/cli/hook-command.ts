@@ -23,7 +23,7 @@ const MAX_INPUT_BYTES = 8 * 1024 * 1024;
 /** Claude Code writes the JSON and closes stdin at once; an open, silent stdin is not a hook. */
 const STDIN_WAIT_MILLIS = 2_000;
 /** A worker still alive after this is stuck (a lock, a socket): it exits; the next hook catches up. */
-const WORKER_WATCHDOG_MILLIS = 60_000;
+const WORKER_WATCHDOG_MILLIS = 90_000;
 /**
  * Test seam, never set outside tests: shifts the worker's clock (signing times, log times) by this
  * many milliseconds, to exercise the receiver's replay window.

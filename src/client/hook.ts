@@ -25,7 +25,7 @@ import { createTransport } from './transport';
 export type HookEvent = 'init' | 'report-turn' | 'session-end';
 
 /** Whole worker budget, collection included; delivery gets what is left (at least the minimum). */
-const WORKER_BUDGET_MILLIS = 20_000;
+const WORKER_BUDGET_MILLIS = 75_000;
 const MIN_DELIVERY_MILLIS = 5_000;
 /** Hook JSON fields are paths and ids; anything longer is not what Claude Code sends. */
 const MAX_PATH_CHARS = 4096;
