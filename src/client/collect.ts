@@ -20,7 +20,7 @@ import { formatTimestamp, parseTimestamp, type ModelUsage, type ReportBody } fro
 import { VERSION } from '../version';
 import { describeError } from './errors';
 import { appendDurable, readTextIfExists } from './fsx';
-import { Ledger, type LedgerEntry, shardOfEntry, toLedgerEntry } from './ledger';
+import { Ledger, type LedgerEntry, shardOf, shardOfEntry, toLedgerEntry } from './ledger';
 import type { Logger } from './log';
 import { isSafeSessionId, type StatePaths } from './paths';
 import { buildReports } from './report';
@@ -98,7 +98,9 @@ async function applyOutbox(deps: CollectDeps, state: SessionState, ledger: Ledge
   const entries: LedgerEntry[] = [];
   for (const item of state.outbox) {
     if (item.report !== null) await deps.queue.append(item.report);
-    entries.push(...item.ledger);
+    // Not push(...item.ledger): a turn that brings the whole history of a long session holds
+    // 100k+ entries, past V8's argument limit ("Maximum call stack size exceeded").
+    for (const entry of item.ledger) entries.push(entry);
   }
   await ledger.append(entries);
   state.outbox = [];
@@ -229,6 +231,24 @@ interface CountResult {
   ownGroupsSeen: boolean;
 }
 
+/**
+ * A session's turn high-water mark lives in the ledger, not only in its `.offset` file: the ledger
+ * survives a lost or corrupt state, and its lines are max-merged, so the mark only ever rises.
+ * `i` holds the next free turn index. No usage key starts with `turns:` (they are `m:`, `u:`, `h:`).
+ */
+const turnMarkKey = (sessionId: string) => `turns:${sessionId}`;
+
+function turnMarkEntry(sessionId: string, nextTurnIndex: number): LedgerEntry {
+  const usage = { input_tokens: nextTurnIndex, output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0 };
+  return toLedgerEntry(turnMarkKey(sessionId), null, false, '', usage);
+}
+
+async function turnMark(ledger: Ledger, sessionId: string): Promise<number> {
+  const key = turnMarkKey(sessionId);
+  await ledger.load([shardOf(key)]);
+  return ledger.get(key, null)?.usage.input_tokens ?? 0;
+}
+
 /** Step 2b: each group once, in order of first appearance, against ledger + the run's own view. */
 async function countGroups(groups: Map<string, GroupTotal>, ledger: Ledger, sessionId: string): Promise<CountResult> {
   await ledger.load([...groups.values()].map((g) => shardOfEntry(g)));
@@ -334,6 +354,15 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
     turnIndex = Math.max(turnIndex, recoveredTurnIndex(now));
     log.error(`session ${req.sessionId}: earlier state lost, turn numbering continues at ${turnIndex}`);
   }
+  // Never below the session's high-water mark: a state lost or corrupted twice (the second
+  // recovery numbering from a clock the session has run ahead of) must not reuse an index.
+  const mark = await turnMark(ledger, req.sessionId);
+  if (mark > turnIndex) {
+    if (previous.nextTurnIndex !== 0 || Object.keys(previous.files).length > 0) {
+      log.error(`session ${req.sessionId}: turn numbering was behind its high-water mark, continues at ${mark}`);
+    }
+    turnIndex = mark;
+  }
   const timestampUtc = formatTimestamp(counted.lastTimestampMs === null ? now : new Date(counted.lastTimestampMs));
   if (state.sessionStartUtc === '' && counted.deltas.size > 0) state.sessionStartUtc = timestampUtc;
   const reports = buildReports({
@@ -346,6 +375,7 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
     pluginVersion: deps.pluginVersion ?? VERSION,
     log,
   });
+  if (reports.length > 0) counted.entries.push(turnMarkEntry(req.sessionId, turnIndex + reports.length));
   const outbox: OutboxEntry[] = reports.map((report, i) => ({ report, ledger: i === 0 ? counted.entries : [] }));
   if (outbox.length === 0 && counted.entries.length > 0) outbox.push({ report: null, ledger: counted.entries });
   state.nextTurnIndex = turnIndex + reports.length;

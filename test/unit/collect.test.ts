@@ -338,6 +338,26 @@ describe('state problems never double count', () => {
     expect((await stop(A)).report?.turn_index).toBe(recoveredTurnIndex(clock) + 1);
   });
 
+  it('the state corrupted twice while the session is ahead of the clock: no turn index is ever reused', async () => {
+    write(main(A), asst({ id: 'msg_1' }));
+    await stop(A);
+    writeFileSync(paths.sessionOffset(A), 'garbage');
+    const used: number[] = [];
+    // Five reports within one second after the first recovery: the session runs ahead of the
+    // seconds-based recovery numbering.
+    for (let i = 2; i <= 6; i++) {
+      write(main(A), asst({ id: `msg_${i}` }));
+      used.push((await stop(A)).report?.turn_index as number);
+    }
+    clock = new Date(clock.getTime() + 1000);
+    writeFileSync(paths.sessionOffset(A), 'garbage again');
+    write(main(A), asst({ id: 'msg_7' }));
+    const after = (await stop(A)).report?.turn_index as number;
+    expect(after).toBeGreaterThan(Math.max(...used));
+    expect(queue.duplicates).toBe(0);
+    expect(total()).toEqual({ 'claude-sonnet-4-6': u(7, 70) });
+  });
+
   it('a new session whose files only repeat other sessions keeps turn numbering from 0', async () => {
     const line = asst({ id: 'msg_1' });
     write(main(A), line);
