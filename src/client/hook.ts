@@ -10,6 +10,7 @@
  * the holder re-checks the queue after releasing).
  */
 import { readdir, realpath, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readUserEmail } from './account';
 import { catchUpOpenSessions, collectSession, ensureSessionState } from './collect';
@@ -20,6 +21,7 @@ import { ensureSigningKey, isRevoked } from './keys';
 import { createLogger, type Logger } from './log';
 import { dataDirFromTranscript, dataDirOfPluginRoot, defaultDataDir, isSafeSessionId, statePaths } from './paths';
 import { createFsQueue } from './queue';
+import { sweepOrphans } from './sweep';
 import { createTransport } from './transport';
 
 export type HookEvent = 'init' | 'report-turn' | 'session-end';
@@ -214,6 +216,11 @@ export async function runHook(event: HookEvent, input: unknown, deps: HookDeps):
     await ensurePrivateDir(paths.dir);
     const logger = log ?? createLogger(paths, deps.now);
     log = logger;
+
+    if (event !== 'report-turn') {
+      // Once per session start and end, not every turn: leftovers of killed processes.
+      await sweepOrphans({ tmpDir: tmpdir(), stateDir: paths.dir, now: deps.now, log: logger });
+    }
 
     // A revoked device stays silent: no collection (offsets stay put), nothing queued, no network.
     if (await isRevoked(paths)) {
