@@ -10,6 +10,7 @@ import { COMMANDS } from './commands/index';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from './types';
 
 const MIN_NODE_MAJOR = 20;
+const HOOK_COMMAND_NAMES = new Set(COMMANDS.filter((c) => c.hook).map((c) => c.name));
 
 const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   [ERROR_CODES.USAGE]: EXIT.usage,
@@ -118,8 +119,7 @@ export function buildProgram(ctx: CliContext, commands: CommandSpec[], onExit: (
 
 export async function main(argv: string[], ctx: CliContext = defaultContext()): Promise<number> {
   let exitCode: number = EXIT.ok;
-  const hookNames = new Set(COMMANDS.filter((c) => c.hook).map((c) => c.name));
-  const isHook = hookNames.has(argv[0] ?? '');
+  const isHook = HOOK_COMMAND_NAMES.has(argv[0] ?? '');
   const program = buildProgram(ctx, COMMANDS, (code) => {
     exitCode = code;
   });
@@ -151,7 +151,7 @@ function nodeTooOld(): boolean {
 export function runCli(argv: string[] = process.argv.slice(2)): void {
   if (nodeTooOld()) {
     // Quietly: hooks must never disturb Claude Code. User commands say why.
-    if (!['init', 'report-turn', 'session-end'].includes(argv[0] ?? '')) {
+    if (!HOOK_COMMAND_NAMES.has(argv[0] ?? '')) {
       process.stderr.write(`ccflux needs Node.js ${MIN_NODE_MAJOR} or newer (this is ${process.versions.node})\n`);
       process.exitCode = EXIT.failure;
     }
@@ -160,6 +160,9 @@ export function runCli(argv: string[] = process.argv.slice(2)): void {
   main(argv).then(
     (code) => {
       process.exitCode = code;
+      // A hook has printed nothing and flushed its logs; without this, V8's background threads
+      // keep the process around ~100 ms after the work is done, on every turn.
+      if (HOOK_COMMAND_NAMES.has(argv[0] ?? '')) process.exit(code);
     },
     () => {
       process.exitCode = EXIT.failure;

@@ -24,7 +24,7 @@ afterEach(() => {
 const entry = (k: string, m: string | null, usage: ModelUsage, sc = false): LedgerEntry => toLedgerEntry(k, m, sc, 'claude-x', usage);
 
 describe('shards', () => {
-  it('are two hex chars from sha1 of the message id (all keys of one message share a shard)', () => {
+  it('are two hex chars from a hash of the message id (all keys of one message share a shard)', () => {
     expect(shardOf('msg_1')).toMatch(/^[0-9a-f]{2}$/);
     expect(shardOf('msg_1')).toBe(shardOf('msg_1'));
     const seen = new Set<string>();
