@@ -219,7 +219,9 @@ export async function runHook(event: HookEvent, input: unknown, deps: HookDeps):
 
     if (event !== 'report-turn') {
       // Once per session start and end, not every turn: leftovers of killed processes.
-      await sweepOrphans({ tmpDir: tmpdir(), stateDir: paths.dir, now: deps.now, log: logger });
+      // File ages are measured on the clock that stamped the files, never on the report clock
+      // (`deps.now`, which tests offset): a spool younger than the threshold is a live hook's.
+      await sweepOrphans({ tmpDir: tmpdir(), stateDir: paths.dir, now: () => new Date(), log: logger });
     }
 
     // A revoked device stays silent: no collection (offsets stay put), nothing queued, no network.

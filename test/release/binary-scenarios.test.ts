@@ -6,7 +6,7 @@
  * way a report can reach the receiver is through the binary (as on a machine without Node).
  */
 import { spawnSync } from 'node:child_process';
-import { copyFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, SCENARIOS, cleanupTempDirs, fixtureDir, hookEnv, makeDataDir, makeTempDir, readJsonLines, sessionSums } from '../helpers/env';
@@ -47,6 +47,8 @@ describe.skipIf(!canBuild)('the compiled binary', () => {
     try {
       const { dataDir, home } = await makeDataDir();
       const pluginRoot = await installPlugin(dataDir);
+      // A checkout has no plugin/bin/ (everything in it is a build output).
+      await mkdir(join(pluginRoot, 'bin'), { recursive: true });
       await copyFile(binaryPath, join(pluginRoot, 'bin', BINARY_NAME));
       await rm(join(pluginRoot, 'dist', 'ccflux.cjs'));
       const token = await receiver.addUser(`${scenario}@example.org`);
