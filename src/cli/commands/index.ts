@@ -16,18 +16,18 @@ import { statusCommand } from './status';
 import { uninstallCommand } from './uninstall';
 
 export const COMMANDS: CommandSpec[] = [
-  // hooks (called by plugin/scripts/ccflux-hook.sh)
-  initCommand,
-  reportTurnCommand,
-  sessionEndCommand,
-  // user commands (login.ts, status.ts, doctor.ts, flush.ts, logout.ts)
+  // user commands, first in `ccflux --help`
   loginCommand,
   statusCommand,
   doctorCommand,
   flushCommand,
   logoutCommand,
-  // setup (src/cli/commands/install.ts, uninstall.ts, fetch-binary.ts)
+  // setup
   installCommand,
   uninstallCommand,
   fetchBinaryCommand,
+  // hooks (called by plugin/scripts/ccflux-hook.sh; print nothing, always exit 0)
+  initCommand,
+  reportTurnCommand,
+  sessionEndCommand,
 ];
