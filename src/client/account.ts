@@ -6,9 +6,11 @@
  * belong to another account. Otherwise `~/.claude.json`, then `~/.claude/.claude.json`.
  */
 import { readFileSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LIMITS } from '../protocol/wire';
+import { writeFileAtomic } from './fsx';
 
 /** `.claude.json` also holds project history; a file larger than this is not read. */
 const MAX_ACCOUNT_FILE_BYTES = 64 * 1024 * 1024;
@@ -54,3 +56,41 @@ export function readUserEmail(options: AccountOptions): string {
   }
   return '';
 }
+
+/** What identifies the account files' current content: path, size and mtime of each candidate. */
+function accountFingerprint(options: AccountOptions): string {
+  return accountFileCandidates(options)
+    .map((path) => {
+      try {
+        const st = statSync(path);
+        return `${path}:${st.size}:${st.mtimeMs}`;
+      } catch {
+        return `${path}:-`;
+      }
+    })
+    .join('|');
+}
+
+/**
+ * `readUserEmail` behind a cache file: `.claude.json` also holds Claude Code's project history
+ * (3 MB took ~14 ms to parse, on every turn), while the email changes almost never. The cache is
+ * used while every candidate file has the size and mtime it had when the email was read.
+ * Never throws: a cache that cannot be read or written only costs the parse.
+ */
+export async function readUserEmailCached(cachePath: string, options: AccountOptions): Promise<string> {
+  const fingerprint = accountFingerprint(options);
+  try {
+    const cached = JSON.parse(await readFile(cachePath, 'utf8')) as { fingerprint?: unknown; email?: unknown };
+    if (cached.fingerprint === fingerprint && typeof cached.email === 'string') return cached.email;
+  } catch {
+    // missing or damaged: read the account file
+  }
+  const email = readUserEmail(options);
+  try {
+    await writeFileAtomic(cachePath, JSON.stringify({ fingerprint, email }));
+  } catch {
+    // next turn reads the account file again
+  }
+  return email;
+}
+

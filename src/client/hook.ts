@@ -12,7 +12,7 @@
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { readUserEmail } from './account';
+import { readUserEmailCached } from './account';
 import { catchUpOpenSessions, collectSession, ensureSessionState } from './collect';
 import { runDelivery, STATE_LOCK_OPTIONS } from './deliver';
 import { describeError } from './errors';
@@ -240,8 +240,9 @@ export async function runHook(event: HookEvent, input: unknown, deps: HookDeps):
     }
 
     const queue = createFsQueue(paths, { log: logger });
-    // `.claude.json` also holds project history (it can be megabytes): read it only to report.
-    const userEmail = event === 'init' ? '' : readUserEmail({ env: deps.env, home: deps.home });
+    // `.claude.json` also holds project history (megabytes): only reports need the email, and they
+    // take it from a cache that a changed account file invalidates.
+    const userEmail = event === 'init' ? '' : await readUserEmailCached(paths.accountCache, { env: deps.env, home: deps.home });
     const collectDeps = { paths, now: deps.now, log: logger, queue, userEmail };
     try {
       // Waits up to 10 s for another hook's short critical section; if it cannot, the transcript

@@ -29,6 +29,8 @@ export interface StatePaths {
   deliverLock: string;
   /** Small JSON of delivery facts for `ccflux status` (last delivery, last error). */
   deliveryStatus: string;
+  /** The account email with the account file's size and mtime, so a turn need not parse it. */
+  accountCache: string;
   sessionOffset(sessionId: string): string;
 }
 
@@ -50,6 +52,7 @@ export function statePaths(dataDir: string): StatePaths {
     stateLock: join(dir, 'state.lock'),
     deliverLock: join(dir, 'deliver.lock'),
     deliveryStatus: join(dir, 'delivery_status.json'),
+    accountCache: join(dir, 'account_cache.json'),
     sessionOffset: (sessionId: string) => join(dir, `${sessionId}.offset`),
   };
 }

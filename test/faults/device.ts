@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import type { ModelUsage } from '../../src/protocol/wire';
 import { CLI_BUNDLE, hookEnv, makeDataDir, makeTempDir, readJsonLines, run, sleep } from '../helpers/env';
 import { generateSession, type GenOptions, type HookEvent, type TimelineEvent } from '../helpers/gen-transcript';
-import { installPlugin, runHook, workerPids } from '../helpers/timeline';
+import { addSums, installPlugin, runHook, workerPids } from '../helpers/timeline';
 
 export type Totals = Record<string, ModelUsage>;
 
@@ -59,19 +59,9 @@ export interface Scenario {
   perSession: TimelineEvent[][];
 }
 
+/** `addSums`, with models in a stable order for the printed figures. */
 export function addTotals(...all: Totals[]): Totals {
-  const out: Totals = {};
-  for (const totals of all) {
-    for (const [model, u] of Object.entries(totals)) {
-      const acc = out[model] ?? { input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0 };
-      out[model] = acc;
-      acc.input_tokens += u.input_tokens;
-      acc.output_tokens += u.output_tokens;
-      acc.cache_read_tokens += u.cache_read_tokens;
-      acc.cache_write_tokens += u.cache_write_tokens;
-    }
-  }
-  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
+  return Object.fromEntries(Object.entries(addSums(...all)).sort(([a], [b]) => a.localeCompare(b)));
 }
 
 /**

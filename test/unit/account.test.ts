@@ -1,8 +1,8 @@
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { accountFileCandidates, emailFromAccountJson, readUserEmail } from '../../src/client/account';
+import { accountFileCandidates, emailFromAccountJson, readUserEmail, readUserEmailCached } from '../../src/client/account';
 
 let home: string;
 beforeEach(() => {
@@ -64,3 +64,39 @@ describe('readUserEmail', () => {
     expect(emailFromAccountJson(account('  spaced@example.org '))).toBe('spaced@example.org');
   });
 });
+
+describe('readUserEmailCached', () => {
+  it('parses the account file once, then answers from the cache while the file is unchanged', async () => {
+    const file = join(home, '.claude.json');
+    const cache = join(home, 'account_cache.json');
+    writeFileSync(file, account('first@example.org'));
+    expect(await readUserEmailCached(cache, { env: {}, home })).toBe('first@example.org');
+    expect(statSync(cache).mode & 0o777).toBe(0o600);
+    // Proof that an unchanged file is not parsed again: a cache entry naming another email wins.
+    const entry = JSON.parse(readFileSync(cache, 'utf8')) as { fingerprint: string };
+    writeFileSync(cache, JSON.stringify({ fingerprint: entry.fingerprint, email: 'from-cache@example.org' }));
+    expect(await readUserEmailCached(cache, { env: {}, home })).toBe('from-cache@example.org');
+  });
+
+  it('a changed, new or removed account file is read again', async () => {
+    const file = join(home, '.claude.json');
+    const cache = join(home, 'account_cache.json');
+    expect(await readUserEmailCached(cache, { env: {}, home })).toBe('');
+    writeFileSync(file, account('first@example.org'));
+    expect(await readUserEmailCached(cache, { env: {}, home })).toBe('first@example.org');
+    writeFileSync(file, account('other@example.org'));
+    utimesSync(file, new Date(Date.now() + 5000), new Date(Date.now() + 5000));
+    expect(await readUserEmailCached(cache, { env: {}, home })).toBe('other@example.org');
+    rmSync(file);
+    expect(await readUserEmailCached(cache, { env: {}, home })).toBe('');
+  });
+
+  it('a damaged or unwritable cache only costs the parse', async () => {
+    writeFileSync(join(home, '.claude.json'), account('first@example.org'));
+    const cache = join(home, 'account_cache.json');
+    writeFileSync(cache, 'garbage');
+    expect(await readUserEmailCached(cache, { env: {}, home })).toBe('first@example.org');
+    expect(await readUserEmailCached(join(home, 'no-such-dir', 'cache.json'), { env: {}, home })).toBe('first@example.org');
+  });
+});
+
