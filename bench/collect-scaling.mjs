@@ -29,12 +29,12 @@ const entry = join(work, 'entry.ts');
 writeFileSync(
   entry,
   [
-    `export { collectSession, ensureSessionState } from ${JSON.stringify(join(root, 'src/client/collect.ts'))};`,
-    `export { statePaths } from ${JSON.stringify(join(root, 'src/client/paths.ts'))};`,
-    `export { ensurePrivateDir } from ${JSON.stringify(join(root, 'src/client/fsx.ts'))};`,
-    `export { nullLogger } from ${JSON.stringify(join(root, 'src/client/log.ts'))};`,
-    `export { readNewLines } from ${JSON.stringify(join(root, 'src/client/transcript.ts'))};`,
-    `export { parseUsageLine, mergeRecord } from ${JSON.stringify(join(root, 'src/client/usage.ts'))};`,
+    `export { collectSession, ensureSessionState } from ${JSON.stringify(join(root, 'src/client/count/collect.ts'))};`,
+    `export { statePaths } from ${JSON.stringify(join(root, 'src/client/local/paths.ts'))};`,
+    `export { ensurePrivateDir } from ${JSON.stringify(join(root, 'src/client/local/fsx.ts'))};`,
+    `export { nullLogger } from ${JSON.stringify(join(root, 'src/client/local/log.ts'))};`,
+    `export { readNewLines } from ${JSON.stringify(join(root, 'src/client/count/transcript.ts'))};`,
+    `export { parseUsageLine, mergeRecord } from ${JSON.stringify(join(root, 'src/client/count/usage.ts'))};`,
   ].join('\n'),
 );
 const bundle = join(work, 'bundle.cjs');

@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { lstat, mkdtemp, open, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { type HookEvent, parseHookText, runHook } from '../client/hook';
+import { type HookEvent, parseHookText, runHook } from '../client/hook/worker';
 import type { CliContext, CommandSpec } from './types';
 import { EXIT } from './types';
 

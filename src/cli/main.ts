@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { homedir } from 'node:os';
-import { CcfluxError, ERROR_CODES, type ErrorCode } from '../client/errors';
+import { CcfluxError, ERROR_CODES, type ErrorCode } from '../client/local/errors';
 import { VERSION } from '../version';
 import { COMMANDS } from './commands/index';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from './types';

@@ -5,8 +5,8 @@
  * refresh token typed or pasted there never appears on screen, in scrollback or in a recording.
  * `--token-stdin` reads one line from a pipe instead.
  */
-import { type DataDirCandidate, displayPath } from '../client/data-dirs';
-import { CcfluxError, ERROR_CODES } from '../client/errors';
+import { type DataDirCandidate, displayPath } from '../client/local/data-dirs';
+import { CcfluxError, ERROR_CODES } from '../client/local/errors';
 import type { CliContext } from './types';
 
 /** A line longer than this is not a token or a URL anyone typed. */

@@ -17,7 +17,7 @@ import { closeSync, openSync, readdirSync, statSync, writeSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseQueueText } from '../../src/client/queue';
+import { parseQueueText } from '../../src/client/deliver/queue';
 import type { ModelUsage, ReportBody } from '../../src/protocol/wire';
 import { cleanupTempDirs, sessionSums } from '../helpers/env';
 import { type FaultProxy, onPath, passThrough, startFaultProxy } from '../helpers/fault-proxy';
@@ -568,7 +568,7 @@ describe('local damage', () => {
     'the offset file corrupted twice within seconds: the second recovery does not reuse turn indexes of the first',
     async () => {
       // A corrupt state restarts turn numbering at recoveredTurnIndex() = the current Unix time in
-      // seconds (src/client/session-state.ts). After a recovery at second T the session delivers
+      // seconds (src/client/count/session-state.ts). After a recovery at second T the session delivers
       // T, T+1, ..., T+k; a second corruption s < k seconds later restarts at T+s: indexes the
       // receiver already holds, so it ignores those reports (idempotent on session, turn, model)
       // and their tokens are lost.

@@ -21,10 +21,10 @@ import {
   collectSession,
   ensureSessionState,
   type QueueAppender,
-} from '../../src/client/collect';
-import { ensurePrivateDir } from '../../src/client/fsx';
-import { type Logger, nullLogger } from '../../src/client/log';
-import { statePaths } from '../../src/client/paths';
+} from '../../src/client/count/collect';
+import { ensurePrivateDir } from '../../src/client/local/fsx';
+import { type Logger, nullLogger } from '../../src/client/local/log';
+import { statePaths } from '../../src/client/local/paths';
 import type { ModelUsage, ReportBody } from '../../src/protocol/wire';
 
 export type HookEvent = 'SessionStart' | 'Stop' | 'SubagentStop' | 'SessionEnd';

@@ -5,8 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acquireLock } from '../../src/client/fsx';
-import { statePaths } from '../../src/client/paths';
+import { acquireLock } from '../../src/client/local/fsx';
+import { statePaths } from '../../src/client/local/paths';
 import { cleanupTempDirs } from '../helpers/env';
 import { type RunningReceiver, startReceiver } from '../helpers/receiver';
 import { cli, cliJson, login, makeHome, makeReport, ptyCli, queueReports, userEnv } from './commands-support';

@@ -12,8 +12,8 @@ import { PassThrough } from 'node:stream';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
 import type { CliContext } from '../../src/cli/types';
-import { binaryName, fetchBinary, parseSha256Sums, RELEASE_REPO, redirectTarget, releaseUrl } from '../../src/client/binary-fetch';
-import { ERROR_CODES } from '../../src/client/errors';
+import { binaryName, fetchBinary, parseSha256Sums, RELEASE_REPO, redirectTarget, releaseUrl } from '../../src/client/commands/binary-fetch';
+import { ERROR_CODES } from '../../src/client/local/errors';
 import { copyPlugin, makeCa, pathWithoutNode, repoRoot, startHttpsServer, type TestCa, type TestServer } from './helpers';
 
 const NAME = 'ccflux-linux-x64';

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
 import type { CliContext } from '../../src/cli/types';
-import { ERROR_CODES } from '../../src/client/errors';
+import { ERROR_CODES } from '../../src/client/local/errors';
 import {
   findRunningPluginRoot,
   installLayout,
@@ -22,7 +22,7 @@ import {
   pluginRootCandidates,
   readPluginFolder,
   uninstallPlugin,
-} from '../../src/client/install';
+} from '../../src/client/commands/install';
 import { copyPlugin, repoRoot } from './helpers';
 
 const NOW = new Date('2026-05-11T03:00:00.000Z');

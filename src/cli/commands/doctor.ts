@@ -4,10 +4,10 @@
  * modes and registers an unregistered key.
  */
 import { hostname } from 'node:os';
-import { displayPath, resolveDataDir } from '../../client/data-dirs';
-import { renderDoctor, runDoctor } from '../../client/doctor';
-import { statePaths } from '../../client/paths';
-import { createTransport } from '../../client/transport';
+import { displayPath, resolveDataDir } from '../../client/local/data-dirs';
+import { renderDoctor, runDoctor } from '../../client/commands/doctor';
+import { statePaths } from '../../client/local/paths';
+import { createTransport } from '../../client/deliver/transport';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
 
 async function run(ctx: CliContext, options: Record<string, unknown>): Promise<CommandResult> {

@@ -5,11 +5,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fetchBinary } from '../../client/binary-fetch';
-import { describeError } from '../../client/errors';
-import { findRunningPluginRoot } from '../../client/install';
-import { createLogger } from '../../client/log';
-import { defaultDataDir, statePaths } from '../../client/paths';
+import { fetchBinary } from '../../client/commands/binary-fetch';
+import { describeError } from '../../client/local/errors';
+import { findRunningPluginRoot } from '../../client/commands/install';
+import { createLogger } from '../../client/local/log';
+import { defaultDataDir, statePaths } from '../../client/local/paths';
 import { VERSION } from '../../version';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
 

@@ -5,15 +5,15 @@
  * rejected.
  */
 import { formatTimestamp } from '../../protocol/wire';
-import { CONFIGURE_HINT, loadCredentials, validateEndpoint } from '../../client/credentials';
-import { resolveDataDir } from '../../client/data-dirs';
-import { readDeliveryStatus, runDelivery, type StoppedBecause } from '../../client/deliver';
-import { CcfluxError, ERROR_CODES } from '../../client/errors';
-import { isRevoked } from '../../client/keys';
-import { createLogger } from '../../client/log';
-import { statePaths } from '../../client/paths';
-import { createFsQueue } from '../../client/queue';
-import { createTransport } from '../../client/transport';
+import { CONFIGURE_HINT, loadCredentials, validateEndpoint } from '../../client/local/credentials';
+import { resolveDataDir } from '../../client/local/data-dirs';
+import { readDeliveryStatus, runDelivery, type StoppedBecause } from '../../client/deliver/drain';
+import { CcfluxError, ERROR_CODES } from '../../client/local/errors';
+import { isRevoked } from '../../client/deliver/keys';
+import { createLogger } from '../../client/local/log';
+import { statePaths } from '../../client/local/paths';
+import { createFsQueue } from '../../client/deliver/queue';
+import { createTransport } from '../../client/deliver/transport';
 import { createProgress, progressMode } from '../progress';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
 

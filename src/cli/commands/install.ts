@@ -2,9 +2,9 @@
  * `ccflux install`: puts the plugin folder this ccflux runs from (or `--from`) into a Claude Code
  * data dir and enables it, without a marketplace. `src/client/install.ts` does the work.
  */
-import { type DataDirCandidate, displayPath, resolveDataDir } from '../../client/data-dirs';
-import { CcfluxError, ERROR_CODES } from '../../client/errors';
-import { findRunningPluginRoot, type InstallResult, installPlugin, readPluginFolder } from '../../client/install';
+import { type DataDirCandidate, displayPath, resolveDataDir } from '../../client/local/data-dirs';
+import { CcfluxError, ERROR_CODES } from '../../client/local/errors';
+import { findRunningPluginRoot, type InstallResult, installPlugin, readPluginFolder } from '../../client/commands/install';
 import { dataDirMenu, isInteractive } from '../prompt';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
 

@@ -5,17 +5,17 @@
  */
 import { hostname } from 'node:os';
 import { Option } from 'commander';
-import { exchangeToken, saveTokenCache } from '../../client/auth';
-import { loadCredentials, validateEndpoint, writeConfig } from '../../client/credentials';
-import { displayPath, resolveDataDir } from '../../client/data-dirs';
-import { registerDeviceKey } from '../../client/deliver';
-import { CcfluxError, ERROR_CODES } from '../../client/errors';
-import { ensurePrivateDir, readTextIfExists } from '../../client/fsx';
-import { ensureSigningKey, fingerprint, forgetRegistration, markRegistered } from '../../client/keys';
-import { createLogger } from '../../client/log';
-import { type LoginPorts, performLogin, refuseTokenInArgv, loginSummary } from '../../client/login';
-import { statePaths } from '../../client/paths';
-import { createTransport } from '../../client/transport';
+import { exchangeToken, saveTokenCache } from '../../client/deliver/auth';
+import { loadCredentials, validateEndpoint, writeConfig } from '../../client/local/credentials';
+import { displayPath, resolveDataDir } from '../../client/local/data-dirs';
+import { registerDeviceKey } from '../../client/deliver/drain';
+import { CcfluxError, ERROR_CODES } from '../../client/local/errors';
+import { ensurePrivateDir, readTextIfExists } from '../../client/local/fsx';
+import { ensureSigningKey, fingerprint, forgetRegistration, markRegistered } from '../../client/deliver/keys';
+import { createLogger } from '../../client/local/log';
+import { type LoginPorts, performLogin, refuseTokenInArgv, loginSummary } from '../../client/commands/login';
+import { statePaths } from '../../client/local/paths';
+import { createTransport } from '../../client/deliver/transport';
 import { dataDirMenu, isInteractive, promptHidden, promptVisible, readStdinLine } from '../prompt';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
 

@@ -4,11 +4,11 @@
  * delivered after the next `ccflux login`.
  */
 import { lstat, unlink } from 'node:fs/promises';
-import { loadCredentials } from '../../client/credentials';
-import { displayPath, resolveDataDir } from '../../client/data-dirs';
-import { createLogger, nullLogger } from '../../client/log';
-import { statePaths } from '../../client/paths';
-import { createFsQueue } from '../../client/queue';
+import { loadCredentials } from '../../client/local/credentials';
+import { displayPath, resolveDataDir } from '../../client/local/data-dirs';
+import { createLogger, nullLogger } from '../../client/local/log';
+import { statePaths } from '../../client/local/paths';
+import { createFsQueue } from '../../client/deliver/queue';
 import { isInteractive, promptConfirm } from '../prompt';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
 

@@ -3,9 +3,9 @@
  * the token), the device key, the queue, rejected reports, the last delivery and the last error.
  * Read-only: creates nothing and sends nothing.
  */
-import { resolveDataDir } from '../../client/data-dirs';
-import { statePaths } from '../../client/paths';
-import { buildStatus, gatherStatusFacts, renderStatus } from '../../client/status';
+import { resolveDataDir } from '../../client/local/data-dirs';
+import { statePaths } from '../../client/local/paths';
+import { buildStatus, gatherStatusFacts, renderStatus } from '../../client/commands/status';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
 
 async function run(ctx: CliContext, options: Record<string, unknown>): Promise<CommandResult> {

@@ -3,8 +3,8 @@
  * queue, offsets) is kept unless `--remove-state` (or yes at the terminal's question): undelivered
  * reports and the registered key survive a reinstall.
  */
-import { displayPath } from '../../client/data-dirs';
-import { installStatus, LOCAL_PLUGIN_ID, type UninstallResult, uninstallPlugin } from '../../client/install';
+import { displayPath } from '../../client/local/data-dirs';
+import { installStatus, LOCAL_PLUGIN_ID, type UninstallResult, uninstallPlugin } from '../../client/commands/install';
 import { isInteractive, promptConfirm } from '../prompt';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
 import { chooseDataDir } from './install';

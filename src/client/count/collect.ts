@@ -1,0 +1,493 @@
+/**
+ * Per-turn collection: the session's transcripts past their cursors → counted deltas → one committed
+ * report. Implements docs/DESIGN.md "Commit protocol"; the caller holds the state lock.
+ *
+ *   1. apply every committed-but-unapplied outbox of the data dir (named in `outbox.pending`), so
+ *      the ledger is complete before anything is counted: a resumed copy of a session that crashed
+ *      mid-commit must find that session's groups;
+ *   2. read the new complete lines of every file of the session (main transcript first), fold them
+ *      into groups and decide each group's delta against the ledger and the run's own view;
+ *   3. commit: write the session state (new cursors, next turn index, outbox = reports + ledger
+ *      entries) atomically — the rename is the commit point;
+ *   4. apply the outbox: queue (which dedupes by (session_id, turn_index)), then ledger (max-merge,
+ *      idempotent), then clear it.
+ * A crash before 3 re-reads the same bytes next time; a crash after 3 is finished by step 1 of the
+ * next run, whichever session it is for.
+ */
+import { open, readdir, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { formatTimestamp, parseTimestamp, type ModelUsage, type ReportBody } from '../../protocol/wire';
+import { VERSION } from '../../version';
+import { describeError } from '../local/errors';
+import { appendDurable, readTextIfExists } from '../local/fsx';
+import { Ledger, type LedgerEntry, shardOf, shardOfEntry, toLedgerEntry } from './ledger';
+import type { Logger } from '../local/log';
+import { isSafeSessionId, type StatePaths } from '../local/paths';
+import { buildReports } from './report';
+import {
+  type LoadedState,
+  type OutboxEntry,
+  peekSessionState,
+  readAllSessionStates,
+  readSessionState,
+  recoveredTurnIndex,
+  type SessionState,
+  writeSessionState,
+} from './session-state';
+import { type FileCursor, readNewLines } from './transcript';
+import {
+  addUsage,
+  type CountedEntry,
+  decideGroup,
+  type GroupTotal,
+  isZeroUsage,
+  lineTimestamp,
+  mergeRecord,
+  parseUsageLine,
+  zeroUsage,
+} from './usage';
+
+/** Names the sessions whose state holds a committed outbox not yet applied (one id a line). */
+export const PENDING_OUTBOX_FILE = 'outbox.pending';
+/** A session left open (no SessionEnd) whose files have not changed for this long is closed. */
+export const IDLE_CLOSE_MILLIS = 7 * 24 * 60 * 60 * 1000;
+/** Subagent folders deeper than this are not searched (workflow agents sit two levels down). */
+const MAX_SUBAGENT_DEPTH = 6;
+/** Bound on the files of one session (a runaway folder must not make every turn slow). */
+const MAX_SESSION_FILES = 5000;
+/** Legacy sibling `agent-*.jsonl` modified this long before the session started are not ours. */
+const LEGACY_MTIME_SLACK_MILLIS = 60 * 60 * 1000;
+const LEGACY_HEAD_BYTES = 4096;
+const DEFAULT_MAX_CATCH_UP_SESSIONS = 10;
+
+export interface QueueAppender {
+  /** Appends durably; dedupes by (session_id, turn_index). */
+  append(report: ReportBody): Promise<void>;
+}
+
+export interface CollectDeps {
+  paths: StatePaths;
+  now: () => Date;
+  log: Logger;
+  queue: QueueAppender;
+  userEmail: string;
+  pluginVersion?: string;
+}
+
+export interface CollectRequest {
+  sessionId: string;
+  transcriptPath: string;
+  agentTranscriptPath?: string;
+  /** SessionEnd: mark the session closed after collecting. */
+  closing?: boolean;
+}
+
+export interface CollectResult {
+  /** The turn's report (the first one when the turn had to be split), or null when nothing new. */
+  report: ReportBody | null;
+  reports: ReportBody[];
+}
+
+function pendingPath(paths: StatePaths): string {
+  return join(paths.dir, PENDING_OUTBOX_FILE);
+}
+
+/** Step 4: queue, then ledger, then an empty outbox. Idempotent (a crash anywhere is redone). */
+async function applyOutbox(deps: CollectDeps, state: SessionState, ledger: Ledger): Promise<void> {
+  if (state.outbox.length === 0) return;
+  const entries: LedgerEntry[] = [];
+  for (const item of state.outbox) {
+    if (item.report !== null) await deps.queue.append(item.report);
+    // Not push(...item.ledger): a turn that brings the whole history of a long session holds
+    // 100k+ entries, past V8's argument limit ("Maximum call stack size exceeded").
+    for (const entry of item.ledger) entries.push(entry);
+  }
+  await ledger.append(entries);
+  state.outbox = [];
+  state.updatedAt = deps.now().toISOString();
+  await writeSessionState(deps.paths, state);
+}
+
+/** Step 1: finishes every commit a crashed run left behind, in any session of the data dir. */
+async function applyPendingOutboxes(deps: CollectDeps, ledger: Ledger): Promise<void> {
+  const text = await readTextIfExists(pendingPath(deps.paths));
+  if (text === null) return;
+  const ids = new Set(text.split('\n').filter((id) => isSafeSessionId(id)));
+  for (const id of ids) {
+    const state = await peekSessionState(deps.paths, id);
+    if (state !== null && state.outbox.length > 0) {
+      deps.log.activity(`session ${id}: finishing a commit left by an earlier run`);
+      await applyOutbox(deps, state, ledger);
+    }
+  }
+  await unlinkIfExists(pendingPath(deps.paths));
+}
+
+async function unlinkIfExists(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+async function walkSubagents(dir: string, depth: number, out: string[]): Promise<void> {
+  if (depth > MAX_SUBAGENT_DEPTH || out.length >= MAX_SESSION_FILES) return;
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await walkSubagents(path, depth + 1, out);
+    else if (entry.isFile() && isAgentTranscriptName(entry.name)) out.push(path);
+    if (out.length >= MAX_SESSION_FILES) return;
+  }
+}
+
+/** `agent-*.jsonl`; `journal.jsonl` and `*.meta.json` are not transcripts. */
+function isAgentTranscriptName(name: string): boolean {
+  return name.startsWith('agent-') && name.endsWith('.jsonl');
+}
+
+/** The `sessionId` on the first line of a legacy sibling agent file, or null. */
+async function headSessionId(path: string): Promise<string | null> {
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(path, 'r');
+    const buf = Buffer.alloc(LEGACY_HEAD_BYTES);
+    const { bytesRead } = await handle.read(buf, 0, LEGACY_HEAD_BYTES, 0);
+    const text = buf.toString('utf8', 0, bytesRead);
+    const firstLine = text.split('\n', 1)[0] ?? '';
+    const match = /"sessionId"\s*:\s*"([^"\\]{1,200})"/.exec(firstLine);
+    return match?.[1] ?? null;
+  } catch {
+    return null;
+  } finally {
+    await handle?.close();
+  }
+}
+
+/**
+ * The files of a session: the main transcript first, then, sorted by path, every
+ * `<session>/subagents/**\/agent-*.jsonl`, legacy sibling `agent-*.jsonl` whose first line carries
+ * our sessionId, the SubagentStop `agent_transcript_path`, and any file tracked before.
+ */
+export async function listSessionFiles(state: SessionState, req: CollectRequest): Promise<string[]> {
+  const main = resolve(req.transcriptPath);
+  const others = new Set<string>(Object.keys(state.files));
+  const sessionDir = main.endsWith('.jsonl') ? main.slice(0, -'.jsonl'.length) : `${main}.d`;
+  const found: string[] = [];
+  await walkSubagents(join(sessionDir, 'subagents'), 0, found);
+  for (const f of found) others.add(f);
+
+  const projectDir = dirname(main);
+  let siblings: string[] = [];
+  try {
+    siblings = (await readdir(projectDir)).filter(isAgentTranscriptName);
+  } catch {
+    // no project dir yet
+  }
+  const startMs = state.sessionStartUtc ? (parseTimestamp(state.sessionStartUtc)?.getTime() ?? null) : null;
+  for (const name of siblings) {
+    const path = join(projectDir, name);
+    if (others.has(path)) continue;
+    if (startMs !== null) {
+      try {
+        if ((await stat(path)).mtimeMs < startMs - LEGACY_MTIME_SLACK_MILLIS) continue;
+      } catch {
+        continue;
+      }
+    }
+    if ((await headSessionId(path)) === state.sessionId) others.add(path);
+  }
+
+  if (req.agentTranscriptPath?.endsWith('.jsonl')) others.add(resolve(req.agentTranscriptPath));
+  others.delete(main);
+  return [main, ...[...others].sort().slice(0, MAX_SESSION_FILES)];
+}
+
+/** True when a file has bytes its cursor has not seen (or was replaced). */
+async function fileChanged(path: string, cursor: FileCursor | undefined): Promise<boolean | null> {
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) return false;
+    if (cursor === undefined) return st.size > 0;
+    return st.size !== cursor.size || st.ino !== cursor.ino;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    return false;
+  }
+}
+
+interface CountResult {
+  deltas: Map<string, ModelUsage>;
+  entries: LedgerEntry[];
+  lastTimestampMs: number | null;
+  replays: number;
+  /** Some group was first counted by this very session (seen again after a lost state). */
+  ownGroupsSeen: boolean;
+}
+
+/**
+ * A session's turn high-water mark lives in the ledger, not only in its `.offset` file: the ledger
+ * survives a lost or corrupt state, and its lines are max-merged, so the mark only ever rises.
+ * `i` holds the next free turn index. No usage key starts with `turns:` (they are `m:`, `u:`, `h:`).
+ */
+const turnMarkKey = (sessionId: string) => `turns:${sessionId}`;
+
+function turnMarkEntry(sessionId: string, nextTurnIndex: number): LedgerEntry {
+  const usage = { input_tokens: nextTurnIndex, output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0 };
+  return toLedgerEntry(turnMarkKey(sessionId), null, false, '', usage);
+}
+
+async function turnMark(ledger: Ledger, sessionId: string): Promise<number> {
+  const key = turnMarkKey(sessionId);
+  await ledger.load([shardOf(key)]);
+  return ledger.get(key, null)?.usage.input_tokens ?? 0;
+}
+
+/** Step 2b: each group once, in order of first appearance, against ledger + the run's own view. */
+async function countGroups(groups: Map<string, GroupTotal>, ledger: Ledger, sessionId: string): Promise<CountResult> {
+  await ledger.load([...groups.values()].map((g) => shardOfEntry(g)));
+  const result: CountResult = { deltas: new Map(), entries: [], lastTimestampMs: null, replays: 0, ownGroupsSeen: false };
+  for (const group of groups.values()) {
+    const own = ledger.get(group.key, group.messageId);
+    if (own?.sessionId === sessionId) result.ownGroupsSeen = true;
+    const same = group.messageId === null ? [] : ledger.sameMessage(group.messageId, group.key);
+    const decision = decideGroup(group, own, same);
+    if (decision.kind === 'replay') {
+      result.replays++;
+      continue;
+    }
+    if (needsRecord(own, group, decision.record)) {
+      const sidechain = group.sidechain && (own?.sidechain ?? true);
+      const entry = toLedgerEntry(group.key, group.messageId ?? own?.messageId ?? null, sidechain, group.model, decision.record, own?.sessionId ?? sessionId);
+      ledger.stage(entry);
+      result.entries.push(entry);
+    }
+    if (!isZeroUsage(decision.delta)) {
+      result.deltas.set(group.model, addUsage(result.deltas.get(group.model) ?? zeroUsage(), decision.delta));
+      const ts = group.lastTimestampMs;
+      if (ts !== null && (result.lastTimestampMs === null || ts > result.lastTimestampMs)) result.lastTimestampMs = ts;
+    }
+  }
+  return result;
+}
+
+function needsRecord(own: CountedEntry | undefined, group: GroupTotal, record: ModelUsage): boolean {
+  if (own === undefined) return !isZeroUsage(record);
+  const u = own.usage;
+  return (
+    record.input_tokens > u.input_tokens ||
+    record.output_tokens > u.output_tokens ||
+    record.cache_read_tokens > u.cache_read_tokens ||
+    record.cache_write_tokens > u.cache_write_tokens ||
+    (own.sidechain && !group.sidechain) ||
+    (own.messageId === null && group.messageId !== null)
+  );
+}
+
+function timestampMs(value: string | null): number | null {
+  if (value === null) return null;
+  return parseTimestamp(value)?.getTime() ?? null;
+}
+
+function sameState(a: SessionState, b: SessionState): boolean {
+  return JSON.stringify({ ...a, updatedAt: '' }) === JSON.stringify({ ...b, updatedAt: '' });
+}
+
+async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledger): Promise<CollectResult> {
+  const { log, paths } = deps;
+  const main = resolve(req.transcriptPath);
+  const loaded: LoadedState = await readSessionState(paths, req.sessionId, { log, now: deps.now, transcriptPath: main });
+  const previous = loaded.state;
+  if (previous.outbox.length > 0) await applyOutbox(deps, previous, ledger);
+
+  const state: SessionState = { ...previous, transcriptPath: main, files: {}, outbox: [] };
+  const files = await listSessionFiles(previous, req);
+  const groups = new Map<string, GroupTotal>();
+  let malformed = 0;
+  let synthetic = 0;
+  let lines = 0;
+  let bytes = 0;
+  for (const path of files) {
+    const isMain = path === main;
+    const cursor = previous.files[path];
+    if (cursor !== undefined && (await fileChanged(path, cursor)) === false) {
+      state.files[path] = cursor;
+      continue;
+    }
+    const onLine = (line: string) => {
+      const parsed = parseUsageLine(line, req.sessionId);
+      if (parsed.malformed) malformed++;
+      if (parsed.syntheticUsage !== null) synthetic++;
+      for (const record of parsed.records) mergeRecord(groups, record, timestampMs(record.timestamp));
+      if (isMain && state.sessionStartUtc === '') {
+        const ts = parseTimestamp(lineTimestamp(line) ?? '');
+        if (ts !== null) state.sessionStartUtc = formatTimestamp(ts);
+      }
+    };
+    try {
+      const read = await readNewLines(path, cursor, onLine, { log });
+      lines += read.lines;
+      bytes += read.bytes;
+      if (read.cursor !== null) state.files[path] = read.cursor;
+    } catch (err) {
+      // One unreadable file (EACCES, EIO) must not block the others; its cursor stays put.
+      log.error(`cannot read ${basename(path)}: ${describeError(err)}`);
+      if (cursor !== undefined) state.files[path] = cursor;
+    }
+  }
+  if (malformed > 0) log.activity(`session ${req.sessionId}: skipped ${malformed} malformed usage line(s)`);
+  if (synthetic > 0) log.error(`session ${req.sessionId}: ${synthetic} <synthetic> line(s) with non-zero usage not counted`);
+
+  const counted = await countGroups(groups, ledger, req.sessionId);
+  const now = deps.now();
+  let turnIndex = previous.nextTurnIndex;
+  if (Object.keys(previous.files).length === 0 && counted.ownGroupsSeen) {
+    // This state has read nothing, yet the ledger holds groups this session counted: an earlier
+    // state of it was lost (deleted file, pruned). Its turn indexes may already be at the
+    // receiver, which would swallow a reused one: continue far above them.
+    turnIndex = Math.max(turnIndex, recoveredTurnIndex(now));
+    log.error(`session ${req.sessionId}: earlier state lost, turn numbering continues at ${turnIndex}`);
+  }
+  // Never below the session's high-water mark: a state lost or corrupted twice (the second
+  // recovery numbering from a clock the session has run ahead of) must not reuse an index.
+  const mark = await turnMark(ledger, req.sessionId);
+  if (mark > turnIndex) {
+    if (previous.nextTurnIndex !== 0 || Object.keys(previous.files).length > 0) {
+      log.error(`session ${req.sessionId}: turn numbering was behind its high-water mark, continues at ${mark}`);
+    }
+    turnIndex = mark;
+  }
+  const timestampUtc = formatTimestamp(counted.lastTimestampMs === null ? now : new Date(counted.lastTimestampMs));
+  if (state.sessionStartUtc === '' && counted.deltas.size > 0) state.sessionStartUtc = timestampUtc;
+  const reports = buildReports({
+    sessionId: req.sessionId,
+    turnIndex,
+    userEmail: deps.userEmail,
+    timestampUtc,
+    sessionStartUtc: state.sessionStartUtc,
+    models: counted.deltas,
+    pluginVersion: deps.pluginVersion ?? VERSION,
+    log,
+  });
+  if (reports.length > 0) counted.entries.push(turnMarkEntry(req.sessionId, turnIndex + reports.length));
+  const outbox: OutboxEntry[] = reports.map((report, i) => ({ report, ledger: i === 0 ? counted.entries : [] }));
+  if (outbox.length === 0 && counted.entries.length > 0) outbox.push({ report: null, ledger: counted.entries });
+  state.nextTurnIndex = turnIndex + reports.length;
+  state.closed = previous.closed || req.closing === true;
+  state.outbox = outbox;
+  state.updatedAt = now.toISOString();
+
+  if (lines > 0 || counted.replays > 0) {
+    log.activity(
+      `session ${req.sessionId}: ${lines} line(s), ${bytes} byte(s) from ${files.length} file(s); ${groups.size} group(s)` +
+        (counted.replays > 0 ? `, ${counted.replays} replay(s) skipped` : '') +
+        (reports.length > 0 ? `; turn ${reports.map((r) => r.turn_index).join(',')} committed` : ''),
+    );
+  }
+
+  if (outbox.length > 0) {
+    // The marker first: once the state (the commit point) exists, some run will find it.
+    await appendDurable(pendingPath(paths), `${req.sessionId}\n`);
+    await writeSessionState(paths, state);
+    await applyOutbox(deps, state, ledger);
+    await unlinkIfExists(pendingPath(paths));
+  } else if (loaded.status !== 'ok' || !sameState(previous, state)) {
+    await writeSessionState(paths, state);
+  }
+  return { report: reports[0] ?? null, reports };
+}
+
+/**
+ * Collects one turn of a session (Stop, SubagentStop, SessionEnd). The caller holds the state lock.
+ * Throws only on I/O failures of the state dir (the caller logs; the next hook retries).
+ */
+export async function collectSession(deps: CollectDeps, req: CollectRequest): Promise<CollectResult> {
+  const ledger = new Ledger(deps.paths.ledgerDir, deps.log);
+  await applyPendingOutboxes(deps, ledger);
+  return collectWith(deps, req, ledger);
+}
+
+/**
+ * SessionStart: creates the session's state when missing (a converted or recovered one when the
+ * file is legacy or corrupt) and reopens a closed one (a resumed session keeps its id). Reads no
+ * transcript.
+ */
+export async function ensureSessionState(deps: CollectDeps, req: CollectRequest): Promise<void> {
+  const main = resolve(req.transcriptPath);
+  const { state, status } = await readSessionState(deps.paths, req.sessionId, {
+    log: deps.log,
+    now: deps.now,
+    transcriptPath: main,
+  });
+  if (status === 'ok' && !state.closed && state.transcriptPath === main) return;
+  state.closed = false;
+  state.transcriptPath = main;
+  state.updatedAt = deps.now().toISOString();
+  await writeSessionState(deps.paths, state);
+}
+
+/**
+ * Finishes leftover outboxes, then collects sessions left open (no SessionEnd: a crash, a kill)
+ * whose files grew, at most `maxSessions` of them per call. Closes sessions whose main transcript
+ * vanished and sessions idle for IDLE_CLOSE_MILLIS. Returns the number of sessions collected.
+ * The caller holds the state lock.
+ */
+export async function catchUpOpenSessions(
+  deps: CollectDeps,
+  opts: { exceptSessionId?: string; maxSessions?: number } = {},
+): Promise<number> {
+  const maxSessions = opts.maxSessions ?? DEFAULT_MAX_CATCH_UP_SESSIONS;
+  let ledger = new Ledger(deps.paths.ledgerDir, deps.log);
+  await applyPendingOutboxes(deps, ledger);
+  let collected = 0;
+  // Every readable state, closed ones too: a leftover outbox must reach the queue whatever the
+  // session's status (legacy and corrupt states wait for their own session's hook).
+  for (const state of await readAllSessionStates(deps.paths)) {
+    const id = state.sessionId;
+    if (id === opts.exceptSessionId) continue;
+    try {
+      if (state.outbox.length > 0) await applyOutbox(deps, state, ledger);
+      if (state.closed || state.transcriptPath === '') continue;
+      let mainStat: Awaited<ReturnType<typeof stat>>;
+      try {
+        mainStat = await stat(state.transcriptPath);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        state.closed = true;
+        state.updatedAt = deps.now().toISOString();
+        await writeSessionState(deps.paths, state);
+        deps.log.activity(`session ${id}: transcript gone, closed`);
+        continue;
+      }
+      if (collected >= maxSessions) continue;
+      const req: CollectRequest = { sessionId: id, transcriptPath: state.transcriptPath };
+      let grew = false;
+      for (const path of await listSessionFiles(state, req)) {
+        if ((await fileChanged(path, state.files[path])) === true) {
+          grew = true;
+          break;
+        }
+      }
+      if (grew) {
+        await collectWith(deps, req, ledger);
+        collected++;
+      } else if (deps.now().getTime() - mainStat.mtimeMs > IDLE_CLOSE_MILLIS) {
+        state.closed = true;
+        state.updatedAt = deps.now().toISOString();
+        await writeSessionState(deps.paths, state);
+        deps.log.activity(`session ${id}: idle, closed`);
+      }
+    } catch (err) {
+      deps.log.error(`catch-up of session ${id} failed: ${describeError(err)}`);
+      // The failed run may have staged entries it never committed: start from disk again.
+      ledger = new Ledger(deps.paths.ledgerDir, deps.log);
+    }
+  }
+  return collected;
+}

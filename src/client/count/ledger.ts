@@ -1,0 +1,326 @@
+/**
+ * The data-dir-wide record of what has been reported per message group, so that resumed or forked
+ * copies and /btw replays are not reported twice and late increases are reported as differences.
+ *
+ * Layout: `<ledgerDir>/<xx>.jsonl`, 256 shards chosen by an FNV-1a byte of (message id, or the
+ * key when there is none), so every key of one message id lives in one shard and a replay check
+ * needs only that shard. Lines are append-only `{"k","m","sc","model","i","o","cr","cw","s"}`; loading
+ * keeps the field-wise maximum per key, so appending the same entry twice is harmless (the commit
+ * protocol re-applies an outbox after a crash). A shard over 1 MiB is compacted to one line per key.
+ *
+ * Only the shards a run touches are read: per-turn cost depends on the new lines, not on history.
+ * Callers hold the state lock for every read-modify-write.
+ */
+import { constants as fsConstants } from 'node:fs';
+import { mkdir, open, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ModelUsage } from '../../protocol/wire';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, writeFileAtomic } from '../local/fsx';
+import type { Logger } from '../local/log';
+import { type CountedEntry, count, maxUsage } from './usage';
+
+export const SHARD_COMPACT_BYTES = 1024 * 1024;
+/** Shard files appended (and fsynced) at once. */
+const APPEND_CONCURRENCY = 16;
+
+/** One ledger line: the maximum reported so far for a key. */
+export interface LedgerEntry {
+  k: string;
+  m: string | null;
+  sc: boolean;
+  model: string;
+  i: number;
+  o: number;
+  cr: number;
+  cw: number;
+  /** The session that first counted the key (a lost session state finds its own groups by it). */
+  s?: string;
+}
+
+/**
+ * FNV-1a (32-bit) over the UTF-16 code units, folded to one byte. Not a security boundary, only a
+ * spread: a SHA-1 per lookup cost ~20 % of a cold read of a long transcript (several lookups per
+ * group). Changing this function moves every key: it is part of the on-disk format.
+ */
+export function shardOf(messageIdOrKey: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < messageIdOrKey.length; i++) {
+    hash ^= messageIdOrKey.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  const byte = (hash ^ (hash >>> 8) ^ (hash >>> 16) ^ (hash >>> 24)) & 0xff;
+  return byte.toString(16).padStart(2, '0');
+}
+
+export function shardOfEntry(entry: { messageId: string | null; key: string }): string {
+  return shardOf(entry.messageId ?? entry.key);
+}
+
+export function entryUsage(e: LedgerEntry): ModelUsage {
+  return { input_tokens: e.i, output_tokens: e.o, cache_read_tokens: e.cr, cache_write_tokens: e.cw };
+}
+
+export function toLedgerEntry(
+  key: string,
+  messageId: string | null,
+  sidechain: boolean,
+  model: string,
+  u: ModelUsage,
+  sessionId?: string,
+): LedgerEntry {
+  const entry: LedgerEntry = {
+    k: key,
+    m: messageId,
+    sc: sidechain,
+    model,
+    i: u.input_tokens,
+    o: u.output_tokens,
+    cr: u.cache_read_tokens,
+    cw: u.cache_write_tokens,
+  };
+  if (sessionId !== undefined) entry.s = sessionId;
+  return entry;
+}
+
+function toCounted(e: LedgerEntry): CountedEntry {
+  const counted: CountedEntry = { key: e.k, messageId: e.m, sidechain: e.sc, usage: entryUsage(e) };
+  if (e.s !== undefined) counted.sessionId = e.s;
+  return counted;
+}
+
+/** Parses one shard line; null when it is not a ledger entry. */
+export function parseLedgerLine(line: string): LedgerEntry | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const o = v as Record<string, unknown>;
+  if (typeof o.k !== 'string' || o.k.length === 0) return null;
+  if (o.m !== null && o.m !== undefined && typeof o.m !== 'string') return null;
+  const entry: LedgerEntry = {
+    k: o.k,
+    m: typeof o.m === 'string' && o.m.length > 0 ? o.m : null,
+    sc: o.sc === true,
+    model: typeof o.model === 'string' ? o.model : '',
+    i: count(o.i),
+    o: count(o.o),
+    cr: count(o.cr),
+    cw: count(o.cw),
+  };
+  if (typeof o.s === 'string' && o.s.length > 0) entry.s = o.s;
+  return entry;
+}
+
+/** Max-merge of two entries of one key (`a` first): counters field-wise max; non-sidechain wins; first session kept. */
+export function mergeEntries(a: LedgerEntry, b: LedgerEntry): LedgerEntry {
+  const u = maxUsage(entryUsage(a), entryUsage(b));
+  return toLedgerEntry(a.k, a.m ?? b.m, a.sc && b.sc, b.model || a.model, u, a.s ?? b.s);
+}
+
+function covers(a: LedgerEntry, b: LedgerEntry): boolean {
+  return (
+    a.i >= b.i &&
+    a.o >= b.o &&
+    a.cr >= b.cr &&
+    a.cw >= b.cw &&
+    (!a.sc || b.sc) &&
+    (a.m !== null || b.m === null) &&
+    (a.s !== undefined || b.s === undefined)
+  );
+}
+
+interface Shard {
+  byKey: Map<string, LedgerEntry>;
+  byMessage: Map<string, Set<string>>;
+  /** Lines on disk (valid or not): compaction only pays when they clearly outnumber the keys. */
+  diskLines: number;
+}
+
+/** Compaction rewrites a shard only when it has at least this many lines per key. */
+const COMPACT_MIN_LINES_PER_KEY = 1.5;
+
+export class Ledger {
+  private readonly shards = new Map<string, Shard>();
+
+  constructor(
+    private readonly dir: string,
+    private readonly log: Logger,
+  ) {}
+
+  private shardPath(shard: string): string {
+    return join(this.dir, `${shard}.jsonl`);
+  }
+
+  /** Reads the given shards (those not loaded yet). A missing shard is empty; corrupt lines are skipped. */
+  async load(shardIds: Iterable<string>): Promise<void> {
+    for (const id of new Set(shardIds)) {
+      if (this.shards.has(id)) continue;
+      const shard: Shard = { byKey: new Map(), byMessage: new Map(), diskLines: 0 };
+      let text: string | null = null;
+      try {
+        text = await readFile(this.shardPath(id), 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      if (text !== null) {
+        let corrupt = 0;
+        for (const line of text.split('\n')) {
+          if (line.length === 0) continue;
+          shard.diskLines++;
+          const entry = parseLedgerLine(line);
+          if (entry === null) {
+            corrupt++;
+            continue;
+          }
+          this.put(shard, entry);
+        }
+        if (corrupt > 0) this.log.error(`ledger shard ${id}: skipped ${corrupt} corrupt line(s)`);
+      }
+      this.shards.set(id, shard);
+    }
+  }
+
+  private put(shard: Shard, entry: LedgerEntry): boolean {
+    const existing = shard.byKey.get(entry.k);
+    if (existing !== undefined && covers(existing, entry)) return false;
+    const merged = existing === undefined ? entry : mergeEntries(existing, entry);
+    shard.byKey.set(entry.k, merged);
+    if (merged.m !== null) {
+      let keys = shard.byMessage.get(merged.m);
+      if (keys === undefined) {
+        keys = new Set();
+        shard.byMessage.set(merged.m, keys);
+      }
+      keys.add(merged.k);
+    }
+    return true;
+  }
+
+  private loadedShard(messageIdOrKey: string): Shard {
+    const shard = this.shards.get(shardOf(messageIdOrKey));
+    if (shard === undefined) throw new Error('ledger shard not loaded');
+    return shard;
+  }
+
+  /** The entry of a key (its shard must be loaded). */
+  get(key: string, messageId: string | null): CountedEntry | undefined {
+    const e = this.loadedShard(messageId ?? key).byKey.get(key);
+    return e === undefined ? undefined : toCounted(e);
+  }
+
+  /** Entries of other keys carrying the same message id (its shard must be loaded). */
+  sameMessage(messageId: string, exceptKey: string): CountedEntry[] {
+    const shard = this.loadedShard(messageId);
+    const keys = shard.byMessage.get(messageId);
+    if (keys === undefined) return [];
+    const out: CountedEntry[] = [];
+    for (const k of keys) {
+      if (k === exceptKey) continue;
+      const e = shard.byKey.get(k);
+      if (e !== undefined) out.push(toCounted(e));
+    }
+    return out;
+  }
+
+  /**
+   * Makes an entry visible to later lookups of this run without writing it (the run's own view, so
+   * a replay read later in the same run sees its parent). Durability comes from `append`.
+   */
+  stage(entry: LedgerEntry): void {
+    this.put(this.loadedShard(entry.m ?? entry.k), entry);
+  }
+
+  /**
+   * Appends entries durably (fsync per shard). Idempotent: re-appending what is there changes
+   * nothing on load. Entries already covered by a loaded shard's view are still written, since the
+   * view may hold staged entries that are not on disk yet. Compacts shards that grew over 1 MiB.
+   */
+  async append(entries: readonly LedgerEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const byShard = new Map<string, LedgerEntry[]>();
+    for (const e of entries) {
+      const id = shardOf(e.m ?? e.k);
+      const list = byShard.get(id);
+      if (list === undefined) byShard.set(id, [e]);
+      else list.push(e);
+    }
+    await mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    // Shards are independent files (the caller holds the state lock): their fsyncs overlap. On a
+    // first read of a long transcript that is up to 256 fsyncs, which one after another were the
+    // largest part of its time.
+    const pending = [...byShard];
+    const worker = async () => {
+      for (let next = pending.shift(); next !== undefined; next = pending.shift()) {
+        const [id, list] = next;
+        const text = list.map((e) => JSON.stringify(e)).join('\n');
+        const size = await appendLines(this.shardPath(id), text);
+        const shard = this.shards.get(id);
+        if (shard !== undefined) {
+          for (const e of list) this.put(shard, e);
+          shard.diskLines += list.length;
+        }
+        if (size > SHARD_COMPACT_BYTES) await this.compact(id);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(APPEND_CONCURRENCY, pending.length) }, worker));
+  }
+
+  /**
+   * Rewrites a shard atomically with one line per key (max-merged), unless it is already mostly
+   * one line per key (a shard of many distinct keys would otherwise be rewritten on every append).
+   */
+  async compact(id: string): Promise<void> {
+    const cached = this.shards.get(id);
+    if (cached !== undefined && cached.diskLines < cached.byKey.size * COMPACT_MIN_LINES_PER_KEY) return;
+    // From disk only: an entry staged by a run that has not committed must never be written.
+    this.shards.delete(id);
+    await this.load([id]);
+    const shard = this.shards.get(id) as Shard;
+    if (shard.diskLines < shard.byKey.size * COMPACT_MIN_LINES_PER_KEY) return;
+    const lines = [...shard.byKey.values()].map((e) => `${JSON.stringify(e)}\n`);
+    await writeFileAtomic(this.shardPath(id), lines.join(''));
+    shard.diskLines = lines.length;
+    this.log.activity(`ledger shard ${id} compacted to ${lines.length} key(s)`);
+  }
+
+  /** Number of shards read so far (for tests and benchmarks of the per-turn cost). */
+  get loadedShardCount(): number {
+    return this.shards.size;
+  }
+}
+
+/**
+ * Appends `text` as whole lines and fsyncs; returns the new size. A crash can leave a torn last
+ * line without its `\n`: the new text then starts on a fresh line so it is not glued to the torn
+ * one (which load skips as corrupt).
+ */
+async function appendLines(path: string, text: string): Promise<number> {
+  const handle = await open(path, fsConstants.O_RDWR | fsConstants.O_APPEND | fsConstants.O_CREAT, PRIVATE_FILE_MODE);
+  try {
+    const { size } = await handle.stat();
+    let prefix = '';
+    if (size > 0) {
+      const last = Buffer.alloc(1);
+      await handle.read(last, 0, 1, size - 1);
+      if (last[0] !== 0x0a) prefix = '\n';
+    }
+    const data = Buffer.from(`${prefix}${text}\n`, 'utf8');
+    await handle.writeFile(data);
+    await handle.sync();
+    return size + data.length;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Size of a shard on disk, 0 when absent (tests). */
+export async function shardSize(dir: string, id: string): Promise<number> {
+  try {
+    return (await stat(join(dir, `${id}.jsonl`))).size;
+  } catch {
+    return 0;
+  }
+}

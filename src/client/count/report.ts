@@ -1,0 +1,93 @@
+/**
+ * Builds report bodies, pure. Every field is set from an explicit allowlist of values computed by
+ * ccflux: nothing read from a transcript passes through except model names and token counts, and
+ * both are bounded to the wire LIMITS here.
+ *
+ * More than LIMITS.maxModels models in one turn (rare: one per distinct model and advisor model) are
+ * split across consecutive turn indexes rather than merged, so per-model totals stay exact.
+ */
+import { LIMITS, type ModelUsage, type ReportBody, SCHEMA_VERSION } from '../../protocol/wire';
+import type { Logger } from '../local/log';
+import { addUsage, count, isZeroUsage, UNKNOWN_MODEL, zeroUsage } from './usage';
+
+export interface ReportInput {
+  sessionId: string;
+  /** turn_index of the first (usually only) report. */
+  turnIndex: number;
+  userEmail: string;
+  timestampUtc: string;
+  sessionStartUtc: string;
+  models: ReadonlyMap<string, ModelUsage> | Readonly<Record<string, ModelUsage>>;
+  pluginVersion: string;
+  log?: Pick<Logger, 'activity' | 'error'>;
+}
+
+function sanitizeUsage(u: ModelUsage): ModelUsage {
+  return {
+    input_tokens: count(u.input_tokens),
+    output_tokens: count(u.output_tokens),
+    cache_read_tokens: count(u.cache_read_tokens),
+    cache_write_tokens: count(u.cache_write_tokens),
+  };
+}
+
+/**
+ * Model name → usage, with names made valid for the wire (empty → `unknown`, longer than the limit
+ * → truncated; names that collide after that are summed), all-zero models dropped, sorted by name.
+ */
+export function normalizeModels(
+  models: ReportInput['models'],
+  log?: Pick<Logger, 'activity' | 'error'>,
+): Array<[string, ModelUsage]> {
+  const entries = models instanceof Map ? [...models.entries()] : Object.entries(models as Record<string, ModelUsage>);
+  const merged = new Map<string, ModelUsage>();
+  for (const [rawName, rawUsage] of entries) {
+    const usage = sanitizeUsage(rawUsage);
+    if (isZeroUsage(usage)) continue;
+    let name = rawName.length < LIMITS.modelNameMinChars ? UNKNOWN_MODEL : rawName;
+    if (name.length > LIMITS.modelNameChars) {
+      log?.error(`model name of ${name.length} characters truncated to ${LIMITS.modelNameChars}`);
+      name = name.slice(0, LIMITS.modelNameChars);
+    }
+    merged.set(name, addUsage(merged.get(name) ?? zeroUsage(), usage));
+  }
+  return [...merged.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+function body(input: ReportInput, turnIndex: number, models: Array<[string, ModelUsage]>): ReportBody {
+  return {
+    schema_version: SCHEMA_VERSION,
+    session_id: input.sessionId,
+    user_email: input.userEmail.slice(0, LIMITS.userEmailChars),
+    turn_index: turnIndex,
+    timestamp_utc: input.timestampUtc.slice(0, LIMITS.timestampChars),
+    session_start_utc: input.sessionStartUtc.slice(0, LIMITS.timestampChars),
+    // fromEntries defines own properties, so a model called `__proto__` stays a plain key.
+    models: Object.fromEntries(models),
+    plugin_version: input.pluginVersion.slice(0, LIMITS.pluginVersionChars),
+  };
+}
+
+/**
+ * The turn's reports: none when every model is zero; one per LIMITS.maxModels models otherwise,
+ * with turn indexes `turnIndex`, `turnIndex + 1`, ...
+ */
+export function buildReports(input: ReportInput): ReportBody[] {
+  const models = normalizeModels(input.models, input.log);
+  const reports: ReportBody[] = [];
+  for (let i = 0; i < models.length; i += LIMITS.maxModels) {
+    reports.push(body(input, input.turnIndex + reports.length, models.slice(i, i + LIMITS.maxModels)));
+  }
+  if (reports.length > 1) input.log?.activity(`turn split into ${reports.length} reports (${models.length} models)`);
+  return reports;
+}
+
+/**
+ * One report body (possibly with empty `models`). Throws a RangeError when the models do not fit in
+ * one report: use `buildReports` for a turn that may carry more than LIMITS.maxModels models.
+ */
+export function buildReport(input: ReportInput): ReportBody {
+  const models = normalizeModels(input.models, input.log);
+  if (models.length > LIMITS.maxModels) throw new RangeError(`more than ${LIMITS.maxModels} models: use buildReports`);
+  return body(input, input.turnIndex, models);
+}

@@ -1,0 +1,287 @@
+/**
+ * Per-session progress: `<session_id>.offset` (JSON, 0600, written atomically). See docs/DESIGN.md
+ * "Commit protocol": the atomic rename of this file is the commit point of a turn.
+ *
+ * Reading never throws on content: a garbage or wrong-typed file is logged and replaced by a fresh
+ * state that re-reads every file from 0 (the ledger turns that into deltas, so nothing is counted
+ * twice) and continues turn numbering far above anything used before (see `recoveredTurnIndex`), so
+ * the receiver's idempotency on (session_id, turn_index, model) cannot swallow a new report.
+ * Legacy files of the Rust version hold a bare number and are converted.
+ */
+import { createHash } from 'node:crypto';
+import { open, readdir } from 'node:fs/promises';
+import type { ReportBody } from '../../protocol/wire';
+import { validateReport } from '../../protocol/wire';
+import { readTextIfExists, writeFileAtomic } from '../local/fsx';
+import { type LedgerEntry, parseLedgerLine } from './ledger';
+import type { Logger } from '../local/log';
+import { isSafeSessionId, type StatePaths } from '../local/paths';
+import { EMPTY_HEAD_HASH, type FileCursor, HEAD_HASH_BYTES } from './transcript';
+
+export const SESSION_STATE_VERSION = 1;
+const OFFSET_SUFFIX = '.offset';
+
+/** A committed report (null when a commit only moved ledger values) and its ledger entries. */
+export interface OutboxEntry {
+  report: ReportBody | null;
+  ledger: LedgerEntry[];
+}
+
+export interface SessionState {
+  version: 1;
+  sessionId: string;
+  /** The main transcript. */
+  transcriptPath: string;
+  /** turn_index of the next report. */
+  nextTurnIndex: number;
+  /** First timestamp seen in the main transcript ('' until one is seen). */
+  sessionStartUtc: string;
+  /** SessionEnd seen (only a hint for catch-up: a closed session is still collected when asked). */
+  closed: boolean;
+  /** Key: absolute path. */
+  files: Record<string, FileCursor>;
+  /** Committed but not yet applied to queue + ledger. */
+  outbox: OutboxEntry[];
+  updatedAt: string;
+}
+
+export type StateStatus = 'ok' | 'missing' | 'corrupt' | 'legacy';
+
+export function freshSessionState(sessionId: string, transcriptPath: string, now: Date, nextTurnIndex = 0): SessionState {
+  return {
+    version: SESSION_STATE_VERSION,
+    sessionId,
+    transcriptPath,
+    nextTurnIndex,
+    sessionStartUtc: '',
+    closed: false,
+    files: {},
+    outbox: [],
+    updatedAt: now.toISOString(),
+  };
+}
+
+/**
+ * The turn index a recovered (corrupt) state continues from: the current Unix time in seconds.
+ * A session's turn count stays far below it, so it cannot collide with a turn already delivered.
+ */
+export function recoveredTurnIndex(now: Date): number {
+  return Math.max(Math.floor(now.getTime() / 1000), 0);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+function parseCursor(v: unknown): FileCursor | null {
+  if (!isObject(v)) return null;
+  const { offset, size, ino, headHash } = v;
+  if (!isCount(offset) || !isCount(size) || !isCount(ino) || typeof headHash !== 'string') return null;
+  return { offset, size, ino, headHash };
+}
+
+function parseOutboxEntry(v: unknown): OutboxEntry | null {
+  if (!isObject(v) || !Array.isArray(v.ledger)) return null;
+  let report: ReportBody | null = null;
+  if (v.report !== null) {
+    const checked = validateReport(v.report);
+    if (!checked.ok) return null;
+    report = checked.value;
+  }
+  const ledger: LedgerEntry[] = [];
+  for (const item of v.ledger) {
+    const entry = parseLedgerLine(JSON.stringify(item));
+    if (entry === null) return null;
+    ledger.push(entry);
+  }
+  return { report, ledger };
+}
+
+/** Validates a parsed state file; null when any field has the wrong type. Pure. */
+export function parseSessionState(input: unknown, sessionId: string): SessionState | null {
+  if (!isObject(input)) return null;
+  const s = input;
+  if (s.version !== SESSION_STATE_VERSION || s.sessionId !== sessionId) return null;
+  if (typeof s.transcriptPath !== 'string' || !isCount(s.nextTurnIndex)) return null;
+  if (typeof s.sessionStartUtc !== 'string' || typeof s.closed !== 'boolean') return null;
+  if (!isObject(s.files) || !Array.isArray(s.outbox)) return null;
+  const files: Record<string, FileCursor> = {};
+  for (const [path, value] of Object.entries(s.files)) {
+    const cursor = parseCursor(value);
+    if (cursor === null) return null;
+    Object.defineProperty(files, path, { value: cursor, enumerable: true, writable: true, configurable: true });
+  }
+  const outbox: OutboxEntry[] = [];
+  for (const item of s.outbox) {
+    const entry = parseOutboxEntry(item);
+    if (entry === null) return null;
+    outbox.push(entry);
+  }
+  return {
+    version: SESSION_STATE_VERSION,
+    sessionId,
+    transcriptPath: s.transcriptPath,
+    nextTurnIndex: s.nextTurnIndex,
+    sessionStartUtc: s.sessionStartUtc,
+    closed: s.closed,
+    files,
+    outbox,
+    updatedAt: typeof s.updatedAt === 'string' ? s.updatedAt : '',
+  };
+}
+
+export interface ReadStateOptions {
+  log: Logger;
+  now: () => Date;
+  /** The main transcript from the hook input: needed to convert a legacy (Rust) file. */
+  transcriptPath?: string;
+}
+
+export interface LoadedState {
+  state: SessionState;
+  status: StateStatus;
+}
+
+/**
+ * Reads `<session_id>.offset`. Missing → fresh state (turn 0). Corrupt → logged, fresh state with
+ * turn numbering from `recoveredTurnIndex` (or the file's own `nextTurnIndex` when that one field is
+ * still readable, whichever is larger). Legacy bare number → converted (see `convertLegacyOffset`).
+ * I/O errors other than ENOENT are thrown (the caller logs them and retries next hook).
+ */
+export async function readSessionState(paths: StatePaths, sessionId: string, options: ReadStateOptions): Promise<LoadedState> {
+  const now = options.now();
+  const text = await readTextIfExists(paths.sessionOffset(sessionId));
+  const transcriptPath = options.transcriptPath ?? '';
+  if (text === null) return { state: freshSessionState(sessionId, transcriptPath, now), status: 'missing' };
+  if (/^\s*\d+\s*$/.test(text)) {
+    const legacy = Number(text.trim());
+    if (Number.isSafeInteger(legacy) && transcriptPath !== '') {
+      const state = await convertLegacyOffset(sessionId, transcriptPath, legacy, now);
+      options.log.activity(`session ${sessionId}: converted legacy offset file (${legacy})`);
+      return { state, status: 'legacy' };
+    }
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  const state = parseSessionState(parsed, sessionId);
+  if (state !== null) return { state, status: 'ok' };
+  const salvagedTurn = isObject(parsed) && isCount(parsed.nextTurnIndex) ? parsed.nextTurnIndex : 0;
+  const salvagedPath = isObject(parsed) && typeof parsed.transcriptPath === 'string' ? parsed.transcriptPath : transcriptPath;
+  options.log.error(`session ${sessionId}: state file unreadable, starting over (the ledger prevents double counting)`);
+  const turn = Math.max(recoveredTurnIndex(now), salvagedTurn);
+  return { state: freshSessionState(sessionId, transcriptPath || salvagedPath, now, turn), status: 'corrupt' };
+}
+
+export async function writeSessionState(paths: StatePaths, state: SessionState): Promise<void> {
+  await writeFileAtomic(paths.sessionOffset(state.sessionId), `${JSON.stringify(state)}\n`);
+}
+
+/** Session ids that have a state file (any status), sorted. */
+export async function listSessionIds(paths: StatePaths): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(paths.dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return names
+    .filter((n) => n.endsWith(OFFSET_SUFFIX))
+    .map((n) => n.slice(0, -OFFSET_SUFFIX.length))
+    .filter((id) => isSafeSessionId(id))
+    .sort();
+}
+
+/** Parses a state file without logging or converting: null when missing, legacy or not valid v1. */
+export async function peekSessionState(paths: StatePaths, sessionId: string): Promise<SessionState | null> {
+  const text = await readTextIfExists(paths.sessionOffset(sessionId));
+  if (text === null) return null;
+  try {
+    return parseSessionState(JSON.parse(text), sessionId);
+  } catch {
+    return null;
+  }
+}
+
+/** Every readable (v1) session state of the data dir, sorted by session id. */
+export async function readAllSessionStates(paths: StatePaths): Promise<SessionState[]> {
+  const states: SessionState[] = [];
+  for (const id of await listSessionIds(paths)) {
+    try {
+      const state = await peekSessionState(paths, id);
+      if (state !== null) states.push(state);
+    } catch {
+      // unreadable (EACCES): skipped here, its own hook reports the error
+    }
+  }
+  return states;
+}
+
+/** Sessions left open (no SessionEnd seen) with a known main transcript: candidates for catch-up. */
+export async function listOpenSessions(paths: StatePaths): Promise<SessionState[]> {
+  return (await readAllSessionStates(paths)).filter((s) => !s.closed && s.transcriptPath !== '');
+}
+
+/**
+ * Converts a Rust `.offset` file (a bare number) for the main transcript. The number is a byte
+ * offset when it is ≤ the size and sits just after a `\n` (or is 0), else a count of lines.
+ * Everything before it was reported by the Rust version. Its turn indexes are unknown but never
+ * exceed the number of lines it had read (each turn wrote at least one line), so numbering continues
+ * from that line count: the receiver's idempotency cannot swallow our first reports.
+ */
+export async function convertLegacyOffset(sessionId: string, transcriptPath: string, legacy: number, now: Date): Promise<SessionState> {
+  const state = freshSessionState(sessionId, transcriptPath, now);
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(transcriptPath, 'r');
+  } catch {
+    return state; // no transcript: nothing to skip
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) return state;
+    let asBytes = false;
+    if (legacy === 0) asBytes = true;
+    else if (legacy <= st.size) {
+      const b = Buffer.alloc(1);
+      await handle.read(b, 0, 1, legacy - 1);
+      asBytes = b[0] === 0x0a;
+    }
+    // Walk the file counting newlines, up to the byte offset or the line count.
+    const chunk = Buffer.alloc(1024 * 1024);
+    let position = 0;
+    let lines = 0;
+    let offset = 0;
+    const limitBytes = asBytes ? legacy : st.size;
+    outer: while (position < limitBytes) {
+      const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, limitBytes - position), position);
+      if (bytesRead === 0) break;
+      let from = 0;
+      for (;;) {
+        const nl = chunk.indexOf(0x0a, from);
+        if (nl === -1 || nl >= bytesRead) break;
+        lines++;
+        offset = position + nl + 1;
+        from = nl + 1;
+        if (!asBytes && lines >= legacy) break outer;
+      }
+      position += bytesRead;
+    }
+    if (asBytes) offset = legacy;
+    const head = Buffer.alloc(Math.min(offset, HEAD_HASH_BYTES));
+    if (head.length > 0) await handle.read(head, 0, head.length, 0);
+    const headHash = head.length === 0 ? EMPTY_HEAD_HASH : createHash('sha256').update(head).digest('hex');
+    // size = offset: the bytes after it have not been read yet.
+    state.files[transcriptPath] = { offset, size: offset, ino: st.ino, headHash };
+    state.nextTurnIndex = asBytes ? lines : Math.max(lines, legacy);
+    return state;
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,275 @@
+/**
+ * Counting core, pure: one transcript line in, zero or more usage records out, plus the field-wise
+ * merge and delta arithmetic the ledger relies on. No I/O, no clock, never throws.
+ *
+ * Rules (docs/DESIGN.md "Counting", claude-code-formats.md §1-3):
+ * - only `type: "assistant"` lines with an object `message.usage` count; everything else (user lines
+ *   with `toolUseResult.usage`, summaries, system lines) is ignored without being parsed when it does
+ *   not even contain the substring `"usage"`;
+ * - one API response is written as several lines sharing a group key; the group counts once with the
+ *   field-wise maximum of its lines (early lines carry placeholder `output_tokens`);
+ * - cache writes are one number with two views: max(flat, sum of the ephemeral breakdown);
+ * - `usage.iterations[]` entries of type `advisor_message` are billed to their own model and are not
+ *   part of the top-level usage: each is its own pseudo-group `<key>#adv<i>`;
+ * - `<synthetic>` lines are local notices, not a model: excluded, but reported to the caller when
+ *   they carry non-zero usage so that it can be logged.
+ */
+import { createHash } from 'node:crypto';
+import type { ModelUsage } from '../../protocol/wire';
+
+export const SYNTHETIC_MODEL = '<synthetic>';
+/** Model name used when an assistant line with usage names no model: its tokens are still billed. */
+export const UNKNOWN_MODEL = 'unknown';
+/** Ids longer than this are replaced by a hash so that one odd line cannot bloat the ledger. */
+const MAX_ID_CHARS = 200;
+
+export interface UsageRecord {
+  /** Group key: `m:<message.id>|r:<requestId>`, `m:<id>|s:<sessionId>`, `u:<uuid>` or `h:<sha256>`. */
+  key: string;
+  /** The replay family: `message.id` (advisor pseudo-groups: `<id>#adv<i>`); null without an id. */
+  messageId: string | null;
+  sidechain: boolean;
+  model: string;
+  /** The line's `timestamp` as written (validated later), or null. */
+  timestamp: string | null;
+  usage: ModelUsage;
+}
+
+export interface LineParse {
+  records: UsageRecord[];
+  /** The line looked like usage (prefilter hit) but was not valid JSON. */
+  malformed: boolean;
+  /** Usage of a `<synthetic>` line when any counter is non-zero (it is excluded from records). */
+  syntheticUsage: ModelUsage | null;
+}
+
+const EMPTY: LineParse = Object.freeze({ records: [], malformed: false, syntheticUsage: null }) as LineParse;
+
+export function zeroUsage(): ModelUsage {
+  return { input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0 };
+}
+
+export function isZeroUsage(u: ModelUsage): boolean {
+  return u.input_tokens === 0 && u.output_tokens === 0 && u.cache_read_tokens === 0 && u.cache_write_tokens === 0;
+}
+
+/** Field-wise maximum. */
+export function maxUsage(a: ModelUsage, b: ModelUsage): ModelUsage {
+  return {
+    input_tokens: Math.max(a.input_tokens, b.input_tokens),
+    output_tokens: Math.max(a.output_tokens, b.output_tokens),
+    cache_read_tokens: Math.max(a.cache_read_tokens, b.cache_read_tokens),
+    cache_write_tokens: Math.max(a.cache_write_tokens, b.cache_write_tokens),
+  };
+}
+
+/** What is still to report for a group: field-wise `max(value, base) - base` (never negative). */
+export function deltaOver(value: ModelUsage, base: ModelUsage): ModelUsage {
+  return {
+    input_tokens: Math.max(value.input_tokens - base.input_tokens, 0),
+    output_tokens: Math.max(value.output_tokens - base.output_tokens, 0),
+    cache_read_tokens: Math.max(value.cache_read_tokens - base.cache_read_tokens, 0),
+    cache_write_tokens: Math.max(value.cache_write_tokens - base.cache_write_tokens, 0),
+  };
+}
+
+const saturating = (a: number, b: number) => Math.min(a + b, Number.MAX_SAFE_INTEGER);
+
+/** Field-wise sum, saturating at MAX_SAFE_INTEGER so a report always stays valid on the wire. */
+export function addUsage(a: ModelUsage, b: ModelUsage): ModelUsage {
+  return {
+    input_tokens: saturating(a.input_tokens, b.input_tokens),
+    output_tokens: saturating(a.output_tokens, b.output_tokens),
+    cache_read_tokens: saturating(a.cache_read_tokens, b.cache_read_tokens),
+    cache_write_tokens: saturating(a.cache_write_tokens, b.cache_write_tokens),
+  };
+}
+
+/** A token counter: a non-negative safe integer, anything else (missing, null, -1, 1.5, "7") is 0. */
+export function count(v: unknown): number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : 0;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** `max(cache_creation_input_tokens, sum of cache_creation.ephemeral_*_input_tokens)`: never both added. */
+export function cacheWriteTokens(usage: Record<string, unknown>): number {
+  const flat = count(usage.cache_creation_input_tokens);
+  let breakdown = 0;
+  const detail = usage.cache_creation;
+  if (isObject(detail)) {
+    for (const [name, value] of Object.entries(detail)) {
+      if (name.startsWith('ephemeral_') && name.endsWith('_input_tokens')) breakdown = saturating(breakdown, count(value));
+    }
+  }
+  return Math.max(flat, breakdown);
+}
+
+/** The four wire counters from an API usage object (top-level or one iteration). */
+export function extractUsage(usage: Record<string, unknown>): ModelUsage {
+  return {
+    input_tokens: count(usage.input_tokens),
+    output_tokens: count(usage.output_tokens),
+    cache_read_tokens: count(usage.cache_read_input_tokens),
+    cache_write_tokens: cacheWriteTokens(usage),
+  };
+}
+
+function idString(v: unknown): string | null {
+  if (typeof v !== 'string' || v.length === 0) return null;
+  return v.length > MAX_ID_CHARS ? `sha256:${sha256(v)}` : v;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+function modelName(v: unknown): string {
+  return typeof v === 'string' && v.length > 0 ? v : UNKNOWN_MODEL;
+}
+
+/**
+ * Parses one transcript line (without its `\n`). `sessionId` is the hook's session, the fallback
+ * for the group key when neither `requestId` nor the line's own `sessionId` is there.
+ */
+export function parseUsageLine(line: string, sessionId: string): LineParse {
+  // Cheap prefilter: most lines (user prompts, tool results, snapshots) never need JSON.parse.
+  if (!line.includes('"usage"')) return EMPTY;
+  let entry: unknown;
+  try {
+    entry = JSON.parse(line);
+  } catch {
+    return { records: [], malformed: true, syntheticUsage: null };
+  }
+  if (!isObject(entry) || entry.type !== 'assistant') return EMPTY;
+  const message = entry.message;
+  if (!isObject(message) || !isObject(message.usage)) return EMPTY;
+  const usageObj = message.usage;
+
+  const usage = extractUsage(usageObj);
+  const model = modelName(message.model);
+  if (model === SYNTHETIC_MODEL) {
+    return { records: [], malformed: false, syntheticUsage: isZeroUsage(usage) ? null : usage };
+  }
+
+  const messageId = idString(message.id);
+  const requestId = idString(entry.requestId);
+  let key: string;
+  if (messageId !== null) {
+    key = requestId !== null ? `m:${messageId}|r:${requestId}` : `m:${messageId}|s:${idString(entry.sessionId) ?? sessionId}`;
+  } else {
+    const uuid = idString(entry.uuid);
+    key = uuid !== null ? `u:${uuid}` : `h:${sha256(line)}`;
+  }
+  const sidechain = entry.isSidechain === true;
+  const timestamp = typeof entry.timestamp === 'string' ? entry.timestamp : null;
+
+  const records: UsageRecord[] = [{ key, messageId, sidechain, model, timestamp, usage }];
+  const iterations = usageObj.iterations;
+  if (Array.isArray(iterations)) {
+    iterations.forEach((iteration: unknown, i: number) => {
+      if (!isObject(iteration) || iteration.type !== 'advisor_message') return;
+      const advisorModel = modelName(iteration.model);
+      if (advisorModel === SYNTHETIC_MODEL) return;
+      records.push({
+        key: `${key}#adv${i}`,
+        messageId: messageId === null ? null : `${messageId}#adv${i}`,
+        sidechain,
+        model: advisorModel,
+        timestamp,
+        usage: extractUsage(iteration),
+      });
+    });
+  }
+  return { records, malformed: false, syntheticUsage: null };
+}
+
+/**
+ * The `timestamp` of any entry, for `session_start_utc`. Null when the line has none; the caller
+ * validates the value.
+ */
+export function lineTimestamp(line: string): string | null {
+  if (!line.includes('"timestamp"')) return null;
+  try {
+    const entry: unknown = JSON.parse(line);
+    return isObject(entry) && typeof entry.timestamp === 'string' ? entry.timestamp : null;
+  } catch {
+    return null;
+  }
+}
+
+/** One group within a run: all lines of one key merged. */
+export interface GroupTotal {
+  key: string;
+  messageId: string | null;
+  /** True only when every line of the group was a sidechain line. */
+  sidechain: boolean;
+  model: string;
+  usage: ModelUsage;
+  /** Latest valid timestamp among the group's lines, in ms since the epoch; null when none. */
+  lastTimestampMs: number | null;
+}
+
+/** Folds one record into a run's groups (insertion order = first appearance). */
+export function mergeRecord(groups: Map<string, GroupTotal>, record: UsageRecord, timestampMs: number | null): void {
+  const existing = groups.get(record.key);
+  if (existing === undefined) {
+    groups.set(record.key, {
+      key: record.key,
+      messageId: record.messageId,
+      sidechain: record.sidechain,
+      model: record.model,
+      usage: record.usage,
+      lastTimestampMs: timestampMs,
+    });
+    return;
+  }
+  existing.usage = maxUsage(existing.usage, record.usage);
+  existing.sidechain = existing.sidechain && record.sidechain;
+  if (existing.messageId === null) existing.messageId = record.messageId;
+  if (timestampMs !== null && (existing.lastTimestampMs === null || timestampMs > existing.lastTimestampMs)) {
+    existing.lastTimestampMs = timestampMs;
+  }
+}
+
+/** What the ledger knows about a key: the maximum reported so far (see ledger.ts). */
+export interface CountedEntry {
+  key: string;
+  messageId: string | null;
+  sidechain: boolean;
+  usage: ModelUsage;
+  /** The session that first counted it, when known. */
+  sessionId?: string;
+}
+
+export type GroupDecision =
+  | { kind: 'replay' }
+  | { kind: 'count'; delta: ModelUsage; /** the new ledger value for the key */ record: ModelUsage };
+
+/**
+ * Decides what a group adds, given what was already counted under its own key (`own`) and under
+ * other keys of the same message id (`sameMessage`, which excludes `own`).
+ *
+ * - A sidechain group whose message id was already counted under another key is a replay (/btw
+ *   sidechains replay parent messages under a new requestId): it adds nothing.
+ * - A non-sidechain group whose message id was counted first from a sidechain line (the replay was
+ *   read before its parent) is credited with what that sidechain line already reported, so the
+ *   message counts once whatever order the files are read in. Only the first non-sidechain key of a
+ *   message gets that credit.
+ * - Otherwise the delta over `own`. The recorded value includes the credit, so the ledger value of a
+ *   key is always the total reported for it.
+ */
+export function decideGroup(group: GroupTotal, own: CountedEntry | undefined, sameMessage: readonly CountedEntry[]): GroupDecision {
+  let base = own?.usage ?? zeroUsage();
+  if (group.messageId !== null && sameMessage.length > 0) {
+    if (group.sidechain) return { kind: 'replay' };
+    const otherParents = sameMessage.some((e) => !e.sidechain);
+    if (!otherParents) {
+      for (const e of sameMessage) base = maxUsage(base, e.usage);
+    }
+  }
+  const record = maxUsage(group.usage, base);
+  return { kind: 'count', delta: deltaOver(record, base), record };
+}

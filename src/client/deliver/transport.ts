@@ -1,0 +1,244 @@
+/**
+ * HTTP for the device: every call returns a `TransportResult`, never throws (an HTTP status is an
+ * answer, a refused connection is a value), and every call is bounded in time and size.
+ *
+ * undici costs ~100 ms to load, so it is imported inside the first call that really sends (a
+ * bundled dynamic import becomes a deferred require): hooks that find nothing to deliver never pay
+ * for it. Redirects are not followed (`request()` does not; a 3xx is just an answer), so a bearer
+ * token can never be forwarded to another origin.
+ *
+ * Time bounds: connect (TCP + TLS) 2 s, response headers 3 s, gap between body chunks 3 s, whole
+ * exchange 5 s by an AbortSignal. An AbortSignal does not interrupt undici's connect phase
+ * (deps-notes §4), so the connect timeout is what bounds a silent network, not the signal.
+ */
+import { readFile } from 'node:fs/promises';
+import { rootCertificates } from 'node:tls';
+import type { Dispatcher } from 'undici';
+import { httpAllowed } from '../local/credentials';
+
+export type TransportResult =
+  | {
+      kind: 'response';
+      status: number;
+      /** Lower-case names; repeated headers joined with `, `. */
+      headers: Record<string, string>;
+      /** At most `maxBodyBytes` bytes (UTF-8 decoded); the rest is discarded. */
+      body: string;
+      /** The body was cut at the cap, or stopped arriving before the deadline. */
+      truncated: boolean;
+    }
+  | {
+      kind: 'network-error';
+      /** `insecure`, `invalid-url`, `timeout`, `ca-unreadable`, or the system/undici code (`ECONNREFUSED`, `UND_ERR_…`). */
+      code: string;
+      message: string;
+    };
+
+export interface RequestInit {
+  headers?: Record<string, string>;
+  /** Caps the whole exchange below the default 5 s (for example a caller's remaining budget). */
+  timeoutMillis?: number;
+}
+
+export interface Transport {
+  post(url: string, init: RequestInit & { body: string | Buffer }): Promise<TransportResult>;
+  get(url: string, init?: RequestInit): Promise<TransportResult>;
+  /** Closes idle connections (only if undici was loaded). Never rejects. */
+  close(): Promise<void>;
+}
+
+export interface TransportTimeouts {
+  connectMillis: number;
+  headersMillis: number;
+  bodyMillis: number;
+  overallMillis: number;
+}
+
+export const DEFAULT_TIMEOUTS: TransportTimeouts = {
+  connectMillis: 2_000,
+  headersMillis: 3_000,
+  bodyMillis: 3_000,
+  overallMillis: 5_000,
+};
+export const MAX_RESPONSE_BODY_BYTES = 64 * 1024;
+const MAX_ERROR_MESSAGE_CHARS = 200;
+
+export interface TransportOptions {
+  env: NodeJS.ProcessEnv;
+  /** Tests inject an undici `MockAgent`; by default an Agent (or proxy agent) is built from `env`. */
+  dispatcher?: Dispatcher;
+  timeouts?: Partial<TransportTimeouts>;
+  maxBodyBytes?: number;
+}
+
+type Undici = typeof import('undici');
+type Setup = { ok: true; undici: Undici; dispatcher: Dispatcher } | { ok: false; code: string; message: string };
+
+export function createTransport(options: TransportOptions): Transport {
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+  const maxBodyBytes = options.maxBodyBytes ?? MAX_RESPONSE_BODY_BYTES;
+  let setup: Promise<Setup> | undefined;
+
+  const send = async (
+    method: 'GET' | 'POST',
+    url: string,
+    init: RequestInit & { body?: string | Buffer },
+  ): Promise<TransportResult> => {
+    try {
+      const refused = checkUrl(url, options.env);
+      if (refused) return refused;
+      setup ??= prepare(options, timeouts);
+      const ready = await setup;
+      if (!ready.ok) return { kind: 'network-error', code: ready.code, message: ready.message };
+      const overallMillis = Math.max(1, Math.min(timeouts.overallMillis, init.timeoutMillis ?? Number.POSITIVE_INFINITY));
+      return await exchange(ready, method, url, init, { ...timeouts, overallMillis }, maxBodyBytes);
+    } catch (err) {
+      return networkError(err);
+    }
+  };
+
+  return {
+    post: (url, init) => send('POST', url, init),
+    get: (url, init = {}) => send('GET', url, init),
+    close: async () => {
+      if (!setup || options.dispatcher) return;
+      const ready = await setup.catch(() => null);
+      if (ready?.ok) await ready.dispatcher.close().catch(() => {});
+    },
+  };
+}
+
+function checkUrl(url: string, env: NodeJS.ProcessEnv): TransportResult | null {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { kind: 'network-error', code: 'invalid-url', message: 'not a valid URL' };
+  }
+  if (parsed.protocol === 'https:') return null;
+  if (parsed.protocol === 'http:') {
+    if (httpAllowed(env)) return null;
+    return {
+      kind: 'network-error',
+      code: 'insecure',
+      message: 'refusing plain http:// (set CCFLUX_ALLOW_HTTP=1 for local development only)',
+    };
+  }
+  return { kind: 'network-error', code: 'invalid-url', message: 'only https:// URLs are used' };
+}
+
+async function prepare(options: TransportOptions, timeouts: TransportTimeouts): Promise<Setup> {
+  const undici: Undici = await import('undici');
+  if (options.dispatcher) return { ok: true, undici, dispatcher: options.dispatcher };
+
+  const env = options.env;
+  const extraCas: string[] = [];
+  for (const name of ['CCFLUX_CA_CERT', 'CCFLUX_EXTRA_CA_CERTS'] as const) {
+    const file = env[name];
+    if (!file) continue;
+    try {
+      extraCas.push(await readFile(file, 'utf8'));
+    } catch (err) {
+      // Falling back to the default roots would only fail later with a less helpful TLS error.
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      return { ok: false, code: 'ca-unreadable', message: `cannot read ${name} file (${code})` };
+    }
+  }
+  // `ca` replaces Node's roots, so an extra CA is added to them rather than passed alone.
+  const tls = extraCas.length > 0 ? { ca: [...rootCertificates, ...extraCas] } : {};
+  const connect = { ...tls, timeout: timeouts.connectMillis };
+  const agentOptions = {
+    connect,
+    headersTimeout: timeouts.headersMillis,
+    bodyTimeout: timeouts.bodyMillis,
+  };
+
+  // Lower-case wins, as in curl and undici; passed explicitly (undici would read process.env,
+  // and `env` here is an option). An empty string means "no proxy".
+  const httpProxy = env.http_proxy ?? env.HTTP_PROXY ?? '';
+  const httpsProxy = env.https_proxy ?? env.HTTPS_PROXY ?? '';
+  if (httpProxy !== '' || httpsProxy !== '') {
+    const dispatcher = new undici.EnvHttpProxyAgent({
+      ...agentOptions,
+      httpProxy,
+      httpsProxy,
+      noProxy: env.no_proxy ?? env.NO_PROXY ?? '',
+      // Through a tunnel, `connect` does not reach the target: its TLS options go in requestTls,
+      // and proxyTls bounds the connection to the proxy itself.
+      requestTls: connect,
+      proxyTls: connect,
+    });
+    return { ok: true, undici, dispatcher };
+  }
+  return { ok: true, undici, dispatcher: new undici.Agent(agentOptions) };
+}
+
+async function exchange(
+  ready: { undici: Undici; dispatcher: Dispatcher },
+  method: 'GET' | 'POST',
+  url: string,
+  init: RequestInit & { body?: string | Buffer },
+  timeouts: TransportTimeouts,
+  maxBodyBytes: number,
+): Promise<TransportResult> {
+  const signal = AbortSignal.timeout(timeouts.overallMillis);
+  const response = await ready.undici.request(url, {
+    method,
+    headers: init.headers ?? {},
+    body: method === 'POST' ? (init.body ?? '') : null,
+    dispatcher: ready.dispatcher,
+    signal,
+    headersTimeout: timeouts.headersMillis,
+    bodyTimeout: timeouts.bodyMillis,
+  });
+
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let truncated = false;
+  try {
+    for await (const chunk of response.body) {
+      const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+      const room = maxBodyBytes - size;
+      if (buf.length > room) {
+        chunks.push(buf.subarray(0, room));
+        size += room;
+        truncated = true;
+        break;
+      }
+      chunks.push(buf);
+      size += buf.length;
+    }
+  } catch {
+    // The status line already answered; a body that stalls or dies is cut, not an error.
+    truncated = true;
+  } finally {
+    // An endless or huge body: stop reading and drop the connection rather than drain it.
+    if (truncated) response.body.destroy();
+  }
+
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(response.headers)) {
+    if (value === undefined) continue;
+    headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value);
+  }
+  return {
+    kind: 'response',
+    status: response.statusCode,
+    headers,
+    body: Buffer.concat(chunks, size).toString('utf8'),
+    truncated,
+  };
+}
+
+function networkError(err: unknown): TransportResult {
+  const e = (err ?? {}) as { name?: unknown; code?: unknown; message?: unknown; cause?: { code?: unknown } };
+  if (e.name === 'TimeoutError') return { kind: 'network-error', code: 'timeout', message: 'no complete answer in time' };
+  const code =
+    typeof e.code === 'string' ? e.code : typeof e.cause?.code === 'string' ? e.cause.code : e.name === 'AbortError' ? 'aborted' : 'network-error';
+  const message = typeof e.message === 'string' ? e.message : String(err);
+  return {
+    kind: 'network-error',
+    code: code.replace(/[^\x20-\x7e]/g, '?').slice(0, 64),
+    message: message.replace(/[^\x20-\x7e]/g, '?').slice(0, MAX_ERROR_MESSAGE_CHARS),
+  };
+}

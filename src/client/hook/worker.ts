@@ -1,0 +1,291 @@
+/**
+ * The hook worker: what `ccflux init|report-turn|session-end --foreground` does once the hook
+ * JSON is in hand. It runs detached from Claude Code (see plugin/scripts/ccflux-hook.sh), so it
+ * may take its time, but it never throws and never prints: every problem goes to the logs.
+ *
+ *   hook input → data dir → state lock { collect this session, catch up the others } → deliver
+ *
+ * Collection happens under the state lock; delivery outside it, under the deliver lock that
+ * `runDelivery` takes itself (one delivering process per data dir; a busy one is skipped, and
+ * the holder re-checks the queue after releasing).
+ */
+import { readdir, realpath, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { readUserEmailCached } from '../local/account';
+import { catchUpOpenSessions, collectSession, ensureSessionState } from '../count/collect';
+import { runDelivery, STATE_LOCK_OPTIONS } from '../deliver/drain';
+import { describeError } from '../local/errors';
+import { ensurePrivateDir, withLock } from '../local/fsx';
+import { ensureSigningKey, isRevoked } from '../deliver/keys';
+import { createLogger, type Logger } from '../local/log';
+import { dataDirFromTranscript, dataDirOfPluginRoot, defaultDataDir, isSafeSessionId, statePaths } from '../local/paths';
+import { createFsQueue } from '../deliver/queue';
+import { sweepOrphans } from './sweep';
+import { createTransport } from '../deliver/transport';
+
+export type HookEvent = 'init' | 'report-turn' | 'session-end';
+
+/** Whole worker budget, collection included; delivery gets what is left (at least the minimum). */
+const WORKER_BUDGET_MILLIS = 75_000;
+const MIN_DELIVERY_MILLIS = 5_000;
+/** Hook JSON fields are paths and ids; anything longer is not what Claude Code sends. */
+const MAX_PATH_CHARS = 4096;
+
+export interface HookDeps {
+  env: NodeJS.ProcessEnv;
+  home: string;
+  now: () => Date;
+  /** Defaults to the data dir's activity/errors logs. */
+  log?: Logger;
+}
+
+export interface HookInput {
+  sessionId: string;
+  /** Null when Claude Code did not send one (then the transcript is searched for). */
+  transcriptPath: string | null;
+  /** SubagentStop only. */
+  agentTranscriptPath: string | null;
+}
+
+export type HookOutcome =
+  | { status: 'done'; dataDir: string }
+  | { status: 'invalid-input'; reason: string }
+  | { status: 'no-transcript' }
+  | { status: 'other-data-dir'; dataDir: string; pluginDataDir: string }
+  | { status: 'revoked'; dataDir: string }
+  | { status: 'failed'; dataDir: string | null; reason: string };
+
+function optionalPath(value: unknown): string | null {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_PATH_CHARS && !value.includes('\0')
+    ? value
+    : null;
+}
+
+/** Picks the fields ccflux uses out of Claude Code's hook JSON; nothing else is kept. */
+export function parseHookInput(input: unknown): { ok: true; value: HookInput } | { ok: false; reason: string } {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    return { ok: false, reason: 'hook input is not a JSON object' };
+  }
+  const record = input as Record<string, unknown>;
+  if (!isSafeSessionId(record.session_id)) return { ok: false, reason: 'hook input has no usable session_id' };
+  return {
+    ok: true,
+    value: {
+      sessionId: record.session_id,
+      transcriptPath: optionalPath(record.transcript_path),
+      agentTranscriptPath: optionalPath(record.agent_transcript_path),
+    },
+  };
+}
+
+/**
+ * Parses hook JSON text. Claude Code's input can carry a large `last_assistant_message`; when the
+ * text is not valid JSON as a whole (cut short, say) the few fields we use are still picked out.
+ */
+export function parseHookText(text: string): unknown {
+  const trimmed = text.trim();
+  if (trimmed.length === 0) return null;
+  try {
+    return JSON.parse(trimmed);
+  } catch {
+    const fields: Record<string, string> = {};
+    for (const key of ['session_id', 'transcript_path', 'agent_transcript_path']) {
+      const match = new RegExp(`"${key}"\\s*:\\s*("(?:[^"\\\\]|\\\\.)*")`).exec(trimmed);
+      if (!match?.[1]) continue;
+      try {
+        fields[key] = JSON.parse(match[1]) as string;
+      } catch {
+        // an unparseable string is as good as absent
+      }
+    }
+    return Object.keys(fields).length > 0 ? fields : null;
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** True for `<data_dir>/projects/<project>/<session>.jsonl`, the only shape we derive a data dir from. */
+function looksLikeMainTranscript(path: string): boolean {
+  const absolute = resolve(path);
+  return absolute.endsWith('.jsonl') && basename(dirname(dirname(absolute))) === 'projects';
+}
+
+/** `<data_dir>/projects/*\/<session_id>.jsonl`, for hooks that sent no (or a stale) transcript path. */
+async function findTranscript(dataDirs: string[], sessionId: string): Promise<string | null> {
+  for (const dataDir of dataDirs) {
+    const projects = join(dataDir, 'projects');
+    let entries: string[];
+    try {
+      entries = await readdir(projects);
+    } catch {
+      continue;
+    }
+    for (const project of entries) {
+      const candidate = join(projects, project, `${sessionId}.jsonl`);
+      if (await isFile(candidate)) return candidate;
+    }
+  }
+  return null;
+}
+
+/**
+ * The main transcript to work on. SessionStart often fires before the transcript exists, so for
+ * `init` a well-formed path is taken as it is; for the others a path that is missing on disk
+ * (known Claude Code bugs after resume or EnterWorktree) is searched for by session id.
+ */
+async function resolveTranscript(event: HookEvent, input: HookInput, deps: HookDeps): Promise<string | null> {
+  const given = input.transcriptPath && looksLikeMainTranscript(input.transcriptPath) ? resolve(input.transcriptPath) : null;
+  if (given && (event === 'init' || (await isFile(given)))) return given;
+  const candidates = [...new Set([given ? dataDirFromTranscript(given) : null, defaultDataDir(deps.env, deps.home)])];
+  const found = await findTranscript(
+    candidates.filter((d): d is string => d !== null),
+    input.sessionId,
+  );
+  return found ?? given;
+}
+
+async function canonical(path: string): Promise<string> {
+  try {
+    return await realpath(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
+/** Logs to the default data dir's ccflux folder when one already exists (never creates it). */
+async function logWithoutDataDir(deps: HookDeps, message: string): Promise<void> {
+  if (deps.log) {
+    deps.log.error(message);
+    await deps.log.flush();
+    return;
+  }
+  const paths = statePaths(defaultDataDir(deps.env, deps.home));
+  if (!(await isDirectory(paths.dir))) return;
+  const log = createLogger(paths, deps.now);
+  log.error(message);
+  await log.flush();
+}
+
+/** Runs one hook's work to the end. Never throws; the outcome is for tests and the activity log. */
+export async function runHook(event: HookEvent, input: unknown, deps: HookDeps): Promise<HookOutcome> {
+  const startedMillis = deps.now().getTime();
+  let log: Logger | undefined = deps.log;
+  let dataDir: string | null = null;
+  try {
+    const parsed = parseHookInput(input);
+    if (!parsed.ok) {
+      await logWithoutDataDir(deps, `${event}: ${parsed.reason}; hook skipped`);
+      return { status: 'invalid-input', reason: parsed.reason };
+    }
+    const hook = parsed.value;
+    const transcriptPath = await resolveTranscript(event, hook, deps);
+    if (!transcriptPath) {
+      await logWithoutDataDir(deps, `${event}: session ${hook.sessionId}: no transcript path and none found; hook skipped`);
+      return { status: 'no-transcript' };
+    }
+    dataDir = dataDirFromTranscript(transcriptPath);
+    if (!(await isDirectory(dataDir))) {
+      await logWithoutDataDir(deps, `${event}: session ${hook.sessionId}: the transcript's data dir does not exist; hook skipped`);
+      return { status: 'no-transcript' };
+    }
+
+    // A plugin installed in one data dir must not report another data dir's sessions (a user
+    // running two Claude Code profiles with the plugin enabled in only one of them).
+    const pluginRoot = deps.env.CLAUDE_PLUGIN_ROOT;
+    const pluginDataDir = pluginRoot ? dataDirOfPluginRoot(pluginRoot) : null;
+    if (pluginDataDir !== null && (await canonical(pluginDataDir)) !== (await canonical(dataDir))) {
+      return { status: 'other-data-dir', dataDir, pluginDataDir };
+    }
+
+    const paths = statePaths(dataDir);
+    await ensurePrivateDir(paths.dir);
+    const logger = log ?? createLogger(paths, deps.now);
+    log = logger;
+
+    if (event !== 'report-turn') {
+      // Once per session start and end, not every turn: leftovers of killed processes.
+      // File ages are measured on the clock that stamped the files, never on the report clock
+      // (`deps.now`, which tests offset): a spool younger than the threshold is a live hook's.
+      await sweepOrphans({ tmpDir: tmpdir(), stateDir: paths.dir, now: () => new Date(), log: logger });
+    }
+
+    // A revoked device stays silent: no collection (offsets stay put), nothing queued, no network.
+    if (await isRevoked(paths)) {
+      if (event === 'init') {
+        logger.activity('this device key was revoked by the receiver; not reporting (see README "Troubleshooting")');
+      }
+      return { status: 'revoked', dataDir };
+    }
+
+    try {
+      await ensureSigningKey(paths, { log: logger, now: deps.now });
+    } catch (err) {
+      // Collection does not need the key; delivery will try again and log its own line.
+      logger.error(`${event}: cannot create the signing key: ${describeError(err)}`);
+    }
+
+    const queue = createFsQueue(paths, { log: logger });
+    // `.claude.json` also holds project history (megabytes): only reports need the email, and they
+    // take it from a cache that a changed account file invalidates.
+    const userEmail = event === 'init' ? '' : await readUserEmailCached(paths.accountCache, { env: deps.env, home: deps.home });
+    const collectDeps = { paths, now: deps.now, log: logger, queue, userEmail };
+    try {
+      // Waits up to 10 s for another hook's short critical section; if it cannot, the transcript
+      // still holds everything and the next hook of this data dir collects it.
+      await withLock(paths.stateLock, STATE_LOCK_OPTIONS, async () => {
+        if (event === 'init') {
+          await ensureSessionState(collectDeps, { sessionId: hook.sessionId, transcriptPath });
+          return;
+        }
+        await collectSession(collectDeps, {
+          sessionId: hook.sessionId,
+          transcriptPath,
+          ...(hook.agentTranscriptPath ? { agentTranscriptPath: resolve(hook.agentTranscriptPath) } : {}),
+          closing: event === 'session-end',
+        });
+        try {
+          await catchUpOpenSessions(collectDeps, { exceptSessionId: hook.sessionId });
+        } catch (err) {
+          logger.error(`${event}: catching up other sessions failed: ${describeError(err)}`);
+        }
+      });
+    } catch (err) {
+      logger.error(`${event}: session ${hook.sessionId}: collection failed: ${describeError(err)}`);
+    }
+
+    const elapsedMillis = deps.now().getTime() - startedMillis;
+    const deadlineMillis = Math.max(WORKER_BUDGET_MILLIS - elapsedMillis, MIN_DELIVERY_MILLIS);
+    const transport = createTransport({ env: deps.env });
+    try {
+      await runDelivery({ paths, env: deps.env, now: deps.now, log: logger, queue, transport }, { deadlineMillis });
+    } catch (err) {
+      logger.error(`${event}: delivery failed: ${describeError(err)}`);
+    } finally {
+      // Idle keep-alive sockets would hold this process open for seconds after its work is done.
+      await transport.close();
+    }
+    return { status: 'done', dataDir };
+  } catch (err) {
+    const reason = describeError(err);
+    if (log) log.error(`${event}: ${reason}`);
+    else await logWithoutDataDir(deps, `${event}: ${reason}`);
+    return { status: 'failed', dataDir, reason };
+  } finally {
+    await log?.flush();
+  }
+}

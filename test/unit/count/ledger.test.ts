@@ -1,0 +1,192 @@
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Ledger, type LedgerEntry, mergeEntries, parseLedgerLine, SHARD_COMPACT_BYTES, shardOf, toLedgerEntry } from '../../../src/client/count/ledger';
+import type { Logger } from '../../../src/client/local/log';
+import type { ModelUsage } from '../../../src/protocol/wire';
+
+const u = (i: number, o: number, cr = 0, cw = 0): ModelUsage => ({ input_tokens: i, output_tokens: o, cache_read_tokens: cr, cache_write_tokens: cw });
+
+function capture(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  return { lines, activity: (m) => lines.push(`info ${m}`), error: (m) => lines.push(`error ${m}`), flush: async () => {} };
+}
+
+let dir: string;
+beforeEach(() => {
+  dir = join(mkdtempSync(join(tmpdir(), 'ccflux-ledger-')), 'ledger');
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const entry = (k: string, m: string | null, usage: ModelUsage, sc = false): LedgerEntry => toLedgerEntry(k, m, sc, 'claude-x', usage);
+
+describe('shards', () => {
+  it('are two hex chars from a hash of the message id (all keys of one message share a shard)', () => {
+    expect(shardOf('msg_1')).toMatch(/^[0-9a-f]{2}$/);
+    expect(shardOf('msg_1')).toBe(shardOf('msg_1'));
+    const seen = new Set<string>();
+    for (let i = 0; i < 5000; i++) seen.add(shardOf(`msg_${i}`));
+    expect(seen.size).toBe(256);
+  });
+});
+
+describe('Ledger', () => {
+  it('append then load in a new instance: max per key; lookups by key and by message id', async () => {
+    const a = new Ledger(dir, capture());
+    await a.append([entry('m:msg_1|r:r1', 'msg_1', u(1, 9, 5)), entry('m:msg_1|r:r1', 'msg_1', u(1, 400, 5)), entry('m:msg_1|r:btw', 'msg_1', u(1, 400, 5), true)]);
+    await a.append([entry('m:msg_1|r:r1', 'msg_1', u(1, 100, 5))]); // a stale lower value changes nothing
+    const b = new Ledger(dir, capture());
+    await b.load([shardOf('msg_1')]);
+    expect(b.get('m:msg_1|r:r1', 'msg_1')).toEqual({ key: 'm:msg_1|r:r1', messageId: 'msg_1', sidechain: false, usage: u(1, 400, 5) });
+    expect(b.sameMessage('msg_1', 'm:msg_1|r:r1').map((e) => e.key)).toEqual(['m:msg_1|r:btw']);
+    expect(b.sameMessage('msg_1', 'm:msg_1|r:btw').map((e) => [e.key, e.sidechain])).toEqual([['m:msg_1|r:r1', false]]);
+    expect(b.get('m:msg_2|r:r', 'msg_1')).toBeUndefined();
+  });
+
+  it('keys without message id are sharded by key', async () => {
+    const a = new Ledger(dir, capture());
+    await a.append([entry('u:uuid-1', null, u(3, 3))]);
+    const b = new Ledger(dir, capture());
+    await b.load([shardOf('u:uuid-1')]);
+    expect(b.get('u:uuid-1', null)?.usage).toEqual(u(3, 3));
+  });
+
+  it('loads only the shards asked for', async () => {
+    const a = new Ledger(dir, capture());
+    await a.append(Array.from({ length: 300 }, (_, i) => entry(`m:msg_${i}|r:r`, `msg_${i}`, u(1, 1))));
+    expect(readdirSync(dir).length).toBeGreaterThan(100);
+    const b = new Ledger(dir, capture());
+    await b.load([shardOf('msg_7'), shardOf('msg_7')]);
+    expect(b.loadedShardCount).toBe(1);
+    let other = 0;
+    while (shardOf(`msg_other_${other}`) === shardOf('msg_7')) other++;
+    // A lookup in a shard that was not loaded is a programming error, not a silent miss.
+    expect(() => b.get('m:x|r:r', `msg_other_${other}`)).toThrow();
+  });
+
+  it('appending the same entries twice is harmless (idempotent outbox re-application)', async () => {
+    const es = [entry('m:a|r:1', 'a', u(1, 2, 3, 4)), entry('m:b|r:1', 'b', u(5, 6, 7, 8))];
+    const a = new Ledger(dir, capture());
+    await a.append(es);
+    await a.append(es);
+    const b = new Ledger(dir, capture());
+    await b.load([shardOf('a'), shardOf('b')]);
+    expect(b.get('m:a|r:1', 'a')?.usage).toEqual(u(1, 2, 3, 4));
+    expect(b.get('m:b|r:1', 'b')?.usage).toEqual(u(5, 6, 7, 8));
+  });
+
+  it('stage makes an entry visible to this run only, without writing', async () => {
+    const a = new Ledger(dir, capture());
+    await a.load([shardOf('msg_s')]);
+    a.stage(entry('m:msg_s|r:1', 'msg_s', u(1, 1)));
+    expect(a.get('m:msg_s|r:1', 'msg_s')?.usage).toEqual(u(1, 1));
+    const b = new Ledger(dir, capture());
+    await b.load([shardOf('msg_s')]);
+    expect(b.get('m:msg_s|r:1', 'msg_s')).toBeUndefined();
+  });
+
+  it('corrupt shard lines are skipped and logged, never fatal; a torn last line does not swallow the next append', async () => {
+    mkdirSync(dir, { recursive: true });
+    const id = shardOf('msg_c');
+    const good = JSON.stringify(entry('m:msg_c|r:1', 'msg_c', u(2, 2)));
+    writeFileSync(join(dir, `${id}.jsonl`), `garbage\n{"k":5}\n[]\n${good}\n{"k":"m:msg_c|r:2","m":"msg_c","i":1`);
+    const log = capture();
+    const a = new Ledger(dir, log);
+    await a.append([entry('m:msg_c|r:3', 'msg_c', u(9, 9))]);
+    const b = new Ledger(dir, log);
+    await b.load([id]);
+    expect(b.get('m:msg_c|r:1', 'msg_c')?.usage).toEqual(u(2, 2));
+    expect(b.get('m:msg_c|r:3', 'msg_c')?.usage).toEqual(u(9, 9));
+    expect(log.lines.some((l) => l.startsWith('error') && l.includes('corrupt'))).toBe(true);
+  });
+
+  it('compacts a shard over 1 MiB to one line per key, keeping the maxima', async () => {
+    const a = new Ledger(dir, capture());
+    const id = shardOf('msg_big');
+    // Many increasing values of few keys of one message id: one shard grows past the limit.
+    let written = 0;
+    for (let round = 0; written <= SHARD_COMPACT_BYTES; round++) {
+      const batch = Array.from({ length: 200 }, (_, i) => entry(`m:msg_big|r:${i % 10}`, 'msg_big', u(round, round * 2 + i)));
+      await a.append(batch);
+      written += batch.reduce((n, e) => n + JSON.stringify(e).length + 1, 0);
+    }
+    const text = readFileSync(join(dir, `${id}.jsonl`), 'utf8');
+    expect(statSync(join(dir, `${id}.jsonl`)).size).toBeLessThan(10_000);
+    expect(text.trim().split('\n')).toHaveLength(10);
+    const b = new Ledger(dir, capture());
+    await b.load([id]);
+    const top = b.get('m:msg_big|r:9', 'msg_big')?.usage;
+    expect(top?.output_tokens).toBeGreaterThan(100);
+    expect((statSync(join(dir, `${id}.jsonl`)).mode & 0o777).toString(8)).toBe('600');
+  });
+
+  it('does not rewrite a shard that is big only because it holds many distinct keys', async () => {
+    const log = capture();
+    const a = new Ledger(dir, log);
+    const id = shardOf('msg_many');
+    let n = 0;
+    while ((statSync(join(dir, `${id}.jsonl`), { throwIfNoEntry: false })?.size ?? 0) <= SHARD_COMPACT_BYTES + 10_000) {
+      await a.append(Array.from({ length: 500 }, () => entry(`m:msg_many|r:${n++}`, 'msg_many', u(1, 1))));
+    }
+    expect(readFileSync(join(dir, `${id}.jsonl`), 'utf8').trim().split('\n')).toHaveLength(n);
+    expect(log.lines.some((l) => l.includes('compacted'))).toBe(false);
+  });
+
+  it('compaction writes what is on disk, never an entry only staged by an uncommitted run', async () => {
+    const a = new Ledger(dir, capture());
+    const id = shardOf('msg_big');
+    await a.load([id]);
+    a.stage(entry('m:msg_big|r:staged', 'msg_big', u(9, 9)));
+    let written = 0;
+    for (let round = 0; written <= SHARD_COMPACT_BYTES; round++) {
+      const batch = Array.from({ length: 200 }, (_, i) => entry(`m:msg_big|r:${i % 10}`, 'msg_big', u(round, i)));
+      await a.append(batch);
+      written += batch.reduce((total, e) => total + JSON.stringify(e).length + 1, 0);
+    }
+    const b = new Ledger(dir, capture());
+    await b.load([id]);
+    expect(b.get('m:msg_big|r:staged', 'msg_big')).toBeUndefined();
+    expect(b.get('m:msg_big|r:3', 'msg_big')).toBeDefined();
+  });
+
+  it('shard files are created 0600', async () => {
+    const a = new Ledger(dir, capture());
+    await a.append([entry('m:p|r:1', 'p', u(1, 1))]);
+    expect((statSync(join(dir, `${shardOf('p')}.jsonl`)).mode & 0o777).toString(8)).toBe('600');
+    appendFileSync(join(dir, `${shardOf('p')}.jsonl`), '');
+  });
+});
+
+describe('entries', () => {
+  it('parseLedgerLine validates and zeroes bad counters', () => {
+    expect(parseLedgerLine('{"k":"a","m":null,"sc":false,"model":"x","i":-1,"o":2.5,"cr":"3","cw":4}')).toEqual({
+      k: 'a',
+      m: null,
+      sc: false,
+      model: 'x',
+      i: 0,
+      o: 0,
+      cr: 0,
+      cw: 4,
+    });
+    for (const bad of ['', 'x', '[]', 'null', '{"k":""}', '{"k":1}', '{"k":"a","m":5}']) expect(parseLedgerLine(bad)).toBeNull();
+  });
+
+  it('keeps the session that first counted a key', async () => {
+    const a = new Ledger(dir, capture());
+    await a.append([toLedgerEntry('m:s|r:1', 's', false, 'x', u(1, 1), 'session-1')]);
+    await a.append([toLedgerEntry('m:s|r:1', 's', false, 'x', u(2, 2), 'session-2')]);
+    const b = new Ledger(dir, capture());
+    await b.load([shardOf('s')]);
+    expect(b.get('m:s|r:1', 's')).toMatchObject({ sessionId: 'session-1', usage: u(2, 2) });
+    expect(parseLedgerLine('{"k":"a","s":""}')?.s).toBeUndefined();
+  });
+
+  it('mergeEntries: field-wise max; a non-sidechain sighting wins', () => {
+    const m = mergeEntries(entry('k', 'm', u(1, 9), true), entry('k', 'm', u(0, 400), false));
+    expect(m).toMatchObject({ sc: false, i: 1, o: 400 });
+  });
+});

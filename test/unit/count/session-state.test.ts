@@ -1,0 +1,176 @@
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Logger } from '../../../src/client/local/log';
+import { type StatePaths, statePaths } from '../../../src/client/local/paths';
+import {
+  freshSessionState,
+  listOpenSessions,
+  listSessionIds,
+  parseSessionState,
+  peekSessionState,
+  readAllSessionStates,
+  readSessionState,
+  recoveredTurnIndex,
+  type SessionState,
+  writeSessionState,
+} from '../../../src/client/count/session-state';
+
+const NOW = new Date('2026-11-20T02:00:00Z');
+const SID = 'cd613e30-d8f1-6adf-91b7-584a2265b1f5';
+
+function capture(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  return { lines, activity: (m) => lines.push(`info ${m}`), error: (m) => lines.push(`error ${m}`), flush: async () => {} };
+}
+
+let root: string;
+let paths: StatePaths;
+let transcript: string;
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), 'ccflux-state-'));
+  paths = statePaths(root);
+  mkdirSync(paths.dir, { recursive: true });
+  transcript = join(root, 'projects', 'p', `${SID}.jsonl`);
+  mkdirSync(join(root, 'projects', 'p'), { recursive: true });
+});
+afterEach(() => {
+  rmSync(root, { recursive: true, force: true });
+});
+
+const opts = (log = capture()) => ({ log, now: () => NOW, transcriptPath: transcript });
+
+function sample(): SessionState {
+  const s = freshSessionState(SID, transcript, NOW, 3);
+  s.sessionStartUtc = '2026-11-20T01:09:04Z';
+  s.files[transcript] = { offset: 10, size: 12, ino: 42, headHash: 'abc' };
+  s.outbox = [
+    {
+      report: {
+        schema_version: 1,
+        session_id: SID,
+        user_email: '',
+        turn_index: 2,
+        timestamp_utc: '2026-11-20T01:10:00Z',
+        session_start_utc: '2026-11-20T01:09:04Z',
+        models: { 'claude-x': { input_tokens: 1, output_tokens: 2, cache_read_tokens: 3, cache_write_tokens: 4 } },
+        plugin_version: '0.1.0',
+      },
+      ledger: [{ k: 'm:a|r:b', m: 'a', sc: false, model: 'claude-x', i: 1, o: 2, cr: 3, cw: 4 }],
+    },
+    { report: null, ledger: [] },
+  ];
+  return s;
+}
+
+describe('session state files', () => {
+  it('round-trips, written 0600', async () => {
+    const s = sample();
+    await writeSessionState(paths, s);
+    expect((statSync(paths.sessionOffset(SID)).mode & 0o777).toString(8)).toBe('600');
+    const back = await readSessionState(paths, SID, opts());
+    expect(back.status).toBe('ok');
+    expect(back.state).toEqual(s);
+  });
+
+  it('missing: a fresh state at turn 0', async () => {
+    const { state, status } = await readSessionState(paths, SID, opts());
+    expect(status).toBe('missing');
+    expect(state).toMatchObject({ sessionId: SID, transcriptPath: transcript, nextTurnIndex: 0, closed: false, files: {}, outbox: [] });
+  });
+
+  it('garbage: logged, fresh state (files re-read from 0) numbering turns above anything used before', async () => {
+    writeFileSync(paths.sessionOffset(SID), '\u0000\u0001{{{ not json');
+    const log = capture();
+    const { state, status } = await readSessionState(paths, SID, opts(log));
+    expect(status).toBe('corrupt');
+    expect(state.files).toEqual({});
+    expect(state.nextTurnIndex).toBe(recoveredTurnIndex(NOW));
+    expect(state.nextTurnIndex).toBeGreaterThan(1_000_000_000);
+    expect(log.lines.some((l) => l.startsWith('error'))).toBe(true);
+  });
+
+  it('wrong types are corrupt too; a readable larger nextTurnIndex is kept', async () => {
+    const bad: unknown[] = [
+      { ...sample(), nextTurnIndex: '3' },
+      { ...sample(), files: [] },
+      { ...sample(), files: { [transcript]: { offset: -1, size: 0, ino: 1, headHash: '' } } },
+      { ...sample(), outbox: [{ report: { nope: 1 }, ledger: [] }] },
+      { ...sample(), outbox: [{ report: null, ledger: [{ k: 5 }] }] },
+      { ...sample(), version: 2 },
+      { ...sample(), sessionId: 'other' },
+      { ...sample(), closed: 'no' },
+      [],
+      42.5,
+    ];
+    for (const value of bad) {
+      writeFileSync(paths.sessionOffset(SID), JSON.stringify(value));
+      const { status } = await readSessionState(paths, SID, opts());
+      expect(status, JSON.stringify(value).slice(0, 80)).toBe('corrupt');
+    }
+    writeFileSync(paths.sessionOffset(SID), JSON.stringify({ ...sample(), files: 'x', nextTurnIndex: 9_000_000_000 }));
+    expect((await readSessionState(paths, SID, opts())).state.nextTurnIndex).toBe(9_000_000_000);
+  });
+
+  it('parseSessionState keeps a file path named like an Object prototype key as plain data', () => {
+    const s = { ...sample(), files: JSON.parse('{"__proto__":{"offset":1,"size":1,"ino":1,"headHash":""}}') };
+    const parsed = parseSessionState(s, SID);
+    expect(Object.keys(parsed?.files ?? {})).toEqual(['__proto__']);
+  });
+
+  it('legacy Rust file, byte offset just after a newline: cursor there, turns continue from the line count', async () => {
+    writeFileSync(transcript, 'line one\nline two\nline three\n');
+    writeFileSync(paths.sessionOffset(SID), '18\n');
+    const { state, status } = await readSessionState(paths, SID, opts());
+    expect(status).toBe('legacy');
+    expect(state.files[transcript]).toMatchObject({ offset: 18, size: 18, ino: statSync(transcript).ino });
+    expect(state.nextTurnIndex).toBe(2);
+    expect(state.outbox).toEqual([]);
+  });
+
+  it('legacy Rust file, a line count (not just after a newline)', async () => {
+    writeFileSync(transcript, 'line one\nline two\nline three\n');
+    writeFileSync(paths.sessionOffset(SID), '2');
+    const { state } = await readSessionState(paths, SID, opts());
+    expect(state.files[transcript]?.offset).toBe(18);
+    expect(state.nextTurnIndex).toBe(2);
+  });
+
+  it('legacy Rust file, a number beyond the file: a line count, capped at the complete lines', async () => {
+    writeFileSync(transcript, 'a\nb\npartial');
+    writeFileSync(paths.sessionOffset(SID), '500');
+    const { state } = await readSessionState(paths, SID, opts());
+    expect(state.files[transcript]?.offset).toBe(4);
+    expect(state.nextTurnIndex).toBe(500);
+  });
+
+  it('legacy Rust file without a transcript on disk: nothing to skip', async () => {
+    writeFileSync(paths.sessionOffset(SID), '0');
+    const { state, status } = await readSessionState(paths, SID, opts());
+    expect(status).toBe('legacy');
+    expect(state.files).toEqual({});
+  });
+
+  it('lists open sessions (readable, not closed, with a transcript) for catch-up', async () => {
+    const open = freshSessionState('open-1', transcript, NOW);
+    const closed = { ...freshSessionState('closed-1', transcript, NOW), closed: true };
+    const noPath = freshSessionState('nopath-1', '', NOW);
+    for (const s of [open, closed, noPath]) await writeSessionState(paths, s);
+    writeFileSync(paths.sessionOffset('garbage-1'), 'garbage');
+    writeFileSync(paths.sessionOffset('legacy-1'), '42');
+    expect((await listOpenSessions(paths)).map((s) => s.sessionId)).toEqual(['open-1']);
+    expect((await readAllSessionStates(paths)).map((s) => s.sessionId)).toEqual(['closed-1', 'nopath-1', 'open-1']);
+    expect(await peekSessionState(paths, 'legacy-1')).toBeNull();
+    expect(await peekSessionState(paths, 'missing-1')).toBeNull();
+  });
+
+  it('lists session ids with state files, skipping other files and unsafe names', async () => {
+    await writeSessionState(paths, freshSessionState('b-session', transcript, NOW));
+    await writeSessionState(paths, freshSessionState('a-session', transcript, NOW));
+    writeFileSync(join(paths.dir, 'pending_reports.jsonl'), '');
+    writeFileSync(join(paths.dir, '.hidden.offset'), '');
+    expect(await listSessionIds(paths)).toEqual(['a-session', 'b-session']);
+    expect(await listSessionIds(statePaths(join(root, 'nowhere')))).toEqual([]);
+  });
+});
