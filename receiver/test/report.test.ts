@@ -303,7 +303,7 @@ describe('POST /report', () => {
       const status = await new Promise<number>((resolve, reject) => {
         const req = request(
           `${t.url}/report`,
-          { method: 'POST', headers: { ...bearer(access), 'content-length': String(10 * 1024 * 1024) }, agent: false },
+          { method: 'POST', headers: { ...bearer(access), 'content-type': 'application/json', 'content-length': String(10 * 1024 * 1024) }, agent: false },
           (res) => {
             resolve(res.statusCode ?? 0);
             res.resume();

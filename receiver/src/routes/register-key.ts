@@ -3,12 +3,13 @@ import { HEADERS, validateRegisterKey } from '../../../src/protocol/wire';
 import { parseJson, sendError, sendJson } from '../http';
 import { MAX_ACTIVE_KEYS_PER_USER } from '../store';
 import { isWellFormedText } from '../text';
-import { authenticate, boundedBody, type Route, rateLimit } from './context';
+import { authenticate, boundedBody, type Route, rateLimit, requireJsonBody } from './context';
 
 export const handleRegisterKey: Route = async (req, res, deps) => {
   const auth = authenticate(req, res, deps, 'access');
   if (auth === null) return;
   if (!rateLimit(req, res, deps, auth)) return;
+  if (!requireJsonBody(req, res)) return;
   const body = await boundedBody(req, res, deps);
   if (body === null) return;
 
