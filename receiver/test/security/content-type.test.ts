@@ -24,7 +24,7 @@ describe('Content-Type on JSON endpoints', () => {
       });
       expect(key.status).toBe(415);
       expect(usageRows(t)).toEqual([]);
-      expect(t.store.listKeys()).toEqual([]);
+      expect(await t.store.listKeys()).toEqual([]);
     },
   );
 

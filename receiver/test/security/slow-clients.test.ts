@@ -39,7 +39,7 @@ describe('slow clients', () => {
 
   it('cuts a slow body on an authenticated request at 30 s (±1 s)', async () => {
     t = await startInProcess();
-    const { refreshToken } = t.store.createUser('slow@example.org');
+    const { refreshToken } = await t.store.createUser('slow@example.org');
     const exchange = await fetch(`${t.url}/token`, { method: 'POST', headers: { authorization: `Bearer ${refreshToken}` } });
     const { access_token } = (await exchange.json()) as { access_token: string };
     const body = await hold(
