@@ -3,7 +3,9 @@
  * interpolated into SQL). Used by the HTTP routes, the CLI and the admin dashboard.
  *
  * Tokens are stored as SHA-256 hex digests; the plaintext is returned once, at issue, and never
- * again. Timestamps are `Date.toISOString()` strings so that SQL compares them as text correctly.
+ * again. Timestamps are `Date.toISOString()` strings so that SQL compares them as text correctly,
+ * except `usage_events.received_at`, which keeps the Rust version's `YYYY-MM-DD HH:MM:SS` (UTC) so
+ * that SQL written for it (`received_at >= datetime('now', '-1 hour')`) still selects the same rows.
  */
 import type { Statement } from 'better-sqlite3';
 import type { ReportBody } from '../../src/protocol/wire';
@@ -26,6 +28,11 @@ export const DIVISION_MAX_CHARS = 255;
 export const DAYS_MAX = 3650;
 
 const DAY_MS = 24 * 3600 * 1000;
+
+/** `2026-12-01 08:45:32`: SQLite's CURRENT_TIMESTAMP form (UTC), as the Rust version stores `received_at`. */
+export function sqliteTimestamp(date: Date): string {
+  return date.toISOString().slice(0, 19).replace('T', ' ');
+}
 
 export interface UserRow {
   email: string;
@@ -328,7 +335,8 @@ export class Store {
     report: ReportBody,
     opts: { deviceId: string; signed: boolean; deviceKeyId?: number },
   ): { inserted: number } {
-    const receivedAt = this.nowIso();
+    const now = this.now();
+    const receivedAt = sqliteTimestamp(now);
     return this.db
       .transaction(() => {
         let inserted = 0;
@@ -340,7 +348,8 @@ export class Store {
             session_id: report.session_id,
             turn_index: report.turn_index,
             timestamp_utc: report.timestamp_utc,
-            session_start_utc: report.session_start_utc,
+            // A Rust device leaves it out when it has none; '' means the same.
+            session_start_utc: report.session_start_utc || null,
             model,
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
@@ -354,7 +363,7 @@ export class Store {
             signed: opts.signed ? 1 : 0,
           }).changes;
         }
-        if (opts.deviceKeyId !== undefined) this.stmts.touchKey.run(receivedAt, opts.deviceKeyId);
+        if (opts.deviceKeyId !== undefined) this.stmts.touchKey.run(now.toISOString(), opts.deviceKeyId);
         return { inserted };
       })
       .immediate();
@@ -378,20 +387,20 @@ function prepareStatements(db: Db) {
              rt.token_ref, rt.expires_at AS token_expires_at, rt.last_used_at AS token_last_used_at,
              (SELECT count(*) FROM device_keys dk WHERE dk.user_id = u.id AND dk.revoked_at IS NULL) AS active_keys
       FROM users u
-      LEFT JOIN refresh_tokens rt ON rt.id = (
-        SELECT id FROM refresh_tokens WHERE user_id = u.id AND revoked_at IS NULL ORDER BY id DESC LIMIT 1)
+      LEFT JOIN user_tokens rt ON rt.id = (
+        SELECT id FROM user_tokens WHERE user_id = u.id AND revoked_at IS NULL ORDER BY id DESC LIMIT 1)
       ORDER BY u.email`),
     insertRefreshToken: p(
-      'INSERT INTO refresh_tokens (user_id, token_hash, token_ref, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+      'INSERT INTO user_tokens (user_id, token_hash, token_ref, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
     ),
-    revokeRefreshTokensOfUser: p('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL'),
+    revokeRefreshTokensOfUser: p('UPDATE user_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL'),
     deleteAccessTokensOfUser: p('DELETE FROM access_tokens WHERE user_id = ?'),
     refreshByHash: p(`
       SELECT rt.id, rt.user_id, rt.token_hash, rt.token_ref, rt.expires_at, rt.revoked_at,
              u.email, u.revoked_at AS user_revoked_at
-      FROM refresh_tokens rt JOIN users u ON u.id = rt.user_id
+      FROM user_tokens rt JOIN users u ON u.id = rt.user_id
       WHERE rt.token_hash = ?`),
-    rollRefreshToken: p('UPDATE refresh_tokens SET expires_at = max(expires_at, ?), last_used_at = ? WHERE id = ?'),
+    rollRefreshToken: p('UPDATE user_tokens SET expires_at = max(expires_at, ?), last_used_at = ? WHERE id = ?'),
     insertAccessToken: p(
       'INSERT INTO access_tokens (token_hash, refresh_token_id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
     ),
@@ -403,7 +412,7 @@ function prepareStatements(db: Db) {
              u.email, u.revoked_at AS user_revoked_at, rt.revoked_at AS refresh_revoked_at, rt.token_ref
       FROM access_tokens at
       JOIN users u ON u.id = at.user_id
-      JOIN refresh_tokens rt ON rt.id = at.refresh_token_id
+      JOIN user_tokens rt ON rt.id = at.refresh_token_id
       WHERE at.token_hash = ?`),
     purgeAccessTokens: p('DELETE FROM access_tokens WHERE expires_at <= ?'),
     countActiveAccessTokens: p('SELECT count(*) AS n FROM access_tokens WHERE expires_at > ?'),
