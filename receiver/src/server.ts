@@ -1,20 +1,19 @@
 /**
  * The receiver's HTTP server: node:http with a fixed endpoint table (see docs/receiver.md for why
- * no framework). `createReceiver` wires config, database, clock and metrics; the caller listens
- * (or uses `listen()`) and owns the database handle, which `close()` leaves open.
+ * no framework). `createReceiver` wires config, store, clock and metrics; the caller listens
+ * (or uses `listen()`) and owns the store, which `close()` leaves open. Nothing is kept per
+ * instance that another instance would need: several can serve one PostgreSQL database.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminHandler } from './admin/index';
 import type { ReceiverConfig } from './config';
-import type { Db } from './db/open';
 import { sendError } from './http';
 import { Metrics } from './metrics';
 import { type Output, silentOutput } from './output';
-import { RateLimiter } from './ratelimit';
 import type { RouteDeps } from './routes/context';
 import { isAdminPath, ROUTES } from './routes/index';
-import { Store } from './store';
+import type { Store } from './store';
 
 /** How often expired access tokens are deleted. */
 export const PURGE_INTERVAL_MILLIS = 10 * 60 * 1000;
@@ -26,7 +25,7 @@ const REQUEST_TIMEOUT_MILLIS = 30_000;
 
 export interface ReceiverOptions {
   config: ReceiverConfig;
-  db: Db;
+  store: Store;
   now?: () => Date;
   /** Where unexpected errors are reported; silent by default. */
   output?: Output;
@@ -39,27 +38,23 @@ export interface Receiver {
   /** Listens on the configured address (port 0 picks one); resolves with the bound address. */
   listen(): Promise<AddressInfo>;
   /** Stops accepting connections, lets in-flight requests finish (up to CLOSE_GRACE_MILLIS) and
-   * stops the purge timer. Does not close the database. */
+   * stops the purge timer. Does not close the store. */
   close(): Promise<void>;
 }
 
 function isBusy(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
-  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
+  // SQLite's lock errors; PostgreSQL's serialization failure, deadlock, too many connections.
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code === '40001' || code === '40P01' || code === '53300';
 }
 
 export function createReceiver(options: ReceiverOptions): Receiver {
-  const { config, db } = options;
+  const { config, store } = options;
   const now = options.now ?? (() => new Date());
   const output = options.output ?? silentOutput;
-  const store = new Store(db, now, {
-    accessTokenExpirySecs: config.accessTokenExpirySecs,
-    refreshTokenRollingDays: config.refreshTokenRollingDays,
-  });
   const metrics = new Metrics();
-  const limiter = new RateLimiter({ limitPerMinute: config.rateLimitPerMinute, now });
-  const deps: RouteDeps = { config, store, metrics, limiter, now, output };
-  const admin = config.adminToken === undefined ? null : createAdminHandler({ db, config, store, now, metrics });
+  const deps: RouteDeps = { config, store, metrics, now, output };
+  const admin = config.adminToken === undefined ? null : createAdminHandler({ config, store, now, metrics });
 
   const active = new Set<ServerResponse>();
   let closing = false;
@@ -106,11 +101,9 @@ export function createReceiver(options: ReceiverOptions): Receiver {
   server.requestTimeout = REQUEST_TIMEOUT_MILLIS;
 
   const purge = () => {
-    try {
-      store.purgeExpiredAccessTokens();
-    } catch (err) {
+    store.purgeExpiredAccessTokens().catch((err: unknown) => {
       output.err(`ccflux-receiver: purging expired access tokens failed: ${(err as Error).message}`);
-    }
+    });
   };
   purge();
   const purgeTimer = setInterval(purge, PURGE_INTERVAL_MILLIS);

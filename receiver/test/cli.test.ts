@@ -62,7 +62,7 @@ const tmp = tempDir();
 const dbPath = join(tmp.dir, 'cli.db');
 const env = { DATABASE_PATH: dbPath };
 
-beforeAll(() => {
+beforeAll(async () => {
   if (!existsSync(RECEIVER_BUNDLE)) throw new Error(`${RECEIVER_BUNDLE} missing: run npm run build first`);
 });
 afterAll(() => tmp.cleanup());

@@ -37,7 +37,7 @@ describe('POST /report', () => {
       const answer = await postReport(t, access, makeReport());
       expect(answer.status).toBe(200);
       const [row] = usageRows(t);
-      const user = t.store.listUsers()[0]!;
+      const user = (await t.store.listUsers())[0]!;
       expect(row).toMatchObject({
         user_email: 'ana@example.org',
         reported_email: 'laptop-user@example.org',
@@ -85,7 +85,7 @@ describe('POST /report', () => {
       const answer = await postReport(t, access, makeReport(), device);
       expect(answer.status).toBe(200);
       expect(usageRows(t)[0]).toMatchObject({ device_id: 'ana-laptop', signed: 1 });
-      expect(t.store.listKeys()[0]!.last_seen_at).toBe(t.clock.now().toISOString());
+      expect((await t.store.listKeys())[0]!.last_seen_at).toBe(t.clock.now().toISOString());
     });
 
     it('answers a replay of the same signed request within the window with 200, counting it once', async () => {
@@ -197,7 +197,7 @@ describe('POST /report', () => {
       const device = makeDevice();
       await registerKey(t, access, device);
       expect((await postReport(t, access, makeReport(), device)).status).toBe(200);
-      t.store.revokeKey(device.publicKey);
+      await t.store.revokeKey(device.publicKey);
       const answer = await postReport(t, access, makeReport({ turn_index: 1 }), device);
       expect(answer.status).toBe(403);
       expect(errorCode(answer)).toBe('key-revoked');
@@ -223,11 +223,11 @@ describe('POST /report', () => {
       expect((await postReport(t, bob.refreshToken, makeReport())).status).toBe(401);
 
       const carol = await provision(t, 'carol@example.org');
-      t.store.revokeUser('carol@example.org');
+      await t.store.revokeUser('carol@example.org');
       expect((await postReport(t, carol.accessToken, makeReport())).status).toBe(401);
 
       const dave = await provision(t, 'dave@example.org');
-      t.store.reissueToken('dave@example.org');
+      await t.store.reissueToken('dave@example.org');
       expect((await postReport(t, dave.accessToken, makeReport())).status).toBe(401);
 
       t.clock.advance(t.config.accessTokenExpirySecs * 1000);

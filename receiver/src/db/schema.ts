@@ -1,11 +1,13 @@
 /**
  * SQLite schema, migrated forward by version (`PRAGMA user_version`). Migration N turns a
  * version N-1 database into version N; a new database runs them all. Never edit a shipped
- * migration: add the next one.
+ * migration: add the next one, and the same number to `PG_MIGRATIONS` in `schema-postgres.ts`
+ * (same tables, columns and meaning; types in PostgreSQL's spelling). Migration 1 is the v0.1.0
+ * schema, shipped: `receiver/test/migrations.test.ts` upgrades a database made by it.
  *
  * Secrets are never stored: refresh and access tokens only as SHA-256 hex (`token_hash`).
  * `usage_events` keeps the Rust version's columns so existing SQL keeps working; `user_token`
- * holds `user_tokens.token_ref`, a non-secret identifier, never the token. Since migration 2 the
+ * holds `user_tokens.token_ref`, a non-secret identifier, never the token. Since migration 3 the
  * name `refresh_tokens` is a read-only view in the Rust version's shape (see docs/migrating-from-rust.md).
  */
 export const MIGRATIONS: readonly string[] = [
@@ -78,7 +80,18 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX usage_events_user_time ON usage_events(user_id, timestamp_utc);
   CREATE INDEX usage_events_time ON usage_events(timestamp_utc);
   `,
-  // 2: Rust compatibility. `refresh_tokens` becomes a view in the Rust version's shape over our
+  // 2: shared rate-limit windows (store/rules.ts limitCap), so every instance enforces one budget
+  `
+  CREATE TABLE limit_windows (
+    key           TEXT NOT NULL,
+    window_start  INTEGER NOT NULL,
+    expires_ms    INTEGER NOT NULL,
+    count         INTEGER NOT NULL,
+    PRIMARY KEY (key, window_start)
+  ) WITHOUT ROWID;
+  CREATE INDEX limit_windows_expiry ON limit_windows(expires_ms);
+  `,
+  // 3: Rust compatibility. `refresh_tokens` becomes a view in the Rust version's shape over our
   // table, now `user_tokens`; `received_at` takes the Rust (SQLite CURRENT_TIMESTAMP) text form so
   // `received_at >= datetime('now', '-1 hour')` selects what it did there; `session_start_utc` and
   // `plugin_version` may be NULL (Rust devices leave the session start out when they have none).

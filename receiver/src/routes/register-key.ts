@@ -6,9 +6,9 @@ import { isWellFormedText } from '../text';
 import { authenticate, boundedBody, type Route, rateLimit } from './context';
 
 export const handleRegisterKey: Route = async (req, res, deps) => {
-  const auth = authenticate(req, res, deps, 'access');
+  const auth = await authenticate(req, res, deps, 'access');
   if (auth === null) return;
-  if (!rateLimit(req, res, deps, auth)) return;
+  if (!(await rateLimit(req, res, deps, auth))) return;
   const body = await boundedBody(req, res, deps);
   if (body === null) return;
 
@@ -18,7 +18,7 @@ export const handleRegisterKey: Route = async (req, res, deps) => {
   if (!valid.ok) return sendError(res, 400, valid.error);
   if (!isWellFormedText(valid.value.device_id)) return sendError(res, 400, 'device_id must be valid Unicode');
 
-  const outcome = deps.store.registerKey(auth, valid.value.public_key, valid.value.device_id);
+  const outcome = await deps.store.registerKey(auth, valid.value.public_key, valid.value.device_id);
   switch (outcome) {
     case 'registered':
       deps.metrics.inc('ccflux_key_registrations_total');

@@ -59,12 +59,12 @@ function verifyEd25519(publicKeyB64: string, message: Buffer, signature: Buffer)
 }
 
 export const handleReport: Route = async (req, res, deps) => {
-  const auth = authenticate(req, res, deps, 'access');
+  const auth = await authenticate(req, res, deps, 'access');
   if (auth === null) {
     deps.metrics.inc('ccflux_reports_auth_rejected_total');
     return;
   }
-  if (!rateLimit(req, res, deps, auth)) return;
+  if (!(await rateLimit(req, res, deps, auth))) return;
   const body = await boundedBody(req, res, deps);
   if (body === null) {
     if (res.headersSent) deps.metrics.inc('ccflux_reports_rejected_total');
@@ -91,7 +91,7 @@ export const handleReport: Route = async (req, res, deps) => {
     const signature = parseSignatureHeader(signatureHeader);
     if (signature === null) return refuse(res, deps, 'signature-invalid');
     // Only this user's registration counts: a key registered by someone else does not verify here.
-    key = deps.store.findDeviceKey(auth.userId, signature.publicKey);
+    key = await deps.store.findDeviceKey(auth.userId, signature.publicKey);
     if (key === undefined) return refuse(res, deps, 'key-not-registered');
     if (key.revoked_at !== null) return refuse(res, deps, 'key-revoked');
     if (!verifyEd25519(signature.publicKey, signingMessage(body, timestampHeader), signature.signature)) {
@@ -99,7 +99,7 @@ export const handleReport: Route = async (req, res, deps) => {
     }
   }
 
-  const { inserted } = deps.store.insertReport(auth, valid.value, {
+  const { inserted } = await deps.store.insertReport(auth, valid.value, {
     deviceId: key?.device_id ?? '',
     signed: key !== undefined,
     deviceKeyId: key?.id,
