@@ -118,7 +118,7 @@ describe('reports the Rust receiver accepts', () => {
     expect((await registerKey(rx, access, device)).status).toBe(200);
     const again = await registerKey(rx, access, device, 'renamed-host');
     expect(again.status).toBe(200);
-    expect(rx.store.listKeys()).toHaveLength(1);
+    expect(await rx.store.listKeys()).toHaveLength(1);
   });
 
   it('a retried Rust report (unsigned, then again) stores its rows once', async () => {
@@ -141,7 +141,7 @@ describe('schema: Rust SQL shapes', () => {
 
   it('refresh_tokens is a view: token = usage_events.user_token, with email, division, revoked, created_at', async () => {
     const { rx, access } = await ready();
-    rx.store.createUser('bo@example.org', { division: 'research' });
+    await rx.store.createUser('bo@example.org', { division: 'research' });
     await postReport(rx, access, makeReport());
     const rows = rx.db
       .prepare(`SELECT rt.email, rt.division, rt.revoked, rt.created_at, rt.expires_at, SUM(ue.output_tokens) AS out
@@ -152,7 +152,7 @@ describe('schema: Rust SQL shapes', () => {
       { email: 'ana@example.org', division: null, revoked: 0, created_at: '2026-05-11 03:00:00', expires_at: '2026-08-09 03:00:00', out: 1800 },
       { email: 'bo@example.org', division: 'research', revoked: 0, created_at: '2026-05-11 03:00:00', expires_at: '2026-08-09 03:00:00', out: null },
     ]);
-    rx.store.revokeUser('bo@example.org');
+    await rx.store.revokeUser('bo@example.org');
     expect(rx.db.prepare(`SELECT revoked FROM refresh_tokens WHERE email = 'bo@example.org'`).get()).toEqual({ revoked: 1 });
     // The token column holds the non-secret id, never a token.
     for (const { token } of rx.db.prepare('SELECT token FROM refresh_tokens').all() as { token: string }[]) {
