@@ -25,7 +25,8 @@ export const handleRegisterKey: Route = async (req, res, deps) => {
       deps.metrics.inc('ccflux_key_registrations_total');
       return sendJson(res, 200, { status: 'registered' });
     case 'exists':
-      return sendError(res, 409, 'key already registered');
+      // 200 like the Rust receiver: registering again is idempotent (devices accept 200 and 409).
+      return sendJson(res, 200, { status: 'already registered' });
     case 'revoked':
       return sendError(res, 403, 'key-revoked', { [HEADERS.error]: 'key-revoked' });
     case 'limit':
