@@ -89,11 +89,14 @@ export interface DashboardData {
   users: UserRow[];
 }
 
+// TOTAL, not SUM: SQLite's integer SUM fails the whole query ("integer overflow") once a total
+// passes 2^63, so one hostile row would make every view answer 500. TOTAL adds in floating point,
+// never fails, and is exact far beyond any real total (2^53 tokens).
 const TOKEN_SUMS = `
-  COALESCE(SUM(input_tokens), 0) AS input,
-  COALESCE(SUM(output_tokens), 0) AS output,
-  COALESCE(SUM(cache_read_tokens), 0) AS cacheRead,
-  COALESCE(SUM(cache_write_tokens), 0) AS cacheWrite`;
+  TOTAL(input_tokens) AS input,
+  TOTAL(output_tokens) AS output,
+  TOTAL(cache_read_tokens) AS cacheRead,
+  TOTAL(cache_write_tokens) AS cacheWrite`;
 
 // turn_index is an integer, so `session || '/' || turn` is unique per (session, turn).
 const TURN_KEY = `session_id || '/' || turn_index`;
@@ -108,13 +111,13 @@ const SQL = {
       COUNT(DISTINCT ${TURN_KEY}) AS turns, MAX(timestamp_utc) AS lastSeen, ${TOKEN_SUMS}
     FROM usage_events WHERE timestamp_utc >= ?
     GROUP BY user_email
-    ORDER BY SUM(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens) DESC, user_email
+    ORDER BY TOTAL(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens) DESC, user_email
     LIMIT ${MAX_USAGE_ROWS}`,
   byModel: `SELECT model AS key, COUNT(DISTINCT user_email) AS users, COUNT(DISTINCT session_id) AS sessions,
       COUNT(DISTINCT ${TURN_KEY}) AS turns, MAX(timestamp_utc) AS lastSeen, ${TOKEN_SUMS}
     FROM usage_events WHERE timestamp_utc >= ?
     GROUP BY model
-    ORDER BY SUM(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens) DESC, model
+    ORDER BY TOTAL(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens) DESC, model
     LIMIT ${MAX_USAGE_ROWS}`,
   days: `SELECT date(timestamp_utc) AS day, ${TOKEN_SUMS}
     FROM usage_events WHERE timestamp_utc >= ? AND date(timestamp_utc) IS NOT NULL
