@@ -10,6 +10,8 @@ import type { ReceiverConfig } from './config';
 import type { Db } from './db/open';
 import { sendError } from './http';
 import { Metrics } from './metrics';
+import { PriceBook } from './prices/cost';
+import { loadPrices } from './prices/load';
 import { type Output, silentOutput } from './output';
 import { RateLimiter } from './ratelimit';
 import type { RouteDeps } from './routes/context';
@@ -59,7 +61,9 @@ export function createReceiver(options: ReceiverOptions): Receiver {
   const metrics = new Metrics();
   const limiter = new RateLimiter({ limitPerMinute: config.rateLimitPerMinute, now });
   const deps: RouteDeps = { config, store, metrics, limiter, now, output };
-  const admin = config.adminToken === undefined ? null : createAdminHandler({ db, config, store, now, metrics });
+  // A bad PRICES_FILE stops the start (ReceiverError 'config'), before anything listens.
+  const prices = new PriceBook(loadPrices(config.pricesFile));
+  const admin = config.adminToken === undefined ? null : createAdminHandler({ db, config, store, now, metrics, prices });
 
   const active = new Set<ServerResponse>();
   let closing = false;
