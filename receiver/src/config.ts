@@ -32,6 +32,10 @@ export interface ReceiverConfig {
   metricsPerUser: boolean;
   /** ALERT_WEBHOOK_URL: budget alerts are POSTed here (Slack-compatible JSON). */
   alertWebhookUrl: string | undefined;
+  /** Open connections accepted at once; more are closed by Node as they arrive. */
+  maxConnections: number;
+  /** Open connections accepted from one remote address; more get 503 and are closed. */
+  maxConnectionsPerAddress: number;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -46,6 +50,8 @@ export const CONFIG_DEFAULTS = {
   REFRESH_TOKEN_ROLLING_DAYS: 90,
   RATE_LIMIT_PER_MINUTE: 30,
   BODY_LIMIT_KB: 64,
+  MAX_CONNECTIONS: 1024,
+  MAX_CONNECTIONS_PER_ADDRESS: 64,
 } as const;
 
 /** Bounds that keep a typo from producing a dangerous or useless server. */
@@ -54,6 +60,8 @@ const BOUNDS = {
   refreshTokenRollingDays: { min: 1, max: 3650 },
   rateLimitPerMinute: { min: 1, max: 1_000_000 },
   bodyLimitKb: { min: 1, max: 10_240 },
+  maxConnections: { min: 1, max: 1_000_000 },
+  maxConnectionsPerAddress: { min: 1, max: 1_000_000 },
 } as const;
 
 /** A shorter ADMIN_TOKEN is refused: it guards every user's usage data. */
@@ -159,6 +167,20 @@ export function parseConfig(env: Env): ConfigResult {
     errors,
   );
   const bodyLimitKb = parseInteger(env, 'BODY_LIMIT_KB', BOUNDS.bodyLimitKb.min, BOUNDS.bodyLimitKb.max, errors);
+  const maxConnections = parseInteger(
+    env,
+    'MAX_CONNECTIONS',
+    BOUNDS.maxConnections.min,
+    BOUNDS.maxConnections.max,
+    errors,
+  );
+  const maxConnectionsPerAddress = parseInteger(
+    env,
+    'MAX_CONNECTIONS_PER_ADDRESS',
+    BOUNDS.maxConnectionsPerAddress.min,
+    BOUNDS.maxConnectionsPerAddress.max,
+    errors,
+  );
   const requireSignatures = parseBoolean(env, 'REQUIRE_SIGNATURES', errors);
   const cookieSecure = parseBoolean(env, 'COOKIE_SECURE', errors);
 
@@ -259,6 +281,8 @@ export function parseConfig(env: Env): ConfigResult {
       metricsToken,
       metricsPerUser,
       alertWebhookUrl,
+      maxConnections,
+      maxConnectionsPerAddress,
     },
   };
 }
@@ -282,6 +306,8 @@ export function describeConfig(config: ReceiverConfig): string[] {
     `METRICS_TOKEN=${config.metricsToken === undefined ? 'unset (/metrics open)' : '******** (set)'}`,
     `METRICS_PER_USER=${config.metricsPerUser ? 'on' : 'off'}`,
     `ALERT_WEBHOOK_URL=${config.alertWebhookUrl === undefined ? 'unset' : 'set'}`,
+    `MAX_CONNECTIONS=${config.maxConnections}`,
+    `MAX_CONNECTIONS_PER_ADDRESS=${config.maxConnectionsPerAddress}`,
   ];
 }
 

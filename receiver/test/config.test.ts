@@ -25,6 +25,8 @@ describe('parseConfig', () => {
         metricsToken: undefined,
         metricsPerUser: false,
         alertWebhookUrl: undefined,
+        maxConnections: 1024,
+        maxConnectionsPerAddress: 64,
       },
     });
   });

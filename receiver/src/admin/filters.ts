@@ -16,6 +16,8 @@ const PRESET_MILLIS: Record<(typeof RANGE_PRESETS)[number], number> = {
   '90d': 90 * 24 * 3600 * 1000,
 };
 const DAY_MILLIS = 24 * 3600 * 1000;
+/** Presets end "now", but a turn stamped a little ahead by a device's clock still belongs in them. */
+const FUTURE_SLACK_MILLIS = 15 * 60 * 1000;
 /** A custom range is capped so one request cannot ask for decades of rows. */
 export const MAX_RANGE_DAYS = 400;
 export const PAGE_SIZE = 50;
@@ -100,6 +102,8 @@ export function parseFilter(params: URLSearchParams, nowMillis: number, defaultT
   } else {
     fromMs = nowMillis - PRESET_MILLIS[range];
   }
+  const lastDayMs = range === 'custom' ? toMs - 1 : nowMillis;
+  if (range !== 'custom') toMs = nowMillis + FUTURE_SLACK_MILLIS;
 
   let tz = defaultTz;
   const rawTz = params.get('tz');
@@ -112,7 +116,7 @@ export function parseFilter(params: URLSearchParams, nowMillis: number, defaultT
     fromIso: isoSeconds(fromMs),
     toIso: isoSeconds(toMs),
     fromDay: day(fromMs),
-    toDay: day(toMs - 1),
+    toDay: day(lastDayMs),
     user: text(params, 'user')?.toLowerCase() ?? null,
     division: text(params, 'division'),
     model: text(params, 'model'),
@@ -151,10 +155,15 @@ export function hrefWith(path: string, params: URLSearchParams, changes: Record<
   return qs === '' ? path : `${path}?${qs}`;
 }
 
+/** Epoch ms of an ISO timestamp or of SQLite's `YYYY-MM-DD HH:MM:SS` (UTC, the form `received_at` keeps). */
+export function parseStamp(value: string): number {
+  return Date.parse(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(?::\d{2})?$/.test(value) ? `${value.replace(' ', 'T')}Z` : value);
+}
+
 /** A timestamp in the display zone, `YYYY-MM-DD HH:MM` plus the zone's short name. */
 export function formatInZone(iso: string | null | undefined, tz: string): string {
   if (iso === null || iso === undefined || iso === '') return '—';
-  const ms = Date.parse(iso);
+  const ms = parseStamp(iso);
   if (Number.isNaN(ms)) return iso;
   if (tz === 'UTC') return `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')}Z`;
   const parts = new Intl.DateTimeFormat('en-CA', {

@@ -223,8 +223,8 @@ const SQL = {
     ORDER BY (k.revoked_at IS NOT NULL OR u.revoked_at IS NOT NULL), u.email, k.registered_at
     LIMIT ${MAX_LIST_ROWS}`,
   users: `SELECT u.email AS email, u.division AS division, u.created_at AS createdAt, u.revoked_at AS revokedAt,
-      (SELECT MAX(t.expires_at) FROM refresh_tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL) AS tokenExpiresAt,
-      (SELECT MAX(t.last_used_at) FROM refresh_tokens t WHERE t.user_id = u.id) AS tokenLastUsedAt,
+      (SELECT MAX(t.expires_at) FROM user_tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL) AS tokenExpiresAt,
+      (SELECT MAX(t.last_used_at) FROM user_tokens t WHERE t.user_id = u.id) AS tokenLastUsedAt,
       (SELECT COUNT(*) FROM device_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL AND u.revoked_at IS NULL) AS devices,
       (SELECT MAX(e.received_at) FROM usage_events e WHERE e.user_id = u.id) AS lastReportAt,
       (SELECT MAX(e.timestamp_utc) FROM usage_events e WHERE e.user_id = u.id) AS lastUsageAt
@@ -256,13 +256,12 @@ function isoSeconds(ms: number): string {
 
 export interface AdminQueries {
   /** Everything the dashboard shows; `filter` defaults to the last 30 days, unfiltered. */
-  load(now: Date, filter?: ViewFilter, opts?: { eventsPage?: number }): DashboardData;
+  load(now: Date, filter?: ViewFilter, opts?: { eventsPage?: number; prices?: PriceBook }): DashboardData;
   /** The user × model × day groups of a filter, streamed (constant memory). */
   groups(filter: FilterParams): IterableIterator<GroupRow>;
   /** Raw usage rows of a filter, newest last, streamed. */
   rawEvents(filter: FilterParams): IterableIterator<Record<string, unknown>>;
-  sessions(filter: FilterParams): SessionRow[];
-  prices: PriceBook;
+  sessions(filter: FilterParams, prices?: PriceBook): SessionRow[];
 }
 
 /** Adds a priced group to a total; `unsplit` writes make the figure an estimate. */
@@ -325,8 +324,9 @@ function total(t: TokenTotals): number {
   return t.input + t.output + t.cacheRead + t.cacheWrite;
 }
 
-export function createQueries(db: Database, opts: { prices?: PriceBook } = {}): AdminQueries {
-  const book = opts.prices ?? new PriceBook(SHIPPED_PRICES);
+const SHIPPED_BOOK = new PriceBook(SHIPPED_PRICES);
+
+export function createQueries(db: Database): AdminQueries {
   let stmts: Statements | null = null;
   let hasSplit = false;
   const prepared = (): Statements => {
@@ -347,7 +347,7 @@ export function createQueries(db: Database, opts: { prices?: PriceBook } = {}): 
     return (hasSplit ? s.groupsSplit : s.groupsNoSplit).iterate(p) as IterableIterator<GroupRow>;
   };
 
-  const monthValue = (nowMillis: number): SeatValue => {
+  const monthValue = (book: PriceBook, nowMillis: number): SeatValue => {
     const now = new Date(nowMillis);
     const monthStart = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
     const cost = emptyTotal();
@@ -359,12 +359,12 @@ export function createQueries(db: Database, opts: { prices?: PriceBook } = {}): 
   };
 
   return {
-    prices: book,
     groups,
     rawEvents(p) {
       return prepared().rawEvents.iterate(p) as IterableIterator<Record<string, unknown>>;
     },
-    sessions(p) {
+    sessions(p, prices) {
+      const book = prices ?? SHIPPED_BOOK;
       const s = prepared();
       const rows = s.sessions.all(p) as Omit<SessionRow, 'cost'>[];
       const costs = new Map<string, CostTotal>();
@@ -381,6 +381,7 @@ export function createQueries(db: Database, opts: { prices?: PriceBook } = {}): 
     load(now, filterArg, loadOpts = {}) {
       const s = prepared();
       const nowMillis = now.getTime();
+      const book = loadOpts.prices ?? SHIPPED_BOOK;
       const filter = filterArg ?? parseFilter(new URLSearchParams(), nowMillis);
       const p = filterParams(filter);
 
@@ -442,7 +443,7 @@ export function createQueries(db: Database, opts: { prices?: PriceBook } = {}): 
         eventsPage,
         keys: s.keys.all() as KeyRow[],
         users: s.users.all() as UserRow[],
-        seatValue: monthValue(nowMillis),
+        seatValue: monthValue(book, nowMillis),
         divisions: (s.divisions.all() as { v: string }[]).map((r) => r.v),
         models: (s.models.all({ from: isoSeconds(nowMillis - 90 * 24 * 3600 * 1000) }) as { v: string }[]).map((r) => r.v),
       };

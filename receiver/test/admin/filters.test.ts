@@ -8,7 +8,7 @@ const bearer = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
 describe('filters from the URL (pure)', () => {
   it('reads presets, a custom range and the filters, and falls back with a message', () => {
-    expect(parseFilter(new URLSearchParams(''), NOW)).toMatchObject({ range: '30d', fromIso: '2026-04-11T12:00:00Z', toIso: '2026-05-11T12:00:00Z', tz: 'UTC', problems: [] });
+    expect(parseFilter(new URLSearchParams(''), NOW)).toMatchObject({ range: '30d', fromIso: '2026-04-11T12:00:00Z', toIso: '2026-05-11T12:15:00Z', tz: 'UTC', problems: [] });
     expect(parseFilter(new URLSearchParams('range=24h'), NOW).fromIso).toBe('2026-05-10T12:00:00Z');
     expect(parseFilter(new URLSearchParams('range=7d'), NOW).fromDay).toBe('2026-05-04');
     expect(parseFilter(new URLSearchParams('range=90d'), NOW).fromIso).toBe('2026-02-10T12:00:00Z');
@@ -52,12 +52,12 @@ describe('dashboard views over HTTP', () => {
     h = await startAdmin();
     // Priced: claude-opus-5-5 (4 / 20 / 5 / 8 / 0.20 per MTok). 1M input + 100k output + 1M read + 200k write (as 5m)
     // = 4 + 2 + 0.2 + 1 = $7.20, an estimate (no split).
-    seedUsage(h.store, 'ann@example.org', { models: { 'claude-opus-5-5': usage(1_000_000, 100_000, 1_000_000, 200_000) } }, { division: 'Research' });
+    await seedUsage(h.store, 'ann@example.org', { models: { 'claude-opus-5-5': usage(1_000_000, 100_000, 1_000_000, 200_000) } }, { division: 'Research' });
     // Fable 5.1 (10 / 50 / 12.5 / 20 / 0.25): 100k in + 10k out = 1 + 0.5 = $1.50
-    seedUsage(h.store, 'bob@example.org', { session_id: 'b1', models: { 'claude-fable-5-1': usage(100_000, 10_000) } }, { division: 'Sales' });
+    await seedUsage(h.store, 'bob@example.org', { session_id: 'b1', models: { 'claude-fable-5-1': usage(100_000, 10_000) } }, { division: 'Sales' });
     // Unknown model: unpriced, never $0.
-    seedUsage(h.store, 'cyd@example.org', { session_id: 'c1', timestamp_utc: '2026-05-01T08:00:00Z', models: { 'mystery-model': usage(5, 5) } }, { division: 'Sales' });
-    h.store.createUser('dee@example.org', { division: 'Sales' });
+    await seedUsage(h.store, 'cyd@example.org', { session_id: 'c1', timestamp_utc: '2026-05-01T08:00:00Z', models: { 'mystery-model': usage(5, 5) } }, { division: 'Sales' });
+    await h.store.createUser('dee@example.org', { division: 'Sales' });
   }
 
   it('prices each user, model and division, and marks estimates and unpriced models', async () => {
@@ -110,7 +110,7 @@ describe('dashboard views over HTTP', () => {
     try {
       for (let i = 0; i < 120; i++) {
         const n = String(i).padStart(3, '0');
-        seedUsage(h.store, `u${n}@example.org`, { session_id: `s${n}`, models: { 'claude-sonnet-5': usage(1000 + i, 0) } });
+        await seedUsage(h.store, `u${n}@example.org`, { session_id: `s${n}`, models: { 'claude-sonnet-5': usage(1000 + i, 0) } });
       }
       const first = await get('/admin/');
       expect(first).toContain('Rows 1–50 of 120');

@@ -28,9 +28,9 @@ describe('admin mutations', () => {
     const token = shownToken(page);
     expect(token).not.toBeNull();
     expect(page).toContain(`Endpoint<code>${h.url}</code>`);
-    const auth = h.store.authenticateRefreshToken(token!);
+    const auth = await h.store.authenticateRefreshToken(token!);
     expect(auth?.email).toBe('bob@example.org');
-    const [user] = h.store.listUsers();
+    const [user] = await h.store.listUsers();
     expect(user).toMatchObject({ email: 'bob@example.org', division: 'Platform', revoked_at: null });
     expect(Date.parse(user!.token_expires_at!) - h.nowMillis()).toBe(30 * 24 * 3600 * 1000);
     // Shown once: the next page load no longer has it.
@@ -53,7 +53,7 @@ describe('admin mutations', () => {
   });
 
   it('refuses a duplicate or invalid user with a message and no change', async () => {
-    h.store.createUser('dup@example.org');
+    await h.store.createUser('dup@example.org');
     const dup = await submit('/admin/users', { email: 'dup@example.org' });
     expect(dup).toContain('already exists');
     expect(shownToken(dup)).toBeNull();
@@ -61,23 +61,23 @@ describe('admin mutations', () => {
     expect(bad).toContain('valid email');
     const days = await submit('/admin/users', { email: 'd@example.org', days: '0' });
     expect(days).toContain('Days valid');
-    expect(h.store.listUsers().map((u) => u.email)).toEqual(['dup@example.org']);
+    expect((await h.store.listUsers()).map((u) => u.email)).toEqual(['dup@example.org']);
   });
 
   it('revokes a user: their tokens stop working', async () => {
-    const { refreshToken } = h.store.createUser('eve@example.org');
+    const { refreshToken } = await h.store.createUser('eve@example.org');
     const page = await submit('/admin/users/revoke', { email: 'eve@example.org' });
     expect(page).toContain('Revoked eve@example.org');
-    expect(h.store.authenticateRefreshToken(refreshToken)).toBeNull();
-    expect(h.store.listUsers()[0]!.revoked_at).not.toBeNull();
+    expect((await h.store.authenticateRefreshToken(refreshToken))).toBeNull();
+    expect((await h.store.listUsers())[0]!.revoked_at).not.toBeNull();
     expect(page).toContain('status-revoked');
     const missing = await submit('/admin/users/revoke', { email: 'nobody@example.org' });
     expect(missing).toContain('No such user');
   });
 
   it('asks for confirmation before revoking a user or a key, and changes nothing until then', async () => {
-    const { refreshToken } = h.store.createUser('ivy@example.org');
-    h.store.registerKey(h.store.authenticateRefreshToken(refreshToken)!, fakePublicKey('ivy-1'), 'ivy-laptop');
+    const { refreshToken } = await h.store.createUser('ivy@example.org');
+    await h.store.registerKey((await h.store.authenticateRefreshToken(refreshToken))!, fakePublicKey('ivy-1'), 'ivy-laptop');
     const ask = await h.post('/admin/users/revoke', { email: 'ivy@example.org', csrf_token: session.csrf }, { cookie: session.cookie });
     expect(ask.status).toBe(200);
     expect(ask.body).toContain('Revoke user?');
@@ -86,16 +86,16 @@ describe('admin mutations', () => {
     expect(ask.body).toContain('<a href="/admin/">Cancel</a>');
     const askKey = await h.post('/admin/keys/revoke', { public_key: fakePublicKey('ivy-1'), csrf_token: session.csrf }, { cookie: session.cookie });
     expect(askKey.body).toContain('Revoke device key?');
-    expect(h.store.authenticateRefreshToken(refreshToken)?.email).toBe('ivy@example.org');
-    expect(h.store.listKeys()[0]!.revoked_at).toBeNull();
+    expect((await h.store.authenticateRefreshToken(refreshToken))?.email).toBe('ivy@example.org');
+    expect((await h.store.listKeys())[0]!.revoked_at).toBeNull();
     // The confirmation form posts the same fields plus confirm=yes; that revokes.
     await submit('/admin/users/revoke', { email: 'ivy@example.org' });
-    expect(h.store.authenticateRefreshToken(refreshToken)).toBeNull();
+    expect(await h.store.authenticateRefreshToken(refreshToken)).toBeNull();
   });
 
   it('shows a revoked user\'s keys as revoked and does not count them active', async () => {
-    const { refreshToken } = h.store.createUser('jo@example.org');
-    h.store.registerKey(h.store.authenticateRefreshToken(refreshToken)!, fakePublicKey('jo-1'), 'jo-laptop');
+    const { refreshToken } = await h.store.createUser('jo@example.org');
+    await h.store.registerKey((await h.store.authenticateRefreshToken(refreshToken))!, fakePublicKey('jo-1'), 'jo-laptop');
     const before = await h.get('/admin/', { cookie: session.cookie });
     expect(before.body).toMatch(/<b>1<\/b><span>active device keys<\/span>/);
     const page = await submit('/admin/users/revoke', { email: 'jo@example.org' });
@@ -105,37 +105,37 @@ describe('admin mutations', () => {
   });
 
   it('reissues a token: the old one dies, the new one is shown once and works', async () => {
-    const { refreshToken: old } = h.store.createUser('fay@example.org');
+    const { refreshToken: old } = await h.store.createUser('fay@example.org');
     const page = await submit('/admin/users/reissue', { email: 'fay@example.org' });
     const fresh = shownToken(page);
     expect(fresh).not.toBeNull();
     expect(fresh).not.toBe(old);
     expect(page).toContain('reissued');
-    expect(h.store.authenticateRefreshToken(old)).toBeNull();
-    expect(h.store.authenticateRefreshToken(fresh!)?.email).toBe('fay@example.org');
-    h.store.revokeUser('fay@example.org');
+    expect((await h.store.authenticateRefreshToken(old))).toBeNull();
+    expect((await h.store.authenticateRefreshToken(fresh!))?.email).toBe('fay@example.org');
+    await h.store.revokeUser('fay@example.org');
     const refused = await submit('/admin/users/reissue', { email: 'fay@example.org' });
     expect(refused).toContain('revoked');
     expect(shownToken(refused)).toBeNull();
   });
 
   it('re-enables a revoked user by provisioning again', async () => {
-    h.store.createUser('gus@example.org');
-    h.store.revokeUser('gus@example.org');
+    await h.store.createUser('gus@example.org');
+    await h.store.revokeUser('gus@example.org');
     const page = await submit('/admin/users', { email: 'gus@example.org' });
-    expect(h.store.authenticateRefreshToken(shownToken(page)!)?.email).toBe('gus@example.org');
+    expect((await h.store.authenticateRefreshToken(shownToken(page)!))?.email).toBe('gus@example.org');
   });
 
   it('revokes a device key', async () => {
-    const { refreshToken } = h.store.createUser('hal@example.org');
-    const auth = h.store.authenticateRefreshToken(refreshToken)!;
-    h.store.registerKey(auth, fakePublicKey('hal-1'), 'hal-laptop');
-    h.store.registerKey(auth, fakePublicKey('hal-2'), 'hal-desktop');
+    const { refreshToken } = await h.store.createUser('hal@example.org');
+    const auth = (await h.store.authenticateRefreshToken(refreshToken))!;
+    await h.store.registerKey(auth, fakePublicKey('hal-1'), 'hal-laptop');
+    await h.store.registerKey(auth, fakePublicKey('hal-2'), 'hal-desktop');
     const before = (await h.get('/admin/', { cookie: session.cookie })).body;
     expect(before.match(/action="\/admin\/keys\/revoke"/g)).toHaveLength(2);
     const page = await submit('/admin/keys/revoke', { public_key: fakePublicKey('hal-1') });
     expect(page).toContain('Revoked 1 device key.');
-    const keys = Object.fromEntries(h.store.listKeys().map((k) => [k.device_id, k.revoked_at]));
+    const keys = Object.fromEntries((await h.store.listKeys()).map((k) => [k.device_id, k.revoked_at]));
     expect(keys['hal-laptop']).not.toBeNull();
     expect(keys['hal-desktop']).toBeNull();
     expect(page.match(/action="\/admin\/keys\/revoke"/g)).toHaveLength(1);

@@ -1,6 +1,6 @@
 /** Formatting helpers for the views. Each returns escaped HTML text. */
 import { esc } from '../esc';
-import { formatInZone } from '../filters';
+import { formatInZone, parseStamp } from '../filters';
 
 const GROUPED = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 
@@ -29,7 +29,8 @@ export function cacheHitRate(t: { input: number; cacheRead: number; cacheWrite: 
 /** A stored timestamp, shown as stored (it may be anything a device sent), a little tidier. */
 export function when(value: string | null | undefined): string {
   if (value === null || value === undefined || value === '') return esc('—');
-  const m = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?Z$/.exec(value);
+  // ISO (`…T…Z`) or SQLite's `YYYY-MM-DD HH:MM:SS` (UTC), the form `received_at` keeps.
+  const m = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?Z?$/.exec(value);
   return esc(m ? `${m[1]} ${m[2]}Z` : value);
 }
 
@@ -63,8 +64,7 @@ export function money(c: { usd: number; unpricedTokens: number; estimated: boole
 export function whenIn(value: string | null | undefined, tz: string): string {
   if (tz === 'UTC') return when(value);
   if (value === null || value === undefined || value === '') return esc('—');
-  const ms = Date.parse(value);
-  if (Number.isNaN(ms)) return esc(value);
+  if (Number.isNaN(parseStamp(value))) return esc(value);
   return esc(formatInZone(value, tz));
 }
 
