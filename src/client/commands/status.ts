@@ -19,6 +19,7 @@ import { nullLogger } from '../local/log';
 import type { StatePaths } from '../local/paths';
 import { createFsQueue } from '../deliver/queue';
 import { readStoredOptions, type StoredOptions } from '../local/plugin-store';
+import { type ClockOffset, readClockOffset } from '../deliver/clock';
 
 export interface StatusFacts {
   dataDir: string;
@@ -35,6 +36,8 @@ export interface StatusFacts {
   queue: { length: number; oldestReportAt: string | null };
   rejectedCount: number;
   delivery: DeliveryStatus;
+  /** The kept clock correction (`clock_offset.json`), null when the device clock is right. */
+  clockOffset: ClockOffset | null;
   /** Other `~/.claude*` folders that have ccflux state. */
   otherDataDirs: string[];
 }
@@ -69,6 +72,8 @@ export interface StatusReport {
     lastCredentialSource: string | null;
     lastEndpoint: string | null;
   };
+  /** Receiver time minus device time that signatures are corrected by; null when none is kept. */
+  clock: { offsetSeconds: number | null; measuredAt: string | null };
   otherDataDirs: string[];
 }
 
@@ -118,6 +123,10 @@ export function buildStatus(facts: StatusFacts, now: Date): StatusReport {
       consecutiveFailures: facts.delivery.consecutiveFailures,
       lastCredentialSource: facts.delivery.lastCredentialSource,
       lastEndpoint: facts.delivery.lastEndpoint,
+    },
+    clock: {
+      offsetSeconds: facts.clockOffset ? Math.round(facts.clockOffset.offsetMillis / 1000) : null,
+      measuredAt: facts.clockOffset?.measuredAt ?? null,
     },
     otherDataDirs: facts.otherDataDirs,
   };
@@ -218,6 +227,8 @@ export function renderStatus(report: StatusReport, now: Date, home: string): str
     d.lastError ? `${describeTime(d.lastErrorAt, now)}: ${d.lastError}${resolved ? ' (delivered since)' : ''}` : 'none',
   ]);
 
+  rows.push(['clock', describeClock(report.clock, now)]);
+
   const width = Math.max(...rows.map(([label]) => label.length));
   const head = `ccflux ${report.version} — data folder ${displayPath(report.dataDir, home)} (${sourceWords(report.dataDirSource)})`;
   const lines = [head, ...rows.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`)];
@@ -227,6 +238,13 @@ export function renderStatus(report: StatusReport, now: Date, home: string): str
     );
   }
   return lines.join('\n');
+}
+
+function describeClock(clock: StatusReport['clock'], now: Date): string {
+  if (clock.offsetSeconds === null) return 'in step with the receiver (no correction kept)';
+  const ahead = clock.offsetSeconds < 0;
+  const size = formatDuration(Math.abs(clock.offsetSeconds) * 1000);
+  return `this device is ${size} ${ahead ? 'ahead of' : 'behind'} the receiver; reports are signed with the receiver's time (measured ${describeTime(clock.measuredAt, now)}) — turn on automatic time sync (NTP) to fix the clock itself`;
 }
 
 function sourceWords(source: DataDirSource): string {
@@ -330,6 +348,7 @@ export async function gatherStatusFacts(deps: {
     queue: { length: reports.length, oldestReportAt: reports[0]?.timestamp_utc ?? null },
     rejectedCount: await countLines(paths.rejected),
     delivery: await readDeliveryStatus(paths),
+    clockOffset: await readClockOffset(paths),
     otherDataDirs: deps.otherDataDirs,
   };
 }
