@@ -29,7 +29,7 @@ function expectSchema(json: Record<string, unknown>): void {
   const strOrNull = (v: unknown) => v === null || typeof v === 'string';
   const numOrNull = (v: unknown) => v === null || typeof v === 'number';
   expect(Object.keys(json).sort()).toEqual(
-    ['accessToken', 'credentials', 'dataDir', 'dataDirSource', 'delivery', 'key', 'ok', 'otherDataDirs', 'queue', 'rejected', 'stateDir', 'version'].sort(),
+    ['accessToken', 'clock', 'credentials', 'dataDir', 'dataDirSource', 'delivery', 'key', 'ok', 'otherDataDirs', 'queue', 'rejected', 'stateDir', 'version'].sort(),
   );
   expect(json).toMatchObject({ ok: true, version: VERSION, dataDir: str, stateDir: str });
   expect(['flag', 'env', 'default', 'chosen']).toContain(json.dataDirSource);
