@@ -200,7 +200,7 @@ describe('serve', () => {
       const answer = new Promise<number>((resolve, reject) => {
         const req = request(
           `${url}/report`,
-          { method: 'POST', headers: { ...bearer(access), 'content-length': String(body.length) }, agent: false },
+          { method: 'POST', headers: { ...bearer(access), 'content-type': 'application/json', 'content-length': String(body.length) }, agent: false },
           (res) => {
             res.resume();
             resolve(res.statusCode ?? 0);

@@ -97,6 +97,11 @@ export function send(
   return new Promise((resolve, reject) => {
     const body = options.body === undefined ? undefined : Buffer.from(options.body);
     const headers: Record<string, string> = { ...options.headers };
+    // JSON endpoints answer 415 without it; a test about Content-Type sets its own (or '').
+    if ((body !== undefined || options.chunks !== undefined) && headers['content-type'] === undefined) {
+      headers['content-type'] = 'application/json';
+    }
+    if (headers['content-type'] === '') delete headers['content-type'];
     if (body !== undefined && headers['content-length'] === undefined && options.chunks === undefined) {
       headers['content-length'] = String(body.length);
     }

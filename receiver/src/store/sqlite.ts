@@ -5,11 +5,14 @@
  * connection in between, which is what makes the async interface safe over one connection.
  *
  * Tokens are stored as SHA-256 hex digests; the plaintext is returned once, at issue, and never
- * again. Timestamps are `Date.toISOString()` strings so that SQL compares them as text correctly.
+ * again. Timestamps are `Date.toISOString()` strings so that SQL compares them as text correctly,
+ * except `usage_events.received_at`, which keeps the Rust version's `YYYY-MM-DD HH:MM:SS` (UTC) so
+ * that SQL written for it (`received_at >= datetime('now', '-1 hour')`) still selects the same rows.
  */
 import type { Statement } from 'better-sqlite3';
 import type { ReportBody } from '../../../src/protocol/wire';
-import { type AdminQueries, createQueries } from '../admin/queries';
+import { type AdminQueries, createQueries, type FilterParams } from '../admin/queries';
+import type { PriceBook } from '../prices/cost';
 import type { Db } from '../db/open';
 import { ReceiverError } from '../errors';
 import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeToken } from '../tokens';
@@ -22,9 +25,11 @@ import {
   MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN,
   MAX_ACTIVE_KEYS_PER_USER,
   normalizeEmail,
+  sqliteTimestamp,
 } from './rules';
 import type {
   AuthContext,
+  DashboardView,
   DeviceKey,
   InsertOptions,
   KeyRow,
@@ -266,7 +271,8 @@ export class SqliteStore implements Store {
     report: ReportBody,
     opts: InsertOptions,
   ): Promise<{ inserted: number }> {
-    const receivedAt = this.nowIso();
+    const now = this.now();
+    const receivedAt = sqliteTimestamp(now);
     return this.db
       .transaction(() => {
         let inserted = 0;
@@ -278,7 +284,8 @@ export class SqliteStore implements Store {
             session_id: report.session_id,
             turn_index: report.turn_index,
             timestamp_utc: report.timestamp_utc,
-            session_start_utc: report.session_start_utc,
+            // A Rust device leaves it out when it has none; '' means the same.
+            session_start_utc: report.session_start_utc || null,
             model,
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
@@ -292,15 +299,20 @@ export class SqliteStore implements Store {
             signed: opts.signed ? 1 : 0,
           }).changes;
         }
-        if (opts.deviceKeyId !== undefined) this.stmts.touchKey.run(receivedAt, opts.deviceKeyId);
+        if (opts.deviceKeyId !== undefined) this.stmts.touchKey.run(now.toISOString(), opts.deviceKeyId);
         return { inserted };
       })
       .immediate();
   }
 
-  async dashboard(now: Date) {
+  async dashboard(now: Date, view: DashboardView = {}) {
     this.queries ??= createQueries(this.db);
-    return this.queries.load(now);
+    return this.queries.load(now, view.filter, view);
+  }
+
+  async userSessions(filter: FilterParams, prices?: PriceBook) {
+    this.queries ??= createQueries(this.db);
+    return this.queries.sessions(filter, prices);
   }
 
   // ---- shared limits -------------------------------------------------------------------------
@@ -351,20 +363,20 @@ function prepareStatements(db: Db) {
              rt.token_ref, rt.expires_at AS token_expires_at, rt.last_used_at AS token_last_used_at,
              (SELECT count(*) FROM device_keys dk WHERE dk.user_id = u.id AND dk.revoked_at IS NULL) AS active_keys
       FROM users u
-      LEFT JOIN refresh_tokens rt ON rt.id = (
-        SELECT id FROM refresh_tokens WHERE user_id = u.id AND revoked_at IS NULL ORDER BY id DESC LIMIT 1)
+      LEFT JOIN user_tokens rt ON rt.id = (
+        SELECT id FROM user_tokens WHERE user_id = u.id AND revoked_at IS NULL ORDER BY id DESC LIMIT 1)
       ORDER BY u.email`),
     insertRefreshToken: p(
-      'INSERT INTO refresh_tokens (user_id, token_hash, token_ref, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+      'INSERT INTO user_tokens (user_id, token_hash, token_ref, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
     ),
-    revokeRefreshTokensOfUser: p('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL'),
+    revokeRefreshTokensOfUser: p('UPDATE user_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL'),
     deleteAccessTokensOfUser: p('DELETE FROM access_tokens WHERE user_id = ?'),
     refreshByHash: p(`
       SELECT rt.id, rt.user_id, rt.token_hash, rt.token_ref, rt.expires_at, rt.revoked_at,
              u.email, u.revoked_at AS user_revoked_at
-      FROM refresh_tokens rt JOIN users u ON u.id = rt.user_id
+      FROM user_tokens rt JOIN users u ON u.id = rt.user_id
       WHERE rt.token_hash = ?`),
-    rollRefreshToken: p('UPDATE refresh_tokens SET expires_at = max(expires_at, ?), last_used_at = ? WHERE id = ?'),
+    rollRefreshToken: p('UPDATE user_tokens SET expires_at = max(expires_at, ?), last_used_at = ? WHERE id = ?'),
     insertAccessToken: p(
       'INSERT INTO access_tokens (token_hash, refresh_token_id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
     ),
@@ -376,7 +388,7 @@ function prepareStatements(db: Db) {
              u.email, u.revoked_at AS user_revoked_at, rt.revoked_at AS refresh_revoked_at, rt.token_ref
       FROM access_tokens at
       JOIN users u ON u.id = at.user_id
-      JOIN refresh_tokens rt ON rt.id = at.refresh_token_id
+      JOIN user_tokens rt ON rt.id = at.refresh_token_id
       WHERE at.token_hash = ?`),
     purgeAccessTokens: p('DELETE FROM access_tokens WHERE expires_at <= ?'),
     purgeLimits: p('DELETE FROM limit_windows WHERE expires_ms <= ?'),

@@ -18,6 +18,7 @@ import { fingerprint, isRegistered, isRevoked, keyFromSeed, SEED_BYTES } from '.
 import { nullLogger } from '../local/log';
 import type { StatePaths } from '../local/paths';
 import { createFsQueue } from '../deliver/queue';
+import { type ClockOffset, readClockOffset } from '../deliver/clock';
 
 export interface StatusFacts {
   dataDir: string;
@@ -32,6 +33,8 @@ export interface StatusFacts {
   queue: { length: number; oldestReportAt: string | null };
   rejectedCount: number;
   delivery: DeliveryStatus;
+  /** The kept clock correction (`clock_offset.json`), null when the device clock is right. */
+  clockOffset: ClockOffset | null;
   /** Other `~/.claude*` folders that have ccflux state. */
   otherDataDirs: string[];
 }
@@ -60,6 +63,8 @@ export interface StatusReport {
     lastError: string | null;
     consecutiveFailures: number;
   };
+  /** Receiver time minus device time that signatures are corrected by; null when none is kept. */
+  clock: { offsetSeconds: number | null; measuredAt: string | null };
   otherDataDirs: string[];
 }
 
@@ -105,6 +110,10 @@ export function buildStatus(facts: StatusFacts, now: Date): StatusReport {
       lastErrorAt: facts.delivery.lastErrorAt,
       lastError: facts.delivery.lastError,
       consecutiveFailures: facts.delivery.consecutiveFailures,
+    },
+    clock: {
+      offsetSeconds: facts.clockOffset ? Math.round(facts.clockOffset.offsetMillis / 1000) : null,
+      measuredAt: facts.clockOffset?.measuredAt ?? null,
     },
     otherDataDirs: facts.otherDataDirs,
   };
@@ -182,6 +191,8 @@ export function renderStatus(report: StatusReport, now: Date, home: string): str
     d.lastError ? `${describeTime(d.lastErrorAt, now)}: ${d.lastError}${resolved ? ' (delivered since)' : ''}` : 'none',
   ]);
 
+  rows.push(['clock', describeClock(report.clock, now)]);
+
   const width = Math.max(...rows.map(([label]) => label.length));
   const head = `ccflux ${report.version} — data folder ${displayPath(report.dataDir, home)} (${sourceWords(report.dataDirSource)})`;
   const lines = [head, ...rows.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`)];
@@ -191,6 +202,13 @@ export function renderStatus(report: StatusReport, now: Date, home: string): str
     );
   }
   return lines.join('\n');
+}
+
+function describeClock(clock: StatusReport['clock'], now: Date): string {
+  if (clock.offsetSeconds === null) return 'in step with the receiver (no correction kept)';
+  const ahead = clock.offsetSeconds < 0;
+  const size = formatDuration(Math.abs(clock.offsetSeconds) * 1000);
+  return `this device is ${size} ${ahead ? 'ahead of' : 'behind'} the receiver; reports are signed with the receiver's time (measured ${describeTime(clock.measuredAt, now)}) — turn on automatic time sync (NTP) to fix the clock itself`;
 }
 
 function sourceWords(source: DataDirSource): string {
@@ -290,6 +308,7 @@ export async function gatherStatusFacts(deps: {
     queue: { length: reports.length, oldestReportAt: reports[0]?.timestamp_utc ?? null },
     rejectedCount: await countLines(paths.rejected),
     delivery: await readDeliveryStatus(paths),
+    clockOffset: await readClockOffset(paths),
     otherDataDirs: deps.otherDataDirs,
   };
 }

@@ -114,6 +114,16 @@ describe('judgements', () => {
     expect(judgeClockSkew(undefined, NOW).state).toBe('warn');
   });
 
+  it('clock: a kept correction that matches the skew passes and says so; one out of date says that', () => {
+    const at = (offsetMillis: number) => new Date(NOW.getTime() + offsetMillis).toUTCString();
+    const kept = { offsetMillis: -600_000, measuredAt: '2026-05-11T02:00:00Z' };
+    expect(judgeClockSkew(at(-600_000), NOW, kept)).toMatchObject({
+      state: 'pass',
+      detail: expect.stringMatching(/10m00s ahead of the receiver; corrected: reports are signed with the receiver's time/),
+    });
+    expect(judgeClockSkew(at(0), NOW, kept)).toMatchObject({ state: 'pass', detail: expect.stringContaining('out of date') });
+  });
+
   it('queue: empty passes; old or nearly full fails with the last error; rejected reports warn', () => {
     const delivery = { lastError: null, lastErrorAt: null, lastDeliveryAt: null, consecutiveFailures: 0 };
     const q = { length: 0, oldestReportAt: null, maxEntries: 500, rejectedCount: 0, delivery };

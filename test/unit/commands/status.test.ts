@@ -37,6 +37,7 @@ function facts(overrides: Partial<StatusFacts> = {}): StatusFacts {
       consecutiveFailures: 3,
       lastStoppedBecause: 'unreachable',
     },
+    clockOffset: null,
     otherDataDirs: [],
     ...overrides,
   };
@@ -57,6 +58,17 @@ describe('formatDuration / describeTime', () => {
   });
 });
 
+describe('clock correction', () => {
+  it('shows a kept clock offset (status and --json), and says so when there is none', () => {
+    const kept = buildStatus(facts({ clockOffset: { offsetMillis: -600_000, measuredAt: '2026-05-11T02:50:00Z' } }), NOW);
+    expect(kept.clock).toEqual({ offsetSeconds: -600, measuredAt: '2026-05-11T02:50:00Z' });
+    expect(renderStatus(kept, NOW, '/home/u')).toMatch(/clock +this device is 10m00s ahead of the receiver; reports are signed with the receiver's time/);
+    const none = buildStatus(facts(), NOW);
+    expect(none.clock).toEqual({ offsetSeconds: null, measuredAt: null });
+    expect(renderStatus(none, NOW, '/home/u')).toMatch(/clock +in step with the receiver/);
+  });
+});
+
 describe('buildStatus', () => {
   it('computes ages and usability, and keeps the documented keys', () => {
     const report = buildStatus(facts(), NOW);
@@ -72,6 +84,7 @@ describe('buildStatus', () => {
       'queue',
       'rejected',
       'delivery',
+      'clock',
       'otherDataDirs',
     ]);
     expect(report.queue).toEqual({ length: 2, oldestReportAt: '2026-05-11T02:30:00Z', oldestAgeSeconds: 1800 });
