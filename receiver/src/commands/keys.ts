@@ -8,7 +8,7 @@ export const keysCommand: CommandSpec = {
     const keys = program
       .command('keys')
       .description('list and revoke device signing keys (database: DATABASE_PATH)')
-      .addHelpText('after', '\nExample:\n  ccflux-receiver keys revoke "q0Zx...base64...="');
+      .addHelpText('after', '\nExample:\n  ccflux-receiver keys revoke "q0Zx...base64...=" --user ana@example.org');
 
     keys
       .command('list')
@@ -35,12 +35,13 @@ export const keysCommand: CommandSpec = {
 
     keys
       .command('revoke')
-      .description("revoke a public key: that device's reports get 403 key-revoked and the device goes silent")
+      .description("revoke one user's registration of a public key: that device's reports get 403 key-revoked and it goes silent")
       .argument('<public-key>', 'base64 public key as shown by keys list')
-      .action((publicKey: string) =>
+      .option('--user <email>', 'the user whose registration to revoke (needed when several users registered the key)')
+      .action((publicKey: string, opts: { user?: string }) =>
         act(async () => {
-          const changed = await withStore(ctx, (store) => store.revokeKey(publicKey.trim()));
-          ctx.output.out(changed === 0 ? 'key was already revoked' : `revoked ${changed} registration(s) of the key`);
+          const changed = await withStore(ctx, (store) => store.revokeKey(publicKey.trim(), opts.user));
+          ctx.output.out(changed === 0 ? 'key was already revoked' : 'revoked the key for that user');
           return EXIT.ok;
         }),
       );
