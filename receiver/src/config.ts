@@ -129,6 +129,14 @@ export function parseListenAddr(value: string): { host: string; port: number } |
   return { host, port };
 }
 
+function parseConnectionLimits(env: Env, errors: string[]): { maxConnections: number; maxConnectionsPerAddress: number } {
+  const { maxConnections: all, maxConnectionsPerAddress: one } = BOUNDS;
+  return {
+    maxConnections: parseInteger(env, 'MAX_CONNECTIONS', all.min, all.max, errors),
+    maxConnectionsPerAddress: parseInteger(env, 'MAX_CONNECTIONS_PER_ADDRESS', one.min, one.max, errors),
+  };
+}
+
 export function parseConfig(env: Env): ConfigResult {
   const errors: string[] = [];
 
@@ -169,20 +177,7 @@ export function parseConfig(env: Env): ConfigResult {
     errors,
   );
   const bodyLimitKb = parseInteger(env, 'BODY_LIMIT_KB', BOUNDS.bodyLimitKb.min, BOUNDS.bodyLimitKb.max, errors);
-  const maxConnections = parseInteger(
-    env,
-    'MAX_CONNECTIONS',
-    BOUNDS.maxConnections.min,
-    BOUNDS.maxConnections.max,
-    errors,
-  );
-  const maxConnectionsPerAddress = parseInteger(
-    env,
-    'MAX_CONNECTIONS_PER_ADDRESS',
-    BOUNDS.maxConnectionsPerAddress.min,
-    BOUNDS.maxConnectionsPerAddress.max,
-    errors,
-  );
+  const { maxConnections, maxConnectionsPerAddress } = parseConnectionLimits(env, errors);
   const requireSignatures = parseBoolean(env, 'REQUIRE_SIGNATURES', errors);
   const cookieSecure = parseBoolean(env, 'COOKIE_SECURE', errors);
 
