@@ -1,5 +1,5 @@
 /** `keys list|revoke`: device signing keys. */
-import { table, withStore } from './shared';
+import { CREATE_OPTION_HELP, table, withStore } from './shared';
 import { type CommandSpec, EXIT } from './types';
 
 export const keysCommand: CommandSpec = {
@@ -14,9 +14,10 @@ export const keysCommand: CommandSpec = {
       .command('list')
       .description('list registered device keys')
       .option('--json', 'print JSON')
-      .action((opts: { json?: boolean }) =>
+      .option('--create', CREATE_OPTION_HELP)
+      .action((opts: { json?: boolean; create?: boolean }) =>
         act(async () => {
-          const rows = await withStore(ctx, (store) => store.listKeys());
+          const rows = await withStore(ctx, (store) => store.listKeys(), opts);
           if (opts.json) {
             ctx.output.out(JSON.stringify(rows, null, 2));
           } else if (rows.length === 0) {
@@ -38,10 +39,13 @@ export const keysCommand: CommandSpec = {
       .description("revoke one user's registration of a public key: that device's reports get 403 key-revoked and it goes silent")
       .argument('<public-key>', 'base64 public key as shown by keys list')
       .option('--user <email>', 'the user whose registration to revoke (needed when several users registered the key)')
-      .action((publicKey: string, opts: { user?: string }) =>
+      .option('--json', 'print {"public_key","revoked_registrations"}')
+      .option('--create', CREATE_OPTION_HELP)
+      .action((publicKey: string, opts: { user?: string; json?: boolean; create?: boolean }) =>
         act(async () => {
-          const changed = await withStore(ctx, (store) => store.revokeKey(publicKey.trim(), opts.user));
-          ctx.output.out(changed === 0 ? 'key was already revoked' : 'revoked the key for that user');
+          const changed = await withStore(ctx, (store) => store.revokeKey(publicKey.trim(), opts.user), opts);
+          if (opts.json) ctx.output.out(JSON.stringify({ public_key: publicKey.trim(), revoked_registrations: changed }));
+          else ctx.output.out(changed === 0 ? 'key was already revoked' : 'revoked the key for that user');
           return EXIT.ok;
         }),
       );

@@ -127,6 +127,19 @@ export class SqliteStore implements Store {
   }
 
   /** Revokes the user, every refresh token and every access token of theirs. Idempotent. */
+  async setDivision(email: string, division: string): Promise<boolean> {
+    const address = normalizeEmail(email);
+    const value = checkDivision(division) ?? '';
+    return this.db
+      .transaction(() => {
+        const user = this.requireUser(address);
+        if (user.division === value) return false;
+        this.stmts.setDivision.run(value, user.id);
+        return true;
+      })
+      .immediate();
+  }
+
   async revokeUser(email: string): Promise<void> {
     const address = normalizeEmail(email);
     this.db
@@ -370,6 +383,7 @@ function prepareStatements(db: Db) {
     userByEmail: p('SELECT id, division, revoked_at FROM users WHERE email = ?'),
     insertUser: p('INSERT INTO users (email, division, created_at) VALUES (?, ?, ?)'),
     reenableUser: p('UPDATE users SET revoked_at = NULL, division = ? WHERE id = ?'),
+    setDivision: p('UPDATE users SET division = ? WHERE id = ?'),
     revokeUser: p('UPDATE users SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?'),
     listUsers: p(`
       SELECT u.email, u.division, u.created_at, u.revoked_at,

@@ -92,6 +92,8 @@ export interface Store {
    * A revoked user with the same email is re-enabled with a fresh token. */
   createUser(email: string, opts?: { division?: string; days?: number }): Promise<{ refreshToken: string }>;
   listUsers(): Promise<UserRow[]>;
+  /** Moves a user to another division; false when it already was there. `not-found` if unknown. */
+  setDivision(email: string, division: string): Promise<boolean>;
   /** Revokes the user, every refresh token and every access token of theirs. Idempotent. */
   revokeUser(email: string): Promise<void>;
   /** Revokes the user's refresh tokens (and their access tokens) and issues a new one. */
