@@ -32,6 +32,8 @@ export interface ReceiverConfig {
   metricsPerUser: boolean;
   /** ALERT_WEBHOOK_URL: budget alerts are POSTed here (Slack-compatible JSON). */
   alertWebhookUrl: string | undefined;
+  /** PUBLIC_URL: the endpoint users' devices are configured with, printed by provisioning. */
+  publicUrl: string | undefined;
   /** Open connections accepted at once; more are closed by Node as they arrive. */
   maxConnections: number;
   /** Open connections accepted from one remote address; more get 503 and are closed. */
@@ -127,6 +129,14 @@ export function parseListenAddr(value: string): { host: string; port: number } |
   return { host, port };
 }
 
+function parseConnectionLimits(env: Env, errors: string[]): { maxConnections: number; maxConnectionsPerAddress: number } {
+  const { maxConnections: all, maxConnectionsPerAddress: one } = BOUNDS;
+  return {
+    maxConnections: parseInteger(env, 'MAX_CONNECTIONS', all.min, all.max, errors),
+    maxConnectionsPerAddress: parseInteger(env, 'MAX_CONNECTIONS_PER_ADDRESS', one.min, one.max, errors),
+  };
+}
+
 export function parseConfig(env: Env): ConfigResult {
   const errors: string[] = [];
 
@@ -167,20 +177,7 @@ export function parseConfig(env: Env): ConfigResult {
     errors,
   );
   const bodyLimitKb = parseInteger(env, 'BODY_LIMIT_KB', BOUNDS.bodyLimitKb.min, BOUNDS.bodyLimitKb.max, errors);
-  const maxConnections = parseInteger(
-    env,
-    'MAX_CONNECTIONS',
-    BOUNDS.maxConnections.min,
-    BOUNDS.maxConnections.max,
-    errors,
-  );
-  const maxConnectionsPerAddress = parseInteger(
-    env,
-    'MAX_CONNECTIONS_PER_ADDRESS',
-    BOUNDS.maxConnectionsPerAddress.min,
-    BOUNDS.maxConnectionsPerAddress.max,
-    errors,
-  );
+  const { maxConnections, maxConnectionsPerAddress } = parseConnectionLimits(env, errors);
   const requireSignatures = parseBoolean(env, 'REQUIRE_SIGNATURES', errors);
   const cookieSecure = parseBoolean(env, 'COOKIE_SECURE', errors);
 
@@ -259,6 +256,23 @@ export function parseConfig(env: Env): ConfigResult {
     }
   }
 
+  let publicUrl: string | undefined;
+  const rawPublic = env.PUBLIC_URL;
+  if (rawPublic !== undefined && rawPublic.trim() !== '') {
+    let url: URL | null = null;
+    try {
+      url = new URL(rawPublic.trim());
+    } catch {
+      url = null;
+    }
+    const loopback = url !== null && /^(?:127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/.test(url.hostname);
+    if (url === null || !(url.protocol === 'https:' || (url.protocol === 'http:' && loopback)) || url.search !== '' || url.username !== '') {
+      errors.push(`PUBLIC_URL must be the https:// address devices use, e.g. https://ccflux.example.org (got ${show(rawPublic)})`);
+    } else {
+      publicUrl = url.toString().replace(/\/$/, '');
+    }
+  }
+
   if (errors.length > 0) return { ok: false, errors };
   return {
     ok: true,
@@ -281,6 +295,7 @@ export function parseConfig(env: Env): ConfigResult {
       metricsToken,
       metricsPerUser,
       alertWebhookUrl,
+      publicUrl,
       maxConnections,
       maxConnectionsPerAddress,
     },
@@ -306,6 +321,7 @@ export function describeConfig(config: ReceiverConfig): string[] {
     `METRICS_TOKEN=${config.metricsToken === undefined ? 'unset (/metrics open)' : '******** (set)'}`,
     `METRICS_PER_USER=${config.metricsPerUser ? 'on' : 'off'}`,
     `ALERT_WEBHOOK_URL=${config.alertWebhookUrl === undefined ? 'unset' : 'set'}`,
+    `PUBLIC_URL=${config.publicUrl ?? 'unset'}`,
     `MAX_CONNECTIONS=${config.maxConnections}`,
     `MAX_CONNECTIONS_PER_ADDRESS=${config.maxConnectionsPerAddress}`,
   ];

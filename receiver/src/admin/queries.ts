@@ -154,19 +154,22 @@ const FROM_FILTERED = `
     AND (@model IS NULL OR e.model = @model)
     AND (@division IS NULL OR u.division = @division)`;
 
+// TOTAL, not SUM: SQLite's integer SUM fails the whole query ("integer overflow") once a total
+// passes 2^63, so one hostile row would make every view answer 500. TOTAL adds in floating point,
+// never fails, and is exact far beyond any real total (2^53 tokens).
 const TOKEN_SUMS = `
-  COALESCE(SUM(e.input_tokens), 0) AS input,
-  COALESCE(SUM(e.output_tokens), 0) AS output,
-  COALESCE(SUM(e.cache_read_tokens), 0) AS cacheRead,
-  COALESCE(SUM(e.cache_write_tokens), 0) AS cacheWrite`;
+  TOTAL(e.input_tokens) AS input,
+  TOTAL(e.output_tokens) AS output,
+  TOTAL(e.cache_read_tokens) AS cacheRead,
+  TOTAL(e.cache_write_tokens) AS cacheWrite`;
 
 // The schema-v2 split columns may not exist yet; both variants are constants, chosen at prepare.
 const SPLIT_SUMS = `
-  COALESCE(SUM(COALESCE(e.cache_write_5m_tokens, 0)), 0) AS cw5m,
-  COALESCE(SUM(COALESCE(e.cache_write_1h_tokens, 0)), 0) AS cw1h,
-  COALESCE(SUM(CASE WHEN e.cache_write_5m_tokens IS NULL OR e.cache_write_1h_tokens IS NULL THEN e.cache_write_tokens ELSE 0 END), 0) AS unsplit,
-  COALESCE(SUM(COALESCE(e.web_search_requests, 0)), 0) AS webSearch`;
-const NO_SPLIT_SUMS = `0 AS cw5m, 0 AS cw1h, COALESCE(SUM(e.cache_write_tokens), 0) AS unsplit, 0 AS webSearch`;
+  TOTAL(COALESCE(e.cache_write_5m_tokens, 0)) AS cw5m,
+  TOTAL(COALESCE(e.cache_write_1h_tokens, 0)) AS cw1h,
+  TOTAL(CASE WHEN e.cache_write_5m_tokens IS NULL OR e.cache_write_1h_tokens IS NULL THEN e.cache_write_tokens ELSE 0 END) AS unsplit,
+  TOTAL(COALESCE(e.web_search_requests, 0)) AS webSearch`;
+const NO_SPLIT_SUMS = `0 AS cw5m, 0 AS cw1h, TOTAL(e.cache_write_tokens) AS unsplit, 0 AS webSearch`;
 
 // turn_index is an integer, so `session || '/' || turn` is unique per (session, turn).
 const TURN_KEY = `e.session_id || '/' || e.turn_index`;
