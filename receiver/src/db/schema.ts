@@ -147,6 +147,17 @@ export const MIGRATIONS: readonly string[] = [
            strftime('%Y-%m-%d %H:%M:%S', t.created_at) AS created_at
     FROM user_tokens t JOIN users u ON u.id = t.user_id;
   `,
+  // 4: the Rust version's revocation, `UPDATE refresh_tokens SET revoked = 1 WHERE email = '…'`,
+  // keeps working on the view: it revokes those tokens (their access tokens stop with them, since
+  // an access token is valid only while its refresh token is). Un-revoking is not possible this way.
+  `
+  CREATE TRIGGER refresh_tokens_revoke INSTEAD OF UPDATE OF revoked ON refresh_tokens
+  WHEN NEW.revoked <> 0 AND OLD.revoked = 0
+  BEGIN
+    UPDATE user_tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+     WHERE token_ref = OLD.token AND revoked_at IS NULL;
+  END;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
