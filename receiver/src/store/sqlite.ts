@@ -11,10 +11,11 @@
  */
 import type { Statement } from 'better-sqlite3';
 import type { ReportBody } from '../../../src/protocol/wire';
-import { type AdminQueries, createQueries } from '../admin/queries';
+import { type AdminQueries, createQueries, type FilterParams } from '../admin/queries';
+import type { PriceBook } from '../prices/cost';
 import type { Db } from '../db/open';
 import { ReceiverError } from '../errors';
-import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeToken } from '../tokens';
+import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeRustToken, looksLikeToken, type TokenKind } from '../tokens';
 import {
   checkDays,
   checkDivision,
@@ -24,10 +25,12 @@ import {
   MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN,
   MAX_ACTIVE_KEYS_PER_USER,
   normalizeEmail,
+  pickRegistration,
   sqliteTimestamp,
 } from './rules';
 import type {
   AuthContext,
+  DashboardView,
   DeviceKey,
   InsertOptions,
   KeyRow,
@@ -68,6 +71,8 @@ export class SqliteStore implements Store {
   private readonly accessTtlSecs: number;
   private readonly stmts: ReturnType<typeof prepareStatements>;
   private queries: AdminQueries | undefined;
+  /** The database was taken over from the Rust receiver (db/rust-import.ts): its tokens still work. */
+  private readonly rustTokens: boolean;
 
   constructor(db: Db, now: () => Date, options: StoreOptions = {}) {
     this.db = db;
@@ -75,6 +80,12 @@ export class SqliteStore implements Store {
     this.rollingDays = options.refreshTokenRollingDays ?? 90;
     this.accessTtlSecs = options.accessTokenExpirySecs ?? 28_800;
     this.stmts = prepareStatements(db);
+    this.rustTokens = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rust_import'").get() !== undefined;
+  }
+
+  /** Shape check before any lookup; Rust-issued shapes only in a database that imported them. */
+  private tokenShapeOk(kind: TokenKind, token: string): boolean {
+    return looksLikeToken(kind, token) || (this.rustTokens && looksLikeRustToken(kind, token));
   }
 
   private nowIso(): string {
@@ -116,6 +127,19 @@ export class SqliteStore implements Store {
   }
 
   /** Revokes the user, every refresh token and every access token of theirs. Idempotent. */
+  async setDivision(email: string, division: string): Promise<boolean> {
+    const address = normalizeEmail(email);
+    const value = checkDivision(division) ?? '';
+    return this.db
+      .transaction(() => {
+        const user = this.requireUser(address);
+        if (user.division === value) return false;
+        this.stmts.setDivision.run(value, user.id);
+        return true;
+      })
+      .immediate();
+  }
+
   async revokeUser(email: string): Promise<void> {
     const address = normalizeEmail(email);
     this.db
@@ -169,15 +193,19 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Revokes a public key for every user it is registered to; returns how many registrations
-   * changed (0 when all were already revoked). `not-found` when the key was never registered.
+   * Revokes one (user, key) registration: the user's, when `email` is given; otherwise the key's
+   * only registration (`ambiguous` when several users registered the same public key, so that
+   * revoking one user's device can never silence another's). Returns 1, or 0 when it was already
+   * revoked; `not-found` when there is no such registration.
    */
-  async revokeKey(publicKey: string): Promise<number> {
+  async revokeKey(publicKey: string, email?: string): Promise<number> {
+    const address = email === undefined ? undefined : normalizeEmail(email);
     return this.db
       .transaction(() => {
-        const known = this.stmts.countKey.get(publicKey) as { n: number };
-        if (known.n === 0) throw new ReceiverError('not-found', 'no device key with that public key');
-        return this.stmts.revokeKey.run(this.nowIso(), publicKey).changes;
+        const rows = this.stmts.registrationsOfKey.all(publicKey) as { id: number; email: string; revoked_at: string | null }[];
+        const target = pickRegistration(rows, address);
+        if (target.revoked_at !== null) return 0;
+        return this.stmts.revokeKeyById.run(this.nowIso(), target.id).changes;
       })
       .immediate();
   }
@@ -203,7 +231,7 @@ export class SqliteStore implements Store {
 
   /** The owner of a refresh token that is known, unexpired and not revoked; null otherwise. */
   async authenticateRefreshToken(token: string): Promise<AuthContext | null> {
-    if (!looksLikeToken('refresh', token)) return null;
+    if (!this.tokenShapeOk('refresh', token)) return null;
     const hash = hashToken(token);
     const row = this.stmts.refreshByHash.get(hash) as RefreshLookupRow | undefined;
     if (row === undefined || !digestsEqual(row.token_hash, hash)) return null;
@@ -239,7 +267,7 @@ export class SqliteStore implements Store {
   /** The owner of an access token that is known, unexpired, and whose user and refresh token
    * are not revoked; null otherwise. */
   async authenticateAccessToken(token: string): Promise<AuthContext | null> {
-    if (!looksLikeToken('access', token)) return null;
+    if (!this.tokenShapeOk('access', token)) return null;
     const hash = hashToken(token);
     const row = this.stmts.accessByHash.get(hash) as AccessLookupRow | undefined;
     if (row === undefined || !digestsEqual(row.token_hash, hash)) return null;
@@ -260,7 +288,7 @@ export class SqliteStore implements Store {
   // ---- usage ---------------------------------------------------------------------------------
 
   /**
-   * Stores one row per model, idempotent on (session_id, turn_index, model): a retried or replayed
+   * Stores one row per model, idempotent on (user, session_id, turn_index, model): a retried or replayed
    * report inserts nothing. Returns how many rows were new. `deviceKeyId`, the verified signing
    * key, gets its last_seen_at in the same transaction (one commit per report).
    */
@@ -303,9 +331,14 @@ export class SqliteStore implements Store {
       .immediate();
   }
 
-  async dashboard(now: Date) {
+  async dashboard(now: Date, view: DashboardView = {}) {
     this.queries ??= createQueries(this.db);
-    return this.queries.load(now);
+    return this.queries.load(now, view.filter, view);
+  }
+
+  async userSessions(filter: FilterParams, prices?: PriceBook) {
+    this.queries ??= createQueries(this.db);
+    return this.queries.sessions(filter, prices);
   }
 
   // ---- shared limits -------------------------------------------------------------------------
@@ -350,6 +383,7 @@ function prepareStatements(db: Db) {
     userByEmail: p('SELECT id, division, revoked_at FROM users WHERE email = ?'),
     insertUser: p('INSERT INTO users (email, division, created_at) VALUES (?, ?, ?)'),
     reenableUser: p('UPDATE users SET revoked_at = NULL, division = ? WHERE id = ?'),
+    setDivision: p('UPDATE users SET division = ? WHERE id = ?'),
     revokeUser: p('UPDATE users SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?'),
     listUsers: p(`
       SELECT u.email, u.division, u.created_at, u.revoked_at,
@@ -396,8 +430,10 @@ function prepareStatements(db: Db) {
       SELECT dk.id, u.email AS user_email, dk.device_id, dk.public_key, dk.registered_at, dk.last_seen_at, dk.revoked_at
       FROM device_keys dk JOIN users u ON u.id = dk.user_id
       ORDER BY dk.registered_at, dk.id`),
-    countKey: p('SELECT count(*) AS n FROM device_keys WHERE public_key = ?'),
-    revokeKey: p('UPDATE device_keys SET revoked_at = ? WHERE public_key = ? AND revoked_at IS NULL'),
+    registrationsOfKey: p(
+      'SELECT dk.id, u.email, dk.revoked_at FROM device_keys dk JOIN users u ON u.id = dk.user_id WHERE dk.public_key = ? ORDER BY dk.id',
+    ),
+    revokeKeyById: p('UPDATE device_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
     countActiveKeysOfUser: p('SELECT count(*) AS n FROM device_keys WHERE user_id = ? AND revoked_at IS NULL'),
     insertKey: p('INSERT INTO device_keys (user_id, public_key, device_id, registered_at) VALUES (?, ?, ?, ?)'),
     keyOfUser: p('SELECT id, device_id, revoked_at FROM device_keys WHERE user_id = ? AND public_key = ?'),
