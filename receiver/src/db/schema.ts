@@ -185,6 +185,17 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX usage_events_time ON usage_events(timestamp_utc);
   CREATE INDEX usage_events_received ON usage_events(received_at);
   `,
+  // 5: the Rust version's revocation, `UPDATE refresh_tokens SET revoked = 1 WHERE email = '…'`,
+  // keeps working on the view: it revokes those tokens (their access tokens stop with them, since
+  // an access token is valid only while its refresh token is). Un-revoking is not possible this way.
+  `
+  CREATE TRIGGER refresh_tokens_revoke INSTEAD OF UPDATE OF revoked ON refresh_tokens
+  WHEN NEW.revoked <> 0 AND OLD.revoked = 0
+  BEGIN
+    UPDATE user_tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+     WHERE token_ref = OLD.token AND revoked_at IS NULL;
+  END;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
