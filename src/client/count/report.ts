@@ -6,7 +6,7 @@
  * More than LIMITS.maxModels models in one turn (rare: one per distinct model and advisor model) are
  * split across consecutive turn indexes rather than merged, so per-model totals stay exact.
  */
-import { LIMITS, type ModelUsage, type ReportBody, SCHEMA_VERSION } from '../../protocol/wire';
+import { DETAIL_FIELDS, DEVICE_SCHEMA_VERSION, LIMITS, TOKEN_FIELDS, type ModelUsage, type ReportBody } from '../../protocol/wire';
 import type { Logger } from '../local/log';
 import { addUsage, count, isZeroUsage, UNKNOWN_MODEL, zeroUsage } from './usage';
 
@@ -22,13 +22,19 @@ export interface ReportInput {
   log?: Pick<Logger, 'activity' | 'error'>;
 }
 
+/**
+ * The wire counters, each a count. The schema-v2 detail fields are sent only when non-zero: in a
+ * schema_version 2 report an absent detail field means 0 (SPEC; the receiver stores 0, and NULL
+ * only for schema_version 1 reports, whose devices did not know).
+ */
 function sanitizeUsage(u: ModelUsage): ModelUsage {
-  return {
-    input_tokens: count(u.input_tokens),
-    output_tokens: count(u.output_tokens),
-    cache_read_tokens: count(u.cache_read_tokens),
-    cache_write_tokens: count(u.cache_write_tokens),
-  };
+  const out = zeroUsage();
+  for (const f of TOKEN_FIELDS) out[f] = count(u[f]);
+  for (const f of DETAIL_FIELDS) {
+    const v = count(u[f]);
+    if (v > 0) out[f] = v;
+  }
+  return out;
 }
 
 /**
@@ -56,7 +62,7 @@ export function normalizeModels(
 
 function body(input: ReportInput, turnIndex: number, models: Array<[string, ModelUsage]>): ReportBody {
   return {
-    schema_version: SCHEMA_VERSION,
+    schema_version: DEVICE_SCHEMA_VERSION,
     session_id: input.sessionId,
     user_email: input.userEmail.slice(0, LIMITS.userEmailChars),
     turn_index: turnIndex,
