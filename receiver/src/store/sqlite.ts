@@ -11,10 +11,11 @@
  */
 import type { Statement } from 'better-sqlite3';
 import type { ReportBody } from '../../../src/protocol/wire';
-import { type AdminQueries, createQueries } from '../admin/queries';
+import { type AdminQueries, createQueries, type FilterParams } from '../admin/queries';
+import type { PriceBook } from '../prices/cost';
 import type { Db } from '../db/open';
 import { ReceiverError } from '../errors';
-import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeToken } from '../tokens';
+import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeRustToken, looksLikeToken, type TokenKind } from '../tokens';
 import {
   checkDays,
   checkDivision,
@@ -28,6 +29,7 @@ import {
 } from './rules';
 import type {
   AuthContext,
+  DashboardView,
   DeviceKey,
   InsertOptions,
   KeyRow,
@@ -68,6 +70,8 @@ export class SqliteStore implements Store {
   private readonly accessTtlSecs: number;
   private readonly stmts: ReturnType<typeof prepareStatements>;
   private queries: AdminQueries | undefined;
+  /** The database was taken over from the Rust receiver (db/rust-import.ts): its tokens still work. */
+  private readonly rustTokens: boolean;
 
   constructor(db: Db, now: () => Date, options: StoreOptions = {}) {
     this.db = db;
@@ -75,6 +79,12 @@ export class SqliteStore implements Store {
     this.rollingDays = options.refreshTokenRollingDays ?? 90;
     this.accessTtlSecs = options.accessTokenExpirySecs ?? 28_800;
     this.stmts = prepareStatements(db);
+    this.rustTokens = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rust_import'").get() !== undefined;
+  }
+
+  /** Shape check before any lookup; Rust-issued shapes only in a database that imported them. */
+  private tokenShapeOk(kind: TokenKind, token: string): boolean {
+    return looksLikeToken(kind, token) || (this.rustTokens && looksLikeRustToken(kind, token));
   }
 
   private nowIso(): string {
@@ -203,7 +213,7 @@ export class SqliteStore implements Store {
 
   /** The owner of a refresh token that is known, unexpired and not revoked; null otherwise. */
   async authenticateRefreshToken(token: string): Promise<AuthContext | null> {
-    if (!looksLikeToken('refresh', token)) return null;
+    if (!this.tokenShapeOk('refresh', token)) return null;
     const hash = hashToken(token);
     const row = this.stmts.refreshByHash.get(hash) as RefreshLookupRow | undefined;
     if (row === undefined || !digestsEqual(row.token_hash, hash)) return null;
@@ -239,7 +249,7 @@ export class SqliteStore implements Store {
   /** The owner of an access token that is known, unexpired, and whose user and refresh token
    * are not revoked; null otherwise. */
   async authenticateAccessToken(token: string): Promise<AuthContext | null> {
-    if (!looksLikeToken('access', token)) return null;
+    if (!this.tokenShapeOk('access', token)) return null;
     const hash = hashToken(token);
     const row = this.stmts.accessByHash.get(hash) as AccessLookupRow | undefined;
     if (row === undefined || !digestsEqual(row.token_hash, hash)) return null;
@@ -303,9 +313,14 @@ export class SqliteStore implements Store {
       .immediate();
   }
 
-  async dashboard(now: Date) {
+  async dashboard(now: Date, view: DashboardView = {}) {
     this.queries ??= createQueries(this.db);
-    return this.queries.load(now);
+    return this.queries.load(now, view.filter, view);
+  }
+
+  async userSessions(filter: FilterParams, prices?: PriceBook) {
+    this.queries ??= createQueries(this.db);
+    return this.queries.sessions(filter, prices);
   }
 
   // ---- shared limits -------------------------------------------------------------------------

@@ -6,7 +6,18 @@
  * More than LIMITS.maxModels models in one turn (rare: one per distinct model and advisor model) are
  * split across consecutive turn indexes rather than merged, so per-model totals stay exact.
  */
-import { DETAIL_FIELDS, DEVICE_SCHEMA_VERSION, LIMITS, TOKEN_FIELDS, type ModelUsage, type ReportBody } from '../../protocol/wire';
+import {
+  cleanModelName,
+  DETAIL_FIELDS,
+  DEVICE_SCHEMA_VERSION,
+  LIMITS,
+  MAX_TOKEN_COUNT,
+  type ModelUsage,
+  type ReportBody,
+  TOKEN_FIELDS,
+  truncateCodePoints,
+  wellFormedText,
+} from '../../protocol/wire';
 import type { Logger } from '../local/log';
 import { addUsage, count, isZeroUsage, UNKNOWN_MODEL, zeroUsage } from './usage';
 
@@ -22,24 +33,35 @@ export interface ReportInput {
   log?: Pick<Logger, 'activity' | 'error'>;
 }
 
+/** A counter within the wire's cap: a hostile transcript line cannot get the turn refused. */
+function capped(v: unknown): number {
+  return Math.min(count(v), MAX_TOKEN_COUNT);
+}
+
 /**
- * The wire counters, each a count. The schema-v2 detail fields are sent only when non-zero: in a
+ * The wire counters, each capped. The schema-v2 detail fields are sent only when non-zero: in a
  * schema_version 2 report an absent detail field means 0 (SPEC; the receiver stores 0, and NULL
  * only for schema_version 1 reports, whose devices did not know).
  */
 function sanitizeUsage(u: ModelUsage): ModelUsage {
   const out = zeroUsage();
-  for (const f of TOKEN_FIELDS) out[f] = count(u[f]);
+  for (const f of TOKEN_FIELDS) out[f] = capped(u[f]);
   for (const f of DETAIL_FIELDS) {
-    const v = count(u[f]);
+    const v = capped(u[f]);
     if (v > 0) out[f] = v;
   }
   return out;
 }
 
+/** Free text for the wire: valid Unicode, cut between code points to at most `maxUnits`. */
+function wireText(text: string, maxUnits: number): string {
+  return truncateCodePoints(wellFormedText(text), maxUnits);
+}
+
 /**
- * Model name → usage, with names made valid for the wire (empty → `unknown`, longer than the limit
- * → truncated; names that collide after that are summed), all-zero models dropped, sorted by name.
+ * Model name → usage, with names made valid for the wire (empty → `unknown`; characters outside the
+ * model-name set replaced by `_` and the name cut to the limit, `cleanModelName`; names that collide
+ * after that are summed, each counter capped), all-zero models dropped, sorted by name.
  */
 export function normalizeModels(
   models: ReportInput['models'],
@@ -50,12 +72,12 @@ export function normalizeModels(
   for (const [rawName, rawUsage] of entries) {
     const usage = sanitizeUsage(rawUsage);
     if (isZeroUsage(usage)) continue;
-    let name = rawName.length < LIMITS.modelNameMinChars ? UNKNOWN_MODEL : rawName;
-    if (name.length > LIMITS.modelNameChars) {
-      log?.error(`model name of ${name.length} characters truncated to ${LIMITS.modelNameChars}`);
-      name = name.slice(0, LIMITS.modelNameChars);
+    const name = rawName.length < LIMITS.modelNameMinChars ? UNKNOWN_MODEL : cleanModelName(rawName);
+    if (name !== rawName && rawName.length >= LIMITS.modelNameMinChars) {
+      log?.error(`model name of ${rawName.length} characters cleaned for the wire`);
     }
-    merged.set(name, addUsage(merged.get(name) ?? zeroUsage(), usage));
+    const sum = addUsage(merged.get(name) ?? zeroUsage(), usage);
+    merged.set(name, sanitizeUsage(sum));
   }
   return [...merged.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
@@ -64,7 +86,7 @@ function body(input: ReportInput, turnIndex: number, models: Array<[string, Mode
   return {
     schema_version: DEVICE_SCHEMA_VERSION,
     session_id: input.sessionId,
-    user_email: input.userEmail.slice(0, LIMITS.userEmailChars),
+    user_email: wireText(input.userEmail, LIMITS.userEmailChars),
     turn_index: turnIndex,
     timestamp_utc: input.timestampUtc.slice(0, LIMITS.timestampChars),
     session_start_utc: input.sessionStartUtc.slice(0, LIMITS.timestampChars),

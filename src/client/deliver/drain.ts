@@ -153,7 +153,7 @@ async function drain(deps: DeliverDeps, opts: DeliverOptions, deadlineAt: number
   const remaining = await deps.queue.size().catch(() => 0);
   logOutcome(deps.log, run, halt, remaining);
   if (run.reachedNetwork || halt?.failure) {
-    await recordDeliveryStatus(deps, { reachedNetwork: run.reachedNetwork, delivered: run.delivered, halt });
+    await recordDeliveryStatus(deps, { reachedNetwork: run.reachedNetwork, delivered: run.delivered, halt, credentials: run.seen });
   }
   return { delivered: run.delivered, rejected: run.rejected, remaining, stoppedBecause: halt?.because ?? null };
 }
@@ -188,6 +188,8 @@ class DrainRun {
   rejected = 0;
   /** A request was (about to be) made: the run is recorded in delivery_status.json. */
   reachedNetwork = false;
+  /** Where the credentials came from (no secret), for `ccflux status` in a plain shell. */
+  seen: { source: string; endpoint: string } | null = null;
   private sends = 0;
   private refreshed = false;
   private reregistered = false;
@@ -242,6 +244,7 @@ class DrainRun {
       throw new Halt('no-credentials', `not delivering: no receiver configured — ${CONFIGURE_HINT}`, 'activity', true);
     }
     this.credentials = { endpoint: this.endpoint, token: credentials.token };
+    this.seen = { source: credentials.source, endpoint: this.endpoint };
   }
 
   private timeLeftMillis(): number {

@@ -35,7 +35,24 @@ const response = (status: number, body = '', headers: Record<string, string> = {
 
 describe('judgements', () => {
   it('config: none and invalid fail with `ccflux login`; a file passes', () => {
-    expect(judgeConfig({ kind: 'none' }, '/c.json')).toMatchObject({ state: 'fail', fix: 'run `ccflux login`' });
+    expect(judgeConfig({ kind: 'none' }, '/c.json')).toMatchObject({
+      state: 'fail',
+      fix: 'set the plugin options (`claude plugin configure ccflux@ccflux`) or run `ccflux login`',
+    });
+    // A user who set the plugin options is never told to log in.
+    const keychain = judgeConfig(
+      { kind: 'none', stored: 'keychain', pluginId: 'ccflux@ccflux', lastRun: { source: 'plugin-options', endpoint: 'https://rx/' } },
+      '/c.json',
+    );
+    expect(keychain).toMatchObject({ state: 'warn', fix: null });
+    expect(keychain.detail).toContain('macOS keychain');
+    expect(keychain.detail).toContain('https://rx/');
+    expect(keychain.detail).not.toContain('login');
+    expect(judgeConfig({ kind: 'none', stored: 'unset', pluginId: 'ccflux@acme' }, '/c.json')).toMatchObject({
+      state: 'fail',
+      fix: 'run `claude plugin configure ccflux@acme` (or `ccflux login`)',
+    });
+    expect(judgeConfig({ kind: 'ok', source: 'plugin-store', endpoint: 'https://x/' }, '/c.json')).toMatchObject({ state: 'pass' });
     expect(judgeConfig({ kind: 'invalid', message: 'config.json is not valid JSON' }, '/c.json')).toMatchObject({
       state: 'fail',
       detail: 'config.json is not valid JSON',

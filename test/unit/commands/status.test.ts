@@ -36,7 +36,10 @@ function facts(overrides: Partial<StatusFacts> = {}): StatusFacts {
       lastError: 'receiver unreachable — delivery stopped: network error ECONNREFUSED',
       consecutiveFailures: 3,
       lastStoppedBecause: 'unreachable',
+      lastCredentialSource: 'config-file',
+      lastEndpoint: 'https://ccflux.example.org/',
     },
+    pluginStore: { kind: 'none', pluginId: null },
     clockOffset: null,
     otherDataDirs: [],
     ...overrides,
@@ -117,8 +120,29 @@ describe('buildStatus', () => {
     expect(report.key).toEqual({ present: false, fingerprint: null, registered: false, revoked: false, problem: null });
     expect(report.queue.oldestAgeSeconds).toBeNull();
     const text = renderStatus(report, NOW, '/home/u');
-    expect(text).toContain('none — run `ccflux login`');
+    expect(text).toContain('none — set the plugin options (`claude plugin configure ccflux@ccflux`) or run `ccflux login`');
     expect(text).toContain('queue          empty');
+  });
+
+  it('plugin options out of reach (keychain) or unset: says so and what happens next, never `login`', () => {
+    const base = facts({ credentials: { source: 'none', endpoint: null, problem: null } });
+    const keychain = renderStatus(
+      buildStatus({ ...base, pluginStore: { kind: 'keychain', pluginId: 'ccflux@ccflux' }, delivery: { ...base.delivery, lastCredentialSource: 'plugin-options' } }, NOW),
+      NOW,
+      '/home/u',
+    );
+    expect(keychain).toContain('macOS keychain');
+    expect(keychain).toMatch(/last run used +Claude Code plugin options .* for https:\/\/ccflux\.example\.org\/; last delivery 2026-05-11T02:00:00Z/);
+    expect(keychain).toMatch(/next +the next Claude Code turn/);
+    expect(keychain).not.toContain('ccflux login');
+    const unset = renderStatus(buildStatus({ ...base, pluginStore: { kind: 'unset', pluginId: 'ccflux@acme' } }, NOW), NOW, '/home/u');
+    expect(unset).toContain('`claude plugin configure ccflux@acme`');
+    const stored = renderStatus(
+      buildStatus({ ...facts({ credentials: { source: 'plugin-store', endpoint: 'https://x/', problem: null } }), pluginStore: { kind: 'found', pluginId: 'ccflux@ccflux' } }, NOW),
+      NOW,
+      '/home/u',
+    );
+    expect(stored).toContain('credentials    Claude Code plugin options of ccflux@ccflux (read from ~/.claude/.credentials.json)');
   });
 });
 

@@ -560,7 +560,7 @@ describe('deliverQueue: configuration', () => {
     expect(await deliverQueue(deps({ env: {} }), opts())).toMatchObject({ stoppedBecause: 'no-credentials', remaining: 1 });
     const { activity } = await logText();
     expect(activity.trim().split('\n')).toHaveLength(1);
-    expect(activity).toContain("run `ccflux login` or set the plugin's api_endpoint and api_token");
+    expect(activity).toContain("set the plugin's options (`claude plugin configure ccflux@ccflux`, or /plugin in Claude Code), or run `ccflux login`");
     expect(fake.calls.token).toHaveLength(0);
   });
 
