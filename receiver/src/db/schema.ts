@@ -147,6 +147,13 @@ export const MIGRATIONS: readonly string[] = [
            strftime('%Y-%m-%d %H:%M:%S', t.created_at) AS created_at
     FROM user_tokens t JOIN users u ON u.id = t.user_id;
   `,
+  // 4: schema_version 2 cost detail per model: the split of cache_write_tokens by cache TTL and
+  // server web searches. NULL for reports of schema_version 1 (their devices did not know).
+  `
+  ALTER TABLE usage_events ADD COLUMN cache_write_5m_tokens INTEGER;
+  ALTER TABLE usage_events ADD COLUMN cache_write_1h_tokens INTEGER;
+  ALTER TABLE usage_events ADD COLUMN web_search_requests INTEGER;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
