@@ -32,6 +32,8 @@ export interface ReceiverConfig {
   metricsPerUser: boolean;
   /** ALERT_WEBHOOK_URL: budget alerts are POSTed here (Slack-compatible JSON). */
   alertWebhookUrl: string | undefined;
+  /** PUBLIC_URL: the endpoint users' devices are configured with, printed by provisioning. */
+  publicUrl: string | undefined;
   /** Open connections accepted at once; more are closed by Node as they arrive. */
   maxConnections: number;
   /** Open connections accepted from one remote address; more get 503 and are closed. */
@@ -254,6 +256,23 @@ export function parseConfig(env: Env): ConfigResult {
     }
   }
 
+  let publicUrl: string | undefined;
+  const rawPublic = env.PUBLIC_URL;
+  if (rawPublic !== undefined && rawPublic.trim() !== '') {
+    let url: URL | null = null;
+    try {
+      url = new URL(rawPublic.trim());
+    } catch {
+      url = null;
+    }
+    const loopback = url !== null && /^(?:127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/.test(url.hostname);
+    if (url === null || !(url.protocol === 'https:' || (url.protocol === 'http:' && loopback)) || url.search !== '' || url.username !== '') {
+      errors.push(`PUBLIC_URL must be the https:// address devices use, e.g. https://ccflux.example.org (got ${show(rawPublic)})`);
+    } else {
+      publicUrl = url.toString().replace(/\/$/, '');
+    }
+  }
+
   if (errors.length > 0) return { ok: false, errors };
   return {
     ok: true,
@@ -276,6 +295,7 @@ export function parseConfig(env: Env): ConfigResult {
       metricsToken,
       metricsPerUser,
       alertWebhookUrl,
+      publicUrl,
       maxConnections,
       maxConnectionsPerAddress,
     },
@@ -301,6 +321,7 @@ export function describeConfig(config: ReceiverConfig): string[] {
     `METRICS_TOKEN=${config.metricsToken === undefined ? 'unset (/metrics open)' : '******** (set)'}`,
     `METRICS_PER_USER=${config.metricsPerUser ? 'on' : 'off'}`,
     `ALERT_WEBHOOK_URL=${config.alertWebhookUrl === undefined ? 'unset' : 'set'}`,
+    `PUBLIC_URL=${config.publicUrl ?? 'unset'}`,
     `MAX_CONNECTIONS=${config.maxConnections}`,
     `MAX_CONNECTIONS_PER_ADDRESS=${config.maxConnectionsPerAddress}`,
   ];

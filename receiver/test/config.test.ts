@@ -25,6 +25,7 @@ describe('parseConfig', () => {
         metricsToken: undefined,
         metricsPerUser: false,
         alertWebhookUrl: undefined,
+        publicUrl: undefined,
         maxConnections: 1024,
         maxConnectionsPerAddress: 64,
       },

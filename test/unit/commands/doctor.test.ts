@@ -143,7 +143,7 @@ describe('judgements', () => {
 
   it('queue: empty passes; old or nearly full fails with the last error; rejected reports warn', () => {
     const delivery = { lastError: null, lastErrorAt: null, lastDeliveryAt: null, consecutiveFailures: 0 };
-    const q = { length: 0, oldestReportAt: null, maxEntries: 500, rejectedCount: 0, delivery };
+    const q = { length: 0, oldestReportAt: null, bytes: 0, maxBytes: 10 * 1024 * 1024, rejectedCount: 0, delivery };
     expect(judgeQueue(q, NOW).state).toBe('pass');
     expect(judgeQueue({ ...q, rejectedCount: 2 }, NOW).state).toBe('warn');
     expect(judgeQueue({ ...q, length: 3, oldestReportAt: '2026-05-11T02:50:00Z' }, NOW).state).toBe('pass');
@@ -154,7 +154,15 @@ describe('judgements', () => {
     expect(stuck).toMatchObject({ state: 'fail', fix: expect.stringContaining('ccflux flush') });
     expect(stuck.detail).toContain('3h00m old');
     expect(stuck.detail).toContain('last error: receiver unreachable');
-    expect(judgeQueue({ ...q, length: 460, oldestReportAt: '2026-05-11T02:59:00Z' }, NOW).detail).toContain('nearly full');
+    expect(judgeQueue({ ...q, length: 460, oldestReportAt: '2026-05-11T02:59:00Z' }, NOW).state).toBe('pass');
+    expect(judgeQueue({ ...q, length: 30_000, bytes: 9.5 * 1024 * 1024, oldestReportAt: '2026-05-11T02:59:00Z' }, NOW).detail).toContain(
+      'nearly full (10 MB)',
+    );
+    // With the receiver down, a queue is not "delivered after the next turn".
+    const down = judgeQueue({ ...q, length: 3, oldestReportAt: '2026-05-11T02:50:00Z', receiverDown: true }, NOW);
+    expect(down.state).toBe('warn');
+    expect(down.detail).toContain('the receiver is unreachable now');
+    expect(down.detail).not.toContain('after the next turn');
   });
 
   it('plugin: missing fails, CCFLUX_ALLOW_HTTP in scripts fails, disabled warns', () => {
