@@ -185,7 +185,18 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX usage_events_time ON usage_events(timestamp_utc);
   CREATE INDEX usage_events_received ON usage_events(received_at);
   `,
-  // 5: schema_version 2 cost detail per model: the split of cache_write_tokens by cache TTL and
+  // 5: the Rust version's revocation, `UPDATE refresh_tokens SET revoked = 1 WHERE email = '…'`,
+  // keeps working on the view: it revokes those tokens (their access tokens stop with them, since
+  // an access token is valid only while its refresh token is). Un-revoking is not possible this way.
+  `
+  CREATE TRIGGER refresh_tokens_revoke INSTEAD OF UPDATE OF revoked ON refresh_tokens
+  WHEN NEW.revoked <> 0 AND OLD.revoked = 0
+  BEGIN
+    UPDATE user_tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+     WHERE token_ref = OLD.token AND revoked_at IS NULL;
+  END;
+  `,
+  // 6: schema_version 2 cost detail per model: the split of cache_write_tokens by cache TTL and
   // server web searches. NULL for reports of schema_version 1 (their devices did not know).
   `
   ALTER TABLE usage_events ADD COLUMN cache_write_5m_tokens INTEGER;
