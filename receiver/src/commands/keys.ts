@@ -42,7 +42,15 @@ export const keysCommand: CommandSpec = {
       .option('--create', CREATE_OPTION_HELP)
       .action((publicKey: string, opts: { json?: boolean; create?: boolean }) =>
         act(async () => {
-          const changed = await withStore(ctx, (store) => store.revokeKey(publicKey.trim()), opts);
+          const changed = await withStore(
+            ctx,
+            async (store) => {
+              const n = await store.revokeKey(publicKey.trim());
+              await store.recordAudit({ actor: 'cli', source: 'cli', action: 'key.revoke', target: publicKey.trim(), detail: { registrations: n } });
+              return n;
+            },
+            opts,
+          );
           if (opts.json) ctx.output.out(JSON.stringify({ public_key: publicKey.trim(), revoked_registrations: changed }));
           else ctx.output.out(changed === 0 ? 'key was already revoked' : `revoked ${changed} registration(s) of the key`);
           return EXIT.ok;
