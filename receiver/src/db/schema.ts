@@ -196,6 +196,13 @@ export const MIGRATIONS: readonly string[] = [
      WHERE token_ref = OLD.token AND revoked_at IS NULL;
   END;
   `,
+  // 6: schema_version 2 cost detail per model: the split of cache_write_tokens by cache TTL and
+  // server web searches. NULL for reports of schema_version 1 (their devices did not know).
+  `
+  ALTER TABLE usage_events ADD COLUMN cache_write_5m_tokens INTEGER;
+  ALTER TABLE usage_events ADD COLUMN cache_write_1h_tokens INTEGER;
+  ALTER TABLE usage_events ADD COLUMN web_search_requests INTEGER;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -20,6 +20,7 @@ import {
   checkDays,
   checkDivision,
   DAY_MS,
+  detailColumns,
   limitCap,
   limitRetryAfter,
   MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN,
@@ -317,6 +318,7 @@ export class SqliteStore implements Store {
             output_tokens: usage.output_tokens,
             cache_read_tokens: usage.cache_read_tokens,
             cache_write_tokens: usage.cache_write_tokens,
+            ...detailColumns(report.schema_version, usage),
             plugin_version: report.plugin_version,
             schema_version: report.schema_version,
             received_at: receivedAt,
@@ -442,11 +444,11 @@ function prepareStatements(db: Db) {
       INSERT OR IGNORE INTO usage_events (
         user_email, user_token, device_id, session_id, turn_index, timestamp_utc, session_start_utc, model,
         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, plugin_version, schema_version,
-        received_at, user_id, reported_email, signed)
+        received_at, user_id, reported_email, signed, cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests)
       VALUES (
         @user_email, @user_token, @device_id, @session_id, @turn_index, @timestamp_utc, @session_start_utc, @model,
         @input_tokens, @output_tokens, @cache_read_tokens, @cache_write_tokens, @plugin_version, @schema_version,
-        @received_at, @user_id, @reported_email, @signed)`),
+        @received_at, @user_id, @reported_email, @signed, @cache_write_5m_tokens, @cache_write_1h_tokens, @web_search_requests)`),
     ping: p('SELECT count(*) AS n FROM (SELECT 1 FROM users LIMIT 1)'),
   };
 }
