@@ -24,7 +24,7 @@ const bash = (command: string): Step => ({
   content: [{ type: 'tool_use', name: 'Bash', input: { command, description: `Run ${command.split(' ')[0]}` } }],
 });
 
-describe.skipIf(unavailable !== null)('real Claude Code: usage only cost-state holds', () => {
+describe.skipIf(unavailable !== null)('real Claude Code: usage only cost-state holds', { timeout: 120_000 }, () => {
   let world: World;
   let user: Profile;
 
