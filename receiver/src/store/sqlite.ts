@@ -344,6 +344,11 @@ export class SqliteStore implements Store {
     return this.queries.load(now, view.filter, view);
   }
 
+  async usageMetrics(prices: PriceBook | undefined, perUser: boolean) {
+    this.queries ??= createQueries(this.db);
+    return this.queries.metricTotals(prices, perUser);
+  }
+
   async usageGroups(filter: FilterParams) {
     this.queries ??= createQueries(this.db);
     return [...this.queries.groups(filter)];
