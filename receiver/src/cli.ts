@@ -12,6 +12,7 @@ import { createOutput } from './output';
 const EXIT_BY_CODE: Record<ReceiverErrorCode, number> = {
   exists: EXIT.failure,
   'not-found': EXIT.failure,
+  ambiguous: EXIT.usage,
   revoked: EXIT.failure,
   database: EXIT.failure,
   invalid: EXIT.usage,
@@ -21,6 +22,8 @@ const EXIT_BY_CODE: Record<ReceiverErrorCode, number> = {
 export function defaultContext(): CliContext {
   return {
     env: process.env,
+    stderrIsTTY: process.stderr.isTTY === true,
+    cwd: process.cwd(),
     now: () => new Date(),
     output: createOutput(process.stdout, process.stderr),
     onShutdownSignal(handler) {

@@ -15,6 +15,8 @@ export interface ReceiverConfig {
   /** `bodyLimitKb * 1024`, the byte limit the server enforces. */
   bodyLimitBytes: number;
   requireSignatures: boolean;
+  /** `/register-key` must carry a proof of possession (the request signed by the key). */
+  requireKeyProof: boolean;
   /** Enables `/admin/` when set. Never printed. */
   adminToken: string | undefined;
   cookieSecure: boolean;
@@ -32,6 +34,8 @@ export interface ReceiverConfig {
   metricsPerUser: boolean;
   /** ALERT_WEBHOOK_URL: budget alerts are POSTed here (Slack-compatible JSON). */
   alertWebhookUrl: string | undefined;
+  /** PUBLIC_URL: the endpoint users' devices are configured with, printed by provisioning. */
+  publicUrl: string | undefined;
   /** Open connections accepted at once; more are closed by Node as they arrive. */
   maxConnections: number;
   /** Open connections accepted from one remote address; more get 503 and are closed. */
@@ -177,6 +181,7 @@ export function parseConfig(env: Env): ConfigResult {
   const bodyLimitKb = parseInteger(env, 'BODY_LIMIT_KB', BOUNDS.bodyLimitKb.min, BOUNDS.bodyLimitKb.max, errors);
   const { maxConnections, maxConnectionsPerAddress } = parseConnectionLimits(env, errors);
   const requireSignatures = parseBoolean(env, 'REQUIRE_SIGNATURES', errors);
+  const requireKeyProof = parseBoolean(env, 'REQUIRE_KEY_PROOF', errors);
   const cookieSecure = parseBoolean(env, 'COOKIE_SECURE', errors);
 
   let adminToken: string | undefined;
@@ -254,6 +259,23 @@ export function parseConfig(env: Env): ConfigResult {
     }
   }
 
+  let publicUrl: string | undefined;
+  const rawPublic = env.PUBLIC_URL;
+  if (rawPublic !== undefined && rawPublic.trim() !== '') {
+    let url: URL | null = null;
+    try {
+      url = new URL(rawPublic.trim());
+    } catch {
+      url = null;
+    }
+    const loopback = url !== null && /^(?:127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/.test(url.hostname);
+    if (url === null || !(url.protocol === 'https:' || (url.protocol === 'http:' && loopback)) || url.search !== '' || url.username !== '') {
+      errors.push(`PUBLIC_URL must be the https:// address devices use, e.g. https://ccflux.example.org (got ${show(rawPublic)})`);
+    } else {
+      publicUrl = url.toString().replace(/\/$/, '');
+    }
+  }
+
   if (errors.length > 0) return { ok: false, errors };
   return {
     ok: true,
@@ -267,6 +289,7 @@ export function parseConfig(env: Env): ConfigResult {
       bodyLimitKb,
       bodyLimitBytes: bodyLimitKb * 1024,
       requireSignatures,
+      requireKeyProof,
       adminToken,
       cookieSecure,
       pricesFile,
@@ -276,6 +299,7 @@ export function parseConfig(env: Env): ConfigResult {
       metricsToken,
       metricsPerUser,
       alertWebhookUrl,
+      publicUrl,
       maxConnections,
       maxConnectionsPerAddress,
     },
@@ -292,6 +316,7 @@ export function describeConfig(config: ReceiverConfig): string[] {
     `RATE_LIMIT_PER_MINUTE=${config.rateLimitPerMinute}`,
     `BODY_LIMIT_KB=${config.bodyLimitKb}`,
     `REQUIRE_SIGNATURES=${config.requireSignatures ? 'on' : 'off'}`,
+    `REQUIRE_KEY_PROOF=${config.requireKeyProof ? 'on' : 'off'}`,
     `ADMIN_TOKEN=${config.adminToken === undefined ? 'unset (dashboard disabled)' : '******** (set, dashboard enabled)'}`,
     `COOKIE_SECURE=${config.cookieSecure ? 'on' : 'off'}`,
     `PRICES_FILE=${config.pricesFile ?? 'unset (shipped prices)'}`,
@@ -301,6 +326,7 @@ export function describeConfig(config: ReceiverConfig): string[] {
     `METRICS_TOKEN=${config.metricsToken === undefined ? 'unset (/metrics open)' : '******** (set)'}`,
     `METRICS_PER_USER=${config.metricsPerUser ? 'on' : 'off'}`,
     `ALERT_WEBHOOK_URL=${config.alertWebhookUrl === undefined ? 'unset' : 'set'}`,
+    `PUBLIC_URL=${config.publicUrl ?? 'unset'}`,
     `MAX_CONNECTIONS=${config.maxConnections}`,
     `MAX_CONNECTIONS_PER_ADDRESS=${config.maxConnectionsPerAddress}`,
   ];

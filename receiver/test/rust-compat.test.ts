@@ -130,6 +130,28 @@ describe('reports the Rust receiver accepts', () => {
   });
 });
 
+describe('the Rust device, request by request', () => {
+  it('its /token (POST, no body, no Content-Type), /register-key and signed /report are answered as it expects', async () => {
+    const rx = await startInProcess({ env: { RATE_LIMIT_PER_MINUTE: '1000', REQUIRE_SIGNATURES: '1' } });
+    t = rx;
+    const { refreshToken } = await rx.store.createUser('ana@example.org', {});
+    // ureq's .call() on a POST: no body, no Content-Type.
+    const token = await send(`${rx.url}/token`, { headers: { authorization: `Bearer ${refreshToken}` } });
+    expect(token.status).toBe(200);
+    const access = (token.json as { access_token: string; expires_at: string; token_type: string }).access_token;
+    const device = makeDevice();
+    const register = await send(`${rx.url}/register-key`, {
+      headers: { authorization: `Bearer ${access}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ public_key: device.publicKey, device_id: 'ana-laptop' }),
+    });
+    expect(register.status).toBe(200);
+    // X-CCFLUX-Timestamp as chrono's to_rfc3339_opts(Secs, true): `…Z`, whole seconds.
+    const answer = await postReport(rx, access, rustBody(), device);
+    expect(answer.status).toBe(200);
+    expect(usageRows(rx)[0]).toMatchObject({ signed: 1, device_id: 'ana-laptop', session_start_utc: null });
+  });
+});
+
 describe('schema: Rust SQL shapes', () => {
   it('stores received_at as YYYY-MM-DD HH:MM:SS (UTC), the Rust text form', async () => {
     const { rx, access } = await ready();
@@ -158,6 +180,17 @@ describe('schema: Rust SQL shapes', () => {
     for (const { token } of rx.db.prepare('SELECT token FROM refresh_tokens').all() as { token: string }[]) {
       expect(token).toMatch(/^ref_[0-9a-f]{16}$/);
     }
+  });
+
+  it("the Rust revocation SQL still works: UPDATE refresh_tokens SET revoked = 1 WHERE email = …", async () => {
+    const { rx, access } = await ready();
+    expect((await postReport(rx, access, makeReport())).status).toBe(200);
+    rx.db.prepare("UPDATE refresh_tokens SET revoked = 1 WHERE email = 'ana@example.org'").run();
+    expect(rx.db.prepare("SELECT revoked FROM refresh_tokens WHERE email = 'ana@example.org'").get()).toEqual({ revoked: 1 });
+    expect(rx.db.prepare('SELECT revoked_at FROM user_tokens').get()).toEqual({ revoked_at: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/) });
+    // Its access token stops at once; nothing else about the user changes.
+    expect((await postReport(rx, access, makeReport({ turn_index: 1 }))).status).toBe(401);
+    expect(usageRows(rx)).toHaveLength(1);
   });
 
   it('migrates a schema version 1 database: ISO received_at converted, rows and ids kept, NULLs allowed', () => {

@@ -20,11 +20,13 @@ import {
   checkDays,
   checkDivision,
   DAY_MS,
+  detailColumns,
   limitCap,
   limitRetryAfter,
   MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN,
   MAX_ACTIVE_KEYS_PER_USER,
   normalizeEmail,
+  pickRegistration,
   sqliteTimestamp,
 } from './rules';
 import type {
@@ -126,6 +128,19 @@ export class SqliteStore implements Store {
   }
 
   /** Revokes the user, every refresh token and every access token of theirs. Idempotent. */
+  async setDivision(email: string, division: string): Promise<boolean> {
+    const address = normalizeEmail(email);
+    const value = checkDivision(division) ?? '';
+    return this.db
+      .transaction(() => {
+        const user = this.requireUser(address);
+        if (user.division === value) return false;
+        this.stmts.setDivision.run(value, user.id);
+        return true;
+      })
+      .immediate();
+  }
+
   async revokeUser(email: string): Promise<void> {
     const address = normalizeEmail(email);
     this.db
@@ -179,15 +194,19 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Revokes a public key for every user it is registered to; returns how many registrations
-   * changed (0 when all were already revoked). `not-found` when the key was never registered.
+   * Revokes one (user, key) registration: the user's, when `email` is given; otherwise the key's
+   * only registration (`ambiguous` when several users registered the same public key, so that
+   * revoking one user's device can never silence another's). Returns 1, or 0 when it was already
+   * revoked; `not-found` when there is no such registration.
    */
-  async revokeKey(publicKey: string): Promise<number> {
+  async revokeKey(publicKey: string, email?: string): Promise<number> {
+    const address = email === undefined ? undefined : normalizeEmail(email);
     return this.db
       .transaction(() => {
-        const known = this.stmts.countKey.get(publicKey) as { n: number };
-        if (known.n === 0) throw new ReceiverError('not-found', 'no device key with that public key');
-        return this.stmts.revokeKey.run(this.nowIso(), publicKey).changes;
+        const rows = this.stmts.registrationsOfKey.all(publicKey) as { id: number; email: string; revoked_at: string | null }[];
+        const target = pickRegistration(rows, address);
+        if (target.revoked_at !== null) return 0;
+        return this.stmts.revokeKeyById.run(this.nowIso(), target.id).changes;
       })
       .immediate();
   }
@@ -270,7 +289,7 @@ export class SqliteStore implements Store {
   // ---- usage ---------------------------------------------------------------------------------
 
   /**
-   * Stores one row per model, idempotent on (session_id, turn_index, model): a retried or replayed
+   * Stores one row per model, idempotent on (user, session_id, turn_index, model): a retried or replayed
    * report inserts nothing. Returns how many rows were new. `deviceKeyId`, the verified signing
    * key, gets its last_seen_at in the same transaction (one commit per report).
    */
@@ -299,6 +318,7 @@ export class SqliteStore implements Store {
             output_tokens: usage.output_tokens,
             cache_read_tokens: usage.cache_read_tokens,
             cache_write_tokens: usage.cache_write_tokens,
+            ...detailColumns(report.schema_version, usage),
             plugin_version: report.plugin_version,
             schema_version: report.schema_version,
             received_at: receivedAt,
@@ -365,6 +385,7 @@ function prepareStatements(db: Db) {
     userByEmail: p('SELECT id, division, revoked_at FROM users WHERE email = ?'),
     insertUser: p('INSERT INTO users (email, division, created_at) VALUES (?, ?, ?)'),
     reenableUser: p('UPDATE users SET revoked_at = NULL, division = ? WHERE id = ?'),
+    setDivision: p('UPDATE users SET division = ? WHERE id = ?'),
     revokeUser: p('UPDATE users SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?'),
     listUsers: p(`
       SELECT u.email, u.division, u.created_at, u.revoked_at,
@@ -411,8 +432,10 @@ function prepareStatements(db: Db) {
       SELECT dk.id, u.email AS user_email, dk.device_id, dk.public_key, dk.registered_at, dk.last_seen_at, dk.revoked_at
       FROM device_keys dk JOIN users u ON u.id = dk.user_id
       ORDER BY dk.registered_at, dk.id`),
-    countKey: p('SELECT count(*) AS n FROM device_keys WHERE public_key = ?'),
-    revokeKey: p('UPDATE device_keys SET revoked_at = ? WHERE public_key = ? AND revoked_at IS NULL'),
+    registrationsOfKey: p(
+      'SELECT dk.id, u.email, dk.revoked_at FROM device_keys dk JOIN users u ON u.id = dk.user_id WHERE dk.public_key = ? ORDER BY dk.id',
+    ),
+    revokeKeyById: p('UPDATE device_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
     countActiveKeysOfUser: p('SELECT count(*) AS n FROM device_keys WHERE user_id = ? AND revoked_at IS NULL'),
     insertKey: p('INSERT INTO device_keys (user_id, public_key, device_id, registered_at) VALUES (?, ?, ?, ?)'),
     keyOfUser: p('SELECT id, device_id, revoked_at FROM device_keys WHERE user_id = ? AND public_key = ?'),
@@ -421,11 +444,11 @@ function prepareStatements(db: Db) {
       INSERT OR IGNORE INTO usage_events (
         user_email, user_token, device_id, session_id, turn_index, timestamp_utc, session_start_utc, model,
         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, plugin_version, schema_version,
-        received_at, user_id, reported_email, signed)
+        received_at, user_id, reported_email, signed, cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests)
       VALUES (
         @user_email, @user_token, @device_id, @session_id, @turn_index, @timestamp_utc, @session_start_utc, @model,
         @input_tokens, @output_tokens, @cache_read_tokens, @cache_write_tokens, @plugin_version, @schema_version,
-        @received_at, @user_id, @reported_email, @signed)`),
+        @received_at, @user_id, @reported_email, @signed, @cache_write_5m_tokens, @cache_write_1h_tokens, @web_search_requests)`),
     ping: p('SELECT count(*) AS n FROM (SELECT 1 FROM users LIMIT 1)'),
   };
 }
