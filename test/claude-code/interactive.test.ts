@@ -75,6 +75,8 @@ describe.skipIf(unavailable !== null)('real Claude Code, interactive under tmux:
     expect(stored).toEqual(billed);
   });
 
+  // Without the worker's settle-before-read this failed whenever the final response landed after
+  // the Stop worker had read (seen: 1 of 4 runs on a loaded machine).
   it('terminal killed right after the last Stop: that turn is still delivered', async () => {
     const user = await world.user('killed@example.org');
     const session = '0c0ffee0-0000-4000-8000-000000000012';

@@ -10,7 +10,8 @@
  * early builds) are converted without reporting again what it reported (`takeOverRustProgress`).
  */
 import { createHash } from 'node:crypto';
-import { open, readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { ReportBody } from '../../protocol/wire';
 import { formatTimestamp, parseTimestamp, validateReport } from '../../protocol/wire';
 import { readTextIfExists, writeFileAtomic } from '../local/fsx';
@@ -18,9 +19,10 @@ import { type LedgerEntry, parseLedgerLine, toLedgerEntry } from './ledger';
 import type { Logger } from '../local/log';
 import { isSafeSessionId, type StatePaths } from '../local/paths';
 import { CHUNK_BYTES, EMPTY_HEAD_HASH, type FileCursor, HEAD_HASH_BYTES, MAX_LINE_BYTES } from './transcript';
+import { openRegularFile } from './safe-files';
 import { type GroupTotal, isZeroUsage, lineTimestamp, mergeRecord, parseUsageLine } from './usage';
 
-type FileHandle = Awaited<ReturnType<typeof open>>;
+type FileHandle = import('node:fs/promises').FileHandle;
 
 export const SESSION_STATE_VERSION = 1;
 const OFFSET_SUFFIX = '.offset';
@@ -234,6 +236,43 @@ export async function readAllSessionStates(paths: StatePaths): Promise<SessionSt
   return states;
 }
 
+/**
+ * Sessions the Rust version left open (its JSON `.offset`, `closed` false), with their main
+ * transcript found under `<data_dir>/projects/*\/<session_id>.jsonl` (its state names no path).
+ * Sorted by session id; sessions without a transcript on disk are left out.
+ */
+export async function listOpenRustSessions(paths: StatePaths): Promise<Array<{ sessionId: string; transcriptPath: string }>> {
+  const found: Array<{ sessionId: string; transcriptPath: string }> = [];
+  let projects: string[] | null = null;
+  for (const id of await listSessionIds(paths)) {
+    let rust: RustOffset | null = null;
+    try {
+      const text = await readTextIfExists(paths.sessionOffset(id));
+      rust = text === null ? null : parseRustOffset(JSON.parse(text));
+    } catch {
+      continue; // not JSON (or unreadable): its own hook deals with it
+    }
+    if (rust === null || rust.closed) continue;
+    projects ??= await readdir(join(paths.dataDir, 'projects')).catch(() => []);
+    for (const project of projects) {
+      const candidate = join(paths.dataDir, 'projects', project, `${id}.jsonl`);
+      if (await isRegularFile(candidate)) {
+        found.push({ sessionId: id, transcriptPath: candidate });
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+async function isRegularFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}
+
 /** Sessions left open (no SessionEnd seen) with a known main transcript: candidates for catch-up. */
 export async function listOpenSessions(paths: StatePaths): Promise<SessionState[]> {
   return (await readAllSessionStates(paths)).filter((s) => !s.closed && s.transcriptPath !== '');
@@ -334,7 +373,9 @@ export async function takeOverRustProgress(
   if (rust.sessionStart !== undefined && parseTimestamp(rust.sessionStart) !== null) state.sessionStartUtc = rust.sessionStart;
   let handle: FileHandle;
   try {
-    handle = await open(transcriptPath, 'r');
+    const opened = await openRegularFile(transcriptPath);
+    if (opened === null) return state;
+    handle = opened;
   } catch {
     return state; // no transcript: nothing to skip
   }
@@ -366,7 +407,8 @@ export async function takeOverRustProgress(
 export async function convertLegacyOffset(sessionId: string, transcriptPath: string, legacy: number, now: Date): Promise<SessionState> {
   let progress: RustProgress = { lines: legacy };
   try {
-    const handle = await open(transcriptPath, 'r');
+    const handle = await openRegularFile(transcriptPath);
+    if (handle === null) throw new Error('not a regular file');
     try {
       const st = await handle.stat();
       if (legacy === 0) progress = { bytes: 0 };
