@@ -26,7 +26,7 @@
  * numeric counters of `modelUsage` are kept.
  */
 import type { ModelUsage } from '../../protocol/wire';
-import { Ledger, type LedgerEntry, shardOf, toLedgerEntry } from './ledger';
+import { type Ledger, type LedgerEntry, shardOf, toLedgerEntry } from './ledger';
 import { addUsage, count, deltaOver, isZeroUsage, maxUsage, zeroUsage } from './usage';
 
 /** The raw bytes every cost-state line carries (for raw-byte line filters). */
