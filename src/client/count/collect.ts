@@ -14,7 +14,7 @@
  * A crash before 3 re-reads the same bytes next time; a crash after 3 is finished by step 1 of the
  * next run, whichever session it is for.
  */
-import { open, readdir, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, readdir, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { checkTurnTime, formatTimestamp, parseTimestamp, type ModelUsage, type ReportBody } from '../../protocol/wire';
 import { VERSION } from '../../version';
@@ -36,6 +36,7 @@ import {
   type SessionState,
   writeSessionState,
 } from './session-state';
+import { isUnder, openRegularFile, projectsDirOf } from './safe-files';
 import { type FileCursor, readNewLines } from './transcript';
 import {
   addUsage,
@@ -164,9 +165,10 @@ function isAgentTranscriptName(name: string): boolean {
 
 /** The `sessionId` on the first line of a legacy sibling agent file, or null. */
 async function headSessionId(path: string): Promise<string | null> {
-  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  let handle: FileHandle | undefined;
   try {
-    handle = await open(path, 'r');
+    handle = (await openRegularFile(path)) ?? undefined;
+    if (handle === undefined) return null;
     const buf = Buffer.alloc(LEGACY_HEAD_BYTES);
     const { bytesRead } = await handle.read(buf, 0, LEGACY_HEAD_BYTES, 0);
     const text = buf.toString('utf8', 0, bytesRead);
@@ -216,7 +218,15 @@ export async function listSessionFiles(state: SessionState, req: CollectRequest)
 
   if (req.agentTranscriptPath?.endsWith('.jsonl')) others.add(resolve(req.agentTranscriptPath));
   others.delete(main);
-  return [main, ...[...others].sort().slice(0, MAX_SESSION_FILES)];
+  // Nothing outside the data dir's projects/ is read: not an agent path pointing elsewhere, not a
+  // symlink leading out, not a file tracked before this rule (safe-files.ts).
+  const projects = projectsDirOf(main);
+  const inside: string[] = [];
+  for (const path of [...others].sort()) {
+    if (inside.length >= MAX_SESSION_FILES) break;
+    if (await isUnder(projects, path)) inside.push(path);
+  }
+  return [main, ...inside];
 }
 
 /** True when a file has bytes its cursor has not seen (or was replaced). */
