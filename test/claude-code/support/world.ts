@@ -37,6 +37,8 @@ export interface World {
   user(email: string): Promise<Profile>;
   /** What the receiver stored per model for these sessions, in the fake API's counters. */
   stored(sessionIds: string[]): BilledByModel;
+  /** What the fake API billed for these sessions, in the counters the receiver has. */
+  billedAs(sessionIds: string[]): BilledByModel;
   /**
    * Waits until the users' ccflux processes are done and the receiver holds what the fake API
    * billed for these sessions (or the timeout passes); returns both for the assertion.
@@ -114,6 +116,7 @@ export async function openWorld(): Promise<World> {
       return profile;
     },
     stored,
+    billedAs: billedAsStored,
     async quiet(users, options = {}) {
       for (const p of users) await waitForQuiet(p.configDir, { timeoutMillis: SETTLE_TIMEOUT_MILLIS, queueEmpty: options.queueEmpty });
     },
