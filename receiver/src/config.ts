@@ -3,9 +3,16 @@
  * a complete config or every problem found, so `serve` can report them all at once.
  */
 import { isIP } from 'node:net';
+import { isPostgresUrl, redactUrl } from './db/url';
 
 export interface ReceiverConfig {
   databasePath: string;
+  /** DATABASE_URL: `postgres://…` selects PostgreSQL instead of the SQLite file. Its password is never printed. */
+  databaseUrl: string | undefined;
+  /** DATABASE_POOL_MAX: connections per instance to PostgreSQL. */
+  databasePoolMax: number;
+  /** RETENTION_DAYS: raw usage rows older than this are deleted (rollups stay); unset keeps all. */
+  retentionDays: number | undefined;
   listenHost: string;
   listenPort: number;
   accessTokenExpirySecs: number;
@@ -29,6 +36,8 @@ export const CONFIG_DEFAULTS = {
   REFRESH_TOKEN_ROLLING_DAYS: 90,
   RATE_LIMIT_PER_MINUTE: 30,
   BODY_LIMIT_KB: 64,
+  DATABASE_POOL_MAX: 10,
+  RETENTION_DAYS: 0,
 } as const;
 
 /** Bounds that keep a typo from producing a dangerous or useless server. */
@@ -37,6 +46,8 @@ const BOUNDS = {
   refreshTokenRollingDays: { min: 1, max: 3650 },
   rateLimitPerMinute: { min: 1, max: 1_000_000 },
   bodyLimitKb: { min: 1, max: 10_240 },
+  databasePoolMax: { min: 1, max: 1000 },
+  retentionDays: { min: 1, max: 36_500 },
 } as const;
 
 /** A shorter ADMIN_TOKEN is refused: it guards every user's usage data. */
@@ -112,6 +123,20 @@ export function parseConfig(env: Env): ConfigResult {
     else databasePath = rawPath;
   }
 
+  let databaseUrl: string | undefined;
+  const rawUrl = env.DATABASE_URL;
+  if (rawUrl !== undefined && rawUrl.trim() !== '') {
+    // The value is not echoed: it may carry a password.
+    if (!isPostgresUrl(rawUrl.trim())) errors.push('DATABASE_URL must start with postgres:// or postgresql:// (unset it to use DATABASE_PATH)');
+    else databaseUrl = rawUrl.trim();
+  }
+  const databasePoolMax = parseInteger(env, 'DATABASE_POOL_MAX', BOUNDS.databasePoolMax.min, BOUNDS.databasePoolMax.max, errors);
+  const rawRetention = env.RETENTION_DAYS;
+  const retentionDays =
+    rawRetention === undefined || rawRetention.trim() === ''
+      ? undefined
+      : parseInteger(env, 'RETENTION_DAYS', BOUNDS.retentionDays.min, BOUNDS.retentionDays.max, errors);
+
   const rawAddr = env.LISTEN_ADDR;
   let listen = parseListenAddr(CONFIG_DEFAULTS.LISTEN_ADDR)!;
   if (rawAddr !== undefined && rawAddr.trim() !== '') {
@@ -165,6 +190,9 @@ export function parseConfig(env: Env): ConfigResult {
     ok: true,
     config: {
       databasePath,
+      databaseUrl,
+      databasePoolMax,
+      retentionDays,
       listenHost: listen.host,
       listenPort: listen.port,
       accessTokenExpirySecs,
@@ -182,7 +210,9 @@ export function parseConfig(env: Env): ConfigResult {
 /** The resolved configuration as `NAME=value` lines, secrets masked. */
 export function describeConfig(config: ReceiverConfig): string[] {
   return [
-    `DATABASE_PATH=${config.databasePath}`,
+    config.databaseUrl === undefined ? `DATABASE_PATH=${config.databasePath}` : `DATABASE_URL=${redactUrl(config.databaseUrl)}`,
+    ...(config.databaseUrl === undefined ? [] : [`DATABASE_POOL_MAX=${config.databasePoolMax}`]),
+    `RETENTION_DAYS=${config.retentionDays === undefined ? 'unset (keep every raw row)' : config.retentionDays}`,
     `LISTEN_ADDR=${formatHostPort(config.listenHost, config.listenPort)}`,
     `ACCESS_TOKEN_EXPIRY_SECS=${config.accessTokenExpirySecs}`,
     `REFRESH_TOKEN_ROLLING_DAYS=${config.refreshTokenRollingDays}`,

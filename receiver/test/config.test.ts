@@ -8,6 +8,9 @@ describe('parseConfig', () => {
       ok: true,
       config: {
         databasePath: 'ccflux.db',
+        databaseUrl: undefined,
+        databasePoolMax: 10,
+        retentionDays: undefined,
         listenHost: '127.0.0.1',
         listenPort: 8080,
         accessTokenExpirySecs: 28800,
@@ -114,5 +117,17 @@ describe('describeConfig', () => {
     expect(text).not.toContain('s3cr3t');
     expect(text).toContain('ADMIN_TOKEN=********');
     expect(text).toContain('LISTEN_ADDR=127.0.0.1:8080');
+  });
+
+  it('shows DATABASE_URL without its password, and refuses a URL that is not postgres://', () => {
+    const result = parseConfig({ DATABASE_URL: 'postgres://ccflux:hunter2-secret@db.internal:5432/ccflux?sslmode=verify-full', RETENTION_DAYS: '400' });
+    if (!result.ok) throw new Error('config');
+    expect(result.config).toMatchObject({ databaseUrl: expect.stringContaining('hunter2-secret'), retentionDays: 400 });
+    const text = describeConfig(result.config).join('\n');
+    expect(text).not.toContain('hunter2');
+    expect(text).toContain('DATABASE_URL=postgres://ccflux:***@db.internal:5432/ccflux?sslmode=verify-full');
+    const bad = parseConfig({ DATABASE_URL: 'mysql://u:hunter2@x/db' });
+    expect(bad.ok).toBe(false);
+    if (!bad.ok) expect(bad.errors.join(' ')).not.toContain('hunter2');
   });
 });

@@ -36,7 +36,7 @@ describe('POST /report', () => {
     it('accepts an unsigned report when signatures are not required, attributing it to the token', async () => {
       const answer = await postReport(t, access, makeReport());
       expect(answer.status).toBe(200);
-      const [row] = usageRows(t);
+      const [row] = (await usageRows(t));
       const user = (await t.store.listUsers())[0]!;
       expect(row).toMatchObject({
         user_email: 'ana@example.org',
@@ -65,7 +65,7 @@ describe('POST /report', () => {
       const retry = await postReport(t, access, report);
       expect(retry.status).toBe(200);
       expect(retry.json).toEqual({ status: 'ok', stored: 0 });
-      expect(usageRows(t)).toHaveLength(2);
+      expect((await usageRows(t))).toHaveLength(2);
       expect(t.receiver.metrics.get('ccflux_reports_accepted_total')).toBe(2);
       expect(t.receiver.metrics.get('ccflux_reports_duplicate_total')).toBe(1);
     });
@@ -73,7 +73,7 @@ describe('POST /report', () => {
     it('accepts a report with no models and stores nothing', async () => {
       const answer = await postReport(t, access, makeReport({ models: {} }));
       expect(answer.status).toBe(200);
-      expect(usageRows(t)).toHaveLength(0);
+      expect((await usageRows(t))).toHaveLength(0);
     });
   });
 
@@ -84,7 +84,7 @@ describe('POST /report', () => {
       t.clock.advance(MINUTE_MS);
       const answer = await postReport(t, access, makeReport(), device);
       expect(answer.status).toBe(200);
-      expect(usageRows(t)[0]).toMatchObject({ device_id: 'ana-laptop', signed: 1 });
+      expect((await usageRows(t))[0]).toMatchObject({ device_id: 'ana-laptop', signed: 1 });
       expect((await t.store.listKeys())[0]!.last_seen_at).toBe(t.clock.now().toISOString());
     });
 
@@ -97,7 +97,7 @@ describe('POST /report', () => {
       t.clock.advance(4 * MINUTE_MS);
       const replay = await send(`${t.url}/report`, { headers, body });
       expect([first.status, replay.status]).toEqual([200, 200]);
-      expect(usageRows(t)).toHaveLength(1);
+      expect((await usageRows(t))).toHaveLength(1);
       // Past the window, the same request is refused.
       t.clock.advance(2 * MINUTE_MS);
       const late = await send(`${t.url}/report`, { headers, body });
@@ -173,7 +173,7 @@ describe('POST /report', () => {
         expect(c.status).toBe(403);
         expect(errorCode(c)).toBe('signature-invalid');
       }
-      expect(usageRows(t)).toHaveLength(0);
+      expect((await usageRows(t))).toHaveLength(0);
     });
 
     it('answers key-not-registered for an unknown key and for a key registered by another user', async () => {
@@ -190,7 +190,7 @@ describe('POST /report', () => {
       expect(b.status).toBe(403);
       expect(errorCode(b)).toBe('key-not-registered');
       expect((await postReport(t, bob.accessToken, makeReport(), bobsDevice)).status).toBe(200);
-      expect(usageRows(t).map((r) => r.user_email)).toEqual(['bob@example.org']);
+      expect((await usageRows(t)).map((r) => r.user_email)).toEqual(['bob@example.org']);
     });
 
     it('answers key-revoked once the key is revoked', async () => {
@@ -201,7 +201,7 @@ describe('POST /report', () => {
       const answer = await postReport(t, access, makeReport({ turn_index: 1 }), device);
       expect(answer.status).toBe(403);
       expect(errorCode(answer)).toBe('key-revoked');
-      expect(usageRows(t)).toHaveLength(1);
+      expect((await usageRows(t))).toHaveLength(1);
     });
   });
 
@@ -362,7 +362,7 @@ describe('POST /report', () => {
     it.each(cases)('%s → %i', async (_label, overrides, status) => {
       const answer = await postReport(t, access, makeReport(overrides));
       expect(answer.status).toBe(status);
-      if (status === bad) expect(usageRows(t)).toHaveLength(0);
+      if (status === bad) expect((await usageRows(t))).toHaveLength(0);
     });
 
     it.each([
@@ -378,13 +378,13 @@ describe('POST /report', () => {
     ])('answers 400 (never 5xx) for %s', async (_label, body) => {
       const answer = await postReport(t, access, body);
       expect(answer.status).toBe(400);
-      expect(usageRows(t)).toHaveLength(0);
+      expect((await usageRows(t))).toHaveLength(0);
     });
 
     it('accepts well-formed non-ASCII text, surrogate pairs included', async () => {
       const answer = await postReport(t, access, makeReport({ session_id: 'sé-😀', plugin_version: 'β' }));
       expect(answer.status).toBe(200);
-      expect(usageRows(t)[0]).toMatchObject({ session_id: 'sé-😀', plugin_version: 'β' });
+      expect((await usageRows(t))[0]).toMatchObject({ session_id: 'sé-😀', plugin_version: 'β' });
     });
   });
 });

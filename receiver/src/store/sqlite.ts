@@ -299,7 +299,17 @@ export class SqliteStore implements Store {
   }
 
   async dashboard(now: Date) {
-    this.queries ??= createQueries(this.db);
+    if (this.queries === undefined) {
+      const cache = new Map<string, Statement>();
+      this.queries = createQueries(async (sql, params) => {
+        let stmt = cache.get(sql);
+        if (stmt === undefined) {
+          stmt = this.db.prepare(sql);
+          cache.set(sql, stmt);
+        }
+        return stmt.all(...params) as Record<string, unknown>[];
+      });
+    }
     return this.queries.load(now);
   }
 

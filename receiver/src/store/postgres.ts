@@ -1,0 +1,421 @@
+/**
+ * PostgreSQL backend (`pg` with a pool). Same semantics as `sqlite.ts`, statement for statement;
+ * every method that writes runs in one transaction on one pooled client. Parameters only.
+ *
+ * Concurrency: ingest is `INSERT … ON CONFLICT DO NOTHING` (append-only, idempotent), so many
+ * instances never update the same event row. Single-row upserts (rate-limit windows, key
+ * last_seen) take one row lock each and never two in different orders, so they cannot deadlock.
+ */
+import type pg from 'pg';
+import type { ReportBody } from '../../../src/protocol/wire';
+import { type AdminQueries, createQueries, type DashboardData } from '../admin/queries';
+import { createPool, migratePostgres } from '../db/postgres';
+import { ReceiverError } from '../errors';
+import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeToken } from '../tokens';
+import {
+  checkDays,
+  checkDivision,
+  DAY_MS,
+  limitCap,
+  limitRetryAfter,
+  MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN,
+  MAX_ACTIVE_KEYS_PER_USER,
+  normalizeEmail,
+} from './rules';
+import type {
+  AuthContext,
+  DeviceKey,
+  InsertOptions,
+  KeyRow,
+  LimitDecision,
+  RegisterKeyOutcome,
+  Store,
+  StoreOptions,
+  UserRow,
+} from './types';
+
+type Q = Pick<pg.ClientBase, 'query'>;
+
+interface UserIdRow {
+  id: number;
+  division: string;
+  revoked_at: string | null;
+}
+
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  readonly pool: pg.Pool;
+  private readonly now: () => Date;
+  private readonly rollingDays: number;
+  private readonly accessTtlSecs: number;
+  private queries: AdminQueries | undefined;
+
+  constructor(pool: pg.Pool, now: () => Date, options: StoreOptions = {}) {
+    this.pool = pool;
+    this.now = now;
+    this.rollingDays = options.refreshTokenRollingDays ?? 90;
+    this.accessTtlSecs = options.accessTokenExpirySecs ?? 28_800;
+  }
+
+  /** Connects, migrates (under the advisory lock) and returns the store. */
+  static async open(url: string, now: () => Date, options: StoreOptions & { poolMax?: number } = {}): Promise<PostgresStore> {
+    const pool = createPool(url, options.poolMax === undefined ? {} : { max: options.poolMax });
+    try {
+      await migratePostgres(pool, url);
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw err;
+    }
+    return new PostgresStore(pool, now, options);
+  }
+
+  private nowIso(): string {
+    return this.now().toISOString();
+  }
+
+  private async rows<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return (await this.pool.query(sql, params)).rows as T[];
+  }
+
+  /** Runs `body` in one transaction on one client; rolls back on any error. */
+  private async tx<T>(body: (q: Q) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await body(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  // ---- users ---------------------------------------------------------------------------------
+
+  async createUser(email: string, opts: { division?: string; days?: number } = {}): Promise<{ refreshToken: string }> {
+    const address = normalizeEmail(email);
+    const division = checkDivision(opts.division);
+    const days = checkDays(opts.days, this.rollingDays);
+    return this.tx(async (q) => {
+      const now = this.nowIso();
+      // Serialises two creations of the same address (the second sees the first's row).
+      await q.query('SELECT pg_advisory_xact_lock(hashtext($1))', [address]);
+      const existing = (await q.query('SELECT id, division, revoked_at FROM users WHERE email = $1', [address])).rows[0] as
+        | UserIdRow
+        | undefined;
+      let userId: number;
+      if (existing === undefined) {
+        const r = await q.query('INSERT INTO users (email, division, created_at) VALUES ($1, $2, $3) RETURNING id', [
+          address,
+          division ?? '',
+          now,
+        ]);
+        userId = Number(r.rows[0].id);
+      } else if (existing.revoked_at === null) {
+        throw new ReceiverError('exists', `user ${address} already exists (use reissue for a new token)`);
+      } else {
+        userId = Number(existing.id);
+        await q.query('UPDATE users SET revoked_at = NULL, division = $1 WHERE id = $2', [division ?? existing.division, userId]);
+      }
+      return { refreshToken: await this.issueRefreshToken(q, userId, days) };
+    });
+  }
+
+  async listUsers(): Promise<UserRow[]> {
+    return this.rows<UserRow>(`
+      SELECT u.email, u.division, u.created_at, u.revoked_at,
+             rt.token_ref, rt.expires_at AS token_expires_at, rt.last_used_at AS token_last_used_at,
+             (SELECT count(*) FROM device_keys dk WHERE dk.user_id = u.id AND dk.revoked_at IS NULL) AS active_keys
+      FROM users u
+      LEFT JOIN refresh_tokens rt ON rt.id = (
+        SELECT id FROM refresh_tokens WHERE user_id = u.id AND revoked_at IS NULL ORDER BY id DESC LIMIT 1)
+      ORDER BY u.email`);
+  }
+
+  async revokeUser(email: string): Promise<void> {
+    const address = normalizeEmail(email);
+    await this.tx(async (q) => {
+      const user = await this.requireUser(q, address);
+      const now = this.nowIso();
+      await q.query('UPDATE users SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2', [now, user.id]);
+      await q.query('UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL', [now, user.id]);
+      await q.query('DELETE FROM access_tokens WHERE user_id = $1', [user.id]);
+    });
+  }
+
+  async reissueToken(email: string, opts: { days?: number } = {}): Promise<{ refreshToken: string }> {
+    const address = normalizeEmail(email);
+    const days = checkDays(opts.days, this.rollingDays);
+    return this.tx(async (q) => {
+      const user = await this.requireUser(q, address);
+      if (user.revoked_at !== null) {
+        throw new ReceiverError('revoked', `user ${address} is revoked (use users add to enable it again)`);
+      }
+      await q.query('UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL', [this.nowIso(), user.id]);
+      await q.query('DELETE FROM access_tokens WHERE user_id = $1', [user.id]);
+      return { refreshToken: await this.issueRefreshToken(q, user.id, days) };
+    });
+  }
+
+  private async requireUser(q: Q, address: string): Promise<UserIdRow> {
+    const user = (await q.query('SELECT id, division, revoked_at FROM users WHERE email = $1 FOR UPDATE', [address])).rows[0] as
+      | UserIdRow
+      | undefined;
+    if (user === undefined) throw new ReceiverError('not-found', `no user ${address}`);
+    return { ...user, id: Number(user.id) };
+  }
+
+  private async issueRefreshToken(q: Q, userId: number, days: number): Promise<string> {
+    const token = generateToken('refresh');
+    const now = this.now();
+    const expires = new Date(now.getTime() + days * DAY_MS);
+    await q.query(
+      'INSERT INTO refresh_tokens (user_id, token_hash, token_ref, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)',
+      [userId, hashToken(token), generateTokenRef(), now.toISOString(), expires.toISOString()],
+    );
+    return token;
+  }
+
+  // ---- device keys ---------------------------------------------------------------------------
+
+  async listKeys(): Promise<KeyRow[]> {
+    return this.rows<KeyRow>(`
+      SELECT dk.id, u.email AS user_email, dk.device_id, dk.public_key, dk.registered_at, dk.last_seen_at, dk.revoked_at
+      FROM device_keys dk JOIN users u ON u.id = dk.user_id
+      ORDER BY dk.registered_at, dk.id`);
+  }
+
+  async revokeKey(publicKey: string): Promise<number> {
+    return this.tx(async (q) => {
+      const known = (await q.query('SELECT count(*) AS n FROM device_keys WHERE public_key = $1', [publicKey])).rows[0] as { n: number };
+      if (known.n === 0) throw new ReceiverError('not-found', 'no device key with that public key');
+      const r = await q.query('UPDATE device_keys SET revoked_at = $1 WHERE public_key = $2 AND revoked_at IS NULL', [
+        this.nowIso(),
+        publicKey,
+      ]);
+      return r.rowCount ?? 0;
+    });
+  }
+
+  async registerKey(auth: AuthContext, publicKey: string, deviceId: string): Promise<RegisterKeyOutcome> {
+    return this.tx(async (q) => {
+      // One registration at a time per user: the active-key count cannot be raced past the cap.
+      await q.query('SELECT id FROM users WHERE id = $1 FOR UPDATE', [auth.userId]);
+      const existing = (await q.query('SELECT revoked_at FROM device_keys WHERE user_id = $1 AND public_key = $2', [auth.userId, publicKey]))
+        .rows[0] as { revoked_at: string | null } | undefined;
+      if (existing) return existing.revoked_at === null ? 'exists' : 'revoked';
+      const active = (await q.query('SELECT count(*) AS n FROM device_keys WHERE user_id = $1 AND revoked_at IS NULL', [auth.userId]))
+        .rows[0] as { n: number };
+      if (active.n >= MAX_ACTIVE_KEYS_PER_USER) return 'limit';
+      await q.query('INSERT INTO device_keys (user_id, public_key, device_id, registered_at) VALUES ($1, $2, $3, $4)', [
+        auth.userId,
+        publicKey,
+        deviceId,
+        this.nowIso(),
+      ]);
+      return 'registered';
+    });
+  }
+
+  async findDeviceKey(userId: number, publicKey: string): Promise<DeviceKey | undefined> {
+    const [row] = await this.rows<DeviceKey>('SELECT id, device_id, revoked_at FROM device_keys WHERE user_id = $1 AND public_key = $2', [
+      userId,
+      publicKey,
+    ]);
+    return row;
+  }
+
+  // ---- tokens --------------------------------------------------------------------------------
+
+  async authenticateRefreshToken(token: string): Promise<AuthContext | null> {
+    if (!looksLikeToken('refresh', token)) return null;
+    const hash = hashToken(token);
+    const [row] = await this.rows<{
+      id: number;
+      user_id: number;
+      token_hash: string;
+      token_ref: string;
+      expires_at: string;
+      revoked_at: string | null;
+      email: string;
+      user_revoked_at: string | null;
+    }>(
+      `SELECT rt.id, rt.user_id, rt.token_hash, rt.token_ref, rt.expires_at, rt.revoked_at,
+              u.email, u.revoked_at AS user_revoked_at
+       FROM refresh_tokens rt JOIN users u ON u.id = rt.user_id
+       WHERE rt.token_hash = $1`,
+      [hash],
+    );
+    if (row === undefined || !digestsEqual(row.token_hash, hash)) return null;
+    if (row.revoked_at !== null || row.user_revoked_at !== null || row.expires_at <= this.nowIso()) return null;
+    return { userId: row.user_id, email: row.email, refreshTokenId: row.id, tokenRef: row.token_ref };
+  }
+
+  async issueAccessToken(auth: AuthContext): Promise<{ accessToken: string; expiresAt: Date }> {
+    const token = generateToken('access');
+    const now = this.now();
+    const expiresAt = new Date(now.getTime() + this.accessTtlSecs * 1000);
+    const rolled = new Date(now.getTime() + this.rollingDays * DAY_MS);
+    await this.tx(async (q) => {
+      await q.query(
+        'INSERT INTO access_tokens (token_hash, refresh_token_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)',
+        [hashToken(token), auth.refreshTokenId, auth.userId, now.toISOString(), expiresAt.toISOString()],
+      );
+      await q.query('UPDATE refresh_tokens SET expires_at = GREATEST(expires_at, $1), last_used_at = $2 WHERE id = $3', [
+        rolled.toISOString(),
+        now.toISOString(),
+        auth.refreshTokenId,
+      ]);
+      await q.query(
+        `DELETE FROM access_tokens WHERE refresh_token_id = $1 AND id NOT IN (
+           SELECT id FROM access_tokens WHERE refresh_token_id = $1 ORDER BY id DESC LIMIT $2)`,
+        [auth.refreshTokenId, MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN],
+      );
+    });
+    return { accessToken: token, expiresAt };
+  }
+
+  async authenticateAccessToken(token: string): Promise<AuthContext | null> {
+    if (!looksLikeToken('access', token)) return null;
+    const hash = hashToken(token);
+    const [row] = await this.rows<{
+      token_hash: string;
+      expires_at: string;
+      refresh_token_id: number;
+      user_id: number;
+      email: string;
+      user_revoked_at: string | null;
+      refresh_revoked_at: string | null;
+      token_ref: string;
+    }>(
+      `SELECT at.token_hash, at.expires_at, at.refresh_token_id, at.user_id,
+              u.email, u.revoked_at AS user_revoked_at, rt.revoked_at AS refresh_revoked_at, rt.token_ref
+       FROM access_tokens at
+       JOIN users u ON u.id = at.user_id
+       JOIN refresh_tokens rt ON rt.id = at.refresh_token_id
+       WHERE at.token_hash = $1`,
+      [hash],
+    );
+    if (row === undefined || !digestsEqual(row.token_hash, hash)) return null;
+    if (row.user_revoked_at !== null || row.refresh_revoked_at !== null || row.expires_at <= this.nowIso()) return null;
+    return { userId: row.user_id, email: row.email, refreshTokenId: row.refresh_token_id, tokenRef: row.token_ref };
+  }
+
+  async purgeExpiredAccessTokens(): Promise<number> {
+    await this.pool.query('DELETE FROM limit_windows WHERE expires_ms <= $1', [this.now().getTime()]);
+    return (await this.pool.query('DELETE FROM access_tokens WHERE expires_at <= $1', [this.nowIso()])).rowCount ?? 0;
+  }
+
+  async countActiveAccessTokens(): Promise<number> {
+    return (await this.rows<{ n: number }>('SELECT count(*) AS n FROM access_tokens WHERE expires_at > $1', [this.nowIso()]))[0]!.n;
+  }
+
+  // ---- usage ---------------------------------------------------------------------------------
+
+  async insertReport(auth: AuthContext, report: ReportBody, opts: InsertOptions): Promise<{ inserted: number }> {
+    const receivedAt = this.nowIso();
+    return this.tx(async (q) => {
+      let inserted = 0;
+      // Models in a fixed order: two transactions touching the same rows lock them in one order.
+      for (const model of Object.keys(report.models).sort()) {
+        const usage = report.models[model]!;
+        const r = await q.query(
+          `INSERT INTO usage_events (
+             user_email, user_token, device_id, session_id, turn_index, timestamp_utc, session_start_utc, model,
+             input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, plugin_version, schema_version,
+             received_at, user_id, reported_email, signed)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+           ON CONFLICT (session_id, turn_index, model) DO NOTHING`,
+          [
+            auth.email,
+            auth.tokenRef,
+            opts.deviceId,
+            report.session_id,
+            report.turn_index,
+            report.timestamp_utc,
+            report.session_start_utc,
+            model,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+            report.plugin_version,
+            report.schema_version,
+            receivedAt,
+            auth.userId,
+            report.user_email,
+            opts.signed ? 1 : 0,
+          ],
+        );
+        inserted += r.rowCount ?? 0;
+      }
+      if (opts.deviceKeyId !== undefined) {
+        await q.query('UPDATE device_keys SET last_seen_at = $1 WHERE id = $2', [receivedAt, opts.deviceKeyId]);
+      }
+      return { inserted };
+    });
+  }
+
+  async dashboard(now: Date): Promise<DashboardData> {
+    this.queries ??= createQueries((sql, params) => this.rows(toPositional(sql), params));
+    return this.queries.load(now);
+  }
+
+  // ---- shared limits -------------------------------------------------------------------------
+
+  async limitHit(key: string, limit: number, windowSecs: number): Promise<LimitDecision> {
+    return this.limit(key, limit, windowSecs, true);
+  }
+
+  async limitCheck(key: string, limit: number, windowSecs: number): Promise<LimitDecision> {
+    return this.limit(key, limit, windowSecs, false);
+  }
+
+  private async limit(key: string, limit: number, windowSecs: number, count: boolean): Promise<LimitDecision> {
+    const nowMs = this.now().getTime();
+    const windowMs = windowSecs * 1000;
+    const start = nowMs - (nowMs % windowMs);
+    const counts = await this.rows<{ window_start: number; count: number }>(
+      'SELECT window_start, count FROM limit_windows WHERE key = $1 AND window_start IN ($2, $3)',
+      [key, start - windowMs, start],
+    );
+    const previous = counts.find((r) => r.window_start === start - windowMs)?.count ?? 0;
+    let current = counts.find((r) => r.window_start === start)?.count ?? 0;
+    const cap = limitCap(limit, previous, (nowMs - start) / windowMs);
+    if (count && cap >= 1) {
+      // One statement, one row lock: concurrent instances count exactly, and a refused request
+      // (the WHERE fails, no row comes back) leaves the count as it was.
+      const r = await this.rows<{ n: number }>(
+        `INSERT INTO limit_windows (key, window_start, expires_ms, count) VALUES ($1, $2, $3, 1)
+         ON CONFLICT (key, window_start) DO UPDATE SET count = limit_windows.count + 1 WHERE limit_windows.count < $4
+         RETURNING count AS n`,
+        [key, start, start + 2 * windowMs, cap],
+      );
+      if (r.length > 0) return { allowed: true, retryAfterSecs: 0 };
+      current = Math.max(current, cap);
+    } else if (!count && current < cap) {
+      return { allowed: true, retryAfterSecs: 0 };
+    }
+    return { allowed: false, retryAfterSecs: limitRetryAfter(limit, current, previous, nowMs, start, windowMs) };
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT count(*) AS n FROM (SELECT 1 FROM users LIMIT 1) AS one');
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+/** `?` placeholders (the dialect-neutral dashboard SQL) to PostgreSQL's `$1, $2, …`. The SQL is
+ * ours and has no `?` inside literals. */
+export function toPositional(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+}
+
+export { createPool };
