@@ -24,7 +24,18 @@ export default defineConfig({
         test: {
           name: 'receiver-pg',
           include: ['receiver/test/**/*.test.ts'],
-          exclude: ['receiver/test/admin/browser.test.ts', 'receiver/test/cli.test.ts', 'receiver/test/config.test.ts'],
+          // SQLite-only: the CLI's file handling, the Rust SQLite import, the browser run, pure config.
+          exclude: [
+            'receiver/test/admin/browser.test.ts',
+            'receiver/test/cli.test.ts',
+            'receiver/test/config.test.ts',
+            'receiver/test/rust-db.test.ts',
+            'receiver/test/migrations.test.ts',
+            'receiver/test/commands/**',
+            'receiver/test/prices/**',
+            'receiver/test/security/nginx-allow-list.test.ts',
+            'receiver/test/admin/filters.test.ts',
+          ],
           env: { CCFLUX_TEST_BACKEND: 'postgres' },
         },
       },

@@ -207,7 +207,7 @@ describe(`Store (${BACKEND})`, () => {
       cache_write_tokens: 4,
       plugin_version: '0.1.0',
       schema_version: 1,
-      received_at: clock.now().toISOString(),
+      received_at: '2026-05-11 03:00:00',
       reported_email: 'laptop-user@example.org',
       signed: 1,
     });

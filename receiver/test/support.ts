@@ -31,8 +31,10 @@ export async function freshStore(
   backend: Backend,
   now: () => Date,
   options: ConstructorParameters<typeof SqliteStore>[2] = {},
+  sqlite: { dbPath?: string; prepare?: (dbPath: string) => void } = {},
 ): Promise<{ store: Store; db: Db | undefined; dbPath: string; dispose(): Promise<void> }> {
   if (backend === 'postgres') {
+    if (sqlite.prepare !== undefined) throw new Error('this test prepares a SQLite file: SQLite only');
     if (testPgAdminUrl() === undefined) throw new Error(PG_MISSING);
     const database = await freshSchema();
     const store = await PostgresStore.open(database.url, now, { ...options, poolMax: 4 });
@@ -47,8 +49,9 @@ export async function freshStore(
     };
   }
   const { dir, cleanup } = tempDir();
-  const dbPath = join(dir, 'ccflux.db');
-  const db = openDatabase(dbPath);
+  const dbPath = sqlite.dbPath ?? join(dir, 'ccflux.db');
+  sqlite.prepare?.(dbPath);
+  const db = openDatabase(dbPath, { notice: () => {}, now });
   const store = new SqliteStore(db, now, options);
   return {
     store,
@@ -102,15 +105,17 @@ export interface TestReceiver {
   close(): Promise<void>;
 }
 
-export async function startInProcess(options: { env?: Record<string, string>; clock?: Clock } = {}): Promise<TestReceiver> {
+export async function startInProcess(
+  options: { env?: Record<string, string>; clock?: Clock; /** writes the database file first */ prepare?: (dbPath: string) => void } = {},
+): Promise<TestReceiver> {
   const { dir, cleanup } = tempDir();
-  const parsed = parseConfig({ DATABASE_PATH: join(dir, 'unused.db'), LISTEN_ADDR: '127.0.0.1:0', ...options.env });
+  const parsed = parseConfig({ DATABASE_PATH: join(dir, 'ccflux.db'), LISTEN_ADDR: '127.0.0.1:0', ...options.env });
   if (!parsed.ok) throw new Error(`bad test config: ${parsed.errors.join('; ')}`);
   const clock = options.clock ?? new Clock();
   const fresh = await freshStore(BACKEND, clock.now, {
     accessTokenExpirySecs: parsed.config.accessTokenExpirySecs,
     refreshTokenRollingDays: parsed.config.refreshTokenRollingDays,
-  });
+  }, { dbPath: join(dir, 'ccflux.db'), ...(options.prepare ? { prepare: options.prepare } : {}) });
   const { store, dbPath } = fresh;
   const db = fresh.db as Db;
   const receiver = createReceiver({ config: parsed.config, store, now: clock.now });
@@ -151,6 +156,11 @@ export function send(
   return new Promise((resolve, reject) => {
     const body = options.body === undefined ? undefined : Buffer.from(options.body);
     const headers: Record<string, string> = { ...options.headers };
+    // JSON endpoints answer 415 without it; a test about Content-Type sets its own (or '').
+    if ((body !== undefined || options.chunks !== undefined) && headers['content-type'] === undefined) {
+      headers['content-type'] = 'application/json';
+    }
+    if (headers['content-type'] === '') delete headers['content-type'];
     if (body !== undefined && headers['content-length'] === undefined && options.chunks === undefined) {
       headers['content-length'] = String(body.length);
     }

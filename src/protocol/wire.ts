@@ -48,6 +48,21 @@ export const LIMITS = {
   userEmailChars: 255,
 } as const;
 
+/**
+ * Bounds that keep stored data sane (SPEC §3). A counter above MAX_TOKEN_COUNT, or a report whose
+ * counters add up to more than MAX_REPORT_TOKENS, is no real turn (the largest real ones are below
+ * 10^9): it is refused with 400. Both keep any SUM over stored rows far from 64-bit overflow.
+ */
+export const MAX_TOKEN_COUNT = 10_000_000_000;
+export const MAX_REPORT_TOKENS = 100_000_000_000;
+/** `timestamp_utc` must be RFC 3339 and no later than this past the receiver clock… */
+export const TURN_TIME_MAX_AHEAD_MS = 24 * 3600 * 1000;
+/** …and no earlier than this before it. */
+export const TURN_TIME_MAX_AGE_MS = 5 * 366 * 24 * 3600 * 1000;
+
+/** Characters a model name may hold; any other code point is replaced by `_`. */
+const MODEL_NAME_OUTSIDE = /[^A-Za-z0-9._:@/+\-[\]]/gu;
+
 /** Signed timestamps must be within this distance of the receiver clock. */
 export const TIMESTAMP_WINDOW_MS = 5 * 60 * 1000;
 /** The device refreshes its access token when it has less than this left. */
@@ -57,28 +72,23 @@ export const TOKEN_FIELDS = ['input_tokens', 'output_tokens', 'cache_read_tokens
 export type TokenField = (typeof TOKEN_FIELDS)[number];
 export type ModelUsage = Record<TokenField, number>;
 
-/** The report body. Extra keys are not allowed, here or inside `models`. */
+/**
+ * The report body. A receiver reads the known keys and ignores any other, at the top level and
+ * inside each model (SPEC "Compatibility both ways": a newer device must not be refused). The Rust
+ * device leaves `session_start_utc` out when it has none; both it and `plugin_version` may be null.
+ */
 export interface ReportBody {
   schema_version: number;
   session_id: string;
   user_email: string;
   turn_index: number;
   timestamp_utc: string;
-  session_start_utc: string;
+  session_start_utc: string | null;
   models: Record<string, ModelUsage>;
-  plugin_version: string;
+  plugin_version: string | null;
 }
 
-const REPORT_KEYS = [
-  'schema_version',
-  'session_id',
-  'user_email',
-  'turn_index',
-  'timestamp_utc',
-  'session_start_utc',
-  'models',
-  'plugin_version',
-] as const;
+const REQUIRED_REPORT_KEYS = ['schema_version', 'session_id', 'user_email', 'turn_index', 'timestamp_utc', 'models'] as const;
 
 export interface RegisterKeyBody {
   public_key: string;
@@ -101,53 +111,119 @@ function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
+/** A token counter: a non-negative integer no larger than MAX_TOKEN_COUNT. */
+export function isTokenCount(v: unknown): v is number {
+  return isCount(v) && v <= MAX_TOKEN_COUNT;
+}
+
+/**
+ * A model name as stored and sent: every code point outside `A-Z a-z 0-9 . _ : @ / + - [ ]`
+ * replaced by `_` (so the name is well-formed ASCII whatever the transcript held), then cut to
+ * LIMITS.modelNameChars; empty stays empty (callers decide what an empty name means).
+ */
+export function cleanModelName(name: string): string {
+  return name.replace(MODEL_NAME_OUTSIDE, '_').slice(0, LIMITS.modelNameChars);
+}
+
+/** Lone surrogates become U+FFFD, control characters too: the text is valid Unicode to print and store. */
+export function wellFormedText(text: string): string {
+  return text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]|[\u0000-\u001f\u007f-\u009f]/g, '\uFFFD');
+}
+
+/** At most `maxUnits` UTF-16 units (the wire's length unit), cut between code points, never inside one. */
+export function truncateCodePoints(text: string, maxUnits: number): string {
+  if (text.length <= maxUnits) return text;
+  let end = maxUnits;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+  return text.slice(0, end);
+}
+
+/**
+ * Null when `timestamp_utc` lies within the sane bounds of the receiver clock `now`
+ * (TURN_TIME_MAX_AGE_MS before it to TURN_TIME_MAX_AHEAD_MS after it); the error otherwise.
+ * Not part of validateReport, which takes no clock.
+ */
+export function checkTurnTime(timestampUtc: string, now: Date): string | null {
+  const at = parseTimestamp(timestampUtc);
+  if (at === null) return 'timestamp_utc must be an RFC 3339 time';
+  const offset = at.getTime() - now.getTime();
+  if (offset > TURN_TIME_MAX_AHEAD_MS) return 'timestamp_utc is more than a day ahead of the receiver clock';
+  if (-offset > TURN_TIME_MAX_AGE_MS) return 'timestamp_utc is more than 5 years before the receiver clock';
+  return null;
+}
+
 function boundedString(v: unknown, min: number, max: number): v is string {
   return typeof v === 'string' && v.length >= min && v.length <= max;
 }
 
+function optionalString(v: unknown, max: number): v is string | null | undefined {
+  return v === undefined || v === null || boundedString(v, 0, max);
+}
+
 /**
- * Validates a parsed report body: exact key set, types and the security guide's limits.
+ * Validates a parsed report body: types and the security guide's limits for every known field
+ * present; unknown keys are ignored and left out of the value returned (only known fields are ever
+ * stored or sent on). Any `schema_version` ≥ 1: later versions only add fields.
  * Returns a short, fixed error text (never echoes the input).
  */
 export function validateReport(input: unknown): Validation<ReportBody> {
   if (!isPlainObject(input)) return { ok: false, error: 'body must be a JSON object' };
-  for (const key of Object.keys(input)) {
-    if (!(REPORT_KEYS as readonly string[]).includes(key)) return { ok: false, error: 'unexpected field' };
+  for (const key of REQUIRED_REPORT_KEYS) {
+    if (!Object.hasOwn(input, key)) return { ok: false, error: `missing field ${key}` };
   }
-  for (const key of REPORT_KEYS) {
-    if (!(key in input)) return { ok: false, error: `missing field ${key}` };
-  }
-  const b = input as Record<(typeof REPORT_KEYS)[number], unknown>;
-  if (b.schema_version !== SCHEMA_VERSION) return { ok: false, error: 'unsupported schema_version' };
+  const b = input;
+  if (!isCount(b.schema_version) || b.schema_version < SCHEMA_VERSION) return { ok: false, error: 'unsupported schema_version' };
   if (!boundedString(b.session_id, LIMITS.sessionIdMinChars, LIMITS.sessionIdChars)) {
     return { ok: false, error: 'session_id must be 1-64 characters' };
   }
   if (!boundedString(b.user_email, 0, LIMITS.userEmailChars)) return { ok: false, error: 'user_email too long' };
   if (!isCount(b.turn_index)) return { ok: false, error: 'turn_index must be a non-negative integer' };
   if (!boundedString(b.timestamp_utc, 0, LIMITS.timestampChars)) return { ok: false, error: 'timestamp_utc too long' };
-  if (!boundedString(b.session_start_utc, 0, LIMITS.timestampChars)) {
-    return { ok: false, error: 'session_start_utc too long' };
-  }
-  if (!boundedString(b.plugin_version, 0, LIMITS.pluginVersionChars)) {
-    return { ok: false, error: 'plugin_version too long' };
-  }
+  if (parseTimestamp(b.timestamp_utc) === null) return { ok: false, error: 'timestamp_utc must be an RFC 3339 time' };
+  if (!optionalString(b.session_start_utc, LIMITS.timestampChars)) return { ok: false, error: 'session_start_utc too long' };
+  if (!optionalString(b.plugin_version, LIMITS.pluginVersionChars)) return { ok: false, error: 'plugin_version too long' };
   if (!isPlainObject(b.models)) return { ok: false, error: 'models must be an object' };
   const names = Object.keys(b.models);
   if (names.length > LIMITS.maxModels) return { ok: false, error: 'too many models' };
-  for (const name of names) {
-    if (name.length < LIMITS.modelNameMinChars || name.length > LIMITS.modelNameChars) {
+  const models: Record<string, ModelUsage> = {};
+  let reportTokens = 0;
+  for (const rawName of names) {
+    if (rawName.length < LIMITS.modelNameMinChars || rawName.length > LIMITS.modelNameChars) {
       return { ok: false, error: 'model name must be 1-128 characters' };
     }
-    const usage = b.models[name];
+    const usage = b.models[rawName];
     if (!isPlainObject(usage)) return { ok: false, error: 'model usage must be an object' };
-    for (const key of Object.keys(usage)) {
-      if (!(TOKEN_FIELDS as readonly string[]).includes(key)) return { ok: false, error: 'unexpected usage field' };
-    }
+    // Names that become equal once cleaned are one model: their counts add up.
+    const name = cleanModelName(rawName);
+    const known = Object.hasOwn(models, name) ? models[name]! : ({} as ModelUsage);
     for (const field of TOKEN_FIELDS) {
-      if (!isCount(usage[field])) return { ok: false, error: 'token counts must be non-negative integers' };
+      const value = usage[field];
+      if (!isCount(value)) return { ok: false, error: 'token counts must be non-negative integers' };
+      if (!isTokenCount(value)) return { ok: false, error: `token counts must be at most ${MAX_TOKEN_COUNT}` };
+      known[field] = (known[field] ?? 0) + value;
+      if (known[field] > MAX_TOKEN_COUNT) return { ok: false, error: `token counts must be at most ${MAX_TOKEN_COUNT}` };
+      reportTokens += value;
     }
+    // defineProperty: a model named `__proto__` stays an own key, not the prototype.
+    Object.defineProperty(models, name, { value: known, enumerable: true, writable: true, configurable: true });
   }
-  return { ok: true, value: input as unknown as ReportBody };
+  if (reportTokens > MAX_REPORT_TOKENS) {
+    return { ok: false, error: `token counts of one report must add up to at most ${MAX_REPORT_TOKENS}` };
+  }
+  return {
+    ok: true,
+    value: {
+      schema_version: b.schema_version,
+      session_id: b.session_id,
+      user_email: b.user_email,
+      turn_index: b.turn_index,
+      timestamp_utc: b.timestamp_utc,
+      session_start_utc: b.session_start_utc ?? null,
+      models,
+      plugin_version: b.plugin_version ?? null,
+    },
+  };
 }
 
 export function validateRegisterKey(input: unknown): Validation<RegisterKeyBody> {
@@ -174,11 +250,16 @@ export function formatTimestamp(date: Date): string {
   return `${date.toISOString().slice(0, 19)}Z`;
 }
 
-const TIMESTAMP_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+const TIMESTAMP_RE = /^(\d{4})-(\d{2})-(\d{2})T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 
-/** Parses an RFC 3339 timestamp; null when it is not one. */
+/** Parses an RFC 3339 timestamp; null when it is not one (a day the month does not have included:
+ * `Date.parse` would roll 2026-02-30 over to March). */
 export function parseTimestamp(value: string): Date | null {
-  if (value.length > LIMITS.timestampChars || !TIMESTAMP_RE.test(value)) return null;
+  if (value.length > LIMITS.timestampChars) return null;
+  const match = TIMESTAMP_RE.exec(value);
+  if (match === null) return null;
+  const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])];
+  if (month < 1 || month > 12 || day < 1 || day > new Date(Date.UTC(year, month, 0)).getUTCDate()) return null;
   const ms = Date.parse(value);
   return Number.isFinite(ms) ? new Date(ms) : null;
 }

@@ -51,6 +51,10 @@ export interface RunningReceiver {
 export interface StartReceiverOptions {
   /** Extra environment, e.g. `{ REQUIRE_SIGNATURES: '1', RATE_LIMIT_PER_MINUTE: '1000' }`. */
   env?: Record<string, string>;
+  /** Rewrites the command line, e.g. to start the receiver inside a network namespace. */
+  wrap?: (file: string, args: string[]) => [string, string[]];
+  /** Writes the database file before the receiver first opens it (e.g. a Rust receiver's). */
+  prepare?: (dbPath: string) => void;
 }
 
 export async function startReceiver(opts: StartReceiverOptions = {}): Promise<RunningReceiver> {
@@ -65,7 +69,9 @@ export async function startReceiver(opts: StartReceiverOptions = {}): Promise<Ru
   let stderrText = '';
 
   const launch = async (listenPort: number): Promise<number> => {
-    const proc = spawn(process.execPath, [RECEIVER_BUNDLE, 'serve'], {
+    const command: [string, string[]] = [process.execPath, [RECEIVER_BUNDLE, 'serve']];
+    const [file, args] = opts.wrap ? opts.wrap(...command) : command;
+    const proc = spawn(file, args, {
       env: { ...baseEnv, LISTEN_ADDR: `127.0.0.1:${listenPort}` },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -128,6 +134,7 @@ export async function startReceiver(opts: StartReceiverOptions = {}): Promise<Ru
   };
 
   try {
+    opts.prepare?.(dbPath);
     port = await launch(0);
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });

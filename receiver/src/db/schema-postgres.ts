@@ -91,6 +91,41 @@ export const PG_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX limit_windows_expiry ON limit_windows(expires_ms);
   `,
+  // 3: Rust compatibility (as SQLite's 3): our token table is user_tokens, refresh_tokens a view
+  // in the Rust version's shape; received_at in `YYYY-MM-DD HH:MM:SS` (UTC); session_start_utc
+  // and plugin_version nullable. Also `total(x)`, SQLite's float sum that never overflows, so
+  // the dashboard SQL runs here unchanged (store/pg-dialect.ts).
+  `
+  ALTER TABLE refresh_tokens RENAME TO user_tokens;
+  ALTER INDEX refresh_tokens_user RENAME TO user_tokens_user;
+  ALTER TABLE usage_events ALTER COLUMN session_start_utc DROP NOT NULL;
+  ALTER TABLE usage_events ALTER COLUMN plugin_version DROP NOT NULL;
+  UPDATE usage_events SET session_start_utc = NULL WHERE session_start_utc = '';
+  UPDATE usage_events SET received_at = replace(substr(received_at, 1, 19), 'T', ' ') WHERE received_at LIKE '____-__-__T%';
+  ALTER TABLE usage_events ALTER COLUMN received_at SET DEFAULT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS');
+  CREATE INDEX usage_events_received ON usage_events(received_at);
+  CREATE VIEW refresh_tokens AS
+    SELECT t.token_ref AS token,
+           u.email AS email,
+           NULLIF(u.division, '') AS division,
+           replace(substr(t.expires_at, 1, 19), 'T', ' ') AS expires_at,
+           CASE WHEN t.revoked_at IS NULL AND u.revoked_at IS NULL THEN 0 ELSE 1 END AS revoked,
+           replace(substr(t.created_at, 1, 19), 'T', ' ') AS created_at
+    FROM user_tokens t JOIN users u ON u.id = t.user_id;
+  CREATE AGGREGATE total(double precision) (SFUNC = float8pl, STYPE = double precision, INITCOND = '0');
+  `,
+  // 4: admin sessions
+  `
+  CREATE TABLE admin_sessions (
+    id_hash       TEXT COLLATE "C" PRIMARY KEY,
+    csrf_token    TEXT COLLATE "C" NOT NULL,
+    created_ms    BIGINT NOT NULL,
+    last_seen_ms  BIGINT NOT NULL,
+    flash         TEXT,
+    touch_seq     BIGINT NOT NULL DEFAULT 0
+  );
+  CREATE INDEX admin_sessions_seen ON admin_sessions(last_seen_ms);
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ReceiverConfig } from '../config';
-import { answerEarly, readBody, sendError } from '../http';
+import { answerEarly, isJsonContentType, readBody, sendError } from '../http';
 import type { Metrics } from '../metrics';
 import type { Output } from '../output';
 import type { AuthContext, Store } from '../store';
@@ -60,6 +60,13 @@ export async function rateLimit(req: IncomingMessage, res: ServerResponse, deps:
   answerEarly(req, res, () =>
     sendError(res, 429, 'rate limit exceeded', { 'retry-after': String(decision.retryAfterSecs) }),
   );
+  return false;
+}
+
+/** JSON endpoints take `Content-Type: application/json` only; anything else is answered 415. */
+export function requireJsonBody(req: IncomingMessage, res: ServerResponse): boolean {
+  if (isJsonContentType(req.headers['content-type'])) return true;
+  answerEarly(req, res, () => sendError(res, 415, 'Content-Type must be application/json'));
   return false;
 }
 

@@ -3,12 +3,13 @@ import { HEADERS, validateRegisterKey } from '../../../src/protocol/wire';
 import { parseJson, sendError, sendJson } from '../http';
 import { MAX_ACTIVE_KEYS_PER_USER } from '../store';
 import { isWellFormedText } from '../text';
-import { authenticate, boundedBody, type Route, rateLimit } from './context';
+import { authenticate, boundedBody, type Route, rateLimit, requireJsonBody } from './context';
 
 export const handleRegisterKey: Route = async (req, res, deps) => {
   const auth = await authenticate(req, res, deps, 'access');
   if (auth === null) return;
   if (!(await rateLimit(req, res, deps, auth))) return;
+  if (!requireJsonBody(req, res)) return;
   const body = await boundedBody(req, res, deps);
   if (body === null) return;
 
@@ -24,7 +25,8 @@ export const handleRegisterKey: Route = async (req, res, deps) => {
       deps.metrics.inc('ccflux_key_registrations_total');
       return sendJson(res, 200, { status: 'registered' });
     case 'exists':
-      return sendError(res, 409, 'key already registered');
+      // 200 like the Rust receiver: registering again is idempotent (devices accept 200 and 409).
+      return sendJson(res, 200, { status: 'already registered' });
     case 'revoked':
       return sendError(res, 403, 'key-revoked', { [HEADERS.error]: 'key-revoked' });
     case 'limit':

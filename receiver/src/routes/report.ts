@@ -1,12 +1,13 @@
 /**
  * `POST /report`. The checks run cheapest first, and nothing touches the database or does crypto
  * before the body has passed the shape and field-limit checks:
- * bearer (401) → rate limit (429) → body size (413) → JSON shape and limits (400)
+ * bearer (401) → rate limit (429) → Content-Type (415) → body size (413) → JSON shape and limits (400)
  * → timestamp and signature (403 + X-CCFLUX-Error) → store (200, idempotent).
  */
 import { createPublicKey, type KeyObject, verify } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import {
+  checkTurnTime,
   decodePublicKey,
   HEADERS,
   parseSignatureHeader,
@@ -19,7 +20,7 @@ import {
 import { parseJson, sendError, sendJson } from '../http';
 import type { DeviceKey } from '../store';
 import { reportTextWellFormed } from '../text';
-import { authenticate, boundedBody, type Route, type RouteDeps, rateLimit } from './context';
+import { authenticate, boundedBody, type Route, type RouteDeps, rateLimit, requireJsonBody } from './context';
 
 /** DER SubjectPublicKeyInfo header of an Ed25519 key; the raw 32 bytes follow it. */
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
@@ -65,6 +66,10 @@ export const handleReport: Route = async (req, res, deps) => {
     return;
   }
   if (!(await rateLimit(req, res, deps, auth))) return;
+  if (!requireJsonBody(req, res)) {
+    deps.metrics.inc('ccflux_reports_rejected_total');
+    return;
+  }
   const body = await boundedBody(req, res, deps);
   if (body === null) {
     if (res.headersSent) deps.metrics.inc('ccflux_reports_rejected_total');
@@ -76,6 +81,11 @@ export const handleReport: Route = async (req, res, deps) => {
   if (!valid.ok || !reportTextWellFormed(valid.value)) {
     deps.metrics.inc('ccflux_reports_rejected_total');
     return sendError(res, 400, valid.ok ? 'strings must be valid Unicode' : valid.error);
+  }
+  const timeProblem = checkTurnTime(valid.value.timestamp_utc, deps.now());
+  if (timeProblem !== null) {
+    deps.metrics.inc('ccflux_reports_rejected_total');
+    return sendError(res, 400, timeProblem);
   }
 
   let key: DeviceKey | undefined;

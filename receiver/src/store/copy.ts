@@ -10,7 +10,7 @@ import type pg from 'pg';
 import { ReceiverError } from '../errors';
 
 /** Parents before children (foreign keys). Derived tables (rollups) are rebuilt, not copied. */
-export const COPIED_TABLES = ['users', 'refresh_tokens', 'access_tokens', 'device_keys', 'usage_events'] as const;
+export const COPIED_TABLES = ['users', 'user_tokens', 'access_tokens', 'device_keys', 'usage_events'] as const;
 const BATCH_ROWS = 500;
 
 export async function copySqliteToPostgres(

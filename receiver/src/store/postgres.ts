@@ -8,7 +8,9 @@
  */
 import type pg from 'pg';
 import type { ReportBody } from '../../../src/protocol/wire';
-import { type AdminQueries, createQueries, type DashboardData } from '../admin/queries';
+import { type AdminQueries, createQueries, type DashboardData, type FilterParams, type SessionRow } from '../admin/queries';
+import type { PriceBook } from '../prices/cost';
+import { pgReader } from './pg-dialect';
 import { createPool, migratePostgres } from '../db/postgres';
 import { ReceiverError } from '../errors';
 import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeToken } from '../tokens';
@@ -21,14 +23,17 @@ import {
   MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN,
   MAX_ACTIVE_KEYS_PER_USER,
   normalizeEmail,
+  sqliteTimestamp,
 } from './rules';
 import type {
   AuthContext,
+  DashboardView,
   DeviceKey,
   InsertOptions,
   KeyRow,
   LimitDecision,
   RegisterKeyOutcome,
+  SessionRecord,
   Store,
   StoreOptions,
   UserRow,
@@ -130,9 +135,20 @@ export class PostgresStore implements Store {
              rt.token_ref, rt.expires_at AS token_expires_at, rt.last_used_at AS token_last_used_at,
              (SELECT count(*) FROM device_keys dk WHERE dk.user_id = u.id AND dk.revoked_at IS NULL) AS active_keys
       FROM users u
-      LEFT JOIN refresh_tokens rt ON rt.id = (
-        SELECT id FROM refresh_tokens WHERE user_id = u.id AND revoked_at IS NULL ORDER BY id DESC LIMIT 1)
+      LEFT JOIN user_tokens rt ON rt.id = (
+        SELECT id FROM user_tokens WHERE user_id = u.id AND revoked_at IS NULL ORDER BY id DESC LIMIT 1)
       ORDER BY u.email`);
+  }
+
+  async setDivision(email: string, division: string): Promise<boolean> {
+    const address = normalizeEmail(email);
+    const value = checkDivision(division) ?? '';
+    return this.tx(async (q) => {
+      const user = await this.requireUser(q, address);
+      if (user.division === value) return false;
+      await q.query('UPDATE users SET division = $1 WHERE id = $2', [value, user.id]);
+      return true;
+    });
   }
 
   async revokeUser(email: string): Promise<void> {
@@ -141,7 +157,7 @@ export class PostgresStore implements Store {
       const user = await this.requireUser(q, address);
       const now = this.nowIso();
       await q.query('UPDATE users SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2', [now, user.id]);
-      await q.query('UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL', [now, user.id]);
+      await q.query('UPDATE user_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL', [now, user.id]);
       await q.query('DELETE FROM access_tokens WHERE user_id = $1', [user.id]);
     });
   }
@@ -154,7 +170,7 @@ export class PostgresStore implements Store {
       if (user.revoked_at !== null) {
         throw new ReceiverError('revoked', `user ${address} is revoked (use users add to enable it again)`);
       }
-      await q.query('UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL', [this.nowIso(), user.id]);
+      await q.query('UPDATE user_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL', [this.nowIso(), user.id]);
       await q.query('DELETE FROM access_tokens WHERE user_id = $1', [user.id]);
       return { refreshToken: await this.issueRefreshToken(q, user.id, days) };
     });
@@ -173,7 +189,7 @@ export class PostgresStore implements Store {
     const now = this.now();
     const expires = new Date(now.getTime() + days * DAY_MS);
     await q.query(
-      'INSERT INTO refresh_tokens (user_id, token_hash, token_ref, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)',
+      'INSERT INTO user_tokens (user_id, token_hash, token_ref, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)',
       [userId, hashToken(token), generateTokenRef(), now.toISOString(), expires.toISOString()],
     );
     return token;
@@ -245,7 +261,7 @@ export class PostgresStore implements Store {
     }>(
       `SELECT rt.id, rt.user_id, rt.token_hash, rt.token_ref, rt.expires_at, rt.revoked_at,
               u.email, u.revoked_at AS user_revoked_at
-       FROM refresh_tokens rt JOIN users u ON u.id = rt.user_id
+       FROM user_tokens rt JOIN users u ON u.id = rt.user_id
        WHERE rt.token_hash = $1`,
       [hash],
     );
@@ -264,7 +280,7 @@ export class PostgresStore implements Store {
         'INSERT INTO access_tokens (token_hash, refresh_token_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)',
         [hashToken(token), auth.refreshTokenId, auth.userId, now.toISOString(), expiresAt.toISOString()],
       );
-      await q.query('UPDATE refresh_tokens SET expires_at = GREATEST(expires_at, $1), last_used_at = $2 WHERE id = $3', [
+      await q.query('UPDATE user_tokens SET expires_at = GREATEST(expires_at, $1), last_used_at = $2 WHERE id = $3', [
         rolled.toISOString(),
         now.toISOString(),
         auth.refreshTokenId,
@@ -295,7 +311,7 @@ export class PostgresStore implements Store {
               u.email, u.revoked_at AS user_revoked_at, rt.revoked_at AS refresh_revoked_at, rt.token_ref
        FROM access_tokens at
        JOIN users u ON u.id = at.user_id
-       JOIN refresh_tokens rt ON rt.id = at.refresh_token_id
+       JOIN user_tokens rt ON rt.id = at.refresh_token_id
        WHERE at.token_hash = $1`,
       [hash],
     );
@@ -316,7 +332,9 @@ export class PostgresStore implements Store {
   // ---- usage ---------------------------------------------------------------------------------
 
   async insertReport(auth: AuthContext, report: ReportBody, opts: InsertOptions): Promise<{ inserted: number }> {
-    const receivedAt = this.nowIso();
+    const now = this.now();
+    // The Rust version's form (see sqlite.ts); key last_seen_at stays ISO.
+    const receivedAt = sqliteTimestamp(now);
     return this.tx(async (q) => {
       let inserted = 0;
       // Models in a fixed order: two transactions touching the same rows lock them in one order.
@@ -336,7 +354,7 @@ export class PostgresStore implements Store {
             report.session_id,
             report.turn_index,
             report.timestamp_utc,
-            report.session_start_utc,
+            report.session_start_utc || null,
             model,
             usage.input_tokens,
             usage.output_tokens,
@@ -353,15 +371,20 @@ export class PostgresStore implements Store {
         inserted += r.rowCount ?? 0;
       }
       if (opts.deviceKeyId !== undefined) {
-        await q.query('UPDATE device_keys SET last_seen_at = $1 WHERE id = $2', [receivedAt, opts.deviceKeyId]);
+        await q.query('UPDATE device_keys SET last_seen_at = $1 WHERE id = $2', [now.toISOString(), opts.deviceKeyId]);
       }
       return { inserted };
     });
   }
 
-  async dashboard(now: Date): Promise<DashboardData> {
-    this.queries ??= createQueries((sql, params) => this.rows(toPositional(sql), params));
-    return this.queries.load(now);
+  async dashboard(now: Date, view: DashboardView = {}): Promise<DashboardData> {
+    this.queries ??= createQueries(pgReader(this.pool));
+    return this.queries.load(now, view.filter, view);
+  }
+
+  async userSessions(filter: FilterParams, prices?: PriceBook): Promise<SessionRow[]> {
+    this.queries ??= createQueries(pgReader(this.pool));
+    return this.queries.sessions(filter, prices);
   }
 
   // ---- shared limits -------------------------------------------------------------------------
@@ -402,6 +425,43 @@ export class PostgresStore implements Store {
     return { allowed: false, retryAfterSecs: limitRetryAfter(limit, current, previous, nowMs, start, windowMs) };
   }
 
+  // ---- admin sessions ------------------------------------------------------------------------
+
+  async sessionPut(
+    s: Omit<SessionRecord, 'flash'>,
+    bounds: { maxSessions: number; idleBeforeMs: number; createdBeforeMs: number },
+  ): Promise<void> {
+    await this.tx(async (q) => {
+      await q.query('DELETE FROM admin_sessions WHERE last_seen_ms <= $1 OR created_ms <= $2', [bounds.idleBeforeMs, bounds.createdBeforeMs]);
+      await q.query(
+        'DELETE FROM admin_sessions WHERE id_hash NOT IN (SELECT id_hash FROM admin_sessions ORDER BY touch_seq DESC LIMIT $1)',
+        [Math.max(0, bounds.maxSessions - 1)],
+      );
+      await q.query(`INSERT INTO admin_sessions (id_hash, csrf_token, created_ms, last_seen_ms, touch_seq) VALUES ($1, $2, $3, $4, (SELECT COALESCE(MAX(touch_seq), 0) + 1 FROM admin_sessions))`, [
+        s.idHash,
+        s.csrfToken,
+        s.createdMs,
+        s.lastSeenMs,
+      ]);
+    });
+  }
+
+  async sessionGet(idHash: string): Promise<SessionRecord | undefined> {
+    return (await this.rows<SessionRecord>('SELECT id_hash AS "idHash", csrf_token AS "csrfToken", created_ms AS "createdMs", last_seen_ms AS "lastSeenMs", flash FROM admin_sessions WHERE id_hash = $1', [idHash]))[0];
+  }
+
+  async sessionTouch(idHash: string, lastSeenMs: number): Promise<void> {
+    await this.pool.query(`UPDATE admin_sessions SET last_seen_ms = GREATEST(last_seen_ms, $1), touch_seq = (SELECT COALESCE(MAX(touch_seq), 0) + 1 FROM admin_sessions) WHERE id_hash = $2`, [lastSeenMs, idHash]);
+  }
+
+  async sessionSetFlash(idHash: string, flash: string | null): Promise<void> {
+    await this.pool.query('UPDATE admin_sessions SET flash = $1 WHERE id_hash = $2', [flash, idHash]);
+  }
+
+  async sessionDelete(idHash: string): Promise<void> {
+    await this.pool.query('DELETE FROM admin_sessions WHERE id_hash = $1', [idHash]);
+  }
+
   async ping(): Promise<void> {
     await this.pool.query('SELECT count(*) AS n FROM (SELECT 1 FROM users LIMIT 1) AS one');
   }
@@ -409,13 +469,6 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     await this.pool.end();
   }
-}
-
-/** `?` placeholders (the dialect-neutral dashboard SQL) to PostgreSQL's `$1, $2, …`. The SQL is
- * ours and has no `?` inside literals. */
-export function toPositional(sql: string): string {
-  let n = 0;
-  return sql.replace(/\?/g, () => `$${++n}`);
 }
 
 export { createPool };

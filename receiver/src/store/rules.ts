@@ -71,3 +71,9 @@ export function limitRetryAfter(
   const t = windowStartMs + windowMs * (1 - room / previous);
   return Math.max(1, Math.ceil((Math.min(t, windowEnd) - nowMs) / 1000));
 }
+
+/** `2026-12-01 08:45:32`: SQLite's CURRENT_TIMESTAMP form (UTC), as the Rust version stores
+ * `usage_events.received_at`; SQL written for it compares against `datetime('now', …)`. */
+export function sqliteTimestamp(date: Date): string {
+  return date.toISOString().slice(0, 19).replace('T', ' ');
+}

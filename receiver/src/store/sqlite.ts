@@ -5,14 +5,17 @@
  * connection in between, which is what makes the async interface safe over one connection.
  *
  * Tokens are stored as SHA-256 hex digests; the plaintext is returned once, at issue, and never
- * again. Timestamps are `Date.toISOString()` strings so that SQL compares them as text correctly.
+ * again. Timestamps are `Date.toISOString()` strings so that SQL compares them as text correctly,
+ * except `usage_events.received_at`, which keeps the Rust version's `YYYY-MM-DD HH:MM:SS` (UTC) so
+ * that SQL written for it (`received_at >= datetime('now', '-1 hour')`) still selects the same rows.
  */
 import type { Statement } from 'better-sqlite3';
 import type { ReportBody } from '../../../src/protocol/wire';
-import { type AdminQueries, createQueries } from '../admin/queries';
+import { type AdminQueries, createQueries, type FilterParams } from '../admin/queries';
+import type { PriceBook } from '../prices/cost';
 import type { Db } from '../db/open';
 import { ReceiverError } from '../errors';
-import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeToken } from '../tokens';
+import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeRustToken, looksLikeToken, type TokenKind } from '../tokens';
 import {
   checkDays,
   checkDivision,
@@ -22,14 +25,17 @@ import {
   MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN,
   MAX_ACTIVE_KEYS_PER_USER,
   normalizeEmail,
+  sqliteTimestamp,
 } from './rules';
 import type {
   AuthContext,
+  DashboardView,
   DeviceKey,
   InsertOptions,
   KeyRow,
   LimitDecision,
   RegisterKeyOutcome,
+  SessionRecord,
   Store,
   StoreOptions,
   UserRow,
@@ -65,6 +71,8 @@ export class SqliteStore implements Store {
   private readonly accessTtlSecs: number;
   private readonly stmts: ReturnType<typeof prepareStatements>;
   private queries: AdminQueries | undefined;
+  /** The database was taken over from the Rust receiver (db/rust-import.ts): its tokens still work. */
+  private readonly rustTokens: boolean;
 
   constructor(db: Db, now: () => Date, options: StoreOptions = {}) {
     this.db = db;
@@ -72,6 +80,12 @@ export class SqliteStore implements Store {
     this.rollingDays = options.refreshTokenRollingDays ?? 90;
     this.accessTtlSecs = options.accessTokenExpirySecs ?? 28_800;
     this.stmts = prepareStatements(db);
+    this.rustTokens = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rust_import'").get() !== undefined;
+  }
+
+  /** Shape check before any lookup; Rust-issued shapes only in a database that imported them. */
+  private tokenShapeOk(kind: TokenKind, token: string): boolean {
+    return looksLikeToken(kind, token) || (this.rustTokens && looksLikeRustToken(kind, token));
   }
 
   private nowIso(): string {
@@ -113,6 +127,19 @@ export class SqliteStore implements Store {
   }
 
   /** Revokes the user, every refresh token and every access token of theirs. Idempotent. */
+  async setDivision(email: string, division: string): Promise<boolean> {
+    const address = normalizeEmail(email);
+    const value = checkDivision(division) ?? '';
+    return this.db
+      .transaction(() => {
+        const user = this.requireUser(address);
+        if (user.division === value) return false;
+        this.stmts.setDivision.run(value, user.id);
+        return true;
+      })
+      .immediate();
+  }
+
   async revokeUser(email: string): Promise<void> {
     const address = normalizeEmail(email);
     this.db
@@ -200,7 +227,7 @@ export class SqliteStore implements Store {
 
   /** The owner of a refresh token that is known, unexpired and not revoked; null otherwise. */
   async authenticateRefreshToken(token: string): Promise<AuthContext | null> {
-    if (!looksLikeToken('refresh', token)) return null;
+    if (!this.tokenShapeOk('refresh', token)) return null;
     const hash = hashToken(token);
     const row = this.stmts.refreshByHash.get(hash) as RefreshLookupRow | undefined;
     if (row === undefined || !digestsEqual(row.token_hash, hash)) return null;
@@ -236,7 +263,7 @@ export class SqliteStore implements Store {
   /** The owner of an access token that is known, unexpired, and whose user and refresh token
    * are not revoked; null otherwise. */
   async authenticateAccessToken(token: string): Promise<AuthContext | null> {
-    if (!looksLikeToken('access', token)) return null;
+    if (!this.tokenShapeOk('access', token)) return null;
     const hash = hashToken(token);
     const row = this.stmts.accessByHash.get(hash) as AccessLookupRow | undefined;
     if (row === undefined || !digestsEqual(row.token_hash, hash)) return null;
@@ -266,7 +293,8 @@ export class SqliteStore implements Store {
     report: ReportBody,
     opts: InsertOptions,
   ): Promise<{ inserted: number }> {
-    const receivedAt = this.nowIso();
+    const now = this.now();
+    const receivedAt = sqliteTimestamp(now);
     return this.db
       .transaction(() => {
         let inserted = 0;
@@ -278,7 +306,8 @@ export class SqliteStore implements Store {
             session_id: report.session_id,
             turn_index: report.turn_index,
             timestamp_utc: report.timestamp_utc,
-            session_start_utc: report.session_start_utc,
+            // A Rust device leaves it out when it has none; '' means the same.
+            session_start_utc: report.session_start_utc || null,
             model,
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
@@ -292,25 +321,36 @@ export class SqliteStore implements Store {
             signed: opts.signed ? 1 : 0,
           }).changes;
         }
-        if (opts.deviceKeyId !== undefined) this.stmts.touchKey.run(receivedAt, opts.deviceKeyId);
+        if (opts.deviceKeyId !== undefined) this.stmts.touchKey.run(now.toISOString(), opts.deviceKeyId);
         return { inserted };
       })
       .immediate();
   }
 
-  async dashboard(now: Date) {
+  async dashboard(now: Date, view: DashboardView = {}) {
+    return this.adminQueries().load(now, view.filter, view);
+  }
+
+  async userSessions(filter: FilterParams, prices?: PriceBook) {
+    return this.adminQueries().sessions(filter, prices);
+  }
+
+  /** The dashboard's SQL over this connection, each text prepared once. */
+  private adminQueries(): AdminQueries {
     if (this.queries === undefined) {
       const cache = new Map<string, Statement>();
-      this.queries = createQueries(async (sql, params) => {
-        let stmt = cache.get(sql);
-        if (stmt === undefined) {
-          stmt = this.db.prepare(sql);
-          cache.set(sql, stmt);
-        }
-        return stmt.all(...params) as Record<string, unknown>[];
+      this.queries = createQueries({
+        all: async (sql, params) => {
+          let stmt = cache.get(sql);
+          if (stmt === undefined) {
+            stmt = this.db.prepare(sql);
+            cache.set(sql, stmt);
+          }
+          return (params === undefined ? stmt.all() : stmt.all(params)) as Record<string, unknown>[];
+        },
       });
     }
-    return this.queries.load(now);
+    return this.queries;
   }
 
   // ---- shared limits -------------------------------------------------------------------------
@@ -339,6 +379,37 @@ export class SqliteStore implements Store {
     return { allowed: false, retryAfterSecs: limitRetryAfter(limit, current, previous, nowMs, start, windowMs) };
   }
 
+  // ---- admin sessions ------------------------------------------------------------------------
+
+  async sessionPut(
+    s: Omit<SessionRecord, 'flash'>,
+    bounds: { maxSessions: number; idleBeforeMs: number; createdBeforeMs: number },
+  ): Promise<void> {
+    this.db
+      .transaction(() => {
+        this.stmts.sessionPurge.run(bounds.idleBeforeMs, bounds.createdBeforeMs);
+        this.stmts.sessionEvict.run(Math.max(0, bounds.maxSessions - 1));
+        this.stmts.sessionInsert.run(s.idHash, s.csrfToken, s.createdMs, s.lastSeenMs);
+      })
+      .immediate();
+  }
+
+  async sessionGet(idHash: string): Promise<SessionRecord | undefined> {
+    return this.stmts.sessionGet.get(idHash) as SessionRecord | undefined;
+  }
+
+  async sessionTouch(idHash: string, lastSeenMs: number): Promise<void> {
+    this.stmts.sessionTouch.run(lastSeenMs, idHash);
+  }
+
+  async sessionSetFlash(idHash: string, flash: string | null): Promise<void> {
+    this.stmts.sessionFlash.run(flash, idHash);
+  }
+
+  async sessionDelete(idHash: string): Promise<void> {
+    this.stmts.sessionDelete.run(idHash);
+  }
+
   /** Throws when the database cannot answer a query that reads a table page. */
   async ping(): Promise<void> {
     this.stmts.ping.get();
@@ -355,26 +426,27 @@ function prepareStatements(db: Db) {
     userByEmail: p('SELECT id, division, revoked_at FROM users WHERE email = ?'),
     insertUser: p('INSERT INTO users (email, division, created_at) VALUES (?, ?, ?)'),
     reenableUser: p('UPDATE users SET revoked_at = NULL, division = ? WHERE id = ?'),
+    setDivision: p('UPDATE users SET division = ? WHERE id = ?'),
     revokeUser: p('UPDATE users SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?'),
     listUsers: p(`
       SELECT u.email, u.division, u.created_at, u.revoked_at,
              rt.token_ref, rt.expires_at AS token_expires_at, rt.last_used_at AS token_last_used_at,
              (SELECT count(*) FROM device_keys dk WHERE dk.user_id = u.id AND dk.revoked_at IS NULL) AS active_keys
       FROM users u
-      LEFT JOIN refresh_tokens rt ON rt.id = (
-        SELECT id FROM refresh_tokens WHERE user_id = u.id AND revoked_at IS NULL ORDER BY id DESC LIMIT 1)
+      LEFT JOIN user_tokens rt ON rt.id = (
+        SELECT id FROM user_tokens WHERE user_id = u.id AND revoked_at IS NULL ORDER BY id DESC LIMIT 1)
       ORDER BY u.email`),
     insertRefreshToken: p(
-      'INSERT INTO refresh_tokens (user_id, token_hash, token_ref, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+      'INSERT INTO user_tokens (user_id, token_hash, token_ref, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
     ),
-    revokeRefreshTokensOfUser: p('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL'),
+    revokeRefreshTokensOfUser: p('UPDATE user_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL'),
     deleteAccessTokensOfUser: p('DELETE FROM access_tokens WHERE user_id = ?'),
     refreshByHash: p(`
       SELECT rt.id, rt.user_id, rt.token_hash, rt.token_ref, rt.expires_at, rt.revoked_at,
              u.email, u.revoked_at AS user_revoked_at
-      FROM refresh_tokens rt JOIN users u ON u.id = rt.user_id
+      FROM user_tokens rt JOIN users u ON u.id = rt.user_id
       WHERE rt.token_hash = ?`),
-    rollRefreshToken: p('UPDATE refresh_tokens SET expires_at = max(expires_at, ?), last_used_at = ? WHERE id = ?'),
+    rollRefreshToken: p('UPDATE user_tokens SET expires_at = max(expires_at, ?), last_used_at = ? WHERE id = ?'),
     insertAccessToken: p(
       'INSERT INTO access_tokens (token_hash, refresh_token_id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
     ),
@@ -386,10 +458,18 @@ function prepareStatements(db: Db) {
              u.email, u.revoked_at AS user_revoked_at, rt.revoked_at AS refresh_revoked_at, rt.token_ref
       FROM access_tokens at
       JOIN users u ON u.id = at.user_id
-      JOIN refresh_tokens rt ON rt.id = at.refresh_token_id
+      JOIN user_tokens rt ON rt.id = at.refresh_token_id
       WHERE at.token_hash = ?`),
     purgeAccessTokens: p('DELETE FROM access_tokens WHERE expires_at <= ?'),
     purgeLimits: p('DELETE FROM limit_windows WHERE expires_ms <= ?'),
+    sessionPurge: p('DELETE FROM admin_sessions WHERE last_seen_ms <= ? OR created_ms <= ?'),
+    sessionEvict: p(`DELETE FROM admin_sessions WHERE id_hash NOT IN (
+      SELECT id_hash FROM admin_sessions ORDER BY touch_seq DESC LIMIT ?)`),
+    sessionInsert: p(`INSERT INTO admin_sessions (id_hash, csrf_token, created_ms, last_seen_ms, touch_seq) VALUES (?, ?, ?, ?, (SELECT COALESCE(MAX(touch_seq), 0) + 1 FROM admin_sessions))`),
+    sessionGet: p('SELECT id_hash AS "idHash", csrf_token AS "csrfToken", created_ms AS "createdMs", last_seen_ms AS "lastSeenMs", flash FROM admin_sessions WHERE id_hash = ?'),
+    sessionTouch: p(`UPDATE admin_sessions SET last_seen_ms = ?, touch_seq = (SELECT COALESCE(MAX(touch_seq), 0) + 1 FROM admin_sessions) WHERE id_hash = ?`),
+    sessionFlash: p('UPDATE admin_sessions SET flash = ? WHERE id_hash = ?'),
+    sessionDelete: p('DELETE FROM admin_sessions WHERE id_hash = ?'),
     limitCount: p('SELECT count AS n FROM limit_windows WHERE key = ? AND window_start = ?'),
     // Counts only while under the cap: a refused request leaves the row as it was (no RETURNING row).
     limitHit: p(`

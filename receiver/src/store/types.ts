@@ -17,7 +17,9 @@
  * `PG_MIGRATIONS` in `db/schema-postgres.ts`; never edit a shipped one (see those files).
  */
 import type { ReportBody } from '../../../src/protocol/wire';
-import type { DashboardData } from '../admin/queries';
+import type { ViewFilter } from '../admin/filters';
+import type { DashboardData, FilterParams, SessionRow } from '../admin/queries';
+import type { PriceBook } from '../prices/cost';
 
 /** Defaults match SPEC §3; the server passes its configuration. */
 export interface StoreOptions {
@@ -76,6 +78,21 @@ export interface InsertOptions {
   deviceKeyId?: number;
 }
 
+export interface DashboardView {
+  filter?: ViewFilter;
+  eventsPage?: number;
+  prices?: PriceBook;
+}
+
+/** An admin session as stored: the id only as its SHA-256, the flash sealed (admin/sessions.ts). */
+export interface SessionRecord {
+  idHash: string;
+  csrfToken: string;
+  createdMs: number;
+  lastSeenMs: number;
+  flash: string | null;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
 
@@ -84,6 +101,8 @@ export interface Store {
    * A revoked user with the same email is re-enabled with a fresh token. */
   createUser(email: string, opts?: { division?: string; days?: number }): Promise<{ refreshToken: string }>;
   listUsers(): Promise<UserRow[]>;
+  /** Moves a user to another division; false when it already was there. `not-found` if unknown. */
+  setDivision(email: string, division: string): Promise<boolean>;
   /** Revokes the user, every refresh token and every access token of theirs. Idempotent. */
   revokeUser(email: string): Promise<void>;
   /** Revokes the user's refresh tokens (and their access tokens) and issues a new one. */
@@ -112,14 +131,28 @@ export interface Store {
   /** One row per model, idempotent on (session_id, turn_index, model): a retried or replayed
    * report inserts nothing. Returns how many rows were new. */
   insertReport(auth: AuthContext, report: ReportBody, opts: InsertOptions): Promise<{ inserted: number }>;
-  /** Everything the dashboard shows, as of `now`. */
-  dashboard(now: Date): Promise<DashboardData>;
+  /** Everything the dashboard shows, as of `now`, for one view (range, filters, events page;
+   * the last 30 days unfiltered at shipped prices by default). SQL in `admin/queries.ts`. */
+  dashboard(now: Date, view?: DashboardView): Promise<DashboardData>;
+  /** One user's sessions in a range (the user page), newest first, bounded. */
+  userSessions(filter: FilterParams, prices?: PriceBook): Promise<SessionRow[]>;
 
   // shared limits (one counter for every instance; method and error bound in rules.ts / docs)
   /** Counts one event for `key` when it is within `limit` per `windowSecs`; a refused one is not counted. */
   limitHit(key: string, limit: number, windowSecs: number): Promise<LimitDecision>;
   /** The same decision without counting anything (e.g. "may this address try to log in?"). */
   limitCheck(key: string, limit: number, windowSecs: number): Promise<LimitDecision>;
+
+  // admin sessions (shared by every instance)
+  /** Stores a new session; first drops expired ones, then the least recently used beyond `maxSessions - 1`. */
+  sessionPut(
+    s: Omit<SessionRecord, 'flash'>,
+    bounds: { maxSessions: number; idleBeforeMs: number; createdBeforeMs: number },
+  ): Promise<void>;
+  sessionGet(idHash: string): Promise<SessionRecord | undefined>;
+  sessionTouch(idHash: string, lastSeenMs: number): Promise<void>;
+  sessionSetFlash(idHash: string, flash: string | null): Promise<void>;
+  sessionDelete(idHash: string): Promise<void>;
 
   /** Throws when the database cannot answer a query that reads a table page. */
   ping(): Promise<void>;

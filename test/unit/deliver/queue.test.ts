@@ -37,10 +37,10 @@ afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-type Make = (opts: { maxEntries?: number; log: Logger }) => QueueStore;
+type Make = (opts: { maxEntries?: number; maxBytes?: number; log: Logger }) => QueueStore;
 const implementations: [string, Make][] = [
-  ['fs', ({ maxEntries, log }) => createFsQueue(paths, { log, ...(maxEntries ? { maxEntries } : {}) })],
-  ['memory', ({ maxEntries, log }) => createMemoryQueue({ log, ...(maxEntries ? { maxEntries } : {}) })],
+  ['fs', ({ maxEntries, maxBytes, log }) => createFsQueue(paths, { log, maxEntries, maxBytes })],
+  ['memory', ({ maxEntries, maxBytes, log }) => createMemoryQueue({ log, maxEntries, maxBytes })],
 ];
 
 describe.each(implementations)('QueueStore contract: %s', (_name, make) => {
@@ -103,6 +103,26 @@ describe.each(implementations)('QueueStore contract: %s', (_name, make) => {
     expect(drops[0]).toContain('dropped the 1 oldest');
   });
 
+  it('the default bound keeps 2,000 reports (a week offline at ~300 turns a day)', async () => {
+    const log = memoryLog();
+    const q = createMemoryQueue({ log });
+    for (let i = 0; i < 2000; i++) await q.append(report('s', i));
+    expect(await q.size()).toBe(2000);
+    expect(log.lines).toEqual([]);
+  });
+
+  it('is bounded by size, not count: past the bound the oldest go, logged; nearing it is logged once', async () => {
+    const log = memoryLog();
+    const line = Buffer.byteLength(JSON.stringify(report('s', 1000))) + 1;
+    const q = make({ maxBytes: line * 10, log });
+    for (let i = 1000; i < 1008; i++) await q.append(report('s', i));
+    expect(log.lines.filter((l) => l.includes('% of its'))).toHaveLength(1);
+    for (let i = 1008; i < 1013; i++) await q.append(report('s', i));
+    expect(keys(await q.list())).toEqual([1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012].map((i) => `s#${i}`));
+    expect(log.lines.filter((l) => l.includes('dropped the 1 oldest'))).toHaveLength(3);
+    expect(log.lines.filter((l) => l.includes('% of its'))).toHaveLength(1);
+  });
+
   it('list returns copies: mutating them does not change the queue', async () => {
     const q = make({ log: memoryLog() });
     await q.append(report('s', 0));
@@ -145,19 +165,21 @@ describe('fs queue specifics', () => {
     await writeFile(paths.queue, [JSON.stringify(report('s', 0)), bad, extraKey, huge, JSON.stringify(report('s', 1)), ''].join('\n'));
     const log = memoryLog();
     const q = createFsQueue(paths, { log, now: () => new Date('2026-05-11T03:00:00Z') });
-    expect(keys(await q.list())).toEqual(['s#0', 's#1']);
-    expect(await q.size()).toBe(2);
+    // An unknown key is not corrupt (a newer version wrote it): the line is kept, the key dropped.
+    expect(keys(await q.list())).toEqual(['s#0', 'e#0', 's#1']);
+    expect(await q.size()).toBe(3);
+    expect((await q.list())[1]).not.toHaveProperty('secret');
 
     await q.removeFirst(1);
-    expect(keys(await q.list())).toEqual(['s#1']);
-    expect((await readFile(paths.queue, 'utf8')).trim().split('\n')).toHaveLength(1);
+    expect(keys(await q.list())).toEqual(['e#0', 's#1']);
+    expect((await readFile(paths.queue, 'utf8')).trim().split('\n')).toHaveLength(2);
     const rejected = (await readFile(paths.rejected, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
-    expect(rejected).toHaveLength(3);
+    expect(rejected).toHaveLength(2);
     expect(rejected[0]).toEqual({ rejected_at: '2026-05-11T03:00:00Z', reason: 'unreadable queue line', line: bad, line_bytes: bad.length });
-    expect(rejected[2].line.length).toBe(4096);
-    expect(rejected[2].line_bytes).toBe(Buffer.byteLength(huge));
+    expect(rejected[1].line.length).toBe(4096);
+    expect(rejected[1].line_bytes).toBe(Buffer.byteLength(huge));
     expect((await stat(paths.rejected)).mode & 0o777).toBe(0o600);
-    expect(log.lines.some((l) => l.includes('moved 3 unreadable line(s) to rejected_reports.jsonl'))).toBe(true);
+    expect(log.lines.some((l) => l.includes('moved 2 unreadable line(s) to rejected_reports.jsonl'))).toBe(true);
   });
 
   it('a no-op append still clears corrupt lines out', async () => {
