@@ -11,8 +11,6 @@ export interface ReceiverConfig {
   databaseUrl: string | undefined;
   /** DATABASE_POOL_MAX: connections per instance to PostgreSQL. */
   databasePoolMax: number;
-  /** RETENTION_DAYS: raw usage rows older than this are deleted (rollups stay); unset keeps all. */
-  retentionDays: number | undefined;
   listenHost: string;
   listenPort: number;
   accessTokenExpirySecs: number;
@@ -22,6 +20,8 @@ export interface ReceiverConfig {
   /** `bodyLimitKb * 1024`, the byte limit the server enforces. */
   bodyLimitBytes: number;
   requireSignatures: boolean;
+  /** `/register-key` must carry a proof of possession (the request signed by the key). */
+  requireKeyProof: boolean;
   /** Enables `/admin/` when set. Never printed. */
   adminToken: string | undefined;
   cookieSecure: boolean;
@@ -60,7 +60,6 @@ export const CONFIG_DEFAULTS = {
   RATE_LIMIT_PER_MINUTE: 30,
   BODY_LIMIT_KB: 64,
   DATABASE_POOL_MAX: 10,
-  RETENTION_DAYS: 0,
   MAX_CONNECTIONS: 1024,
   MAX_CONNECTIONS_PER_ADDRESS: 64,
 } as const;
@@ -72,7 +71,6 @@ const BOUNDS = {
   rateLimitPerMinute: { min: 1, max: 1_000_000 },
   bodyLimitKb: { min: 1, max: 10_240 },
   databasePoolMax: { min: 1, max: 1000 },
-  retentionDays: { min: 1, max: 36_500 },
   maxConnections: { min: 1, max: 1_000_000 },
   maxConnectionsPerAddress: { min: 1, max: 1_000_000 },
 } as const;
@@ -166,11 +164,6 @@ export function parseConfig(env: Env): ConfigResult {
     else databaseUrl = rawUrl.trim();
   }
   const databasePoolMax = parseInteger(env, 'DATABASE_POOL_MAX', BOUNDS.databasePoolMax.min, BOUNDS.databasePoolMax.max, errors);
-  const rawRetention = env.RETENTION_DAYS;
-  const retentionDays =
-    rawRetention === undefined || rawRetention.trim() === ''
-      ? undefined
-      : parseInteger(env, 'RETENTION_DAYS', BOUNDS.retentionDays.min, BOUNDS.retentionDays.max, errors);
 
   const rawAddr = env.LISTEN_ADDR;
   let listen = parseListenAddr(CONFIG_DEFAULTS.LISTEN_ADDR)!;
@@ -204,6 +197,7 @@ export function parseConfig(env: Env): ConfigResult {
   const bodyLimitKb = parseInteger(env, 'BODY_LIMIT_KB', BOUNDS.bodyLimitKb.min, BOUNDS.bodyLimitKb.max, errors);
   const { maxConnections, maxConnectionsPerAddress } = parseConnectionLimits(env, errors);
   const requireSignatures = parseBoolean(env, 'REQUIRE_SIGNATURES', errors);
+  const requireKeyProof = parseBoolean(env, 'REQUIRE_KEY_PROOF', errors);
   const cookieSecure = parseBoolean(env, 'COOKIE_SECURE', errors);
 
   let adminToken: string | undefined;
@@ -305,7 +299,6 @@ export function parseConfig(env: Env): ConfigResult {
       databasePath,
       databaseUrl,
       databasePoolMax,
-      retentionDays,
       listenHost: listen.host,
       listenPort: listen.port,
       accessTokenExpirySecs,
@@ -314,6 +307,7 @@ export function parseConfig(env: Env): ConfigResult {
       bodyLimitKb,
       bodyLimitBytes: bodyLimitKb * 1024,
       requireSignatures,
+      requireKeyProof,
       adminToken,
       cookieSecure,
       pricesFile,
@@ -335,13 +329,13 @@ export function describeConfig(config: ReceiverConfig): string[] {
   return [
     config.databaseUrl === undefined ? `DATABASE_PATH=${config.databasePath}` : `DATABASE_URL=${redactUrl(config.databaseUrl)}`,
     ...(config.databaseUrl === undefined ? [] : [`DATABASE_POOL_MAX=${config.databasePoolMax}`]),
-    `RETENTION_DAYS=${config.retentionDays === undefined ? 'unset (keep every raw row)' : config.retentionDays}`,
     `LISTEN_ADDR=${formatHostPort(config.listenHost, config.listenPort)}`,
     `ACCESS_TOKEN_EXPIRY_SECS=${config.accessTokenExpirySecs}`,
     `REFRESH_TOKEN_ROLLING_DAYS=${config.refreshTokenRollingDays}`,
     `RATE_LIMIT_PER_MINUTE=${config.rateLimitPerMinute}`,
     `BODY_LIMIT_KB=${config.bodyLimitKb}`,
     `REQUIRE_SIGNATURES=${config.requireSignatures ? 'on' : 'off'}`,
+    `REQUIRE_KEY_PROOF=${config.requireKeyProof ? 'on' : 'off'}`,
     `ADMIN_TOKEN=${config.adminToken === undefined ? 'unset (dashboard disabled)' : '******** (set, dashboard enabled)'}`,
     `COOKIE_SECURE=${config.cookieSecure ? 'on' : 'off'}`,
     `PRICES_FILE=${config.pricesFile ?? 'unset (shipped prices)'}`,

@@ -10,7 +10,6 @@ describe('parseConfig', () => {
         databasePath: 'ccflux.db',
         databaseUrl: undefined,
         databasePoolMax: 10,
-        retentionDays: undefined,
         listenHost: '127.0.0.1',
         listenPort: 8080,
         accessTokenExpirySecs: 28800,
@@ -19,6 +18,7 @@ describe('parseConfig', () => {
         bodyLimitKb: 64,
         bodyLimitBytes: 65536,
         requireSignatures: false,
+        requireKeyProof: false,
         adminToken: undefined,
         cookieSecure: false,
         pricesFile: undefined,
@@ -148,9 +148,9 @@ describe('describeConfig', () => {
   });
 
   it('shows DATABASE_URL without its password, and refuses a URL that is not postgres://', () => {
-    const result = parseConfig({ DATABASE_URL: 'postgres://ccflux:hunter2-secret@db.internal:5432/ccflux?sslmode=verify-full', RETENTION_DAYS: '400' });
+    const result = parseConfig({ DATABASE_URL: 'postgres://ccflux:hunter2-secret@db.internal:5432/ccflux?sslmode=verify-full' });
     if (!result.ok) throw new Error('config');
-    expect(result.config).toMatchObject({ databaseUrl: expect.stringContaining('hunter2-secret'), retentionDays: 400 });
+    expect(result.config).toMatchObject({ databaseUrl: expect.stringContaining('hunter2-secret') });
     const text = describeConfig(result.config).join('\n');
     expect(text).not.toContain('hunter2');
     expect(text).toContain('DATABASE_URL=postgres://ccflux:***@db.internal:5432/ccflux?sslmode=verify-full');

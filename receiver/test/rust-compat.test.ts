@@ -58,7 +58,7 @@ describe('reports the Rust receiver accepts', () => {
     expect((await registerKey(rx, access, device)).status).toBe(200);
     const answer = await postReport(rx, access, rustBody(), device);
     expect(answer.status).toBe(200);
-    const [row] = (await usageRows(rx));
+    const [row] = (await (await usageRows(rx)));
     expect(row).toMatchObject({ session_start_utc: null, output_tokens: 200, signed: 1, plugin_version: '0.4.2' });
   });
 
@@ -72,7 +72,7 @@ describe('reports the Rust receiver accepts', () => {
   ])('%s → 200', async (_label, fields, expected) => {
     const { rx, access } = await ready();
     expect((await postReport(rx, access, rustBody(fields))).status).toBe(200);
-    expect((await usageRows(rx))[0]).toMatchObject(expected);
+    expect((await (await usageRows(rx)))[0]).toMatchObject(expected);
   });
 
   it('unknown keys inside a model are ignored, and never stored', async () => {
@@ -81,9 +81,9 @@ describe('reports the Rust receiver accepts', () => {
       m: { input_tokens: 1, output_tokens: 2, cache_read_tokens: 3, cache_write_tokens: 4, reasoning_tokens: 99, note: 'x' },
     };
     expect((await postReport(rx, access, rustBody({ models, secret_marker: 'S3CRET' }))).status).toBe(200);
-    const row = (await usageRows(rx))[0]!;
+    const row = (await (await usageRows(rx)))[0]!;
     expect(row).toMatchObject({ model: 'm', input_tokens: 1, output_tokens: 2, cache_read_tokens: 3, cache_write_tokens: 4 });
-    expect(JSON.stringify((await usageRows(rx)))).not.toContain('S3CRET');
+    expect(JSON.stringify((await (await usageRows(rx))))).not.toContain('S3CRET');
   });
 
   it('limits still apply to every field present, and to the body', async () => {
@@ -108,7 +108,7 @@ describe('reports the Rust receiver accepts', () => {
     // Unknown keys do not lift the body size limit.
     const huge = await postReport(rx, access, rustBody({ padding: 'p'.repeat(70_000) }));
     expect(huge.status).toBe(413);
-    expect((await usageRows(rx))).toHaveLength(0);
+    expect((await (await usageRows(rx)))).toHaveLength(0);
   });
 
   it('/register-key for a key already registered answers 200, as the Rust receiver does', async () => {
@@ -125,7 +125,29 @@ describe('reports the Rust receiver accepts', () => {
     const body = rustBody();
     expect((await send(`${rx.url}/report`, { headers: { ...bearer(access), 'content-type': 'application/json' }, body })).status).toBe(200);
     expect((await postReport(rx, access, body)).status).toBe(200);
-    expect((await usageRows(rx))).toHaveLength(1);
+    expect((await (await usageRows(rx)))).toHaveLength(1);
+  });
+});
+
+describe('the Rust device, request by request', () => {
+  it('its /token (POST, no body, no Content-Type), /register-key and signed /report are answered as it expects', async () => {
+    const rx = await startInProcess({ env: { RATE_LIMIT_PER_MINUTE: '1000', REQUIRE_SIGNATURES: '1' } });
+    t = rx;
+    const { refreshToken } = await rx.store.createUser('ana@example.org', {});
+    // ureq's .call() on a POST: no body, no Content-Type.
+    const token = await send(`${rx.url}/token`, { headers: { authorization: `Bearer ${refreshToken}` } });
+    expect(token.status).toBe(200);
+    const access = (token.json as { access_token: string; expires_at: string; token_type: string }).access_token;
+    const device = makeDevice();
+    const register = await send(`${rx.url}/register-key`, {
+      headers: { authorization: `Bearer ${access}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ public_key: device.publicKey, device_id: 'ana-laptop' }),
+    });
+    expect(register.status).toBe(200);
+    // X-CCFLUX-Timestamp as chrono's to_rfc3339_opts(Secs, true): `…Z`, whole seconds.
+    const answer = await postReport(rx, access, rustBody(), device);
+    expect(answer.status).toBe(200);
+    expect((await usageRows(rx))[0]).toMatchObject({ signed: 1, device_id: 'ana-laptop', session_start_utc: null });
   });
 });
 
@@ -134,7 +156,7 @@ describe('schema: Rust SQL shapes', () => {
   it.skipIf(ON_POSTGRES)('stores received_at as YYYY-MM-DD HH:MM:SS (UTC), the Rust text form', async () => {
     const { rx, access } = await ready();
     await postReport(rx, access, makeReport());
-    expect((await usageRows(rx))[0]!.received_at).toBe('2026-05-11 03:00:00');
+    expect((await (await usageRows(rx)))[0]!.received_at).toBe('2026-05-11 03:00:00');
     const n = rx.db.prepare(`SELECT count(*) AS n FROM usage_events WHERE received_at >= datetime('2026-05-11 03:00:00', '-1 hour')`).get() as { n: number };
     expect(n.n).toBe(1);
   });
@@ -158,6 +180,17 @@ describe('schema: Rust SQL shapes', () => {
     for (const { token } of rx.db.prepare('SELECT token FROM refresh_tokens').all() as { token: string }[]) {
       expect(token).toMatch(/^ref_[0-9a-f]{16}$/);
     }
+  });
+
+  it.skipIf(ON_POSTGRES)("the Rust revocation SQL still works: UPDATE refresh_tokens SET revoked = 1 WHERE email = …", async () => {
+    const { rx, access } = await ready();
+    expect((await postReport(rx, access, makeReport())).status).toBe(200);
+    rx.db.prepare("UPDATE refresh_tokens SET revoked = 1 WHERE email = 'ana@example.org'").run();
+    expect(rx.db.prepare("SELECT revoked FROM refresh_tokens WHERE email = 'ana@example.org'").get()).toEqual({ revoked: 1 });
+    expect(rx.db.prepare('SELECT revoked_at FROM user_tokens').get()).toEqual({ revoked_at: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/) });
+    // Its access token stops at once; nothing else about the user changes.
+    expect((await postReport(rx, access, makeReport({ turn_index: 1 }))).status).toBe(401);
+    expect((await usageRows(rx))).toHaveLength(1);
   });
 
   it('migrates a schema version 1 database: ISO received_at converted, rows and ids kept, NULLs allowed', () => {

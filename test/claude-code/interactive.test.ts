@@ -36,7 +36,7 @@ async function waitForTurnWritten(path: string, count: number, timeoutMillis = 3
   }
 }
 
-describe.skipIf(unavailable !== null)('real Claude Code, interactive under tmux: stored equals billed', () => {
+describe.skipIf(unavailable !== null)('real Claude Code, interactive under tmux: stored equals billed', { timeout: 120_000 }, () => {
   let world: World;
 
   beforeAll(async () => {

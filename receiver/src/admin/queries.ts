@@ -106,6 +106,25 @@ export interface SessionRow extends TokenTotals {
   cost: CostTotal;
 }
 
+export interface RawEventRow {
+  id: number;
+  timestamp_utc: string;
+  received_at: string;
+  user_email: string;
+  division: string;
+  device_id: string;
+  session_id: string;
+  turn_index: number;
+  model: string;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cache_write_tokens: number;
+  signed: number;
+  plugin_version: string | null;
+  schema_version: number;
+}
+
 export interface SeatValue {
   month: string;
   cost: CostTotal;
@@ -215,11 +234,12 @@ const SQL = {
   sessionGroups: `SELECT e.session_id AS sessionId, e.model AS model, substr(e.timestamp_utc, 1, 10) AS day, ${TOKEN_SUMS}
     ${FROM_FILTERED}
     GROUP BY e.session_id, e.model, substr(e.timestamp_utc, 1, 10)`,
-  rawEvents: `SELECT e.timestamp_utc, e.received_at, e.user_email, COALESCE(u.division, '') AS division, e.device_id,
+  rawEvents: `SELECT e.id, e.timestamp_utc, e.received_at, e.user_email, COALESCE(u.division, '') AS division, e.device_id,
       e.session_id, e.turn_index, e.model, e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens,
       e.signed, e.plugin_version, e.schema_version
     ${FROM_FILTERED}
-    ORDER BY e.timestamp_utc, e.id`,
+      AND e.id > @after
+    ORDER BY e.id LIMIT @limit`,
   keys: `SELECT u.email AS email, k.public_key AS publicKey, k.device_id AS deviceId, k.registered_at AS registeredAt,
       k.last_seen_at AS lastSeenAt, k.revoked_at AS revokedAt, u.revoked_at AS userRevokedAt
     FROM device_keys k JOIN users u ON u.id = k.user_id
@@ -265,8 +285,8 @@ export interface AdminQueries {
   load(now: Date, filter?: ViewFilter, opts?: { eventsPage?: number; prices?: PriceBook }): Promise<DashboardData>;
   /** The user × model × day groups of a filter. */
   groups(filter: FilterParams): Promise<GroupRow[]>;
-  /** Raw usage rows of a filter, newest last. */
-  rawEvents(filter: FilterParams): Promise<Record<string, unknown>[]>;
+  /** One page of raw usage rows of a filter, by id after `after` (keyset paging for exports). */
+  rawEvents(filter: FilterParams, after: number, limit: number): Promise<RawEventRow[]>;
   sessions(filter: FilterParams, prices?: PriceBook): Promise<SessionRow[]>;
 }
 
@@ -358,8 +378,8 @@ export function createQueries(db: SqlReader): AdminQueries {
 
   return {
     groups,
-    rawEvents(p) {
-      return all<Record<string, unknown>>('rawEvents', { ...p });
+    rawEvents(p, after, limit) {
+      return all<RawEventRow>('rawEvents', { ...p, after, limit });
     },
     async sessions(p, prices) {
       const book = prices ?? SHIPPED_BOOK;

@@ -8,25 +8,33 @@
  */
 import type pg from 'pg';
 import type { ReportBody } from '../../../src/protocol/wire';
-import { type AdminQueries, createQueries, type DashboardData, type FilterParams, type SessionRow } from '../admin/queries';
+import { type AdminQueries, createQueries, type DashboardData, type FilterParams, type GroupRow, type RawEventRow, type SessionRow } from '../admin/queries';
 import type { PriceBook } from '../prices/cost';
-import { pgReader } from './pg-dialect';
+import { pgReader, translate } from './pg-dialect';
 import { createPool, migratePostgres } from '../db/postgres';
 import { ReceiverError } from '../errors';
 import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeToken } from '../tokens';
 import {
   checkDays,
   checkDivision,
+  detailColumns,
   DAY_MS,
   limitCap,
   limitRetryAfter,
   MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN,
   MAX_ACTIVE_KEYS_PER_USER,
   normalizeEmail,
+  pickRegistration,
   sqliteTimestamp,
 } from './rules';
 import type {
+  AuditEntry,
+  AuditRow,
   AuthContext,
+  Budget,
+  BudgetAlertRow,
+  BudgetScope,
+  BudgetUnit,
   DashboardView,
   DeviceKey,
   InsertOptions,
@@ -40,6 +48,19 @@ import type {
 } from './types';
 
 type Q = Pick<pg.ClientBase, 'query'>;
+
+const BUDGET_SELECT = `SELECT id, scope, subject, unit, monthly_limit AS monthlyLimit, created_at AS createdAt, updated_at AS updatedAt
+  FROM budgets`;
+const BUDGET_ALERT_SELECT = `
+  SELECT a.id, a.budget_id AS budgetId, b.scope, b.subject, b.unit, a.month, a.threshold, a.crossed_at AS crossedAt,
+    a.spent, a.monthly_limit AS monthlyLimit, a.delivered_at AS deliveredAt, a.attempts, a.next_attempt_at AS nextAttemptAt,
+    a.last_error AS lastError
+  FROM budget_alerts a JOIN budgets b ON b.id = a.budget_id`;
+
+/** camelCase aliases quoted for PostgreSQL (no parameters in the text). */
+function translateSimple(sql: string): string {
+  return translate(sql).text;
+}
 
 interface UserIdRow {
   id: number;
@@ -204,14 +225,18 @@ export class PostgresStore implements Store {
       ORDER BY dk.registered_at, dk.id`);
   }
 
-  async revokeKey(publicKey: string): Promise<number> {
+  async revokeKey(publicKey: string, email?: string): Promise<number> {
+    const address = email === undefined ? undefined : normalizeEmail(email);
     return this.tx(async (q) => {
-      const known = (await q.query('SELECT count(*) AS n FROM device_keys WHERE public_key = $1', [publicKey])).rows[0] as { n: number };
-      if (known.n === 0) throw new ReceiverError('not-found', 'no device key with that public key');
-      const r = await q.query('UPDATE device_keys SET revoked_at = $1 WHERE public_key = $2 AND revoked_at IS NULL', [
-        this.nowIso(),
-        publicKey,
-      ]);
+      const rows = (
+        await q.query(
+          'SELECT dk.id, u.email, dk.revoked_at FROM device_keys dk JOIN users u ON u.id = dk.user_id WHERE dk.public_key = $1 ORDER BY dk.id',
+          [publicKey],
+        )
+      ).rows as { id: number; email: string; revoked_at: string | null }[];
+      const target = pickRegistration(rows, address);
+      if (target.revoked_at !== null) return 0;
+      const r = await q.query('UPDATE device_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [this.nowIso(), target.id]);
       return r.rowCount ?? 0;
     });
   }
@@ -340,13 +365,14 @@ export class PostgresStore implements Store {
       // Models in a fixed order: two transactions touching the same rows lock them in one order.
       for (const model of Object.keys(report.models).sort()) {
         const usage = report.models[model]!;
+        const detail = detailColumns(report.schema_version, usage);
         const r = await q.query(
           `INSERT INTO usage_events (
              user_email, user_token, device_id, session_id, turn_index, timestamp_utc, session_start_utc, model,
              input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, plugin_version, schema_version,
-             received_at, user_id, reported_email, signed)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-           ON CONFLICT (session_id, turn_index, model) DO NOTHING`,
+             received_at, user_id, reported_email, signed, cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+           ON CONFLICT (user_id, session_id, turn_index, model) DO NOTHING`,
           [
             auth.email,
             auth.tokenRef,
@@ -366,6 +392,9 @@ export class PostgresStore implements Store {
             auth.userId,
             report.user_email,
             opts.signed ? 1 : 0,
+            detail.cache_write_5m_tokens,
+            detail.cache_write_1h_tokens,
+            detail.web_search_requests,
           ],
         );
         inserted += r.rowCount ?? 0;
@@ -385,6 +414,112 @@ export class PostgresStore implements Store {
   async userSessions(filter: FilterParams, prices?: PriceBook): Promise<SessionRow[]> {
     this.queries ??= createQueries(pgReader(this.pool));
     return this.queries.sessions(filter, prices);
+  }
+
+  async usageGroups(filter: FilterParams): Promise<GroupRow[]> {
+    this.queries ??= createQueries(pgReader(this.pool));
+    return this.queries.groups(filter);
+  }
+
+  async rawEvents(filter: FilterParams, after: number, limit: number): Promise<RawEventRow[]> {
+    this.queries ??= createQueries(pgReader(this.pool));
+    return this.queries.rawEvents(filter, after, limit);
+  }
+
+  /** Named-parameter SQL (`@name`, camelCase aliases) as the SQLite backend writes it. */
+  private async named<T>(sql: string, params: Record<string, unknown> = {}): Promise<T[]> {
+    return (await pgReader(this.pool).all(sql, params)) as T[];
+  }
+
+  // ---- audit log -----------------------------------------------------------------------------
+
+  async recordAudit(entry: AuditEntry): Promise<void> {
+    await this.pool.query('INSERT INTO audit_log (at, actor, source, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)', [
+      this.nowIso(),
+      entry.actor,
+      entry.source,
+      entry.action,
+      entry.target,
+      entry.detail === undefined ? '' : JSON.stringify(entry.detail),
+    ]);
+  }
+
+  async listAudit(q: { fromIso?: string; toIso?: string; limit: number; offset: number }): Promise<AuditRow[]> {
+    return this.named<AuditRow>(
+      `SELECT id, at, actor, source, action, target, detail FROM audit_log
+       WHERE (@from IS NULL OR at >= @from) AND (@to IS NULL OR at < @to)
+       ORDER BY id DESC LIMIT @limit OFFSET @offset`,
+      { from: q.fromIso ?? null, to: q.toIso ?? null, limit: q.limit, offset: q.offset },
+    );
+  }
+
+  // ---- budgets -------------------------------------------------------------------------------
+
+  async listBudgets(): Promise<Budget[]> {
+    return this.named<Budget>(`${BUDGET_SELECT} ORDER BY CASE scope WHEN 'org' THEN 0 WHEN 'division' THEN 1 ELSE 2 END, subject`);
+  }
+
+  async setBudget(b: { scope: BudgetScope; subject: string; unit: BudgetUnit; monthlyLimit: number }) {
+    return this.tx(async (q) => {
+      const byScope = async () =>
+        ((await q.query(`${translateSimple(BUDGET_SELECT)} WHERE scope = $1 AND subject = $2`, [b.scope, b.subject])).rows[0] as Budget | undefined) ??
+        null;
+      const previous = await byScope();
+      const now = this.nowIso();
+      await q.query(
+        `INSERT INTO budgets (scope, subject, unit, monthly_limit, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (scope, subject) DO UPDATE SET unit = excluded.unit, monthly_limit = excluded.monthly_limit, updated_at = excluded.updated_at`,
+        [b.scope, b.subject, b.unit, b.monthlyLimit, now, now],
+      );
+      const budget = (await byScope())!;
+      if (previous !== null && (previous.monthlyLimit !== b.monthlyLimit || previous.unit !== b.unit)) {
+        await q.query('DELETE FROM budget_alerts WHERE budget_id = $1', [budget.id]);
+      }
+      return { budget, previous };
+    });
+  }
+
+  async deleteBudget(id: number): Promise<Budget | null> {
+    return this.tx(async (q) => {
+      const budget = ((await q.query(`${translateSimple(BUDGET_SELECT)} WHERE id = $1`, [id])).rows[0] as Budget | undefined) ?? null;
+      if (budget !== null) {
+        await q.query('DELETE FROM budget_alerts WHERE budget_id = $1', [id]);
+        await q.query('DELETE FROM budgets WHERE id = $1', [id]);
+      }
+      return budget;
+    });
+  }
+
+  async recordBudgetAlert(a: { budgetId: number; month: string; threshold: number; spent: number; monthlyLimit: number; crossedAt: string }): Promise<boolean> {
+    const r = await this.pool.query(
+      `INSERT INTO budget_alerts (budget_id, month, threshold, crossed_at, spent, monthly_limit) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (budget_id, month, threshold) DO NOTHING`,
+      [a.budgetId, a.month, a.threshold, a.crossedAt, a.spent, a.monthlyLimit],
+    );
+    return r.rowCount === 1;
+  }
+
+  async listBudgetAlerts(limit: number): Promise<BudgetAlertRow[]> {
+    return this.named<BudgetAlertRow>(`${BUDGET_ALERT_SELECT} ORDER BY a.id DESC LIMIT @limit`, { limit });
+  }
+
+  async dueBudgetAlerts(nowIso: string, maxAttempts: number, limit: number): Promise<BudgetAlertRow[]> {
+    return this.named<BudgetAlertRow>(
+      `${BUDGET_ALERT_SELECT}
+       WHERE a.delivered_at IS NULL AND a.attempts < @max AND (a.next_attempt_at IS NULL OR a.next_attempt_at <= @now)
+       ORDER BY a.id LIMIT @limit`,
+      { max: maxAttempts, now: nowIso, limit },
+    );
+  }
+
+  async markBudgetAlert(id: number, o: { deliveredAt: string | null; attempts: number; nextAttemptAt: string | null; lastError: string | null }): Promise<void> {
+    await this.pool.query('UPDATE budget_alerts SET delivered_at = $1, attempts = $2, next_attempt_at = $3, last_error = $4 WHERE id = $5', [
+      o.deliveredAt,
+      o.attempts,
+      o.nextAttemptAt,
+      o.lastError,
+      id,
+    ]);
   }
 
   // ---- shared limits -------------------------------------------------------------------------

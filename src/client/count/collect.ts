@@ -293,6 +293,9 @@ function needsRecord(own: CountedEntry | undefined, group: GroupTotal, record: M
     record.output_tokens > u.output_tokens ||
     record.cache_read_tokens > u.cache_read_tokens ||
     record.cache_write_tokens > u.cache_write_tokens ||
+    (record.cache_write_5m_tokens ?? 0) > (u.cache_write_5m_tokens ?? 0) ||
+    (record.cache_write_1h_tokens ?? 0) > (u.cache_write_1h_tokens ?? 0) ||
+    (record.web_search_requests ?? 0) > (u.web_search_requests ?? 0) ||
     (own.sidechain && !group.sidechain) ||
     (own.messageId === null && group.messageId !== null)
   );
