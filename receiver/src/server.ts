@@ -88,9 +88,9 @@ export function createReceiver(options: ReceiverOptions): Receiver {
   const output = options.output ?? silentOutput;
   const logger = options.logger ?? silentLogger;
   const metrics = new Metrics();
-  const deps: RouteDeps = { config, store, metrics, now, output };
   // A bad PRICES_FILE stops the start (ReceiverError 'config'), before anything listens.
   const prices = new PriceBook(loadPrices(config.pricesFile));
+  const deps: RouteDeps = { config, store, metrics, now, output, prices };
   const admin = config.adminToken === undefined ? null : createAdminHandler({ config, store, now, metrics, prices, logger });
 
   const active = new Set<ServerResponse>();

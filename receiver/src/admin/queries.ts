@@ -125,6 +125,18 @@ export interface RawEventRow {
   schema_version: number;
 }
 
+export interface MetricSeries extends TokenTotals {
+  model: string;
+  division: string;
+  /** USD at list prices; null when the model has no price. */
+  costUsd: number | null;
+}
+
+export interface MetricTotals {
+  byModelDivision: MetricSeries[];
+  byUserModel: (TokenTotals & { user: string; model: string })[];
+}
+
 export interface SeatValue {
   month: string;
   cost: CostTotal;
@@ -256,6 +268,13 @@ const SQL = {
   divisions: `SELECT DISTINCT division AS v FROM users WHERE division <> '' ORDER BY division LIMIT 1000`,
   models: `SELECT DISTINCT model AS v FROM usage_events WHERE timestamp_utc >= @from ORDER BY model LIMIT 1000`,
   columns: `SELECT name FROM pragma_table_info('usage_events')`,
+  // /metrics: all-time totals per model × division × UTC day (the day picks the price), and per user.
+  metricTotals: `SELECT e.model AS model, COALESCE(u.division, '') AS division, substr(e.timestamp_utc, 1, 10) AS day,
+      '' AS user, ${TOKEN_SUMS}, 0 AS cw5m, 0 AS cw1h, COALESCE(SUM(e.cache_write_tokens), 0) AS unsplit, 0 AS webSearch, 0 AS turns
+    FROM usage_events e LEFT JOIN users u ON u.id = e.user_id
+    GROUP BY e.model, COALESCE(u.division, ''), substr(e.timestamp_utc, 1, 10)`,
+  metricUserTotals: `SELECT e.user_email AS user, e.model AS model, ${TOKEN_SUMS}
+    FROM usage_events e GROUP BY e.user_email, e.model`,
 } as const;
 
 /** Runs one SQL text of `SQL` with named parameters (`@name`); resolves with plain rows. */
@@ -288,6 +307,8 @@ export interface AdminQueries {
   /** One page of raw usage rows of a filter, by id after `after` (keyset paging for exports). */
   rawEvents(filter: FilterParams, after: number, limit: number): Promise<RawEventRow[]>;
   sessions(filter: FilterParams, prices?: PriceBook): Promise<SessionRow[]>;
+  /** All-time usage totals for /metrics: per model × division (tokens, cost), and per user × model. */
+  metricTotals(prices: PriceBook | undefined, perUser: boolean): Promise<MetricTotals>;
 }
 
 /** Adds a priced group to a total; `unsplit` writes make the figure an estimate. */
@@ -380,6 +401,25 @@ export function createQueries(db: SqlReader): AdminQueries {
     groups,
     rawEvents(p, after, limit) {
       return all<RawEventRow>('rawEvents', { ...p, after, limit });
+    },
+    async metricTotals(prices, perUser) {
+      const book = prices ?? SHIPPED_BOOK;
+      const series = new Map<string, MetricSeries>();
+      for (const g of await all<GroupRow>('metricTotals')) {
+        const key = `${g.model}\u0000${g.division}`;
+        let m = series.get(key);
+        if (m === undefined) {
+          m = { model: g.model, division: g.division, ...zeroTokens(), costUsd: book.family(g.model) === null ? null : 0 };
+          series.set(key, m);
+        }
+        addTokens(m, g);
+        const cost = priceGroup(book, g, emptyTotal());
+        if (m.costUsd !== null) m.costUsd += cost.usd;
+      }
+      return {
+        byModelDivision: [...series.values()],
+        byUserModel: perUser ? await all<TokenTotals & { user: string; model: string }>('metricUserTotals') : [],
+      };
     },
     async sessions(p, prices) {
       const book = prices ?? SHIPPED_BOOK;

@@ -8,7 +8,7 @@
  */
 import type pg from 'pg';
 import type { ReportBody } from '../../../src/protocol/wire';
-import { type AdminQueries, createQueries, type DashboardData, type FilterParams, type GroupRow, type RawEventRow, type SessionRow } from '../admin/queries';
+import { type AdminQueries, createQueries, type DashboardData, type FilterParams, type GroupRow, type MetricTotals, type RawEventRow, type SessionRow } from '../admin/queries';
 import type { PriceBook } from '../prices/cost';
 import { pgReader, translate } from './pg-dialect';
 import { createPool, migratePostgres } from '../db/postgres';
@@ -414,6 +414,11 @@ export class PostgresStore implements Store {
   async userSessions(filter: FilterParams, prices?: PriceBook): Promise<SessionRow[]> {
     this.queries ??= createQueries(pgReader(this.pool));
     return this.queries.sessions(filter, prices);
+  }
+
+  async usageMetrics(prices: PriceBook | undefined, perUser: boolean): Promise<MetricTotals> {
+    this.queries ??= createQueries(pgReader(this.pool));
+    return this.queries.metricTotals(prices, perUser);
   }
 
   async usageGroups(filter: FilterParams): Promise<GroupRow[]> {

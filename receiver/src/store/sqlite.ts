@@ -344,6 +344,10 @@ export class SqliteStore implements Store {
     return this.adminQueries().load(now, view.filter, view);
   }
 
+  async usageMetrics(prices: PriceBook | undefined, perUser: boolean) {
+    return this.adminQueries().metricTotals(prices, perUser);
+  }
+
   async usageGroups(filter: FilterParams) {
     return this.adminQueries().groups(filter);
   }

@@ -18,7 +18,7 @@
  */
 import type { ReportBody } from '../../../src/protocol/wire';
 import type { ViewFilter } from '../admin/filters';
-import type { DashboardData, FilterParams, GroupRow, RawEventRow, SessionRow } from '../admin/queries';
+import type { DashboardData, FilterParams, GroupRow, MetricTotals, RawEventRow, SessionRow } from '../admin/queries';
 import type { PriceBook } from '../prices/cost';
 
 /** Defaults match SPEC §3; the server passes its configuration. */
@@ -210,6 +210,8 @@ export interface Store {
   usageGroups(filter: FilterParams): Promise<GroupRow[]>;
   /** Raw usage rows of a filter with id > `after`, by id, at most `limit` (keyset paging). */
   rawEvents(filter: FilterParams, after: number, limit: number): Promise<RawEventRow[]>;
+  /** All-time usage totals for /metrics (per model × division; per user × model when asked). */
+  usageMetrics(prices: PriceBook | undefined, perUser: boolean): Promise<MetricTotals>;
   /** One user's sessions in a range (the user page), newest first, bounded. */
   userSessions(filter: FilterParams, prices?: PriceBook): Promise<SessionRow[]>;
 

@@ -27,6 +27,7 @@ import { buildReports } from './report';
 import {
   type LoadedState,
   type OutboxEntry,
+  listOpenRustSessions,
   peekSessionState,
   readAllSessionStates,
   readSessionState,
@@ -497,6 +498,19 @@ export async function catchUpOpenSessions(
     } catch (err) {
       deps.log.error(`catch-up of session ${id} failed: ${describeError(err)}`);
       // The failed run may have staged entries it never committed: start from disk again.
+      ledger = new Ledger(deps.paths.ledgerDir, deps.log);
+    }
+  }
+  // Sessions the Rust version left open (a crash, or still running when the plugin was replaced):
+  // taken over (which counts nothing it reported) and collected like any other.
+  for (const rust of await listOpenRustSessions(deps.paths)) {
+    if (collected >= maxSessions) break;
+    if (rust.sessionId === opts.exceptSessionId) continue;
+    try {
+      await collectWith(deps, { sessionId: rust.sessionId, transcriptPath: rust.transcriptPath }, ledger);
+      collected++;
+    } catch (err) {
+      deps.log.error(`catch-up of session ${rust.sessionId} failed: ${describeError(err)}`);
       ledger = new Ledger(deps.paths.ledgerDir, deps.log);
     }
   }
