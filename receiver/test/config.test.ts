@@ -31,6 +31,7 @@ describe('parseConfig', () => {
         publicUrl: undefined,
         maxConnections: 1024,
         maxConnectionsPerAddress: 64,
+        trustProxy: [],
       },
     });
   });

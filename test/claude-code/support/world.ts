@@ -21,12 +21,6 @@ export const unavailable: string | null = (() => {
   return why;
 })();
 
-/**
- * Scenarios that need device work still in progress (issue 15 part 2: cost-state counting,
- * settle-before-read) are skipped unless CCFLUX_CC_PENDING=1.
- */
-export const pendingOnDevice = process.env.CCFLUX_CC_PENDING !== '1';
-
 const SETTLE_TIMEOUT_MILLIS = 30_000;
 
 export interface World {
