@@ -23,6 +23,7 @@ import { appendDurable, readTextIfExists } from '../local/fsx';
 import { Ledger, type LedgerEntry, shardOf, shardOfEntry, toLedgerEntry } from './ledger';
 import type { Logger } from '../local/log';
 import { isSafeSessionId, type StatePaths } from '../local/paths';
+import { foldTotals, type ModelTotals, parseCostStateLine, reconcileCostState } from './cost-state';
 import { buildReports } from './report';
 import {
   type LoadedState,
@@ -248,6 +249,8 @@ interface CountResult {
   replays: number;
   /** Some group was first counted by this very session (seen again after a lost state). */
   ownGroupsSeen: boolean;
+  /** Sessions that first counted groups this run's files repeat (a fork's parent). */
+  copiedFrom: Set<string>;
 }
 
 /**
@@ -271,10 +274,18 @@ async function turnMark(ledger: Ledger, sessionId: string): Promise<number> {
 /** Step 2b: each group once, in order of first appearance, against ledger + the run's own view. */
 async function countGroups(groups: Map<string, GroupTotal>, ledger: Ledger, sessionId: string): Promise<CountResult> {
   await ledger.load([...groups.values()].map((g) => shardOfEntry(g)));
-  const result: CountResult = { deltas: new Map(), entries: [], lastTimestampMs: null, replays: 0, ownGroupsSeen: false };
+  const result: CountResult = {
+    deltas: new Map(),
+    entries: [],
+    lastTimestampMs: null,
+    replays: 0,
+    ownGroupsSeen: false,
+    copiedFrom: new Set(),
+  };
   for (const group of groups.values()) {
     const own = ledger.get(group.key, group.messageId);
     if (own?.sessionId === sessionId) result.ownGroupsSeen = true;
+    else if (own?.sessionId !== undefined) result.copiedFrom.add(own.sessionId);
     const same = group.messageId === null ? [] : ledger.sameMessage(group.messageId, group.key);
     const decision = decideGroup(group, own, same);
     if (decision.kind === 'replay') {
@@ -294,6 +305,18 @@ async function countGroups(groups: Map<string, GroupTotal>, ledger: Ledger, sess
     }
   }
   return result;
+}
+
+/** Adds what `cost-state` holds beyond the assistant lines (cost-state.ts) to the run's deltas. */
+async function addBackground(ledger: Ledger, sessionId: string, counted: CountResult, costState: ModelTotals | null): Promise<void> {
+  const { background, entries } = await reconcileCostState(ledger, {
+    sessionId,
+    lineDeltas: counted.deltas,
+    costState,
+    copiedFrom: counted.copiedFrom,
+  });
+  for (const e of entries) counted.entries.push(e);
+  for (const [model, usage] of background) counted.deltas.set(model, addUsage(counted.deltas.get(model) ?? zeroUsage(), usage));
 }
 
 function needsRecord(own: CountedEntry | undefined, group: GroupTotal, record: ModelUsage): boolean {
@@ -331,6 +354,7 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
   const state: SessionState = { ...previous, transcriptPath: main, files: {}, outbox: [] };
   const files = await listSessionFiles(previous, req);
   const groups = new Map<string, GroupTotal>();
+  let costState: ModelTotals | null = null;
   let malformed = 0;
   let synthetic = 0;
   let lines = 0;
@@ -343,6 +367,14 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
       continue;
     }
     const onLine = (line: string) => {
+      if (isMain) {
+        const totals = parseCostStateLine(line);
+        if (totals !== null) {
+          costState ??= new Map();
+          foldTotals(costState, totals);
+          return;
+        }
+      }
       const parsed = parseUsageLine(line, req.sessionId);
       if (parsed.malformed) malformed++;
       if (parsed.syntheticUsage !== null) synthetic++;
@@ -367,6 +399,7 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
   if (synthetic > 0) log.error(`session ${req.sessionId}: ${synthetic} <synthetic> line(s) with non-zero usage not counted`);
 
   const counted = await countGroups(groups, ledger, req.sessionId);
+  await addBackground(ledger, req.sessionId, counted, costState);
   const now = deps.now();
   let turnIndex = previous.nextTurnIndex;
   if (Object.keys(previous.files).length === 0 && counted.ownGroupsSeen) {

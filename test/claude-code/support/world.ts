@@ -3,7 +3,8 @@
  * it, and users whose Claude Code has the ccflux plugin installed. `settle()` compares what the
  * receiver stored with what the fake API billed, per model and counter.
  */
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect } from 'vitest';
 import { cleanupTempDirs, sleep } from '../../helpers/env';
 import { type RunningReceiver, startReceiver } from '../../helpers/receiver';
@@ -136,6 +137,21 @@ export async function openWorld(): Promise<World> {
       }
     },
     async close() {
+      const figures = process.env.CCFLUX_CC_FIGURES;
+      if (figures) {
+        // The workers' settle-before-read waits, from each user's activity log.
+        for (const p of profiles) {
+          let log = '';
+          try {
+            log = readFileSync(join(p.configDir, 'ccflux', 'activity.log'), 'utf8');
+          } catch {
+            // no worker ran for this user
+          }
+          for (const m of log.matchAll(/transcript settled after (\d+) ms \(([a-z-]+)\)/g)) {
+            appendFileSync(figures, `${JSON.stringify({ settleMillis: Number(m[1]), reason: m[2] })}\n`);
+          }
+        }
+      }
       await receiver.stop().catch(() => {});
       await api.close().catch(() => {});
       await sandbox.close().catch(() => {});
