@@ -70,10 +70,12 @@ function isBusy(err: unknown): boolean {
  * Counts open connections per remote address; one past `cap` is answered 503 and closed before
  * its request is read.
  */
-function capConnectionsPerAddress(server: Server, cap: number, refused: WeakSet<Socket>): void {
+function capConnectionsPerAddress(server: Server, cap: number, refused: WeakSet<Socket>, exempt: readonly string[]): void {
   const open = new Map<string, number>();
   server.on('connection', (socket: Socket) => {
     const address = socket.remoteAddress ?? '';
+    // A trusted proxy carries every client's connections: only MAX_CONNECTIONS bounds it.
+    if (exempt.includes(address.replace(/^::ffff:(?=\d+\.)/i, ''))) return;
     const count = (open.get(address) ?? 0) + 1;
     if (count > cap) {
       refused.add(socket);
@@ -159,7 +161,7 @@ export function createReceiver(options: ReceiverOptions): Receiver {
   // Past this Node closes new connections at once; the per-address cap below keeps one client
   // from taking them all.
   server.maxConnections = config.maxConnections;
-  capConnectionsPerAddress(server, config.maxConnectionsPerAddress, refused);
+  capConnectionsPerAddress(server, config.maxConnectionsPerAddress, refused, config.trustProxy);
 
   const purge = () => {
     store.purgeExpiredAccessTokens().catch((err: unknown) => {

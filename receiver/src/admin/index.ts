@@ -16,6 +16,7 @@ import { SHIPPED_PRICES } from '../prices/table';
 import type { AuditAction, AuditActor } from '../store';
 import type { Store } from '../store';
 import { secretsEqual } from '../tokens';
+import { clientAddress as addressOf } from '../client-address';
 import { type AuthLimits, DEFAULT_AUTH_LIMITS, LoginLimiter, type Session, SessionStore } from './auth';
 import { parseBudget, parseDays, parseEmail, parseId, parseProvision, parsePublicKey } from './forms';
 import {
@@ -61,7 +62,7 @@ export type AdminStore = Pick<
 
 export interface AdminDeps {
   /** `adminToken` (ADMIN_TOKEN: unset disables the dashboard, 404) and `cookieSecure` (COOKIE_SECURE). */
-  config: Pick<ReceiverConfig, 'adminToken' | 'cookieSecure'> & Partial<Pick<ReceiverConfig, 'seatPriceUsd' | 'displayTimeZone' | 'alertWebhookUrl'>>;
+  config: Pick<ReceiverConfig, 'adminToken' | 'cookieSecure'> & Partial<Pick<ReceiverConfig, 'seatPriceUsd' | 'displayTimeZone' | 'alertWebhookUrl' | 'trustProxy'>>;
   store: AdminStore;
   /** Prices for the cost columns; the shipped table when omitted. */
   prices?: PriceBook;
@@ -156,7 +157,8 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
   const adminToken = deps.config.adminToken ?? '';
   const secure = deps.config.cookieSecure === true;
 
-  const clientAddress = (req: IncomingMessage): string => req.socket.remoteAddress ?? 'unknown';
+  // The client behind a proxy named by TRUST_PROXY, else the socket's address (client-address.ts).
+  const clientAddress = (req: IncomingMessage): string => addressOf(req, deps.config.trustProxy ?? []);
 
   const tooMany = (res: ServerResponse, retryMillis: number, html: boolean): void => {
     const headers = { 'retry-after': String(Math.ceil(retryMillis / 1000)) };

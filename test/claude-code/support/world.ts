@@ -3,6 +3,7 @@
  * it, and users whose Claude Code has the ccflux plugin installed. `settle()` compares what the
  * receiver stored with what the fake API billed, per model and counter.
  */
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
@@ -21,11 +22,17 @@ export const unavailable: string | null = (() => {
   return why;
 })();
 
-/**
- * Scenarios that need device work still in progress (issue 15 part 2: cost-state counting,
- * settle-before-read) are skipped unless CCFLUX_CC_PENDING=1.
- */
-export const pendingOnDevice = process.env.CCFLUX_CC_PENDING !== '1';
+/** Why interactive (tmux) scenarios cannot run here, or null. */
+export const tmuxUnavailable: string | null = (() => {
+  if (unavailable !== null) return unavailable;
+  try {
+    execFileSync('tmux', ['-V'], { stdio: 'ignore' });
+    return null;
+  } catch {
+    console.warn('[claude-code suite] interactive scenarios skipped: tmux is not installed (Debian package tmux)');
+    return 'tmux is not installed';
+  }
+})();
 
 const SETTLE_TIMEOUT_MILLIS = 30_000;
 
