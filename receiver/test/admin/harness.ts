@@ -12,8 +12,9 @@ import type { ReportBody } from '../../../src/protocol/wire';
 import { type AuthLimits, DEFAULT_AUTH_LIMITS } from '../../src/admin/auth';
 import { createAdminHandler } from '../../src/admin/index';
 import type { Logger } from '../../src/log';
-import { type Db, openDatabase } from '../../src/db/open';
-import { SqliteStore, type Store } from '../../src/store';
+import type { Db } from '../../src/db/open';
+import type { Store } from '../../src/store';
+import { BACKEND, freshStore } from '../support';
 
 export const ADMIN_TOKEN = 'a3f1c9e07b5d4e2f8a6c1b0d9e7f5a3c2b1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f';
 export const START = Date.parse('2026-05-11T12:00:00Z');
@@ -56,10 +57,11 @@ export async function startAdmin(
   opts: { adminToken?: string | undefined; cookieSecure?: boolean; limits?: Partial<AuthLimits>; logger?: Logger } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'ccflux-admin-'));
-  const db = openDatabase(join(dir, 'receiver.db'));
   let now = START;
   const clock = () => new Date(now);
-  const store = new SqliteStore(db, clock);
+  const fresh = await freshStore(BACKEND, clock);
+  const { store } = fresh;
+  const db = fresh.db as Db;
   const handler = createAdminHandler({
     config: { adminToken: 'adminToken' in opts ? opts.adminToken : ADMIN_TOKEN, cookieSecure: opts.cookieSecure === true },
     store,
@@ -110,7 +112,7 @@ export async function startAdmin(
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      db.close();
+      await fresh.dispose();
       rmSync(dir, { recursive: true, force: true });
     },
   };
