@@ -4,8 +4,9 @@
  * with the `system` line `stop_hook_summary` (then `turn_duration`) once the hooks finish
  * (claude-code-formats.md §8.4). A worker that read at once would report the final response one
  * hook late, and a session killed right after its last Stop would hold it until that profile next
- * runs Claude Code. So on Stop/SubagentStop the detached worker waits, bounded, until the transcript
- * ends with the turn's closing line, then reads. A transcript that has never had a closing line
+ * runs Claude Code. So on Stop/SubagentStop the detached worker waits, bounded, until the turn's
+ * closing line follows its last assistant and user lines (bookkeeping lines such as `last-prompt` and
+ * `cost-state` may come after it), then reads. A transcript that has never had a closing line
  * (older versions, subagent files, a session's first turn) is taken as settled once it has stopped
  * growing for SETTLE_QUIET_MILLIS. Claude Code does not wait for this: the hook has already returned.
  *
@@ -27,7 +28,7 @@ const CLOSING_LINE = /"type"\s*:\s*"system"[^\n]*"subtype"\s*:\s*"(?:stop_hook_s
 export interface Probe {
   /** File size; null when the file does not exist. */
   size: number;
-  /** The last complete line is the turn's closing line. */
+  /** A closing line follows the turn's last assistant or user line (see `closesTurn`). */
   closed: boolean;
   /** A closing line appears somewhere in the tail: this Claude Code writes them, so wait for one. */
   closingSeen: boolean;
@@ -78,6 +79,27 @@ export function hasClosingLine(tail: string): boolean {
   return tail.split('\n').some((line, i, all) => i < all.length - 1 && CLOSING_LINE.test(line));
 }
 
+/** Lines of a turn's conversation: what a closing line must come after to close the turn. */
+const MESSAGE_LINE = /"type"\s*:\s*"(?:assistant|user)"/;
+
+/**
+ * True when the turn is closed: a closing line comes after every assistant and user line in the
+ * text. Claude Code may write bookkeeping after it (`last-prompt`, `cost-state` in `-p` runs), so
+ * the closing line need not be the last line; a later assistant or user line reopens the turn.
+ */
+export function closesTurn(tail: string): boolean {
+  let lastClosing = -1;
+  let lastMessage = -1;
+  const lines = tail.split('\n');
+  // The part after the final '\n' is not a complete line yet.
+  for (let i = 0; i < lines.length - 1; i++) {
+    const line = lines[i] as string;
+    if (CLOSING_LINE.test(line)) lastClosing = i;
+    else if (MESSAGE_LINE.test(line)) lastMessage = i;
+  }
+  return lastClosing >= 0 && lastClosing > lastMessage;
+}
+
 /** True when the text's last complete line (the one before its final `\n`) is a closing line. */
 export function endsWithClosingLine(tail: string): boolean {
   if (!tail.endsWith('\n')) return false;
@@ -100,7 +122,7 @@ export async function probeFile(path: string): Promise<Probe | null> {
     const buf = Buffer.alloc(length);
     if (length > 0) await handle.read(buf, 0, length, size - length);
     const tail = buf.toString('utf8');
-    const closed = endsWithClosingLine(tail);
+    const closed = closesTurn(tail);
     return { size, closed, closingSeen: closed || hasClosingLine(tail) };
   } finally {
     await handle.close();

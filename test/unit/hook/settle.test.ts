@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  closesTurn,
   endsWithClosingLine,
   hasClosingLine,
   type Probe,
@@ -89,6 +90,21 @@ describe('settle before reading (fake clock)', () => {
   });
 });
 
+describe('closesTurn', () => {
+  const LAST_PROMPT = '{"type":"last-prompt","lastPrompt":"hi","sessionId":"s"}\n';
+  const COST_STATE = '{"type":"cost-state","sessionId":"s","modelUsage":{}}\n';
+  it('a closing line followed only by bookkeeping (last-prompt, cost-state, as -p runs write) closes the turn', () => {
+    expect(closesTurn(`${ASSISTANT}${SUMMARY}${DURATION}${LAST_PROMPT}${COST_STATE}`)).toBe(true);
+    expect(endsWithClosingLine(`${ASSISTANT}${SUMMARY}${LAST_PROMPT}`)).toBe(false);
+  });
+  it('an assistant or user line after the last closing line reopens the turn; a half-written closing line does not close it', () => {
+    expect(closesTurn(`${SUMMARY}${ASSISTANT}`)).toBe(false);
+    expect(closesTurn(`${SUMMARY}{"type":"user","message":{"content":"next"}}\n`)).toBe(false);
+    expect(closesTurn(`${ASSISTANT}${SUMMARY.slice(0, -1)}`)).toBe(false);
+    expect(closesTurn(ASSISTANT)).toBe(false);
+  });
+});
+
 describe('probeFile', () => {
   let dir: string;
   beforeEach(async () => {
@@ -105,6 +121,8 @@ describe('probeFile', () => {
     expect(await probeFile(path)).toEqual({ size: ASSISTANT.length, closed: false, closingSeen: false });
     await appendFile(path, SUMMARY);
     expect(await probeFile(path)).toEqual({ size: ASSISTANT.length + SUMMARY.length, closed: true, closingSeen: true });
+    await appendFile(path, '{"type":"cost-state","sessionId":"s"}\n');
+    expect(await probeFile(path)).toMatchObject({ closed: true });
     await appendFile(path, ASSISTANT);
     expect(await probeFile(path)).toMatchObject({ closed: false, closingSeen: true });
   });
