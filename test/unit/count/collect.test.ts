@@ -22,7 +22,7 @@ const u = (i: number, o: number, cr = 0, cw = 0): ModelUsage => ({ input_tokens:
 const A = 'aaaaaaaa-0000-4000-8000-000000000001';
 const B = 'bbbbbbbb-0000-4000-8000-000000000002';
 const C = 'cccccccc-0000-4000-8000-000000000003';
-const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
+const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures');
 
 function capture(): Logger & { lines: string[] } {
   const lines: string[] = [];
