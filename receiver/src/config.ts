@@ -18,6 +18,10 @@ export interface ReceiverConfig {
   /** Enables `/admin/` when set. Never printed. */
   adminToken: string | undefined;
   cookieSecure: boolean;
+  /** Open connections accepted at once; more are closed by Node as they arrive. */
+  maxConnections: number;
+  /** Open connections accepted from one remote address; more get 503 and are closed. */
+  maxConnectionsPerAddress: number;
 }
 
 export type ConfigResult = { ok: true; config: ReceiverConfig } | { ok: false; errors: string[] };
@@ -29,6 +33,8 @@ export const CONFIG_DEFAULTS = {
   REFRESH_TOKEN_ROLLING_DAYS: 90,
   RATE_LIMIT_PER_MINUTE: 30,
   BODY_LIMIT_KB: 64,
+  MAX_CONNECTIONS: 1024,
+  MAX_CONNECTIONS_PER_ADDRESS: 64,
 } as const;
 
 /** Bounds that keep a typo from producing a dangerous or useless server. */
@@ -37,6 +43,8 @@ const BOUNDS = {
   refreshTokenRollingDays: { min: 1, max: 3650 },
   rateLimitPerMinute: { min: 1, max: 1_000_000 },
   bodyLimitKb: { min: 1, max: 10_240 },
+  maxConnections: { min: 1, max: 1_000_000 },
+  maxConnectionsPerAddress: { min: 1, max: 1_000_000 },
 } as const;
 
 /** A shorter ADMIN_TOKEN is refused: it guards every user's usage data. */
@@ -142,6 +150,20 @@ export function parseConfig(env: Env): ConfigResult {
     errors,
   );
   const bodyLimitKb = parseInteger(env, 'BODY_LIMIT_KB', BOUNDS.bodyLimitKb.min, BOUNDS.bodyLimitKb.max, errors);
+  const maxConnections = parseInteger(
+    env,
+    'MAX_CONNECTIONS',
+    BOUNDS.maxConnections.min,
+    BOUNDS.maxConnections.max,
+    errors,
+  );
+  const maxConnectionsPerAddress = parseInteger(
+    env,
+    'MAX_CONNECTIONS_PER_ADDRESS',
+    BOUNDS.maxConnectionsPerAddress.min,
+    BOUNDS.maxConnectionsPerAddress.max,
+    errors,
+  );
   const requireSignatures = parseBoolean(env, 'REQUIRE_SIGNATURES', errors);
   const cookieSecure = parseBoolean(env, 'COOKIE_SECURE', errors);
 
@@ -175,6 +197,8 @@ export function parseConfig(env: Env): ConfigResult {
       requireSignatures,
       adminToken,
       cookieSecure,
+      maxConnections,
+      maxConnectionsPerAddress,
     },
   };
 }
@@ -191,6 +215,8 @@ export function describeConfig(config: ReceiverConfig): string[] {
     `REQUIRE_SIGNATURES=${config.requireSignatures ? 'on' : 'off'}`,
     `ADMIN_TOKEN=${config.adminToken === undefined ? 'unset (dashboard disabled)' : '******** (set, dashboard enabled)'}`,
     `COOKIE_SECURE=${config.cookieSecure ? 'on' : 'off'}`,
+    `MAX_CONNECTIONS=${config.maxConnections}`,
+    `MAX_CONNECTIONS_PER_ADDRESS=${config.maxConnectionsPerAddress}`,
   ];
 }
 

@@ -116,6 +116,35 @@ export function readBody(req: IncomingMessage, limitBytes: number): Promise<Body
   });
 }
 
+/**
+ * The path of an origin-form request target (`/path?query`), exactly as sent, with its parsed URL;
+ * null for anything else: absolute-form, `*`, a target starting with `//` (which URL parsing would
+ * read as a host), one containing a backslash or `#`, or one whose path URL parsing would change (dot
+ * segments, characters it escapes). Routing on this raw path means the receiver and a proxy in
+ * front of it, which matches locations on the raw path too, always agree on what was asked for.
+ */
+export function originFormTarget(target: string | undefined): { path: string; url: URL } | null {
+  if (target === undefined || !target.startsWith('/') || target.startsWith('//')) return null;
+  if (target.includes('\\') || target.includes('#')) return null;
+  const query = target.indexOf('?');
+  const path = query === -1 ? target : target.slice(0, query);
+  let url: URL;
+  try {
+    url = new URL(target, 'http://receiver.invalid');
+  } catch {
+    return null;
+  }
+  return url.pathname === path ? { path, url } : null;
+}
+
+/** True for `Content-Type: application/json`, with or without parameters, in any letter case. */
+export function isJsonContentType(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  const semicolon = value.indexOf(';');
+  const type = (semicolon === -1 ? value : value.slice(0, semicolon)).trim().toLowerCase();
+  return type === 'application/json';
+}
+
 /** Parses JSON; never throws. */
 export function parseJson(body: Buffer): { ok: true; value: unknown } | { ok: false } {
   try {

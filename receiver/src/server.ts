@@ -1,32 +1,37 @@
 /**
  * The receiver's HTTP server: node:http with a fixed endpoint table (see docs/receiver.md for why
- * no framework). `createReceiver` wires config, database, clock and metrics; the caller listens
- * (or uses `listen()`) and owns the database handle, which `close()` leaves open.
+ * no framework). `createReceiver` wires config, store, clock and metrics; the caller listens
+ * (or uses `listen()`) and owns the store, which `close()` leaves open. Nothing is kept per
+ * instance that another instance would need: several can serve one PostgreSQL database.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { createAdminHandler } from './admin/index';
 import type { ReceiverConfig } from './config';
-import type { Db } from './db/open';
-import { sendError } from './http';
+import { answerEarly, originFormTarget, sendError } from './http';
 import { Metrics } from './metrics';
 import { type Output, silentOutput } from './output';
-import { RateLimiter } from './ratelimit';
 import type { RouteDeps } from './routes/context';
 import { isAdminPath, ROUTES } from './routes/index';
-import { Store } from './store';
+import type { Store } from './store';
 
 /** How often expired access tokens are deleted. */
 export const PURGE_INTERVAL_MILLIS = 10 * 60 * 1000;
 /** On shutdown, requests still running after this are cut off. */
 export const CLOSE_GRACE_MILLIS = 10_000;
 /** A client must send its headers within this, and its whole request within REQUEST_TIMEOUT. */
-const HEADERS_TIMEOUT_MILLIS = 10_000;
-const REQUEST_TIMEOUT_MILLIS = 30_000;
+export const HEADERS_TIMEOUT_MILLIS = 10_000;
+export const REQUEST_TIMEOUT_MILLIS = 30_000;
+/** How often Node checks those two timeouts. Its default, 30 s, let a slow client stay up to 30 s
+ * past them; checking every half second keeps both within a second of the documented value. */
+const CONNECTIONS_CHECKING_INTERVAL_MILLIS = 500;
+/** Sent to a connection over the per-address cap before it is closed. */
+const TOO_MANY_BODY = '{"error":"too many connections from this address, retry later"}';
+const TOO_MANY_CONNECTIONS = `HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: ${TOO_MANY_BODY.length}\r\n\r\n${TOO_MANY_BODY}`;
 
 export interface ReceiverOptions {
   config: ReceiverConfig;
-  db: Db;
+  store: Store;
   now?: () => Date;
   /** Where unexpected errors are reported; silent by default. */
   output?: Output;
@@ -39,43 +44,58 @@ export interface Receiver {
   /** Listens on the configured address (port 0 picks one); resolves with the bound address. */
   listen(): Promise<AddressInfo>;
   /** Stops accepting connections, lets in-flight requests finish (up to CLOSE_GRACE_MILLIS) and
-   * stops the purge timer. Does not close the database. */
+   * stops the purge timer. Does not close the store. */
   close(): Promise<void>;
 }
 
 function isBusy(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
-  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
+  // SQLite's lock errors; PostgreSQL's serialization failure, deadlock, too many connections.
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code === '40001' || code === '40P01' || code === '53300';
+}
+
+/**
+ * Counts open connections per remote address; one past `cap` is answered 503 and closed before
+ * its request is read.
+ */
+function capConnectionsPerAddress(server: Server, cap: number, refused: WeakSet<Socket>): void {
+  const open = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? '';
+    const count = (open.get(address) ?? 0) + 1;
+    if (count > cap) {
+      refused.add(socket);
+      socket.end(TOO_MANY_CONNECTIONS, () => socket.destroy());
+      return;
+    }
+    open.set(address, count);
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left <= 0) open.delete(address);
+      else open.set(address, left);
+    });
+  });
 }
 
 export function createReceiver(options: ReceiverOptions): Receiver {
-  const { config, db } = options;
+  const { config, store } = options;
   const now = options.now ?? (() => new Date());
   const output = options.output ?? silentOutput;
-  const store = new Store(db, now, {
-    accessTokenExpirySecs: config.accessTokenExpirySecs,
-    refreshTokenRollingDays: config.refreshTokenRollingDays,
-  });
   const metrics = new Metrics();
-  const limiter = new RateLimiter({ limitPerMinute: config.rateLimitPerMinute, now });
-  const deps: RouteDeps = { config, store, metrics, limiter, now, output };
-  const admin = config.adminToken === undefined ? null : createAdminHandler({ db, config, store, now, metrics });
+  const deps: RouteDeps = { config, store, metrics, now, output };
+  const admin = config.adminToken === undefined ? null : createAdminHandler({ config, store, now, metrics });
 
   const active = new Set<ServerResponse>();
   let closing = false;
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://receiver.invalid');
-    } catch {
-      return sendError(res, 400, 'bad request target');
-    }
-    if (isAdminPath(url.pathname)) {
+    const target = originFormTarget(req.url);
+    if (target === null) return answerEarly(req, res, () => sendError(res, 400, 'bad request target'));
+    if (isAdminPath(target.path)) {
       if (admin === null) return sendError(res, 404, 'not found');
-      return admin(req, res, url);
+      return admin(req, res, target.url);
     }
-    const endpoint = ROUTES.get(url.pathname);
+    const endpoint = ROUTES.get(target.path);
     if (endpoint === undefined) return sendError(res, 404, 'not found');
     if (!endpoint.methods.includes(req.method ?? '')) {
       return sendError(res, 405, 'method not allowed', { allow: endpoint.methods.join(', ') });
@@ -83,7 +103,10 @@ export function createReceiver(options: ReceiverOptions): Receiver {
     return endpoint.handler(req, res, deps);
   };
 
-  const server = createServer((req, res) => {
+  const refused = new WeakSet<Socket>();
+  const server = createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MILLIS }, (req, res) => {
+    // A request that arrived on a connection already refused is never handled.
+    if (refused.has(req.socket)) return void res.destroy();
     active.add(res);
     if (closing) res.shouldKeepAlive = false;
     res.on('close', () => {
@@ -104,13 +127,15 @@ export function createReceiver(options: ReceiverOptions): Receiver {
   });
   server.headersTimeout = HEADERS_TIMEOUT_MILLIS;
   server.requestTimeout = REQUEST_TIMEOUT_MILLIS;
+  // Past this Node closes new connections at once; the per-address cap below keeps one client
+  // from taking them all.
+  server.maxConnections = config.maxConnections;
+  capConnectionsPerAddress(server, config.maxConnectionsPerAddress, refused);
 
   const purge = () => {
-    try {
-      store.purgeExpiredAccessTokens();
-    } catch (err) {
+    store.purgeExpiredAccessTokens().catch((err: unknown) => {
       output.err(`ccflux-receiver: purging expired access tokens failed: ${(err as Error).message}`);
-    }
+    });
   };
   purge();
   const purgeTimer = setInterval(purge, PURGE_INTERVAL_MILLIS);

@@ -17,8 +17,8 @@ export function reportTextWellFormed(report: ReportBody): boolean {
     isWellFormedText(report.session_id) &&
     isWellFormedText(report.user_email) &&
     isWellFormedText(report.timestamp_utc) &&
-    isWellFormedText(report.session_start_utc) &&
-    isWellFormedText(report.plugin_version) &&
+    isWellFormedText(report.session_start_utc ?? '') &&
+    isWellFormedText(report.plugin_version ?? '') &&
     Object.keys(report.models).every(isWellFormedText)
   );
 }

@@ -62,7 +62,7 @@ const tmp = tempDir();
 const dbPath = join(tmp.dir, 'cli.db');
 const env = { DATABASE_PATH: dbPath };
 
-beforeAll(() => {
+beforeAll(async () => {
   if (!existsSync(RECEIVER_BUNDLE)) throw new Error(`${RECEIVER_BUNDLE} missing: run npm run build first`);
 });
 afterAll(() => tmp.cleanup());
@@ -200,7 +200,7 @@ describe('serve', () => {
       const answer = new Promise<number>((resolve, reject) => {
         const req = request(
           `${url}/report`,
-          { method: 'POST', headers: { ...bearer(access), 'content-length': String(body.length) }, agent: false },
+          { method: 'POST', headers: { ...bearer(access), 'content-type': 'application/json', 'content-length': String(body.length) }, agent: false },
           (res) => {
             res.resume();
             resolve(res.statusCode ?? 0);

@@ -18,6 +18,8 @@ describe('parseConfig', () => {
         requireSignatures: false,
         adminToken: undefined,
         cookieSecure: false,
+        maxConnections: 1024,
+        maxConnectionsPerAddress: 64,
       },
     });
   });

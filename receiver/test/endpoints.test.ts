@@ -11,7 +11,7 @@ afterEach(async () => {
 describe('POST /token', () => {
   it('exchanges a refresh token for an access token', async () => {
     t = await startInProcess({ env: { ACCESS_TOKEN_EXPIRY_SECS: '3600' } });
-    const { refreshToken } = t.store.createUser('ana@example.org');
+    const { refreshToken } = await t.store.createUser('ana@example.org');
     const answer = await send(`${t.url}/token`, { headers: bearer(refreshToken) });
     expect(answer.status).toBe(200);
     expect(answer.headers['content-type']).toBe('application/json');
@@ -25,12 +25,12 @@ describe('POST /token', () => {
 
   it('rolls the refresh token forward on each exchange', async () => {
     t = await startInProcess({ env: { REFRESH_TOKEN_ROLLING_DAYS: '10' } });
-    const { refreshToken } = t.store.createUser('ana@example.org');
+    const { refreshToken } = await t.store.createUser('ana@example.org');
     for (let day = 0; day < 30; day += 5) {
       t.clock.advance(5 * DAY_MS);
       expect((await send(`${t.url}/token`, { headers: bearer(refreshToken) })).status).toBe(200);
     }
-    expect(t.store.listUsers()[0]!.token_expires_at).toBe(new Date(t.clock.ms + 10 * DAY_MS).toISOString());
+    expect((await t.store.listUsers())[0]!.token_expires_at).toBe(new Date(t.clock.ms + 10 * DAY_MS).toISOString());
     // Unused for longer than the rolling window: expired.
     t.clock.advance(11 * DAY_MS);
     expect((await send(`${t.url}/token`, { headers: bearer(refreshToken) })).status).toBe(401);
@@ -44,11 +44,11 @@ describe('POST /token', () => {
 
     const ana = await provision(t, 'ana@example.org');
     expect((await send(`${t.url}/token`, { headers: bearer(ana.accessToken) })).status).toBe(401);
-    t.store.revokeUser('ana@example.org');
+    await t.store.revokeUser('ana@example.org');
     expect((await send(`${t.url}/token`, { headers: bearer(ana.refreshToken) })).status).toBe(401);
 
-    const bob = t.store.createUser('bob@example.org');
-    const reissued = t.store.reissueToken('bob@example.org');
+    const bob = await t.store.createUser('bob@example.org');
+    const reissued = await t.store.reissueToken('bob@example.org');
     expect((await send(`${t.url}/token`, { headers: bearer(bob.refreshToken) })).status).toBe(401);
     expect((await send(`${t.url}/token`, { headers: bearer(reissued.refreshToken) })).status).toBe(200);
     expect(t.receiver.metrics.get('ccflux_token_exchanges_rejected_total')).toBe(5);
@@ -56,8 +56,8 @@ describe('POST /token', () => {
 
   it('is rate limited per token with the injected clock', async () => {
     t = await startInProcess({ env: { RATE_LIMIT_PER_MINUTE: '3' } });
-    const ana = t.store.createUser('ana@example.org');
-    const bob = t.store.createUser('bob@example.org');
+    const ana = await t.store.createUser('ana@example.org');
+    const bob = await t.store.createUser('bob@example.org');
     const statuses: number[] = [];
     for (let i = 0; i < 5; i++) statuses.push((await send(`${t.url}/token`, { headers: bearer(ana.refreshToken) })).status);
     expect(statuses).toEqual([200, 200, 200, 429, 429]);
@@ -69,30 +69,31 @@ describe('POST /token', () => {
 
   it('answers 413 for a body over the limit', async () => {
     t = await startInProcess({ env: { BODY_LIMIT_KB: '1' } });
-    const { refreshToken } = t.store.createUser('ana@example.org');
+    const { refreshToken } = await t.store.createUser('ana@example.org');
     expect((await send(`${t.url}/token`, { headers: bearer(refreshToken), body: 'x'.repeat(1025) })).status).toBe(413);
   });
 });
 
 describe('POST /register-key', () => {
-  it('registers (200), then 409 for the same user, 403 key-revoked after revocation', async () => {
+  it('registers (200), then 200 again for the same user (as the Rust receiver), 403 key-revoked after revocation', async () => {
     t = await startInProcess();
     const ana = await provision(t, 'ana@example.org');
     const device = makeDevice();
     const first = await registerKey(t, ana.accessToken, device, 'ana-laptop');
     expect(first.status).toBe(200);
     expect(t.receiver.metrics.get('ccflux_key_registrations_total')).toBe(1);
-    expect((await registerKey(t, ana.accessToken, device)).status).toBe(409);
+    expect((await registerKey(t, ana.accessToken, device)).status).toBe(200);
+    expect(t.receiver.metrics.get('ccflux_key_registrations_total')).toBe(1);
 
     // Another user may register the same public key: it is theirs only.
     const bob = await provision(t, 'bob@example.org');
     expect((await registerKey(t, bob.accessToken, device)).status).toBe(200);
 
-    t.store.revokeKey(device.publicKey);
+    await t.store.revokeKey(device.publicKey);
     const revoked = await registerKey(t, ana.accessToken, device);
     expect(revoked.status).toBe(403);
     expect(revoked.headers['x-ccflux-error']).toBe('key-revoked');
-    expect(t.store.listKeys().map((k) => [k.user_email, k.device_id])).toEqual([
+    expect((await t.store.listKeys()).map((k) => [k.user_email, k.device_id])).toEqual([
       ['ana@example.org', 'ana-laptop'],
       ['bob@example.org', 'laptop-1'],
     ]);
@@ -247,7 +248,7 @@ describe('secrets at rest', () => {
       await registerKey(t, accessToken, device);
       expect((await postReport(t, accessToken, makeReport({ session_id: email }), device)).status).toBe(200);
     }
-    tokens.push(t.store.reissueToken('bob@example.org').refreshToken);
+    tokens.push((await t.store.reissueToken('bob@example.org')).refreshToken);
     const before = readFileSync(t.dbPath).length;
     await t.receiver.close();
     t.db.close();

@@ -37,7 +37,7 @@ describe('POST /report', () => {
       const answer = await postReport(t, access, makeReport());
       expect(answer.status).toBe(200);
       const [row] = usageRows(t);
-      const user = t.store.listUsers()[0]!;
+      const user = (await t.store.listUsers())[0]!;
       expect(row).toMatchObject({
         user_email: 'ana@example.org',
         reported_email: 'laptop-user@example.org',
@@ -85,7 +85,7 @@ describe('POST /report', () => {
       const answer = await postReport(t, access, makeReport(), device);
       expect(answer.status).toBe(200);
       expect(usageRows(t)[0]).toMatchObject({ device_id: 'ana-laptop', signed: 1 });
-      expect(t.store.listKeys()[0]!.last_seen_at).toBe(t.clock.now().toISOString());
+      expect((await t.store.listKeys())[0]!.last_seen_at).toBe(t.clock.now().toISOString());
     });
 
     it('answers a replay of the same signed request within the window with 200, counting it once', async () => {
@@ -197,7 +197,7 @@ describe('POST /report', () => {
       const device = makeDevice();
       await registerKey(t, access, device);
       expect((await postReport(t, access, makeReport(), device)).status).toBe(200);
-      t.store.revokeKey(device.publicKey);
+      await t.store.revokeKey(device.publicKey);
       const answer = await postReport(t, access, makeReport({ turn_index: 1 }), device);
       expect(answer.status).toBe(403);
       expect(errorCode(answer)).toBe('key-revoked');
@@ -223,11 +223,11 @@ describe('POST /report', () => {
       expect((await postReport(t, bob.refreshToken, makeReport())).status).toBe(401);
 
       const carol = await provision(t, 'carol@example.org');
-      t.store.revokeUser('carol@example.org');
+      await t.store.revokeUser('carol@example.org');
       expect((await postReport(t, carol.accessToken, makeReport())).status).toBe(401);
 
       const dave = await provision(t, 'dave@example.org');
-      t.store.reissueToken('dave@example.org');
+      await t.store.reissueToken('dave@example.org');
       expect((await postReport(t, dave.accessToken, makeReport())).status).toBe(401);
 
       t.clock.advance(t.config.accessTokenExpirySecs * 1000);
@@ -303,7 +303,7 @@ describe('POST /report', () => {
       const status = await new Promise<number>((resolve, reject) => {
         const req = request(
           `${t.url}/report`,
-          { method: 'POST', headers: { ...bearer(access), 'content-length': String(10 * 1024 * 1024) }, agent: false },
+          { method: 'POST', headers: { ...bearer(access), 'content-type': 'application/json', 'content-length': String(10 * 1024 * 1024) }, agent: false },
           (res) => {
             resolve(res.statusCode ?? 0);
             res.resume();
@@ -357,7 +357,9 @@ describe('POST /report', () => {
       ['a string count', { models: { m: { ...usage, output_tokens: '1' as unknown as number } } }, bad],
       ['a missing count', { models: { m: { input_tokens: 1, output_tokens: 1, cache_read_tokens: 0 } as never } }, bad],
       ['a negative turn_index', { turn_index: -1 }, bad],
-      ['schema_version 2', { schema_version: 2 }, bad],
+      ['schema_version 2 (later versions only add fields)', { schema_version: 2 }, ok],
+      ['schema_version 0', { schema_version: 0 }, bad],
+      ['a fractional schema_version', { schema_version: 1.5 }, bad],
     ];
     it.each(cases)('%s → %i', async (_label, overrides, status) => {
       const answer = await postReport(t, access, makeReport(overrides));
@@ -368,8 +370,7 @@ describe('POST /report', () => {
     it.each([
       ['not JSON', 'hello'],
       ['a JSON array', '[]'],
-      ['an extra key', JSON.stringify({ ...makeReport(), prompt: 'secret' })],
-      ['a missing key', JSON.stringify({ ...makeReport(), plugin_version: undefined })],
+      ['a missing key', JSON.stringify({ ...makeReport(), timestamp_utc: undefined })],
       ['deep nesting', `${'['.repeat(20_000)}${']'.repeat(20_000)}`],
       ['invalid UTF-8', Buffer.from([0x7b, 0xff, 0xfe, 0x7d]).toString('latin1')],
       ['__proto__ key', '{"__proto__":{"x":1}}'],

@@ -4,14 +4,14 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openDatabase, type Db } from '../src/db/open';
 import { SCHEMA_VERSION } from '../src/db/schema';
 import { isReceiverError, type ReceiverError } from '../src/errors';
-import { MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN, Store } from '../src/store';
+import { MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN, SqliteStore as Store } from '../src/store';
 import { Clock, makeReport, tempDir } from './support';
 
 const DAY_MS = 24 * 3600 * 1000;
 
-function expectCode(fn: () => unknown, code: string): void {
+async function expectCode(fn: () => unknown, code: string): Promise<void> {
   try {
-    fn();
+    await fn();
   } catch (err) {
     expect(isReceiverError(err)).toBe(true);
     expect((err as ReceiverError).code).toBe(code);
@@ -26,166 +26,166 @@ describe('Store', () => {
   let clock: Clock;
   let store: Store;
 
-  beforeEach(() => {
+  beforeEach(async () => {
     dir = tempDir();
     db = openDatabase(join(dir.dir, 'ccflux.db'));
     clock = new Clock();
     store = new Store(db, clock.now, { refreshTokenRollingDays: 90, accessTokenExpirySecs: 3600 });
   });
-  afterEach(() => {
+  afterEach(async () => {
     if (db.open) db.close();
     dir.cleanup();
   });
 
-  it('creates the schema at the newest version, in WAL mode', () => {
+  it('creates the schema at the newest version, in WAL mode', async () => {
     expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
   });
 
-  it('refuses a database newer than itself', () => {
+  it('refuses a database newer than itself', async () => {
     db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     db.close();
-    expectCode(() => openDatabase(join(dir.dir, 'ccflux.db')), 'database');
+    await expectCode(() => openDatabase(join(dir.dir, 'ccflux.db')), 'database');
   });
 
-  it('reopens an existing database without re-running migrations', () => {
-    store.createUser('a@example.org');
+  it('reopens an existing database without re-running migrations', async () => {
+    await store.createUser('a@example.org');
     db.close();
     db = openDatabase(join(dir.dir, 'ccflux.db'));
-    expect(new Store(db, clock.now).listUsers().map((u) => u.email)).toEqual(['a@example.org']);
+    expect((await new Store(db, clock.now).listUsers()).map((u) => u.email)).toEqual(['a@example.org']);
   });
 
-  it('createUser returns a ccf_rt_ token and normalises the email', () => {
-    const { refreshToken } = store.createUser('  Ana@Example.ORG ', { division: 'Research' });
+  it('createUser returns a ccf_rt_ token and normalises the email', async () => {
+    const { refreshToken } = await store.createUser('  Ana@Example.ORG ', { division: 'Research' });
     expect(refreshToken).toMatch(/^ccf_rt_[A-Za-z0-9_-]{43}$/);
-    const [user] = store.listUsers();
+    const [user] = await store.listUsers();
     expect(user).toMatchObject({ email: 'ana@example.org', division: 'Research', revoked_at: null, active_keys: 0 });
     expect(user!.token_ref).toMatch(/^ref_[0-9a-f]{16}$/);
     expect(user!.token_expires_at).toBe(new Date(clock.ms + 90 * DAY_MS).toISOString());
-    expect(store.authenticateRefreshToken(refreshToken)?.email).toBe('ana@example.org');
+    expect((await store.authenticateRefreshToken(refreshToken))?.email).toBe('ana@example.org');
   });
 
-  it('createUser honours --days, and refuses existing or invalid input', () => {
-    store.createUser('a@example.org', { days: 7 });
-    expect(store.listUsers()[0]!.token_expires_at).toBe(new Date(clock.ms + 7 * DAY_MS).toISOString());
-    expectCode(() => store.createUser('A@example.org'), 'exists');
-    expectCode(() => store.createUser('not-an-email'), 'invalid');
-    expectCode(() => store.createUser(`${'x'.repeat(250)}@example.org`), 'invalid');
-    expectCode(() => store.createUser('b@example.org', { days: 0 }), 'invalid');
-    expectCode(() => store.createUser('b@example.org', { division: 'x\u0007' }), 'invalid');
+  it('createUser honours --days, and refuses existing or invalid input', async () => {
+    await store.createUser('a@example.org', { days: 7 });
+    expect((await store.listUsers())[0]!.token_expires_at).toBe(new Date(clock.ms + 7 * DAY_MS).toISOString());
+    await expectCode(() => store.createUser('A@example.org'), 'exists');
+    await expectCode(() => store.createUser('not-an-email'), 'invalid');
+    await expectCode(() => store.createUser(`${'x'.repeat(250)}@example.org`), 'invalid');
+    await expectCode(() => store.createUser('b@example.org', { days: 0 }), 'invalid');
+    await expectCode(() => store.createUser('b@example.org', { division: 'x\u0007' }), 'invalid');
   });
 
-  it('stores hostile strings as plain values (parameterised SQL)', () => {
+  it('stores hostile strings as plain values (parameterised SQL)', async () => {
     const email = "o'brien+x@example.org";
-    store.createUser(email, { division: "'); DROP TABLE users; --" });
-    expect(store.listUsers()[0]).toMatchObject({ email, division: "'); DROP TABLE users; --" });
+    await store.createUser(email, { division: "'); DROP TABLE users; --" });
+    expect((await store.listUsers())[0]).toMatchObject({ email, division: "'); DROP TABLE users; --" });
   });
 
-  it('revokeUser stops refresh and access tokens; unknown users are not-found', () => {
-    const { refreshToken } = store.createUser('a@example.org');
-    const auth = store.authenticateRefreshToken(refreshToken)!;
-    const { accessToken } = store.issueAccessToken(auth);
-    expect(store.authenticateAccessToken(accessToken)).not.toBeNull();
-    store.revokeUser('a@example.org');
-    expect(store.authenticateRefreshToken(refreshToken)).toBeNull();
-    expect(store.authenticateAccessToken(accessToken)).toBeNull();
-    expect(store.listUsers()[0]!.revoked_at).toBe(clock.now().toISOString());
-    expect(store.listUsers()[0]!.token_ref).toBeNull();
-    expectCode(() => store.revokeUser('nobody@example.org'), 'not-found');
-    expectCode(() => store.reissueToken('a@example.org'), 'revoked');
+  it('revokeUser stops refresh and access tokens; unknown users are not-found', async () => {
+    const { refreshToken } = await store.createUser('a@example.org');
+    const auth = (await store.authenticateRefreshToken(refreshToken))!;
+    const { accessToken } = await store.issueAccessToken(auth);
+    expect((await store.authenticateAccessToken(accessToken))).not.toBeNull();
+    await store.revokeUser('a@example.org');
+    expect((await store.authenticateRefreshToken(refreshToken))).toBeNull();
+    expect((await store.authenticateAccessToken(accessToken))).toBeNull();
+    expect((await store.listUsers())[0]!.revoked_at).toBe(clock.now().toISOString());
+    expect((await store.listUsers())[0]!.token_ref).toBeNull();
+    await expectCode(() => store.revokeUser('nobody@example.org'), 'not-found');
+    await expectCode(() => store.reissueToken('a@example.org'), 'revoked');
     // Adding a revoked user again enables it with a new token.
-    const again = store.createUser('a@example.org');
-    expect(store.authenticateRefreshToken(again.refreshToken)).not.toBeNull();
-    expect(store.authenticateRefreshToken(refreshToken)).toBeNull();
+    const again = await store.createUser('a@example.org');
+    expect((await store.authenticateRefreshToken(again.refreshToken))).not.toBeNull();
+    expect((await store.authenticateRefreshToken(refreshToken))).toBeNull();
   });
 
-  it('reissueToken revokes the old refresh and access tokens', () => {
-    const old = store.createUser('a@example.org');
-    const { accessToken } = store.issueAccessToken(store.authenticateRefreshToken(old.refreshToken)!);
-    const fresh = store.reissueToken('a@example.org', { days: 10 });
+  it('reissueToken revokes the old refresh and access tokens', async () => {
+    const old = await store.createUser('a@example.org');
+    const { accessToken } = await store.issueAccessToken((await store.authenticateRefreshToken(old.refreshToken))!);
+    const fresh = await store.reissueToken('a@example.org', { days: 10 });
     expect(fresh.refreshToken).not.toBe(old.refreshToken);
-    expect(store.authenticateRefreshToken(old.refreshToken)).toBeNull();
-    expect(store.authenticateAccessToken(accessToken)).toBeNull();
-    expect(store.authenticateRefreshToken(fresh.refreshToken)).not.toBeNull();
-    expect(store.listUsers()[0]!.token_expires_at).toBe(new Date(clock.ms + 10 * DAY_MS).toISOString());
-    expectCode(() => store.reissueToken('nobody@example.org'), 'not-found');
+    expect((await store.authenticateRefreshToken(old.refreshToken))).toBeNull();
+    expect((await store.authenticateAccessToken(accessToken))).toBeNull();
+    expect((await store.authenticateRefreshToken(fresh.refreshToken))).not.toBeNull();
+    expect((await store.listUsers())[0]!.token_expires_at).toBe(new Date(clock.ms + 10 * DAY_MS).toISOString());
+    await expectCode(() => store.reissueToken('nobody@example.org'), 'not-found');
   });
 
-  it('rolls the refresh token expiry forward on exchange, never backward', () => {
-    const { refreshToken } = store.createUser('a@example.org', { days: 365 });
+  it('rolls the refresh token expiry forward on exchange, never backward', async () => {
+    const { refreshToken } = await store.createUser('a@example.org', { days: 365 });
     clock.advance(10 * DAY_MS);
-    store.issueAccessToken(store.authenticateRefreshToken(refreshToken)!);
+    await store.issueAccessToken((await store.authenticateRefreshToken(refreshToken))!);
     // 365 days from creation is later than now + 90.
-    expect(store.listUsers()[0]!.token_expires_at).toBe(new Date(clock.ms - 10 * DAY_MS + 365 * DAY_MS).toISOString());
+    expect((await store.listUsers())[0]!.token_expires_at).toBe(new Date(clock.ms - 10 * DAY_MS + 365 * DAY_MS).toISOString());
 
-    const short = store.createUser('b@example.org', { days: 1 });
+    const short = await store.createUser('b@example.org', { days: 1 });
     clock.advance(12 * 3600 * 1000);
-    store.issueAccessToken(store.authenticateRefreshToken(short.refreshToken)!);
-    const b = store.listUsers().find((u) => u.email === 'b@example.org')!;
+    await store.issueAccessToken((await store.authenticateRefreshToken(short.refreshToken))!);
+    const b = (await store.listUsers()).find((u) => u.email === 'b@example.org')!;
     expect(b.token_expires_at).toBe(new Date(clock.ms + 90 * DAY_MS).toISOString());
     expect(b.token_last_used_at).toBe(clock.now().toISOString());
   });
 
-  it('expires refresh and access tokens, and purges expired access tokens', () => {
-    const { refreshToken } = store.createUser('a@example.org', { days: 1 });
-    const { accessToken, expiresAt } = store.issueAccessToken(store.authenticateRefreshToken(refreshToken)!);
+  it('expires refresh and access tokens, and purges expired access tokens', async () => {
+    const { refreshToken } = await store.createUser('a@example.org', { days: 1 });
+    const { accessToken, expiresAt } = await store.issueAccessToken((await store.authenticateRefreshToken(refreshToken))!);
     expect(expiresAt.getTime()).toBe(clock.ms + 3600 * 1000);
-    expect(store.countActiveAccessTokens()).toBe(1);
+    expect((await store.countActiveAccessTokens())).toBe(1);
     clock.advance(3600 * 1000);
-    expect(store.authenticateAccessToken(accessToken)).toBeNull();
-    expect(store.countActiveAccessTokens()).toBe(0);
-    expect(store.purgeExpiredAccessTokens()).toBe(1);
+    expect((await store.authenticateAccessToken(accessToken))).toBeNull();
+    expect((await store.countActiveAccessTokens())).toBe(0);
+    expect((await store.purgeExpiredAccessTokens())).toBe(1);
     clock.advance(91 * DAY_MS);
-    expect(store.authenticateRefreshToken(refreshToken)).toBeNull();
+    expect((await store.authenticateRefreshToken(refreshToken))).toBeNull();
   });
 
-  it('keeps a bounded number of access tokens per refresh token', () => {
-    const { refreshToken } = store.createUser('a@example.org');
-    const auth = store.authenticateRefreshToken(refreshToken)!;
-    const first = store.issueAccessToken(auth).accessToken;
-    for (let i = 0; i < MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN + 5; i++) store.issueAccessToken(auth);
-    expect(store.countActiveAccessTokens()).toBe(MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN);
-    expect(store.authenticateAccessToken(first)).toBeNull();
+  it('keeps a bounded number of access tokens per refresh token', async () => {
+    const { refreshToken } = await store.createUser('a@example.org');
+    const auth = (await store.authenticateRefreshToken(refreshToken))!;
+    const first = (await store.issueAccessToken(auth)).accessToken;
+    for (let i = 0; i < MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN + 5; i++) (await store.issueAccessToken(auth));
+    expect((await store.countActiveAccessTokens())).toBe(MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN);
+    expect((await store.authenticateAccessToken(first))).toBeNull();
   });
 
-  it('rejects malformed and cross-kind tokens without a lookup', () => {
-    const { refreshToken } = store.createUser('a@example.org');
-    expect(store.authenticateAccessToken(refreshToken)).toBeNull();
-    expect(store.authenticateRefreshToken(`${refreshToken}x`)).toBeNull();
-    expect(store.authenticateRefreshToken('')).toBeNull();
-    expect(store.authenticateRefreshToken(refreshToken.replace('ccf_rt_', 'ccf_at_'))).toBeNull();
+  it('rejects malformed and cross-kind tokens without a lookup', async () => {
+    const { refreshToken } = await store.createUser('a@example.org');
+    expect((await store.authenticateAccessToken(refreshToken))).toBeNull();
+    expect((await store.authenticateRefreshToken(`${refreshToken}x`))).toBeNull();
+    expect((await store.authenticateRefreshToken(''))).toBeNull();
+    expect((await store.authenticateRefreshToken(refreshToken.replace('ccf_rt_', 'ccf_at_')))).toBeNull();
   });
 
-  it('registers, lists and revokes device keys per user', () => {
-    const a = store.authenticateRefreshToken(store.createUser('a@example.org').refreshToken)!;
-    const b = store.authenticateRefreshToken(store.createUser('b@example.org').refreshToken)!;
+  it('registers, lists and revokes device keys per user', async () => {
+    const a = (await store.authenticateRefreshToken((await store.createUser('a@example.org')).refreshToken))!;
+    const b = (await store.authenticateRefreshToken((await store.createUser('b@example.org')).refreshToken))!;
     const key = Buffer.alloc(32, 7).toString('base64');
-    expect(store.registerKey(a, key, 'laptop')).toBe('registered');
-    expect(store.registerKey(a, key, 'laptop')).toBe('exists');
-    expect(store.registerKey(b, key, 'desk')).toBe('registered');
-    expect(store.listKeys().map((k) => [k.user_email, k.device_id, k.public_key, k.revoked_at])).toEqual([
+    expect((await store.registerKey(a, key, 'laptop'))).toBe('registered');
+    expect((await store.registerKey(a, key, 'laptop'))).toBe('exists');
+    expect((await store.registerKey(b, key, 'desk'))).toBe('registered');
+    expect((await store.listKeys()).map((k) => [k.user_email, k.device_id, k.public_key, k.revoked_at])).toEqual([
       ['a@example.org', 'laptop', key, null],
       ['b@example.org', 'desk', key, null],
     ]);
-    expect(store.listUsers().map((u) => u.active_keys)).toEqual([1, 1]);
-    expect(store.revokeKey(key)).toBe(2);
-    expect(store.revokeKey(key)).toBe(0);
-    expect(store.registerKey(a, key, 'laptop')).toBe('revoked');
-    expect(store.listKeys().every((k) => k.revoked_at === clock.now().toISOString())).toBe(true);
-    expectCode(() => store.revokeKey(Buffer.alloc(32, 8).toString('base64')), 'not-found');
+    expect((await store.listUsers()).map((u) => u.active_keys)).toEqual([1, 1]);
+    expect((await store.revokeKey(key))).toBe(2);
+    expect((await store.revokeKey(key))).toBe(0);
+    expect((await store.registerKey(a, key, 'laptop'))).toBe('revoked');
+    expect((await store.listKeys()).every((k) => k.revoked_at === clock.now().toISOString())).toBe(true);
+    await expectCode(() => store.revokeKey(Buffer.alloc(32, 8).toString('base64')), 'not-found');
   });
 
-  it('stores one row per model, idempotent on (session_id, turn_index, model)', () => {
-    const auth = store.authenticateRefreshToken(store.createUser('a@example.org').refreshToken)!;
+  it('stores one row per model, idempotent on (session_id, turn_index, model)', async () => {
+    const auth = (await store.authenticateRefreshToken((await store.createUser('a@example.org')).refreshToken))!;
     const report = makeReport({
       models: {
         m1: { input_tokens: 1, output_tokens: 2, cache_read_tokens: 3, cache_write_tokens: 4 },
         m2: { input_tokens: 5, output_tokens: 6, cache_read_tokens: 7, cache_write_tokens: 8 },
       },
     });
-    expect(store.insertReport(auth, report, { deviceId: 'laptop', signed: true })).toEqual({ inserted: 2 });
-    expect(store.insertReport(auth, report, { deviceId: 'laptop', signed: true })).toEqual({ inserted: 0 });
-    expect(store.insertReport(auth, { ...report, turn_index: 1 }, { deviceId: '', signed: false })).toEqual({ inserted: 2 });
+    expect((await store.insertReport(auth, report, { deviceId: 'laptop', signed: true }))).toEqual({ inserted: 2 });
+    expect((await store.insertReport(auth, report, { deviceId: 'laptop', signed: true }))).toEqual({ inserted: 0 });
+    expect((await store.insertReport(auth, { ...report, turn_index: 1 }, { deviceId: '', signed: false }))).toEqual({ inserted: 2 });
     const rows = db.prepare('SELECT * FROM usage_events ORDER BY id').all() as Record<string, unknown>[];
     expect(rows).toHaveLength(4);
     expect(rows[0]).toMatchObject({
@@ -201,13 +201,13 @@ describe('Store', () => {
       cache_write_tokens: 4,
       plugin_version: '0.1.0',
       schema_version: 1,
-      received_at: clock.now().toISOString(),
+      received_at: '2026-05-11 03:00:00',
       reported_email: 'laptop-user@example.org',
       signed: 1,
     });
   });
 
-  it('keeps the Rust version columns of usage_events', () => {
+  it('keeps the Rust version columns of usage_events', async () => {
     const columns = (db.prepare('PRAGMA table_info(usage_events)').all() as { name: string }[]).map((c) => c.name);
     for (const name of [
       'user_email', 'user_token', 'device_id', 'session_id', 'turn_index', 'timestamp_utc', 'session_start_utc',
@@ -218,14 +218,14 @@ describe('Store', () => {
     }
   });
 
-  it('ping throws once the database is gone', () => {
-    store.ping();
+  it('ping throws once the database is gone', async () => {
+    await store.ping();
     db.close();
-    expect(() => store.ping()).toThrow();
+    await expect(store.ping()).rejects.toThrow();
   });
 
-  it('is usable read-only by another connection while open (WAL)', () => {
-    store.createUser('a@example.org');
+  it('is usable read-only by another connection while open (WAL)', async () => {
+    await store.createUser('a@example.org');
     const reader = new Database(join(dir.dir, 'ccflux.db'), { readonly: true });
     expect(reader.prepare('SELECT count(*) AS n FROM users').get()).toEqual({ n: 1 });
     reader.close();

@@ -16,7 +16,7 @@ import {
 import { parseConfig, type ReceiverConfig } from '../src/config';
 import { type Db, openDatabase } from '../src/db/open';
 import { createReceiver, type Receiver } from '../src/server';
-import type { Store } from '../src/store';
+import { SqliteStore, type Store } from '../src/store';
 
 export class Clock {
   ms: number;
@@ -55,7 +55,11 @@ export async function startInProcess(options: { env?: Record<string, string>; cl
   if (!parsed.ok) throw new Error(`bad test config: ${parsed.errors.join('; ')}`);
   const clock = options.clock ?? new Clock();
   const db = openDatabase(dbPath);
-  const receiver = createReceiver({ config: parsed.config, db, now: clock.now });
+  const store = new SqliteStore(db, clock.now, {
+    accessTokenExpirySecs: parsed.config.accessTokenExpirySecs,
+    refreshTokenRollingDays: parsed.config.refreshTokenRollingDays,
+  });
+  const receiver = createReceiver({ config: parsed.config, store, now: clock.now });
   const address = await receiver.listen();
   return {
     url: `http://127.0.0.1:${address.port}`,
@@ -65,7 +69,7 @@ export async function startInProcess(options: { env?: Record<string, string>; cl
     db,
     config: parsed.config,
     receiver,
-    store: receiver.store,
+    store,
     clock,
     async close() {
       await receiver.close();
@@ -93,6 +97,11 @@ export function send(
   return new Promise((resolve, reject) => {
     const body = options.body === undefined ? undefined : Buffer.from(options.body);
     const headers: Record<string, string> = { ...options.headers };
+    // JSON endpoints answer 415 without it; a test about Content-Type sets its own (or '').
+    if ((body !== undefined || options.chunks !== undefined) && headers['content-type'] === undefined) {
+      headers['content-type'] = 'application/json';
+    }
+    if (headers['content-type'] === '') delete headers['content-type'];
     if (body !== undefined && headers['content-length'] === undefined && options.chunks === undefined) {
       headers['content-length'] = String(body.length);
     }
@@ -170,7 +179,7 @@ export async function provision(
   t: TestReceiver,
   email: string,
 ): Promise<{ refreshToken: string; accessToken: string }> {
-  const { refreshToken } = t.store.createUser(email, {});
+  const { refreshToken } = await t.store.createUser(email, {});
   const answer = await send(`${t.url}/token`, { headers: bearer(refreshToken) });
   if (answer.status !== 200) throw new Error(`token exchange failed: ${answer.status} ${answer.text}`);
   return { refreshToken, accessToken: (answer.json as { access_token: string }).access_token };

@@ -57,28 +57,23 @@ export const TOKEN_FIELDS = ['input_tokens', 'output_tokens', 'cache_read_tokens
 export type TokenField = (typeof TOKEN_FIELDS)[number];
 export type ModelUsage = Record<TokenField, number>;
 
-/** The report body. Extra keys are not allowed, here or inside `models`. */
+/**
+ * The report body. A receiver reads the known keys and ignores any other, at the top level and
+ * inside each model (SPEC "Compatibility both ways": a newer device must not be refused). The Rust
+ * device leaves `session_start_utc` out when it has none; both it and `plugin_version` may be null.
+ */
 export interface ReportBody {
   schema_version: number;
   session_id: string;
   user_email: string;
   turn_index: number;
   timestamp_utc: string;
-  session_start_utc: string;
+  session_start_utc: string | null;
   models: Record<string, ModelUsage>;
-  plugin_version: string;
+  plugin_version: string | null;
 }
 
-const REPORT_KEYS = [
-  'schema_version',
-  'session_id',
-  'user_email',
-  'turn_index',
-  'timestamp_utc',
-  'session_start_utc',
-  'models',
-  'plugin_version',
-] as const;
+const REQUIRED_REPORT_KEYS = ['schema_version', 'session_id', 'user_email', 'turn_index', 'timestamp_utc', 'models'] as const;
 
 export interface RegisterKeyBody {
   public_key: string;
@@ -105,49 +100,63 @@ function boundedString(v: unknown, min: number, max: number): v is string {
   return typeof v === 'string' && v.length >= min && v.length <= max;
 }
 
+function optionalString(v: unknown, max: number): v is string | null | undefined {
+  return v === undefined || v === null || boundedString(v, 0, max);
+}
+
 /**
- * Validates a parsed report body: exact key set, types and the security guide's limits.
+ * Validates a parsed report body: types and the security guide's limits for every known field
+ * present; unknown keys are ignored and left out of the value returned (only known fields are ever
+ * stored or sent on). Any `schema_version` ≥ 1: later versions only add fields.
  * Returns a short, fixed error text (never echoes the input).
  */
 export function validateReport(input: unknown): Validation<ReportBody> {
   if (!isPlainObject(input)) return { ok: false, error: 'body must be a JSON object' };
-  for (const key of Object.keys(input)) {
-    if (!(REPORT_KEYS as readonly string[]).includes(key)) return { ok: false, error: 'unexpected field' };
+  for (const key of REQUIRED_REPORT_KEYS) {
+    if (!Object.hasOwn(input, key)) return { ok: false, error: `missing field ${key}` };
   }
-  for (const key of REPORT_KEYS) {
-    if (!(key in input)) return { ok: false, error: `missing field ${key}` };
-  }
-  const b = input as Record<(typeof REPORT_KEYS)[number], unknown>;
-  if (b.schema_version !== SCHEMA_VERSION) return { ok: false, error: 'unsupported schema_version' };
+  const b = input;
+  if (!isCount(b.schema_version) || b.schema_version < SCHEMA_VERSION) return { ok: false, error: 'unsupported schema_version' };
   if (!boundedString(b.session_id, LIMITS.sessionIdMinChars, LIMITS.sessionIdChars)) {
     return { ok: false, error: 'session_id must be 1-64 characters' };
   }
   if (!boundedString(b.user_email, 0, LIMITS.userEmailChars)) return { ok: false, error: 'user_email too long' };
   if (!isCount(b.turn_index)) return { ok: false, error: 'turn_index must be a non-negative integer' };
   if (!boundedString(b.timestamp_utc, 0, LIMITS.timestampChars)) return { ok: false, error: 'timestamp_utc too long' };
-  if (!boundedString(b.session_start_utc, 0, LIMITS.timestampChars)) {
-    return { ok: false, error: 'session_start_utc too long' };
-  }
-  if (!boundedString(b.plugin_version, 0, LIMITS.pluginVersionChars)) {
-    return { ok: false, error: 'plugin_version too long' };
-  }
+  if (!optionalString(b.session_start_utc, LIMITS.timestampChars)) return { ok: false, error: 'session_start_utc too long' };
+  if (!optionalString(b.plugin_version, LIMITS.pluginVersionChars)) return { ok: false, error: 'plugin_version too long' };
   if (!isPlainObject(b.models)) return { ok: false, error: 'models must be an object' };
   const names = Object.keys(b.models);
   if (names.length > LIMITS.maxModels) return { ok: false, error: 'too many models' };
+  const models: Record<string, ModelUsage> = {};
   for (const name of names) {
     if (name.length < LIMITS.modelNameMinChars || name.length > LIMITS.modelNameChars) {
       return { ok: false, error: 'model name must be 1-128 characters' };
     }
     const usage = b.models[name];
     if (!isPlainObject(usage)) return { ok: false, error: 'model usage must be an object' };
-    for (const key of Object.keys(usage)) {
-      if (!(TOKEN_FIELDS as readonly string[]).includes(key)) return { ok: false, error: 'unexpected usage field' };
-    }
+    const known = {} as ModelUsage;
     for (const field of TOKEN_FIELDS) {
-      if (!isCount(usage[field])) return { ok: false, error: 'token counts must be non-negative integers' };
+      const value = usage[field];
+      if (!isCount(value)) return { ok: false, error: 'token counts must be non-negative integers' };
+      known[field] = value;
     }
+    // defineProperty: a model named `__proto__` stays an own key, not the prototype.
+    Object.defineProperty(models, name, { value: known, enumerable: true, writable: true, configurable: true });
   }
-  return { ok: true, value: input as unknown as ReportBody };
+  return {
+    ok: true,
+    value: {
+      schema_version: b.schema_version,
+      session_id: b.session_id,
+      user_email: b.user_email,
+      turn_index: b.turn_index,
+      timestamp_utc: b.timestamp_utc,
+      session_start_utc: b.session_start_utc ?? null,
+      models,
+      plugin_version: b.plugin_version ?? null,
+    },
+  };
 }
 
 export function validateRegisterKey(input: unknown): Validation<RegisterKeyBody> {

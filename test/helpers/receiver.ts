@@ -51,6 +51,8 @@ export interface RunningReceiver {
 export interface StartReceiverOptions {
   /** Extra environment, e.g. `{ REQUIRE_SIGNATURES: '1', RATE_LIMIT_PER_MINUTE: '1000' }`. */
   env?: Record<string, string>;
+  /** Rewrites the command line, e.g. to start the receiver inside a network namespace. */
+  wrap?: (file: string, args: string[]) => [string, string[]];
 }
 
 export async function startReceiver(opts: StartReceiverOptions = {}): Promise<RunningReceiver> {
@@ -65,7 +67,9 @@ export async function startReceiver(opts: StartReceiverOptions = {}): Promise<Ru
   let stderrText = '';
 
   const launch = async (listenPort: number): Promise<number> => {
-    const proc = spawn(process.execPath, [RECEIVER_BUNDLE, 'serve'], {
+    const command: [string, string[]] = [process.execPath, [RECEIVER_BUNDLE, 'serve']];
+    const [file, args] = opts.wrap ? opts.wrap(...command) : command;
+    const proc = spawn(file, args, {
       env: { ...baseEnv, LISTEN_ADDR: `127.0.0.1:${listenPort}` },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

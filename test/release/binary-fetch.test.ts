@@ -1,5 +1,5 @@
 /**
- * Verified binary downloads, on both paths: `ccflux fetch-binary` (src/client/binary-fetch.ts) and
+ * Verified binary downloads, on both paths: `ccflux fetch-binary` (src/client/commands/binary-fetch.ts) and
  * plugin/scripts/fetch-binary.sh (curl). A local https server with a CA made at test time serves a
  * correct and a tampered binary; only the correct one is ever installed.
  */

@@ -10,7 +10,6 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ReceiverConfig } from '../config';
-import type { Db } from '../db/open';
 import type { Store } from '../store';
 import { secretsEqual } from '../tokens';
 import { type AuthLimits, DEFAULT_AUTH_LIMITS, LoginLimiter, type Session, SessionStore } from './auth';
@@ -26,7 +25,6 @@ import {
   sessionCookie,
   setSecurityHeaders,
 } from './http';
-import { createQueries } from './queries';
 import { type Flash, renderDashboard, renderLogin, renderMessage } from './render';
 
 /** Form bodies are a few short fields; anything bigger is not ours. */
@@ -35,10 +33,9 @@ export const MAX_FORM_BYTES = 8 * 1024;
 const MIN_ADMIN_TOKEN_CHARS = 32;
 
 /** The Store methods the dashboard mutates through. */
-export type AdminStore = Pick<Store, 'createUser' | 'revokeUser' | 'reissueToken' | 'revokeKey'>;
+export type AdminStore = Pick<Store, 'createUser' | 'revokeUser' | 'reissueToken' | 'revokeKey' | 'dashboard'>;
 
 export interface AdminDeps {
-  db: Db;
   /** `adminToken` (ADMIN_TOKEN: unset disables the dashboard, 404) and `cookieSecure` (COOKIE_SECURE). */
   config: Pick<ReceiverConfig, 'adminToken' | 'cookieSecure'>;
   store: AdminStore;
@@ -70,7 +67,6 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
   const limits: AuthLimits = { ...DEFAULT_AUTH_LIMITS, ...deps.limits };
   const sessions = new SessionStore(limits);
   const limiter = new LoginLimiter(limits);
-  const queries = createQueries(deps.db);
   const adminToken = deps.config.adminToken ?? '';
   const secure = deps.config.cookieSecure === true;
 
@@ -92,9 +88,9 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     return out;
   };
 
-  const showDashboard = (req: IncomingMessage, res: ServerResponse, url: URL, auth: Auth): void => {
+  const showDashboard = async (req: IncomingMessage, res: ServerResponse, url: URL, auth: Auth): Promise<void> => {
     const now = deps.now();
-    const data = queries.load(now);
+    const data = await deps.store.dashboard(now);
     if (url.searchParams.has('export')) {
       const html = renderDashboard(data, { mode: { kind: 'export' } });
       sendHtml(res, 200, html, { 'content-disposition': `attachment; filename="ccflux-usage-${data.generatedAt.slice(0, 10)}.html"` });
@@ -130,7 +126,7 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
   };
 
   /** Runs one mutation; answers with the flash to show on the dashboard. */
-  const mutate = (route: Exclude<PostRoute, '/admin/logout'>, form: URLSearchParams, req: IncomingMessage): Flash => {
+  const mutate = async (route: Exclude<PostRoute, '/admin/logout'>, form: URLSearchParams, req: IncomingMessage): Promise<Flash> => {
     try {
       switch (route) {
         case '/admin/users': {
@@ -139,7 +135,7 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
           const opts: { division?: string; days?: number } = {};
           if (p.value.division !== '') opts.division = p.value.division;
           if (p.value.days !== undefined) opts.days = p.value.days;
-          const { refreshToken } = deps.store.createUser(p.value.email, opts);
+          const { refreshToken } = await deps.store.createUser(p.value.email, opts);
           return { kind: 'token', action: 'provisioned', email: p.value.email, refreshToken, endpoint: publicEndpoint(req, secure) };
         }
         case '/admin/users/reissue': {
@@ -147,19 +143,19 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
           if (!email.ok) return { kind: 'error', text: email.error };
           const days = parseDays(form);
           if (!days.ok) return { kind: 'error', text: days.error };
-          const { refreshToken } = deps.store.reissueToken(email.value, days.value === undefined ? {} : { days: days.value });
+          const { refreshToken } = await deps.store.reissueToken(email.value, days.value === undefined ? {} : { days: days.value });
           return { kind: 'token', action: 'reissued', email: email.value, refreshToken, endpoint: publicEndpoint(req, secure) };
         }
         case '/admin/users/revoke': {
           const email = parseEmail(form);
           if (!email.ok) return { kind: 'error', text: email.error };
-          deps.store.revokeUser(email.value);
+          await deps.store.revokeUser(email.value);
           return { kind: 'ok', text: `Revoked ${email.value}: their tokens no longer work.` };
         }
         case '/admin/keys/revoke': {
           const key = parsePublicKey(form);
           if (!key.ok) return { kind: 'error', text: key.error };
-          const n = deps.store.revokeKey(key.value);
+          const n = await deps.store.revokeKey(key.value);
           return { kind: 'ok', text: `Revoked ${n} device key${n === 1 ? '' : 's'}. The device stops reporting.` };
         }
       }
@@ -186,7 +182,7 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
       sessions.delete(auth.id);
       return redirect(res, 303, '/admin/login', { 'set-cookie': clearedSessionCookie(secure) });
     }
-    auth.session.flash = mutate(route, body.form, req);
+    auth.session.flash = await mutate(route, body.form, req);
     redirect(res, 303, '/admin/');
   };
 

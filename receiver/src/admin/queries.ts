@@ -133,8 +133,8 @@ const SQL = {
     ORDER BY k.revoked_at IS NOT NULL, u.email, k.registered_at
     LIMIT ${MAX_LIST_ROWS}`,
   users: `SELECT u.email AS email, u.division AS division, u.created_at AS createdAt, u.revoked_at AS revokedAt,
-      (SELECT MAX(t.expires_at) FROM refresh_tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL) AS tokenExpiresAt,
-      (SELECT MAX(t.last_used_at) FROM refresh_tokens t WHERE t.user_id = u.id) AS tokenLastUsedAt,
+      (SELECT MAX(t.expires_at) FROM user_tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL) AS tokenExpiresAt,
+      (SELECT MAX(t.last_used_at) FROM user_tokens t WHERE t.user_id = u.id) AS tokenLastUsedAt,
       (SELECT COUNT(*) FROM device_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL) AS devices,
       (SELECT MAX(e.received_at) FROM usage_events e WHERE e.user_id = u.id) AS lastReportAt
     FROM users u ORDER BY u.revoked_at IS NOT NULL, u.email

@@ -16,7 +16,7 @@ export const keysCommand: CommandSpec = {
       .option('--json', 'print JSON')
       .action((opts: { json?: boolean }) =>
         act(async () => {
-          const rows = withStore(ctx, (store) => store.listKeys());
+          const rows = await withStore(ctx, (store) => store.listKeys());
           if (opts.json) {
             ctx.output.out(JSON.stringify(rows, null, 2));
           } else if (rows.length === 0) {
@@ -39,7 +39,7 @@ export const keysCommand: CommandSpec = {
       .argument('<public-key>', 'base64 public key as shown by keys list')
       .action((publicKey: string) =>
         act(async () => {
-          const changed = withStore(ctx, (store) => store.revokeKey(publicKey.trim()));
+          const changed = await withStore(ctx, (store) => store.revokeKey(publicKey.trim()));
           ctx.output.out(changed === 0 ? 'key was already revoked' : `revoked ${changed} registration(s) of the key`);
           return EXIT.ok;
         }),

@@ -5,9 +5,9 @@
  */
 import { VERSION } from '../../../src/version';
 import { describeConfig, formatHostPort } from '../config';
-import { openDatabase } from '../db/open';
 import { ReceiverError } from '../errors';
 import { createReceiver } from '../server';
+import { openStore } from '../store';
 import { loadConfig } from './shared';
 import { type CommandSpec, EXIT } from './types';
 
@@ -40,14 +40,14 @@ Example:
           ctx.output.err(`ccflux-receiver ${VERSION}`);
           for (const line of describeConfig(config)) ctx.output.err(`  ${line}`);
 
-          const db = openDatabase(config.databasePath);
-          const receiver = createReceiver({ config, db, now: ctx.now, output: ctx.output });
+          const store = await openStore(config, ctx.now);
+          const receiver = createReceiver({ config, store, now: ctx.now, output: ctx.output });
           let address: { address: string; port: number };
           try {
             address = await receiver.listen();
           } catch (err) {
             await receiver.close();
-            db.close();
+            await store.close();
             const where = formatHostPort(config.listenHost, config.listenPort);
             throw new ReceiverError('config', `cannot listen on ${where}: ${(err as Error).message}`, { cause: err });
           }
@@ -59,7 +59,7 @@ Example:
           const signal = await stopped;
           ctx.output.err(`ccflux-receiver: ${signal} received, finishing in-flight requests`);
           await receiver.close();
-          db.close();
+          await store.close();
           ctx.output.err('ccflux-receiver: stopped');
           return EXIT.ok;
         }),

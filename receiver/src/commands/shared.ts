@@ -1,9 +1,8 @@
 /** Helpers shared by the provisioning commands. */
 import { InvalidArgumentError } from 'commander';
 import { parseConfig, type ReceiverConfig } from '../config';
-import { openDatabase } from '../db/open';
 import { ReceiverError } from '../errors';
-import { Store } from '../store';
+import { openStore, type Store } from '../store';
 import type { CliContext } from './types';
 
 export function loadConfig(ctx: CliContext): ReceiverConfig {
@@ -12,19 +11,14 @@ export function loadConfig(ctx: CliContext): ReceiverConfig {
   return parsed.config;
 }
 
-/** Opens DATABASE_PATH (creating and migrating it if needed), runs `body`, closes it. */
-export function withStore<T>(ctx: CliContext, body: (store: Store) => T): T {
+/** Opens the configured database (creating and migrating it if needed), runs `body`, closes it. */
+export async function withStore<T>(ctx: CliContext, body: (store: Store) => Promise<T>): Promise<T> {
   const config = loadConfig(ctx);
-  const db = openDatabase(config.databasePath);
+  const store = await openStore(config, ctx.now);
   try {
-    return body(
-      new Store(db, ctx.now, {
-        accessTokenExpirySecs: config.accessTokenExpirySecs,
-        refreshTokenRollingDays: config.refreshTokenRollingDays,
-      }),
-    );
+    return await body(store);
   } finally {
-    db.close();
+    await store.close();
   }
 }
 

@@ -20,7 +20,7 @@ export const usersCommand: CommandSpec = {
       .addHelpText('after', '\nExample:\n  ccflux-receiver users add ana@example.org --division Research --days 30')
       .action((email: string, opts: { division?: string; days?: number }) =>
         act(async () => {
-          const { refreshToken } = withStore(ctx, (store) => store.createUser(email, opts));
+          const { refreshToken } = await withStore(ctx, (store) => store.createUser(email, opts));
           ctx.output.out(refreshToken);
           return EXIT.ok;
         }),
@@ -32,7 +32,7 @@ export const usersCommand: CommandSpec = {
       .option('--json', 'print JSON')
       .action((opts: { json?: boolean }) =>
         act(async () => {
-          const rows = withStore(ctx, (store) => store.listUsers());
+          const rows = await withStore(ctx, (store) => store.listUsers());
           if (opts.json) {
             ctx.output.out(JSON.stringify(rows, null, 2));
           } else if (rows.length === 0) {
@@ -64,7 +64,7 @@ export const usersCommand: CommandSpec = {
       .argument('<email>')
       .action((email: string) =>
         act(async () => {
-          withStore(ctx, (store) => store.revokeUser(email));
+          await withStore(ctx, (store) => store.revokeUser(email));
           ctx.output.out(`revoked ${email.trim().toLowerCase()}`);
           return EXIT.ok;
         }),
@@ -77,7 +77,7 @@ export const usersCommand: CommandSpec = {
       .option('--days <n>', 'refresh token lifetime before its first use (default REFRESH_TOKEN_ROLLING_DAYS)', parseDays)
       .action((email: string, opts: { days?: number }) =>
         act(async () => {
-          const { refreshToken } = withStore(ctx, (store) => store.reissueToken(email, opts));
+          const { refreshToken } = await withStore(ctx, (store) => store.reissueToken(email, opts));
           ctx.output.out(refreshToken);
           return EXIT.ok;
         }),

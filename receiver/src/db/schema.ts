@@ -1,11 +1,14 @@
 /**
  * SQLite schema, migrated forward by version (`PRAGMA user_version`). Migration N turns a
  * version N-1 database into version N; a new database runs them all. Never edit a shipped
- * migration: add the next one.
+ * migration: add the next one, and the same number to `PG_MIGRATIONS` in `schema-postgres.ts`
+ * (same tables, columns and meaning; types in PostgreSQL's spelling). Migration 1 is the v0.1.0
+ * schema, shipped: `receiver/test/migrations.test.ts` upgrades a database made by it.
  *
  * Secrets are never stored: refresh and access tokens only as SHA-256 hex (`token_hash`).
  * `usage_events` keeps the Rust version's columns so existing SQL keeps working; `user_token`
- * holds `refresh_tokens.token_ref`, a non-secret identifier, never the token.
+ * holds `user_tokens.token_ref`, a non-secret identifier, never the token. Since migration 3 the
+ * name `refresh_tokens` is a read-only view in the Rust version's shape (see docs/migrating-from-rust.md).
  */
 export const MIGRATIONS: readonly string[] = [
   // 1: initial schema
@@ -76,6 +79,73 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX usage_events_user_time ON usage_events(user_id, timestamp_utc);
   CREATE INDEX usage_events_time ON usage_events(timestamp_utc);
+  `,
+  // 2: shared rate-limit windows (store/rules.ts limitCap), so every instance enforces one budget
+  `
+  CREATE TABLE limit_windows (
+    key           TEXT NOT NULL,
+    window_start  INTEGER NOT NULL,
+    expires_ms    INTEGER NOT NULL,
+    count         INTEGER NOT NULL,
+    PRIMARY KEY (key, window_start)
+  ) WITHOUT ROWID;
+  CREATE INDEX limit_windows_expiry ON limit_windows(expires_ms);
+  `,
+  // 3: Rust compatibility. `refresh_tokens` becomes a view in the Rust version's shape over our
+  // table, now `user_tokens`; `received_at` takes the Rust (SQLite CURRENT_TIMESTAMP) text form so
+  // `received_at >= datetime('now', '-1 hour')` selects what it did there; `session_start_utc` and
+  // `plugin_version` may be NULL (Rust devices leave the session start out when they have none).
+  // SQLite cannot drop NOT NULL in place: usage_events is rebuilt with the same ids.
+  `
+  ALTER TABLE refresh_tokens RENAME TO user_tokens;
+  DROP INDEX refresh_tokens_user;
+  CREATE INDEX user_tokens_user ON user_tokens(user_id);
+
+  CREATE TABLE usage_events_v2 (
+    id                  INTEGER PRIMARY KEY,
+    user_email          TEXT NOT NULL,
+    user_token          TEXT NOT NULL,
+    device_id           TEXT NOT NULL DEFAULT '',
+    session_id          TEXT NOT NULL,
+    turn_index          INTEGER NOT NULL,
+    timestamp_utc       TEXT NOT NULL,
+    session_start_utc   TEXT,
+    model               TEXT NOT NULL,
+    input_tokens        INTEGER NOT NULL,
+    output_tokens       INTEGER NOT NULL,
+    cache_read_tokens   INTEGER NOT NULL,
+    cache_write_tokens  INTEGER NOT NULL,
+    plugin_version      TEXT,
+    schema_version      INTEGER NOT NULL,
+    received_at         TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    user_id             INTEGER REFERENCES users(id),
+    reported_email      TEXT NOT NULL DEFAULT '',
+    signed              INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (session_id, turn_index, model)
+  );
+  INSERT INTO usage_events_v2 (
+    id, user_email, user_token, device_id, session_id, turn_index, timestamp_utc, session_start_utc, model,
+    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, plugin_version, schema_version,
+    received_at, user_id, reported_email, signed)
+  SELECT
+    id, user_email, user_token, device_id, session_id, turn_index, timestamp_utc, NULLIF(session_start_utc, ''), model,
+    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, plugin_version, schema_version,
+    COALESCE(strftime('%Y-%m-%d %H:%M:%S', received_at), received_at), user_id, reported_email, signed
+  FROM usage_events;
+  DROP TABLE usage_events;
+  ALTER TABLE usage_events_v2 RENAME TO usage_events;
+  CREATE INDEX usage_events_user_time ON usage_events(user_id, timestamp_utc);
+  CREATE INDEX usage_events_time ON usage_events(timestamp_utc);
+  CREATE INDEX usage_events_received ON usage_events(received_at);
+
+  CREATE VIEW refresh_tokens AS
+    SELECT t.token_ref AS token,
+           u.email AS email,
+           NULLIF(u.division, '') AS division,
+           strftime('%Y-%m-%d %H:%M:%S', t.expires_at) AS expires_at,
+           CASE WHEN t.revoked_at IS NULL AND u.revoked_at IS NULL THEN 0 ELSE 1 END AS revoked,
+           strftime('%Y-%m-%d %H:%M:%S', t.created_at) AS created_at
+    FROM user_tokens t JOIN users u ON u.id = t.user_id;
   `,
 ];
 

@@ -5,10 +5,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ReceiverConfig } from '../config';
-import { answerEarly, readBody, sendError } from '../http';
+import { answerEarly, isJsonContentType, readBody, sendError } from '../http';
 import type { Metrics } from '../metrics';
 import type { Output } from '../output';
-import type { RateLimiter } from '../ratelimit';
 import type { AuthContext, Store } from '../store';
 import { bearerToken } from '../tokens';
 
@@ -16,7 +15,6 @@ export interface RouteDeps {
   config: ReceiverConfig;
   store: Store;
   metrics: Metrics;
-  limiter: RateLimiter;
   now: () => Date;
   output: Output;
 }
@@ -26,19 +24,19 @@ export type Route = (req: IncomingMessage, res: ServerResponse, deps: RouteDeps)
 const UNAUTHORIZED_HEADERS = { 'www-authenticate': 'Bearer' };
 
 /** Authenticates the bearer token as `kind`; answers 401 (and returns null) when it does not. */
-export function authenticate(
+export async function authenticate(
   req: IncomingMessage,
   res: ServerResponse,
   deps: RouteDeps,
   kind: 'access' | 'refresh',
-): AuthContext | null {
+): Promise<AuthContext | null> {
   const token = bearerToken(req.headers.authorization);
   const auth =
     token === null
       ? null
       : kind === 'access'
-        ? deps.store.authenticateAccessToken(token)
-        : deps.store.authenticateRefreshToken(token);
+        ? await deps.store.authenticateAccessToken(token)
+        : await deps.store.authenticateRefreshToken(token);
   if (auth === null) {
     const message =
       kind === 'access' ? 'access token missing, unknown, expired or revoked' : 'refresh token unknown, expired or revoked';
@@ -47,17 +45,28 @@ export function authenticate(
   return auth;
 }
 
+/** The per-token budget's window. */
+export const RATE_WINDOW_SECS = 60;
+
 /**
  * One budget per refresh token, shared by `/token`, `/register-key` and `/report` (an access token
  * counts against the refresh token it came from, so minting more access tokens buys nothing).
+ * The counter is in the database, so several instances enforce one budget.
  */
-export function rateLimit(req: IncomingMessage, res: ServerResponse, deps: RouteDeps, auth: AuthContext): boolean {
-  const decision = deps.limiter.hit(`rt:${auth.refreshTokenId}`);
+export async function rateLimit(req: IncomingMessage, res: ServerResponse, deps: RouteDeps, auth: AuthContext): Promise<boolean> {
+  const decision = await deps.store.limitHit(`rt:${auth.refreshTokenId}`, deps.config.rateLimitPerMinute, RATE_WINDOW_SECS);
   if (decision.allowed) return true;
   deps.metrics.inc('ccflux_reports_rate_limited_total');
   answerEarly(req, res, () =>
     sendError(res, 429, 'rate limit exceeded', { 'retry-after': String(decision.retryAfterSecs) }),
   );
+  return false;
+}
+
+/** JSON endpoints take `Content-Type: application/json` only; anything else is answered 415. */
+export function requireJsonBody(req: IncomingMessage, res: ServerResponse): boolean {
+  if (isJsonContentType(req.headers['content-type'])) return true;
+  answerEarly(req, res, () => sendError(res, 415, 'Content-Type must be application/json'));
   return false;
 }
 

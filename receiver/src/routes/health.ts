@@ -4,7 +4,7 @@ import type { Route } from './context';
 
 export const handleHealth: Route = async (_req, res, deps) => {
   try {
-    deps.store.ping();
+    await deps.store.ping();
     sendJson(res, 200, { status: 'ok', db: 'ok' });
   } catch {
     sendJson(res, 503, { status: 'error', db: 'error' });

@@ -5,7 +5,7 @@ import type { Route } from './context';
 export const handleMetrics: Route = async (_req, res, deps) => {
   let active = Number.NaN;
   try {
-    active = deps.store.countActiveAccessTokens();
+    active = await deps.store.countActiveAccessTokens();
   } catch {
     // Database down: the counters are still worth scraping; the gauge reads NaN.
   }

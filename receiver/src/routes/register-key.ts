@@ -3,12 +3,13 @@ import { HEADERS, validateRegisterKey } from '../../../src/protocol/wire';
 import { parseJson, sendError, sendJson } from '../http';
 import { MAX_ACTIVE_KEYS_PER_USER } from '../store';
 import { isWellFormedText } from '../text';
-import { authenticate, boundedBody, type Route, rateLimit } from './context';
+import { authenticate, boundedBody, type Route, rateLimit, requireJsonBody } from './context';
 
 export const handleRegisterKey: Route = async (req, res, deps) => {
-  const auth = authenticate(req, res, deps, 'access');
+  const auth = await authenticate(req, res, deps, 'access');
   if (auth === null) return;
-  if (!rateLimit(req, res, deps, auth)) return;
+  if (!(await rateLimit(req, res, deps, auth))) return;
+  if (!requireJsonBody(req, res)) return;
   const body = await boundedBody(req, res, deps);
   if (body === null) return;
 
@@ -18,13 +19,14 @@ export const handleRegisterKey: Route = async (req, res, deps) => {
   if (!valid.ok) return sendError(res, 400, valid.error);
   if (!isWellFormedText(valid.value.device_id)) return sendError(res, 400, 'device_id must be valid Unicode');
 
-  const outcome = deps.store.registerKey(auth, valid.value.public_key, valid.value.device_id);
+  const outcome = await deps.store.registerKey(auth, valid.value.public_key, valid.value.device_id);
   switch (outcome) {
     case 'registered':
       deps.metrics.inc('ccflux_key_registrations_total');
       return sendJson(res, 200, { status: 'registered' });
     case 'exists':
-      return sendError(res, 409, 'key already registered');
+      // 200 like the Rust receiver: registering again is idempotent (devices accept 200 and 409).
+      return sendJson(res, 200, { status: 'already registered' });
     case 'revoked':
       return sendError(res, 403, 'key-revoked', { [HEADERS.error]: 'key-revoked' });
     case 'limit':

@@ -1,7 +1,7 @@
 /**
  * `POST /report`. The checks run cheapest first, and nothing touches the database or does crypto
  * before the body has passed the shape and field-limit checks:
- * bearer (401) → rate limit (429) → body size (413) → JSON shape and limits (400)
+ * bearer (401) → rate limit (429) → Content-Type (415) → body size (413) → JSON shape and limits (400)
  * → timestamp and signature (403 + X-CCFLUX-Error) → store (200, idempotent).
  */
 import { createPublicKey, type KeyObject, verify } from 'node:crypto';
@@ -19,7 +19,7 @@ import {
 import { parseJson, sendError, sendJson } from '../http';
 import type { DeviceKey } from '../store';
 import { reportTextWellFormed } from '../text';
-import { authenticate, boundedBody, type Route, type RouteDeps, rateLimit } from './context';
+import { authenticate, boundedBody, type Route, type RouteDeps, rateLimit, requireJsonBody } from './context';
 
 /** DER SubjectPublicKeyInfo header of an Ed25519 key; the raw 32 bytes follow it. */
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
@@ -59,12 +59,16 @@ function verifyEd25519(publicKeyB64: string, message: Buffer, signature: Buffer)
 }
 
 export const handleReport: Route = async (req, res, deps) => {
-  const auth = authenticate(req, res, deps, 'access');
+  const auth = await authenticate(req, res, deps, 'access');
   if (auth === null) {
     deps.metrics.inc('ccflux_reports_auth_rejected_total');
     return;
   }
-  if (!rateLimit(req, res, deps, auth)) return;
+  if (!(await rateLimit(req, res, deps, auth))) return;
+  if (!requireJsonBody(req, res)) {
+    deps.metrics.inc('ccflux_reports_rejected_total');
+    return;
+  }
   const body = await boundedBody(req, res, deps);
   if (body === null) {
     if (res.headersSent) deps.metrics.inc('ccflux_reports_rejected_total');
@@ -91,7 +95,7 @@ export const handleReport: Route = async (req, res, deps) => {
     const signature = parseSignatureHeader(signatureHeader);
     if (signature === null) return refuse(res, deps, 'signature-invalid');
     // Only this user's registration counts: a key registered by someone else does not verify here.
-    key = deps.store.findDeviceKey(auth.userId, signature.publicKey);
+    key = await deps.store.findDeviceKey(auth.userId, signature.publicKey);
     if (key === undefined) return refuse(res, deps, 'key-not-registered');
     if (key.revoked_at !== null) return refuse(res, deps, 'key-revoked');
     if (!verifyEd25519(signature.publicKey, signingMessage(body, timestampHeader), signature.signature)) {
@@ -99,7 +103,7 @@ export const handleReport: Route = async (req, res, deps) => {
     }
   }
 
-  const { inserted } = deps.store.insertReport(auth, valid.value, {
+  const { inserted } = await deps.store.insertReport(auth, valid.value, {
     deviceId: key?.device_id ?? '',
     signed: key !== undefined,
     deviceKeyId: key?.id,

@@ -183,14 +183,14 @@ describe('admin auth', () => {
     expect(basic.status).toBe(401);
     const post = await h.post('/admin/users', { email: 'x@example.org' }, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     expect(post.status).toBe(403);
-    expect(h.store.listUsers()).toEqual([]);
+    expect((await h.store.listUsers())).toEqual([]);
   });
 });
 
 describe('auth state (pure)', () => {
   const limits = { ...DEFAULT_AUTH_LIMITS, maxLoginFailures: 2, loginWindowMillis: 1000, maxTrackedAddresses: 3 };
 
-  it('bounds the addresses the login limiter tracks, forgetting the oldest', () => {
+  it('bounds the addresses the login limiter tracks, forgetting the oldest', async () => {
     const limiter = new LoginLimiter(limits);
     for (const a of ['a', 'b', 'c', 'd']) {
       limiter.recordFailure(a, 0);
@@ -202,7 +202,7 @@ describe('auth state (pure)', () => {
     expect(limiter.retryAfterMillis('d', 1000)).toBe(0);
   });
 
-  it('keeps sessions under a digest of their id, never the id itself', () => {
+  it('keeps sessions under a digest of their id, never the id itself', async () => {
     const sessions = new SessionStore(limits);
     const { id, session } = sessions.create(0);
     expect(sessions.get(id, 1)).toBe(session);

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatSignatureHeader, formatTimestamp, type ReportBody, signingMessage } from '../../../src/protocol/wire';
 import { parseConfig } from '../../src/config';
 import { type Db, openDatabase } from '../../src/db/open';
+import { SqliteStore } from '../../src/store';
 import { createReceiver, type Receiver } from '../../src/server';
 import { ADMIN_TOKEN, fakePublicKey, startAdmin } from './harness';
 
@@ -120,7 +121,7 @@ describe('admin dashboard in chromium', () => {
     const parsed = parseConfig({ DATABASE_PATH: join(dir, 'receiver.db'), LISTEN_ADDR: '127.0.0.1:0', ADMIN_TOKEN });
     if (!parsed.ok) throw new Error(parsed.errors.join('; '));
     db = openDatabase(parsed.config.databasePath);
-    receiver = createReceiver({ config: parsed.config, db });
+    receiver = createReceiver({ config: parsed.config, store: new SqliteStore(db, () => new Date()) });
     const address = await receiver.listen();
     base = `http://127.0.0.1:${address.port}`;
     browser = await launch();
@@ -211,7 +212,7 @@ describe('admin dashboard in chromium', () => {
   it.skipIf(!HAS_CHROMIUM || process.env.CCFLUX_DOCS_SCREENSHOT !== '1')('regenerates docs/admin-dashboard.png', async () => {
     const h = await startAdmin();
     try {
-      seedDemo(h);
+      await seedDemo(h);
       const context = await browser!.newContext({ viewport: { width: 1280, height: 1400 } });
       const page = await context.newPage();
       const { problems } = watch(page);
@@ -230,7 +231,7 @@ describe('admin dashboard in chromium', () => {
 });
 
 /** Thirty days of plausible usage for a small team, deterministic. */
-function seedDemo(h: Awaited<ReturnType<typeof startAdmin>>): void {
+async function seedDemo(h: Awaited<ReturnType<typeof startAdmin>>): Promise<void> {
   const people = [
     ['maria.lopez@example.org', 'Platform', 1.6],
     ['dev.patel@example.org', 'Platform', 1.1],
@@ -245,10 +246,10 @@ function seedDemo(h: Awaited<ReturnType<typeof startAdmin>>): void {
   };
   const now = h.nowMillis();
   for (const [email, division, weight] of people) {
-    const { refreshToken } = h.store.createUser(email, { division });
-    const auth = h.store.authenticateRefreshToken(refreshToken)!;
+    const { refreshToken } = await h.store.createUser(email, { division });
+    const auth = (await h.store.authenticateRefreshToken(refreshToken))!;
     const host = `${email.split('.')[0]}-mbp`;
-    h.store.registerKey(auth, fakePublicKey(email), host);
+    await h.store.registerKey(auth, fakePublicKey(email), host);
     for (let day = 29; day >= 0; day--) {
       const date = new Date(now - day * 86_400_000);
       if (date.getUTCDay() === 0 || date.getUTCDay() === 6) continue;
@@ -273,7 +274,7 @@ function seedDemo(h: Awaited<ReturnType<typeof startAdmin>>): void {
             models['claude-haiku-4-5'] = { input_tokens: Math.floor(200 + rand() * 900), output_tokens: Math.floor(50 + rand() * 300), cache_read_tokens: 0, cache_write_tokens: 0 };
           }
           const ts = formatTimestamp(new Date(at));
-          h.store.insertReport(
+          await h.store.insertReport(
             auth,
             { schema_version: 1, session_id: sessionId, user_email: email, turn_index: t, timestamp_utc: ts, session_start_utc: ts, models, plugin_version: '0.1.0' },
             { deviceId: host, signed: true },

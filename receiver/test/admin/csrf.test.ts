@@ -20,25 +20,25 @@ function mutations(): [string, Record<string, string>][] {
   ];
 }
 
-function seed(): string {
-  const { refreshToken } = h.store.createUser('alice@example.org');
-  const auth = h.store.authenticateRefreshToken(refreshToken)!;
-  expect(h.store.registerKey(auth, fakePublicKey('alice-laptop'), 'alice-laptop')).toBe('registered');
+async function seed(): Promise<string> {
+  const { refreshToken } = await h.store.createUser('alice@example.org');
+  const auth = (await h.store.authenticateRefreshToken(refreshToken))!;
+  expect((await h.store.registerKey(auth, fakePublicKey('alice-laptop'), 'alice-laptop'))).toBe('registered');
   return refreshToken;
 }
 
 /** Nothing changed: alice active with her token, key active, no new user, session alive. */
 async function expectNoEffect(refreshToken: string, cookie: string): Promise<void> {
-  const users = h.store.listUsers();
+  const users = await h.store.listUsers();
   expect(users.map((u) => [u.email, u.revoked_at])).toEqual([['alice@example.org', null]]);
-  expect(h.store.authenticateRefreshToken(refreshToken)).not.toBeNull();
-  expect(h.store.listKeys().map((k) => k.revoked_at)).toEqual([null]);
+  expect((await h.store.authenticateRefreshToken(refreshToken))).not.toBeNull();
+  expect((await h.store.listKeys()).map((k) => k.revoked_at)).toEqual([null]);
   expect((await h.get('/admin/', { cookie })).status).toBe(200);
 }
 
 describe('admin CSRF', () => {
   it('rejects every mutation without a CSRF token', async () => {
-    const token = seed();
+    const token = await seed();
     const { cookie } = await h.login();
     for (const [path, fields] of mutations()) {
       const res = await h.post(path, fields, { cookie });
@@ -49,7 +49,7 @@ describe('admin CSRF', () => {
   });
 
   it('rejects a wrong CSRF token, an empty one, and the admin token itself', async () => {
-    const token = seed();
+    const token = await seed();
     const { cookie, csrf } = await h.login();
     const wrongs = [`${csrf.slice(0, -1)}${csrf.endsWith('A') ? 'B' : 'A'}`, '', 'x'.repeat(5000), csrf.slice(0, 10)];
     for (const [path, fields] of mutations()) {
@@ -62,7 +62,7 @@ describe('admin CSRF', () => {
   });
 
   it("rejects another session's CSRF token", async () => {
-    const token = seed();
+    const token = await seed();
     const mine = await h.login();
     const theirs = await h.login();
     for (const [path, fields] of mutations()) {
@@ -74,7 +74,7 @@ describe('admin CSRF', () => {
   });
 
   it('rejects a CSRF token without its session, and cross-site posts even with both', async () => {
-    const token = seed();
+    const token = await seed();
     const { cookie, csrf } = await h.login();
     for (const [path, fields] of mutations()) {
       expect((await h.post(path, { ...fields, csrf_token: csrf })).status, path).toBe(403);
@@ -85,15 +85,15 @@ describe('admin CSRF', () => {
   });
 
   it('accepts the right token (the control case)', async () => {
-    seed();
+    await seed();
     const { cookie, csrf } = await h.login();
     const res = await h.post('/admin/keys/revoke', { public_key: fakePublicKey('alice-laptop'), csrf_token: csrf }, { cookie });
     expect(res.status).toBe(303);
-    expect(h.store.listKeys()[0]!.revoked_at).not.toBeNull();
+    expect((await h.store.listKeys())[0]!.revoked_at).not.toBeNull();
   });
 
   it('refuses non-form bodies and oversized forms', async () => {
-    seed();
+    await seed();
     const { cookie, csrf } = await h.login();
     const json = await fetch(`${h.url}/admin/users`, {
       method: 'POST',
@@ -104,6 +104,6 @@ describe('admin CSRF', () => {
     expect(json.status).toBe(415);
     const big = await h.post('/admin/users', { email: 'big@example.org', csrf_token: csrf, pad: 'x'.repeat(20_000) }, { cookie });
     expect(big.status).toBe(413);
-    expect(h.store.listUsers().map((u) => u.email)).toEqual(['alice@example.org']);
+    expect((await h.store.listUsers()).map((u) => u.email)).toEqual(['alice@example.org']);
   });
 });

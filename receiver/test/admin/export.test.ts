@@ -6,8 +6,8 @@ let h: Harness;
 let userToken: string;
 beforeEach(async () => {
   h = await startAdmin();
-  userToken = seedUsage(h.store, 'ann@example.org', { models: { 'claude-sonnet-4-6': usage(1000, 200, 5000, 300) } }, { division: 'Research' });
-  h.store.registerKey(h.store.authenticateRefreshToken(userToken)!, fakePublicKey('ann'), 'ann-laptop');
+  userToken = await seedUsage(h.store, 'ann@example.org', { models: { 'claude-sonnet-4-6': usage(1000, 200, 5000, 300) } }, { division: 'Research' });
+  await h.store.registerKey((await h.store.authenticateRefreshToken(userToken))!, fakePublicKey('ann'), 'ann-laptop');
 });
 afterEach(async () => {
   await h.close();

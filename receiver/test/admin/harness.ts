@@ -12,7 +12,7 @@ import type { ReportBody } from '../../../src/protocol/wire';
 import { type AuthLimits, DEFAULT_AUTH_LIMITS } from '../../src/admin/auth';
 import { createAdminHandler } from '../../src/admin/index';
 import { type Db, openDatabase } from '../../src/db/open';
-import { Store } from '../../src/store';
+import { SqliteStore, type Store } from '../../src/store';
 
 export const ADMIN_TOKEN = 'a3f1c9e07b5d4e2f8a6c1b0d9e7f5a3c2b1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f';
 export const START = Date.parse('2026-05-11T12:00:00Z');
@@ -58,9 +58,8 @@ export async function startAdmin(
   const db = openDatabase(join(dir, 'receiver.db'));
   let now = START;
   const clock = () => new Date(now);
-  const store = new Store(db, clock);
+  const store = new SqliteStore(db, clock);
   const handler = createAdminHandler({
-    db,
     config: { adminToken: 'adminToken' in opts ? opts.adminToken : ADMIN_TOKEN, cookieSecure: opts.cookieSecure === true },
     store,
     now: clock,
@@ -140,24 +139,24 @@ export function postFrom(
 }
 
 /** Provisions a user and stores one report for them through the Store, as /report would. */
-export function seedUsage(
+export async function seedUsage(
   store: Store,
   email: string,
   report: Partial<ReportBody> & { models: ReportBody['models'] },
   opts: { deviceId?: string; signed?: boolean; division?: string } = {},
-): string {
-  const { refreshToken } = store.createUser(email, opts.division === undefined ? {} : { division: opts.division });
-  addReport(store, refreshToken, report, opts);
+): Promise<string> {
+  const { refreshToken } = await store.createUser(email, opts.division === undefined ? {} : { division: opts.division });
+  await addReport(store, refreshToken, report, opts);
   return refreshToken;
 }
 
-export function addReport(
+export async function addReport(
   store: Store,
   refreshToken: string,
   report: Partial<ReportBody> & { models: ReportBody['models'] },
   opts: { deviceId?: string; signed?: boolean } = {},
-): void {
-  const auth = store.authenticateRefreshToken(refreshToken);
+): Promise<void> {
+  const auth = await store.authenticateRefreshToken(refreshToken);
   if (auth === null) throw new Error('token does not authenticate');
   const body: ReportBody = {
     schema_version: 1,
@@ -169,7 +168,7 @@ export function addReport(
     plugin_version: '0.1.0',
     ...report,
   };
-  store.insertReport(auth, body, { deviceId: opts.deviceId ?? 'laptop-1', signed: opts.signed ?? true });
+  await store.insertReport(auth, body, { deviceId: opts.deviceId ?? 'laptop-1', signed: opts.signed ?? true });
 }
 
 export function usage(input: number, output: number, cacheRead = 0, cacheWrite = 0): ReportBody['models'][string] {

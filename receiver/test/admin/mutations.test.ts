@@ -28,9 +28,9 @@ describe('admin mutations', () => {
     const token = shownToken(page);
     expect(token).not.toBeNull();
     expect(page).toContain(`Endpoint<code>${h.url}</code>`);
-    const auth = h.store.authenticateRefreshToken(token!);
+    const auth = await h.store.authenticateRefreshToken(token!);
     expect(auth?.email).toBe('bob@example.org');
-    const [user] = h.store.listUsers();
+    const [user] = await h.store.listUsers();
     expect(user).toMatchObject({ email: 'bob@example.org', division: 'Platform', revoked_at: null });
     expect(Date.parse(user!.token_expires_at!) - h.nowMillis()).toBe(30 * 24 * 3600 * 1000);
     // Shown once: the next page load no longer has it.
@@ -53,7 +53,7 @@ describe('admin mutations', () => {
   });
 
   it('refuses a duplicate or invalid user with a message and no change', async () => {
-    h.store.createUser('dup@example.org');
+    await h.store.createUser('dup@example.org');
     const dup = await submit('/admin/users', { email: 'dup@example.org' });
     expect(dup).toContain('already exists');
     expect(shownToken(dup)).toBeNull();
@@ -61,52 +61,52 @@ describe('admin mutations', () => {
     expect(bad).toContain('valid email');
     const days = await submit('/admin/users', { email: 'd@example.org', days: '0' });
     expect(days).toContain('Days valid');
-    expect(h.store.listUsers().map((u) => u.email)).toEqual(['dup@example.org']);
+    expect((await h.store.listUsers()).map((u) => u.email)).toEqual(['dup@example.org']);
   });
 
   it('revokes a user: their tokens stop working', async () => {
-    const { refreshToken } = h.store.createUser('eve@example.org');
+    const { refreshToken } = await h.store.createUser('eve@example.org');
     const page = await submit('/admin/users/revoke', { email: 'eve@example.org' });
     expect(page).toContain('Revoked eve@example.org');
-    expect(h.store.authenticateRefreshToken(refreshToken)).toBeNull();
-    expect(h.store.listUsers()[0]!.revoked_at).not.toBeNull();
+    expect((await h.store.authenticateRefreshToken(refreshToken))).toBeNull();
+    expect((await h.store.listUsers())[0]!.revoked_at).not.toBeNull();
     expect(page).toContain('status-revoked');
     const missing = await submit('/admin/users/revoke', { email: 'nobody@example.org' });
     expect(missing).toContain('No such user');
   });
 
   it('reissues a token: the old one dies, the new one is shown once and works', async () => {
-    const { refreshToken: old } = h.store.createUser('fay@example.org');
+    const { refreshToken: old } = await h.store.createUser('fay@example.org');
     const page = await submit('/admin/users/reissue', { email: 'fay@example.org' });
     const fresh = shownToken(page);
     expect(fresh).not.toBeNull();
     expect(fresh).not.toBe(old);
     expect(page).toContain('reissued');
-    expect(h.store.authenticateRefreshToken(old)).toBeNull();
-    expect(h.store.authenticateRefreshToken(fresh!)?.email).toBe('fay@example.org');
-    h.store.revokeUser('fay@example.org');
+    expect((await h.store.authenticateRefreshToken(old))).toBeNull();
+    expect((await h.store.authenticateRefreshToken(fresh!))?.email).toBe('fay@example.org');
+    await h.store.revokeUser('fay@example.org');
     const refused = await submit('/admin/users/reissue', { email: 'fay@example.org' });
     expect(refused).toContain('revoked');
     expect(shownToken(refused)).toBeNull();
   });
 
   it('re-enables a revoked user by provisioning again', async () => {
-    h.store.createUser('gus@example.org');
-    h.store.revokeUser('gus@example.org');
+    await h.store.createUser('gus@example.org');
+    await h.store.revokeUser('gus@example.org');
     const page = await submit('/admin/users', { email: 'gus@example.org' });
-    expect(h.store.authenticateRefreshToken(shownToken(page)!)?.email).toBe('gus@example.org');
+    expect((await h.store.authenticateRefreshToken(shownToken(page)!))?.email).toBe('gus@example.org');
   });
 
   it('revokes a device key', async () => {
-    const { refreshToken } = h.store.createUser('hal@example.org');
-    const auth = h.store.authenticateRefreshToken(refreshToken)!;
-    h.store.registerKey(auth, fakePublicKey('hal-1'), 'hal-laptop');
-    h.store.registerKey(auth, fakePublicKey('hal-2'), 'hal-desktop');
+    const { refreshToken } = await h.store.createUser('hal@example.org');
+    const auth = (await h.store.authenticateRefreshToken(refreshToken))!;
+    await h.store.registerKey(auth, fakePublicKey('hal-1'), 'hal-laptop');
+    await h.store.registerKey(auth, fakePublicKey('hal-2'), 'hal-desktop');
     const before = (await h.get('/admin/', { cookie: session.cookie })).body;
     expect(before.match(/action="\/admin\/keys\/revoke"/g)).toHaveLength(2);
     const page = await submit('/admin/keys/revoke', { public_key: fakePublicKey('hal-1') });
     expect(page).toContain('Revoked 1 device key.');
-    const keys = Object.fromEntries(h.store.listKeys().map((k) => [k.device_id, k.revoked_at]));
+    const keys = Object.fromEntries((await h.store.listKeys()).map((k) => [k.device_id, k.revoked_at]));
     expect(keys['hal-laptop']).not.toBeNull();
     expect(keys['hal-desktop']).toBeNull();
     expect(page.match(/action="\/admin\/keys\/revoke"/g)).toHaveLength(1);

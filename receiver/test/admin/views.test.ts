@@ -8,7 +8,7 @@ const H = 3600 * 1000;
 const T0 = Date.parse('2026-05-11T08:00:00Z');
 
 describe('5-hour windows (pure)', () => {
-  it('opens a window at the hour of the first turn and a new one after five hours', () => {
+  it('opens a window at the hour of the first turn and a new one after five hours', async () => {
     const events = [
       { user: 'a', atMillis: T0 + 0.5 * H, turnKey: 's/0', tokens: 100 },
       { user: 'a', atMillis: T0 + 4.9 * H, turnKey: 's/1', tokens: 50 },
@@ -23,7 +23,7 @@ describe('5-hour windows (pure)', () => {
     expect(b).toMatchObject({ user: 'b', windows: 1, peak: { tokens: 10 }, current: null });
   });
 
-  it('reports the earlier window as peak when it was bigger, and turns per distinct turn', () => {
+  it('reports the earlier window as peak when it was bigger, and turns per distinct turn', async () => {
     const events = [
       { user: 'a', atMillis: T0, turnKey: 's/0', tokens: 900 },
       { user: 'a', atMillis: T0 + H, turnKey: 's/0', tokens: 100 },
@@ -37,11 +37,11 @@ describe('5-hour windows (pure)', () => {
 });
 
 describe('charts (pure)', () => {
-  it('rounds the axis up to 1, 2 or 5 times a power of ten', () => {
+  it('rounds the axis up to 1, 2 or 5 times a power of ten', async () => {
     expect([0, 1, 3, 12, 180, 2001, 7_000_000].map(axisMax)).toEqual([1, 1, 5, 20, 200, 5000, 10_000_000]);
   });
 
-  it('draws one bar group per day with a tooltip, and fills missing days with zeros', () => {
+  it('draws one bar group per day with a tooltip, and fills missing days with zeros', async () => {
     const days = fillDays([{ day: '2026-05-10', input: 10, output: 5, cacheRead: 100, cacheWrite: 0 }], Date.parse('2026-05-11T12:00:00Z'));
     expect(days).toHaveLength(30);
     expect(days[0]!.day).toBe('2026-04-12');
@@ -58,10 +58,10 @@ describe('dashboard figures', () => {
   it('sums usage by user, by model and per day over the last 30 days', async () => {
     h = await startAdmin();
     try {
-      const t = seedUsage(h.store, 'ann@example.org', { models: { opus: usage(100, 10, 1000, 50), sonnet: usage(20, 2) } });
-      addReport(h.store, t, { turn_index: 1, timestamp_utc: '2026-05-11T11:00:00Z', models: { opus: usage(1, 1, 1, 1) } });
-      addReport(h.store, t, { session_id: 'old', timestamp_utc: '2026-03-01T00:00:00Z', models: { opus: usage(1e6, 0) } });
-      seedUsage(h.store, 'bob@example.org', { session_id: 'b1', models: { sonnet: usage(5, 5) } });
+      const t = await seedUsage(h.store, 'ann@example.org', { models: { opus: usage(100, 10, 1000, 50), sonnet: usage(20, 2) } });
+      await addReport(h.store, t, { turn_index: 1, timestamp_utc: '2026-05-11T11:00:00Z', models: { opus: usage(1, 1, 1, 1) } });
+      await addReport(h.store, t, { session_id: 'old', timestamp_utc: '2026-03-01T00:00:00Z', models: { opus: usage(1e6, 0) } });
+      await seedUsage(h.store, 'bob@example.org', { session_id: 'b1', models: { sonnet: usage(5, 5) } });
       const page = (await h.get('/admin/', { headers: { authorization: 'Bearer a3f1c9e07b5d4e2f8a6c1b0d9e7f5a3c2b1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f' } })).body;
       const tile = (label: string) => new RegExp(`<b>([^<]*)(?:<small>[^<]*</small>)?</b><span>${label}</span>`).exec(page)?.[1];
       expect(tile('sessions')).toBe('2');

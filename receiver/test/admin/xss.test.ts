@@ -20,13 +20,13 @@ const HOSTILE = {
 let h: Harness;
 beforeEach(async () => {
   h = await startAdmin();
-  const t1 = h.store.createUser(HOSTILE.email, { division: HOSTILE.division }).refreshToken;
-  const t2 = h.store.createUser(HOSTILE.email2).refreshToken;
-  h.store.createUser(HOSTILE.email3);
-  const a1 = h.store.authenticateRefreshToken(t1)!;
-  h.store.registerKey(a1, fakePublicKey('k1'), HOSTILE.deviceId);
-  h.store.registerKey(h.store.authenticateRefreshToken(t2)!, fakePublicKey('k2'), HOSTILE.deviceId2);
-  addReport(
+  const t1 = (await h.store.createUser(HOSTILE.email, { division: HOSTILE.division })).refreshToken;
+  const t2 = (await h.store.createUser(HOSTILE.email2)).refreshToken;
+  await h.store.createUser(HOSTILE.email3);
+  const a1 = (await h.store.authenticateRefreshToken(t1))!;
+  await h.store.registerKey(a1, fakePublicKey('k1'), HOSTILE.deviceId);
+  await h.store.registerKey((await h.store.authenticateRefreshToken(t2))!, fakePublicKey('k2'), HOSTILE.deviceId2);
+  await addReport(
     h.store,
     t1,
     {
@@ -37,7 +37,7 @@ beforeEach(async () => {
     },
     { deviceId: HOSTILE.deviceId },
   );
-  addReport(h.store, t2, { session_id: HOSTILE.sessionId, turn_index: 1, timestamp_utc: HOSTILE.timestamp, models: { [HOSTILE.model]: usage(7, 7) } }, { deviceId: HOSTILE.deviceId2 });
+  await addReport(h.store, t2, { session_id: HOSTILE.sessionId, turn_index: 1, timestamp_utc: HOSTILE.timestamp, models: { [HOSTILE.model]: usage(7, 7) } }, { deviceId: HOSTILE.deviceId2 });
 });
 afterEach(async () => {
   await h.close();

@@ -1,6 +1,6 @@
 /**
  * `ccflux fetch-binary` (hidden): downloads this plugin's platform binary from the release when it
- * is missing, verified against `<plugin>/bin/SHA256SUMS` (`src/client/binary-fetch.ts`). Used by
+ * is missing, verified against `<plugin>/bin/SHA256SUMS` (`src/client/commands/binary-fetch.ts`). Used by
  * plugin/scripts/fetch-binary.sh when curl is missing, and by hand.
  */
 import { readFile } from 'node:fs/promises';

@@ -1,6 +1,6 @@
 /**
  * `ccflux install`: puts the plugin folder this ccflux runs from (or `--from`) into a Claude Code
- * data dir and enables it, without a marketplace. `src/client/install.ts` does the work.
+ * data dir and enables it, without a marketplace. `src/client/commands/install.ts` does the work.
  */
 import { type DataDirCandidate, displayPath, resolveDataDir } from '../../client/local/data-dirs';
 import { CcfluxError, ERROR_CODES } from '../../client/local/errors';

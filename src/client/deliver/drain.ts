@@ -10,28 +10,26 @@
  * and the outcome to `delivery_status.json` for `ccflux status`; no secret reaches either.
  */
 import { hostname as osHostname } from 'node:os';
-import {
-  endpointUrls,
-  formatSignatureHeader,
-  formatTimestamp,
-  HEADERS,
-  LIMITS,
-  type ReportBody,
-  signingMessage,
-} from '../../protocol/wire';
+import { endpointUrls, formatSignatureHeader, formatTimestamp, HEADERS, type ReportBody, signingMessage } from '../../protocol/wire';
 import { VERSION } from '../../version';
-import { classify } from './answer';
-import { getAccessToken, REFRESH_TOKEN_REVOKED_MESSAGE } from './auth';
 import { CONFIGURE_HINT, loadCredentials, validateEndpoint } from '../local/credentials';
 import { CcfluxError, describeError, ERROR_CODES, isCcfluxError } from '../local/errors';
-import { acquireLock, ensurePrivateDir, type LockOptions, readTextIfExists, withLock, writeFileAtomic } from '../local/fsx';
-import { ensureSigningKey, fingerprint, forgetRegistration, isRegistered, isRevoked, markRegistered, markRevoked, type SigningKey, sign } from './keys';
-import { type Logger, redact } from '../local/log';
+import { acquireLock, ensurePrivateDir, type LockOptions, withLock } from '../local/fsx';
+import type { Logger } from '../local/log';
 import type { StatePaths } from '../local/paths';
+import { type Action, classify } from './answer';
+import { getAccessToken, REFRESH_TOKEN_REVOKED_MESSAGE } from './auth';
+import { recordDeliveryStatus } from './delivery-status';
+import { Halt, haltFor, type StoppedBecause } from './halt';
+import { ensureSigningKey, fingerprint, forgetRegistration, isRegistered, isRevoked, markRegistered, markRevoked, type SigningKey, sign } from './keys';
 import { moveToRejected, type QueueStore } from './queue';
+import { registerDeviceKey } from './register';
 import type { Transport } from './transport';
 
 export { exchangeToken } from './auth';
+export { type DeliveryStatus, readDeliveryStatus } from './delivery-status';
+export type { StoppedBecause } from './halt';
+export { type RegisterResult, registerDeviceKey } from './register';
 
 export const STATE_LOCK_OPTIONS: LockOptions = { waitMillis: 10_000, staleMillis: 5_000 };
 export const DELIVER_LOCK_OPTIONS: LockOptions = { waitMillis: 0, staleMillis: 30_000 };
@@ -39,35 +37,6 @@ export const DELIVER_LOCK_OPTIONS: LockOptions = { waitMillis: 0, staleMillis: 3
 const MIN_REQUEST_MILLIS = 250;
 /** Bounds one drain whatever happens to the queue meanwhile (2 × its default bound). */
 const MAX_SENDS_PER_DRAIN = 1000;
-const MAX_STATUS_ERROR_CHARS = 300;
-
-export type StoppedBecause =
-  | null
-  /** Nothing configured (one activity line says how to configure). */
-  | 'no-credentials'
-  /** Configured but unusable (corrupt config.json, http:// endpoint, …). */
-  | 'config-invalid'
-  /** The device key is revoked (marker present, or the receiver just said so). */
-  | 'revoked'
-  /** `/token` answered 401: the refresh token is expired or revoked. */
-  | 'token-revoked'
-  | 'unreachable'
-  /** 429 or 5xx. */
-  | 'server-busy'
-  /** 3xx, 404, a 200 without a token, … */
-  | 'unexpected-answer'
-  | 'clock-skew'
-  | 'deadline'
-  | 'registration-failed'
-  /** A 401 again right after a fresh exchange. */
-  | 'unauthorized'
-  /** 403 signature-invalid or another 403 code: the report is kept. */
-  | 'forbidden'
-  /** The state lock could not be taken in time. */
-  | 'locked'
-  /** Anything unexpected (I/O); logged. */
-  | 'error';
-
 export interface DeliverDeps {
   paths: StatePaths;
   env: NodeJS.ProcessEnv;
@@ -111,37 +80,6 @@ export interface DeliverySummary {
 }
 
 export type RunDeliveryResult = ({ skipped: false } & DeliverySummary) | { skipped: true };
-
-/** `delivery_status.json`, for `ccflux status`. Times are RFC 3339; `lastError` is sanitised. */
-export interface DeliveryStatus {
-  lastAttemptAt: string | null;
-  lastDeliveryAt: string | null;
-  lastErrorAt: string | null;
-  lastError: string | null;
-  consecutiveFailures: number;
-  lastStoppedBecause: StoppedBecause;
-}
-
-const EMPTY_STATUS: DeliveryStatus = {
-  lastAttemptAt: null,
-  lastDeliveryAt: null,
-  lastErrorAt: null,
-  lastError: null,
-  consecutiveFailures: 0,
-  lastStoppedBecause: null,
-};
-
-type LogLevel = 'silent' | 'activity' | 'error';
-
-/** Ends a drain early. `failure` counts in consecutiveFailures and becomes lastError. */
-class Halt {
-  constructor(
-    readonly because: Exclude<StoppedBecause, null>,
-    readonly message: string,
-    readonly level: LogLevel,
-    readonly failure: boolean,
-  ) {}
-}
 
 /**
  * Drains the queue once (no deliver lock: `runDelivery` takes it). Never throws; the summary says
@@ -203,82 +141,47 @@ async function drainHoldingLock(deps: DeliverDeps, opts: DeliverOptions, deadlin
   }
 }
 
-export type RegisterResult =
-  | { kind: 'registered' }
-  /** 401: exchange a fresh access token and try once more. */
-  | { kind: 'refresh-token' }
-  /** 403 key-revoked. */
-  | { kind: 'revoked' }
-  | { kind: 'failed'; reason: 'unreachable' | 'server-busy' | 'registration-failed'; detail: string };
-
-/**
- * One `POST <base>/register-key` (`{public_key, device_id}`, bearer access token). 200 and 409
- * (already registered) are success. No files: the caller marks the registration
- * (`markRegistered`). `ccflux login` reuses it.
- */
-export async function registerDeviceKey(
-  deps: { transport: Transport; now?: () => Date },
-  args: { endpoint: string; accessToken: string; publicKeyB64: string; deviceId: string; timeoutMillis?: number },
-): Promise<RegisterResult> {
-  const body = JSON.stringify({ public_key: args.publicKeyB64, device_id: deviceIdOf(args.deviceId) });
-  const result = await deps.transport.post(endpointUrls(args.endpoint).registerKey, {
-    headers: {
-      authorization: `Bearer ${args.accessToken}`,
-      'content-type': 'application/json',
-      'user-agent': `ccflux/${VERSION}`,
-    },
-    body,
-    ...(args.timeoutMillis === undefined ? {} : { timeoutMillis: args.timeoutMillis }),
-  });
-  const action = classify(result, 'register', deps.now?.());
-  switch (action.kind) {
-    case 'delivered':
-      return { kind: 'registered' };
-    case 'refresh-token':
-      return { kind: 'refresh-token' };
-    case 'revoked':
-      return { kind: 'revoked' };
-    case 'stop':
-      return {
-        kind: 'failed',
-        reason: action.reason === 'unexpected-answer' ? 'registration-failed' : action.reason,
-        detail: action.detail,
-      };
-    case 'keep':
-      return { kind: 'failed', reason: 'registration-failed', detail: action.detail };
-    default:
-      return { kind: 'failed', reason: 'registration-failed', detail: `unexpected answer (${action.kind})` };
-  }
-}
-
-/** A hostname is the device id: printable, bounded by the receiver's limit. */
-function deviceIdOf(name: string): string {
-  return name.replace(/[^\x20-\x7e]/g, '?').slice(0, LIMITS.deviceIdChars);
-}
-
 async function drain(deps: DeliverDeps, opts: DeliverOptions, deadlineAt: number): Promise<DeliverySummary> {
   const run = new DrainRun(deps, opts, deadlineAt);
   let halt: Halt | null = null;
   try {
     await run.execute();
   } catch (err) {
-    if (err instanceof Halt) halt = err;
-    else if (isCcfluxError(err, ERROR_CODES.LOCKED)) halt = new Halt('locked', 'delivery: the state lock stayed busy', 'activity', true);
-    else halt = new Halt('error', `delivery failed: ${describeError(err)}`, 'error', true);
+    halt = haltOf(err);
   }
   const remaining = await deps.queue.size().catch(() => 0);
-  if (halt && halt.level !== 'silent') {
-    const kept = halt.because === 'revoked' ? '' : `; ${remaining} report(s) kept for later`;
-    deps.log[halt.level](`${halt.message}${kept}`);
+  logOutcome(deps.log, run, halt, remaining);
+  if (run.reachedNetwork || halt?.failure) {
+    await recordDeliveryStatus(deps, { reachedNetwork: run.reachedNetwork, delivered: run.delivered, halt });
   }
-  if (run.delivered > 0 || run.rejected > 0) {
-    deps.log.activity(`delivered ${run.delivered} report(s)${run.rejected > 0 ? `, rejected ${run.rejected}` : ''}; ${remaining} queued`);
-  }
-  if (run.reachedNetwork || halt?.failure) await recordStatus(deps, run, halt);
   return { delivered: run.delivered, rejected: run.rejected, remaining, stoppedBecause: halt?.because ?? null };
 }
 
-/** One drain's state: the access token, the once-only refresh and re-registration, the counts. */
+function haltOf(err: unknown): Halt {
+  if (err instanceof Halt) return err;
+  if (isCcfluxError(err, ERROR_CODES.LOCKED)) return new Halt('locked', 'delivery: the state lock stayed busy', 'activity', true);
+  return new Halt('error', `delivery failed: ${describeError(err)}`, 'error', true);
+}
+
+function logOutcome(log: Logger, run: DrainRun, halt: Halt | null, remaining: number): void {
+  if (halt && halt.level !== 'silent') {
+    const kept = halt.because === 'revoked' ? '' : `; ${remaining} report(s) kept for later`;
+    log[halt.level](`${halt.message}${kept}`);
+  }
+  if (run.delivered > 0 || run.rejected > 0) {
+    log.activity(`delivered ${run.delivered} report(s)${run.rejected > 0 ? `, rejected ${run.rejected}` : ''}; ${remaining} queued`);
+  }
+}
+
+/** What to do with the report in hand after acting on an answer. */
+type Next = 'done' | 'retry';
+
+/**
+ * One drain's state and its steps, in order:
+ *   prepare (credentials, key) → exchange (access token) → register → for each report:
+ *   send one → act on the answer.
+ * Each step either returns or throws a `Halt`.
+ */
 class DrainRun {
   delivered = 0;
   rejected = 0;
@@ -303,7 +206,22 @@ class DrainRun {
     const { deps } = this;
     if (await isRevoked(deps.paths)) throw new Halt('revoked', '', 'silent', false);
     await ensurePrivateDir(deps.paths.dir);
+    await this.prepareCredentials();
+    this.key = await ensureSigningKey(deps.paths, { log: deps.log, now: deps.now });
+    const registered = await isRegistered(deps.paths, this.key.publicKeyB64);
+    // Registration is retried on every run, even with nothing queued; otherwise no network at all.
+    if (registered && (await deps.queue.size()) === 0) return;
 
+    this.reachedNetwork = true;
+    await this.exchange(false);
+    if (!registered) await this.register();
+    await this.sendQueued();
+  }
+
+  // --- step: prepare credentials -----------------------------------------------------------
+
+  private async prepareCredentials(): Promise<void> {
+    const { deps } = this;
     let credentials: Awaited<ReturnType<typeof loadCredentials>>;
     try {
       credentials = await loadCredentials({ env: deps.env, paths: deps.paths });
@@ -316,16 +234,6 @@ class DrainRun {
       throw new Halt('no-credentials', `not delivering: no receiver configured — ${CONFIGURE_HINT}`, 'activity', true);
     }
     this.credentials = { endpoint: this.endpoint, token: credentials.token };
-
-    this.key = await ensureSigningKey(deps.paths, { log: deps.log, now: deps.now });
-    const registered = await isRegistered(deps.paths, this.key.publicKeyB64);
-    // Registration is retried on every run, even with nothing queued; otherwise no network at all.
-    if (registered && (await deps.queue.size()) === 0) return;
-
-    this.reachedNetwork = true;
-    await this.fetchAccessToken(false);
-    if (!registered) await this.register();
-    await this.sendQueued();
   }
 
   private timeLeftMillis(): number {
@@ -334,7 +242,9 @@ class DrainRun {
     return left;
   }
 
-  private async fetchAccessToken(forceRefresh: boolean): Promise<void> {
+  // --- step: exchange the refresh token --------------------------------------------------------
+
+  private async exchange(forceRefresh: boolean): Promise<void> {
     const result = await getAccessToken(
       {
         paths: this.deps.paths,
@@ -362,8 +272,10 @@ class DrainRun {
       throw new Halt('unauthorized', 'the receiver refused a freshly exchanged access token (401)', 'error', true);
     }
     this.refreshed = true;
-    await this.fetchAccessToken(true);
+    await this.exchange(true);
   }
+
+  // --- step: register the device key -----------------------------------------------------------
 
   private async register(): Promise<void> {
     const { deps } = this;
@@ -399,10 +311,11 @@ class DrainRun {
     }
   }
 
+  // --- step: send, one report at a time ------------------------------------------------------
+
   private async sendQueued(): Promise<void> {
-    const { deps } = this;
     for (;;) {
-      const batch = await deps.queue.list();
+      const batch = await this.deps.queue.list();
       if (batch.length === 0) return;
       for (const [index, report] of batch.entries()) {
         await this.deliverOne(report);
@@ -413,67 +326,17 @@ class DrainRun {
 
   /** Sends one report until it is delivered or rejected; anything else halts the drain with it kept at the front. */
   private async deliverOne(report: ReportBody): Promise<void> {
-    const { deps } = this;
     for (;;) {
       if (++this.sends > MAX_SENDS_PER_DRAIN) {
         throw new Halt('error', `delivery: more than ${MAX_SENDS_PER_DRAIN} sends in one run; the rest waits`, 'error', true);
       }
-      const result = await this.post(report, this.timeLeftMillis());
-      const action = classify(result, 'report', deps.now());
-      switch (action.kind) {
-        case 'delivered':
-          await this.underStateLock(() => deps.queue.remove([report]));
-          this.delivered++;
-          return;
-        case 'reject':
-          await this.underStateLock(async () => {
-            await moveToRejected(deps.paths, report, action.detail, { now: deps.now(), log: deps.log });
-            await deps.queue.remove([report]);
-          });
-          this.rejected++;
-          deps.log.error(
-            `report ${report.session_id}#${report.turn_index} refused by the receiver (${action.detail}): moved to rejected_reports.jsonl`,
-          );
-          return;
-        case 'refresh-token':
-          await this.refreshOnce();
-          continue;
-        case 'forget-registration':
-          await forgetRegistration(deps.paths);
-          if (this.reregistered) {
-            throw new Halt('registration-failed', 'the receiver does not know this device key even after registering it again', 'error', true);
-          }
-          this.reregistered = true;
-          deps.log.activity('the receiver does not know this device key: registering it again');
-          await this.register();
-          continue;
-        case 'revoked':
-          return this.revoke();
-        case 'clock-skew':
-          throw new Halt('clock-skew', `report refused: ${action.detail}`, 'error', true);
-        case 'keep':
-          throw new Halt('forbidden', `report refused (${action.detail})`, 'error', true);
-        case 'stop':
-          if (await this.waitRetryAfter(action.retryAfterMillis)) continue;
-          throw haltFor(action.reason, `delivery stopped: ${action.detail}`);
-        case 'token-revoked':
-          throw new Halt('unexpected-answer', 'delivery stopped: unexpected answer', 'error', true);
-      }
+      const result = await this.sendOne(report, this.timeLeftMillis());
+      const next = await this.actOn(classify(result, 'report', this.deps.now()), report);
+      if (next === 'done') return;
     }
   }
 
-  /** True after waiting out a `Retry-After` that fits in the budget; false to stop now. */
-  private async waitRetryAfter(retryAfterMillis: number | undefined): Promise<boolean> {
-    if (retryAfterMillis === undefined || this.retryAfterWaits >= MAX_RETRY_AFTER_WAITS) return false;
-    const left = this.deadlineAt - this.deps.now().getTime();
-    if (left - retryAfterMillis < MIN_REQUEST_MILLIS) return false;
-    this.retryAfterWaits++;
-    this.deps.log.activity(`receiver asked to retry in ${Math.ceil(retryAfterMillis / 1000)}s; waiting`);
-    await (this.deps.sleep ?? realSleep)(retryAfterMillis);
-    return true;
-  }
-
-  private post(report: ReportBody, timeoutMillis: number) {
+  private sendOne(report: ReportBody, timeoutMillis: number) {
     const key = this.key as SigningKey;
     const body = Buffer.from(JSON.stringify(report), 'utf8');
     const timestamp = formatTimestamp(this.deps.now());
@@ -489,6 +352,71 @@ class DrainRun {
       body,
       timeoutMillis,
     });
+  }
+
+  // --- step: act on the answer ---------------------------------------------------------------
+
+  /** The SPEC's answer table, applied to the report in hand. Throws a `Halt` to stop the drain. */
+  private async actOn(action: Action, report: ReportBody): Promise<Next> {
+    switch (action.kind) {
+      case 'delivered':
+        await this.underStateLock(() => this.deps.queue.remove([report]));
+        this.delivered++;
+        return 'done';
+      case 'reject':
+        await this.reject(report, action.detail);
+        return 'done';
+      case 'refresh-token':
+        await this.refreshOnce();
+        return 'retry';
+      case 'forget-registration':
+        await this.registerAgain();
+        return 'retry';
+      case 'revoked':
+        return this.revoke();
+      case 'clock-skew':
+        throw new Halt('clock-skew', `report refused: ${action.detail}`, 'error', true);
+      case 'keep':
+        throw new Halt('forbidden', `report refused (${action.detail})`, 'error', true);
+      case 'stop':
+        if (await this.waitRetryAfter(action.retryAfterMillis)) return 'retry';
+        throw haltFor(action.reason, `delivery stopped: ${action.detail}`);
+      case 'token-revoked':
+        throw new Halt('unexpected-answer', 'delivery stopped: unexpected answer', 'error', true);
+    }
+  }
+
+  /** 400/413: the report can never be accepted; kept in rejected_reports.jsonl, never dropped. */
+  private async reject(report: ReportBody, detail: string): Promise<void> {
+    const { deps } = this;
+    await this.underStateLock(async () => {
+      await moveToRejected(deps.paths, report, detail, { now: deps.now(), log: deps.log });
+      await deps.queue.remove([report]);
+    });
+    this.rejected++;
+    deps.log.error(`report ${report.session_id}#${report.turn_index} refused by the receiver (${detail}): moved to rejected_reports.jsonl`);
+  }
+
+  /** 403 key-not-registered: register once more per drain, then retry the report. */
+  private async registerAgain(): Promise<void> {
+    await forgetRegistration(this.deps.paths);
+    if (this.reregistered) {
+      throw new Halt('registration-failed', 'the receiver does not know this device key even after registering it again', 'error', true);
+    }
+    this.reregistered = true;
+    this.deps.log.activity('the receiver does not know this device key: registering it again');
+    await this.register();
+  }
+
+  /** True after waiting out a `Retry-After` that fits in the budget; false to stop now. */
+  private async waitRetryAfter(retryAfterMillis: number | undefined): Promise<boolean> {
+    if (retryAfterMillis === undefined || this.retryAfterWaits >= MAX_RETRY_AFTER_WAITS) return false;
+    const left = this.deadlineAt - this.deps.now().getTime();
+    if (left - retryAfterMillis < MIN_REQUEST_MILLIS) return false;
+    this.retryAfterWaits++;
+    this.deps.log.activity(`receiver asked to retry in ${Math.ceil(retryAfterMillis / 1000)}s; waiting`);
+    await (this.deps.sleep ?? realSleep)(retryAfterMillis);
+    return true;
   }
 
   /** 403 key-revoked: write the marker, clear the queue, go silent. Always throws. */
@@ -511,59 +439,5 @@ class DrainRun {
 
   private underStateLock<T>(fn: () => Promise<T>): Promise<T> {
     return withLock(this.deps.paths.stateLock, STATE_LOCK_OPTIONS, fn);
-  }
-}
-
-function haltFor(
-  reason: 'unreachable' | 'server-busy' | 'unexpected-answer' | 'registration-failed',
-  message: string,
-  unexpected: Exclude<StoppedBecause, null> = 'unexpected-answer',
-): Halt {
-  if (reason === 'unreachable') return new Halt('unreachable', `receiver unreachable — ${message}`, 'activity', true);
-  if (reason === 'server-busy') return new Halt('server-busy', `receiver busy — ${message}`, 'activity', true);
-  return new Halt(reason === 'registration-failed' ? 'registration-failed' : unexpected, message, 'error', true);
-}
-
-/** Reads `delivery_status.json`; defaults when absent or unreadable. */
-export async function readDeliveryStatus(paths: Pick<StatePaths, 'deliveryStatus'>): Promise<DeliveryStatus> {
-  try {
-    const text = await readTextIfExists(paths.deliveryStatus);
-    if (text === null) return { ...EMPTY_STATUS };
-    const parsed = JSON.parse(text) as Partial<DeliveryStatus>;
-    const str = (v: unknown) => (typeof v === 'string' ? v : null);
-    return {
-      lastAttemptAt: str(parsed.lastAttemptAt),
-      lastDeliveryAt: str(parsed.lastDeliveryAt),
-      lastErrorAt: str(parsed.lastErrorAt),
-      lastError: str(parsed.lastError),
-      consecutiveFailures:
-        typeof parsed.consecutiveFailures === 'number' && Number.isSafeInteger(parsed.consecutiveFailures) && parsed.consecutiveFailures >= 0
-          ? parsed.consecutiveFailures
-          : 0,
-      lastStoppedBecause: str(parsed.lastStoppedBecause) as StoppedBecause,
-    };
-  } catch {
-    return { ...EMPTY_STATUS };
-  }
-}
-
-async function recordStatus(deps: DeliverDeps, run: DrainRun, halt: Halt | null): Promise<void> {
-  try {
-    const previous = await readDeliveryStatus(deps.paths);
-    const at = formatTimestamp(deps.now());
-    const next: DeliveryStatus = { ...previous, lastStoppedBecause: halt?.because ?? null };
-    if (run.reachedNetwork) next.lastAttemptAt = at;
-    if (run.delivered > 0) next.lastDeliveryAt = at;
-    if (halt?.failure) {
-      next.lastErrorAt = at;
-      next.lastError = redact(halt.message.replace(/[^\x20-\x7e\u00a0-\uffff]/g, '?')).slice(0, MAX_STATUS_ERROR_CHARS);
-      next.consecutiveFailures = previous.consecutiveFailures + 1;
-    } else if (halt === null || run.delivered > 0) {
-      // A pause at the deadline proves nothing either way: only a clean run or a delivery resets.
-      next.consecutiveFailures = 0;
-    }
-    await writeFileAtomic(deps.paths.deliveryStatus, `${JSON.stringify(next, null, 2)}\n`);
-  } catch (err) {
-    deps.log.error(`cannot write delivery_status.json: ${describeError(err)}`);
   }
 }

@@ -64,7 +64,7 @@ describe('buildReport', () => {
   it('caps email and plugin version to the wire limits; negative or fractional counts become 0', () => {
     const r = buildReport({ ...base({ m: { input_tokens: -3, output_tokens: 1.5, cache_read_tokens: 2, cache_write_tokens: 0 } }), userEmail: `${'a'.repeat(300)}@x`, pluginVersion: 'v'.repeat(100) });
     expect(r.user_email.length).toBe(LIMITS.userEmailChars);
-    expect(r.plugin_version.length).toBe(LIMITS.pluginVersionChars);
+    expect(r.plugin_version?.length).toBe(LIMITS.pluginVersionChars);
     expect(r.models.m).toEqual(u(0, 0, 2, 0));
     expect(validateReport(r).ok).toBe(true);
   });

@@ -28,7 +28,8 @@ export function cacheHitRate(t: { input: number; cacheRead: number; cacheWrite: 
 /** A stored timestamp, shown as stored (it may be anything a device sent), a little tidier. */
 export function when(value: string | null | undefined): string {
   if (value === null || value === undefined || value === '') return esc('—');
-  const m = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?Z$/.exec(value);
+  // ISO (`…T…Z`) or SQLite's `YYYY-MM-DD HH:MM:SS` (UTC), the form `received_at` keeps.
+  const m = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?Z?$/.exec(value);
   return esc(m ? `${m[1]} ${m[2]}Z` : value);
 }
 

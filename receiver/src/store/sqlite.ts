@@ -1,69 +1,42 @@
 /**
- * Everything the receiver keeps, over better-sqlite3 prepared statements only (no value is ever
- * interpolated into SQL). Used by the HTTP routes, the CLI and the admin dashboard.
+ * SQLite backend (better-sqlite3, the embedded default). Prepared statements only (no value is
+ * ever interpolated into SQL). Each method runs synchronously, inside one `BEGIN IMMEDIATE`
+ * transaction where it writes, and returns a settled promise: nothing else runs on the
+ * connection in between, which is what makes the async interface safe over one connection.
  *
  * Tokens are stored as SHA-256 hex digests; the plaintext is returned once, at issue, and never
- * again. Timestamps are `Date.toISOString()` strings so that SQL compares them as text correctly.
+ * again. Timestamps are `Date.toISOString()` strings so that SQL compares them as text correctly,
+ * except `usage_events.received_at`, which keeps the Rust version's `YYYY-MM-DD HH:MM:SS` (UTC) so
+ * that SQL written for it (`received_at >= datetime('now', '-1 hour')`) still selects the same rows.
  */
 import type { Statement } from 'better-sqlite3';
-import type { ReportBody } from '../../src/protocol/wire';
-import type { Db } from './db/open';
-import { ReceiverError } from './errors';
-import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeToken } from './tokens';
-
-/** Defaults match SPEC §3; the server passes its configuration. */
-export interface StoreOptions {
-  refreshTokenRollingDays?: number;
-  accessTokenExpirySecs?: number;
-}
-
-/** Live access tokens kept per refresh token; older ones are dropped at the next exchange. */
-export const MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN = 20;
-/** Active device keys per user; a leaked access token cannot fill the table. */
-export const MAX_ACTIVE_KEYS_PER_USER = 100;
-export const EMAIL_MAX_CHARS = 255;
-export const DIVISION_MAX_CHARS = 255;
-export const DAYS_MAX = 3650;
-
-const DAY_MS = 24 * 3600 * 1000;
-
-export interface UserRow {
-  email: string;
-  division: string;
-  created_at: string;
-  revoked_at: string | null;
-  /** Non-secret identifier of the current refresh token (`usage_events.user_token`); null if none. */
-  token_ref: string | null;
-  token_expires_at: string | null;
-  token_last_used_at: string | null;
-  active_keys: number;
-}
-
-export interface KeyRow {
-  id: number;
-  user_email: string;
-  device_id: string;
-  public_key: string;
-  registered_at: string;
-  last_seen_at: string | null;
-  revoked_at: string | null;
-}
-
-/** Who a valid token belongs to. */
-export interface AuthContext {
-  userId: number;
-  email: string;
-  refreshTokenId: number;
-  tokenRef: string;
-}
-
-export interface DeviceKey {
-  id: number;
-  device_id: string;
-  revoked_at: string | null;
-}
-
-export type RegisterKeyOutcome = 'registered' | 'exists' | 'revoked' | 'limit';
+import type { ReportBody } from '../../../src/protocol/wire';
+import { type AdminQueries, createQueries } from '../admin/queries';
+import type { Db } from '../db/open';
+import { ReceiverError } from '../errors';
+import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeToken } from '../tokens';
+import {
+  checkDays,
+  checkDivision,
+  DAY_MS,
+  limitCap,
+  limitRetryAfter,
+  MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN,
+  MAX_ACTIVE_KEYS_PER_USER,
+  normalizeEmail,
+  sqliteTimestamp,
+} from './rules';
+import type {
+  AuthContext,
+  DeviceKey,
+  InsertOptions,
+  KeyRow,
+  LimitDecision,
+  RegisterKeyOutcome,
+  Store,
+  StoreOptions,
+  UserRow,
+} from './types';
 
 interface RefreshLookupRow {
   id: number;
@@ -87,43 +60,14 @@ interface AccessLookupRow {
   token_ref: string;
 }
 
-/** Lower-cased, trimmed; throws `invalid` for anything that is not plausibly an email address. */
-export function normalizeEmail(email: string): string {
-  const value = String(email).trim().toLowerCase();
-  if (
-    value.length < 3 ||
-    value.length > EMAIL_MAX_CHARS ||
-    !/^[^\s@]+@[^\s@]+$/.test(value) ||
-    /[\x00-\x1f\x7f]/.test(value)
-  ) {
-    throw new ReceiverError('invalid', `not a valid email address (1-${EMAIL_MAX_CHARS} characters, one @)`);
-  }
-  return value;
-}
-
-function checkDivision(division: string | undefined): string | undefined {
-  if (division === undefined) return undefined;
-  const value = String(division).trim();
-  if (value.length > DIVISION_MAX_CHARS || /[\x00-\x1f\x7f]/.test(value)) {
-    throw new ReceiverError('invalid', `division must be at most ${DIVISION_MAX_CHARS} printable characters`);
-  }
-  return value;
-}
-
-function checkDays(days: number | undefined, fallback: number): number {
-  if (days === undefined) return fallback;
-  if (!Number.isSafeInteger(days) || days < 1 || days > DAYS_MAX) {
-    throw new ReceiverError('invalid', `days must be a whole number from 1 to ${DAYS_MAX}`);
-  }
-  return days;
-}
-
-export class Store {
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
   readonly db: Db;
   private readonly now: () => Date;
   private readonly rollingDays: number;
   private readonly accessTtlSecs: number;
   private readonly stmts: ReturnType<typeof prepareStatements>;
+  private queries: AdminQueries | undefined;
 
   constructor(db: Db, now: () => Date, options: StoreOptions = {}) {
     this.db = db;
@@ -143,7 +87,7 @@ export class Store {
    * Provisions a user and returns their refresh token (the only time it is ever available).
    * A revoked user with the same email is re-enabled with a fresh token.
    */
-  createUser(email: string, opts: { division?: string; days?: number } = {}): { refreshToken: string } {
+  async createUser(email: string, opts: { division?: string; days?: number } = {}): Promise<{ refreshToken: string }> {
     const address = normalizeEmail(email);
     const division = checkDivision(opts.division);
     const days = checkDays(opts.days, this.rollingDays);
@@ -167,12 +111,12 @@ export class Store {
       .immediate();
   }
 
-  listUsers(): UserRow[] {
+  async listUsers(): Promise<UserRow[]> {
     return this.stmts.listUsers.all() as UserRow[];
   }
 
   /** Revokes the user, every refresh token and every access token of theirs. Idempotent. */
-  revokeUser(email: string): void {
+  async revokeUser(email: string): Promise<void> {
     const address = normalizeEmail(email);
     this.db
       .transaction(() => {
@@ -186,7 +130,7 @@ export class Store {
   }
 
   /** Revokes the user's refresh tokens (and their access tokens) and issues a new one. */
-  reissueToken(email: string, opts: { days?: number } = {}): { refreshToken: string } {
+  async reissueToken(email: string, opts: { days?: number } = {}): Promise<{ refreshToken: string }> {
     const address = normalizeEmail(email);
     const days = checkDays(opts.days, this.rollingDays);
     return this.db
@@ -220,7 +164,7 @@ export class Store {
 
   // ---- device keys ---------------------------------------------------------------------------
 
-  listKeys(): KeyRow[] {
+  async listKeys(): Promise<KeyRow[]> {
     return this.stmts.listKeys.all() as KeyRow[];
   }
 
@@ -228,7 +172,7 @@ export class Store {
    * Revokes a public key for every user it is registered to; returns how many registrations
    * changed (0 when all were already revoked). `not-found` when the key was never registered.
    */
-  revokeKey(publicKey: string): number {
+  async revokeKey(publicKey: string): Promise<number> {
     return this.db
       .transaction(() => {
         const known = this.stmts.countKey.get(publicKey) as { n: number };
@@ -238,10 +182,10 @@ export class Store {
       .immediate();
   }
 
-  registerKey(auth: AuthContext, publicKey: string, deviceId: string): RegisterKeyOutcome {
+  async registerKey(auth: AuthContext, publicKey: string, deviceId: string): Promise<RegisterKeyOutcome> {
     return this.db
       .transaction((): RegisterKeyOutcome => {
-        const existing = this.findDeviceKey(auth.userId, publicKey);
+        const existing = this.stmts.keyOfUser.get(auth.userId, publicKey) as DeviceKey | undefined;
         if (existing) return existing.revoked_at === null ? 'exists' : 'revoked';
         const active = this.stmts.countActiveKeysOfUser.get(auth.userId) as { n: number };
         if (active.n >= MAX_ACTIVE_KEYS_PER_USER) return 'limit';
@@ -251,19 +195,14 @@ export class Store {
       .immediate();
   }
 
-  /** The key as registered to this user; another user's registration of it does not count. */
-  findDeviceKey(userId: number, publicKey: string): DeviceKey | undefined {
+  async findDeviceKey(userId: number, publicKey: string): Promise<DeviceKey | undefined> {
     return this.stmts.keyOfUser.get(userId, publicKey) as DeviceKey | undefined;
-  }
-
-  touchDeviceKey(id: number): void {
-    this.stmts.touchKey.run(this.nowIso(), id);
   }
 
   // ---- tokens --------------------------------------------------------------------------------
 
   /** The owner of a refresh token that is known, unexpired and not revoked; null otherwise. */
-  authenticateRefreshToken(token: string): AuthContext | null {
+  async authenticateRefreshToken(token: string): Promise<AuthContext | null> {
     if (!looksLikeToken('refresh', token)) return null;
     const hash = hashToken(token);
     const row = this.stmts.refreshByHash.get(hash) as RefreshLookupRow | undefined;
@@ -276,7 +215,7 @@ export class Store {
    * Issues an access token for an authenticated refresh token and rolls the refresh token's
    * expiry forward (never backward: a token provisioned for longer keeps its date).
    */
-  issueAccessToken(auth: AuthContext): { accessToken: string; expiresAt: Date } {
+  async issueAccessToken(auth: AuthContext): Promise<{ accessToken: string; expiresAt: Date }> {
     const token = generateToken('access');
     const now = this.now();
     const expiresAt = new Date(now.getTime() + this.accessTtlSecs * 1000);
@@ -299,7 +238,7 @@ export class Store {
 
   /** The owner of an access token that is known, unexpired, and whose user and refresh token
    * are not revoked; null otherwise. */
-  authenticateAccessToken(token: string): AuthContext | null {
+  async authenticateAccessToken(token: string): Promise<AuthContext | null> {
     if (!looksLikeToken('access', token)) return null;
     const hash = hashToken(token);
     const row = this.stmts.accessByHash.get(hash) as AccessLookupRow | undefined;
@@ -308,11 +247,13 @@ export class Store {
     return { userId: row.user_id, email: row.email, refreshTokenId: row.refresh_token_id, tokenRef: row.token_ref };
   }
 
-  purgeExpiredAccessTokens(): number {
+  /** Also drops rate-limit windows nobody can consult any more. */
+  async purgeExpiredAccessTokens(): Promise<number> {
+    this.stmts.purgeLimits.run(this.now().getTime());
     return this.stmts.purgeAccessTokens.run(this.nowIso()).changes;
   }
 
-  countActiveAccessTokens(): number {
+  async countActiveAccessTokens(): Promise<number> {
     return (this.stmts.countActiveAccessTokens.get(this.nowIso()) as { n: number }).n;
   }
 
@@ -323,12 +264,13 @@ export class Store {
    * report inserts nothing. Returns how many rows were new. `deviceKeyId`, the verified signing
    * key, gets its last_seen_at in the same transaction (one commit per report).
    */
-  insertReport(
+  async insertReport(
     auth: AuthContext,
     report: ReportBody,
-    opts: { deviceId: string; signed: boolean; deviceKeyId?: number },
-  ): { inserted: number } {
-    const receivedAt = this.nowIso();
+    opts: InsertOptions,
+  ): Promise<{ inserted: number }> {
+    const now = this.now();
+    const receivedAt = sqliteTimestamp(now);
     return this.db
       .transaction(() => {
         let inserted = 0;
@@ -340,7 +282,8 @@ export class Store {
             session_id: report.session_id,
             turn_index: report.turn_index,
             timestamp_utc: report.timestamp_utc,
-            session_start_utc: report.session_start_utc,
+            // A Rust device leaves it out when it has none; '' means the same.
+            session_start_utc: report.session_start_utc || null,
             model,
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
@@ -354,15 +297,50 @@ export class Store {
             signed: opts.signed ? 1 : 0,
           }).changes;
         }
-        if (opts.deviceKeyId !== undefined) this.stmts.touchKey.run(receivedAt, opts.deviceKeyId);
+        if (opts.deviceKeyId !== undefined) this.stmts.touchKey.run(now.toISOString(), opts.deviceKeyId);
         return { inserted };
       })
       .immediate();
   }
 
+  async dashboard(now: Date) {
+    this.queries ??= createQueries(this.db);
+    return this.queries.load(now);
+  }
+
+  // ---- shared limits -------------------------------------------------------------------------
+
+  async limitHit(key: string, limit: number, windowSecs: number): Promise<LimitDecision> {
+    return this.limit(key, limit, windowSecs, true);
+  }
+
+  async limitCheck(key: string, limit: number, windowSecs: number): Promise<LimitDecision> {
+    return this.limit(key, limit, windowSecs, false);
+  }
+
+  /** One fixed-window row per (key, window start); see `limitCap` for the weighting. */
+  private limit(key: string, limit: number, windowSecs: number, count: boolean): LimitDecision {
+    const nowMs = this.now().getTime();
+    const windowMs = windowSecs * 1000;
+    const start = nowMs - (nowMs % windowMs);
+    const previous = (this.stmts.limitCount.get(key, start - windowMs) as { n: number } | undefined)?.n ?? 0;
+    const cap = limitCap(limit, previous, (nowMs - start) / windowMs);
+    if (count && cap >= 1) {
+      const row = this.stmts.limitHit.get(key, start, start + 2 * windowMs, cap) as { n: number } | undefined;
+      if (row !== undefined) return { allowed: true, retryAfterSecs: 0 };
+    }
+    const current = (this.stmts.limitCount.get(key, start) as { n: number } | undefined)?.n ?? 0;
+    if (!count && current < cap) return { allowed: true, retryAfterSecs: 0 };
+    return { allowed: false, retryAfterSecs: limitRetryAfter(limit, current, previous, nowMs, start, windowMs) };
+  }
+
   /** Throws when the database cannot answer a query that reads a table page. */
-  ping(): void {
+  async ping(): Promise<void> {
     this.stmts.ping.get();
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
   }
 }
 
@@ -378,20 +356,20 @@ function prepareStatements(db: Db) {
              rt.token_ref, rt.expires_at AS token_expires_at, rt.last_used_at AS token_last_used_at,
              (SELECT count(*) FROM device_keys dk WHERE dk.user_id = u.id AND dk.revoked_at IS NULL) AS active_keys
       FROM users u
-      LEFT JOIN refresh_tokens rt ON rt.id = (
-        SELECT id FROM refresh_tokens WHERE user_id = u.id AND revoked_at IS NULL ORDER BY id DESC LIMIT 1)
+      LEFT JOIN user_tokens rt ON rt.id = (
+        SELECT id FROM user_tokens WHERE user_id = u.id AND revoked_at IS NULL ORDER BY id DESC LIMIT 1)
       ORDER BY u.email`),
     insertRefreshToken: p(
-      'INSERT INTO refresh_tokens (user_id, token_hash, token_ref, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+      'INSERT INTO user_tokens (user_id, token_hash, token_ref, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
     ),
-    revokeRefreshTokensOfUser: p('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL'),
+    revokeRefreshTokensOfUser: p('UPDATE user_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL'),
     deleteAccessTokensOfUser: p('DELETE FROM access_tokens WHERE user_id = ?'),
     refreshByHash: p(`
       SELECT rt.id, rt.user_id, rt.token_hash, rt.token_ref, rt.expires_at, rt.revoked_at,
              u.email, u.revoked_at AS user_revoked_at
-      FROM refresh_tokens rt JOIN users u ON u.id = rt.user_id
+      FROM user_tokens rt JOIN users u ON u.id = rt.user_id
       WHERE rt.token_hash = ?`),
-    rollRefreshToken: p('UPDATE refresh_tokens SET expires_at = max(expires_at, ?), last_used_at = ? WHERE id = ?'),
+    rollRefreshToken: p('UPDATE user_tokens SET expires_at = max(expires_at, ?), last_used_at = ? WHERE id = ?'),
     insertAccessToken: p(
       'INSERT INTO access_tokens (token_hash, refresh_token_id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
     ),
@@ -403,9 +381,16 @@ function prepareStatements(db: Db) {
              u.email, u.revoked_at AS user_revoked_at, rt.revoked_at AS refresh_revoked_at, rt.token_ref
       FROM access_tokens at
       JOIN users u ON u.id = at.user_id
-      JOIN refresh_tokens rt ON rt.id = at.refresh_token_id
+      JOIN user_tokens rt ON rt.id = at.refresh_token_id
       WHERE at.token_hash = ?`),
     purgeAccessTokens: p('DELETE FROM access_tokens WHERE expires_at <= ?'),
+    purgeLimits: p('DELETE FROM limit_windows WHERE expires_ms <= ?'),
+    limitCount: p('SELECT count AS n FROM limit_windows WHERE key = ? AND window_start = ?'),
+    // Counts only while under the cap: a refused request leaves the row as it was (no RETURNING row).
+    limitHit: p(`
+      INSERT INTO limit_windows (key, window_start, expires_ms, count) VALUES (?, ?, ?, 1)
+      ON CONFLICT (key, window_start) DO UPDATE SET count = count + 1 WHERE count < ?
+      RETURNING count AS n`),
     countActiveAccessTokens: p('SELECT count(*) AS n FROM access_tokens WHERE expires_at > ?'),
     listKeys: p(`
       SELECT dk.id, u.email AS user_email, dk.device_id, dk.public_key, dk.registered_at, dk.last_seen_at, dk.revoked_at

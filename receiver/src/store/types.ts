@@ -1,0 +1,127 @@
+/**
+ * The receiver's one storage interface. Every route, command and view goes through it; two
+ * backends implement it with the same semantics (`store/contract.test` runs one suite on both):
+ *
+ * - `sqlite.ts`   — better-sqlite3, the embedded default (`DATABASE_PATH`). Each method runs its
+ *                   statements synchronously inside one transaction and returns a settled promise,
+ *                   so no other request interleaves with it on the single connection.
+ * - `postgres.ts` — `pg` with a pool (`DATABASE_URL=postgres://…`), for several instances on one
+ *                   database. Each method is one transaction on one pooled client.
+ *
+ * Everything an instance needs to answer a request lives in the database (token hashes, device
+ * keys, rate-limit windows, admin sessions), so any instance can answer any request.
+ *
+ * Adding a store method: add it here, implement it in both backends with parameters only (never
+ * interpolate a value into SQL), and cover it in `receiver/test/store-contract.test.ts`.
+ * Adding a migration: append to `MIGRATIONS` in `db/schema.ts` (SQLite) and the same number to
+ * `PG_MIGRATIONS` in `db/schema-postgres.ts`; never edit a shipped one (see those files).
+ */
+import type { ReportBody } from '../../../src/protocol/wire';
+import type { DashboardData } from '../admin/queries';
+
+/** Defaults match SPEC §3; the server passes its configuration. */
+export interface StoreOptions {
+  refreshTokenRollingDays?: number;
+  accessTokenExpirySecs?: number;
+}
+
+export interface UserRow {
+  email: string;
+  division: string;
+  created_at: string;
+  revoked_at: string | null;
+  /** Non-secret identifier of the current refresh token (`usage_events.user_token`); null if none. */
+  token_ref: string | null;
+  token_expires_at: string | null;
+  token_last_used_at: string | null;
+  active_keys: number;
+}
+
+export interface KeyRow {
+  id: number;
+  user_email: string;
+  device_id: string;
+  public_key: string;
+  registered_at: string;
+  last_seen_at: string | null;
+  revoked_at: string | null;
+}
+
+/** Who a valid token belongs to. */
+export interface AuthContext {
+  userId: number;
+  email: string;
+  refreshTokenId: number;
+  tokenRef: string;
+}
+
+export interface DeviceKey {
+  id: number;
+  device_id: string;
+  revoked_at: string | null;
+}
+
+export type RegisterKeyOutcome = 'registered' | 'exists' | 'revoked' | 'limit';
+
+export interface LimitDecision {
+  allowed: boolean;
+  /** Seconds until a request would be allowed again (for `Retry-After`); 0 when allowed. */
+  retryAfterSecs: number;
+}
+
+export interface InsertOptions {
+  deviceId: string;
+  signed: boolean;
+  /** The verified signing key: its last_seen_at is set in the same transaction. */
+  deviceKeyId?: number;
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+
+  // users
+  /** Provisions a user and returns their refresh token (the only time it is ever available).
+   * A revoked user with the same email is re-enabled with a fresh token. */
+  createUser(email: string, opts?: { division?: string; days?: number }): Promise<{ refreshToken: string }>;
+  listUsers(): Promise<UserRow[]>;
+  /** Revokes the user, every refresh token and every access token of theirs. Idempotent. */
+  revokeUser(email: string): Promise<void>;
+  /** Revokes the user's refresh tokens (and their access tokens) and issues a new one. */
+  reissueToken(email: string, opts?: { days?: number }): Promise<{ refreshToken: string }>;
+
+  // device keys
+  listKeys(): Promise<KeyRow[]>;
+  /** Revokes a public key for every user it is registered to; returns how many registrations
+   * changed (0 when all were already revoked). `not-found` when the key was never registered. */
+  revokeKey(publicKey: string): Promise<number>;
+  registerKey(auth: AuthContext, publicKey: string, deviceId: string): Promise<RegisterKeyOutcome>;
+  /** The key as registered to this user; another user's registration of it does not count. */
+  findDeviceKey(userId: number, publicKey: string): Promise<DeviceKey | undefined>;
+
+  // tokens
+  /** The owner of a refresh token that is known, unexpired and not revoked; null otherwise. */
+  authenticateRefreshToken(token: string): Promise<AuthContext | null>;
+  /** Issues an access token and rolls the refresh token's expiry forward (never backward). */
+  issueAccessToken(auth: AuthContext): Promise<{ accessToken: string; expiresAt: Date }>;
+  /** The owner of a live access token whose user and refresh token are not revoked; else null. */
+  authenticateAccessToken(token: string): Promise<AuthContext | null>;
+  purgeExpiredAccessTokens(): Promise<number>;
+  countActiveAccessTokens(): Promise<number>;
+
+  // usage
+  /** One row per model, idempotent on (session_id, turn_index, model): a retried or replayed
+   * report inserts nothing. Returns how many rows were new. */
+  insertReport(auth: AuthContext, report: ReportBody, opts: InsertOptions): Promise<{ inserted: number }>;
+  /** Everything the dashboard shows, as of `now`. */
+  dashboard(now: Date): Promise<DashboardData>;
+
+  // shared limits (one counter for every instance; method and error bound in rules.ts / docs)
+  /** Counts one event for `key` when it is within `limit` per `windowSecs`; a refused one is not counted. */
+  limitHit(key: string, limit: number, windowSecs: number): Promise<LimitDecision>;
+  /** The same decision without counting anything (e.g. "may this address try to log in?"). */
+  limitCheck(key: string, limit: number, windowSecs: number): Promise<LimitDecision>;
+
+  /** Throws when the database cannot answer a query that reads a table page. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

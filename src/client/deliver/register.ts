@@ -1,0 +1,61 @@
+/**
+ * Device key registration: one `POST <base>/register-key`. Used by the drain and by `ccflux login`.
+ */
+import { endpointUrls, LIMITS } from '../../protocol/wire';
+import { VERSION } from '../../version';
+import { classify } from './answer';
+import type { Transport } from './transport';
+
+export type RegisterResult =
+  | { kind: 'registered' }
+  /** 401: exchange a fresh access token and try once more. */
+  | { kind: 'refresh-token' }
+  /** 403 key-revoked. */
+  | { kind: 'revoked' }
+  | { kind: 'failed'; reason: 'unreachable' | 'server-busy' | 'registration-failed'; detail: string };
+
+/**
+ * One `POST <base>/register-key` (`{public_key, device_id}`, bearer access token). 200 and 409
+ * (already registered) are success. No files: the caller marks the registration
+ * (`markRegistered`). `ccflux login` reuses it.
+ */
+export async function registerDeviceKey(
+  deps: { transport: Transport; now?: () => Date },
+  args: { endpoint: string; accessToken: string; publicKeyB64: string; deviceId: string; timeoutMillis?: number },
+): Promise<RegisterResult> {
+  const body = JSON.stringify({ public_key: args.publicKeyB64, device_id: deviceIdOf(args.deviceId) });
+  const result = await deps.transport.post(endpointUrls(args.endpoint).registerKey, {
+    headers: {
+      authorization: `Bearer ${args.accessToken}`,
+      'content-type': 'application/json',
+      'user-agent': `ccflux/${VERSION}`,
+    },
+    body,
+    ...(args.timeoutMillis === undefined ? {} : { timeoutMillis: args.timeoutMillis }),
+  });
+  const action = classify(result, 'register', deps.now?.());
+  switch (action.kind) {
+    case 'delivered':
+      return { kind: 'registered' };
+    case 'refresh-token':
+      return { kind: 'refresh-token' };
+    case 'revoked':
+      return { kind: 'revoked' };
+    case 'stop':
+      return {
+        kind: 'failed',
+        reason: action.reason === 'unexpected-answer' ? 'registration-failed' : action.reason,
+        detail: action.detail,
+      };
+    case 'keep':
+      return { kind: 'failed', reason: 'registration-failed', detail: action.detail };
+    default:
+      return { kind: 'failed', reason: 'registration-failed', detail: `unexpected answer (${action.kind})` };
+  }
+}
+
+/** A hostname is the device id: printable, bounded by the receiver's limit. */
+function deviceIdOf(name: string): string {
+  return name.replace(/[^\x20-\x7e]/g, '?').slice(0, LIMITS.deviceIdChars);
+}
+

@@ -1,0 +1,137 @@
+/**
+ * One test file's world: a network namespace, the fake Anthropic API and the real receiver inside
+ * it, and users whose Claude Code has the ccflux plugin installed. `settle()` compares what the
+ * receiver stored with what the fake API billed, per model and counter.
+ */
+import { cleanupTempDirs, sleep } from '../../helpers/env';
+import { type RunningReceiver, startReceiver } from '../../helpers/receiver';
+import { waitForQuiet } from '../../helpers/timeline';
+import { type Profile, claudeUnavailable, installPlugin, makeProfile } from './claude';
+import { type Billed, type BilledByModel, FakeAnthropicApi, addBilled, zeroBilled } from './fake-api';
+import { type Sandbox, openSandbox, sandboxUnavailable } from './sandbox';
+
+/** Why the real-client suite cannot run here, or null (printed once per file when skipped). */
+export const unavailable: string | null = (() => {
+  if (process.env.CCFLUX_SKIP_CLAUDE_CODE === '1') return 'CCFLUX_SKIP_CLAUDE_CODE=1';
+  const why = claudeUnavailable() ?? sandboxUnavailable();
+  if (why) console.warn(`[claude-code suite] skipped: ${why}`);
+  return why;
+})();
+
+const SETTLE_TIMEOUT_MILLIS = 30_000;
+
+export interface World {
+  sandbox: Sandbox;
+  api: FakeAnthropicApi;
+  receiver: RunningReceiver;
+  apiPort: number;
+  /** A user: receiver account, Claude Code profile, plugin installed and configured. */
+  user(email: string): Promise<Profile>;
+  /** What the receiver stored per model for these sessions, in the fake API's counters. */
+  stored(sessionIds: string[]): BilledByModel;
+  /**
+   * Waits until the users' ccflux processes are done and the receiver holds what the fake API
+   * billed for these sessions (or the timeout passes); returns both for the assertion.
+   */
+  settle(profiles: Profile[], sessionIds: string[], options?: { queueEmpty?: boolean }): Promise<{ billed: BilledByModel; stored: BilledByModel }>;
+  close(): Promise<void>;
+}
+
+/** Receiver columns per fake-API counter; the schema-v2 ones are compared only where they exist. */
+const COLUMNS: Array<[keyof Billed, string]> = [
+  ['input_tokens', 'input_tokens'],
+  ['output_tokens', 'output_tokens'],
+  ['cache_read_tokens', 'cache_read_tokens'],
+  ['cache_write_tokens', 'cache_write_tokens'],
+  ['cache_write_5m_tokens', 'cache_write_5m_tokens'],
+  ['cache_write_1h_tokens', 'cache_write_1h_tokens'],
+  ['web_search_requests', 'web_search_requests'],
+];
+
+export async function openWorld(): Promise<World> {
+  const sandbox = await openSandbox();
+  const api = new FakeAnthropicApi();
+  const { handle, port: apiPort } = await sandbox.listen();
+  await api.attach(handle);
+  const receiver = await startReceiver({ wrap: sandbox.wrap, env: { RATE_LIMIT_PER_MINUTE: '10000' } });
+  const profiles: Profile[] = [];
+
+  const columns = (): Array<[keyof Billed, string]> => {
+    const have = new Set(receiver.query<{ name: string }>('PRAGMA table_info(usage_events)').map((c) => c.name));
+    return COLUMNS.filter(([, column]) => have.has(column));
+  };
+
+  const stored = (sessionIds: string[]): BilledByModel => {
+    if (sessionIds.length === 0) return {};
+    const cols = columns();
+    const select = cols.map(([, c]) => `SUM(${c}) AS ${c}`).join(', ');
+    const rows = receiver.query<Record<string, number | string | null>>(
+      `SELECT model, ${select} FROM usage_events WHERE session_id IN (${sessionIds.map(() => '?').join(',')}) GROUP BY model ORDER BY model`,
+      ...sessionIds,
+    );
+    const out: BilledByModel = {};
+    rows.sort((a, b) => (String(a.model) < String(b.model) ? -1 : 1));
+    for (const row of rows) {
+      const b = project(zeroBilled(), cols);
+      for (const [key, column] of cols) b[key] = row[column] === null ? Number.NaN : Number(row[column]);
+      out[String(row.model)] = b as Billed;
+    }
+    return out;
+  };
+
+  /** The billed counters the receiver can hold, zero models left out. */
+  const billedAsStored = (sessionIds: string[]): BilledByModel => {
+    const cols = columns();
+    const out: BilledByModel = {};
+    const billed = api.billed(sessionIds);
+    for (const [model, b] of Object.entries(billed).sort(([a], [b]) => (a < b ? -1 : 1))) {
+      if (Object.values(b).every((v) => v === 0)) continue;
+      out[model] = project(b, cols) as Billed;
+    }
+    return out;
+  };
+
+  return {
+    sandbox,
+    api,
+    receiver,
+    apiPort,
+    async user(email) {
+      const token = await receiver.addUser(email);
+      const profile = await makeProfile(sandbox, { apiPort, email });
+      await installPlugin(profile, receiver.url, token);
+      profiles.push(profile);
+      return profile;
+    },
+    stored,
+    async settle(users, sessionIds, options = {}) {
+      const deadline = Date.now() + SETTLE_TIMEOUT_MILLIS;
+      for (;;) {
+        for (const p of users) await waitForQuiet(p.configDir, { timeoutMillis: SETTLE_TIMEOUT_MILLIS, queueEmpty: options.queueEmpty });
+        const billed = billedAsStored(sessionIds);
+        const now = stored(sessionIds);
+        if (JSON.stringify(billed) === JSON.stringify(now) || Date.now() > deadline) return { billed, stored: now };
+        await sleep(250);
+      }
+    },
+    async close() {
+      await receiver.stop().catch(() => {});
+      await api.close().catch(() => {});
+      await sandbox.close().catch(() => {});
+      await cleanupTempDirs();
+    },
+  };
+}
+
+function project(b: Billed, cols: Array<[keyof Billed, string]>): Partial<Billed> {
+  const out: Partial<Billed> = {};
+  for (const [key] of cols) out[key] = b[key];
+  return out;
+}
+
+/** Sums several per-model totals (e.g. billed figures of a few sessions, for the notes). */
+export function sumBilled(...all: BilledByModel[]): BilledByModel {
+  const out: BilledByModel = {};
+  for (const one of all) for (const [model, b] of Object.entries(one)) addBilled(out, model, b);
+  return out;
+}
