@@ -231,18 +231,36 @@ async function exchange(
     if (truncated) response.body.destroy();
   }
 
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(response.headers)) {
-    if (value === undefined) continue;
-    headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value);
-  }
   return {
     kind: 'response',
     status: response.statusCode,
-    headers,
+    headers: headerRecord(response.headers),
     body: Buffer.concat(chunks, size).toString('utf8'),
     truncated,
   };
+}
+
+/** Lower-case names; repeated headers joined with `, `. */
+function headerRecord(raw: Record<string, string | string[] | number | undefined>): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(raw)) {
+    if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value);
+  }
+  return headers;
+}
+
+/** One keep-alive agent per origin, with the extra CAs for https. */
+function agentFor(
+  engine: { ca: string[] | undefined; agents: Map<string, HttpAgent> },
+  target: URL,
+  lib: { Agent: new (options: Record<string, unknown>) => HttpAgent },
+): HttpAgent {
+  let agent = engine.agents.get(target.origin);
+  if (agent === undefined) {
+    agent = new lib.Agent({ keepAlive: true, maxSockets: 4, ...(target.protocol === 'https:' && engine.ca ? { ca: engine.ca } : {}) });
+    engine.agents.set(target.origin, agent);
+  }
+  return agent;
 }
 
 /** A timeout of the node engine, named as undici names it. */
@@ -256,7 +274,9 @@ class PhaseTimeout extends Error {
  * One exchange over node:http(s). Keep-alive per origin (a worker's token, key and report calls
  * share one connection; `close()` destroys the agents). Each phase has its own timer: connect
  * until the socket (and TLS) is up, headers until the response starts, and a gap timer between
- * body chunks; the overall timer ends everything.
+ * body chunks; the overall timer ends everything. Kept in one piece: the request's and the
+ * response's callbacks share one settled flag and one phase timer, and splitting them apart
+ * would spread that state across functions.
  */
 async function exchangeNode(
   engine: { ca: string[] | undefined; agents: Map<string, HttpAgent> },
@@ -269,11 +289,7 @@ async function exchangeNode(
   const target = new URL(url);
   const secure = target.protocol === 'https:';
   const lib = secure ? await import('node:https') : await import('node:http');
-  let agent = engine.agents.get(target.origin);
-  if (agent === undefined) {
-    agent = new lib.Agent({ keepAlive: true, maxSockets: 4, ...(secure && engine.ca ? { ca: engine.ca } : {}) });
-    engine.agents.set(target.origin, agent);
-  }
+  const agent = agentFor(engine, target, lib);
   const body = method === 'POST' ? (init.body ?? '') : undefined;
   const headers: Record<string, string | number> = { ...(init.headers ?? {}) };
   if (body !== undefined) headers['content-length'] = Buffer.byteLength(body);
@@ -319,11 +335,8 @@ async function exchangeNode(
       const chunks: Buffer[] = [];
       let size = 0;
       const done = (truncated: boolean) => {
-        const answer: Record<string, string> = {};
-        for (const [name, value] of Object.entries(response.headers)) {
-          if (value !== undefined) answer[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value);
-        }
-        finish({ kind: 'response', status: response.statusCode ?? 0, headers: answer, body: Buffer.concat(chunks, size).toString('utf8'), truncated });
+        const body = Buffer.concat(chunks, size).toString('utf8');
+        finish({ kind: 'response', status: response.statusCode ?? 0, headers: headerRecord(response.headers), body, truncated });
         // An endless, huge or stalled body: drop the connection rather than drain it.
         if (truncated) req.destroy();
       };
