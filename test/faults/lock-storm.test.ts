@@ -14,7 +14,7 @@ import { cleanupTempDirs, sessionSums } from '../helpers/env';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy';
 import { mulberry32, type TimelineEvent } from '../helpers/gen-transcript';
 import { type RunningReceiver, startReceiver } from '../helpers/receiver';
-import { alive, applyAppend, CLI_EVENT, fireHook, hookInput, makeDevice, scenario, startWorker, type Totals, waitForNoWorkers, type Worker } from './device';
+import { alive, applyAppend, CLI_EVENT, fireHook, hookInput, makeDevice, readLog, scenario, startWorker, stateView, type Totals, waitForNoWorkers, type Worker } from './device';
 import { FAULT_SEED, reliability, sleep } from './support';
 
 const RUNS = 20;
@@ -125,7 +125,11 @@ describe('SIGKILL storm, then no more hooks', () => {
         const delay = Date.now() - lastHookAt;
         delays.push(delay);
         if (!delivered || delay > DELIVERED_WITHIN_MILLIS) {
-          failures.push(`run ${run}: ${delivered ? `delivered after ${delay} ms` : 'not delivered'}`);
+          const tail = async (name: 'activity.log' | 'errors.log') => (await readLog(device, name)).trim().split('\n').slice(-8).join('\n    ');
+          failures.push(
+            `run ${run}: ${delivered ? `delivered after ${delay} ms` : 'not delivered'}\n  queue: ${(await stateView(device)).queued}, locks: ${(await stateView(device)).locks.join(',')}` +
+              `\n  errors.log:\n    ${await tail('errors.log')}\n  activity.log:\n    ${await tail('activity.log')}`,
+          );
         }
         for (const w of workers) if (w.child.exitCode === null) w.child.kill('SIGKILL');
         await waitForNoWorkers(device, 30_000);

@@ -37,6 +37,7 @@ const EXIT_BY_STOP: Record<Exclude<StoppedBecause, null>, number> = {
   'registration-failed': EXIT.failure,
   forbidden: EXIT.failure,
   locked: EXIT.failure,
+  backoff: EXIT.network,
   error: EXIT.failure,
 };
 
@@ -54,6 +55,7 @@ const STOP_WORDS: Record<Exclude<StoppedBecause, null>, string> = {
   'registration-failed': 'the device key could not be registered',
   forbidden: 'the receiver refused a report (403)',
   locked: 'the state lock stayed busy',
+  backoff: 'the receiver failed lately and is being left alone for a while',
   error: 'an unexpected error',
 };
 

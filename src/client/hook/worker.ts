@@ -277,14 +277,14 @@ export async function runHook(event: HookEvent, input: unknown, deps: HookDeps):
     const transport = createTransport({ env: deps.env });
     try {
       const deliverDeps = { paths, env: deps.env, now: deps.now, log: logger, queue, transport };
-      let run = await runDelivery(deliverDeps, { deadlineMillis });
+      let run = await runDelivery(deliverDeps, { deadlineMillis, respectBackoff: true });
       // Another process delivers. A live holder re-checks the queue before it lets go; one that is
       // killed first does not, so wait (within the budget) until it has gone, then look again:
       // a report made at the last hook before a crash is delivered now, not at the next turn.
       while (run.skipped && (await waitForLockHolder(paths.deliverLock, { staleMillis: DELIVER_LOCK_STALE_MILLIS, deadlineAt: deliverBy }))) {
         const left = deliverBy - Date.now();
         if (left < 1000) break;
-        run = await runDelivery(deliverDeps, { deadlineMillis: left });
+        run = await runDelivery(deliverDeps, { deadlineMillis: left, respectBackoff: true });
       }
     } catch (err) {
       logger.error(`${event}: delivery failed: ${describeError(err)}`);

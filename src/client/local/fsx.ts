@@ -12,7 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, readFileSync } from 'node:fs';
-import { chmod, mkdir, open, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import writeFileAtomicLib from 'write-file-atomic';
@@ -180,48 +180,83 @@ async function takeOver(lockPath: string, staleMillis: number, judged: string | 
   }
   try {
     const again = await inspectLock(lockPath, staleMillis);
-    if (again.state === 'dead' && again.nonce === judged) await rm(lockPath, { recursive: true, force: true });
+    if (again.state === 'dead' && again.nonce === judged) await removeLockDir(lockPath, randomBytes(12).toString('hex'), 'dead');
   } finally {
     await rm(mutex, { recursive: true, force: true });
   }
 }
 
 /**
- * Takes the cross-process lock `<lockPath>` (a directory made with mkdir, which is atomic). The
- * holder names itself in `<lockPath>/owner` (pid, host, process start, nonce) and refreshes the
- * directory's mtime while it holds the lock. A contender takes over at once a lock whose holder
- * is dead on this host (or a reused pid), respects a live one, and falls back to the refresh time
- * (`staleMillis`) when it cannot check. Resolves to a release function, or throws
- * CCFLUX_ERR_LOCKED after `waitMillis`.
+ * Takes the cross-process lock `<lockPath>`: a directory holding `owner` (pid, host, process
+ * start, nonce), built under a unique temp name and renamed into place, so a lock never exists
+ * without its owner, and removed by renaming it away first, so a holder killed mid-release leaves
+ * no unnamed lock behind. While held, the directory's mtime is refreshed. A contender takes over
+ * at once a lock whose holder is dead on this host (or a reused pid), respects a live one, and
+ * falls back to the refresh time (`staleMillis`) when it cannot check. Resolves to a release
+ * function, or throws CCFLUX_ERR_LOCKED after `waitMillis`.
+ *
+ * rename(2) replaces an empty directory, so the lock is only renamed into place after checking
+ * the name is free: an unnamed directory (an older ccflux's lock) is never replaced, save in the
+ * microseconds between that check and the rename.
  */
 export async function acquireLock(lockPath: string, options: LockOptions): Promise<Release> {
   const stale = Math.max(options.staleMillis ?? 10_000, MIN_STALE_MILLIS);
   const deadline = Date.now() + options.waitMillis;
   await mkdir(dirname(lockPath), { recursive: true, mode: PRIVATE_DIR_MODE });
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await mkdir(lockPath, { mode: PRIVATE_DIR_MODE });
-      return await holdLock(lockPath, stale);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  selfStart ??= processStartToken(process.pid);
+  const owner: LockOwner = { pid: process.pid, host: hostname(), start: selfStart, nonce: randomBytes(12).toString('hex') };
+  const staging = `${lockPath}.${owner.nonce}`;
+  await mkdir(staging, { mode: PRIVATE_DIR_MODE });
+  try {
+    await writeFile(join(staging, OWNER_FILE), JSON.stringify(owner), { mode: PRIVATE_FILE_MODE });
+    for (let attempt = 0; ; attempt++) {
+      if (await renameIntoPlace(staging, lockPath)) return holdLock(lockPath, owner, stale);
+      const seen = await inspectLock(lockPath, stale);
+      if (seen.state === 'dead') {
+        await takeOver(lockPath, stale, seen.nonce);
+        continue;
+      }
+      if (seen.state === 'free') continue;
+      if (Date.now() >= deadline) throw new CcfluxError(ERROR_CODES.LOCKED, 'another ccflux process holds the lock');
+      const backoffMillis = Math.min(5 * 2 ** Math.min(attempt, 4), 50);
+      await new Promise((resolve) => setTimeout(resolve, backoffMillis));
     }
-    const seen = await inspectLock(lockPath, stale);
-    if (seen.state === 'dead') {
-      await takeOver(lockPath, stale, seen.nonce);
-      continue;
-    }
-    if (seen.state === 'free') continue;
-    if (Date.now() >= deadline) throw new CcfluxError(ERROR_CODES.LOCKED, 'another ccflux process holds the lock');
-    const backoffMillis = Math.min(5 * 2 ** Math.min(attempt, 4), 50);
-    await new Promise((resolve) => setTimeout(resolve, backoffMillis));
+  } finally {
+    // Renamed into place: gone already. Otherwise our staging copy.
+    await rm(staging, { recursive: true, force: true }).catch(() => {});
   }
 }
 
-async function holdLock(lockPath: string, staleMillis: number): Promise<Release> {
-  selfStart ??= processStartToken(process.pid);
-  const owner: LockOwner = { pid: process.pid, host: hostname(), start: selfStart, nonce: randomBytes(12).toString('hex') };
-  const ownerPath = join(lockPath, OWNER_FILE);
-  await writeFile(ownerPath, JSON.stringify(owner), { mode: PRIVATE_FILE_MODE });
+async function renameIntoPlace(staging: string, lockPath: string): Promise<boolean> {
+  try {
+    await stat(lockPath);
+    return false;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  try {
+    await rename(staging, lockPath);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EISDIR' || code === 'ENOTDIR') return false;
+    throw err;
+  }
+}
+
+/** Renames `path` away (atomically: it is gone at once, owner and all), then deletes the copy. */
+async function removeLockDir(path: string, nonce: string, why: 'released' | 'dead'): Promise<void> {
+  const away = `${path}.${nonce}.${why}`;
+  try {
+    await rename(path, away);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  await rm(away, { recursive: true, force: true });
+}
+
+function holdLock(lockPath: string, owner: LockOwner, staleMillis: number): Release {
   // Contenders that cannot check the pid (another host, an older ccflux) go by this refresh.
   const refresh = setInterval(() => {
     const now = new Date();
@@ -234,9 +269,9 @@ async function holdLock(lockPath: string, staleMillis: number): Promise<Release>
     released = true;
     clearInterval(refresh);
     // Taken over meanwhile (we were judged stale): the lock is someone else's now.
-    const current = parseOwner(await readTextIfExists(ownerPath).catch(() => null));
+    const current = parseOwner(await readTextIfExists(join(lockPath, OWNER_FILE)).catch(() => null));
     if (current?.nonce !== owner.nonce) return;
-    await rm(lockPath, { recursive: true, force: true }).catch(() => {});
+    await removeLockDir(lockPath, owner.nonce, 'released').catch(() => {});
   };
 }
 
