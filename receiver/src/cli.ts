@@ -21,6 +21,8 @@ const EXIT_BY_CODE: Record<ReceiverErrorCode, number> = {
 export function defaultContext(): CliContext {
   return {
     env: process.env,
+    stderrIsTTY: process.stderr.isTTY === true,
+    cwd: process.cwd(),
     now: () => new Date(),
     output: createOutput(process.stdout, process.stderr),
     onShutdownSignal(handler) {

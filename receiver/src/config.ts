@@ -18,11 +18,30 @@ export interface ReceiverConfig {
   /** Enables `/admin/` when set. Never printed. */
   adminToken: string | undefined;
   cookieSecure: boolean;
+  /** PRICES_FILE: JSON price table overriding the shipped one by model id (docs/admin.md). */
+  pricesFile: string | undefined;
+  /** SEAT_PRICE_USD: what a seat costs a month, shown next to the API-equivalent value. */
+  seatPriceUsd: number | null;
+  /** DISPLAY_TIME_ZONE: IANA zone the dashboard shows times in (default UTC; `?tz=` overrides). */
+  displayTimeZone: string;
+  /** LOG_LEVEL: pino level of the JSON request/event log on stderr (default info; `silent` for none). */
+  logLevel: LogLevel;
+  /** METRICS_TOKEN: when set, /metrics needs `Authorization: Bearer <it>`. Never printed. */
+  metricsToken: string | undefined;
+  /** METRICS_PER_USER: also export usage series per user (one series per user × model). */
+  metricsPerUser: boolean;
+  /** ALERT_WEBHOOK_URL: budget alerts are POSTed here (Slack-compatible JSON). */
+  alertWebhookUrl: string | undefined;
+  /** PUBLIC_URL: the endpoint users' devices are configured with, printed by provisioning. */
+  publicUrl: string | undefined;
   /** Open connections accepted at once; more are closed by Node as they arrive. */
   maxConnections: number;
   /** Open connections accepted from one remote address; more get 503 and are closed. */
   maxConnectionsPerAddress: number;
 }
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export type ConfigResult = { ok: true; config: ReceiverConfig } | { ok: false; errors: string[] };
 
@@ -110,6 +129,14 @@ export function parseListenAddr(value: string): { host: string; port: number } |
   return { host, port };
 }
 
+function parseConnectionLimits(env: Env, errors: string[]): { maxConnections: number; maxConnectionsPerAddress: number } {
+  const { maxConnections: all, maxConnectionsPerAddress: one } = BOUNDS;
+  return {
+    maxConnections: parseInteger(env, 'MAX_CONNECTIONS', all.min, all.max, errors),
+    maxConnectionsPerAddress: parseInteger(env, 'MAX_CONNECTIONS_PER_ADDRESS', one.min, one.max, errors),
+  };
+}
+
 export function parseConfig(env: Env): ConfigResult {
   const errors: string[] = [];
 
@@ -150,20 +177,7 @@ export function parseConfig(env: Env): ConfigResult {
     errors,
   );
   const bodyLimitKb = parseInteger(env, 'BODY_LIMIT_KB', BOUNDS.bodyLimitKb.min, BOUNDS.bodyLimitKb.max, errors);
-  const maxConnections = parseInteger(
-    env,
-    'MAX_CONNECTIONS',
-    BOUNDS.maxConnections.min,
-    BOUNDS.maxConnections.max,
-    errors,
-  );
-  const maxConnectionsPerAddress = parseInteger(
-    env,
-    'MAX_CONNECTIONS_PER_ADDRESS',
-    BOUNDS.maxConnectionsPerAddress.min,
-    BOUNDS.maxConnectionsPerAddress.max,
-    errors,
-  );
+  const { maxConnections, maxConnectionsPerAddress } = parseConnectionLimits(env, errors);
   const requireSignatures = parseBoolean(env, 'REQUIRE_SIGNATURES', errors);
   const cookieSecure = parseBoolean(env, 'COOKIE_SECURE', errors);
 
@@ -182,6 +196,83 @@ export function parseConfig(env: Env): ConfigResult {
     }
   }
 
+  const pricesFile = env.PRICES_FILE === undefined || env.PRICES_FILE.trim() === '' ? undefined : env.PRICES_FILE;
+
+  let seatPriceUsd: number | null = null;
+  const rawSeat = env.SEAT_PRICE_USD;
+  if (rawSeat !== undefined && rawSeat.trim() !== '') {
+    const value = Number(rawSeat.trim());
+    if (!/^\d+(?:\.\d{1,4})?$/.test(rawSeat.trim()) || !(value >= 0 && value <= 1_000_000)) {
+      errors.push(`SEAT_PRICE_USD must be a dollar amount such as 25 or 30.50 (got ${show(rawSeat)})`);
+    } else {
+      seatPriceUsd = value;
+    }
+  }
+
+  let displayTimeZone = 'UTC';
+  const rawTz = env.DISPLAY_TIME_ZONE;
+  if (rawTz !== undefined && rawTz.trim() !== '') {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: rawTz.trim() });
+      displayTimeZone = rawTz.trim();
+    } catch {
+      errors.push(`DISPLAY_TIME_ZONE must be an IANA time zone such as Europe/Paris or UTC (got ${show(rawTz)})`);
+    }
+  }
+
+  let logLevel: LogLevel = 'info';
+  const rawLevel = env.LOG_LEVEL;
+  if (rawLevel !== undefined && rawLevel.trim() !== '') {
+    const level = rawLevel.trim().toLowerCase();
+    if ((LOG_LEVELS as readonly string[]).includes(level)) logLevel = level as LogLevel;
+    else errors.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got ${show(rawLevel)})`);
+  }
+
+  let metricsToken: string | undefined;
+  const rawMetrics = env.METRICS_TOKEN;
+  if (rawMetrics !== undefined && rawMetrics !== '') {
+    if (rawMetrics.trim() !== rawMetrics || /[^\x21-\x7e]/.test(rawMetrics) || rawMetrics.length < ADMIN_TOKEN_MIN_CHARS) {
+      errors.push(`METRICS_TOKEN must be at least ${ADMIN_TOKEN_MIN_CHARS} printable characters without spaces (generate one with: openssl rand -hex 32)`);
+    } else {
+      metricsToken = rawMetrics;
+    }
+  }
+  const metricsPerUser = parseBoolean(env, 'METRICS_PER_USER', errors);
+
+  let alertWebhookUrl: string | undefined;
+  const rawHook = env.ALERT_WEBHOOK_URL;
+  if (rawHook !== undefined && rawHook.trim() !== '') {
+    let url: URL | null = null;
+    try {
+      url = new URL(rawHook.trim());
+    } catch {
+      url = null;
+    }
+    const loopback = url !== null && /^(?:127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/.test(url.hostname);
+    if (url === null || !(url.protocol === 'https:' || (url.protocol === 'http:' && loopback))) {
+      errors.push('ALERT_WEBHOOK_URL must be an https:// URL (http:// only to a loopback address)');
+    } else {
+      alertWebhookUrl = url.toString();
+    }
+  }
+
+  let publicUrl: string | undefined;
+  const rawPublic = env.PUBLIC_URL;
+  if (rawPublic !== undefined && rawPublic.trim() !== '') {
+    let url: URL | null = null;
+    try {
+      url = new URL(rawPublic.trim());
+    } catch {
+      url = null;
+    }
+    const loopback = url !== null && /^(?:127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/.test(url.hostname);
+    if (url === null || !(url.protocol === 'https:' || (url.protocol === 'http:' && loopback)) || url.search !== '' || url.username !== '') {
+      errors.push(`PUBLIC_URL must be the https:// address devices use, e.g. https://ccflux.example.org (got ${show(rawPublic)})`);
+    } else {
+      publicUrl = url.toString().replace(/\/$/, '');
+    }
+  }
+
   if (errors.length > 0) return { ok: false, errors };
   return {
     ok: true,
@@ -197,6 +288,14 @@ export function parseConfig(env: Env): ConfigResult {
       requireSignatures,
       adminToken,
       cookieSecure,
+      pricesFile,
+      seatPriceUsd,
+      displayTimeZone,
+      logLevel,
+      metricsToken,
+      metricsPerUser,
+      alertWebhookUrl,
+      publicUrl,
       maxConnections,
       maxConnectionsPerAddress,
     },
@@ -215,6 +314,14 @@ export function describeConfig(config: ReceiverConfig): string[] {
     `REQUIRE_SIGNATURES=${config.requireSignatures ? 'on' : 'off'}`,
     `ADMIN_TOKEN=${config.adminToken === undefined ? 'unset (dashboard disabled)' : '******** (set, dashboard enabled)'}`,
     `COOKIE_SECURE=${config.cookieSecure ? 'on' : 'off'}`,
+    `PRICES_FILE=${config.pricesFile ?? 'unset (shipped prices)'}`,
+    `SEAT_PRICE_USD=${config.seatPriceUsd ?? 'unset'}`,
+    `DISPLAY_TIME_ZONE=${config.displayTimeZone}`,
+    `LOG_LEVEL=${config.logLevel}`,
+    `METRICS_TOKEN=${config.metricsToken === undefined ? 'unset (/metrics open)' : '******** (set)'}`,
+    `METRICS_PER_USER=${config.metricsPerUser ? 'on' : 'off'}`,
+    `ALERT_WEBHOOK_URL=${config.alertWebhookUrl === undefined ? 'unset' : 'set'}`,
+    `PUBLIC_URL=${config.publicUrl ?? 'unset'}`,
     `MAX_CONNECTIONS=${config.maxConnections}`,
     `MAX_CONNECTIONS_PER_ADDRESS=${config.maxConnectionsPerAddress}`,
   ];

@@ -10,6 +10,8 @@ import { createAdminHandler } from './admin/index';
 import type { ReceiverConfig } from './config';
 import { answerEarly, originFormTarget, sendError } from './http';
 import { Metrics } from './metrics';
+import { PriceBook } from './prices/cost';
+import { loadPrices } from './prices/load';
 import { type Output, silentOutput } from './output';
 import type { RouteDeps } from './routes/context';
 import { isAdminPath, ROUTES } from './routes/index';
@@ -83,7 +85,9 @@ export function createReceiver(options: ReceiverOptions): Receiver {
   const output = options.output ?? silentOutput;
   const metrics = new Metrics();
   const deps: RouteDeps = { config, store, metrics, now, output };
-  const admin = config.adminToken === undefined ? null : createAdminHandler({ config, store, now, metrics });
+  // A bad PRICES_FILE stops the start (ReceiverError 'config'), before anything listens.
+  const prices = new PriceBook(loadPrices(config.pricesFile));
+  const admin = config.adminToken === undefined ? null : createAdminHandler({ config, store, now, metrics, prices });
 
   const active = new Set<ServerResponse>();
   let closing = false;

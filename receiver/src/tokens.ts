@@ -33,6 +33,16 @@ export function looksLikeToken(kind: TokenKind, value: string): boolean {
   );
 }
 
+/**
+ * The shapes of tokens a Rust receiver issued, accepted only by a database that imported them
+ * (`rust_import`): its access tokens are 32 lower-case hex (a UUID without dashes); refresh tokens
+ * were written by IT by hand (`rtok_…`, `openssl rand -hex 32`), so any 8-256 printable characters.
+ */
+export function looksLikeRustToken(kind: TokenKind, value: string): boolean {
+  if (kind === 'access') return /^[0-9a-f]{32}$/.test(value);
+  return /^[\x21-\x7e]{8,256}$/.test(value) && !value.startsWith(ACCESS_TOKEN_PREFIX);
+}
+
 /** SHA-256 hex: what the database holds instead of the token. */
 export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');

@@ -2,7 +2,7 @@
  * The built bundle, spawned as operators run it. Needs `npm run build` first (`npm test` does it).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -20,8 +20,12 @@ interface Run {
 }
 
 function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return runIn(undefined, args, env);
+}
+
+function runIn(cwd: string | undefined, args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [RECEIVER_BUNDLE, ...args], { env: { PATH: process.env.PATH ?? '', ...env } }, (err, stdout, stderr) => {
+    execFile(process.execPath, [RECEIVER_BUNDLE, ...args], { cwd, env: { PATH: process.env.PATH ?? '', ...env } }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -72,7 +76,8 @@ describe('provisioning commands', () => {
     const result = await run(['users', 'add', 'ana@example.org', '--division', 'Research', '--days', '30'], env);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^ccf_rt_[A-Za-z0-9_-]{43}\n$/);
-    expect(result.stderr).toBe('');
+    // stderr (not a terminal here) says only which database was used.
+    expect(result.stderr).toBe(`ccflux-receiver: database ${dbPath} (DATABASE_PATH; new, created now)\n`);
   });
 
   it('refuses an existing user, an invalid email and bad --days, on stderr with a non-zero exit', async () => {
@@ -267,5 +272,97 @@ describe('test/helpers/receiver.ts', () => {
     });
     expect(again.status).toBe(200);
     expect(r.sums().m!.input_tokens).toBe(6);
+  });
+});
+
+describe('provisioning that fits IT', () => {
+  it('refuses to create a second ./ccflux.db when DATABASE_PATH is forgotten, naming the fix', async () => {
+    const cwd = tempDir('ccflux-cli-cwd-');
+    try {
+      const forgot = await runIn(cwd.dir, ['users', 'add', 'zed@example.org'], {});
+      expect(forgot.code).toBe(2);
+      expect(forgot.stdout).toBe('');
+      expect(forgot.stderr).toContain(`no database at ${join(cwd.dir, 'ccflux.db')}: DATABASE_PATH is not set`);
+      expect(forgot.stderr).toContain('--create');
+      expect(existsSync(join(cwd.dir, 'ccflux.db'))).toBe(false);
+      const created = await runIn(cwd.dir, ['users', 'add', 'zed@example.org', '--create'], {});
+      expect(created.code).toBe(0);
+      expect(created.stderr).toContain('(DATABASE_PATH unset: the default in the current directory; new, created now)');
+      const again = await runIn(cwd.dir, ['users', 'list', '--json'], {});
+      expect(again.stderr).toBe(`ccflux-receiver: database ${join(cwd.dir, 'ccflux.db')} (DATABASE_PATH unset: the default in the current directory)\n`);
+      expect(JSON.parse(again.stdout).map((u: { email: string }) => u.email)).toEqual(['zed@example.org']);
+    } finally {
+      cwd.cleanup();
+    }
+  });
+
+  it('--json on add, reissue, revoke and keys revoke; add --json carries the endpoint and the command', async () => {
+    const e = { ...env, PUBLIC_URL: 'https://ccflux.example.org' };
+    const add = await run(['users', 'add', 'jay@example.org', '--json'], e);
+    expect(add.code).toBe(0);
+    const a = JSON.parse(add.stdout) as Record<string, string>;
+    expect(a).toMatchObject({ email: 'jay@example.org', endpoint: 'https://ccflux.example.org', command: 'ccflux login --endpoint https://ccflux.example.org' });
+    expect(a.refresh_token).toMatch(/^ccf_rt_/);
+    const re = JSON.parse((await run(['users', 'reissue', 'jay@example.org', '--json'], e)).stdout) as Record<string, string>;
+    expect(re.refresh_token).not.toBe(a.refresh_token);
+    expect(JSON.parse((await run(['users', 'revoke', 'jay@example.org', '--json'], e)).stdout)).toEqual({ email: 'jay@example.org', revoked: true });
+    const keys = await run(['keys', 'revoke', 'bm90LWEta2V5', '--json'], e);
+    expect(keys.code).toBe(1);
+  });
+
+  it('imports a CSV idempotently and writes the new tokens with the endpoint to a 0600 file', async () => {
+    const csv = join(tmp.dir, 'staff.csv');
+    writeFileSync(csv, '\ufeffName,Email,Division\r\n"Lopez, Maria",maria@example.org,Platform\r\nDev,DEV@example.org,"R&D, Lab"\r\n');
+    const out = join(tmp.dir, 'tokens.csv');
+    const e = { ...env, PUBLIC_URL: 'https://ccflux.example.org' };
+    const first = await run(['users', 'import', csv, '--out', out], e);
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain('created 2, unchanged 0, division updated 0, revoked (skipped) 0');
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+    const lines = readFileSync(out, 'utf8').trim().split('\r\n');
+    expect(lines[0]).toBe('email,division,endpoint,refresh_token');
+    expect(lines[1]).toMatch(/^maria@example\.org,Platform,https:\/\/ccflux\.example\.org,ccf_rt_[A-Za-z0-9_-]{43}$/);
+    expect(lines[2]).toMatch(/^dev@example\.org,"R&D, Lab",https:\/\/ccflux\.example\.org,ccf_rt_/);
+
+    // Again, with one division changed and one new user: only the new one gets a token.
+    writeFileSync(csv, 'email,division\nmaria@example.org,Data\ndev@example.org,"R&D, Lab"\nnew@example.org,\n');
+    const refused = await run(['users', 'import', csv, '--out', out], e);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('already exists');
+    const second = await run(['users', 'import', csv, '--out', join(tmp.dir, 'tokens2.csv'), '--json'], e);
+    const summary = JSON.parse(second.stdout);
+    expect(summary).toMatchObject({ created: 1, unchanged: 1, division_updated: 1, revoked_skipped: 0 });
+    expect(second.stdout).not.toContain('ccf_rt_');
+    expect(readFileSync(join(tmp.dir, 'tokens2.csv'), 'utf8').trim().split('\r\n')).toHaveLength(2);
+  });
+
+  it('refuses a CSV with bad lines as a whole, listing every problem', async () => {
+    const csv = join(tmp.dir, 'bad.csv');
+    writeFileSync(csv, 'email,division\nok@example.org,A\nnot-an-email,B\nok@example.org,C\n');
+    const result = await run(['users', 'import', csv, '--out', join(tmp.dir, 'never.csv')], env);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('line 3: not a valid email address');
+    expect(result.stderr).toContain('line 4: ok@example.org already appears on line 2');
+    expect(existsSync(join(tmp.dir, 'never.csv'))).toBe(false);
+    const list = JSON.parse((await run(['users', 'list', '--json'], env)).stdout) as { email: string }[];
+    expect(list.map((u) => u.email)).not.toContain('ok@example.org');
+  });
+
+  it('reads ADMIN_TOKEN_FILE and never prints the token', async () => {
+    const file = join(tmp.dir, 'admin-token');
+    const token = 'f'.repeat(64);
+    writeFileSync(file, `${token}\n`, { mode: 0o600 });
+    const both = await run(['users', 'list'], { ...env, ADMIN_TOKEN_FILE: file, ADMIN_TOKEN: token });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('set ADMIN_TOKEN or ADMIN_TOKEN_FILE, not both');
+    const missing = await run(['users', 'list'], { ...env, ADMIN_TOKEN_FILE: join(tmp.dir, 'nope') });
+    expect(missing.stderr).toContain('cannot read ADMIN_TOKEN_FILE');
+    const serve = startServe({ ...env, ADMIN_TOKEN_FILE: file, LISTEN_ADDR: '127.0.0.1:0' });
+    const url = await serve.listening;
+    const page = await send(`${url}/admin/`, { method: 'GET', headers: bearer(token) });
+    expect(page.status).toBe(200);
+    serve.child.kill('SIGTERM');
+    await exited(serve.child);
+    expect(serve.output().stderr).not.toContain(token);
   });
 });

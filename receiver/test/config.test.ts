@@ -18,10 +18,36 @@ describe('parseConfig', () => {
         requireSignatures: false,
         adminToken: undefined,
         cookieSecure: false,
+        pricesFile: undefined,
+        seatPriceUsd: null,
+        displayTimeZone: 'UTC',
+        logLevel: 'info',
+        metricsToken: undefined,
+        metricsPerUser: false,
+        alertWebhookUrl: undefined,
+        publicUrl: undefined,
         maxConnections: 1024,
         maxConnectionsPerAddress: 64,
       },
     });
+  });
+
+  it('reads the dashboard, log, metrics and alert settings, and refuses bad ones without echoing secrets', () => {
+    const ok = parseConfig({
+      PRICES_FILE: '/etc/ccflux/prices.json',
+      SEAT_PRICE_USD: '30.50',
+      DISPLAY_TIME_ZONE: 'Europe/Paris',
+      LOG_LEVEL: 'WARN',
+      METRICS_TOKEN: 'm'.repeat(32),
+      METRICS_PER_USER: '1',
+      ALERT_WEBHOOK_URL: 'https://hooks.example.org/services/T/B/secret',
+    });
+    expect(ok.ok && ok.config).toMatchObject({ pricesFile: '/etc/ccflux/prices.json', seatPriceUsd: 30.5, displayTimeZone: 'Europe/Paris', logLevel: 'warn', metricsPerUser: true });
+    expect(ok.ok && describeConfig(ok.config).join('\n')).not.toMatch(/mmmm|secret/);
+    const bad = parseConfig({ SEAT_PRICE_USD: 'lots', DISPLAY_TIME_ZONE: 'Mars/Base', LOG_LEVEL: 'loud', METRICS_TOKEN: 'short', ALERT_WEBHOOK_URL: 'http://hooks.example.org/x' });
+    expect(bad.ok ? [] : bad.errors).toHaveLength(5);
+    expect(bad.ok ? '' : bad.errors.join('\n')).not.toContain('short');
+    expect(parseConfig({ ALERT_WEBHOOK_URL: 'http://127.0.0.1:9/hook' }).ok).toBe(true);
   });
 
   it('reads every variable', () => {

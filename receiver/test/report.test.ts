@@ -339,7 +339,8 @@ describe('POST /report', () => {
       ['session_id of 64', { session_id: 's'.repeat(64) }, ok],
       ['session_id of 0', { session_id: '' }, bad],
       ['session_id of 65', { session_id: 's'.repeat(65) }, bad],
-      ['timestamp_utc of 64', { timestamp_utc: 't'.repeat(64) }, ok],
+      ['timestamp_utc of 64 that is no time', { timestamp_utc: 't'.repeat(64) }, bad],
+      ['timestamp_utc with offset and nanoseconds', { timestamp_utc: '2026-05-11T04:59:00.123456789+02:00' }, ok],
       ['timestamp_utc of 65', { timestamp_utc: 't'.repeat(65) }, bad],
       ['session_start_utc of 64', { session_start_utc: 't'.repeat(64) }, ok],
       ['session_start_utc of 65', { session_start_utc: 't'.repeat(65) }, bad],
@@ -375,7 +376,6 @@ describe('POST /report', () => {
       ['invalid UTF-8', Buffer.from([0x7b, 0xff, 0xfe, 0x7d]).toString('latin1')],
       ['__proto__ key', '{"__proto__":{"x":1}}'],
       ['a lone surrogate in session_id', JSON.stringify(makeReport()).replace('"session_id":"', '"session_id":"\\ud800')],
-      ['a lone surrogate in a model name', JSON.stringify(makeReport()).replace('"claude-sonnet-4-6"', '"\\udfffx"')],
     ])('answers 400 (never 5xx) for %s', async (_label, body) => {
       const answer = await postReport(t, access, body);
       expect(answer.status).toBe(400);

@@ -48,13 +48,16 @@ export interface TestReceiver {
   close(): Promise<void>;
 }
 
-export async function startInProcess(options: { env?: Record<string, string>; clock?: Clock } = {}): Promise<TestReceiver> {
+export async function startInProcess(
+  options: { env?: Record<string, string>; clock?: Clock; /** writes the database file first */ prepare?: (dbPath: string) => void } = {},
+): Promise<TestReceiver> {
   const { dir, cleanup } = tempDir();
   const dbPath = join(dir, 'ccflux.db');
+  options.prepare?.(dbPath);
   const parsed = parseConfig({ DATABASE_PATH: dbPath, LISTEN_ADDR: '127.0.0.1:0', ...options.env });
   if (!parsed.ok) throw new Error(`bad test config: ${parsed.errors.join('; ')}`);
   const clock = options.clock ?? new Clock();
-  const db = openDatabase(dbPath);
+  const db = openDatabase(dbPath, { notice: () => {}, now: clock.now });
   const store = new SqliteStore(db, clock.now, {
     accessTokenExpirySecs: parsed.config.accessTokenExpirySecs,
     refreshTokenRollingDays: parsed.config.refreshTokenRollingDays,

@@ -48,6 +48,21 @@ export const LIMITS = {
   userEmailChars: 255,
 } as const;
 
+/**
+ * Bounds that keep stored data sane (SPEC §3). A counter above MAX_TOKEN_COUNT, or a report whose
+ * counters add up to more than MAX_REPORT_TOKENS, is no real turn (the largest real ones are below
+ * 10^9): it is refused with 400. Both keep any SUM over stored rows far from 64-bit overflow.
+ */
+export const MAX_TOKEN_COUNT = 10_000_000_000;
+export const MAX_REPORT_TOKENS = 100_000_000_000;
+/** `timestamp_utc` must be RFC 3339 and no later than this past the receiver clock… */
+export const TURN_TIME_MAX_AHEAD_MS = 24 * 3600 * 1000;
+/** …and no earlier than this before it. */
+export const TURN_TIME_MAX_AGE_MS = 5 * 366 * 24 * 3600 * 1000;
+
+/** Characters a model name may hold; any other code point is replaced by `_`. */
+const MODEL_NAME_OUTSIDE = /[^A-Za-z0-9._:@/+\-[\]]/gu;
+
 /** Signed timestamps must be within this distance of the receiver clock. */
 export const TIMESTAMP_WINDOW_MS = 5 * 60 * 1000;
 /** The device refreshes its access token when it has less than this left. */
@@ -96,6 +111,48 @@ function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
+/** A token counter: a non-negative integer no larger than MAX_TOKEN_COUNT. */
+export function isTokenCount(v: unknown): v is number {
+  return isCount(v) && v <= MAX_TOKEN_COUNT;
+}
+
+/**
+ * A model name as stored and sent: every code point outside `A-Z a-z 0-9 . _ : @ / + - [ ]`
+ * replaced by `_` (so the name is well-formed ASCII whatever the transcript held), then cut to
+ * LIMITS.modelNameChars; empty stays empty (callers decide what an empty name means).
+ */
+export function cleanModelName(name: string): string {
+  return name.replace(MODEL_NAME_OUTSIDE, '_').slice(0, LIMITS.modelNameChars);
+}
+
+/** Lone surrogates become U+FFFD, control characters too: the text is valid Unicode to print and store. */
+export function wellFormedText(text: string): string {
+  return text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]|[\u0000-\u001f\u007f-\u009f]/g, '\uFFFD');
+}
+
+/** At most `maxUnits` UTF-16 units (the wire's length unit), cut between code points, never inside one. */
+export function truncateCodePoints(text: string, maxUnits: number): string {
+  if (text.length <= maxUnits) return text;
+  let end = maxUnits;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+  return text.slice(0, end);
+}
+
+/**
+ * Null when `timestamp_utc` lies within the sane bounds of the receiver clock `now`
+ * (TURN_TIME_MAX_AGE_MS before it to TURN_TIME_MAX_AHEAD_MS after it); the error otherwise.
+ * Not part of validateReport, which takes no clock.
+ */
+export function checkTurnTime(timestampUtc: string, now: Date): string | null {
+  const at = parseTimestamp(timestampUtc);
+  if (at === null) return 'timestamp_utc must be an RFC 3339 time';
+  const offset = at.getTime() - now.getTime();
+  if (offset > TURN_TIME_MAX_AHEAD_MS) return 'timestamp_utc is more than a day ahead of the receiver clock';
+  if (-offset > TURN_TIME_MAX_AGE_MS) return 'timestamp_utc is more than 5 years before the receiver clock';
+  return null;
+}
+
 function boundedString(v: unknown, min: number, max: number): v is string {
   return typeof v === 'string' && v.length >= min && v.length <= max;
 }
@@ -123,26 +180,36 @@ export function validateReport(input: unknown): Validation<ReportBody> {
   if (!boundedString(b.user_email, 0, LIMITS.userEmailChars)) return { ok: false, error: 'user_email too long' };
   if (!isCount(b.turn_index)) return { ok: false, error: 'turn_index must be a non-negative integer' };
   if (!boundedString(b.timestamp_utc, 0, LIMITS.timestampChars)) return { ok: false, error: 'timestamp_utc too long' };
+  if (parseTimestamp(b.timestamp_utc) === null) return { ok: false, error: 'timestamp_utc must be an RFC 3339 time' };
   if (!optionalString(b.session_start_utc, LIMITS.timestampChars)) return { ok: false, error: 'session_start_utc too long' };
   if (!optionalString(b.plugin_version, LIMITS.pluginVersionChars)) return { ok: false, error: 'plugin_version too long' };
   if (!isPlainObject(b.models)) return { ok: false, error: 'models must be an object' };
   const names = Object.keys(b.models);
   if (names.length > LIMITS.maxModels) return { ok: false, error: 'too many models' };
   const models: Record<string, ModelUsage> = {};
-  for (const name of names) {
-    if (name.length < LIMITS.modelNameMinChars || name.length > LIMITS.modelNameChars) {
+  let reportTokens = 0;
+  for (const rawName of names) {
+    if (rawName.length < LIMITS.modelNameMinChars || rawName.length > LIMITS.modelNameChars) {
       return { ok: false, error: 'model name must be 1-128 characters' };
     }
-    const usage = b.models[name];
+    const usage = b.models[rawName];
     if (!isPlainObject(usage)) return { ok: false, error: 'model usage must be an object' };
-    const known = {} as ModelUsage;
+    // Names that become equal once cleaned are one model: their counts add up.
+    const name = cleanModelName(rawName);
+    const known = Object.hasOwn(models, name) ? models[name]! : ({} as ModelUsage);
     for (const field of TOKEN_FIELDS) {
       const value = usage[field];
       if (!isCount(value)) return { ok: false, error: 'token counts must be non-negative integers' };
-      known[field] = value;
+      if (!isTokenCount(value)) return { ok: false, error: `token counts must be at most ${MAX_TOKEN_COUNT}` };
+      known[field] = (known[field] ?? 0) + value;
+      if (known[field] > MAX_TOKEN_COUNT) return { ok: false, error: `token counts must be at most ${MAX_TOKEN_COUNT}` };
+      reportTokens += value;
     }
     // defineProperty: a model named `__proto__` stays an own key, not the prototype.
     Object.defineProperty(models, name, { value: known, enumerable: true, writable: true, configurable: true });
+  }
+  if (reportTokens > MAX_REPORT_TOKENS) {
+    return { ok: false, error: `token counts of one report must add up to at most ${MAX_REPORT_TOKENS}` };
   }
   return {
     ok: true,
@@ -183,11 +250,16 @@ export function formatTimestamp(date: Date): string {
   return `${date.toISOString().slice(0, 19)}Z`;
 }
 
-const TIMESTAMP_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+const TIMESTAMP_RE = /^(\d{4})-(\d{2})-(\d{2})T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 
-/** Parses an RFC 3339 timestamp; null when it is not one. */
+/** Parses an RFC 3339 timestamp; null when it is not one (a day the month does not have included:
+ * `Date.parse` would roll 2026-02-30 over to March). */
 export function parseTimestamp(value: string): Date | null {
-  if (value.length > LIMITS.timestampChars || !TIMESTAMP_RE.test(value)) return null;
+  if (value.length > LIMITS.timestampChars) return null;
+  const match = TIMESTAMP_RE.exec(value);
+  if (match === null) return null;
+  const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])];
+  if (month < 1 || month > 12 || day < 1 || day > new Date(Date.UTC(year, month, 0)).getUTCDate()) return null;
   const ms = Date.parse(value);
   return Number.isFinite(ms) ? new Date(ms) : null;
 }

@@ -53,6 +53,8 @@ export interface StartReceiverOptions {
   env?: Record<string, string>;
   /** Rewrites the command line, e.g. to start the receiver inside a network namespace. */
   wrap?: (file: string, args: string[]) => [string, string[]];
+  /** Writes the database file before the receiver first opens it (e.g. a Rust receiver's). */
+  prepare?: (dbPath: string) => void;
 }
 
 export async function startReceiver(opts: StartReceiverOptions = {}): Promise<RunningReceiver> {
@@ -132,6 +134,7 @@ export async function startReceiver(opts: StartReceiverOptions = {}): Promise<Ru
   };
 
   try {
+    opts.prepare?.(dbPath);
     port = await launch(0);
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });

@@ -113,7 +113,7 @@ describe('ccflux doctor', () => {
     const { code, json } = await cliJson<DoctorJson>(['doctor'], userEnv({ home }));
     expect(code).toBe(6);
     const checks = byId(json);
-    expect(checks.config).toMatchObject({ state: 'fail', fix: 'run `ccflux login`' });
+    expect(checks.config).toMatchObject({ state: 'fail', fix: 'run `claude plugin configure ccflux@test-mkt` (or `ccflux login`)' });
     expect(checks['receiver-reachable']?.state).toBe('skip');
     expect(checks['token-exchange']?.state).toBe('skip');
     expect(checks.plugin?.state).toBe('pass');

@@ -29,13 +29,13 @@ function expectSchema(json: Record<string, unknown>): void {
   const strOrNull = (v: unknown) => v === null || typeof v === 'string';
   const numOrNull = (v: unknown) => v === null || typeof v === 'number';
   expect(Object.keys(json).sort()).toEqual(
-    ['accessToken', 'credentials', 'dataDir', 'dataDirSource', 'delivery', 'key', 'ok', 'otherDataDirs', 'queue', 'rejected', 'stateDir', 'version'].sort(),
+    ['accessToken', 'clock', 'credentials', 'dataDir', 'dataDirSource', 'delivery', 'key', 'ok', 'otherDataDirs', 'queue', 'rejected', 'stateDir', 'version'].sort(),
   );
   expect(json).toMatchObject({ ok: true, version: VERSION, dataDir: str, stateDir: str });
   expect(['flag', 'env', 'default', 'chosen']).toContain(json.dataDirSource);
   const c = json.credentials as Record<string, unknown>;
-  expect(Object.keys(c).sort()).toEqual(['configPath', 'endpoint', 'problem', 'source']);
-  expect(['plugin-options', 'config-file', 'none']).toContain(c.source);
+  expect(Object.keys(c).sort()).toEqual(['configPath', 'endpoint', 'pluginId', 'pluginStore', 'problem', 'source']);
+  expect(['plugin-options', 'plugin-store', 'config-file', 'none']).toContain(c.source);
   expect(strOrNull(c.endpoint) && strOrNull(c.problem) && typeof c.configPath === 'string').toBe(true);
   const t = json.accessToken as Record<string, unknown>;
   expect(Object.keys(t).sort()).toEqual(['cached', 'expiresAt', 'usable']);
@@ -48,7 +48,7 @@ function expectSchema(json: Record<string, unknown>): void {
   expect(typeof q.length === 'number' && numOrNull(q.oldestAgeSeconds) && strOrNull(q.oldestReportAt)).toBe(true);
   expect(json.rejected).toEqual({ count: expect.any(Number) });
   const d = json.delivery as Record<string, unknown>;
-  expect(Object.keys(d).sort()).toEqual(['consecutiveFailures', 'lastAttemptAt', 'lastDeliveryAt', 'lastError', 'lastErrorAt']);
+  expect(Object.keys(d).sort()).toEqual(['consecutiveFailures', 'lastAttemptAt', 'lastCredentialSource', 'lastDeliveryAt', 'lastEndpoint', 'lastError', 'lastErrorAt']);
   expect(Array.isArray(json.otherDataDirs)).toBe(true);
 }
 
@@ -68,7 +68,7 @@ describe('ccflux status', () => {
     });
     expect(await readdir(dataDir)).toEqual([]);
     const human = await cli(['status'], userEnv({ home }));
-    expect(human.stdout).toContain('credentials    none — run `ccflux login`');
+    expect(human.stdout).toContain('credentials    none — set the plugin options (`claude plugin configure ccflux@ccflux`) or run `ccflux login`');
   });
 
   it('after login with queued and rejected reports: every fact, and no secret', async () => {
@@ -93,7 +93,7 @@ describe('ccflux status', () => {
       rejected: { count: number };
     };
     expect(json.rejected).toEqual({ count: 1 });
-    expect(json.credentials).toEqual({ source: 'config-file', endpoint: `${rx.url}/`, configPath: join(stateDir, 'config.json'), problem: null });
+    expect(json.credentials).toEqual({ source: 'config-file', endpoint: `${rx.url}/`, configPath: join(stateDir, 'config.json'), problem: null, pluginStore: 'none', pluginId: null });
     expect(json.accessToken).toMatchObject({ cached: true, usable: true });
     expect(json.key).toMatchObject({ present: true, registered: true, revoked: false, fingerprint: expect.stringMatching(/^[0-9a-f]{16}$/) });
     expect(json.queue.length).toBe(2);

@@ -142,15 +142,15 @@ export async function queueReports(stateDir: string, reports: ReportBody[]): Pro
  * Registers a copy of the repository's plugin folder in `<dataDir>/plugins/installed_plugins.json`
  * and enables it, as Claude Code's `/plugin install` leaves it. Returns the install path.
  */
-export async function registerPluginInstall(dataDir: string, pluginSource: string): Promise<string> {
+export async function registerPluginInstall(dataDir: string, pluginSource: string, pluginId = 'ccflux@test-mkt'): Promise<string> {
   const { cp } = await import('node:fs/promises');
   const installPath = join(dataDir, 'plugins', 'cache', 'test-mkt', 'ccflux', '0.1.0');
   await mkdir(installPath, { recursive: true });
   await cp(pluginSource, installPath, { recursive: true, filter: (src) => !/[\\/](dist|bin)[\\/]/.test(src) });
   await writeFile(
     join(dataDir, 'plugins', 'installed_plugins.json'),
-    JSON.stringify({ version: 2, plugins: { 'ccflux@test-mkt': [{ scope: 'user', installPath, version: '0.1.0' }] } }, null, 2),
+    JSON.stringify({ version: 2, plugins: { [pluginId]: [{ scope: 'user', installPath, version: '0.1.0' }] } }, null, 2),
   );
-  await writeFile(join(dataDir, 'settings.json'), JSON.stringify({ enabledPlugins: { 'ccflux@test-mkt': true } }, null, 2));
+  await writeFile(join(dataDir, 'settings.json'), JSON.stringify({ enabledPlugins: { [pluginId]: true } }, null, 2));
   return installPath;
 }

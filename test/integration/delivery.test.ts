@@ -187,18 +187,27 @@ describe('delivery faults, end to end', () => {
     expect(t.sums()).toEqual(expectedModels(SCENARIO));
   });
 
-  it('a device clock 10 minutes fast: reports wait (skew logged) and go once the clock is right', async () => {
+  it.each([
+    ['fast', 10 * 60 * 1000],
+    ['slow', -10 * 60 * 1000],
+  ])('a device clock 10 minutes %s: every report is delivered in the run that made it (offset kept for later runs)', async (_, offset) => {
     const t = await setUp();
-    const skewed = { ...t.env, CCFLUX_TEST_NOW_OFFSET_MS: String(10 * 60 * 1000) };
+    const skewed = { ...t.env, CCFLUX_TEST_NOW_OFFSET_MS: String(offset) };
     await replayTimeline(SCENARIO, { dataDir: t.dataDir, env: skewed, pluginRoot: t.pluginRoot, to: HALF });
-    await waitForQuiet(t.dataDir, { queueEmpty: false });
-    expect(await t.queued()).toBeGreaterThan(0);
-    expect(t.sums()).toEqual({});
-    expect(await readTextOr(t.state('errors.log'))).toMatch(/device clock is (9m5\ds|10m\d\ds) ahead of the receiver/);
-
-    await replayTimeline(SCENARIO, { dataDir: t.dataDir, env: t.env, pluginRoot: t.pluginRoot, from: HALF });
     await waitForQuiet(t.dataDir);
+    expect(await t.queued()).toBe(0);
+    const direction = offset > 0 ? 'ahead of' : 'behind';
+    expect(await readTextOr(t.state('errors.log'))).toMatch(new RegExp(`device clock is (9m5\\ds|10m\\d\\ds) ${direction} the receiver`));
+    const kept = JSON.parse(await readTextOr(t.state('clock_offset.json')));
+    expect(Math.abs(kept.offset_ms + offset)).toBeLessThan(5000);
+
+    // Later runs sign with the kept offset at once: no refusal, nothing waits.
+    const refusalsBefore = (await readTextOr(t.state('errors.log'))).split('re-signed').length;
+    await replayTimeline(SCENARIO, { dataDir: t.dataDir, env: skewed, pluginRoot: t.pluginRoot, from: HALF });
+    await waitForQuiet(t.dataDir);
+    expect(await t.queued()).toBe(0);
     expect(t.sums()).toEqual(expectedModels(SCENARIO));
+    expect((await readTextOr(t.state('errors.log'))).split('re-signed').length).toBe(refusalsBefore);
   });
 
   it('no credentials anywhere: nothing sent, one line on how to configure, reports kept for later', async () => {

@@ -10,6 +10,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ReceiverConfig } from '../config';
+import type { PriceBook } from '../prices/cost';
 import type { Store } from '../store';
 import { secretsEqual } from '../tokens';
 import { type AuthLimits, DEFAULT_AUTH_LIMITS, LoginLimiter, type Session, SessionStore } from './auth';
@@ -25,7 +26,8 @@ import {
   sessionCookie,
   setSecurityHeaders,
 } from './http';
-import { type Flash, renderDashboard, renderLogin, renderMessage } from './render';
+import { parseFilter } from './filters';
+import { type Flash, renderConfirm, renderDashboard, renderLogin, renderMessage, renderUserPage, waitText } from './render';
 
 /** Form bodies are a few short fields; anything bigger is not ours. */
 export const MAX_FORM_BYTES = 8 * 1024;
@@ -33,12 +35,14 @@ export const MAX_FORM_BYTES = 8 * 1024;
 const MIN_ADMIN_TOKEN_CHARS = 32;
 
 /** The Store methods the dashboard mutates through. */
-export type AdminStore = Pick<Store, 'createUser' | 'revokeUser' | 'reissueToken' | 'revokeKey' | 'dashboard'>;
+export type AdminStore = Pick<Store, 'createUser' | 'revokeUser' | 'reissueToken' | 'revokeKey' | 'dashboard' | 'userSessions'>;
 
 export interface AdminDeps {
   /** `adminToken` (ADMIN_TOKEN: unset disables the dashboard, 404) and `cookieSecure` (COOKIE_SECURE). */
-  config: Pick<ReceiverConfig, 'adminToken' | 'cookieSecure'>;
+  config: Pick<ReceiverConfig, 'adminToken' | 'cookieSecure'> & Partial<Pick<ReceiverConfig, 'seatPriceUsd' | 'displayTimeZone'>>;
   store: AdminStore;
+  /** Prices for the cost columns; the shipped table when omitted. */
+  prices?: PriceBook;
   now: () => Date;
   /** Accepted for the server's convenience; unused. */
   metrics?: unknown;
@@ -63,10 +67,41 @@ function errorCode(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+/** Revokes ask once more on a page of their own; null when the form already says confirm=yes. */
+function confirmation(route: PostRoute, form: URLSearchParams, csrfToken: string): string | null {
+  if (form.get('confirm') === 'yes') return null;
+  if (route === '/admin/users/revoke') {
+    const email = parseEmail(form);
+    if (!email.ok) return null;
+    return renderConfirm({
+      title: 'Revoke user?',
+      text: `${email.value} will be revoked: their refresh and access tokens stop working at once and their devices stop reporting. Provisioning them again issues a new token.`,
+      action: route,
+      fields: { csrf_token: csrfToken, email: email.value },
+      button: `Revoke ${email.value}`,
+    });
+  }
+  if (route === '/admin/keys/revoke') {
+    const key = parsePublicKey(form);
+    if (!key.ok) return null;
+    return renderConfirm({
+      title: 'Revoke device key?',
+      text: `The device with key ${key.value} will be refused (403 key-revoked) and goes silent. This cannot be undone for this key.`,
+      action: route,
+      fields: { csrf_token: csrfToken, public_key: key.value },
+      button: 'Revoke the key',
+    });
+  }
+  return null;
+}
+
 export function createAdminHandler(deps: AdminDeps): AdminHandler {
   const limits: AuthLimits = { ...DEFAULT_AUTH_LIMITS, ...deps.limits };
   const sessions = new SessionStore(limits);
   const limiter = new LoginLimiter(limits);
+  const prices = deps.prices;
+  const defaultTz = deps.config.displayTimeZone ?? 'UTC';
+  const seatPriceUsd = deps.config.seatPriceUsd ?? null;
   const adminToken = deps.config.adminToken ?? '';
   const secure = deps.config.cookieSecure === true;
 
@@ -74,8 +109,9 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
 
   const tooMany = (res: ServerResponse, retryMillis: number, html: boolean): void => {
     const headers = { 'retry-after': String(Math.ceil(retryMillis / 1000)) };
-    if (html) sendHtml(res, 429, renderLogin({ error: 'Too many failed attempts. Wait and try again.' }), headers);
-    else sendText(res, 429, 'too many failed attempts', headers);
+    const wait = waitText(retryMillis);
+    if (html) sendHtml(res, 429, renderLogin({ error: `Too many failed attempts from your address. Try again in ${wait}.` }), headers);
+    else sendText(res, 429, `too many failed attempts; retry in ${wait}`, headers);
   };
 
   const warnings = (req: IncomingMessage): string[] => {
@@ -90,20 +126,40 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
 
   const showDashboard = async (req: IncomingMessage, res: ServerResponse, url: URL, auth: Auth): Promise<void> => {
     const now = deps.now();
-    const data = await deps.store.dashboard(now);
-    if (url.searchParams.has('export')) {
-      const html = renderDashboard(data, { mode: { kind: 'export' } });
+    const params = url.searchParams;
+    const filter = parseFilter(params, now.getTime(), defaultTz);
+    const eventsPage = Number(params.get('events.page') ?? '1');
+    const data = await deps.store.dashboard(now, { filter, eventsPage: Number.isSafeInteger(eventsPage) ? eventsPage : 1, prices });
+    if (params.has('export')) {
+      const html = renderDashboard(data, { mode: { kind: 'export' }, seatPriceUsd });
       sendHtml(res, 200, html, { 'content-disposition': `attachment; filename="ccflux-usage-${data.generatedAt.slice(0, 10)}.html"` });
       return;
     }
     if (auth.kind === 'session') {
       const flash = auth.session.flash;
       auth.session.flash = null;
-      const html = renderDashboard(data, { mode: { kind: 'session', csrfToken: auth.session.csrfToken }, flash, warnings: warnings(req) });
+      const html = renderDashboard(data, { mode: { kind: 'session', csrfToken: auth.session.csrfToken }, flash, warnings: warnings(req), params, seatPriceUsd });
       sendHtml(res, 200, html);
       return;
     }
-    sendHtml(res, 200, renderDashboard(data, { mode: { kind: 'readonly' }, warnings: warnings(req) }));
+    sendHtml(res, 200, renderDashboard(data, { mode: { kind: 'readonly' }, warnings: warnings(req), params, seatPriceUsd }));
+  };
+
+  const showUser = async (res: ServerResponse, url: URL, auth: Auth): Promise<void> => {
+    const now = deps.now();
+    const params = url.searchParams;
+    const email = (params.get('email') ?? '').trim().toLowerCase();
+    if (email === '' || email.length > 255) {
+      sendHtml(res, 400, renderMessage('No user', 'The link names no user.', { href: '/admin/', label: 'Back to the dashboard' }));
+      return;
+    }
+    const view = new URLSearchParams(params);
+    view.set('user', email);
+    const filter = parseFilter(view, now.getTime(), defaultTz);
+    const data = await deps.store.dashboard(now, { filter, prices });
+    const sessions = await deps.store.userSessions({ from: filter.fromIso, to: filter.toIso, user: email, model: filter.model, division: null }, prices);
+    const mode = auth.kind === 'session' ? { kind: 'session' as const, csrfToken: auth.session.csrfToken } : { kind: 'readonly' as const };
+    sendHtml(res, 200, renderUserPage(email, data, sessions, { mode, params }));
   };
 
   const login = async (req: IncomingMessage, res: ServerResponse, nowMillis: number, current: Auth): Promise<void> => {
@@ -176,8 +232,20 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     if (body.kind === 'too-large') return sendText(res, 413, 'form too large', { connection: 'close' });
     if (body.kind === 'unsupported-type') return sendText(res, 415, 'expected a form');
     if (!secretsEqual(body.form.get('csrf_token') ?? '', auth.session.csrfToken)) {
-      return sendHtml(res, 403, renderMessage('Form expired', 'The form was not accepted (missing or invalid CSRF token). Reload the dashboard and try again.'));
+      return sendHtml(
+        res,
+        403,
+        renderMessage(
+          'Form expired',
+          `The form was not accepted: it came from an older page or another session (missing or invalid CSRF token). ` +
+            `A session ends after ${waitText(limits.sessionIdleMillis)} without use and at the latest ${waitText(limits.sessionMaxMillis)} after login. ` +
+            `Nothing was changed. Open the dashboard again and repeat the action.`,
+          { href: '/admin/', label: 'Back to the dashboard' },
+        ),
+      );
     }
+    const confirm = confirmation(route, body.form, auth.session.csrfToken);
+    if (confirm !== null) return sendHtml(res, 200, confirm);
     if (route === '/admin/logout') {
       sessions.delete(auth.id);
       return redirect(res, 303, '/admin/login', { 'set-cookie': clearedSessionCookie(secure) });
@@ -223,6 +291,11 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
       if (!isRead) return sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
       if (auth.kind === 'none') return redirect(res, 303, '/admin/login');
       return showDashboard(req, res, url, auth);
+    }
+    if (path === '/admin/user') {
+      if (!isRead) return sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
+      if (auth.kind === 'none') return redirect(res, 303, '/admin/login');
+      return showUser(res, url, auth);
     }
     if (path === '/admin/login') {
       if (method === 'POST') return login(req, res, nowMillis, auth);

@@ -51,6 +51,13 @@ svg{max-width:100%;height:auto}
 svg.chart{width:100%}
 svg text{font:11px system-ui,sans-serif;fill:#5b6576}
 .warn{background:#fffaeb;border:1px solid #fedf89;border-radius:6px;padding:8px 12px}
+.tile b{overflow-wrap:anywhere;font-size:clamp(14px,1.6vw,20px)}
+.unpriced{color:var(--muted);font-style:italic}
+.pager{display:flex;gap:14px;align-items:center;font-size:13px;color:var(--muted)}
+.presets{font-size:13px;margin-bottom:6px}.presets a,.presets b{margin-right:10px}
+th a{color:inherit;text-decoration:none}th a:hover{text-decoration:underline}
+select,input[type=date],input[type=search]{font:inherit;padding:5px 8px;border:1px solid var(--line);border-radius:5px}
+form.search{margin:4px 0}
 `;
 
 /** `'sha256-…'` source expression for the CSS above. */

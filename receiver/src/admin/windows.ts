@@ -31,7 +31,11 @@ export interface UserWindows {
   peak: UsageWindow;
   /** The window containing `now`, if the user has one open. */
   current: UsageWindow | null;
+  /** The latest windows, newest first (at most RECENT_WINDOWS), for the user's page. */
+  recent: UsageWindow[];
 }
+
+export const RECENT_WINDOWS = 20;
 
 interface OpenWindow extends UsageWindow {
   turnKeys: Set<string>;
@@ -73,7 +77,7 @@ export function computeWindows(events: readonly WindowEvent[], nowMillis: number
     for (const w of windows) if (w.tokens > peak.tokens) peak = w;
     const last = windows[windows.length - 1]!;
     const current = nowMillis >= last.startMillis && nowMillis < last.endMillis ? last : null;
-    result.push({ user, windows: windows.length, peak, current });
+    result.push({ user, windows: windows.length, peak, current, recent: windows.slice(-RECENT_WINDOWS).reverse() });
   }
   result.sort((a, b) => b.peak.tokens - a.peak.tokens || a.user.localeCompare(b.user));
   return result;

@@ -1,5 +1,5 @@
 /** `keys list|revoke`: device signing keys. */
-import { table, withStore } from './shared';
+import { CREATE_OPTION_HELP, table, withStore } from './shared';
 import { type CommandSpec, EXIT } from './types';
 
 export const keysCommand: CommandSpec = {
@@ -14,9 +14,10 @@ export const keysCommand: CommandSpec = {
       .command('list')
       .description('list registered device keys')
       .option('--json', 'print JSON')
-      .action((opts: { json?: boolean }) =>
+      .option('--create', CREATE_OPTION_HELP)
+      .action((opts: { json?: boolean; create?: boolean }) =>
         act(async () => {
-          const rows = await withStore(ctx, (store) => store.listKeys());
+          const rows = await withStore(ctx, (store) => store.listKeys(), opts);
           if (opts.json) {
             ctx.output.out(JSON.stringify(rows, null, 2));
           } else if (rows.length === 0) {
@@ -37,10 +38,13 @@ export const keysCommand: CommandSpec = {
       .command('revoke')
       .description("revoke a public key: that device's reports get 403 key-revoked and the device goes silent")
       .argument('<public-key>', 'base64 public key as shown by keys list')
-      .action((publicKey: string) =>
+      .option('--json', 'print {"public_key","revoked_registrations"}')
+      .option('--create', CREATE_OPTION_HELP)
+      .action((publicKey: string, opts: { json?: boolean; create?: boolean }) =>
         act(async () => {
-          const changed = await withStore(ctx, (store) => store.revokeKey(publicKey.trim()));
-          ctx.output.out(changed === 0 ? 'key was already revoked' : `revoked ${changed} registration(s) of the key`);
+          const changed = await withStore(ctx, (store) => store.revokeKey(publicKey.trim()), opts);
+          if (opts.json) ctx.output.out(JSON.stringify({ public_key: publicKey.trim(), revoked_registrations: changed }));
+          else ctx.output.out(changed === 0 ? 'key was already revoked' : `revoked ${changed} registration(s) of the key`);
           return EXIT.ok;
         }),
       );

@@ -29,12 +29,22 @@ Environment:
   BODY_LIMIT_KB               larger bodies get 413 (default 64)
   REQUIRE_SIGNATURES          1/true: unsigned reports get 403 signature-required (default off)
   ADMIN_TOKEN                 enables /admin/ (at least 16 characters; default unset)
+  ADMIN_TOKEN_FILE            a file (mode 0600) holding ADMIN_TOKEN instead of the variable
   COOKIE_SECURE               1/true: the admin session cookie gets ; Secure (default off)
+  PUBLIC_URL                  https:// address devices use; printed by users add/import
+  PRICES_FILE                 JSON price table overriding the shipped prices (docs/admin.md)
+  SEAT_PRICE_USD              monthly seat price shown next to the API-equivalent value
+  DISPLAY_TIME_ZONE           IANA zone the dashboard shows times in (default UTC)
+  LOG_LEVEL                   JSON log on stderr: fatal..trace, or silent (default info)
+  METRICS_TOKEN               /metrics needs Authorization: Bearer <it> (default open)
+  METRICS_PER_USER            1/true: usage series per user on /metrics (default off)
+  ALERT_WEBHOOK_URL           budget alerts POSTed here, Slack-compatible (default unset)
 
 Example:
   DATABASE_PATH=/var/lib/ccflux/ccflux.db LISTEN_ADDR=127.0.0.1:8080 ccflux-receiver serve`,
       )
-      .action(() =>
+      .option('--json', 'print the listening address as {"listening":"http://…"} instead of a line')
+      .action((opts: { json?: boolean }) =>
         act(async () => {
           const config = loadConfig(ctx);
           ctx.output.err(`ccflux-receiver ${VERSION}`);
@@ -55,7 +65,8 @@ Example:
           const stopped = new Promise<string>((resolve) => {
             ctx.onShutdownSignal(resolve);
           });
-          ctx.output.out(`listening on http://${formatHostPort(config.listenHost, address.port)}`);
+          const url = `http://${formatHostPort(config.listenHost, address.port)}`;
+          ctx.output.out(opts.json ? JSON.stringify({ listening: url }) : `listening on ${url}`);
           const signal = await stopped;
           ctx.output.err(`ccflux-receiver: ${signal} received, finishing in-flight requests`);
           await receiver.close();

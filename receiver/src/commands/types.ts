@@ -8,6 +8,10 @@ import type { Output } from '../output';
 
 export interface CliContext {
   env: Record<string, string | undefined>;
+  /** True when stderr is a terminal a person reads (onboarding hints go there only then). */
+  stderrIsTTY?: boolean;
+  /** Working directory relative database paths resolve against (default process.cwd()). */
+  cwd?: string;
   now: () => Date;
   output: Output;
   /** Calls `handler` once on SIGTERM or SIGINT; returns a function that removes it. */

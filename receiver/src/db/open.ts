@@ -5,6 +5,7 @@
 import { closeSync, constants, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { ReceiverError } from '../errors';
+import { importRustDatabase, isRustDatabase } from './rust-import';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema';
 
 export type Db = Database.Database;
@@ -12,7 +13,14 @@ export type Db = Database.Database;
 /** A writer waits this long for another writer (the CLI while `serve` runs) before failing. */
 const BUSY_TIMEOUT_MILLIS = 5_000;
 
-export function openDatabase(path: string, options: { readonly?: boolean } = {}): Db {
+export interface OpenOptions {
+  readonly?: boolean;
+  /** One line for the operator (a Rust database taken over); default: stderr. */
+  notice?: (message: string) => void;
+  now?: () => Date;
+}
+
+export function openDatabase(path: string, options: OpenOptions = {}): Db {
   if (!options.readonly && path !== ':memory:') createPrivateFile(path);
   let db: Db;
   try {
@@ -27,6 +35,14 @@ export function openDatabase(path: string, options: { readonly?: boolean } = {})
       // WAL with synchronous=NORMAL is durable across application crashes, and loses at most the
       // last transactions on power loss; the device re-sends anything not acknowledged.
       db.pragma('synchronous = NORMAL');
+      if (path !== ':memory:' && isRustDatabase(db)) {
+        const r = importRustDatabase(db, path, (options.now ?? (() => new Date()))());
+        const notice = options.notice ?? ((m: string) => process.stderr.write(`${m}\n`));
+        notice(
+          `took over a Rust ccflux receiver database: ${r.users} user(s), ${r.tokens} refresh token(s) (now hashed), ` +
+            `${r.keys} device key(s), ${r.events} usage row(s); backup at ${r.backupPath}`,
+        );
+      }
       migrate(db);
     }
     db.pragma('foreign_keys = ON');

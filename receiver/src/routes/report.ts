@@ -7,6 +7,7 @@
 import { createPublicKey, type KeyObject, verify } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import {
+  checkTurnTime,
   decodePublicKey,
   HEADERS,
   parseSignatureHeader,
@@ -80,6 +81,11 @@ export const handleReport: Route = async (req, res, deps) => {
   if (!valid.ok || !reportTextWellFormed(valid.value)) {
     deps.metrics.inc('ccflux_reports_rejected_total');
     return sendError(res, 400, valid.ok ? 'strings must be valid Unicode' : valid.error);
+  }
+  const timeProblem = checkTurnTime(valid.value.timestamp_utc, deps.now());
+  if (timeProblem !== null) {
+    deps.metrics.inc('ccflux_reports_rejected_total');
+    return sendError(res, 400, timeProblem);
   }
 
   let key: DeviceKey | undefined;

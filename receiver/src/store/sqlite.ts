@@ -11,10 +11,11 @@
  */
 import type { Statement } from 'better-sqlite3';
 import type { ReportBody } from '../../../src/protocol/wire';
-import { type AdminQueries, createQueries } from '../admin/queries';
+import { type AdminQueries, createQueries, type FilterParams } from '../admin/queries';
+import type { PriceBook } from '../prices/cost';
 import type { Db } from '../db/open';
 import { ReceiverError } from '../errors';
-import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeToken } from '../tokens';
+import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeRustToken, looksLikeToken, type TokenKind } from '../tokens';
 import {
   checkDays,
   checkDivision,
@@ -28,6 +29,7 @@ import {
 } from './rules';
 import type {
   AuthContext,
+  DashboardView,
   DeviceKey,
   InsertOptions,
   KeyRow,
@@ -68,6 +70,8 @@ export class SqliteStore implements Store {
   private readonly accessTtlSecs: number;
   private readonly stmts: ReturnType<typeof prepareStatements>;
   private queries: AdminQueries | undefined;
+  /** The database was taken over from the Rust receiver (db/rust-import.ts): its tokens still work. */
+  private readonly rustTokens: boolean;
 
   constructor(db: Db, now: () => Date, options: StoreOptions = {}) {
     this.db = db;
@@ -75,6 +79,12 @@ export class SqliteStore implements Store {
     this.rollingDays = options.refreshTokenRollingDays ?? 90;
     this.accessTtlSecs = options.accessTokenExpirySecs ?? 28_800;
     this.stmts = prepareStatements(db);
+    this.rustTokens = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rust_import'").get() !== undefined;
+  }
+
+  /** Shape check before any lookup; Rust-issued shapes only in a database that imported them. */
+  private tokenShapeOk(kind: TokenKind, token: string): boolean {
+    return looksLikeToken(kind, token) || (this.rustTokens && looksLikeRustToken(kind, token));
   }
 
   private nowIso(): string {
@@ -116,6 +126,19 @@ export class SqliteStore implements Store {
   }
 
   /** Revokes the user, every refresh token and every access token of theirs. Idempotent. */
+  async setDivision(email: string, division: string): Promise<boolean> {
+    const address = normalizeEmail(email);
+    const value = checkDivision(division) ?? '';
+    return this.db
+      .transaction(() => {
+        const user = this.requireUser(address);
+        if (user.division === value) return false;
+        this.stmts.setDivision.run(value, user.id);
+        return true;
+      })
+      .immediate();
+  }
+
   async revokeUser(email: string): Promise<void> {
     const address = normalizeEmail(email);
     this.db
@@ -203,7 +226,7 @@ export class SqliteStore implements Store {
 
   /** The owner of a refresh token that is known, unexpired and not revoked; null otherwise. */
   async authenticateRefreshToken(token: string): Promise<AuthContext | null> {
-    if (!looksLikeToken('refresh', token)) return null;
+    if (!this.tokenShapeOk('refresh', token)) return null;
     const hash = hashToken(token);
     const row = this.stmts.refreshByHash.get(hash) as RefreshLookupRow | undefined;
     if (row === undefined || !digestsEqual(row.token_hash, hash)) return null;
@@ -239,7 +262,7 @@ export class SqliteStore implements Store {
   /** The owner of an access token that is known, unexpired, and whose user and refresh token
    * are not revoked; null otherwise. */
   async authenticateAccessToken(token: string): Promise<AuthContext | null> {
-    if (!looksLikeToken('access', token)) return null;
+    if (!this.tokenShapeOk('access', token)) return null;
     const hash = hashToken(token);
     const row = this.stmts.accessByHash.get(hash) as AccessLookupRow | undefined;
     if (row === undefined || !digestsEqual(row.token_hash, hash)) return null;
@@ -303,9 +326,14 @@ export class SqliteStore implements Store {
       .immediate();
   }
 
-  async dashboard(now: Date) {
+  async dashboard(now: Date, view: DashboardView = {}) {
     this.queries ??= createQueries(this.db);
-    return this.queries.load(now);
+    return this.queries.load(now, view.filter, view);
+  }
+
+  async userSessions(filter: FilterParams, prices?: PriceBook) {
+    this.queries ??= createQueries(this.db);
+    return this.queries.sessions(filter, prices);
   }
 
   // ---- shared limits -------------------------------------------------------------------------
@@ -350,6 +378,7 @@ function prepareStatements(db: Db) {
     userByEmail: p('SELECT id, division, revoked_at FROM users WHERE email = ?'),
     insertUser: p('INSERT INTO users (email, division, created_at) VALUES (?, ?, ?)'),
     reenableUser: p('UPDATE users SET revoked_at = NULL, division = ? WHERE id = ?'),
+    setDivision: p('UPDATE users SET division = ? WHERE id = ?'),
     revokeUser: p('UPDATE users SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?'),
     listUsers: p(`
       SELECT u.email, u.division, u.created_at, u.revoked_at,

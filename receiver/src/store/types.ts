@@ -17,7 +17,9 @@
  * `PG_MIGRATIONS` in `db/schema-postgres.ts`; never edit a shipped one (see those files).
  */
 import type { ReportBody } from '../../../src/protocol/wire';
-import type { DashboardData } from '../admin/queries';
+import type { ViewFilter } from '../admin/filters';
+import type { DashboardData, FilterParams, SessionRow } from '../admin/queries';
+import type { PriceBook } from '../prices/cost';
 
 /** Defaults match SPEC §3; the server passes its configuration. */
 export interface StoreOptions {
@@ -76,6 +78,12 @@ export interface InsertOptions {
   deviceKeyId?: number;
 }
 
+export interface DashboardView {
+  filter?: ViewFilter;
+  eventsPage?: number;
+  prices?: PriceBook;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
 
@@ -84,6 +92,8 @@ export interface Store {
    * A revoked user with the same email is re-enabled with a fresh token. */
   createUser(email: string, opts?: { division?: string; days?: number }): Promise<{ refreshToken: string }>;
   listUsers(): Promise<UserRow[]>;
+  /** Moves a user to another division; false when it already was there. `not-found` if unknown. */
+  setDivision(email: string, division: string): Promise<boolean>;
   /** Revokes the user, every refresh token and every access token of theirs. Idempotent. */
   revokeUser(email: string): Promise<void>;
   /** Revokes the user's refresh tokens (and their access tokens) and issues a new one. */
@@ -112,8 +122,11 @@ export interface Store {
   /** One row per model, idempotent on (session_id, turn_index, model): a retried or replayed
    * report inserts nothing. Returns how many rows were new. */
   insertReport(auth: AuthContext, report: ReportBody, opts: InsertOptions): Promise<{ inserted: number }>;
-  /** Everything the dashboard shows, as of `now`. */
-  dashboard(now: Date): Promise<DashboardData>;
+  /** Everything the dashboard shows, as of `now`, for one view (range, filters, events page;
+   * the last 30 days unfiltered at shipped prices by default). SQL in `admin/queries.ts`. */
+  dashboard(now: Date, view?: DashboardView): Promise<DashboardData>;
+  /** One user's sessions in a range (the user page), newest first, bounded. */
+  userSessions(filter: FilterParams, prices?: PriceBook): Promise<SessionRow[]>;
 
   // shared limits (one counter for every instance; method and error bound in rules.ts / docs)
   /** Counts one event for `key` when it is within `limit` per `windowSecs`; a refused one is not counted. */

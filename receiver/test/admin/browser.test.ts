@@ -191,6 +191,9 @@ describe('admin dashboard in chromium', () => {
 
     // Revoke the laptop's key: the dashboard says so, and the receiver refuses its next report.
     await keyRow.locator('button:has-text("Revoke")').click();
+    // A confirmation page first: nothing is revoked until it is confirmed.
+    await page.waitForSelector('h2:has-text("Revoke device key?")');
+    await page.click('button:has-text("Revoke the key")');
     await page.waitForSelector('.flash.ok');
     expect(await page.textContent('.flash.ok')).toContain('Revoked 1 device key');
     expect(await page.locator('#keys tr', { hasText: 'ann-laptop' }).textContent()).toContain('revoked');

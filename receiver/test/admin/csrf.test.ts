@@ -87,7 +87,7 @@ describe('admin CSRF', () => {
   it('accepts the right token (the control case)', async () => {
     await seed();
     const { cookie, csrf } = await h.login();
-    const res = await h.post('/admin/keys/revoke', { public_key: fakePublicKey('alice-laptop'), csrf_token: csrf }, { cookie });
+    const res = await h.post('/admin/keys/revoke', { public_key: fakePublicKey('alice-laptop'), csrf_token: csrf, confirm: 'yes' }, { cookie });
     expect(res.status).toBe(303);
     expect((await h.store.listKeys())[0]!.revoked_at).not.toBeNull();
   });

@@ -12,7 +12,7 @@ afterEach(async () => {
 });
 
 async function submit(path: string, fields: Record<string, string>): Promise<string> {
-  const res = await h.post(path, { ...fields, csrf_token: session.csrf }, { cookie: session.cookie });
+  const res = await h.post(path, { confirm: 'yes', ...fields, csrf_token: session.csrf }, { cookie: session.cookie });
   expect(res.status).toBe(303);
   expect(res.headers.get('location')).toBe('/admin/');
   return (await h.get('/admin/', { cookie: session.cookie })).body;
@@ -73,6 +73,35 @@ describe('admin mutations', () => {
     expect(page).toContain('status-revoked');
     const missing = await submit('/admin/users/revoke', { email: 'nobody@example.org' });
     expect(missing).toContain('No such user');
+  });
+
+  it('asks for confirmation before revoking a user or a key, and changes nothing until then', async () => {
+    const { refreshToken } = await h.store.createUser('ivy@example.org');
+    await h.store.registerKey((await h.store.authenticateRefreshToken(refreshToken))!, fakePublicKey('ivy-1'), 'ivy-laptop');
+    const ask = await h.post('/admin/users/revoke', { email: 'ivy@example.org', csrf_token: session.csrf }, { cookie: session.cookie });
+    expect(ask.status).toBe(200);
+    expect(ask.body).toContain('Revoke user?');
+    expect(ask.body).toContain('<input type="hidden" name="confirm" value="yes">');
+    expect(ask.body).toContain(`name="csrf_token" value="${session.csrf}"`);
+    expect(ask.body).toContain('<a href="/admin/">Cancel</a>');
+    const askKey = await h.post('/admin/keys/revoke', { public_key: fakePublicKey('ivy-1'), csrf_token: session.csrf }, { cookie: session.cookie });
+    expect(askKey.body).toContain('Revoke device key?');
+    expect((await h.store.authenticateRefreshToken(refreshToken))?.email).toBe('ivy@example.org');
+    expect((await h.store.listKeys())[0]!.revoked_at).toBeNull();
+    // The confirmation form posts the same fields plus confirm=yes; that revokes.
+    await submit('/admin/users/revoke', { email: 'ivy@example.org' });
+    expect(await h.store.authenticateRefreshToken(refreshToken)).toBeNull();
+  });
+
+  it('shows a revoked user\'s keys as revoked and does not count them active', async () => {
+    const { refreshToken } = await h.store.createUser('jo@example.org');
+    await h.store.registerKey((await h.store.authenticateRefreshToken(refreshToken))!, fakePublicKey('jo-1'), 'jo-laptop');
+    const before = await h.get('/admin/', { cookie: session.cookie });
+    expect(before.body).toMatch(/<b>1<\/b><span>active device keys<\/span>/);
+    const page = await submit('/admin/users/revoke', { email: 'jo@example.org' });
+    expect(page).toMatch(/<b>0<\/b><span>active device keys<\/span>/);
+    expect(page).toContain('0 active, 1 revoked');
+    expect(page).toMatch(/jo-laptop.*?<span class="status-revoked">user revoked<\/span>/s);
   });
 
   it('reissues a token: the old one dies, the new one is shown once and works', async () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { fillDays } from '../../src/admin/queries';
 import { axisMax, dailyChart } from '../../src/admin/views/chart';
 import { WINDOW_MILLIS, computeWindows } from '../../src/admin/windows';
-import { type Harness, addReport, seedUsage, startAdmin, usage } from './harness';
+import { ADMIN_TOKEN, type Harness, addReport, seedUsage, startAdmin, usage } from './harness';
 
 const H = 3600 * 1000;
 const T0 = Date.parse('2026-05-11T08:00:00Z');
@@ -73,12 +73,14 @@ describe('dashboard figures', () => {
       expect(tile('cache hit rate')).toBe(`${((1001 / (126 + 1001 + 51)) * 100).toFixed(1)}%`);
       expect(tile('users reporting')).toBe('2');
       // By model: opus (ann only) first, old March usage excluded.
-      expect(page).toMatch(/<td class="mono">opus<\/td><td class="n">1<\/td><td class="n">1<\/td><td class="n">2<\/td><td class="n">101<\/td>/);
-      expect(page).toMatch(/<td class="mono">ann@example.org<\/td><td class="n">1<\/td><td class="n">2<\/td><td class="n">121<\/td>/);
-      // …though the recent events list shows it (it is about arrival, not the period).
-      expect(page).toContain('<td class="n">1,000,000</td>');
+      expect(page).toMatch(/>opus<\/a><\/span><\/td><td><span class="unpriced">unpriced<\/span><\/td><td class="n">1<\/td><td class="n">1<\/td><td class="n">2<\/td><td class="n">101<\/td>/);
+      expect(page).toMatch(/>ann@example.org<\/a><\/td><td><\/td><td class="n">1<\/td><td class="n">2<\/td><td class="n">121<\/td>/);
+      // The events list follows the range too: the March turn appears with 90 days.
+      expect(page).not.toContain('<td class="n">1,000,000</td>');
+      const wide = (await h.get('/admin/?range=90d', { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).body;
+      expect(wide).toContain('<td class="n">1,000,000</td>');
       // Ann's peak 5-hour window holds both of today's turns.
-      expect(page).toMatch(/<td class="mono">ann@example.org<\/td><td class="n">1,186<\/td><td class="n">2<\/td><td>2026-05-11 10:00Z<\/td>/);
+      expect(page).toMatch(/>ann@example.org<\/a><\/td><td class="n">1,186<\/td><td class="n">2<\/td><td>2026-05-11 10:00Z<\/td>/);
     } finally {
       await h.close();
     }

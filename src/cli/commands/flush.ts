@@ -13,6 +13,7 @@ import { isRevoked } from '../../client/deliver/keys';
 import { createLogger } from '../../client/local/log';
 import { statePaths } from '../../client/local/paths';
 import { createFsQueue } from '../../client/deliver/queue';
+import { readStoredOptions } from '../../client/local/plugin-store';
 import { createTransport } from '../../client/deliver/transport';
 import { createProgress, progressMode } from '../progress';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
@@ -59,6 +60,24 @@ const STOP_WORDS: Record<Exclude<StoppedBecause, null>, string> = {
   error: 'an unexpected error',
 };
 
+/** Why there is nothing to deliver with, and what happens next (the plugin options may be out of reach). */
+async function noCredentialsError(dataDir: string): Promise<CcfluxError> {
+  const stored = await readStoredOptions(dataDir);
+  if (stored.kind === 'keychain') {
+    return new CcfluxError(
+      ERROR_CODES.CONFIG_MISSING,
+      `the plugin options of ${stored.pluginId} are in the macOS keychain, which only Claude Code's hooks can read; nothing was sent from this shell`,
+      { hint: 'the queue is delivered after the next turn in Claude Code; `ccflux status` shows what the last delivery run used' },
+    );
+  }
+  if (stored.kind === 'unset') {
+    return new CcfluxError(ERROR_CODES.CONFIG_MISSING, `the plugin ${stored.pluginId} is installed in ${dataDir} but its api_endpoint/api_token are not set`, {
+      hint: `run \`claude plugin configure ${stored.pluginId}\` (or \`ccflux login\`)`,
+    });
+  }
+  return new CcfluxError(ERROR_CODES.CONFIG_MISSING, `no receiver configured for ${dataDir}`, { hint: CONFIGURE_HINT });
+}
+
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
@@ -70,9 +89,7 @@ async function run(ctx: CliContext, options: Record<string, unknown>): Promise<C
 
   // Say plainly what is wrong before touching the queue (the deliverer would only log it).
   const credentials = await loadCredentials({ env: ctx.env, paths });
-  if (!credentials) {
-    throw new CcfluxError(ERROR_CODES.CONFIG_MISSING, `no receiver configured for ${dataDir}`, { hint: CONFIGURE_HINT });
-  }
+  if (!credentials) throw await noCredentialsError(dataDir);
   validateEndpoint(credentials.endpoint, ctx.env);
   if (await isRevoked(paths)) {
     throw new CcfluxError(ERROR_CODES.KEY_REVOKED, 'the receiver revoked this device key; nothing is delivered from this device', {

@@ -24,7 +24,7 @@ async function existingEndpoint(paths: ReturnType<typeof statePaths>): Promise<{
   if (!exists) return { exists, endpoint: null };
   try {
     // Only the file matters here: the plugin options are Claude Code's, login does not touch them.
-    const current = await loadCredentials({ env: {}, paths });
+    const current = await loadCredentials({ env: {}, paths, pluginStore: false });
     return { exists, endpoint: current?.endpoint ?? null };
   } catch {
     return { exists, endpoint: null };

@@ -32,7 +32,7 @@ async function run(ctx: CliContext, options: Record<string, unknown>): Promise<C
   const paths = statePaths(dataDir);
   const show = (path: string) => displayPath(path, ctx.home);
 
-  const endpoint = await loadCredentials({ env: {}, paths }).then(
+  const endpoint = await loadCredentials({ env: {}, paths, pluginStore: false }).then(
     (c) => c?.endpoint ?? null,
     () => null,
   );

@@ -18,6 +18,8 @@ import { fingerprint, isRegistered, isRevoked, keyFromSeed, SEED_BYTES } from '.
 import { nullLogger } from '../local/log';
 import type { StatePaths } from '../local/paths';
 import { createFsQueue } from '../deliver/queue';
+import { readStoredOptions, type StoredOptions } from '../local/plugin-store';
+import { type ClockOffset, readClockOffset } from '../deliver/clock';
 
 export interface StatusFacts {
   dataDir: string;
@@ -26,12 +28,16 @@ export interface StatusFacts {
   stateDirExists: boolean;
   configPath: string;
   credentials: { source: CredentialSource | 'none'; endpoint: string | null; problem: string | null };
+  /** What Claude Code's own files say about the plugin's options (never their values). */
+  pluginStore: { kind: StoredOptions['kind']; pluginId: string | null };
   /** Parsed `token_cache.json`, and whether it belongs to the current credentials. */
   tokenCache: { expiresAt: string; matchesCredentials: boolean; wellFormed: boolean } | null;
   key: { present: boolean; publicKeyB64: string | null; corrupt: boolean; registered: boolean; revoked: boolean };
   queue: { length: number; oldestReportAt: string | null };
   rejectedCount: number;
   delivery: DeliveryStatus;
+  /** The kept clock correction (`clock_offset.json`), null when the device clock is right. */
+  clockOffset: ClockOffset | null;
   /** Other `~/.claude*` folders that have ccflux state. */
   otherDataDirs: string[];
 }
@@ -48,6 +54,9 @@ export interface StatusReport {
     endpoint: string | null;
     configPath: string;
     problem: string | null;
+    /** `found`: read from Claude Code's files; `keychain`: in the macOS keychain, out of reach here; `unset`: plugin installed, options not set; `none`: no plugin. */
+    pluginStore: StoredOptions['kind'];
+    pluginId: string | null;
   };
   accessToken: { cached: boolean; expiresAt: string | null; usable: boolean };
   key: { present: boolean; fingerprint: string | null; registered: boolean; revoked: boolean; problem: string | null };
@@ -59,7 +68,12 @@ export interface StatusReport {
     lastErrorAt: string | null;
     lastError: string | null;
     consecutiveFailures: number;
+    /** What the last delivery run (usually a hook's worker) used: credential source and endpoint. */
+    lastCredentialSource: string | null;
+    lastEndpoint: string | null;
   };
+  /** Receiver time minus device time that signatures are corrected by; null when none is kept. */
+  clock: { offsetSeconds: number | null; measuredAt: string | null };
   otherDataDirs: string[];
 }
 
@@ -80,6 +94,8 @@ export function buildStatus(facts: StatusFacts, now: Date): StatusReport {
       endpoint: facts.credentials.endpoint,
       configPath: facts.configPath,
       problem: facts.credentials.problem,
+      pluginStore: facts.pluginStore.kind,
+      pluginId: facts.pluginStore.pluginId,
     },
     accessToken: {
       cached: facts.tokenCache !== null,
@@ -105,6 +121,12 @@ export function buildStatus(facts: StatusFacts, now: Date): StatusReport {
       lastErrorAt: facts.delivery.lastErrorAt,
       lastError: facts.delivery.lastError,
       consecutiveFailures: facts.delivery.consecutiveFailures,
+      lastCredentialSource: facts.delivery.lastCredentialSource,
+      lastEndpoint: facts.delivery.lastEndpoint,
+    },
+    clock: {
+      offsetSeconds: facts.clockOffset ? Math.round(facts.clockOffset.offsetMillis / 1000) : null,
+      measuredAt: facts.clockOffset?.measuredAt ?? null,
     },
     otherDataDirs: facts.otherDataDirs,
   };
@@ -133,22 +155,45 @@ export function describeTime(at: string | null, now: Date): string {
 }
 
 const SOURCE_LABEL: Record<CredentialSource | 'none', string> = {
-  'plugin-options': "Claude Code plugin options (CLAUDE_PLUGIN_OPTION_API_ENDPOINT / _API_TOKEN)",
+  'plugin-options': 'Claude Code plugin options (CLAUDE_PLUGIN_OPTION_API_ENDPOINT / _API_TOKEN)',
+  'plugin-store': 'Claude Code plugin options',
   'config-file': 'config file',
   none: 'none',
 };
 
-/** The human view of a status report. Pure. */
-export function renderStatus(report: StatusReport, now: Date, home: string): string {
-  const rows: Array<[string, string]> = [];
+/** What the last delivery run used, for a user whose options this shell cannot read. */
+function lastRunWords(report: StatusReport, now: Date): string {
+  const d = report.delivery;
+  if (!d.lastCredentialSource) return 'no delivery has run yet in this data folder';
+  const source = SOURCE_LABEL[d.lastCredentialSource as CredentialSource] ?? d.lastCredentialSource;
+  return `${source} for ${d.lastEndpoint ?? '?'}; last delivery ${describeTime(d.lastDeliveryAt, now)}`;
+}
+
+/** The credentials rows: where they come from, or why this shell cannot see them and what happens next. */
+function credentialRows(report: StatusReport, now: Date, home: string): Array<[string, string]> {
   const c = report.credentials;
-  if (c.source === 'none') {
-    rows.push(['credentials', `none — run \`ccflux login\` (hooks also use the plugin options if you set them in Claude Code)`]);
+  const rows: Array<[string, string]> = [];
+  const id = c.pluginId ?? 'ccflux@ccflux';
+  if (c.source === 'config-file') rows.push(['credentials', `config file ${displayPath(c.configPath, home)}`]);
+  else if (c.source === 'plugin-store') rows.push(['credentials', `Claude Code plugin options of ${id} (read from ${displayPath(`${report.dataDir}/.credentials.json`, home)})`]);
+  else if (c.source === 'plugin-options') rows.push(['credentials', SOURCE_LABEL[c.source]]);
+  else if (c.pluginStore === 'keychain') {
+    rows.push(['credentials', `plugin options of ${id}, kept by Claude Code in the macOS keychain (handed only to its hooks; not readable here)`]);
+    rows.push(['  last run used', lastRunWords(report, now)]);
+    rows.push(['  next', 'the next Claude Code turn in this data folder delivers the queue']);
+  } else if (c.pluginStore === 'unset') {
+    rows.push(['credentials', `none: the plugin ${id} is installed but its api_endpoint/api_token are not set — run \`claude plugin configure ${id}\` (or \`ccflux login\`)`]);
   } else {
-    rows.push(['credentials', c.source === 'config-file' ? `config file ${displayPath(c.configPath, home)}` : SOURCE_LABEL[c.source]]);
+    rows.push(['credentials', `none — set the plugin options (\`claude plugin configure ccflux@ccflux\`) or run \`ccflux login\``]);
   }
   if (c.problem) rows.push(['  problem', c.problem]);
   rows.push(['endpoint', c.endpoint ?? '—']);
+  return rows;
+}
+
+/** The human view of a status report. Pure. */
+export function renderStatus(report: StatusReport, now: Date, home: string): string {
+  const rows: Array<[string, string]> = credentialRows(report, now, home);
 
   const t = report.accessToken;
   rows.push([
@@ -182,6 +227,8 @@ export function renderStatus(report: StatusReport, now: Date, home: string): str
     d.lastError ? `${describeTime(d.lastErrorAt, now)}: ${d.lastError}${resolved ? ' (delivered since)' : ''}` : 'none',
   ]);
 
+  rows.push(['clock', describeClock(report.clock, now)]);
+
   const width = Math.max(...rows.map(([label]) => label.length));
   const head = `ccflux ${report.version} — data folder ${displayPath(report.dataDir, home)} (${sourceWords(report.dataDirSource)})`;
   const lines = [head, ...rows.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`)];
@@ -191,6 +238,13 @@ export function renderStatus(report: StatusReport, now: Date, home: string): str
     );
   }
   return lines.join('\n');
+}
+
+function describeClock(clock: StatusReport['clock'], now: Date): string {
+  if (clock.offsetSeconds === null) return 'in step with the receiver (no correction kept)';
+  const ahead = clock.offsetSeconds < 0;
+  const size = formatDuration(Math.abs(clock.offsetSeconds) * 1000);
+  return `this device is ${size} ${ahead ? 'ahead of' : 'behind'} the receiver; reports are signed with the receiver's time (measured ${describeTime(clock.measuredAt, now)}) — turn on automatic time sync (NTP) to fix the clock itself`;
 }
 
 function sourceWords(source: DataDirSource): string {
@@ -248,6 +302,9 @@ export async function gatherStatusFacts(deps: {
     credentials = { source: 'config-file', endpoint: null, problem: err instanceof CcfluxError ? err.message : String(err) };
   }
 
+  const stored = await readStoredOptions(paths.dataDir).catch((): StoredOptions => ({ kind: 'none' }));
+  const pluginStore = { kind: stored.kind, pluginId: stored.kind === 'none' ? null : stored.pluginId };
+
   let tokenCache: StatusFacts['tokenCache'] = null;
   const cacheText = await readTextIfExists(paths.tokenCache).catch(() => null);
   if (cacheText !== null) {
@@ -285,11 +342,13 @@ export async function gatherStatusFacts(deps: {
     stateDirExists: await dirExists(paths.dir),
     configPath: paths.config,
     credentials,
+    pluginStore,
     tokenCache,
     key,
     queue: { length: reports.length, oldestReportAt: reports[0]?.timestamp_utc ?? null },
     rejectedCount: await countLines(paths.rejected),
     delivery: await readDeliveryStatus(paths),
+    clockOffset: await readClockOffset(paths),
     otherDataDirs: deps.otherDataDirs,
   };
 }

@@ -16,7 +16,7 @@
  */
 import { open, readdir, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { formatTimestamp, parseTimestamp, type ModelUsage, type ReportBody } from '../../protocol/wire';
+import { checkTurnTime, formatTimestamp, parseTimestamp, type ModelUsage, type ReportBody } from '../../protocol/wire';
 import { VERSION } from '../../version';
 import { describeError } from '../local/errors';
 import { appendDurable, readTextIfExists } from '../local/fsx';
@@ -47,6 +47,14 @@ import {
   parseUsageLine,
   zeroUsage,
 } from './usage';
+
+/** The turn's last transcript time, or now when there is none or the receiver would refuse it
+ * (a transcript line dated far in the future or past). */
+function turnTime(lastTimestampMs: number | null, now: Date): string {
+  if (lastTimestampMs === null) return formatTimestamp(now);
+  const text = formatTimestamp(new Date(lastTimestampMs));
+  return checkTurnTime(text, now) === null ? text : formatTimestamp(now);
+}
 
 /** Names the sessions whose state holds a committed outbox not yet applied (one id a line). */
 export const PENDING_OUTBOX_FILE = 'outbox.pending';
@@ -370,7 +378,7 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
     }
     turnIndex = mark;
   }
-  const timestampUtc = formatTimestamp(counted.lastTimestampMs === null ? now : new Date(counted.lastTimestampMs));
+  const timestampUtc = turnTime(counted.lastTimestampMs, now);
   if (state.sessionStartUtc === '' && counted.deltas.size > 0) state.sessionStartUtc = timestampUtc;
   const reports = buildReports({
     sessionId: req.sessionId,

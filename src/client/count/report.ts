@@ -6,7 +6,16 @@
  * More than LIMITS.maxModels models in one turn (rare: one per distinct model and advisor model) are
  * split across consecutive turn indexes rather than merged, so per-model totals stay exact.
  */
-import { LIMITS, type ModelUsage, type ReportBody, SCHEMA_VERSION } from '../../protocol/wire';
+import {
+  cleanModelName,
+  LIMITS,
+  MAX_TOKEN_COUNT,
+  type ModelUsage,
+  type ReportBody,
+  SCHEMA_VERSION,
+  truncateCodePoints,
+  wellFormedText,
+} from '../../protocol/wire';
 import type { Logger } from '../local/log';
 import { addUsage, count, isZeroUsage, UNKNOWN_MODEL, zeroUsage } from './usage';
 
@@ -22,18 +31,29 @@ export interface ReportInput {
   log?: Pick<Logger, 'activity' | 'error'>;
 }
 
+/** A counter within the wire's cap: a hostile transcript line cannot get the turn refused. */
+function capped(v: unknown): number {
+  return Math.min(count(v), MAX_TOKEN_COUNT);
+}
+
 function sanitizeUsage(u: ModelUsage): ModelUsage {
   return {
-    input_tokens: count(u.input_tokens),
-    output_tokens: count(u.output_tokens),
-    cache_read_tokens: count(u.cache_read_tokens),
-    cache_write_tokens: count(u.cache_write_tokens),
+    input_tokens: capped(u.input_tokens),
+    output_tokens: capped(u.output_tokens),
+    cache_read_tokens: capped(u.cache_read_tokens),
+    cache_write_tokens: capped(u.cache_write_tokens),
   };
 }
 
+/** Free text for the wire: valid Unicode, cut between code points to at most `maxUnits`. */
+function wireText(text: string, maxUnits: number): string {
+  return truncateCodePoints(wellFormedText(text), maxUnits);
+}
+
 /**
- * Model name → usage, with names made valid for the wire (empty → `unknown`, longer than the limit
- * → truncated; names that collide after that are summed), all-zero models dropped, sorted by name.
+ * Model name → usage, with names made valid for the wire (empty → `unknown`; characters outside the
+ * model-name set replaced by `_` and the name cut to the limit, `cleanModelName`; names that collide
+ * after that are summed, each counter capped), all-zero models dropped, sorted by name.
  */
 export function normalizeModels(
   models: ReportInput['models'],
@@ -44,12 +64,12 @@ export function normalizeModels(
   for (const [rawName, rawUsage] of entries) {
     const usage = sanitizeUsage(rawUsage);
     if (isZeroUsage(usage)) continue;
-    let name = rawName.length < LIMITS.modelNameMinChars ? UNKNOWN_MODEL : rawName;
-    if (name.length > LIMITS.modelNameChars) {
-      log?.error(`model name of ${name.length} characters truncated to ${LIMITS.modelNameChars}`);
-      name = name.slice(0, LIMITS.modelNameChars);
+    const name = rawName.length < LIMITS.modelNameMinChars ? UNKNOWN_MODEL : cleanModelName(rawName);
+    if (name !== rawName && rawName.length >= LIMITS.modelNameMinChars) {
+      log?.error(`model name of ${rawName.length} characters cleaned for the wire`);
     }
-    merged.set(name, addUsage(merged.get(name) ?? zeroUsage(), usage));
+    const sum = addUsage(merged.get(name) ?? zeroUsage(), usage);
+    merged.set(name, sanitizeUsage(sum));
   }
   return [...merged.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
@@ -58,7 +78,7 @@ function body(input: ReportInput, turnIndex: number, models: Array<[string, Mode
   return {
     schema_version: SCHEMA_VERSION,
     session_id: input.sessionId,
-    user_email: input.userEmail.slice(0, LIMITS.userEmailChars),
+    user_email: wireText(input.userEmail, LIMITS.userEmailChars),
     turn_index: turnIndex,
     timestamp_utc: input.timestampUtc.slice(0, LIMITS.timestampChars),
     session_start_utc: input.sessionStartUtc.slice(0, LIMITS.timestampChars),

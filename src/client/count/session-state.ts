@@ -6,17 +6,21 @@
  * state that re-reads every file from 0 (the ledger turns that into deltas, so nothing is counted
  * twice) and continues turn numbering far above anything used before (see `recoveredTurnIndex`), so
  * the receiver's idempotency on (session_id, turn_index, model) cannot swallow a new report.
- * Legacy files of the Rust version hold a bare number and are converted.
+ * Files of the Rust version (JSON `{"line","turn","session_start","closed"}`, or a bare number in
+ * early builds) are converted without reporting again what it reported (`takeOverRustProgress`).
  */
 import { createHash } from 'node:crypto';
 import { open, readdir } from 'node:fs/promises';
 import type { ReportBody } from '../../protocol/wire';
-import { validateReport } from '../../protocol/wire';
+import { formatTimestamp, parseTimestamp, validateReport } from '../../protocol/wire';
 import { readTextIfExists, writeFileAtomic } from '../local/fsx';
-import { type LedgerEntry, parseLedgerLine } from './ledger';
+import { type LedgerEntry, parseLedgerLine, toLedgerEntry } from './ledger';
 import type { Logger } from '../local/log';
 import { isSafeSessionId, type StatePaths } from '../local/paths';
-import { EMPTY_HEAD_HASH, type FileCursor, HEAD_HASH_BYTES } from './transcript';
+import { CHUNK_BYTES, EMPTY_HEAD_HASH, type FileCursor, HEAD_HASH_BYTES, MAX_LINE_BYTES } from './transcript';
+import { type GroupTotal, isZeroUsage, lineTimestamp, mergeRecord, parseUsageLine } from './usage';
+
+type FileHandle = Awaited<ReturnType<typeof open>>;
 
 export const SESSION_STATE_VERSION = 1;
 const OFFSET_SUFFIX = '.offset';
@@ -147,7 +151,7 @@ export interface LoadedState {
 /**
  * Reads `<session_id>.offset`. Missing → fresh state (turn 0). Corrupt → logged, fresh state with
  * turn numbering from `recoveredTurnIndex` (or the file's own `nextTurnIndex` when that one field is
- * still readable, whichever is larger). Legacy bare number → converted (see `convertLegacyOffset`).
+ * still readable, whichever is larger). A Rust file → converted (see `takeOverRustProgress`).
  * I/O errors other than ENOENT are thrown (the caller logs them and retries next hook).
  */
 export async function readSessionState(paths: StatePaths, sessionId: string, options: ReadStateOptions): Promise<LoadedState> {
@@ -171,6 +175,13 @@ export async function readSessionState(paths: StatePaths, sessionId: string, opt
   }
   const state = parseSessionState(parsed, sessionId);
   if (state !== null) return { state, status: 'ok' };
+  const rust = parseRustOffset(parsed);
+  if (rust !== null && transcriptPath !== '') {
+    const progress = { lines: rust.line };
+    const taken = await takeOverRustProgress(sessionId, transcriptPath, progress, rust, now);
+    options.log.activity(`session ${sessionId}: took over the Rust version's progress (${rust.line} line(s), next turn ${rust.turn})`);
+    return { state: taken, status: 'legacy' };
+  }
   const salvagedTurn = isObject(parsed) && isCount(parsed.nextTurnIndex) ? parsed.nextTurnIndex : 0;
   const salvagedPath = isObject(parsed) && typeof parsed.transcriptPath === 'string' ? parsed.transcriptPath : transcriptPath;
   options.log.error(`session ${sessionId}: state file unreadable, starting over (the ledger prevents double counting)`);
@@ -229,15 +240,99 @@ export async function listOpenSessions(paths: StatePaths): Promise<SessionState[
 }
 
 /**
- * Converts a Rust `.offset` file (a bare number) for the main transcript. The number is a byte
- * offset when it is ≤ the size and sits just after a `\n` (or is 0), else a count of lines.
- * Everything before it was reported by the Rust version. Its turn indexes are unknown but never
- * exceed the number of lines it had read (each turn wrote at least one line), so numbering continues
- * from that line count: the receiver's idempotency cannot swallow our first reports.
+ * The Rust version's `.offset`: `{"line": N, "turn": T, "session_start": "…", "closed": false}` —
+ * N lines of the main transcript reported (or queued), T the next turn index. Null when the value
+ * is not one (our own state has `version`; `closed` was added late, so it may be missing).
  */
-export async function convertLegacyOffset(sessionId: string, transcriptPath: string, legacy: number, now: Date): Promise<SessionState> {
-  const state = freshSessionState(sessionId, transcriptPath, now);
-  let handle: Awaited<ReturnType<typeof open>>;
+export interface RustOffset {
+  line: number;
+  turn: number;
+  sessionStart: string;
+  closed: boolean;
+}
+
+export function parseRustOffset(input: unknown): RustOffset | null {
+  if (!isObject(input) || 'version' in input) return null;
+  const { line, turn, session_start, closed } = input;
+  if (!isCount(line) || !isCount(turn)) return null;
+  if (session_start !== undefined && typeof session_start !== 'string') return null;
+  if (closed !== undefined && typeof closed !== 'boolean') return null;
+  return { line, turn, sessionStart: session_start ?? '', closed: closed ?? false };
+}
+
+/** Where the Rust version stopped: a number of lines (JSON `.offset`, bare-number line count) or bytes. */
+type RustProgress = { lines: number } | { bytes: number };
+
+interface PrefixScan {
+  /** Just after the last complete line of the prefix. */
+  offset: number;
+  lines: number;
+  groups: Map<string, GroupTotal>;
+  /** First valid timestamp of the prefix, as our state keeps it ('' when none). */
+  firstTimestamp: string;
+}
+
+/**
+ * Reads the complete lines of the prefix the Rust version already reported and folds their usage
+ * into groups, as a turn would. Lines over MAX_LINE_BYTES count as lines but are not parsed.
+ */
+async function scanReportedPrefix(handle: FileHandle, size: number, progress: RustProgress, sessionId: string): Promise<PrefixScan> {
+  const scan: PrefixScan = { offset: 0, lines: 0, groups: new Map(), firstTimestamp: '' };
+  const maxLines = 'lines' in progress ? progress.lines : Number.POSITIVE_INFINITY;
+  const limitBytes = 'bytes' in progress ? Math.min(progress.bytes, size) : size;
+  const chunk = Buffer.alloc(CHUNK_BYTES);
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let position = 0;
+  while (position < limitBytes && scan.lines < maxLines) {
+    const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, limitBytes - position), position);
+    if (bytesRead === 0) break;
+    let from = 0;
+    while (scan.lines < maxLines) {
+      const nl = chunk.indexOf(0x0a, from);
+      if (nl === -1 || nl >= bytesRead) break;
+      if (pendingBytes + (nl - from) <= MAX_LINE_BYTES) {
+        const line = Buffer.concat([...pending, chunk.subarray(from, nl)]).toString('utf8').replace(/\r$/, '');
+        for (const record of parseUsageLine(line, sessionId).records) mergeRecord(scan.groups, record, null);
+        if (scan.firstTimestamp === '') {
+          const ts = parseTimestamp(lineTimestamp(line) ?? '');
+          if (ts !== null) scan.firstTimestamp = formatTimestamp(ts);
+        }
+      }
+      pending = [];
+      pendingBytes = 0;
+      scan.lines++;
+      scan.offset = position + nl + 1;
+      from = nl + 1;
+    }
+    if (from < bytesRead && scan.lines < maxLines) {
+      if (pendingBytes + (bytesRead - from) <= MAX_LINE_BYTES) pending.push(Buffer.from(chunk.subarray(from, bytesRead)));
+      pendingBytes += bytesRead - from;
+    }
+    position += bytesRead;
+  }
+  return scan;
+}
+
+/**
+ * Takes over a session the Rust version was reporting. Everything before its stopping point was
+ * reported (or sits in its queue, which we deliver as it is): the cursor starts there, and what
+ * those lines held goes into the ledger (as an outbox entry without a report, applied before the
+ * next count), so a later line of a message begun there counts only as the difference.
+ * `nextTurnIndex` is the Rust `turn` when known; for a bare number (no turn recorded) the line
+ * count, which no turn index of the Rust version can exceed (each turn wrote at least one line).
+ */
+export async function takeOverRustProgress(
+  sessionId: string,
+  transcriptPath: string,
+  progress: RustProgress,
+  rust: { turn?: number; sessionStart?: string; closed?: boolean },
+  now: Date,
+): Promise<SessionState> {
+  const state = freshSessionState(sessionId, transcriptPath, now, rust.turn ?? 0);
+  state.closed = rust.closed ?? false;
+  if (rust.sessionStart !== undefined && parseTimestamp(rust.sessionStart) !== null) state.sessionStartUtc = rust.sessionStart;
+  let handle: FileHandle;
   try {
     handle = await open(transcriptPath, 'r');
   } catch {
@@ -246,42 +341,45 @@ export async function convertLegacyOffset(sessionId: string, transcriptPath: str
   try {
     const st = await handle.stat();
     if (!st.isFile()) return state;
-    let asBytes = false;
-    if (legacy === 0) asBytes = true;
-    else if (legacy <= st.size) {
-      const b = Buffer.alloc(1);
-      await handle.read(b, 0, 1, legacy - 1);
-      asBytes = b[0] === 0x0a;
-    }
-    // Walk the file counting newlines, up to the byte offset or the line count.
-    const chunk = Buffer.alloc(1024 * 1024);
-    let position = 0;
-    let lines = 0;
-    let offset = 0;
-    const limitBytes = asBytes ? legacy : st.size;
-    outer: while (position < limitBytes) {
-      const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, limitBytes - position), position);
-      if (bytesRead === 0) break;
-      let from = 0;
-      for (;;) {
-        const nl = chunk.indexOf(0x0a, from);
-        if (nl === -1 || nl >= bytesRead) break;
-        lines++;
-        offset = position + nl + 1;
-        from = nl + 1;
-        if (!asBytes && lines >= legacy) break outer;
-      }
-      position += bytesRead;
-    }
-    if (asBytes) offset = legacy;
-    const head = Buffer.alloc(Math.min(offset, HEAD_HASH_BYTES));
+    const scan = await scanReportedPrefix(handle, st.size, progress, sessionId);
+    const head = Buffer.alloc(Math.min(scan.offset, HEAD_HASH_BYTES));
     if (head.length > 0) await handle.read(head, 0, head.length, 0);
     const headHash = head.length === 0 ? EMPTY_HEAD_HASH : createHash('sha256').update(head).digest('hex');
     // size = offset: the bytes after it have not been read yet.
-    state.files[transcriptPath] = { offset, size: offset, ino: st.ino, headHash };
-    state.nextTurnIndex = asBytes ? lines : Math.max(lines, legacy);
+    state.files[transcriptPath] = { offset: scan.offset, size: scan.offset, ino: st.ino, headHash };
+    if (state.sessionStartUtc === '') state.sessionStartUtc = scan.firstTimestamp;
+    if (rust.turn === undefined) state.nextTurnIndex = 'lines' in progress ? Math.max(scan.lines, progress.lines) : scan.lines;
+    const ledger = [...scan.groups.values()]
+      .filter((g) => !isZeroUsage(g.usage))
+      .map((g) => toLedgerEntry(g.key, g.messageId, g.sidechain, g.model, g.usage, sessionId));
+    if (ledger.length > 0) state.outbox = [{ report: null, ledger }];
     return state;
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * Converts a bare-number `.offset` (early Rust builds) for the main transcript: a byte offset when
+ * it is ≤ the size and sits just after a `\n` (or is 0), else a count of lines.
+ */
+export async function convertLegacyOffset(sessionId: string, transcriptPath: string, legacy: number, now: Date): Promise<SessionState> {
+  let progress: RustProgress = { lines: legacy };
+  try {
+    const handle = await open(transcriptPath, 'r');
+    try {
+      const st = await handle.stat();
+      if (legacy === 0) progress = { bytes: 0 };
+      else if (st.isFile() && legacy <= st.size) {
+        const b = Buffer.alloc(1);
+        await handle.read(b, 0, 1, legacy - 1);
+        if (b[0] === 0x0a) progress = { bytes: legacy };
+      }
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // no transcript: takeOverRustProgress finds nothing to skip
+  }
+  return takeOverRustProgress(sessionId, transcriptPath, progress, {}, now);
 }

@@ -18,6 +18,9 @@ export interface DeliveryStatus {
   lastError: string | null;
   consecutiveFailures: number;
   lastStoppedBecause: StoppedBecause;
+  /** Where the last run found its credentials (`plugin-options` in a hook), and for which endpoint. No secret. */
+  lastCredentialSource: string | null;
+  lastEndpoint: string | null;
 }
 
 const EMPTY_STATUS: DeliveryStatus = {
@@ -27,6 +30,8 @@ const EMPTY_STATUS: DeliveryStatus = {
   lastError: null,
   consecutiveFailures: 0,
   lastStoppedBecause: null,
+  lastCredentialSource: null,
+  lastEndpoint: null,
 };
 
 /** What one drain contributes to the status file. */
@@ -35,6 +40,8 @@ export interface DrainOutcome {
   reachedNetwork: boolean;
   delivered: number;
   halt: Halt | null;
+  /** The credentials the run used, when it found any. */
+  credentials?: { source: string; endpoint: string } | null;
 }
 
 /** Reads `delivery_status.json`; defaults when absent or unreadable. */
@@ -54,6 +61,8 @@ export async function readDeliveryStatus(paths: Pick<StatePaths, 'deliveryStatus
           ? parsed.consecutiveFailures
           : 0,
       lastStoppedBecause: str(parsed.lastStoppedBecause) as StoppedBecause,
+      lastCredentialSource: str(parsed.lastCredentialSource),
+      lastEndpoint: str(parsed.lastEndpoint),
     };
   } catch {
     return { ...EMPTY_STATUS };
@@ -65,6 +74,10 @@ export function nextDeliveryStatus(previous: DeliveryStatus, outcome: DrainOutco
   const { halt } = outcome;
   const next: DeliveryStatus = { ...previous, lastStoppedBecause: halt?.because ?? null };
   if (outcome.reachedNetwork) next.lastAttemptAt = at;
+  if (outcome.credentials) {
+    next.lastCredentialSource = outcome.credentials.source;
+    next.lastEndpoint = outcome.credentials.endpoint;
+  }
   if (outcome.delivered > 0) next.lastDeliveryAt = at;
   if (halt?.failure) {
     next.lastErrorAt = at;

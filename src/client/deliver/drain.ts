@@ -17,7 +17,8 @@ import { CcfluxError, describeError, ERROR_CODES, isCcfluxError } from '../local
 import { acquireLock, ensurePrivateDir, type LockOptions, withLock } from '../local/fsx';
 import type { Logger } from '../local/log';
 import type { StatePaths } from '../local/paths';
-import { type Action, classify } from './answer';
+import { type Action, classify, describeSkew } from './answer';
+import { nextOffset, offsetFromDateHeader, readClockOffset, removeClockOffset, writeClockOffset } from './clock';
 import { getAccessToken, REFRESH_TOKEN_REVOKED_MESSAGE } from './auth';
 import { backoffKey, backoffUntil, backoffVerdict, nextBackoff, readBackoff, writeBackoff } from './backoff';
 import { recordDeliveryStatus } from './delivery-status';
@@ -155,7 +156,7 @@ async function drain(deps: DeliverDeps, opts: DeliverOptions, deadlineAt: number
   const remaining = await deps.queue.size().catch(() => 0);
   logOutcome(deps.log, run, halt, remaining);
   if (run.reachedNetwork || halt?.failure) {
-    await recordDeliveryStatus(deps, { reachedNetwork: run.reachedNetwork, delivered: run.delivered, halt });
+    await recordDeliveryStatus(deps, { reachedNetwork: run.reachedNetwork, delivered: run.delivered, halt, credentials: run.seen });
   }
   if (run.reachedNetwork) await recordBackoff(deps, run.endpointUsed, backoffVerdict(halt?.because ?? null, run.delivered));
   return { delivered: run.delivered, rejected: run.rejected, remaining, stoppedBecause: halt?.because ?? null };
@@ -201,6 +202,8 @@ class DrainRun {
   rejected = 0;
   /** A request was (about to be) made: the run is recorded in delivery_status.json. */
   reachedNetwork = false;
+  /** Where the credentials came from (no secret), for `ccflux status` in a plain shell. */
+  seen: { source: string; endpoint: string } | null = null;
   private sends = 0;
   private refreshed = false;
   private reregistered = false;
@@ -209,6 +212,12 @@ class DrainRun {
   private credentials: { endpoint: string; token: string } = { endpoint: '', token: '' };
   private endpoint = '';
   private key: SigningKey | null = null;
+  /** Receiver time minus device time (clock.ts); signatures use device time plus this. */
+  private clockOffsetMillis = 0;
+  /** The report in hand was already re-signed once after a `timestamp-stale`. */
+  private resignedForSkew = false;
+  /** The last answer moved the offset. */
+  private clockMoved = false;
 
   constructor(
     private readonly deps: DeliverDeps,
@@ -222,6 +231,7 @@ class DrainRun {
     await ensurePrivateDir(deps.paths.dir);
     await this.prepareCredentials();
     this.key = await ensureSigningKey(deps.paths, { log: deps.log, now: deps.now });
+    this.clockOffsetMillis = (await readClockOffset(deps.paths))?.offsetMillis ?? 0;
     const registered = await isRegistered(deps.paths, this.key.publicKeyB64);
     // Registration is retried on every run, even with nothing queued; otherwise no network at all.
     if (registered && (await deps.queue.size()) === 0) return;
@@ -249,6 +259,7 @@ class DrainRun {
       throw new Halt('no-credentials', `not delivering: no receiver configured — ${CONFIGURE_HINT}`, 'activity', true);
     }
     this.credentials = { endpoint: this.endpoint, token: credentials.token };
+    this.seen = { source: credentials.source, endpoint: this.endpoint };
   }
 
   /** The backoff key: the endpoint, and which credentials (a new token after `ccflux login` starts afresh). */
@@ -358,12 +369,16 @@ class DrainRun {
 
   /** Sends one report until it is delivered or rejected; anything else halts the drain with it kept at the front. */
   private async deliverOne(report: ReportBody): Promise<void> {
+    this.resignedForSkew = false;
     for (;;) {
       if (++this.sends > MAX_SENDS_PER_DRAIN) {
         throw new Halt('error', `delivery: more than ${MAX_SENDS_PER_DRAIN} sends in one run; the rest waits`, 'error', true);
       }
       const result = await this.sendOne(report, this.timeLeftMillis());
-      const next = await this.actOn(classify(result, 'report', this.deps.now()), report);
+      const action = classify(result, 'report', this.deps.now());
+      this.clockMoved = false;
+      if (result.kind === 'response') await this.observeClock(result.headers.date, action.kind === 'clock-skew');
+      const next = await this.actOn(action, report);
       if (next === 'done') return;
     }
   }
@@ -371,7 +386,7 @@ class DrainRun {
   private sendOne(report: ReportBody, timeoutMillis: number) {
     const key = this.key as SigningKey;
     const body = Buffer.from(JSON.stringify(report), 'utf8');
-    const timestamp = formatTimestamp(this.deps.now());
+    const timestamp = formatTimestamp(new Date(this.deps.now().getTime() + this.clockOffsetMillis));
     const signature = formatSignatureHeader(sign(key.seed, signingMessage(body, timestamp)), key.publicKey);
     return this.deps.transport.post(endpointUrls(this.endpoint).report, {
       headers: {
@@ -407,7 +422,7 @@ class DrainRun {
       case 'revoked':
         return this.revoke();
       case 'clock-skew':
-        throw new Halt('clock-skew', `report refused: ${action.detail}`, 'error', true);
+        return this.resignAfterSkew(action.detail);
       case 'keep':
         throw new Halt('forbidden', `report refused (${action.detail})`, 'error', true);
       case 'stop':
@@ -438,6 +453,39 @@ class DrainRun {
     this.reregistered = true;
     this.deps.log.activity('the receiver does not know this device key: registering it again');
     await this.register();
+  }
+
+  // --- step: correct the clock ------------------------------------------------------------------
+
+  /**
+   * Re-measures the receiver offset from an answer's `Date` header when it moved (always after a
+   * `timestamp-stale`) and keeps it in clock_offset.json for later runs. Returns nothing: the next
+   * signature uses the new offset.
+   */
+  private async observeClock(dateHeader: string | undefined, stale: boolean): Promise<void> {
+    const { deps } = this;
+    const deviceNow = deps.now();
+    const next = nextOffset(this.clockOffsetMillis, offsetFromDateHeader(dateHeader, deviceNow), stale);
+    this.clockMoved = next !== undefined;
+    if (next === undefined) return;
+    const before = this.clockOffsetMillis;
+    this.clockOffsetMillis = next ?? 0;
+    if (next === null) {
+      await removeClockOffset(deps.paths);
+      deps.log.activity('the device clock agrees with the receiver again: clock correction dropped');
+      return;
+    }
+    await writeClockOffset(deps.paths, { offsetMillis: next, measuredAt: formatTimestamp(deviceNow) });
+    const words = describeSkew(-next).replace(/ \(signed timestamps.*$/, '');
+    deps.log.activity(`${words}: signing with the receiver's time from now on (was offset ${Math.round(before / 1000)}s)`);
+  }
+
+  /** 403 timestamp-stale: resend once with the corrected time; a second refusal (or no usable `Date`) stops. */
+  private resignAfterSkew(detail: string): Next {
+    if (this.resignedForSkew || !this.clockMoved) throw new Halt('clock-skew', `report refused: ${detail}`, 'error', true);
+    this.resignedForSkew = true;
+    this.deps.log.error(`report refused as stale: ${detail.replace(/; fix the system clock\)$/, ')')}; re-signed with the receiver's time and sent again`);
+    return 'retry';
   }
 
   /** True after waiting out a `Retry-After` that fits in the budget; false to stop now. */

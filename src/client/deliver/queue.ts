@@ -11,7 +11,7 @@
  *
  * Nothing is dropped silently: a line that is not a valid report is moved to
  * `rejected_reports.jsonl` (with a log line) by the next mutation; a full queue drops its oldest
- * entries with a logged count.
+ * entries (beyond DEFAULT_QUEUE_MAX_BYTES) with a logged count.
  */
 import { stat } from 'node:fs/promises';
 import { formatTimestamp, type ReportBody, validateReport } from '../../protocol/wire';
@@ -19,7 +19,14 @@ import { appendDurable, readTextIfExists, writeFileAtomic } from '../local/fsx';
 import { type Logger, nullLogger } from '../local/log';
 import type { StatePaths } from '../local/paths';
 
-export const DEFAULT_QUEUE_MAX_ENTRIES = 500;
+/**
+ * The queue is bounded by size, not by count: 10 MiB holds 20,000+ ordinary reports (a one-model
+ * report is ~350 bytes, a three-model one ~700), more than a week offline at 100 turns a day
+ * many times over. Beyond it the oldest are dropped with a logged count; crossing
+ * `QUEUE_WARN_FRACTION` of it is logged once on the way up.
+ */
+export const DEFAULT_QUEUE_MAX_BYTES = 10 * 1024 * 1024;
+export const QUEUE_WARN_FRACTION = 0.8;
 /** The receiver refuses bodies over 64 KiB; a longer line cannot be a report we wrote. */
 export const MAX_QUEUE_LINE_BYTES = 64 * 1024;
 /** rejected_reports.jsonl keeps its newer half when it grows past this. */
@@ -50,13 +57,39 @@ export function sameReport(a: QueueKey, b: QueueKey): boolean {
   return a.session_id === b.session_id && a.turn_index === b.turn_index;
 }
 
-function appendBounded(reports: ReportBody[], report: ReportBody, maxEntries: number, log: Logger): ReportBody[] | null {
+export interface QueueBounds {
+  /** Total bytes of `pending_reports.jsonl` (default DEFAULT_QUEUE_MAX_BYTES). */
+  maxBytes?: number;
+  /** An extra bound by count (tests); none by default. */
+  maxEntries?: number;
+}
+
+const lineBytes = (report: ReportBody) => Buffer.byteLength(JSON.stringify(report)) + 1;
+
+function appendBounded(reports: ReportBody[], report: ReportBody, bounds: QueueBounds, log: Logger): ReportBody[] | null {
   if (reports.some((queued) => sameReport(queued, report))) return null;
   const next = [...reports, report];
-  const excess = next.length - Math.max(1, maxEntries);
-  if (excess <= 0) return next;
-  log.error(`report queue full (${maxEntries} entries): dropped the ${excess} oldest report(s) undelivered`);
+  const maxBytes = Math.max(1, bounds.maxBytes ?? DEFAULT_QUEUE_MAX_BYTES);
+  const sizes = next.map(lineBytes);
+  let total = sizes.reduce((a, b) => a + b, 0);
+  const before = total - (sizes[sizes.length - 1] as number);
+  let excess = Math.max(0, next.length - Math.max(1, bounds.maxEntries ?? Number.POSITIVE_INFINITY));
+  for (let i = 0; i < excess; i++) total -= sizes[i] as number;
+  // The newest report always stays: it is the one whose offsets have just moved.
+  while (total > maxBytes && excess < next.length - 1) total -= sizes[excess++] as number;
+  const warnAt = maxBytes * QUEUE_WARN_FRACTION;
+  if (excess === 0 && before < warnAt && total >= warnAt) {
+    log.error(
+      `report queue at ${Math.round((total / maxBytes) * 100)}% of its ${formatBytes(maxBytes)} bound (${next.length} reports): deliveries are not getting through; the oldest are dropped beyond the bound`,
+    );
+  }
+  if (excess === 0) return next;
+  log.error(`report queue full (${formatBytes(maxBytes)}${bounds.maxEntries ? ` or ${bounds.maxEntries} entries` : ''}): dropped the ${excess} oldest report(s) undelivered`);
   return next.slice(excess);
+}
+
+function formatBytes(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${Math.round((bytes / (1024 * 1024)) * 10) / 10} MB` : `${Math.round(bytes / 1024)} KB`;
 }
 
 function removeKeys(reports: ReportBody[], keys: readonly QueueKey[]): ReportBody[] {
@@ -98,16 +131,15 @@ function serialize(reports: readonly ReportBody[]): string {
   return reports.map((report) => `${JSON.stringify(report)}\n`).join('');
 }
 
-export interface FsQueueOptions {
+export interface FsQueueOptions extends QueueBounds {
   log: Logger;
-  maxEntries?: number;
   now?: () => Date;
 }
 
 /** `pending_reports.jsonl`. Callers of append/removeFirst/remove hold the state lock (see top). */
 export function createFsQueue(paths: Pick<StatePaths, 'queue' | 'rejected'>, options: FsQueueOptions): QueueStore {
   const log = options.log;
-  const maxEntries = options.maxEntries ?? DEFAULT_QUEUE_MAX_ENTRIES;
+  const bounds: QueueBounds = { maxBytes: options.maxBytes, maxEntries: options.maxEntries };
   const now = options.now ?? (() => new Date());
 
   const read = async (): Promise<ParsedQueue> => parseQueueText((await readTextIfExists(paths.queue)) ?? '');
@@ -139,7 +171,7 @@ export function createFsQueue(paths: Pick<StatePaths, 'queue' | 'rejected'>, opt
     size: async () => (await read()).reports.length,
     append: async (report) => {
       const parsed = await read();
-      await rewrite(parsed, appendBounded(parsed.reports, report, maxEntries, log));
+      await rewrite(parsed, appendBounded(parsed.reports, report, bounds, log));
     },
     removeFirst: async (n) => {
       const parsed = await read();
@@ -155,15 +187,15 @@ export function createFsQueue(paths: Pick<StatePaths, 'queue' | 'rejected'>, opt
 }
 
 /** The same contract in memory (tests; callers that must not touch the disk). Stores copies. */
-export function createMemoryQueue(options: { maxEntries?: number; log?: Logger; initial?: readonly ReportBody[] } = {}): QueueStore {
+export function createMemoryQueue(options: QueueBounds & { log?: Logger; initial?: readonly ReportBody[] } = {}): QueueStore {
   const log = options.log ?? nullLogger;
-  const maxEntries = options.maxEntries ?? DEFAULT_QUEUE_MAX_ENTRIES;
+  const bounds: QueueBounds = { maxBytes: options.maxBytes, maxEntries: options.maxEntries };
   let reports: ReportBody[] = (options.initial ?? []).map((report) => structuredClone(report));
   return {
     list: async () => reports.map((report) => structuredClone(report)),
     size: async () => reports.length,
     append: async (report) => {
-      reports = appendBounded(reports, structuredClone(report), maxEntries, log) ?? reports;
+      reports = appendBounded(reports, structuredClone(report), bounds, log) ?? reports;
     },
     removeFirst: async (n) => {
       reports = reports.slice(Math.max(0, Math.floor(n)));

@@ -7,8 +7,13 @@
 import { ERROR_CODES, CcfluxError } from './errors';
 import { ensurePrivateDir, readTextIfExists, writeFileAtomic } from './fsx';
 import type { StatePaths } from './paths';
+import { readStoredOptions } from './plugin-store';
 
-export type CredentialSource = 'plugin-options' | 'config-file';
+/**
+ * `plugin-options`: Claude Code's environment (hooks); `plugin-store`: the same options read from
+ * Claude Code's files by a user command in a plain shell; `config-file`: `ccflux login`'s file.
+ */
+export type CredentialSource = 'plugin-options' | 'plugin-store' | 'config-file';
 
 export interface Credentials {
   endpoint: string;
@@ -27,7 +32,18 @@ const MAX_ENDPOINT_CHARS = 2048;
 /** A config.json is two short strings; anything bigger is not ours. */
 const MAX_CONFIG_BYTES = 64 * 1024;
 
-export const CONFIGURE_HINT = "run `ccflux login` or set the plugin's api_endpoint and api_token";
+export const CONFIGURE_HINT =
+  "set the plugin's options (`claude plugin configure ccflux@ccflux`, or /plugin in Claude Code), or run `ccflux login`";
+
+/**
+ * How to change what is configured, where it is configured: the plugin's options are Claude
+ * Code's (`claude plugin configure`), config.json is `ccflux login`'s.
+ */
+export function reconfigureHint(source: CredentialSource | 'none', what: string): string {
+  return source === 'plugin-options' || source === 'plugin-store'
+    ? `set the plugin's ${what} with \`claude plugin configure ccflux@ccflux\` (or /plugin in Claude Code)`
+    : `run \`ccflux login\` with the ${what} IT gave you`;
+}
 
 /** `CCFLUX_ALLOW_HTTP=1`: plain http for local development only. */
 export function httpAllowed(env: NodeJS.ProcessEnv): boolean {
@@ -45,7 +61,9 @@ export function isUsableToken(token: string): boolean {
  */
 export async function loadCredentials(deps: {
   env: NodeJS.ProcessEnv;
-  paths: Pick<StatePaths, 'config'>;
+  paths: Pick<StatePaths, 'config'> & Partial<Pick<StatePaths, 'dataDir'>>;
+  /** Also read the options Claude Code stored for the plugin (default: when `paths.dataDir` is known). */
+  pluginStore?: boolean;
 }): Promise<Credentials | null> {
   const endpoint = (deps.env[ENV_ENDPOINT] ?? '').trim();
   const token = (deps.env[ENV_TOKEN] ?? '').trim();
@@ -53,6 +71,14 @@ export async function loadCredentials(deps: {
   if (endpoint !== '' && token !== '') {
     checkShape(endpoint, token, 'the plugin options api_endpoint/api_token');
     return { endpoint, token, source: 'plugin-options' };
+  }
+  // The same options as Claude Code stored them: what the hooks of this data dir are given.
+  if (deps.pluginStore !== false && deps.paths.dataDir !== undefined) {
+    const stored = await readStoredOptions(deps.paths.dataDir);
+    if (stored.kind === 'found') {
+      checkShape(stored.endpoint, stored.token, `the plugin options of ${stored.pluginId} stored by Claude Code`);
+      return { endpoint: stored.endpoint, token: stored.token, source: 'plugin-store' };
+    }
   }
 
   const text = await readTextIfExists(deps.paths.config);

@@ -233,8 +233,10 @@ export interface Tmux {
   screen(): Promise<string>;
   /** Waits until the screen matches. */
   waitFor(pattern: RegExp, timeoutMillis?: number): Promise<string>;
-  /** Kills the terminal (and with it the session's process group), as closing the window does. */
+  /** Closes the terminal: Claude Code gets SIGHUP (and still runs its SessionEnd hooks). */
   kill(): Promise<void>;
+  /** Claude Code dies at once (SIGKILL: no SessionEnd hook), then the terminal goes. */
+  kill9(): Promise<void>;
 }
 
 /** An interactive `claude args` session in a detached tmux server of its own. */
@@ -266,6 +268,17 @@ export async function startInteractive(sandbox: Sandbox, profile: Profile, args:
       }
     },
     async kill() {
+      await tmux(['kill-server']);
+    },
+    async kill9() {
+      const pids = (await tmux(['list-panes', '-a', '-F', '#{pane_pid}'])).stdout.split('\n').filter(Boolean);
+      for (const pid of pids) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
       await tmux(['kill-server']);
     },
   };

@@ -68,6 +68,8 @@ export interface RequestRecord {
   requestId: string;
   messageId: string;
   billed: Billed;
+  /** The request body, kept only with `keepBodies` (for debugging a scenario). */
+  body?: MessagesBody;
 }
 
 /** How to answer a request that carries no marker. Returns null to use the default for its kind. */
@@ -157,6 +159,7 @@ export class FakeAnthropicApi {
   readonly requests: RequestRecord[] = [];
   /** Requests this API could not answer (wrong path, bad JSON): a test should see none. */
   readonly unexpected: string[] = [];
+  keepBodies = false;
   private readonly scripts = new Map<string, Step[]>();
   private background: BackgroundResponder = () => null;
   private readonly server: Server;
@@ -229,12 +232,13 @@ export class FakeAnthropicApi {
   }
 
   private pickStep(body: MessagesBody, n: number): { step: Step; kind: RequestKind; marker: string | null; index: number } {
+    // Compaction and the classifier carry the conversation, markers included: recognise them first.
+    const kind = classify(body);
     const { marker, step: index } = locate(body);
-    const steps = marker === null ? undefined : this.scripts.get(marker);
+    const steps = marker === null || kind !== 'other' ? undefined : this.scripts.get(marker);
     if (marker !== null && steps !== undefined) {
       return { step: steps[index] ?? { content: [{ type: 'text', text: `Done (${marker}).` }] }, kind: 'scripted', marker, index };
     }
-    const kind = classify(body);
     const chosen = this.background({ kind, body, n }) ?? defaultBackground(kind);
     return { step: chosen, kind, marker, index };
   }
@@ -266,6 +270,7 @@ export class FakeAnthropicApi {
       requestId: `req_fake${String(n).padStart(6, '0')}`,
       messageId: `msg_fake${String(n).padStart(6, '0')}`,
       billed,
+      ...(this.keepBodies ? { body } : {}),
     };
     this.requests.push(record);
     const blocks = step.content.flatMap((b, i) => renderBlock(b, n, i));

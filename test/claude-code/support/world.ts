@@ -33,6 +33,8 @@ export interface World {
    * Waits until the users' ccflux processes are done and the receiver holds what the fake API
    * billed for these sessions (or the timeout passes); returns both for the assertion.
    */
+  /** Waits until these users' ccflux processes are done (queue empty unless `queueEmpty: false`). */
+  quiet(profiles: Profile[], options?: { queueEmpty?: boolean }): Promise<void>;
   settle(profiles: Profile[], sessionIds: string[], options?: { queueEmpty?: boolean }): Promise<{ billed: BilledByModel; stored: BilledByModel }>;
   close(): Promise<void>;
 }
@@ -104,6 +106,9 @@ export async function openWorld(): Promise<World> {
       return profile;
     },
     stored,
+    async quiet(users, options = {}) {
+      for (const p of users) await waitForQuiet(p.configDir, { timeoutMillis: SETTLE_TIMEOUT_MILLIS, queueEmpty: options.queueEmpty });
+    },
     async settle(users, sessionIds, options = {}) {
       const deadline = Date.now() + SETTLE_TIMEOUT_MILLIS;
       for (;;) {

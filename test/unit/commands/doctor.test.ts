@@ -35,7 +35,24 @@ const response = (status: number, body = '', headers: Record<string, string> = {
 
 describe('judgements', () => {
   it('config: none and invalid fail with `ccflux login`; a file passes', () => {
-    expect(judgeConfig({ kind: 'none' }, '/c.json')).toMatchObject({ state: 'fail', fix: 'run `ccflux login`' });
+    expect(judgeConfig({ kind: 'none' }, '/c.json')).toMatchObject({
+      state: 'fail',
+      fix: 'set the plugin options (`claude plugin configure ccflux@ccflux`) or run `ccflux login`',
+    });
+    // A user who set the plugin options is never told to log in.
+    const keychain = judgeConfig(
+      { kind: 'none', stored: 'keychain', pluginId: 'ccflux@ccflux', lastRun: { source: 'plugin-options', endpoint: 'https://rx/' } },
+      '/c.json',
+    );
+    expect(keychain).toMatchObject({ state: 'warn', fix: null });
+    expect(keychain.detail).toContain('macOS keychain');
+    expect(keychain.detail).toContain('https://rx/');
+    expect(keychain.detail).not.toContain('login');
+    expect(judgeConfig({ kind: 'none', stored: 'unset', pluginId: 'ccflux@acme' }, '/c.json')).toMatchObject({
+      state: 'fail',
+      fix: 'run `claude plugin configure ccflux@acme` (or `ccflux login`)',
+    });
+    expect(judgeConfig({ kind: 'ok', source: 'plugin-store', endpoint: 'https://x/' }, '/c.json')).toMatchObject({ state: 'pass' });
     expect(judgeConfig({ kind: 'invalid', message: 'config.json is not valid JSON' }, '/c.json')).toMatchObject({
       state: 'fail',
       detail: 'config.json is not valid JSON',
@@ -114,9 +131,19 @@ describe('judgements', () => {
     expect(judgeClockSkew(undefined, NOW).state).toBe('warn');
   });
 
+  it('clock: a kept correction that matches the skew passes and says so; one out of date says that', () => {
+    const at = (offsetMillis: number) => new Date(NOW.getTime() + offsetMillis).toUTCString();
+    const kept = { offsetMillis: -600_000, measuredAt: '2026-05-11T02:00:00Z' };
+    expect(judgeClockSkew(at(-600_000), NOW, kept)).toMatchObject({
+      state: 'pass',
+      detail: expect.stringMatching(/10m00s ahead of the receiver; corrected: reports are signed with the receiver's time/),
+    });
+    expect(judgeClockSkew(at(0), NOW, kept)).toMatchObject({ state: 'pass', detail: expect.stringContaining('out of date') });
+  });
+
   it('queue: empty passes; old or nearly full fails with the last error; rejected reports warn', () => {
     const delivery = { lastError: null, lastErrorAt: null, lastDeliveryAt: null, consecutiveFailures: 0 };
-    const q = { length: 0, oldestReportAt: null, maxEntries: 500, rejectedCount: 0, delivery };
+    const q = { length: 0, oldestReportAt: null, bytes: 0, maxBytes: 10 * 1024 * 1024, rejectedCount: 0, delivery };
     expect(judgeQueue(q, NOW).state).toBe('pass');
     expect(judgeQueue({ ...q, rejectedCount: 2 }, NOW).state).toBe('warn');
     expect(judgeQueue({ ...q, length: 3, oldestReportAt: '2026-05-11T02:50:00Z' }, NOW).state).toBe('pass');
@@ -127,7 +154,15 @@ describe('judgements', () => {
     expect(stuck).toMatchObject({ state: 'fail', fix: expect.stringContaining('ccflux flush') });
     expect(stuck.detail).toContain('3h00m old');
     expect(stuck.detail).toContain('last error: receiver unreachable');
-    expect(judgeQueue({ ...q, length: 460, oldestReportAt: '2026-05-11T02:59:00Z' }, NOW).detail).toContain('nearly full');
+    expect(judgeQueue({ ...q, length: 460, oldestReportAt: '2026-05-11T02:59:00Z' }, NOW).state).toBe('pass');
+    expect(judgeQueue({ ...q, length: 30_000, bytes: 9.5 * 1024 * 1024, oldestReportAt: '2026-05-11T02:59:00Z' }, NOW).detail).toContain(
+      'nearly full (10 MB)',
+    );
+    // With the receiver down, a queue is not "delivered after the next turn".
+    const down = judgeQueue({ ...q, length: 3, oldestReportAt: '2026-05-11T02:50:00Z', receiverDown: true }, NOW);
+    expect(down.state).toBe('warn');
+    expect(down.detail).toContain('the receiver is unreachable now');
+    expect(down.detail).not.toContain('after the next turn');
   });
 
   it('plugin: missing fails, CCFLUX_ALLOW_HTTP in scripts fails, disabled warns', () => {

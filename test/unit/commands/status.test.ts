@@ -36,7 +36,11 @@ function facts(overrides: Partial<StatusFacts> = {}): StatusFacts {
       lastError: 'receiver unreachable — delivery stopped: network error ECONNREFUSED',
       consecutiveFailures: 3,
       lastStoppedBecause: 'unreachable',
+      lastCredentialSource: 'config-file',
+      lastEndpoint: 'https://ccflux.example.org/',
     },
+    pluginStore: { kind: 'none', pluginId: null },
+    clockOffset: null,
     otherDataDirs: [],
     ...overrides,
   };
@@ -57,6 +61,17 @@ describe('formatDuration / describeTime', () => {
   });
 });
 
+describe('clock correction', () => {
+  it('shows a kept clock offset (status and --json), and says so when there is none', () => {
+    const kept = buildStatus(facts({ clockOffset: { offsetMillis: -600_000, measuredAt: '2026-05-11T02:50:00Z' } }), NOW);
+    expect(kept.clock).toEqual({ offsetSeconds: -600, measuredAt: '2026-05-11T02:50:00Z' });
+    expect(renderStatus(kept, NOW, '/home/u')).toMatch(/clock +this device is 10m00s ahead of the receiver; reports are signed with the receiver's time/);
+    const none = buildStatus(facts(), NOW);
+    expect(none.clock).toEqual({ offsetSeconds: null, measuredAt: null });
+    expect(renderStatus(none, NOW, '/home/u')).toMatch(/clock +in step with the receiver/);
+  });
+});
+
 describe('buildStatus', () => {
   it('computes ages and usability, and keeps the documented keys', () => {
     const report = buildStatus(facts(), NOW);
@@ -72,6 +87,7 @@ describe('buildStatus', () => {
       'queue',
       'rejected',
       'delivery',
+      'clock',
       'otherDataDirs',
     ]);
     expect(report.queue).toEqual({ length: 2, oldestReportAt: '2026-05-11T02:30:00Z', oldestAgeSeconds: 1800 });
@@ -104,8 +120,29 @@ describe('buildStatus', () => {
     expect(report.key).toEqual({ present: false, fingerprint: null, registered: false, revoked: false, problem: null });
     expect(report.queue.oldestAgeSeconds).toBeNull();
     const text = renderStatus(report, NOW, '/home/u');
-    expect(text).toContain('none — run `ccflux login`');
+    expect(text).toContain('none — set the plugin options (`claude plugin configure ccflux@ccflux`) or run `ccflux login`');
     expect(text).toContain('queue          empty');
+  });
+
+  it('plugin options out of reach (keychain) or unset: says so and what happens next, never `login`', () => {
+    const base = facts({ credentials: { source: 'none', endpoint: null, problem: null } });
+    const keychain = renderStatus(
+      buildStatus({ ...base, pluginStore: { kind: 'keychain', pluginId: 'ccflux@ccflux' }, delivery: { ...base.delivery, lastCredentialSource: 'plugin-options' } }, NOW),
+      NOW,
+      '/home/u',
+    );
+    expect(keychain).toContain('macOS keychain');
+    expect(keychain).toMatch(/last run used +Claude Code plugin options .* for https:\/\/ccflux\.example\.org\/; last delivery 2026-05-11T02:00:00Z/);
+    expect(keychain).toMatch(/next +the next Claude Code turn/);
+    expect(keychain).not.toContain('ccflux login');
+    const unset = renderStatus(buildStatus({ ...base, pluginStore: { kind: 'unset', pluginId: 'ccflux@acme' } }, NOW), NOW, '/home/u');
+    expect(unset).toContain('`claude plugin configure ccflux@acme`');
+    const stored = renderStatus(
+      buildStatus({ ...facts({ credentials: { source: 'plugin-store', endpoint: 'https://x/', problem: null } }), pluginStore: { kind: 'found', pluginId: 'ccflux@ccflux' } }, NOW),
+      NOW,
+      '/home/u',
+    );
+    expect(stored).toContain('credentials    Claude Code plugin options of ccflux@ccflux (read from ~/.claude/.credentials.json)');
   });
 });
 

@@ -18,6 +18,7 @@ import { createLogger, type Logger } from '../../../src/client/local/log';
 import { type StatePaths, statePaths } from '../../../src/client/local/paths';
 import { createFsQueue, createMemoryQueue, type QueueStore } from '../../../src/client/deliver/queue';
 import { createTransport, type Transport } from '../../../src/client/deliver/transport';
+import { readClockOffset } from '../../../src/client/deliver/clock';
 import { formatTimestamp, parseSignatureHeader, type ReportBody, signingMessage } from '../../../src/protocol/wire';
 
 // Deliberately not shaped like anything log.ts's redact() recognises: if one of these reached a
@@ -62,6 +63,11 @@ class FakeReceiver {
   readonly accepted: { report: ReportBody; timestamp: string }[] = [];
   /** Runs on every /report request (for example to move the clock). */
   onReport: () => void = () => {};
+  /**
+   * The receiver's own clock, as an offset from the device clock (null: no Date header, no
+   * timestamp check). When set, every /report answer carries `Date` and stale timestamps get 403.
+   */
+  receiverAheadMs: number | null = null;
 
   constructor(private readonly clock: { now: () => Date }) {
     this.agent.disableNetConnect();
@@ -118,6 +124,15 @@ class FakeReceiver {
     const key = createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, Buffer.from(parsed.publicKey, 'base64')]), format: 'der', type: 'spki' });
     if (!verify(null, signingMessage(Buffer.from(seen.body, 'utf8'), timestamp), key, parsed.signature)) {
       return { statusCode: 403, responseOptions: { headers: { 'x-ccflux-error': 'signature-invalid' } } };
+    }
+    if (this.receiverAheadMs !== null) {
+      const receiverNow = this.clock.now().getTime() + this.receiverAheadMs;
+      const date = { date: new Date(receiverNow).toUTCString() };
+      if (Math.abs(Date.parse(timestamp) - receiverNow) > 5 * 60_000) {
+        return { statusCode: 403, responseOptions: { headers: { 'x-ccflux-error': 'timestamp-stale', ...date } } };
+      }
+      this.accepted.push({ report: JSON.parse(seen.body), timestamp });
+      return { statusCode: 200, data: '{"status":"ok"}', responseOptions: { headers: date } };
     }
     this.accepted.push({ report: JSON.parse(seen.body), timestamp });
     return { statusCode: 200, data: '{"status":"ok"}' };
@@ -347,15 +362,69 @@ describe('deliverQueue: each answer', () => {
     expect(fake.calls.register).toHaveLength(2);
   });
 
-  it('403 timestamp-stale: logs the clock skew from the Date header, keeps the report', async () => {
+  it('403 timestamp-stale: takes the offset from the Date header, re-signs and resends in the same run', async () => {
+    await enqueue(report('c', 0), report('c', 1));
+    fake.receiverAheadMs = -(7 * 60_000 + 12_000); // the device clock is 7m12s fast
+    expect(await deliverQueue(deps(), opts())).toMatchObject({ delivered: 2, stoppedBecause: null, remaining: 0 });
+    expect(fake.calls.report).toHaveLength(3); // one refusal, then both with the corrected time
+    expect(fake.accepted.map((a) => a.timestamp)).toEqual(['2026-05-11T02:52:48Z', '2026-05-11T02:52:48Z']);
+    const logs = await logText();
+    expect(logs.errors).toContain('the device clock is 7m12s ahead of');
+    expect(logs.errors).toContain('re-signed');
+    expect(await readClockOffset(paths)).toEqual({ offsetMillis: -432_000, measuredAt: '2026-05-11T03:00:00Z' });
+  });
+
+  it('a later run signs with the kept offset at once: no refusal first', async () => {
+    fake.receiverAheadMs = 10 * 60_000; // the device clock is 10 minutes slow
     await enqueue(report('c', 0));
-    fake.script.report.push({
+    await deliverQueue(deps(), opts());
+    await enqueue(report('c', 1));
+    nowMs += 60_000;
+    const before = fake.calls.report.length;
+    expect(await deliverQueue(deps(), opts())).toMatchObject({ delivered: 1, stoppedBecause: null });
+    expect(fake.calls.report.length - before).toBe(1);
+    expect(fake.accepted.at(-1)?.timestamp).toBe('2026-05-11T03:11:00Z');
+  });
+
+  it('re-measured when the answers move: a clock fixed later drops the correction', async () => {
+    fake.receiverAheadMs = 10 * 60_000;
+    await enqueue(report('c', 0));
+    await deliverQueue(deps(), opts());
+    expect((await readClockOffset(paths))?.offsetMillis).toBe(600_000);
+    fake.receiverAheadMs = 0; // NTP fixed the device clock: the kept offset is now wrong by 10 min
+    await enqueue(report('c', 1), report('c', 2));
+    expect(await deliverQueue(deps(), opts())).toMatchObject({ delivered: 2, stoppedBecause: null });
+    expect(await readClockOffset(paths)).toBeNull();
+    expect(fake.accepted.at(-1)?.timestamp).toBe('2026-05-11T03:00:00Z');
+    expect((await logText()).activity).toContain('clock correction dropped');
+  });
+
+  it('a small drift inside the window is corrected from a 200 answer too', async () => {
+    fake.receiverAheadMs = -2 * 60_000;
+    await enqueue(report('c', 0), report('c', 1));
+    expect(await deliverQueue(deps(), opts())).toMatchObject({ delivered: 2 });
+    expect(fake.calls.report).toHaveLength(2);
+    expect(fake.accepted.map((a) => a.timestamp)).toEqual(['2026-05-11T03:00:00Z', '2026-05-11T02:58:00Z']);
+  });
+
+  it('403 timestamp-stale without a usable Date header: logs, keeps the report', async () => {
+    await enqueue(report('c', 0));
+    fake.script.report.push({ statusCode: 403, responseOptions: { headers: { 'x-ccflux-error': 'timestamp-stale' } } });
+    expect(await deliverQueue(deps(), opts())).toMatchObject({ stoppedBecause: 'clock-skew', remaining: 1 });
+    expect((await logText()).errors).toContain('no usable Date header');
+    expect(await readClockOffset(paths)).toBeNull();
+  });
+
+  it('403 timestamp-stale again after re-signing: stops with the report kept (no loop)', async () => {
+    await enqueue(report('c', 0));
+    const stale = {
       statusCode: 403,
       responseOptions: { headers: { 'x-ccflux-error': 'timestamp-stale', date: new Date(START - 7 * 60_000 - 12_000).toUTCString() } },
-    });
+    };
+    fake.script.report.push(stale, stale);
     expect(await deliverQueue(deps(), opts())).toMatchObject({ stoppedBecause: 'clock-skew', remaining: 1 });
-    expect((await logText()).errors).toContain('the device clock is 7m12s ahead of');
-    expect((await readDeliveryStatus(paths)).lastError).toContain('7m12s ahead');
+    expect(fake.calls.report).toHaveLength(2);
+    expect((await readDeliveryStatus(paths)).lastError).toContain('ahead');
   });
 
   it.each(['signature-invalid', 'signature-required', 'made-up'])('403 %s: logs, keeps the report', async (code) => {
@@ -491,7 +560,7 @@ describe('deliverQueue: configuration', () => {
     expect(await deliverQueue(deps({ env: {} }), opts())).toMatchObject({ stoppedBecause: 'no-credentials', remaining: 1 });
     const { activity } = await logText();
     expect(activity.trim().split('\n')).toHaveLength(1);
-    expect(activity).toContain("run `ccflux login` or set the plugin's api_endpoint and api_token");
+    expect(activity).toContain("set the plugin's options (`claude plugin configure ccflux@ccflux`, or /plugin in Claude Code), or run `ccflux login`");
     expect(fake.calls.token).toHaveLength(0);
   });
 

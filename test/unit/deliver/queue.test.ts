@@ -37,10 +37,10 @@ afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-type Make = (opts: { maxEntries?: number; log: Logger }) => QueueStore;
+type Make = (opts: { maxEntries?: number; maxBytes?: number; log: Logger }) => QueueStore;
 const implementations: [string, Make][] = [
-  ['fs', ({ maxEntries, log }) => createFsQueue(paths, { log, ...(maxEntries ? { maxEntries } : {}) })],
-  ['memory', ({ maxEntries, log }) => createMemoryQueue({ log, ...(maxEntries ? { maxEntries } : {}) })],
+  ['fs', ({ maxEntries, maxBytes, log }) => createFsQueue(paths, { log, maxEntries, maxBytes })],
+  ['memory', ({ maxEntries, maxBytes, log }) => createMemoryQueue({ log, maxEntries, maxBytes })],
 ];
 
 describe.each(implementations)('QueueStore contract: %s', (_name, make) => {
@@ -101,6 +101,26 @@ describe.each(implementations)('QueueStore contract: %s', (_name, make) => {
     const drops = log.lines.filter((l) => l.includes('dropped'));
     expect(drops).toHaveLength(2);
     expect(drops[0]).toContain('dropped the 1 oldest');
+  });
+
+  it('the default bound keeps 2,000 reports (a week offline at ~300 turns a day)', async () => {
+    const log = memoryLog();
+    const q = createMemoryQueue({ log });
+    for (let i = 0; i < 2000; i++) await q.append(report('s', i));
+    expect(await q.size()).toBe(2000);
+    expect(log.lines).toEqual([]);
+  });
+
+  it('is bounded by size, not count: past the bound the oldest go, logged; nearing it is logged once', async () => {
+    const log = memoryLog();
+    const line = Buffer.byteLength(JSON.stringify(report('s', 1000))) + 1;
+    const q = make({ maxBytes: line * 10, log });
+    for (let i = 1000; i < 1008; i++) await q.append(report('s', i));
+    expect(log.lines.filter((l) => l.includes('% of its'))).toHaveLength(1);
+    for (let i = 1008; i < 1013; i++) await q.append(report('s', i));
+    expect(keys(await q.list())).toEqual([1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012].map((i) => `s#${i}`));
+    expect(log.lines.filter((l) => l.includes('dropped the 1 oldest'))).toHaveLength(3);
+    expect(log.lines.filter((l) => l.includes('% of its'))).toHaveLength(1);
   });
 
   it('list returns copies: mutating them does not change the queue', async () => {

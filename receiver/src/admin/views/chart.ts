@@ -46,7 +46,10 @@ export function dailyChart(days: readonly DayRow[]): string {
   const plotW = WIDTH - LEFT - RIGHT;
   const plotH = HEIGHT - TOP - BOTTOM;
   const totals = days.map((d) => d.input + d.output + d.cacheRead + d.cacheWrite);
-  const max = axisMax(Math.max(0, ...totals));
+  const peak = Math.max(0, ...totals);
+  // An empty range still gets a whole-number axis (0 to 4), not 0, 0.25, ... rounded to "0".
+  const max = peak === 0 ? GRID_LINES : axisMax(peak);
+  const labelEvery = Math.max(1, Math.ceil(days.length / 12));
   const slot = days.length > 0 ? plotW / days.length : plotW;
   const barW = Math.max(1, slot * 0.72);
   const parts: string[] = [];
@@ -68,11 +71,14 @@ export function dailyChart(days: readonly DayRow[]): string {
     }
     const tip = `${d.day}: ${SERIES.map((s) => `${s.label.toLowerCase()} ${d[s.key].toLocaleString('en-US')}`).join(', ')}`;
     parts.push(`<g><title>${esc(tip)}</title>${rects.join('')}<rect x="${fmt(x)}" y="${fmt(TOP)}" width="${fmt(barW)}" height="${fmt(plotH)}" fill="transparent"/></g>`);
-    if (i % 5 === 0 || i === days.length - 1) {
+    if (i % labelEvery === 0 || i === days.length - 1) {
       parts.push(`<text x="${fmt(x + barW / 2)}" y="${fmt(HEIGHT - 8)}" text-anchor="middle">${esc(d.day.slice(5))}</text>`);
     }
   });
   const sum = totals.reduce((a, b) => a + b, 0);
+  if (sum === 0) {
+    parts.push(`<text x="${fmt(LEFT + plotW / 2)}" y="${fmt(TOP + plotH / 2)}" text-anchor="middle">No usage in this range</text>`);
+  }
   return (
     `<svg class="chart" viewBox="0 0 ${WIDTH} ${HEIGHT}" width="${WIDTH}" height="${HEIGHT}" role="img" ` +
     `aria-label="${esc(`Tokens per day, ${days.length} days, ${sum.toLocaleString('en-US')} in total`)}">` +

@@ -2,37 +2,50 @@
 import { esc } from '../esc';
 import type { KeyRow } from '../queries';
 import { type RenderMode, csrfField } from './layout';
-import { num, when } from './format';
+import { num, whenIn } from './format';
+import { type Column, type TableContext, dataTable } from './table';
 
-export function renderKeys(rows: readonly KeyRow[], mode: RenderMode): string {
-  const active = rows.filter((k) => k.revokedAt === null).length;
+/** A key is revoked when it is, or when its user is (the user's tokens no longer work). */
+export function keyStatus(k: KeyRow): 'active' | 'revoked' | 'user revoked' {
+  if (k.revokedAt !== null) return 'revoked';
+  if (k.userRevokedAt !== null) return 'user revoked';
+  return 'active';
+}
+
+export function renderKeys(ctx: TableContext, rows: readonly KeyRow[], mode: RenderMode, tz: string): string {
+  const active = rows.filter((k) => keyStatus(k) === 'active').length;
   const intro =
-    `<p class="note">${num(active)} active, ${num(rows.length - active)} revoked. Check that every user's devices appear here ` +
+    `<p class="note">${num(active)} active, ${num(rows.length - active)} revoked (a revoked user's keys count as revoked). Check that every user's devices appear here ` +
     `before setting <code>REQUIRE_SIGNATURES=1</code>. A revoked device stops reporting and goes silent.</p>`;
-  if (rows.length === 0) return `<section id="keys"><h2>Device keys</h2>${intro}</section>`;
-  const withActions = mode.kind === 'session';
-  const body = rows
-    .map((k) => {
-      const status = k.revokedAt === null ? 'active' : 'revoked';
-      let action = '';
-      if (withActions) {
-        action =
-          k.revokedAt === null && mode.kind === 'session'
-            ? `<td><form class="inline" method="post" action="/admin/keys/revoke">${csrfField(mode.csrfToken)}` +
-              `<input type="hidden" name="public_key" value="${esc(k.publicKey)}">` +
-              `<button class="danger" type="submit">Revoke</button></form></td>`
-            : '<td></td>';
-      }
-      return (
-        `<tr><td class="mono">${esc(k.email)}</td><td class="mono">${esc(k.deviceId)}</td><td class="mono">${esc(k.publicKey)}</td>` +
-        `<td>${when(k.registeredAt)}</td><td>${when(k.lastSeenAt)}</td>` +
-        `<td><span class="status-${esc(status)}">${esc(status)}</span>${k.revokedAt ? ` ${when(k.revokedAt)}` : ''}</td>${action}</tr>`
-      );
-    })
-    .join('');
-  return (
-    `<section id="keys"><h2>Device keys</h2>${intro}<div class="scroll"><table><thead><tr><th>User</th><th>Device</th>` +
-    `<th>Public key</th><th>Registered</th><th>Last seen</th><th>Status</th>${withActions ? '<th></th>' : ''}</tr></thead>` +
-    `<tbody>${body}</tbody></table></div></section>`
-  );
+  const cols: Column<KeyRow>[] = [
+    { key: 'user', label: 'User', sort: (k) => k.email, search: (k) => `${k.email} ${k.deviceId}`, cell: (k) => `<span class="mono">${esc(k.email)}</span>` },
+    { key: 'device', label: 'Device', sort: (k) => k.deviceId, cell: (k) => `<span class="mono">${esc(k.deviceId)}</span>` },
+    { key: 'key', label: 'Public key', cell: (k) => `<span class="mono">${esc(k.publicKey)}</span>` },
+    { key: 'registered', label: 'Registered', sort: (k) => k.registeredAt, cell: (k) => whenIn(k.registeredAt, tz) },
+    { key: 'seen', label: 'Last seen', sort: (k) => k.lastSeenAt, cell: (k) => whenIn(k.lastSeenAt, tz) },
+    {
+      key: 'status',
+      label: 'Status',
+      sort: (k) => keyStatus(k),
+      cell: (k) => {
+        const s = keyStatus(k);
+        const at = k.revokedAt ?? k.userRevokedAt;
+        return `<span class="status-${s === 'active' ? 'active' : 'revoked'}">${esc(s)}</span>${at ? ` ${whenIn(at, tz)}` : ''}`;
+      },
+    },
+  ];
+  if (mode.kind === 'session') {
+    const csrf = mode.csrfToken;
+    cols.push({
+      key: 'action',
+      label: '',
+      cell: (k) =>
+        k.revokedAt === null
+          ? `<form class="inline" method="post" action="/admin/keys/revoke">${csrfField(csrf)}` +
+            `<input type="hidden" name="public_key" value="${esc(k.publicKey)}">` +
+            `<button class="danger" type="submit">Revoke</button></form>`
+          : '',
+    });
+  }
+  return `<section id="keys"><h2>Device keys</h2>${intro}${dataTable(ctx, 'keys', rows, cols, { empty: 'No device keys registered yet.', searchLabel: 'Search users or devices' })}</section>`;
 }

@@ -17,6 +17,7 @@ export function csrfField(csrfToken: string): string {
 const SECTIONS: readonly [string, string][] = [
   ['summary', 'Summary'],
   ['usage', 'Usage'],
+  ['inactive', 'Inactive seats'],
   ['windows', '5-hour windows'],
   ['events', 'Recent events'],
   ['keys', 'Device keys'],
@@ -33,10 +34,19 @@ export function documentShell(title: string, body: string, opts: { exportMeta?: 
   );
 }
 
-export function header(mode: RenderMode): string {
+export function header(mode: RenderMode, params: URLSearchParams = new URLSearchParams()): string {
   const nav = SECTIONS.map(([id, label]) => `<a href="#${esc(id)}">${esc(label)}</a>`).join('');
   let actions = '';
-  if (mode.kind !== 'export') actions += `<a href="/admin/?export">${esc('Export snapshot')}</a>`;
+  if (mode.kind !== 'export') {
+    const q = new URLSearchParams();
+    for (const k of ['range', 'from', 'to', 'user', 'division', 'model', 'tz']) {
+      const v = params.get(k);
+      if (v !== null && v !== '') q.set(k, v);
+    }
+    const snapshot = new URLSearchParams(q);
+    snapshot.set('export', '');
+    actions += `<a href="${esc(`/admin/?${snapshot.toString()}`)}">${esc('Export snapshot')}</a>`;
+  }
   if (mode.kind === 'session') {
     actions += `<form method="post" action="/admin/logout">${csrfField(mode.csrfToken)}<button class="plain" type="submit">Log out</button></form>`;
   }

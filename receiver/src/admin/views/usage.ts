@@ -1,33 +1,92 @@
-/** Usage by user and by model, and the daily chart. */
+/** Usage and cost by user, by model and by division, and the daily chart. */
 import { esc } from '../esc';
+import { hrefWith } from '../filters';
 import type { DayRow, UsageRow } from '../queries';
 import { dailyChart } from './chart';
-import { cacheHitRate, num, total, when } from './format';
+import { cacheHitRate, money, num, total, whenIn } from './format';
+import { type Column, type TableContext, dataTable } from './table';
 
-function usageTable(rows: readonly UsageRow[], keyLabel: string, withUsers: boolean): string {
-  if (rows.length === 0) return `<p class="note">No usage reported in this period.</p>`;
-  const head =
-    `<tr><th>${esc(keyLabel)}</th>${withUsers ? '<th class="n">Users</th>' : ''}<th class="n">Sessions</th><th class="n">Turns</th>` +
-    `<th class="n">Input</th><th class="n">Output</th><th class="n">Cache read</th><th class="n">Cache write</th>` +
-    `<th class="n">Total</th><th class="n">Cache hit</th><th>Last turn</th></tr>`;
-  const body = rows
-    .map(
-      (r) =>
-        `<tr><td class="mono">${esc(r.key)}</td>${withUsers ? `<td class="n">${num(r.users)}</td>` : ''}` +
-        `<td class="n">${num(r.sessions)}</td><td class="n">${num(r.turns)}</td>` +
-        `<td class="n">${num(r.input)}</td><td class="n">${num(r.output)}</td><td class="n">${num(r.cacheRead)}</td>` +
-        `<td class="n">${num(r.cacheWrite)}</td><td class="n">${num(total(r))}</td><td class="n">${cacheHitRate(r)}</td>` +
-        `<td>${when(r.lastSeen)}</td></tr>`,
-    )
-    .join('');
-  return `<div class="scroll"><table><thead>${head}</thead><tbody>${body}</tbody></table></div>`;
+function tokenColumns(): Column<UsageRow>[] {
+  return [
+    { key: 'sessions', label: 'Sessions', numeric: true, sort: (r) => r.sessions, cell: (r) => num(r.sessions) },
+    { key: 'turns', label: 'Turns', numeric: true, sort: (r) => r.turns, cell: (r) => num(r.turns) },
+    { key: 'input', label: 'Input', numeric: true, sort: (r) => r.input, cell: (r) => num(r.input) },
+    { key: 'output', label: 'Output', numeric: true, sort: (r) => r.output, cell: (r) => num(r.output) },
+    { key: 'cacheRead', label: 'Cache read', numeric: true, sort: (r) => r.cacheRead, cell: (r) => num(r.cacheRead) },
+    { key: 'cacheWrite', label: 'Cache write', numeric: true, sort: (r) => r.cacheWrite, cell: (r) => num(r.cacheWrite) },
+    { key: 'total', label: 'Total', numeric: true, sort: (r) => total(r), cell: (r) => num(total(r)) },
+    { key: 'hit', label: 'Cache hit', numeric: true, cell: (r) => cacheHitRate(r) },
+    { key: 'cost', label: 'Cost (API list)', numeric: true, sort: (r) => r.cost.usd, cell: (r) => money(r.cost) },
+  ];
 }
 
-export function renderUsage(data: { byUser: readonly UsageRow[]; byModel: readonly UsageRow[]; days: readonly DayRow[] }, periodDays: number): string {
+export function userLink(ctx: TableContext, email: string): string {
+  if (!ctx.interactive) return `<span class="mono">${esc(email)}</span>`;
+  const keep = new URLSearchParams();
+  for (const k of ['range', 'from', 'to', 'tz']) {
+    const v = ctx.params.get(k);
+    if (v !== null) keep.set(k, v);
+  }
+  keep.set('email', email);
+  return `<a class="mono" href="${esc(`/admin/user?${keep.toString()}`)}">${esc(email)}</a>`;
+}
+
+function filterLink(ctx: TableContext, name: 'model' | 'division', value: string, label: string): string {
+  if (!ctx.interactive) return esc(label);
+  return `<a href="${esc(hrefWith(ctx.path, ctx.params, { [name]: value }))}" title="${esc(`filter by this ${name}`)}">${esc(label)}</a>`;
+}
+
+export function byUserTable(ctx: TableContext, rows: readonly UsageRow[], tz: string): string {
+  const cols: Column<UsageRow>[] = [
+    { key: 'user', label: 'User', sort: (r) => r.key, search: (r) => `${r.key} ${r.label ?? ''}`, cell: (r) => userLink(ctx, r.key) },
+    { key: 'division', label: 'Division', sort: (r) => r.label ?? '', cell: (r) => (r.label ? filterLink(ctx, 'division', r.label, r.label) : '') },
+    ...tokenColumns(),
+    { key: 'last', label: 'Last turn', sort: (r) => r.lastSeen, cell: (r) => whenIn(r.lastSeen, tz) },
+  ];
+  return dataTable(ctx, 'byuser', rows, cols, { empty: 'No usage reported in this range.', searchLabel: 'Search users or divisions' });
+}
+
+export function byModelTable(ctx: TableContext, rows: readonly UsageRow[], tz: string): string {
+  const cols: Column<UsageRow>[] = [
+    { key: 'model', label: 'Model', sort: (r) => r.key, search: (r) => r.key, cell: (r) => `<span class="mono">${filterLink(ctx, 'model', r.key, r.key)}</span>` },
+    { key: 'family', label: 'Price family', sort: (r) => r.label ?? '', cell: (r) => (r.label === null ? `<span class="unpriced">unpriced</span>` : esc(r.label)) },
+    { key: 'users', label: 'Users', numeric: true, sort: (r) => r.users, cell: (r) => num(r.users) },
+    ...tokenColumns(),
+    { key: 'last', label: 'Last turn', sort: (r) => r.lastSeen, cell: (r) => whenIn(r.lastSeen, tz) },
+  ];
+  return dataTable(ctx, 'bymodel', rows, cols, { empty: 'No usage reported in this range.', searchLabel: 'Search models' });
+}
+
+export function byDivisionTable(ctx: TableContext, rows: readonly UsageRow[], seats: ReadonlyMap<string, number>): string {
+  const cols: Column<UsageRow>[] = [
+    { key: 'division', label: 'Division', sort: (r) => r.key, search: (r) => r.key, cell: (r) => (r.key === '' ? esc('(none)') : filterLink(ctx, 'division', r.key, r.key)) },
+    { key: 'seats', label: 'Seats', numeric: true, sort: (r) => seats.get(r.key) ?? 0, cell: (r) => num(seats.get(r.key) ?? 0) },
+    { key: 'users', label: 'Users reporting', numeric: true, sort: (r) => r.users, cell: (r) => num(r.users) },
+    ...tokenColumns(),
+    {
+      key: 'perSeat',
+      label: 'Cost per reporting user',
+      numeric: true,
+      sort: (r) => (r.users > 0 ? r.cost.usd / r.users : 0),
+      cell: (r) => money({ ...r.cost, usd: r.users > 0 ? r.cost.usd / r.users : 0 }),
+    },
+  ];
+  return dataTable(ctx, 'bydiv', rows, cols, { empty: 'No usage reported in this range.', searchLabel: 'Search divisions' });
+}
+
+export function renderUsage(
+  ctx: TableContext,
+  data: { byUser: readonly UsageRow[]; byModel: readonly UsageRow[]; byDivision: readonly UsageRow[]; days: readonly DayRow[] },
+  opts: { tz: string; seats: ReadonlyMap<string, number> },
+): string {
   return (
-    `<section id="usage"><h2>Usage, last ${num(periodDays)} days</h2>` +
+    `<section id="usage"><h2>Usage and cost</h2>` +
     `<h3>Tokens per day</h3>${dailyChart(data.days)}` +
-    `<h3>By user</h3>${usageTable(data.byUser, 'User', false)}` +
-    `<h3>By model</h3>${usageTable(data.byModel, 'Model', true)}</section>`
+    `<h3 id="byuser">By user</h3>${byUserTable(ctx, data.byUser, opts.tz)}` +
+    `<h3 id="bymodel">By model</h3>${byModelTable(ctx, data.byModel, opts.tz)}` +
+    `<h3 id="bydiv">By division</h3>${byDivisionTable(ctx, data.byDivision, opts.seats)}` +
+    `<p class="note">Cost is the API-equivalent value at list prices (price table: see docs/admin.md). ` +
+    `<b>~</b> marks an estimate: cache writes without the 5-minute/1-hour split are priced as 5-minute writes. ` +
+    `"unpriced" marks models without a price; their tokens are never counted as $0.</p></section>`
   );
 }

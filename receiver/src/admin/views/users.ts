@@ -2,7 +2,9 @@
 import { esc } from '../esc';
 import type { UserRow } from '../queries';
 import { type RenderMode, csrfField } from './layout';
-import { num, when } from './format';
+import { num, whenIn } from './format';
+import { type Column, type TableContext, dataTable } from './table';
+import { userLink } from './usage';
 
 export function userStatus(u: UserRow, nowIso: string): 'active' | 'revoked' | 'expired' {
   if (u.revokedAt !== null) return 'revoked';
@@ -19,37 +21,36 @@ function provisionForm(csrfToken: string): string {
     `<label>Days valid<input type="number" name="days" min="1" max="3650" placeholder="default"></label>` +
     `<button type="submit">Provision</button></form>` +
     `<p class="note">The new refresh token is shown once, with the endpoint the user configures. ` +
-    `Each exchange extends its expiry (rolling); "days valid" sets the first expiry. Reissuing revokes the old token.</p>`
+    `Each exchange extends its expiry (rolling); "days valid" sets the first expiry. Reissuing revokes the old token. ` +
+    `For many users at once: <code>ccflux-receiver users import users.csv</code> (docs/admin.md).</p>`
   );
 }
 
-export function renderUsers(rows: readonly UserRow[], mode: RenderMode, nowIso: string): string {
-  const withActions = mode.kind === 'session';
+export function renderUsers(ctx: TableContext, rows: readonly UserRow[], mode: RenderMode, nowIso: string, tz: string): string {
+  const cols: Column<UserRow>[] = [
+    { key: 'email', label: 'Email', sort: (u) => u.email, search: (u) => `${u.email} ${u.division}`, cell: (u) => userLink(ctx, u.email) },
+    { key: 'division', label: 'Division', sort: (u) => u.division, cell: (u) => esc(u.division) },
+    { key: 'created', label: 'Created', sort: (u) => u.createdAt, cell: (u) => whenIn(u.createdAt, tz) },
+    { key: 'status', label: 'Status', sort: (u) => userStatus(u, nowIso), cell: (u) => `<span class="status-${esc(userStatus(u, nowIso))}">${esc(userStatus(u, nowIso))}</span>` },
+    { key: 'expires', label: 'Token expires', sort: (u) => u.tokenExpiresAt, cell: (u) => whenIn(u.tokenExpiresAt, tz) },
+    { key: 'used', label: 'Token last used', sort: (u) => u.tokenLastUsedAt, cell: (u) => whenIn(u.tokenLastUsedAt, tz) },
+    { key: 'devices', label: 'Devices', numeric: true, sort: (u) => u.devices, cell: (u) => num(u.devices) },
+    { key: 'report', label: 'Last report', sort: (u) => u.lastReportAt, cell: (u) => whenIn(u.lastReportAt, tz) },
+  ];
+  if (mode.kind === 'session') {
+    const csrf = mode.csrfToken;
+    cols.push({
+      key: 'actions',
+      label: '',
+      cell: (u) => {
+        const hidden = `${csrfField(csrf)}<input type="hidden" name="email" value="${esc(u.email)}">`;
+        return u.revokedAt === null
+          ? `<form class="inline" method="post" action="/admin/users/reissue">${hidden}<button type="submit">Reissue token</button></form> ` +
+              `<form class="inline" method="post" action="/admin/users/revoke">${hidden}<button class="danger" type="submit">Revoke</button></form>`
+          : `<span class="note">${esc('Provision again to re-enable')}</span>`;
+      },
+    });
+  }
   const form = mode.kind === 'session' ? provisionForm(mode.csrfToken) : '';
-  const body = rows
-    .map((u) => {
-      const status = userStatus(u, nowIso);
-      let actions = '';
-      if (mode.kind === 'session') {
-        const hidden = `${csrfField(mode.csrfToken)}<input type="hidden" name="email" value="${esc(u.email)}">`;
-        actions =
-          u.revokedAt === null
-            ? `<td><form class="inline" method="post" action="/admin/users/reissue">${hidden}<button type="submit">Reissue token</button></form> ` +
-              `<form class="inline" method="post" action="/admin/users/revoke">${hidden}<button class="danger" type="submit">Revoke</button></form></td>`
-            : `<td class="note">${esc('Provision again to re-enable')}</td>`;
-      }
-      return (
-        `<tr><td class="mono">${esc(u.email)}</td><td>${esc(u.division)}</td><td>${when(u.createdAt)}</td>` +
-        `<td><span class="status-${esc(status)}">${esc(status)}</span></td><td>${when(u.tokenExpiresAt)}</td>` +
-        `<td>${when(u.tokenLastUsedAt)}</td><td class="n">${num(u.devices)}</td><td>${when(u.lastReportAt)}</td>${actions}</tr>`
-      );
-    })
-    .join('');
-  const table =
-    rows.length === 0
-      ? `<p class="note">No users provisioned yet.</p>`
-      : `<div class="scroll"><table><thead><tr><th>Email</th><th>Division</th><th>Created</th><th>Status</th>` +
-        `<th>Token expires</th><th>Token last used</th><th class="n">Devices</th><th>Last report</th>${withActions ? '<th></th>' : ''}` +
-        `</tr></thead><tbody>${body}</tbody></table></div>`;
-  return `<section id="users"><h2>Users</h2>${form}${table}</section>`;
+  return `<section id="users"><h2>Users</h2>${form}${dataTable(ctx, 'users', rows, cols, { empty: 'No users provisioned yet.', searchLabel: 'Search users or divisions' })}</section>`;
 }

@@ -1,14 +1,15 @@
-import { httpAllowed, validateEndpoint } from '../../../local/credentials';
+import { type CredentialSource, httpAllowed, reconfigureHint, validateEndpoint } from '../../../local/credentials';
 import { type Check, type CheckResult, resultOf, skippedOf } from '../check';
 
 const id = { id: 'endpoint-https', title: 'endpoint uses https' } as const;
 
-export function judgeEndpointScheme(endpoint: string, env: NodeJS.ProcessEnv): CheckResult {
+export function judgeEndpointScheme(endpoint: string, env: NodeJS.ProcessEnv, source: CredentialSource = 'config-file'): CheckResult {
+  const fix = reconfigureHint(source, 'https endpoint');
   let protocol = '';
   try {
     protocol = new URL(endpoint).protocol;
   } catch {
-    return resultOf(id, 'fail', 'the endpoint is not a valid URL', 'run `ccflux login` with the https URL IT gave you');
+    return resultOf(id, 'fail', 'the endpoint is not a valid URL', fix);
   }
   if (protocol === 'https:') return resultOf(id, 'pass', endpoint);
   if (protocol === 'http:' && httpAllowed(env)) {
@@ -16,10 +17,10 @@ export function judgeEndpointScheme(endpoint: string, env: NodeJS.ProcessEnv): C
       id,
       'warn',
       `${endpoint} is plain http, allowed only because CCFLUX_ALLOW_HTTP=1 is set: tokens cross the network in clear`,
-      'for local development only; use the receiver’s https URL (`ccflux login`) and unset CCFLUX_ALLOW_HTTP',
+      `for local development only; otherwise unset CCFLUX_ALLOW_HTTP and ${fix}`,
     );
   }
-  return resultOf(id, 'fail', `${endpoint} is not https`, 'run `ccflux login` with the receiver’s https URL');
+  return resultOf(id, 'fail', `${endpoint} is not https`, fix);
 }
 
 export const endpointCheck: Check = {
@@ -32,6 +33,6 @@ export const endpointCheck: Check = {
     } catch {
       ctx.endpoint = null;
     }
-    return judgeEndpointScheme(credentials.endpoint, ctx.deps.env);
+    return judgeEndpointScheme(credentials.endpoint, ctx.deps.env, credentials.source);
   },
 };

@@ -1,6 +1,7 @@
 import { endpointUrls, parseTimestamp } from '../../../../protocol/wire';
 import { type ExchangeResult, exchangeToken, saveTokenCache } from '../../../deliver/auth';
 import type { TransportResult } from '../../../deliver/transport';
+import { type CredentialSource, reconfigureHint } from '../../../local/credentials';
 import { formatDuration } from '../../status';
 import { type Check, type CheckResult, type DoctorContext, resultOf, skippedOf } from '../check';
 
@@ -37,7 +38,7 @@ export function judgeHealth(answer: TransportResult, healthUrl: string): CheckRe
   );
 }
 
-export function judgeExchange(outcome: ExchangeResult, now: Date): CheckResult {
+export function judgeExchange(outcome: ExchangeResult, now: Date, source: CredentialSource = 'config-file'): CheckResult {
   if (outcome.kind === 'ok') {
     const expires = parseTimestamp(outcome.cache.expires_at);
     const left = expires ? ` (access token valid for ${formatDuration(expires.getTime() - now.getTime())})` : '';
@@ -48,7 +49,7 @@ export function judgeExchange(outcome: ExchangeResult, now: Date): CheckResult {
       exchangeId,
       'fail',
       'the receiver refused the refresh token (401): expired or revoked',
-      'ask your IT admin for a new token, then run `ccflux login`',
+      `ask your IT admin for a new token, then ${reconfigureHint(source, 'new token').replace(' IT gave you', '')}`,
     );
   }
   return resultOf(
@@ -93,6 +94,6 @@ export const exchangeCheck: Check = {
       // A real exchange happened: let the next hook reuse its access token.
       await saveTokenCache(paths, ctx.exchange.cache, { endpoint, token }).catch(() => {});
     }
-    return judgeExchange(ctx.exchange, now());
+    return judgeExchange(ctx.exchange, now(), ctx.credentials.source);
   },
 };
