@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES, isCcfluxError } from '../../../src/client/local/errors';
-import { acquireLock, inspectLock, processStartToken, waitForLockHolder } from '../../../src/client/local/fsx';
+import { acquireLock, inspectLock, processStartToken, waitForLockHolder, writeFileAtomic } from '../../../src/client/local/fsx';
 
 let dir: string;
 let holderScript: string;
@@ -146,4 +146,22 @@ describe('locks that name their holder', () => {
       }
     }
   }, 60_000);
+});
+
+describe('writeFileAtomic', () => {
+  it('replaces the file whole with exactly the mode asked, leaves no temp file, and refuses a folder in the way', async () => {
+    const sub = join(dir, 'atomic');
+    mkdirSync(sub);
+    const f = join(sub, 'state.json');
+    writeFileSync(f, 'old', { mode: 0o644 });
+    await writeFileAtomic(f, 'new');
+    expect(readFileSync(f, 'utf8')).toBe('new');
+    expect(statSync(f).mode & 0o777).toBe(0o600);
+    await writeFileAtomic(f, Buffer.from('bytes'), 0o640);
+    expect(statSync(f).mode & 0o777).toBe(0o640);
+    expect(readdirSync(sub)).toEqual(['state.json']);
+    mkdirSync(join(sub, 'folder.json'));
+    await expect(writeFileAtomic(join(sub, 'folder.json'), 'x')).rejects.toMatchObject({ code: 'EISDIR' });
+    expect(readdirSync(sub).sort()).toEqual(['folder.json', 'state.json']);
+  });
 });
