@@ -12,6 +12,7 @@ import { createOutput } from './output';
 const EXIT_BY_CODE: Record<ReceiverErrorCode, number> = {
   exists: EXIT.failure,
   'not-found': EXIT.failure,
+  ambiguous: EXIT.usage,
   revoked: EXIT.failure,
   database: EXIT.failure,
   invalid: EXIT.usage,

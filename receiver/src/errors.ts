@@ -7,6 +7,8 @@ export const RECEIVER_ERROR_CODES = [
   'exists',
   /** No user or key matched. */
   'not-found',
+  /** Several records match and the caller must say which (a key registered by several users). */
+  'ambiguous',
   /** The operation needs an active user, and this one is revoked. */
   'revoked',
   /** An argument is malformed (email, division, days). */

@@ -89,10 +89,12 @@ describe('POST /register-key', () => {
     const bob = await provision(t, 'bob@example.org');
     expect((await registerKey(t, bob.accessToken, device)).status).toBe(200);
 
-    await t.store.revokeKey(device.publicKey);
+    await t.store.revokeKey(device.publicKey, 'ana@example.org');
     const revoked = await registerKey(t, ana.accessToken, device);
     expect(revoked.status).toBe(403);
     expect(revoked.headers['x-ccflux-error']).toBe('key-revoked');
+    // Revocation applies to ana's registration only.
+    expect((await registerKey(t, bob.accessToken, device)).status).toBe(200);
     expect((await t.store.listKeys()).map((k) => [k.user_email, k.device_id])).toEqual([
       ['ana@example.org', 'ana-laptop'],
       ['bob@example.org', 'laptop-1'],

@@ -160,6 +160,17 @@ describe('schema: Rust SQL shapes', () => {
     }
   });
 
+  it("the Rust revocation SQL still works: UPDATE refresh_tokens SET revoked = 1 WHERE email = …", async () => {
+    const { rx, access } = await ready();
+    expect((await postReport(rx, access, makeReport())).status).toBe(200);
+    rx.db.prepare("UPDATE refresh_tokens SET revoked = 1 WHERE email = 'ana@example.org'").run();
+    expect(rx.db.prepare("SELECT revoked FROM refresh_tokens WHERE email = 'ana@example.org'").get()).toEqual({ revoked: 1 });
+    expect(rx.db.prepare('SELECT revoked_at FROM user_tokens').get()).toEqual({ revoked_at: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/) });
+    // Its access token stops at once; nothing else about the user changes.
+    expect((await postReport(rx, access, makeReport({ turn_index: 1 }))).status).toBe(401);
+    expect(usageRows(rx)).toHaveLength(1);
+  });
+
   it('migrates a schema version 1 database: ISO received_at converted, rows and ids kept, NULLs allowed', () => {
     const dir = tempDir();
     try {

@@ -168,14 +168,17 @@ describe('Store', () => {
       ['b@example.org', 'desk', key, null],
     ]);
     expect((await store.listUsers()).map((u) => u.active_keys)).toEqual([1, 1]);
-    expect((await store.revokeKey(key))).toBe(2);
-    expect((await store.revokeKey(key))).toBe(0);
+    await expectCode(() => store.revokeKey(key), 'ambiguous');
+    expect((await store.revokeKey(key, 'A@example.org'))).toBe(1);
+    expect((await store.revokeKey(key, 'a@example.org'))).toBe(0);
     expect((await store.registerKey(a, key, 'laptop'))).toBe('revoked');
+    expect((await store.registerKey(b, key, 'desk'))).toBe('exists');
+    expect((await store.revokeKey(key, 'b@example.org'))).toBe(1);
     expect((await store.listKeys()).every((k) => k.revoked_at === clock.now().toISOString())).toBe(true);
     await expectCode(() => store.revokeKey(Buffer.alloc(32, 8).toString('base64')), 'not-found');
   });
 
-  it('stores one row per model, idempotent on (session_id, turn_index, model)', async () => {
+  it('stores one row per model, idempotent on (user, session_id, turn_index, model)', async () => {
     const auth = (await store.authenticateRefreshToken((await store.createUser('a@example.org')).refreshToken))!;
     const report = makeReport({
       models: {

@@ -31,7 +31,7 @@ describe("the Rust version's SQL against a receiver fed by the e2e scenarios", (
       const email = `${scenario}@example.org`;
       const division = DIVISIONS[scenario]!;
       const token = await receiver.addUser(email, division ? { division } : {});
-      const dir = await retagFixture(fixtureDir(scenario), `0000000${i}`);
+      const dir = await retagFixture(fixtureDir(scenario), i.toString(16).padStart(8, '0'));
       const { dataDir, home } = await makeDataDir();
       const pluginRoot = await installPlugin(dataDir);
       const { meta } = await replayTimeline(dir, { dataDir, env: hookEnv({ dataDir, home, pluginRoot, endpoint: receiver.url, token }), pluginRoot });

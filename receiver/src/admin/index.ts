@@ -84,11 +84,13 @@ function confirmation(route: PostRoute, form: URLSearchParams, csrfToken: string
   if (route === '/admin/keys/revoke') {
     const key = parsePublicKey(form);
     if (!key.ok) return null;
+    const owner = parseEmail(form);
+    const whose = owner.ok ? ` of ${owner.value}` : '';
     return renderConfirm({
       title: 'Revoke device key?',
-      text: `The device with key ${key.value} will be refused (403 key-revoked) and goes silent. This cannot be undone for this key.`,
+      text: `The device${whose} with key ${key.value} will be refused (403 key-revoked) and goes silent. This cannot be undone for this key.`,
       action: route,
-      fields: { csrf_token: csrfToken, public_key: key.value },
+      fields: { csrf_token: csrfToken, public_key: key.value, ...(owner.ok ? { email: owner.value } : {}) },
       button: 'Revoke the key',
     });
   }
@@ -211,13 +213,16 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
         case '/admin/keys/revoke': {
           const key = parsePublicKey(form);
           if (!key.ok) return { kind: 'error', text: key.error };
-          const n = await deps.store.revokeKey(key.value);
+          // The row's user: revocation applies to that one registration, never to every user of the key.
+          const owner = parseEmail(form);
+          const n = await deps.store.revokeKey(key.value, owner.ok ? owner.value : undefined);
           return { kind: 'ok', text: `Revoked ${n} device key${n === 1 ? '' : 's'}. The device stops reporting.` };
         }
       }
     } catch (err) {
       const code = errorCode(err);
       if (code === 'exists') return { kind: 'error', text: 'A user with that email already exists.' };
+      if (code === 'ambiguous') return { kind: 'error', text: 'Several users registered that key: revoke it from its row in Device keys.' };
       if (code === 'not-found') return { kind: 'error', text: route === '/admin/keys/revoke' ? 'No such device key.' : 'No such user.' };
       if (code === 'revoked') return { kind: 'error', text: 'That user is revoked. Provision them again to issue a new token.' };
       if (code === 'invalid') return { kind: 'error', text: 'Invalid input: check the email, division and days.' };

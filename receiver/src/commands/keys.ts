@@ -8,7 +8,7 @@ export const keysCommand: CommandSpec = {
     const keys = program
       .command('keys')
       .description('list and revoke device signing keys (database: DATABASE_PATH)')
-      .addHelpText('after', '\nExample:\n  ccflux-receiver keys revoke "q0Zx...base64...="');
+      .addHelpText('after', '\nExample:\n  ccflux-receiver keys revoke "q0Zx...base64...=" --user ana@example.org');
 
     keys
       .command('list')
@@ -36,15 +36,16 @@ export const keysCommand: CommandSpec = {
 
     keys
       .command('revoke')
-      .description("revoke a public key: that device's reports get 403 key-revoked and the device goes silent")
+      .description("revoke one user's registration of a public key: that device's reports get 403 key-revoked and it goes silent")
       .argument('<public-key>', 'base64 public key as shown by keys list')
+      .option('--user <email>', 'the user whose registration to revoke (needed when several users registered the key)')
       .option('--json', 'print {"public_key","revoked_registrations"}')
       .option('--create', CREATE_OPTION_HELP)
-      .action((publicKey: string, opts: { json?: boolean; create?: boolean }) =>
+      .action((publicKey: string, opts: { user?: string; json?: boolean; create?: boolean }) =>
         act(async () => {
-          const changed = await withStore(ctx, (store) => store.revokeKey(publicKey.trim()), opts);
+          const changed = await withStore(ctx, (store) => store.revokeKey(publicKey.trim(), opts.user), opts);
           if (opts.json) ctx.output.out(JSON.stringify({ public_key: publicKey.trim(), revoked_registrations: changed }));
-          else ctx.output.out(changed === 0 ? 'key was already revoked' : `revoked ${changed} registration(s) of the key`);
+          else ctx.output.out(changed === 0 ? 'key was already revoked' : 'revoked the key for that user');
           return EXIT.ok;
         }),
       );

@@ -147,6 +147,55 @@ export const MIGRATIONS: readonly string[] = [
            strftime('%Y-%m-%d %H:%M:%S', t.created_at) AS created_at
     FROM user_tokens t JOIN users u ON u.id = t.user_id;
   `,
+  // 4: idempotency per user (issue 16). The key was (session_id, turn_index, model) across all
+  // users, so whoever sent a session id first swallowed everyone else's rows with it; it becomes
+  // (user_id, session_id, turn_index, model). SQLite cannot change a table constraint in place: the
+  // table is rebuilt with the same columns and ids.
+  `
+  CREATE TABLE usage_events_v4 (
+    id                  INTEGER PRIMARY KEY,
+    user_email          TEXT NOT NULL,
+    user_token          TEXT NOT NULL,
+    device_id           TEXT NOT NULL DEFAULT '',
+    session_id          TEXT NOT NULL,
+    turn_index          INTEGER NOT NULL,
+    timestamp_utc       TEXT NOT NULL,
+    session_start_utc   TEXT,
+    model               TEXT NOT NULL,
+    input_tokens        INTEGER NOT NULL,
+    output_tokens       INTEGER NOT NULL,
+    cache_read_tokens   INTEGER NOT NULL,
+    cache_write_tokens  INTEGER NOT NULL,
+    plugin_version      TEXT,
+    schema_version      INTEGER NOT NULL,
+    received_at         TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    user_id             INTEGER REFERENCES users(id),
+    reported_email      TEXT NOT NULL DEFAULT '',
+    signed              INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (user_id, session_id, turn_index, model)
+  );
+  INSERT INTO usage_events_v4 SELECT
+    id, user_email, user_token, device_id, session_id, turn_index, timestamp_utc, session_start_utc, model,
+    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, plugin_version, schema_version,
+    received_at, user_id, reported_email, signed
+  FROM usage_events;
+  DROP TABLE usage_events;
+  ALTER TABLE usage_events_v4 RENAME TO usage_events;
+  CREATE INDEX usage_events_user_time ON usage_events(user_id, timestamp_utc);
+  CREATE INDEX usage_events_time ON usage_events(timestamp_utc);
+  CREATE INDEX usage_events_received ON usage_events(received_at);
+  `,
+  // 5: the Rust version's revocation, `UPDATE refresh_tokens SET revoked = 1 WHERE email = '…'`,
+  // keeps working on the view: it revokes those tokens (their access tokens stop with them, since
+  // an access token is valid only while its refresh token is). Un-revoking is not possible this way.
+  `
+  CREATE TRIGGER refresh_tokens_revoke INSTEAD OF UPDATE OF revoked ON refresh_tokens
+  WHEN NEW.revoked <> 0 AND OLD.revoked = 0
+  BEGIN
+    UPDATE user_tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+     WHERE token_ref = OLD.token AND revoked_at IS NULL;
+  END;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -77,3 +77,21 @@ export function limitRetryAfter(
 export function sqliteTimestamp(date: Date): string {
   return date.toISOString().slice(0, 19).replace('T', ' ');
 }
+
+/**
+ * The one registration `revokeKey` acts on: the user's (by normalized email) when given, else the
+ * key's only one. Throws `not-found`, or `ambiguous` when several users registered the key.
+ */
+export function pickRegistration<R extends { email: string }>(rows: readonly R[], email: string | undefined): R {
+  const matching = email === undefined ? rows : rows.filter((r) => r.email === email);
+  if (matching.length === 0) {
+    throw new ReceiverError('not-found', email === undefined ? 'no device key with that public key' : `no such key registered to ${email}`);
+  }
+  if (matching.length > 1) {
+    throw new ReceiverError(
+      'ambiguous',
+      `that public key is registered to ${matching.length} users (${matching.map((r) => r.email).join(', ')}); name the user whose device to revoke`,
+    );
+  }
+  return matching[0]!;
+}

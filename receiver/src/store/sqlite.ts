@@ -25,6 +25,7 @@ import {
   MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN,
   MAX_ACTIVE_KEYS_PER_USER,
   normalizeEmail,
+  pickRegistration,
   sqliteTimestamp,
 } from './rules';
 import type {
@@ -192,15 +193,19 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Revokes a public key for every user it is registered to; returns how many registrations
-   * changed (0 when all were already revoked). `not-found` when the key was never registered.
+   * Revokes one (user, key) registration: the user's, when `email` is given; otherwise the key's
+   * only registration (`ambiguous` when several users registered the same public key, so that
+   * revoking one user's device can never silence another's). Returns 1, or 0 when it was already
+   * revoked; `not-found` when there is no such registration.
    */
-  async revokeKey(publicKey: string): Promise<number> {
+  async revokeKey(publicKey: string, email?: string): Promise<number> {
+    const address = email === undefined ? undefined : normalizeEmail(email);
     return this.db
       .transaction(() => {
-        const known = this.stmts.countKey.get(publicKey) as { n: number };
-        if (known.n === 0) throw new ReceiverError('not-found', 'no device key with that public key');
-        return this.stmts.revokeKey.run(this.nowIso(), publicKey).changes;
+        const rows = this.stmts.registrationsOfKey.all(publicKey) as { id: number; email: string; revoked_at: string | null }[];
+        const target = pickRegistration(rows, address);
+        if (target.revoked_at !== null) return 0;
+        return this.stmts.revokeKeyById.run(this.nowIso(), target.id).changes;
       })
       .immediate();
   }
@@ -283,7 +288,7 @@ export class SqliteStore implements Store {
   // ---- usage ---------------------------------------------------------------------------------
 
   /**
-   * Stores one row per model, idempotent on (session_id, turn_index, model): a retried or replayed
+   * Stores one row per model, idempotent on (user, session_id, turn_index, model): a retried or replayed
    * report inserts nothing. Returns how many rows were new. `deviceKeyId`, the verified signing
    * key, gets its last_seen_at in the same transaction (one commit per report).
    */
@@ -425,8 +430,10 @@ function prepareStatements(db: Db) {
       SELECT dk.id, u.email AS user_email, dk.device_id, dk.public_key, dk.registered_at, dk.last_seen_at, dk.revoked_at
       FROM device_keys dk JOIN users u ON u.id = dk.user_id
       ORDER BY dk.registered_at, dk.id`),
-    countKey: p('SELECT count(*) AS n FROM device_keys WHERE public_key = ?'),
-    revokeKey: p('UPDATE device_keys SET revoked_at = ? WHERE public_key = ? AND revoked_at IS NULL'),
+    registrationsOfKey: p(
+      'SELECT dk.id, u.email, dk.revoked_at FROM device_keys dk JOIN users u ON u.id = dk.user_id WHERE dk.public_key = ? ORDER BY dk.id',
+    ),
+    revokeKeyById: p('UPDATE device_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
     countActiveKeysOfUser: p('SELECT count(*) AS n FROM device_keys WHERE user_id = ? AND revoked_at IS NULL'),
     insertKey: p('INSERT INTO device_keys (user_id, public_key, device_id, registered_at) VALUES (?, ?, ?, ?)'),
     keyOfUser: p('SELECT id, device_id, revoked_at FROM device_keys WHERE user_id = ? AND public_key = ?'),

@@ -101,9 +101,9 @@ export interface Store {
 
   // device keys
   listKeys(): Promise<KeyRow[]>;
-  /** Revokes a public key for every user it is registered to; returns how many registrations
-   * changed (0 when all were already revoked). `not-found` when the key was never registered. */
-  revokeKey(publicKey: string): Promise<number>;
+  /** Revokes one (user, key) registration: `email`'s, or the key's only one (`ambiguous` when
+   * several users registered it). 1 when revoked now, 0 when it already was; `not-found`. */
+  revokeKey(publicKey: string, email?: string): Promise<number>;
   registerKey(auth: AuthContext, publicKey: string, deviceId: string): Promise<RegisterKeyOutcome>;
   /** The key as registered to this user; another user's registration of it does not count. */
   findDeviceKey(userId: number, publicKey: string): Promise<DeviceKey | undefined>;
@@ -119,7 +119,7 @@ export interface Store {
   countActiveAccessTokens(): Promise<number>;
 
   // usage
-  /** One row per model, idempotent on (session_id, turn_index, model): a retried or replayed
+  /** One row per model, idempotent on (user, session_id, turn_index, model): a retried or replayed
    * report inserts nothing. Returns how many rows were new. */
   insertReport(auth: AuthContext, report: ReportBody, opts: InsertOptions): Promise<{ inserted: number }>;
   /** Everything the dashboard shows, as of `now`, for one view (range, filters, events page;

@@ -139,7 +139,8 @@ export function classify(body: MessagesBody): RequestKind {
   const system = typeof body.system === 'string' ? body.system : textOf(body.system);
   const lastUser = [...(body.messages ?? [])].reverse().find((m) => m.role === 'user');
   const asked = `${system}\n${textOf(lastUser?.content)}`;
-  if (/<summary>|summar(y|ize) of the conversation|create a detailed summary/i.test(asked)) return 'compaction';
+  // Not `<summary>` alone: background-task notifications carry one too.
+  if (/create a detailed summary of the conversation/i.test(asked)) return 'compaction';
   if (/classif|security monitor|safety monitor|transcript.*(allow|block)/i.test(system)) return 'classifier';
   return 'other';
 }

@@ -43,6 +43,7 @@ export function renderKeys(ctx: TableContext, rows: readonly KeyRow[], mode: Ren
         k.revokedAt === null
           ? `<form class="inline" method="post" action="/admin/keys/revoke">${csrfField(csrf)}` +
             `<input type="hidden" name="public_key" value="${esc(k.publicKey)}">` +
+            `<input type="hidden" name="email" value="${esc(k.email)}">` +
             `<button class="danger" type="submit">Revoke</button></form>`
           : '',
     });
