@@ -107,7 +107,9 @@ async function main() {
   try {
     // The SEA main script is compiled as a CommonJS function body: a `#!` line is a syntax error there.
     const main = join(work, 'main.cjs');
-    await writeFile(main, bundleText.replace(/^#![^\n]*\n/, ''));
+    // The compile-cache loader in front of the code is for plain Node: a SEA has its own cache.
+    const marker = bundleText.indexOf('\n//ccflux:body\n');
+    await writeFile(main, marker === -1 ? bundleText.replace(/^#![^\n]*\n/, '') : bundleText.slice(marker + 1));
     const blob = join(work, 'sea.blob');
     const config = join(work, 'sea-config.json');
     await writeFile(

@@ -16,6 +16,7 @@
  * keeps groups from being reported twice.
  */
 import { createHash } from 'node:crypto';
+import { readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Logger } from '../local/log';
 
@@ -185,7 +186,10 @@ export async function readNewLines(
     };
     const chunk = Buffer.allocUnsafe(chunkBytes);
     for (;;) {
-      const { bytesRead } = await handle.read(chunk, 0, chunkBytes, position);
+      // A synchronous read of the next chunk: the worker has nothing else to do meanwhile, and a
+      // page-cache read is far cheaper than a round trip through libuv's thread pool (which a
+      // busy machine can leave waiting; half a cold read's time in a profile).
+      const bytesRead = readSync(handle.fd, chunk, 0, chunkBytes, position);
       if (bytesRead === 0) break;
       matcher?.startChunk(chunk, bytesRead);
       let lineStart = 0;
