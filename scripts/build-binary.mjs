@@ -19,6 +19,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bundleCode } from './bundle-layout.mjs';
 
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const SEA_RESOURCE = 'NODE_SEA_BLOB';
@@ -108,8 +109,7 @@ async function main() {
     // The SEA main script is compiled as a CommonJS function body: a `#!` line is a syntax error there.
     const main = join(work, 'main.cjs');
     // The compile-cache loader in front of the code is for plain Node: a SEA has its own cache.
-    const marker = bundleText.indexOf('\n//ccflux:body\n');
-    await writeFile(main, marker === -1 ? bundleText.replace(/^#![^\n]*\n/, '') : bundleText.slice(marker + 1));
+    await writeFile(main, bundleCode(bundleText));
     const blob = join(work, 'sea.blob');
     const config = join(work, 'sea-config.json');
     await writeFile(

@@ -8,6 +8,7 @@ import { build } from 'esbuild';
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BODY_MARKER } from './bundle-layout.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
@@ -39,26 +40,29 @@ const common = {
 
 /**
  * Node 20 has no `module.enableCompileCache` (22+), so the CLI bundle carries its own: a short
- * loader in front of the code compiles the code with `vm.Script` and V8's cached data from
- * `<bundle>.<node version>-<arch>.cache` beside it (keyed on the bundle's size, mtime and inode), and writes that cache at exit when it was
- * missing or rejected (another Node, a new bundle). Compiling ~700 KB and the functions a hook
- * run calls costs more than reading a cache (docs/bench.md). The code itself follows a marker
- * after a top-level `return`, so without the loader (an error, CCFLUX_NO_COMPILE_CACHE=1) the
- * same file runs it directly. The cache sits with the code it caches: whoever can write one can
- * write the other. scripts/build-binary.mjs strips the loader (a SEA has its own code cache).
+ * loader compiles the code with `vm.Script` and V8's cached data from
+ * `<bundle>.<node version>-<arch>.cache` beside it (keyed on the bundle's size, mtime and inode:
+ * V8 itself only checks the source's length), and writes that cache at exit when it was missing
+ * or rejected, or was made by a command other than a hook worker (whose functions it then lacks).
+ * The code sits in a block comment after the loader, so compiling the file itself skips it in
+ * one scan instead of parsing 700 KB (a comment end inside it gets a NUL between its two
+ * characters, scripts/bundle-layout.mjs). The cache sits with
+ * the code it caches: whoever can write one can write the other. CCFLUX_NO_COMPILE_CACHE=1
+ * compiles without it. scripts/build-binary.mjs takes the code alone (a SEA has its own cache).
  */
-export const BODY_MARKER = '\n//ccflux:body\n';
 const LOADER = `'use strict';
-const __ccfluxMain = (() => {
+(() => {
+  const fs = require('node:fs');
+  const vm = require('node:vm');
+  const text = fs.readFileSync(__filename, 'utf8');
+  const mark = '\\n/*ccflux' + ':body\\n';
+  const body = text.slice(text.indexOf(mark) + mark.length, text.lastIndexOf('*' + '/')).replaceAll('*\\0/', '*' + '/');
+  const code = '(function (exports, require, module, __filename, __dirname) {' + body + '\\n})';
+  // The code must not use import() (no loader for it in a vm.Script on Node 20): the build fails if it does.
+  const options = { filename: __filename };
+  let script;
   try {
-    if (process.env.CCFLUX_NO_COMPILE_CACHE === '1') return null;
-    const fs = require('node:fs');
-    const vm = require('node:vm');
-    const text = fs.readFileSync(__filename, 'utf8');
-    const at = text.indexOf('\\n//ccflux' + ':body\\n');
-    if (at === -1) return null;
-    const code = '(function (exports, require, module, __filename, __dirname) {' + text.slice(at) + '\\n})';
-    // V8 checks a cache against the source's length only: the key names this very file.
+    if (process.env.CCFLUX_NO_COMPILE_CACHE === '1') throw new Error('off');
     const st = fs.statSync(__filename);
     const key = [process.version, process.arch, st.size, Math.floor(st.mtimeMs), st.ino].join('-');
     // Hook workers (the hot path) want a cache made by a worker run, which compiled their functions.
@@ -69,14 +73,13 @@ const __ccfluxMain = (() => {
     let stale = true;
     try {
       const file = fs.readFileSync(cachePath);
-      const nl = file.indexOf(10);
-      const found = file.subarray(0, nl + 1).toString('latin1');
+      const found = file.subarray(0, file.indexOf(10) + 1).toString('latin1');
       if (found.slice(0, key.length + 1) === key + ' ') {
-        cachedData = file.subarray(nl + 1);
+        cachedData = file.subarray(found.length);
         stale = worker && found !== header;
       }
     } catch {}
-    const script = new vm.Script(code, { filename: __filename, cachedData });
+    script = new vm.Script(code, { ...options, cachedData });
     if (stale || script.cachedDataRejected) {
       // At exit the cache also holds the functions this run compiled lazily.
       process.once('exit', () => {
@@ -87,24 +90,21 @@ const __ccfluxMain = (() => {
         } catch {}
       });
     }
-    return script.runInThisContext();
   } catch {
-    return null;
+    script = new vm.Script(code, options);
   }
-})();
-if (__ccfluxMain !== null) {
-  __ccfluxMain.call(exports, exports, require, module, __filename, __dirname);
-  return;
-}`;
+  script.runInThisContext().call(exports, exports, require, module, __filename, __dirname);
+})();`;
 
 async function buildCli() {
   const result = await build({ ...common, entryPoints: [join(root, 'src/cli/main.ts')], minify: true, write: false });
   const code = result.outputFiles[0].text;
-  if (code.includes(BODY_MARKER)) throw new Error('the bundle contains the body marker');
+  if (code.includes('\0') || code.includes('*\\0/')) throw new Error('the bundle holds a NUL byte: the comment encoding would not round-trip');
+  if (/[^\w$.]import\(/.test(code)) throw new Error('the bundle uses import(): load builtins with process.getBuiltinModule (see the loader)');
   const out = join(root, 'plugin/dist/ccflux.cjs');
   mkdirSync(dirname(out), { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
-  writeFileSync(tmp, `#!/usr/bin/env node\n${LOADER}${BODY_MARKER}${code}`);
+  writeFileSync(tmp, `#!/usr/bin/env node\n${LOADER}${BODY_MARKER}${code.replaceAll('*/', '*\0/')}*/\n`);
   chmodSync(tmp, 0o755);
   renameSync(tmp, out);
 }

@@ -18,7 +18,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Agent as HttpAgent, ClientRequest, IncomingMessage } from 'node:http';
-import { rootCertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { httpAllowed } from '../local/credentials';
 
@@ -157,7 +156,11 @@ async function prepare(options: TransportOptions, timeouts: TransportTimeouts): 
     }
   }
   // `ca` replaces Node's roots, so an extra CA is added to them rather than passed alone.
-  const tls = extraCas.length > 0 ? { ca: [...rootCertificates, ...extraCas] } : {};
+  // node:tls only when needed: loading it costs a hook run ~10-20 ms (docs/bench.md). Builtins
+  // are loaded lazily with getBuiltinModule, not import(): the bundle runs from a vm.Script
+  // (scripts/build.mjs) where Node 20 has no loader for import().
+  const ca = extraCas.length > 0 ? [...process.getBuiltinModule('node:tls').rootCertificates, ...extraCas] : undefined;
+  const tls = ca ? { ca } : {};
   const connect = { ...tls, timeout: timeouts.connectMillis };
   const agentOptions = {
     connect,
@@ -170,7 +173,7 @@ async function prepare(options: TransportOptions, timeouts: TransportTimeouts): 
   const httpProxy = env.http_proxy ?? env.HTTP_PROXY ?? '';
   const httpsProxy = env.https_proxy ?? env.HTTPS_PROXY ?? '';
   if (httpProxy === '' && httpsProxy === '') {
-    return { ok: true, kind: 'node', ca: extraCas.length > 0 ? [...rootCertificates, ...extraCas] : undefined, agents: new Map() };
+    return { ok: true, kind: 'node', ca, agents: new Map() };
   }
   {
     const undici: Undici = await import('undici');
@@ -288,7 +291,7 @@ async function exchangeNode(
 ): Promise<TransportResult> {
   const target = new URL(url);
   const secure = target.protocol === 'https:';
-  const lib = secure ? await import('node:https') : await import('node:http');
+  const lib = secure ? process.getBuiltinModule('node:https') : process.getBuiltinModule('node:http');
   const agent = agentFor(engine, target, lib);
   const body = method === 'POST' ? (init.body ?? '') : undefined;
   const headers: Record<string, string | number> = { ...(init.headers ?? {}) };
