@@ -15,6 +15,8 @@ export interface ReceiverConfig {
   /** `bodyLimitKb * 1024`, the byte limit the server enforces. */
   bodyLimitBytes: number;
   requireSignatures: boolean;
+  /** `/register-key` must carry a proof of possession (the request signed by the key). */
+  requireKeyProof: boolean;
   /** Enables `/admin/` when set. Never printed. */
   adminToken: string | undefined;
   cookieSecure: boolean;
@@ -179,6 +181,7 @@ export function parseConfig(env: Env): ConfigResult {
   const bodyLimitKb = parseInteger(env, 'BODY_LIMIT_KB', BOUNDS.bodyLimitKb.min, BOUNDS.bodyLimitKb.max, errors);
   const { maxConnections, maxConnectionsPerAddress } = parseConnectionLimits(env, errors);
   const requireSignatures = parseBoolean(env, 'REQUIRE_SIGNATURES', errors);
+  const requireKeyProof = parseBoolean(env, 'REQUIRE_KEY_PROOF', errors);
   const cookieSecure = parseBoolean(env, 'COOKIE_SECURE', errors);
 
   let adminToken: string | undefined;
@@ -286,6 +289,7 @@ export function parseConfig(env: Env): ConfigResult {
       bodyLimitKb,
       bodyLimitBytes: bodyLimitKb * 1024,
       requireSignatures,
+      requireKeyProof,
       adminToken,
       cookieSecure,
       pricesFile,
@@ -312,6 +316,7 @@ export function describeConfig(config: ReceiverConfig): string[] {
     `RATE_LIMIT_PER_MINUTE=${config.rateLimitPerMinute}`,
     `BODY_LIMIT_KB=${config.bodyLimitKb}`,
     `REQUIRE_SIGNATURES=${config.requireSignatures ? 'on' : 'off'}`,
+    `REQUIRE_KEY_PROOF=${config.requireKeyProof ? 'on' : 'off'}`,
     `ADMIN_TOKEN=${config.adminToken === undefined ? 'unset (dashboard disabled)' : '******** (set, dashboard enabled)'}`,
     `COOKIE_SECURE=${config.cookieSecure ? 'on' : 'off'}`,
     `PRICES_FILE=${config.pricesFile ?? 'unset (shipped prices)'}`,

@@ -7,6 +7,8 @@ export interface Output {
   out(line: string): void;
   /** One line on stderr (people: configuration, warnings, errors). */
   err(line: string): void;
+  /** Raw text on stdout, waiting until the stream drains (exports); optional for test sinks. */
+  write?(text: string): Promise<void>;
 }
 
 export function createOutput(
@@ -20,6 +22,11 @@ export function createOutput(
     err: (line) => {
       stderr.write(line.endsWith('\n') ? line : `${line}\n`);
     },
+    write: (text) =>
+      new Promise<void>((resolve) => {
+        if (stdout.write(text)) resolve();
+        else stdout.once('drain', () => resolve());
+      }),
   };
 }
 

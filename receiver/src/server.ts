@@ -9,6 +9,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { createAdminHandler } from './admin/index';
 import type { ReceiverConfig } from './config';
 import { answerEarly, originFormTarget, sendError } from './http';
+import { type Logger, routeName, silentLogger } from './log';
 import { Metrics } from './metrics';
 import { PriceBook } from './prices/cost';
 import { loadPrices } from './prices/load';
@@ -37,6 +38,8 @@ export interface ReceiverOptions {
   now?: () => Date;
   /** Where unexpected errors are reported; silent by default. */
   output?: Output;
+  /** JSON request and event log (LOG_LEVEL); silent by default. */
+  logger?: Logger;
 }
 
 export interface Receiver {
@@ -83,11 +86,12 @@ export function createReceiver(options: ReceiverOptions): Receiver {
   const { config, store } = options;
   const now = options.now ?? (() => new Date());
   const output = options.output ?? silentOutput;
+  const logger = options.logger ?? silentLogger;
   const metrics = new Metrics();
-  const deps: RouteDeps = { config, store, metrics, now, output };
   // A bad PRICES_FILE stops the start (ReceiverError 'config'), before anything listens.
   const prices = new PriceBook(loadPrices(config.pricesFile));
-  const admin = config.adminToken === undefined ? null : createAdminHandler({ config, store, now, metrics, prices });
+  const deps: RouteDeps = { config, store, metrics, now, output, prices };
+  const admin = config.adminToken === undefined ? null : createAdminHandler({ config, store, now, metrics, prices, logger });
 
   const active = new Set<ServerResponse>();
   let closing = false;
@@ -113,6 +117,12 @@ export function createReceiver(options: ReceiverOptions): Receiver {
     if (refused.has(req.socket)) return void res.destroy();
     active.add(res);
     if (closing) res.shouldKeepAlive = false;
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      if (!logger.isLevelEnabled('info')) return;
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      logger.info({ msg: 'request', method: req.method, route: routeName(originFormTarget(req.url)?.path ?? null), status: res.statusCode, ms: Math.round(ms * 10) / 10 });
+    });
     res.on('close', () => {
       active.delete(res);
       // The socket turns idle only after this event; close it then.

@@ -366,3 +366,50 @@ describe('provisioning that fits IT', () => {
     expect(serve.output().stderr).not.toContain(token);
   });
 });
+
+describe('export and logs', () => {
+  it('exports usage, rows and the audit log from the CLI, to stdout or a 0600 file', async () => {
+    const e = { DATABASE_PATH: join(tmp.dir, 'export.db') };
+    await run(['users', 'add', 'exp@example.org', '--division', 'Ops'], e);
+    const audit = await run(['export', 'audit', '--format', 'json'], e);
+    expect(audit.code).toBe(0);
+    expect(JSON.parse(audit.stdout)).toEqual([expect.objectContaining({ action: 'user.provision', actor: 'cli', source: 'cli', target: 'exp@example.org' })]);
+    expect(audit.stderr).toContain('exported 1 audit entries');
+    const usage = await run(['export', '--from', '2026-01-01', '--to', '2026-01-31'], e);
+    expect(usage.stdout.split('\r\n')[0]).toBe('day,user_email,division,model,price_family,turns,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,cache_write_5m_tokens,cache_write_1h_tokens,web_search_requests,cost_usd,cost_estimated');
+    const out = join(tmp.dir, 'events.json');
+    const file = await run(['export', 'events', '--format', 'json', '--out', out], e);
+    expect(file.code).toBe(0);
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual([]);
+    expect((await run(['export', 'events', '--out', out], e)).code).toBe(2);
+    expect((await run(['export', 'nonsense'], e)).code).toBe(2);
+    expect((await run(['export', '--from', '2026-02-01', '--to', '2026-01-01'], e)).stderr).toContain('custom range');
+  });
+
+  it('serve writes one JSON line per request with method, route, status and ms, never the token or query', async () => {
+    const secret = 'q'.repeat(40);
+    const serve = startServe({ DATABASE_PATH: join(tmp.dir, 'log.db'), LISTEN_ADDR: '127.0.0.1:0', ADMIN_TOKEN: secret });
+    const url = await serve.listening;
+    await send(`${url}/admin/?user=private%40example.org&range=7d`, { method: 'GET', headers: bearer(secret) });
+    await send(`${url}/token`, { headers: bearer('ccf_rt_notarealtokennotarealtokennotarealtoken1') });
+    await send(`${url}/wp-admin/setup.php?x=1`, { method: 'GET' });
+    serve.child.kill('SIGTERM');
+    await exited(serve.child);
+    const lines = serve
+      .output()
+      .stderr.split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const requests = lines.filter((l) => l.msg === 'request');
+    expect(requests.map((r) => [r.method, r.route, r.status])).toEqual([
+      ['GET', '/admin/', 200],
+      ['POST', '/token', 401],
+      ['GET', 'other', 404],
+    ]);
+    expect(requests.every((r) => typeof r.ms === 'number' && r.level === 'info' && typeof r.time === 'string')).toBe(true);
+    expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['listening', 'stopped']));
+    const all = serve.output().stderr;
+    for (const leak of [secret, 'private', 'notarealtoken', 'wp-admin', 'x=1']) expect(all).not.toContain(leak);
+  });
+});

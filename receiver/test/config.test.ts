@@ -16,6 +16,7 @@ describe('parseConfig', () => {
         bodyLimitKb: 64,
         bodyLimitBytes: 65536,
         requireSignatures: false,
+        requireKeyProof: false,
         adminToken: undefined,
         cookieSecure: false,
         pricesFile: undefined,

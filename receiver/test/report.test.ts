@@ -70,6 +70,39 @@ describe('POST /report', () => {
       expect(t.receiver.metrics.get('ccflux_reports_duplicate_total')).toBe(1);
     });
 
+    it('schema_version 2: stores the cache-write split and web searches; absent means 0; NULL for version 1', async () => {
+      const v2 = makeReport({
+        schema_version: 2,
+        turn_index: 0,
+        models: {
+          'claude-opus-5-5': {
+            input_tokens: 4,
+            output_tokens: 212,
+            cache_read_tokens: 51_000,
+            cache_write_tokens: 1_200,
+            cache_write_5m_tokens: 300,
+            cache_write_1h_tokens: 900,
+            web_search_requests: 2,
+          },
+          'claude-haiku-5-5': { input_tokens: 1, output_tokens: 1, cache_read_tokens: 0, cache_write_tokens: 0 },
+        },
+      });
+      expect((await postReport(t, access, v2)).status).toBe(200);
+      expect((await postReport(t, access, makeReport({ turn_index: 1 }))).status).toBe(200);
+      const pick = (r: Record<string, unknown>) => [r.model, r.cache_write_5m_tokens, r.cache_write_1h_tokens, r.web_search_requests];
+      expect(usageRows(t).map(pick).sort()).toEqual([
+        ['claude-haiku-5-5', 0, 0, 0],
+        ['claude-opus-5-5', 300, 900, 2],
+        ['claude-sonnet-4-6', null, null, null],
+      ]);
+      const bad = makeReport({
+        schema_version: 2,
+        turn_index: 2,
+        models: { m: { input_tokens: 1, output_tokens: 1, cache_read_tokens: 0, cache_write_tokens: 0, web_search_requests: -1 } },
+      });
+      expect((await postReport(t, access, bad)).status).toBe(400);
+    });
+
     it('accepts a report with no models and stores nothing', async () => {
       const answer = await postReport(t, access, makeReport({ models: {} }));
       expect(answer.status).toBe(200);

@@ -130,6 +130,28 @@ describe('reports the Rust receiver accepts', () => {
   });
 });
 
+describe('the Rust device, request by request', () => {
+  it('its /token (POST, no body, no Content-Type), /register-key and signed /report are answered as it expects', async () => {
+    const rx = await startInProcess({ env: { RATE_LIMIT_PER_MINUTE: '1000', REQUIRE_SIGNATURES: '1' } });
+    t = rx;
+    const { refreshToken } = await rx.store.createUser('ana@example.org', {});
+    // ureq's .call() on a POST: no body, no Content-Type.
+    const token = await send(`${rx.url}/token`, { headers: { authorization: `Bearer ${refreshToken}` } });
+    expect(token.status).toBe(200);
+    const access = (token.json as { access_token: string; expires_at: string; token_type: string }).access_token;
+    const device = makeDevice();
+    const register = await send(`${rx.url}/register-key`, {
+      headers: { authorization: `Bearer ${access}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ public_key: device.publicKey, device_id: 'ana-laptop' }),
+    });
+    expect(register.status).toBe(200);
+    // X-CCFLUX-Timestamp as chrono's to_rfc3339_opts(Secs, true): `…Z`, whole seconds.
+    const answer = await postReport(rx, access, rustBody(), device);
+    expect(answer.status).toBe(200);
+    expect(usageRows(rx)[0]).toMatchObject({ signed: 1, device_id: 'ana-laptop', session_start_utc: null });
+  });
+});
+
 describe('schema: Rust SQL shapes', () => {
   it('stores received_at as YYYY-MM-DD HH:MM:SS (UTC), the Rust text form', async () => {
     const { rx, access } = await ready();

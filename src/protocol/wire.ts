@@ -5,7 +5,10 @@
  * Pure: no I/O, no clock (callers pass `Date`s), no dependencies beyond `node:crypto` types.
  */
 
+/** The lowest schema_version a receiver accepts; later versions only add fields. */
 export const SCHEMA_VERSION = 1;
+/** What this device sends: 2 adds the optional per-model DETAIL_FIELDS. */
+export const DEVICE_SCHEMA_VERSION = 2;
 
 /** Paths beside the report URL. */
 export const PATHS = {
@@ -70,7 +73,14 @@ export const ACCESS_TOKEN_REFRESH_MARGIN_MS = 5 * 60 * 1000;
 
 export const TOKEN_FIELDS = ['input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens'] as const;
 export type TokenField = (typeof TOKEN_FIELDS)[number];
-export type ModelUsage = Record<TokenField, number>;
+/**
+ * schema_version 2, optional per model: the split of `cache_write_tokens` by cache TTL (5-minute
+ * writes bill 1.25× input, 1-hour writes 2×) and server web searches (billed per request). Absent
+ * (old devices) means unknown, not zero: the receiver stores NULL.
+ */
+export const DETAIL_FIELDS = ['cache_write_5m_tokens', 'cache_write_1h_tokens', 'web_search_requests'] as const;
+export type DetailField = (typeof DETAIL_FIELDS)[number];
+export type ModelUsage = Record<TokenField, number> & Partial<Record<DetailField, number>>;
 
 /**
  * The report body. A receiver reads the known keys and ignores any other, at the top level and
@@ -204,6 +214,12 @@ export function validateReport(input: unknown): Validation<ReportBody> {
       known[field] = (known[field] ?? 0) + value;
       if (known[field] > MAX_TOKEN_COUNT) return { ok: false, error: `token counts must be at most ${MAX_TOKEN_COUNT}` };
       reportTokens += value;
+    }
+    for (const field of DETAIL_FIELDS) {
+      const value = usage[field];
+      if (value === undefined || value === null) continue;
+      if (!isCount(value)) return { ok: false, error: 'token counts must be non-negative integers' };
+      known[field] = value;
     }
     // defineProperty: a model named `__proto__` stays an own key, not the prototype.
     Object.defineProperty(models, name, { value: known, enumerable: true, writable: true, configurable: true });

@@ -11,20 +11,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Profile } from './support/claude';
 import type { Step } from './support/fake-api';
-import { type World, openWorld, unavailable } from './support/world';
+import { type World, openWorld, pendingOnDevice, unavailable } from './support/world';
 
-/**
- * Until the device counts cost-state (issue 15 part 2, L5) these two fail by exactly the
- * cost-state-only usage; they run with CCFLUX_CC_PENDING=1.
- */
-const pending = process.env.CCFLUX_CC_PENDING !== '1';
+/** Until the device counts cost-state these two fail by exactly the cost-state-only usage. */
+const pending = pendingOnDevice;
 
 const say = (text: string): Step => ({ content: [{ type: 'text', text }] });
 const bash = (command: string): Step => ({
   content: [{ type: 'tool_use', name: 'Bash', input: { command, description: `Run ${command.split(' ')[0]}` } }],
 });
 
-describe.skipIf(unavailable !== null)('real Claude Code: usage only cost-state holds', () => {
+describe.skipIf(unavailable !== null)('real Claude Code: usage only cost-state holds', { timeout: 120_000 }, () => {
   let world: World;
   let user: Profile;
 

@@ -4,9 +4,10 @@
  * two models, and a receiver that is down for a turn. After each, the receiver must hold exactly
  * what the fake API billed, per model and counter.
  */
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readJsonLines } from '../helpers/env';
+import { readJsonLines, sleep } from '../helpers/env';
 import type { Profile } from './support/claude';
 import type { Step } from './support/fake-api';
 import { type World, openWorld, unavailable } from './support/world';
@@ -16,7 +17,16 @@ const bash = (command: string): Step => ({
 });
 const say = (text: string): Step => ({ content: [{ type: 'text', text }] });
 
-describe.skipIf(unavailable !== null)('real Claude Code, headless: stored equals billed', () => {
+/** Waits (bounded) until no endpoint in the device's `delivery_backoff.json` is still paused. */
+async function waitOutBackoff(user: Profile): Promise<void> {
+  const text = await readFile(join(user.configDir, 'ccflux', 'delivery_backoff.json'), 'utf8').catch(() => '{}');
+  const table = JSON.parse(text) as Record<string, { notBefore?: string }>;
+  const until = Math.max(0, ...Object.values(table).map((e) => Date.parse(e.notBefore ?? '') || 0));
+  const waitMillis = Math.min(until - Date.now() + 500, 60_000);
+  if (waitMillis > 0) await sleep(waitMillis);
+}
+
+describe.skipIf(unavailable !== null)('real Claude Code, headless: stored equals billed', { timeout: 120_000 }, () => {
   let world: World;
   let user: Profile;
 
@@ -102,6 +112,8 @@ describe.skipIf(unavailable !== null)('real Claude Code, headless: stored equals
     } finally {
       await world.receiver.restart();
     }
+    // A device backs off from an endpoint that failed; the first hook after that sends everything.
+    await waitOutBackoff(user);
     await user.prompt('[[rd-2]] second', ['--resume', session]);
     const { billed, stored } = await world.settle([user], [session]);
     expect(stored).toEqual(billed);

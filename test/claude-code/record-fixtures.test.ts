@@ -17,7 +17,7 @@ const bash = (command: string): Step => ({
   content: [{ type: 'tool_use', name: 'Bash', input: { command, description: `Run ${command.split(' ')[0]}` } }],
 });
 
-describe.skipIf(unavailable !== null || process.env.CCFLUX_CC_RECORD !== '1')('record fixtures from the real client', () => {
+describe.skipIf(unavailable !== null || process.env.CCFLUX_CC_RECORD !== '1')('record fixtures from the real client', { timeout: 120_000 }, () => {
   let world: World;
 
   beforeAll(async () => {

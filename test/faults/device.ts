@@ -343,7 +343,7 @@ export function compareTotals(truth: Totals, got: Totals): { missingTokens: numb
     const want = truth[model] ?? zero;
     const have = got[model] ?? zero;
     for (const field of Object.keys(zero) as Array<keyof ModelUsage>) {
-      const diff = have[field] - want[field];
+      const diff = (have[field] ?? 0) - (want[field] ?? 0);
       if (diff < 0) missingTokens -= diff;
       else extraTokens += diff;
     }

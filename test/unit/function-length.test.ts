@@ -3,10 +3,11 @@
  * `receiver/src/` is longer than 80 lines, unless a comment right above it says why it must be
  * one piece (a comment containing "one piece").
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
+import { tsFilesUnder } from '../helpers/source-files';
 
 const MAX_LINES = 80;
 
@@ -23,15 +24,6 @@ const KNOWN_LONG = new Set([
   'receiver/src/admin/index.ts createAdminHandler',
   'receiver/src/server.ts createReceiver',
 ]);
-
-function walk(dir: string, out: string[] = []): string[] {
-  for (const name of readdirSync(dir)) {
-    const p = path.join(dir, name);
-    if (statSync(p).isDirectory()) walk(p, out);
-    else if (p.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
 
 function longFunctions(file: string): string[] {
   const text = readFileSync(file, 'utf8');
@@ -71,7 +63,7 @@ function longFunctions(file: string): string[] {
 
 describe('function length', () => {
   it(`no function in src/ or receiver/src/ is longer than ${MAX_LINES} lines without saying why`, () => {
-    const files = [...walk(path.resolve('src')), ...walk(path.resolve('receiver/src'))];
+    const files = [...tsFilesUnder(path.resolve('src')), ...tsFilesUnder(path.resolve('receiver/src'))];
     expect(files.flatMap(longFunctions)).toEqual([]);
   });
 });

@@ -4,9 +4,10 @@
  * never upward, never sideways between folders of the same layer. No import cycles anywhere in
  * `src/`.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tsFilesUnder } from '../helpers/source-files';
 
 const SRC = path.resolve('src');
 
@@ -21,15 +22,6 @@ const LAYERS: Record<string, number> = {
   'client/commands': 4,
   cli: 5,
 };
-
-function walk(dir: string, out: string[] = []): string[] {
-  for (const name of readdirSync(dir)) {
-    const p = path.join(dir, name);
-    if (statSync(p).isDirectory()) walk(p, out);
-    else if (p.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
 
 function folderOf(file: string): string {
   const rel = path.relative(SRC, file).replace(/\\/g, '/');
@@ -47,7 +39,7 @@ function importsOf(file: string): string[] {
   return out;
 }
 
-const files = walk(SRC);
+const files = tsFilesUnder(SRC);
 const graph = new Map(files.map((f) => [f, importsOf(f)]));
 
 describe('source layout', () => {

@@ -10,7 +10,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ReceiverConfig } from '../config';
-import type { PriceBook } from '../prices/cost';
+import { type Logger, silentLogger } from '../log';
+import { PriceBook } from '../prices/cost';
+import { SHIPPED_PRICES } from '../prices/table';
+import type { AuditAction, AuditActor } from '../store';
 import type { Store } from '../store';
 import { secretsEqual } from '../tokens';
 import { type AuthLimits, DEFAULT_AUTH_LIMITS, LoginLimiter, type Session, SessionStore } from './auth';
@@ -26,7 +29,9 @@ import {
   sessionCookie,
   setSecurityHeaders,
 } from './http';
+import { type ExportFormat, type ExportKind, drainingWriter, exportFileName, streamExport } from './export';
 import { parseFilter } from './filters';
+import { AUDIT_PAGE } from './views/audit';
 import { type Flash, renderConfirm, renderDashboard, renderLogin, renderMessage, renderUserPage, waitText } from './render';
 
 /** Form bodies are a few short fields; anything bigger is not ours. */
@@ -35,7 +40,23 @@ export const MAX_FORM_BYTES = 8 * 1024;
 const MIN_ADMIN_TOKEN_CHARS = 32;
 
 /** The Store methods the dashboard mutates through. */
-export type AdminStore = Pick<Store, 'createUser' | 'revokeUser' | 'reissueToken' | 'revokeKey' | 'dashboard' | 'userSessions'>;
+export type AdminStore = Pick<
+  Store,
+  | 'createUser'
+  | 'revokeUser'
+  | 'reissueToken'
+  | 'revokeKey'
+  | 'dashboard'
+  | 'userSessions'
+  | 'recordAudit'
+  | 'listAudit'
+  | 'listBudgets'
+  | 'setBudget'
+  | 'deleteBudget'
+  | 'listBudgetAlerts'
+  | 'usageGroups'
+  | 'rawEvents'
+>;
 
 export interface AdminDeps {
   /** `adminToken` (ADMIN_TOKEN: unset disables the dashboard, 404) and `cookieSecure` (COOKIE_SECURE). */
@@ -46,6 +67,8 @@ export interface AdminDeps {
   now: () => Date;
   /** Accepted for the server's convenience; unused. */
   metrics?: unknown;
+  /** Event log for admin actions (the audit log itself is in the database). */
+  logger?: Logger;
   /** Tests shorten these. */
   limits?: Partial<AuthLimits>;
 }
@@ -65,6 +88,13 @@ function errorCode(err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' ? code : undefined;
+}
+
+const SHIPPED_BOOK = new PriceBook(SHIPPED_PRICES);
+
+function pageParam(params: URLSearchParams, name: string): number {
+  const n = Number(params.get(name) ?? '1');
+  return Number.isSafeInteger(n) && n >= 1 && n <= 100_000 ? n : 1;
 }
 
 /** Revokes ask once more on a page of their own; null when the form already says confirm=yes. */
@@ -102,6 +132,14 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
   const sessions = new SessionStore(limits);
   const limiter = new LoginLimiter(limits);
   const prices = deps.prices;
+  const logger = deps.logger ?? silentLogger;
+
+  /** Every admin action goes to the audit log (time, source address, what changed) and the event log. */
+  const audit = async (req: IncomingMessage, actor: AuditActor, action: AuditAction, target: string, detail?: Record<string, unknown>): Promise<void> => {
+    const source = clientAddress(req);
+    logger.info({ msg: 'admin action', action, actor, source, target });
+    await deps.store.recordAudit({ actor, source, action, target, ...(detail === undefined ? {} : { detail }) });
+  };
   const defaultTz = deps.config.displayTimeZone ?? 'UTC';
   const seatPriceUsd = deps.config.seatPriceUsd ?? null;
   const adminToken = deps.config.adminToken ?? '';
@@ -132,19 +170,38 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     const filter = parseFilter(params, now.getTime(), defaultTz);
     const eventsPage = Number(params.get('events.page') ?? '1');
     const data = await deps.store.dashboard(now, { filter, eventsPage: Number.isSafeInteger(eventsPage) ? eventsPage : 1, prices });
+    const auditPage = pageParam(params, 'audit.page');
+    const audit = await deps.store.listAudit({ fromIso: filter.fromIso, toIso: filter.toIso, limit: AUDIT_PAGE, offset: (auditPage - 1) * AUDIT_PAGE });
+    const budgets = { list: await deps.store.listBudgets(), alerts: await deps.store.listBudgetAlerts(20) };
     if (params.has('export')) {
-      const html = renderDashboard(data, { mode: { kind: 'export' }, seatPriceUsd });
+      const html = renderDashboard(data, { mode: { kind: 'export' }, seatPriceUsd, audit, auditPage, budgets });
       sendHtml(res, 200, html, { 'content-disposition': `attachment; filename="ccflux-usage-${data.generatedAt.slice(0, 10)}.html"` });
       return;
     }
     if (auth.kind === 'session') {
       const flash = auth.session.flash;
       auth.session.flash = null;
-      const html = renderDashboard(data, { mode: { kind: 'session', csrfToken: auth.session.csrfToken }, flash, warnings: warnings(req), params, seatPriceUsd });
+      const html = renderDashboard(data, { mode: { kind: 'session', csrfToken: auth.session.csrfToken }, flash, warnings: warnings(req), params, seatPriceUsd, audit, auditPage, budgets });
       sendHtml(res, 200, html);
       return;
     }
-    sendHtml(res, 200, renderDashboard(data, { mode: { kind: 'readonly' }, warnings: warnings(req), params, seatPriceUsd }));
+    sendHtml(res, 200, renderDashboard(data, { mode: { kind: 'readonly' }, warnings: warnings(req), params, seatPriceUsd, audit, auditPage, budgets }));
+  };
+
+  const exportFile = async (res: ServerResponse, url: URL, kind: ExportKind, format: ExportFormat): Promise<void> => {
+    const filter = parseFilter(url.searchParams, deps.now().getTime(), defaultTz);
+    res.writeHead(200, {
+      'content-type': format === 'csv' ? 'text/csv; charset=utf-8' : 'application/json; charset=utf-8',
+      'content-disposition': `attachment; filename="${exportFileName(kind, format, filter)}"`,
+    });
+    try {
+      const count = await streamExport(deps.store, kind, format, filter, prices ?? SHIPPED_BOOK, drainingWriter(res));
+      logger.info({ msg: 'export', kind, format, rows: count });
+      res.end();
+    } catch (err) {
+      logger.warn({ msg: 'export stopped', kind, format, error: (err as Error).message });
+      res.destroy();
+    }
   };
 
   const showUser = async (res: ServerResponse, url: URL, auth: Auth): Promise<void> => {
@@ -175,11 +232,13 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     const token = body.form.get('token') ?? '';
     if (!secretsEqual(token, adminToken)) {
       limiter.recordFailure(address, nowMillis);
+      await audit(req, 'anonymous', 'login.failure', '', { via: 'form' });
       return sendHtml(res, 401, renderLogin({ error: 'Wrong admin token.' }));
     }
     // A fresh id on every login: a session id planted before login is never promoted.
     if (current.kind === 'session') sessions.delete(current.id);
     const { id } = sessions.create(nowMillis);
+    await audit(req, 'session', 'login.success', '', { via: 'form' });
     redirect(res, 303, '/admin/', { 'set-cookie': sessionCookie(id, { maxAgeSeconds: Math.floor(limits.sessionMaxMillis / 1000), secure }) });
   };
 
@@ -194,6 +253,7 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
           if (p.value.division !== '') opts.division = p.value.division;
           if (p.value.days !== undefined) opts.days = p.value.days;
           const { refreshToken } = await deps.store.createUser(p.value.email, opts);
+          await audit(req, 'session', 'user.provision', p.value.email.toLowerCase(), { division: p.value.division, ...(p.value.days === undefined ? {} : { days: p.value.days }) });
           return { kind: 'token', action: 'provisioned', email: p.value.email, refreshToken, endpoint: publicEndpoint(req, secure) };
         }
         case '/admin/users/reissue': {
@@ -202,12 +262,14 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
           const days = parseDays(form);
           if (!days.ok) return { kind: 'error', text: days.error };
           const { refreshToken } = await deps.store.reissueToken(email.value, days.value === undefined ? {} : { days: days.value });
+          await audit(req, 'session', 'user.reissue', email.value.toLowerCase(), days.value === undefined ? undefined : { days: days.value });
           return { kind: 'token', action: 'reissued', email: email.value, refreshToken, endpoint: publicEndpoint(req, secure) };
         }
         case '/admin/users/revoke': {
           const email = parseEmail(form);
           if (!email.ok) return { kind: 'error', text: email.error };
           await deps.store.revokeUser(email.value);
+          await audit(req, 'session', 'user.revoke', email.value.toLowerCase());
           return { kind: 'ok', text: `Revoked ${email.value}: their tokens no longer work.` };
         }
         case '/admin/keys/revoke': {
@@ -216,6 +278,7 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
           // The row's user: revocation applies to that one registration, never to every user of the key.
           const owner = parseEmail(form);
           const n = await deps.store.revokeKey(key.value, owner.ok ? owner.value : undefined);
+          await audit(req, 'session', 'key.revoke', key.value, { registrations: n, ...(owner.ok ? { user: owner.value.toLowerCase() } : {}) });
           return { kind: 'ok', text: `Revoked ${n} device key${n === 1 ? '' : 's'}. The device stops reporting.` };
         }
       }
@@ -253,6 +316,7 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     if (confirm !== null) return sendHtml(res, 200, confirm);
     if (route === '/admin/logout') {
       sessions.delete(auth.id);
+      await audit(req, 'session', 'logout', '');
       return redirect(res, 303, '/admin/login', { 'set-cookie': clearedSessionCookie(secure) });
     }
     auth.session.flash = await mutate(route, body.form, req);
@@ -282,6 +346,7 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
       const m = /^Bearer +(\S+) *$/i.exec(authorization);
       if (m === null || !secretsEqual(m[1]!, adminToken)) {
         limiter.recordFailure(address, nowMillis);
+        await audit(req, 'anonymous', 'login.failure', '', { via: 'bearer' });
         return sendText(res, 401, 'invalid admin token', { 'www-authenticate': 'Bearer realm="ccflux-admin"' });
       }
       auth = { kind: 'bearer' };
@@ -296,6 +361,12 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
       if (!isRead) return sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
       if (auth.kind === 'none') return redirect(res, 303, '/admin/login');
       return showDashboard(req, res, url, auth);
+    }
+    const exportMatch = /^\/admin\/export\/(usage|events|audit)\.(csv|json)$/.exec(path);
+    if (exportMatch !== null) {
+      if (!isRead) return sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
+      if (auth.kind === 'none') return redirect(res, 303, '/admin/login');
+      return exportFile(res, url, exportMatch[1] as ExportKind, exportMatch[2] as ExportFormat);
     }
     if (path === '/admin/user') {
       if (!isRead) return sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD' });

@@ -106,6 +106,37 @@ export interface SessionRow extends TokenTotals {
   cost: CostTotal;
 }
 
+export interface RawEventRow {
+  id: number;
+  timestamp_utc: string;
+  received_at: string;
+  user_email: string;
+  division: string;
+  device_id: string;
+  session_id: string;
+  turn_index: number;
+  model: string;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cache_write_tokens: number;
+  signed: number;
+  plugin_version: string | null;
+  schema_version: number;
+}
+
+export interface MetricSeries extends TokenTotals {
+  model: string;
+  division: string;
+  /** USD at list prices; null when the model has no price. */
+  costUsd: number | null;
+}
+
+export interface MetricTotals {
+  byModelDivision: MetricSeries[];
+  byUserModel: (TokenTotals & { user: string; model: string })[];
+}
+
 export interface SeatValue {
   month: string;
   cost: CostTotal;
@@ -215,11 +246,12 @@ const SQL = {
   sessionGroups: `SELECT e.session_id AS sessionId, e.model AS model, substr(e.timestamp_utc, 1, 10) AS day, ${TOKEN_SUMS}
     ${FROM_FILTERED}
     GROUP BY e.session_id, e.model, substr(e.timestamp_utc, 1, 10)`,
-  rawEvents: `SELECT e.timestamp_utc, e.received_at, e.user_email, COALESCE(u.division, '') AS division, e.device_id,
+  rawEvents: `SELECT e.id, e.timestamp_utc, e.received_at, e.user_email, COALESCE(u.division, '') AS division, e.device_id,
       e.session_id, e.turn_index, e.model, e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens,
       e.signed, e.plugin_version, e.schema_version
     ${FROM_FILTERED}
-    ORDER BY e.timestamp_utc, e.id`,
+      AND e.id > @after
+    ORDER BY e.id LIMIT @limit`,
   keys: `SELECT u.email AS email, k.public_key AS publicKey, k.device_id AS deviceId, k.registered_at AS registeredAt,
       k.last_seen_at AS lastSeenAt, k.revoked_at AS revokedAt, u.revoked_at AS userRevokedAt
     FROM device_keys k JOIN users u ON u.id = k.user_id
@@ -236,6 +268,13 @@ const SQL = {
   divisions: `SELECT DISTINCT division AS v FROM users WHERE division <> '' ORDER BY division LIMIT 1000`,
   models: `SELECT DISTINCT model AS v FROM usage_events WHERE timestamp_utc >= @from ORDER BY model LIMIT 1000`,
   columns: `SELECT name FROM pragma_table_info('usage_events')`,
+  // /metrics: all-time totals per model × division × UTC day (the day picks the price), and per user.
+  metricTotals: `SELECT e.model AS model, COALESCE(u.division, '') AS division, substr(e.timestamp_utc, 1, 10) AS day,
+      '' AS user, ${TOKEN_SUMS}, 0 AS cw5m, 0 AS cw1h, COALESCE(SUM(e.cache_write_tokens), 0) AS unsplit, 0 AS webSearch, 0 AS turns
+    FROM usage_events e LEFT JOIN users u ON u.id = e.user_id
+    GROUP BY e.model, COALESCE(u.division, ''), substr(e.timestamp_utc, 1, 10)`,
+  metricUserTotals: `SELECT e.user_email AS user, e.model AS model, ${TOKEN_SUMS}
+    FROM usage_events e GROUP BY e.user_email, e.model`,
 } as const;
 
 type Statements = { -readonly [K in keyof typeof SQL]: Statement };
@@ -260,11 +299,13 @@ function isoSeconds(ms: number): string {
 export interface AdminQueries {
   /** Everything the dashboard shows; `filter` defaults to the last 30 days, unfiltered. */
   load(now: Date, filter?: ViewFilter, opts?: { eventsPage?: number; prices?: PriceBook }): DashboardData;
-  /** The user × model × day groups of a filter, streamed (constant memory). */
+  /** The user × model × day groups of a filter (iterated synchronously: no await while open). */
   groups(filter: FilterParams): IterableIterator<GroupRow>;
-  /** Raw usage rows of a filter, newest last, streamed. */
-  rawEvents(filter: FilterParams): IterableIterator<Record<string, unknown>>;
+  /** One page of raw usage rows of a filter, by id after `after` (keyset paging for exports). */
+  rawEvents(filter: FilterParams, after: number, limit: number): RawEventRow[];
   sessions(filter: FilterParams, prices?: PriceBook): SessionRow[];
+  /** All-time usage totals for /metrics: per model × division (tokens, cost), and per user × model. */
+  metricTotals(prices: PriceBook | undefined, perUser: boolean): MetricTotals;
 }
 
 /** Adds a priced group to a total; `unsplit` writes make the figure an estimate. */
@@ -363,8 +404,28 @@ export function createQueries(db: Database): AdminQueries {
 
   return {
     groups,
-    rawEvents(p) {
-      return prepared().rawEvents.iterate(p) as IterableIterator<Record<string, unknown>>;
+    rawEvents(p, after, limit) {
+      return prepared().rawEvents.all({ ...p, after, limit }) as RawEventRow[];
+    },
+    metricTotals(prices, perUser) {
+      const book = prices ?? SHIPPED_BOOK;
+      const s = prepared();
+      const series = new Map<string, MetricSeries>();
+      for (const g of s.metricTotals.iterate() as Iterable<GroupRow>) {
+        const key = `${g.model}\u0000${g.division}`;
+        let m = series.get(key);
+        if (m === undefined) {
+          m = { model: g.model, division: g.division, ...zeroTokens(), costUsd: book.family(g.model) === null ? null : 0 };
+          series.set(key, m);
+        }
+        addTokens(m, g);
+        const cost = priceGroup(book, g, emptyTotal());
+        if (m.costUsd !== null) m.costUsd += cost.usd;
+      }
+      return {
+        byModelDivision: [...series.values()],
+        byUserModel: perUser ? (s.metricUserTotals.all() as (TokenTotals & { user: string; model: string })[]) : [],
+      };
     },
     sessions(p, prices) {
       const book = prices ?? SHIPPED_BOOK;

@@ -2,7 +2,9 @@
  * Pure render functions: dashboard data + mode in, an HTML string out. Every value is escaped
  * by `esc()` in the view that prints it; nothing here touches the request, the clock or the db.
  */
+import type { AuditRow, Budget, BudgetAlertRow } from '../store';
 import { esc } from './esc';
+import { exportLinks, renderAudit } from './views/audit';
 import type { DashboardData, SessionRow } from './queries';
 import { dailyChart } from './views/chart';
 import { renderEvents } from './views/events';
@@ -47,6 +49,9 @@ export interface DashboardOptions {
   /** The request's query (filters, table state); empty for the defaults. */
   params?: URLSearchParams;
   seatPriceUsd?: number | null;
+  audit?: readonly AuditRow[];
+  auditPage?: number;
+  budgets?: { list: readonly Budget[]; alerts: readonly BudgetAlertRow[] };
 }
 
 export function rangeLabel(data: Pick<DashboardData, 'filter'>): string {
@@ -79,6 +84,7 @@ export function renderDashboard(data: DashboardData, opts: DashboardOptions): st
     header(mode, ctx.params) +
     `<main>${snapshot}${warn}${renderFlash(opts.flash ?? null)}` +
     filterBar(ctx, data.filter, data) +
+    exportLinks(ctx) +
     renderSummary(data.summary, rangeLabel(data), data.seatValue, opts.seatPriceUsd ?? null) +
     renderUsage(ctx, data, { tz, seats: seatsByDivision(data) }) +
     renderInactive(ctx, data.users, Date.parse(data.generatedAt), tz) +
@@ -86,6 +92,7 @@ export function renderDashboard(data: DashboardData, opts: DashboardOptions): st
     renderEvents(ctx, data.events, data.eventsPage, EVENTS_PAGE, tz) +
     renderKeys(ctx, data.keys, mode, tz) +
     renderUsers(ctx, data.users, mode, data.generatedAt, tz) +
+    renderAudit(ctx, opts.audit ?? [], opts.auditPage ?? 1, tz) +
     `</main>`;
   const title = mode.kind === 'export' ? `ccflux usage snapshot ${data.generatedAt}` : 'ccflux admin';
   return documentShell(title, body, { exportMeta: mode.kind === 'export' });

@@ -43,7 +43,15 @@ export const keysCommand: CommandSpec = {
       .option('--create', CREATE_OPTION_HELP)
       .action((publicKey: string, opts: { user?: string; json?: boolean; create?: boolean }) =>
         act(async () => {
-          const changed = await withStore(ctx, (store) => store.revokeKey(publicKey.trim(), opts.user), opts);
+          const changed = await withStore(
+            ctx,
+            async (store) => {
+              const n = await store.revokeKey(publicKey.trim(), opts.user);
+              await store.recordAudit({ actor: 'cli', source: 'cli', action: 'key.revoke', target: publicKey.trim(), detail: { registrations: n, ...(opts.user === undefined ? {} : { user: opts.user }) } });
+              return n;
+            },
+            opts,
+          );
           if (opts.json) ctx.output.out(JSON.stringify({ public_key: publicKey.trim(), revoked_registrations: changed }));
           else ctx.output.out(changed === 0 ? 'key was already revoked' : 'revoked the key for that user');
           return EXIT.ok;

@@ -6,6 +6,7 @@
 import { VERSION } from '../../../src/version';
 import { describeConfig, formatHostPort } from '../config';
 import { ReceiverError } from '../errors';
+import { createLogger } from '../log';
 import { createReceiver } from '../server';
 import { openStore } from '../store';
 import { loadConfig } from './shared';
@@ -51,7 +52,8 @@ Example:
           for (const line of describeConfig(config)) ctx.output.err(`  ${line}`);
 
           const store = await openStore(config, ctx.now);
-          const receiver = createReceiver({ config, store, now: ctx.now, output: ctx.output });
+          const logger = createLogger(config.logLevel);
+          const receiver = createReceiver({ config, store, now: ctx.now, output: ctx.output, logger });
           let address: { address: string; port: number };
           try {
             address = await receiver.listen();
@@ -67,10 +69,12 @@ Example:
           });
           const url = `http://${formatHostPort(config.listenHost, address.port)}`;
           ctx.output.out(opts.json ? JSON.stringify({ listening: url }) : `listening on ${url}`);
+          logger.info({ msg: 'listening', url, version: VERSION });
           const signal = await stopped;
           ctx.output.err(`ccflux-receiver: ${signal} received, finishing in-flight requests`);
           await receiver.close();
           await store.close();
+          logger.info({ msg: 'stopped', signal });
           ctx.output.err('ccflux-receiver: stopped');
           return EXIT.ok;
         }),

@@ -111,6 +111,7 @@ export const usersCommand: CommandSpec = {
             ctx,
             async (store, config) => {
               const created = await store.createUser(email, { ...(opts.division === undefined ? {} : { division: opts.division }), ...(opts.days === undefined ? {} : { days: opts.days }) });
+              await store.recordAudit({ actor: 'cli', source: 'cli', action: 'user.provision', target: normalizeEmail(email), detail: { division: opts.division ?? '', ...(opts.days === undefined ? {} : { days: opts.days }) } });
               return { ...created, endpoint: config.publicUrl };
             },
             opts,
@@ -186,6 +187,13 @@ export const usersCommand: CommandSpec = {
               } finally {
                 if (created.length > 0) writePrivateFile(out, tokens);
               }
+              await store.recordAudit({
+                actor: 'cli',
+                source: 'cli',
+                action: 'user.import',
+                target: file,
+                detail: { created: created.length, division_updated: statuses.filter((r) => r.status === 'division-updated').length, rows: rows.length },
+              });
               return { statuses, created: created.length, endpoint: config.publicUrl };
             },
             opts,
@@ -244,7 +252,14 @@ export const usersCommand: CommandSpec = {
       .option('--create', CREATE_OPTION_HELP)
       .action((email: string, opts: { json?: boolean; create?: boolean }) =>
         act(async () => {
-          await withStore(ctx, (store) => store.revokeUser(email), opts);
+          await withStore(
+            ctx,
+            async (store) => {
+              await store.revokeUser(email);
+              await store.recordAudit({ actor: 'cli', source: 'cli', action: 'user.revoke', target: normalizeEmail(email) });
+            },
+            opts,
+          );
           const address = normalizeEmail(email);
           ctx.output.out(opts.json ? JSON.stringify({ email: address, revoked: true }) : `revoked ${address}`);
           return EXIT.ok;
@@ -262,7 +277,11 @@ export const usersCommand: CommandSpec = {
         act(async () => {
           const { refreshToken, endpoint } = await withStore(
             ctx,
-            async (store, config) => ({ ...(await store.reissueToken(email, opts.days === undefined ? {} : { days: opts.days })), endpoint: config.publicUrl }),
+            async (store, config) => {
+              const issued = await store.reissueToken(email, opts.days === undefined ? {} : { days: opts.days });
+              await store.recordAudit({ actor: 'cli', source: 'cli', action: 'user.reissue', target: normalizeEmail(email) });
+              return { ...issued, endpoint: config.publicUrl };
+            },
             opts,
           );
           const address = normalizeEmail(email);

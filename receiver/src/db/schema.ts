@@ -196,6 +196,54 @@ export const MIGRATIONS: readonly string[] = [
      WHERE token_ref = OLD.token AND revoked_at IS NULL;
   END;
   `,
+  // 6: schema_version 2 cost detail per model: the split of cache_write_tokens by cache TTL and
+  // server web searches. NULL for reports of schema_version 1 (their devices did not know).
+  `
+  ALTER TABLE usage_events ADD COLUMN cache_write_5m_tokens INTEGER;
+  ALTER TABLE usage_events ADD COLUMN cache_write_1h_tokens INTEGER;
+  ALTER TABLE usage_events ADD COLUMN web_search_requests INTEGER;
+  `,
+  // 7: admin audit log; monthly budgets and the 80 %/100 % crossings recorded once per month, with
+  // their webhook delivery state (admin/budgets.ts, admin/alerts.ts)
+  `
+  CREATE TABLE audit_log (
+    id      INTEGER PRIMARY KEY,
+    at      TEXT NOT NULL,
+    actor   TEXT NOT NULL,
+    source  TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    target  TEXT NOT NULL DEFAULT '',
+    detail  TEXT NOT NULL DEFAULT ''
+  );
+  CREATE INDEX audit_log_at ON audit_log(at);
+
+  CREATE TABLE budgets (
+    id             INTEGER PRIMARY KEY,
+    scope          TEXT NOT NULL CHECK (scope IN ('org', 'division', 'user')),
+    subject        TEXT NOT NULL DEFAULT '',
+    unit           TEXT NOT NULL CHECK (unit IN ('usd', 'tokens')),
+    monthly_limit  REAL NOT NULL CHECK (monthly_limit > 0),
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL,
+    UNIQUE (scope, subject)
+  );
+
+  CREATE TABLE budget_alerts (
+    id               INTEGER PRIMARY KEY,
+    budget_id        INTEGER NOT NULL REFERENCES budgets(id) ON DELETE CASCADE,
+    month            TEXT NOT NULL,
+    threshold        INTEGER NOT NULL,
+    crossed_at       TEXT NOT NULL,
+    spent            REAL NOT NULL,
+    monthly_limit    REAL NOT NULL,
+    delivered_at     TEXT,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  TEXT,
+    last_error       TEXT,
+    UNIQUE (budget_id, month, threshold)
+  );
+  CREATE INDEX budget_alerts_pending ON budget_alerts(delivered_at, next_attempt_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -8,6 +8,7 @@ import type { ReceiverConfig } from '../config';
 import { answerEarly, isJsonContentType, readBody, sendError } from '../http';
 import type { Metrics } from '../metrics';
 import type { Output } from '../output';
+import type { PriceBook } from '../prices/cost';
 import type { AuthContext, Store } from '../store';
 import { bearerToken } from '../tokens';
 
@@ -17,6 +18,8 @@ export interface RouteDeps {
   metrics: Metrics;
   now: () => Date;
   output: Output;
+  /** Prices for the usage cost series on /metrics; shipped prices when omitted. */
+  prices?: PriceBook;
 }
 
 export type Route = (req: IncomingMessage, res: ServerResponse, deps: RouteDeps) => Promise<void>;

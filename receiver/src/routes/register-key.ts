@@ -1,9 +1,45 @@
-/** `POST /register-key`: binds a device's Ed25519 public key to the access token's user. */
-import { HEADERS, validateRegisterKey } from '../../../src/protocol/wire';
+/**
+ * `POST /register-key`: binds a device's Ed25519 public key to the access token's user.
+ *
+ * Proof of possession (optional unless `REQUIRE_KEY_PROOF=1`): the request signed exactly as a
+ * report is — `X-CCFLUX-Timestamp` and `X-CCFLUX-Signature: ed25519 <sig> <public key>` over
+ * `<body bytes>\n<timestamp>` — by the key being registered (the header's key must equal the body's
+ * `public_key`). Without it anyone holding an access token could register another user's public key.
+ * A failed proof is 403 with `X-CCFLUX-Error` (`signature-required`, `timestamp-missing`,
+ * `timestamp-stale`, `signature-invalid`), as on `/report`.
+ */
+import type { IncomingMessage } from 'node:http';
+import {
+  HEADERS,
+  parseSignatureHeader,
+  parseTimestamp,
+  signingMessage,
+  timestampFresh,
+  validateRegisterKey,
+  type WireErrorCode,
+} from '../../../src/protocol/wire';
+import { verifyEd25519, weakPublicKeyReason } from '../ed25519';
 import { parseJson, sendError, sendJson } from '../http';
 import { MAX_ACTIVE_KEYS_PER_USER } from '../store';
 import { isWellFormedText } from '../text';
-import { authenticate, boundedBody, type Route, rateLimit, requireJsonBody } from './context';
+import { authenticate, boundedBody, type Route, type RouteDeps, rateLimit, requireJsonBody } from './context';
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+/** Null when the proof holds (or is absent and not required); the 403 error code otherwise. */
+export function keyProofProblem(req: IncomingMessage, body: Buffer, publicKey: string, deps: RouteDeps): WireErrorCode | null {
+  const signatureHeader = headerValue(req.headers[HEADERS.signature]);
+  if (signatureHeader === undefined) return deps.config.requireKeyProof ? 'signature-required' : null;
+  const timestampHeader = headerValue(req.headers[HEADERS.timestamp]);
+  const timestamp = timestampHeader === undefined ? null : parseTimestamp(timestampHeader);
+  if (timestampHeader === undefined || timestamp === null) return 'timestamp-missing';
+  if (!timestampFresh(timestamp, deps.now())) return 'timestamp-stale';
+  const signature = parseSignatureHeader(signatureHeader);
+  if (signature === null || signature.publicKey !== publicKey) return 'signature-invalid';
+  return verifyEd25519(publicKey, signingMessage(body, timestampHeader), signature.signature) ? null : 'signature-invalid';
+}
 
 export const handleRegisterKey: Route = async (req, res, deps) => {
   const auth = await authenticate(req, res, deps, 'access');
@@ -18,6 +54,10 @@ export const handleRegisterKey: Route = async (req, res, deps) => {
   const valid = validateRegisterKey(parsed.value);
   if (!valid.ok) return sendError(res, 400, valid.error);
   if (!isWellFormedText(valid.value.device_id)) return sendError(res, 400, 'device_id must be valid Unicode');
+  const weak = weakPublicKeyReason(Buffer.from(valid.value.public_key, 'base64'));
+  if (weak !== null) return sendError(res, 400, weak);
+  const proof = keyProofProblem(req, body, valid.value.public_key, deps);
+  if (proof !== null) return sendError(res, 403, proof, { [HEADERS.error]: proof });
 
   const outcome = await deps.store.registerKey(auth, valid.value.public_key, valid.value.device_id);
   switch (outcome) {

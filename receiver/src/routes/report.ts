@@ -4,11 +4,9 @@
  * bearer (401) → rate limit (429) → Content-Type (415) → body size (413) → JSON shape and limits (400)
  * → timestamp and signature (403 + X-CCFLUX-Error) → store (200, idempotent).
  */
-import { createPublicKey, type KeyObject, verify } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import {
   checkTurnTime,
-  decodePublicKey,
   HEADERS,
   parseSignatureHeader,
   parseTimestamp,
@@ -17,17 +15,11 @@ import {
   validateReport,
   type WireErrorCode,
 } from '../../../src/protocol/wire';
+import { verifyEd25519 } from '../ed25519';
 import { parseJson, sendError, sendJson } from '../http';
 import type { DeviceKey } from '../store';
 import { reportTextWellFormed } from '../text';
 import { authenticate, boundedBody, type Route, type RouteDeps, rateLimit, requireJsonBody } from './context';
-
-/** DER SubjectPublicKeyInfo header of an Ed25519 key; the raw 32 bytes follow it. */
-const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
-/** Parsed public keys kept (OpenSSL 3 makes parsing cost as much as verifying); least recently
- * used evicted. Only keys registered to the caller reach the cache. */
-const KEY_CACHE_MAX_ENTRIES = 1024;
-const keyCache = new Map<string, KeyObject>();
 
 function refuse(res: ServerResponse, deps: RouteDeps, code: WireErrorCode): void {
   deps.metrics.inc('ccflux_reports_sig_rejected_total');
@@ -36,27 +28,6 @@ function refuse(res: ServerResponse, deps: RouteDeps, code: WireErrorCode): void
 
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value;
-}
-
-function publicKeyObject(publicKeyB64: string): KeyObject {
-  let key = keyCache.get(publicKeyB64);
-  if (key === undefined) {
-    const raw = decodePublicKey(publicKeyB64)!;
-    key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
-  } else {
-    keyCache.delete(publicKeyB64);
-  }
-  keyCache.set(publicKeyB64, key);
-  if (keyCache.size > KEY_CACHE_MAX_ENTRIES) keyCache.delete(keyCache.keys().next().value as string);
-  return key;
-}
-
-function verifyEd25519(publicKeyB64: string, message: Buffer, signature: Buffer): boolean {
-  try {
-    return verify(null, message, publicKeyObject(publicKeyB64), signature);
-  } catch {
-    return false;
-  }
 }
 
 export const handleReport: Route = async (req, res, deps) => {

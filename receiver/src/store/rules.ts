@@ -2,7 +2,25 @@
  * Validation and limits shared by every store backend (pure): the same input is refused with the
  * same `invalid` error whichever database is behind the receiver.
  */
+import type { ModelUsage } from '../../../src/protocol/wire';
 import { ReceiverError } from '../errors';
+
+/**
+ * The schema-v2 cost-detail columns of one usage row: the reported value; absent in a
+ * schema_version ≥ 2 report means 0 (the device sends only non-zero detail); NULL for
+ * schema_version 1, whose devices did not know.
+ */
+export function detailColumns(
+  schemaVersion: number,
+  usage: ModelUsage,
+): { cache_write_5m_tokens: number | null; cache_write_1h_tokens: number | null; web_search_requests: number | null } {
+  const known = schemaVersion >= 2 ? 0 : null;
+  return {
+    cache_write_5m_tokens: usage.cache_write_5m_tokens ?? known,
+    cache_write_1h_tokens: usage.cache_write_1h_tokens ?? known,
+    web_search_requests: usage.web_search_requests ?? known,
+  };
+}
 
 /** Live access tokens kept per refresh token; older ones are dropped at the next exchange. */
 export const MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN = 20;

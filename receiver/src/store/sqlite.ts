@@ -20,6 +20,7 @@ import {
   checkDays,
   checkDivision,
   DAY_MS,
+  detailColumns,
   limitCap,
   limitRetryAfter,
   MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN,
@@ -29,7 +30,13 @@ import {
   sqliteTimestamp,
 } from './rules';
 import type {
+  AuditEntry,
+  AuditRow,
   AuthContext,
+  Budget,
+  BudgetAlertRow,
+  BudgetScope,
+  BudgetUnit,
   DashboardView,
   DeviceKey,
   InsertOptions,
@@ -317,6 +324,7 @@ export class SqliteStore implements Store {
             output_tokens: usage.output_tokens,
             cache_read_tokens: usage.cache_read_tokens,
             cache_write_tokens: usage.cache_write_tokens,
+            ...detailColumns(report.schema_version, usage),
             plugin_version: report.plugin_version,
             schema_version: report.schema_version,
             received_at: receivedAt,
@@ -334,6 +342,21 @@ export class SqliteStore implements Store {
   async dashboard(now: Date, view: DashboardView = {}) {
     this.queries ??= createQueries(this.db);
     return this.queries.load(now, view.filter, view);
+  }
+
+  async usageMetrics(prices: PriceBook | undefined, perUser: boolean) {
+    this.queries ??= createQueries(this.db);
+    return this.queries.metricTotals(prices, perUser);
+  }
+
+  async usageGroups(filter: FilterParams) {
+    this.queries ??= createQueries(this.db);
+    return [...this.queries.groups(filter)];
+  }
+
+  async rawEvents(filter: FilterParams, after: number, limit: number) {
+    this.queries ??= createQueries(this.db);
+    return this.queries.rawEvents(filter, after, limit);
   }
 
   async userSessions(filter: FilterParams, prices?: PriceBook) {
@@ -368,6 +391,65 @@ export class SqliteStore implements Store {
   }
 
   /** Throws when the database cannot answer a query that reads a table page. */
+  // ---- audit log -----------------------------------------------------------------------------
+
+  async recordAudit(entry: AuditEntry): Promise<void> {
+    this.stmts.insertAudit.run(this.nowIso(), entry.actor, entry.source, entry.action, entry.target, entry.detail === undefined ? '' : JSON.stringify(entry.detail));
+  }
+
+  async listAudit(q: { fromIso?: string; toIso?: string; limit: number; offset: number }): Promise<AuditRow[]> {
+    return this.stmts.listAudit.all({ from: q.fromIso ?? null, to: q.toIso ?? null, limit: q.limit, offset: q.offset }) as AuditRow[];
+  }
+
+  // ---- budgets -------------------------------------------------------------------------------
+
+  async listBudgets(): Promise<Budget[]> {
+    return this.stmts.listBudgets.all() as Budget[];
+  }
+
+  async setBudget(b: { scope: BudgetScope; subject: string; unit: BudgetUnit; monthlyLimit: number }) {
+    return this.db
+      .transaction(() => {
+        const previous = (this.stmts.budgetByScope.get(b.scope, b.subject) as Budget | undefined) ?? null;
+        const now = this.nowIso();
+        this.stmts.upsertBudget.run(b.scope, b.subject, b.unit, b.monthlyLimit, now, now);
+        const budget = this.stmts.budgetByScope.get(b.scope, b.subject) as Budget;
+        // A new limit or unit starts the month's alerts afresh: crossings of the old one no longer apply.
+        if (previous !== null && (previous.monthlyLimit !== b.monthlyLimit || previous.unit !== b.unit)) this.stmts.clearBudgetAlerts.run(budget.id);
+        return { budget, previous };
+      })
+      .immediate();
+  }
+
+  async deleteBudget(id: number): Promise<Budget | null> {
+    return this.db
+      .transaction(() => {
+        const budget = (this.stmts.budgetById.get(id) as Budget | undefined) ?? null;
+        if (budget !== null) {
+          this.stmts.clearBudgetAlerts.run(id);
+          this.stmts.deleteBudget.run(id);
+        }
+        return budget;
+      })
+      .immediate();
+  }
+
+  async recordBudgetAlert(a: { budgetId: number; month: string; threshold: number; spent: number; monthlyLimit: number; crossedAt: string }): Promise<boolean> {
+    return this.stmts.insertBudgetAlert.run(a.budgetId, a.month, a.threshold, a.crossedAt, a.spent, a.monthlyLimit).changes === 1;
+  }
+
+  async listBudgetAlerts(limit: number): Promise<BudgetAlertRow[]> {
+    return this.stmts.listBudgetAlerts.all(limit) as BudgetAlertRow[];
+  }
+
+  async dueBudgetAlerts(nowIso: string, maxAttempts: number, limit: number): Promise<BudgetAlertRow[]> {
+    return this.stmts.dueBudgetAlerts.all(maxAttempts, nowIso, limit) as BudgetAlertRow[];
+  }
+
+  async markBudgetAlert(id: number, o: { deliveredAt: string | null; attempts: number; nextAttemptAt: string | null; lastError: string | null }): Promise<void> {
+    this.stmts.markBudgetAlert.run(o.deliveredAt, o.attempts, o.nextAttemptAt, o.lastError, id);
+  }
+
   async ping(): Promise<void> {
     this.stmts.ping.get();
   }
@@ -377,6 +459,12 @@ export class SqliteStore implements Store {
   }
 }
 
+const BUDGET_ALERT_SELECT = `
+  SELECT a.id, a.budget_id AS budgetId, b.scope, b.subject, b.unit, a.month, a.threshold, a.crossed_at AS crossedAt,
+    a.spent, a.monthly_limit AS monthlyLimit, a.delivered_at AS deliveredAt, a.attempts, a.next_attempt_at AS nextAttemptAt,
+    a.last_error AS lastError
+  FROM budget_alerts a JOIN budgets b ON b.id = a.budget_id`;
+
 function prepareStatements(db: Db) {
   const p = (sql: string): Statement => db.prepare(sql);
   return {
@@ -384,6 +472,33 @@ function prepareStatements(db: Db) {
     insertUser: p('INSERT INTO users (email, division, created_at) VALUES (?, ?, ?)'),
     reenableUser: p('UPDATE users SET revoked_at = NULL, division = ? WHERE id = ?'),
     setDivision: p('UPDATE users SET division = ? WHERE id = ?'),
+    insertAudit: p('INSERT INTO audit_log (at, actor, source, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)'),
+    listAudit: p(`
+      SELECT id, at, actor, source, action, target, detail FROM audit_log
+      WHERE (@from IS NULL OR at >= @from) AND (@to IS NULL OR at < @to)
+      ORDER BY id DESC LIMIT @limit OFFSET @offset`),
+    listBudgets: p(`
+      SELECT id, scope, subject, unit, monthly_limit AS monthlyLimit, created_at AS createdAt, updated_at AS updatedAt
+      FROM budgets ORDER BY CASE scope WHEN 'org' THEN 0 WHEN 'division' THEN 1 ELSE 2 END, subject`),
+    budgetByScope: p(`
+      SELECT id, scope, subject, unit, monthly_limit AS monthlyLimit, created_at AS createdAt, updated_at AS updatedAt
+      FROM budgets WHERE scope = ? AND subject = ?`),
+    budgetById: p(`
+      SELECT id, scope, subject, unit, monthly_limit AS monthlyLimit, created_at AS createdAt, updated_at AS updatedAt
+      FROM budgets WHERE id = ?`),
+    upsertBudget: p(`
+      INSERT INTO budgets (scope, subject, unit, monthly_limit, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT (scope, subject) DO UPDATE SET unit = excluded.unit, monthly_limit = excluded.monthly_limit, updated_at = excluded.updated_at`),
+    deleteBudget: p('DELETE FROM budgets WHERE id = ?'),
+    clearBudgetAlerts: p('DELETE FROM budget_alerts WHERE budget_id = ?'),
+    insertBudgetAlert: p(`
+      INSERT INTO budget_alerts (budget_id, month, threshold, crossed_at, spent, monthly_limit) VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT (budget_id, month, threshold) DO NOTHING`),
+    listBudgetAlerts: p(`${BUDGET_ALERT_SELECT} ORDER BY a.id DESC LIMIT ?`),
+    dueBudgetAlerts: p(`${BUDGET_ALERT_SELECT}
+      WHERE a.delivered_at IS NULL AND a.attempts < ? AND (a.next_attempt_at IS NULL OR a.next_attempt_at <= ?)
+      ORDER BY a.id LIMIT ?`),
+    markBudgetAlert: p('UPDATE budget_alerts SET delivered_at = ?, attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?'),
     revokeUser: p('UPDATE users SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?'),
     listUsers: p(`
       SELECT u.email, u.division, u.created_at, u.revoked_at,
@@ -442,11 +557,11 @@ function prepareStatements(db: Db) {
       INSERT OR IGNORE INTO usage_events (
         user_email, user_token, device_id, session_id, turn_index, timestamp_utc, session_start_utc, model,
         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, plugin_version, schema_version,
-        received_at, user_id, reported_email, signed)
+        received_at, user_id, reported_email, signed, cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests)
       VALUES (
         @user_email, @user_token, @device_id, @session_id, @turn_index, @timestamp_utc, @session_start_utc, @model,
         @input_tokens, @output_tokens, @cache_read_tokens, @cache_write_tokens, @plugin_version, @schema_version,
-        @received_at, @user_id, @reported_email, @signed)`),
+        @received_at, @user_id, @reported_email, @signed, @cache_write_5m_tokens, @cache_write_1h_tokens, @web_search_requests)`),
     ping: p('SELECT count(*) AS n FROM (SELECT 1 FROM users LIMIT 1)'),
   };
 }

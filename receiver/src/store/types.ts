@@ -18,7 +18,7 @@
  */
 import type { ReportBody } from '../../../src/protocol/wire';
 import type { ViewFilter } from '../admin/filters';
-import type { DashboardData, FilterParams, SessionRow } from '../admin/queries';
+import type { DashboardData, FilterParams, GroupRow, MetricTotals, RawEventRow, SessionRow } from '../admin/queries';
 import type { PriceBook } from '../prices/cost';
 
 /** Defaults match SPEC §3; the server passes its configuration. */
@@ -78,6 +78,78 @@ export interface InsertOptions {
   deviceKeyId?: number;
 }
 
+/** Who did something in the audit log: a dashboard session, a bearer script, the CLI, or nobody
+ * yet (a failed login). */
+export type AuditActor = 'session' | 'bearer' | 'cli' | 'anonymous';
+
+export const AUDIT_ACTIONS = [
+  'login.success',
+  'login.failure',
+  'logout',
+  'user.provision',
+  'user.import',
+  'user.revoke',
+  'user.reissue',
+  'user.division',
+  'key.revoke',
+  'budget.set',
+  'budget.delete',
+] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+export interface AuditEntry {
+  actor: AuditActor;
+  /** Client address, or `cli`. */
+  source: string;
+  action: AuditAction;
+  /** Email, public key or budget scope acted on; '' when none. */
+  target: string;
+  /** What changed, never a secret (no token, no form body). */
+  detail?: Record<string, unknown>;
+}
+
+export interface AuditRow {
+  id: number;
+  at: string;
+  actor: AuditActor;
+  source: string;
+  action: AuditAction;
+  target: string;
+  /** JSON text of `detail`. */
+  detail: string;
+}
+
+export type BudgetScope = 'org' | 'division' | 'user';
+export type BudgetUnit = 'usd' | 'tokens';
+
+export interface Budget {
+  id: number;
+  scope: BudgetScope;
+  /** Division name or email; '' for the organisation. */
+  subject: string;
+  unit: BudgetUnit;
+  monthlyLimit: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface BudgetAlertRow {
+  id: number;
+  budgetId: number;
+  scope: BudgetScope;
+  subject: string;
+  unit: BudgetUnit;
+  month: string;
+  threshold: number;
+  crossedAt: string;
+  spent: number;
+  monthlyLimit: number;
+  deliveredAt: string | null;
+  attempts: number;
+  nextAttemptAt: string | null;
+  lastError: string | null;
+}
+
 export interface DashboardView {
   filter?: ViewFilter;
   eventsPage?: number;
@@ -125,6 +197,12 @@ export interface Store {
   /** Everything the dashboard shows, as of `now`, for one view (range, filters, events page;
    * the last 30 days unfiltered at shipped prices by default). SQL in `admin/queries.ts`. */
   dashboard(now: Date, view?: DashboardView): Promise<DashboardData>;
+  /** The user × model × UTC day groups of a filter (exports call it one day at a time). */
+  usageGroups(filter: FilterParams): Promise<GroupRow[]>;
+  /** Raw usage rows of a filter with id > `after`, by id, at most `limit` (keyset paging). */
+  rawEvents(filter: FilterParams, after: number, limit: number): Promise<RawEventRow[]>;
+  /** All-time usage totals for /metrics (per model × division; per user × model when asked). */
+  usageMetrics(prices: PriceBook | undefined, perUser: boolean): Promise<MetricTotals>;
   /** One user's sessions in a range (the user page), newest first, bounded. */
   userSessions(filter: FilterParams, prices?: PriceBook): Promise<SessionRow[]>;
 
@@ -133,6 +211,22 @@ export interface Store {
   limitHit(key: string, limit: number, windowSecs: number): Promise<LimitDecision>;
   /** The same decision without counting anything (e.g. "may this address try to log in?"). */
   limitCheck(key: string, limit: number, windowSecs: number): Promise<LimitDecision>;
+
+  // audit log (admin actions; bounded reads, newest first)
+  recordAudit(entry: AuditEntry): Promise<void>;
+  listAudit(query: { fromIso?: string; toIso?: string; limit: number; offset: number }): Promise<AuditRow[]>;
+
+  // budgets and their 80 %/100 % alerts (one row per budget, month and threshold)
+  listBudgets(): Promise<Budget[]>;
+  /** Creates or replaces the budget of (scope, subject); returns it and the one it replaced. */
+  setBudget(b: { scope: BudgetScope; subject: string; unit: BudgetUnit; monthlyLimit: number }): Promise<{ budget: Budget; previous: Budget | null }>;
+  deleteBudget(id: number): Promise<Budget | null>;
+  /** Records a crossing unless it is already recorded for that month; true when it is new. */
+  recordBudgetAlert(a: { budgetId: number; month: string; threshold: number; spent: number; monthlyLimit: number; crossedAt: string }): Promise<boolean>;
+  listBudgetAlerts(limit: number): Promise<BudgetAlertRow[]>;
+  /** Undelivered alerts due for a (re)try at `nowIso`, oldest first. */
+  dueBudgetAlerts(nowIso: string, maxAttempts: number, limit: number): Promise<BudgetAlertRow[]>;
+  markBudgetAlert(id: number, outcome: { deliveredAt: string | null; attempts: number; nextAttemptAt: string | null; lastError: string | null }): Promise<void>;
 
   /** Throws when the database cannot answer a query that reads a table page. */
   ping(): Promise<void>;

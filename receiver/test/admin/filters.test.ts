@@ -83,6 +83,25 @@ describe('dashboard views over HTTP', () => {
     }
   });
 
+  it('prices schema-v2 rows exactly from the 5m/1h split and web searches', async () => {
+    h = await startAdmin();
+    try {
+      // Opus 5.5: 1M 5m writes ($5) + 1M 1h writes ($8) + 100 searches ($1) = $14, exact (no "~").
+      await seedUsage(h.store, 'v2@example.org', {
+        schema_version: 2,
+        models: { 'claude-opus-5-5': { ...usage(0, 0, 0, 2_000_000), cache_write_5m_tokens: 1_000_000, cache_write_1h_tokens: 1_000_000, web_search_requests: 100 } },
+      });
+      // A v1 row of the same user: 1M writes priced as 5m ($5), an estimate.
+      await seedUsage(h.store, 'v1@example.org', { session_id: 'old', models: { 'claude-opus-5-5': usage(0, 0, 0, 1_000_000) } });
+      const page = await get('/admin/');
+      expect(page).toMatch(/v2@example.org<\/a><\/td>(?:(?!<\/tr>).)*<td class="n">\$14\.00<\/td>/s);
+      expect(page).toMatch(/v1@example.org<\/a><\/td>(?:(?!<\/tr>).)*<td class="n">~\$5\.00<\/td>/s);
+      expect(page).toMatch(/<b>~\$19\.00<\/b><span>cost at API list prices/);
+    } finally {
+      await h.close();
+    }
+  });
+
   it('filters by range, user, division and model through the URL', async () => {
     await seed();
     try {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { ReportBody } from '../../../src/protocol/wire';
 import { type AuthLimits, DEFAULT_AUTH_LIMITS } from '../../src/admin/auth';
 import { createAdminHandler } from '../../src/admin/index';
+import type { Logger } from '../../src/log';
 import { type Db, openDatabase } from '../../src/db/open';
 import { SqliteStore, type Store } from '../../src/store';
 
@@ -52,7 +53,7 @@ async function answer(res: Response): Promise<Answer> {
 }
 
 export async function startAdmin(
-  opts: { adminToken?: string | undefined; cookieSecure?: boolean; limits?: Partial<AuthLimits> } = {},
+  opts: { adminToken?: string | undefined; cookieSecure?: boolean; limits?: Partial<AuthLimits>; logger?: Logger } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'ccflux-admin-'));
   const db = openDatabase(join(dir, 'receiver.db'));
@@ -64,6 +65,7 @@ export async function startAdmin(
     store,
     now: clock,
     limits: { ...DEFAULT_AUTH_LIMITS, ...opts.limits },
+    ...(opts.logger === undefined ? {} : { logger: opts.logger }),
   });
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');

@@ -66,7 +66,7 @@ function expectInert(html: string, opts: { forms: boolean }): void {
       expect(allowedAttributes, m[0]).toContain(a[1]!.toLowerCase());
       // URL-bearing attributes only ever hold our own fixed URLs.
       // (query strings are URL-encoded by URLSearchParams, then HTML-escaped)
-      if (a[1] === 'href') expect(a[2], m[0]).toMatch(/^(#[a-z]+|\/admin\/[a-z]*(\?[A-Za-z0-9%&;=._~+-]*)?(#[a-z]+)?)$/);
+      if (a[1] === 'href') expect(a[2], m[0]).toMatch(/^(#[a-z]+|\/admin\/(?:[a-z]*|export\/[a-z]+\.(?:csv|json))(\?[A-Za-z0-9%&;=._~+-]*)?(#[a-z]+)?)$/);
       if (a[1] === 'action') expect(a[2], m[0]).toMatch(/^\/admin\/[a-z/]*(#[a-z]+)?$/);
     }
   }

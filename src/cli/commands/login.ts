@@ -82,8 +82,11 @@ async function run(ctx: CliContext, options: Record<string, unknown>, args: stri
       const key = await ensureSigningKey(paths, { log, now: ctx.now });
       return { publicKey: key.publicKeyB64, fingerprint: fingerprint(key.publicKeyB64) };
     },
-    registerKey: (url, accessToken, publicKeyB64) =>
-      registerDeviceKey({ transport, now: ctx.now }, { endpoint: url, accessToken, publicKeyB64, deviceId: hostname() }),
+    // The key ensureSigningKey made (it returns the same one again): registration signs with it.
+    registerKey: async (url, accessToken) => {
+      const key = await ensureSigningKey(paths, { log, now: ctx.now });
+      return registerDeviceKey({ transport, now: ctx.now }, { endpoint: url, accessToken, key, deviceId: hostname() });
+    },
     saveCredentials: async (url, refreshToken, access) => {
       await writeConfig(paths, { endpoint: url, token: refreshToken });
       try {

@@ -27,6 +27,7 @@ import { buildReports } from './report';
 import {
   type LoadedState,
   type OutboxEntry,
+  listOpenRustSessions,
   peekSessionState,
   readAllSessionStates,
   readSessionState,
@@ -294,6 +295,9 @@ function needsRecord(own: CountedEntry | undefined, group: GroupTotal, record: M
     record.output_tokens > u.output_tokens ||
     record.cache_read_tokens > u.cache_read_tokens ||
     record.cache_write_tokens > u.cache_write_tokens ||
+    (record.cache_write_5m_tokens ?? 0) > (u.cache_write_5m_tokens ?? 0) ||
+    (record.cache_write_1h_tokens ?? 0) > (u.cache_write_1h_tokens ?? 0) ||
+    (record.web_search_requests ?? 0) > (u.web_search_requests ?? 0) ||
     (own.sidechain && !group.sidechain) ||
     (own.messageId === null && group.messageId !== null)
   );
@@ -501,6 +505,19 @@ export async function catchUpOpenSessions(
     } catch (err) {
       deps.log.error(`catch-up of session ${id} failed: ${describeError(err)}`);
       // The failed run may have staged entries it never committed: start from disk again.
+      ledger = new Ledger(deps.paths.ledgerDir, deps.log);
+    }
+  }
+  // Sessions the Rust version left open (a crash, or still running when the plugin was replaced):
+  // taken over (which counts nothing it reported) and collected like any other.
+  for (const rust of await listOpenRustSessions(deps.paths)) {
+    if (collected >= maxSessions) break;
+    if (rust.sessionId === opts.exceptSessionId) continue;
+    try {
+      await collectWith(deps, { sessionId: rust.sessionId, transcriptPath: rust.transcriptPath }, ledger);
+      collected++;
+    } catch (err) {
+      deps.log.error(`catch-up of session ${rust.sessionId} failed: ${describeError(err)}`);
       ledger = new Ledger(deps.paths.ledgerDir, deps.log);
     }
   }

@@ -4,7 +4,8 @@
  *
  * Layout: `<ledgerDir>/<xx>.jsonl`, 256 shards chosen by an FNV-1a byte of (message id, or the
  * key when there is none), so every key of one message id lives in one shard and a replay check
- * needs only that shard. Lines are append-only `{"k","m","sc","model","i","o","cr","cw","s"}`; loading
+ * needs only that shard. Lines are append-only `{"k","m","sc","model","i","o","cr","cw","c5","c1","ws","s"}`
+ * (`c5`/`c1`/`ws`, the schema-v2 detail, only when non-zero); loading
  * keeps the field-wise maximum per key, so appending the same entry twice is harmless (the commit
  * protocol re-applies an outbox after a crash). A shard over 1 MiB is compacted to one line per key.
  *
@@ -33,6 +34,10 @@ export interface LedgerEntry {
   o: number;
   cr: number;
   cw: number;
+  /** Schema-v2 detail (cache writes 5m / 1h, web searches); written only when non-zero. */
+  c5?: number;
+  c1?: number;
+  ws?: number;
   /** The session that first counted the key (a lost session state finds its own groups by it). */
   s?: string;
 }
@@ -57,7 +62,18 @@ export function shardOfEntry(entry: { messageId: string | null; key: string }): 
 }
 
 export function entryUsage(e: LedgerEntry): ModelUsage {
-  return { input_tokens: e.i, output_tokens: e.o, cache_read_tokens: e.cr, cache_write_tokens: e.cw };
+  const u: ModelUsage = { input_tokens: e.i, output_tokens: e.o, cache_read_tokens: e.cr, cache_write_tokens: e.cw };
+  if (e.c5 !== undefined) u.cache_write_5m_tokens = e.c5;
+  if (e.c1 !== undefined) u.cache_write_1h_tokens = e.c1;
+  if (e.ws !== undefined) u.web_search_requests = e.ws;
+  return u;
+}
+
+/** Sets the detail fields that are non-zero (a line without them reads as zero). */
+function setDetail(entry: LedgerEntry, c5: number, c1: number, ws: number): void {
+  if (c5 > 0) entry.c5 = c5;
+  if (c1 > 0) entry.c1 = c1;
+  if (ws > 0) entry.ws = ws;
 }
 
 export function toLedgerEntry(
@@ -78,6 +94,7 @@ export function toLedgerEntry(
     cr: u.cache_read_tokens,
     cw: u.cache_write_tokens,
   };
+  setDetail(entry, count(u.cache_write_5m_tokens), count(u.cache_write_1h_tokens), count(u.web_search_requests));
   if (sessionId !== undefined) entry.s = sessionId;
   return entry;
 }
@@ -110,6 +127,7 @@ export function parseLedgerLine(line: string): LedgerEntry | null {
     cr: count(o.cr),
     cw: count(o.cw),
   };
+  setDetail(entry, count(o.c5), count(o.c1), count(o.ws));
   if (typeof o.s === 'string' && o.s.length > 0) entry.s = o.s;
   return entry;
 }
@@ -126,6 +144,9 @@ function covers(a: LedgerEntry, b: LedgerEntry): boolean {
     a.o >= b.o &&
     a.cr >= b.cr &&
     a.cw >= b.cw &&
+    (a.c5 ?? 0) >= (b.c5 ?? 0) &&
+    (a.c1 ?? 0) >= (b.c1 ?? 0) &&
+    (a.ws ?? 0) >= (b.ws ?? 0) &&
     (!a.sc || b.sc) &&
     (a.m !== null || b.m === null) &&
     (a.s !== undefined || b.s === undefined)

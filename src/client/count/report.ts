@@ -8,11 +8,13 @@
  */
 import {
   cleanModelName,
+  DETAIL_FIELDS,
+  DEVICE_SCHEMA_VERSION,
   LIMITS,
   MAX_TOKEN_COUNT,
   type ModelUsage,
   type ReportBody,
-  SCHEMA_VERSION,
+  TOKEN_FIELDS,
   truncateCodePoints,
   wellFormedText,
 } from '../../protocol/wire';
@@ -36,13 +38,19 @@ function capped(v: unknown): number {
   return Math.min(count(v), MAX_TOKEN_COUNT);
 }
 
+/**
+ * The wire counters, each capped. The schema-v2 detail fields are sent only when non-zero: in a
+ * schema_version 2 report an absent detail field means 0 (SPEC; the receiver stores 0, and NULL
+ * only for schema_version 1 reports, whose devices did not know).
+ */
 function sanitizeUsage(u: ModelUsage): ModelUsage {
-  return {
-    input_tokens: capped(u.input_tokens),
-    output_tokens: capped(u.output_tokens),
-    cache_read_tokens: capped(u.cache_read_tokens),
-    cache_write_tokens: capped(u.cache_write_tokens),
-  };
+  const out = zeroUsage();
+  for (const f of TOKEN_FIELDS) out[f] = capped(u[f]);
+  for (const f of DETAIL_FIELDS) {
+    const v = capped(u[f]);
+    if (v > 0) out[f] = v;
+  }
+  return out;
 }
 
 /** Free text for the wire: valid Unicode, cut between code points to at most `maxUnits`. */
@@ -76,7 +84,7 @@ export function normalizeModels(
 
 function body(input: ReportInput, turnIndex: number, models: Array<[string, ModelUsage]>): ReportBody {
   return {
-    schema_version: SCHEMA_VERSION,
+    schema_version: DEVICE_SCHEMA_VERSION,
     session_id: input.sessionId,
     user_email: wireText(input.userEmail, LIMITS.userEmailChars),
     turn_index: turnIndex,

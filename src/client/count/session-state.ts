@@ -10,7 +10,8 @@
  * early builds) are converted without reporting again what it reported (`takeOverRustProgress`).
  */
 import { createHash } from 'node:crypto';
-import { open, readdir } from 'node:fs/promises';
+import { open, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { ReportBody } from '../../protocol/wire';
 import { formatTimestamp, parseTimestamp, validateReport } from '../../protocol/wire';
 import { readTextIfExists, writeFileAtomic } from '../local/fsx';
@@ -232,6 +233,43 @@ export async function readAllSessionStates(paths: StatePaths): Promise<SessionSt
     }
   }
   return states;
+}
+
+/**
+ * Sessions the Rust version left open (its JSON `.offset`, `closed` false), with their main
+ * transcript found under `<data_dir>/projects/*\/<session_id>.jsonl` (its state names no path).
+ * Sorted by session id; sessions without a transcript on disk are left out.
+ */
+export async function listOpenRustSessions(paths: StatePaths): Promise<Array<{ sessionId: string; transcriptPath: string }>> {
+  const found: Array<{ sessionId: string; transcriptPath: string }> = [];
+  let projects: string[] | null = null;
+  for (const id of await listSessionIds(paths)) {
+    let rust: RustOffset | null = null;
+    try {
+      const text = await readTextIfExists(paths.sessionOffset(id));
+      rust = text === null ? null : parseRustOffset(JSON.parse(text));
+    } catch {
+      continue; // not JSON (or unreadable): its own hook deals with it
+    }
+    if (rust === null || rust.closed) continue;
+    projects ??= await readdir(join(paths.dataDir, 'projects')).catch(() => []);
+    for (const project of projects) {
+      const candidate = join(paths.dataDir, 'projects', project, `${id}.jsonl`);
+      if (await isRegularFile(candidate)) {
+        found.push({ sessionId: id, transcriptPath: candidate });
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+async function isRegularFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** Sessions left open (no SessionEnd seen) with a known main transcript: candidates for catch-up. */

@@ -15,7 +15,7 @@
  *   they carry non-zero usage so that it can be logged.
  */
 import { createHash } from 'node:crypto';
-import type { ModelUsage } from '../../protocol/wire';
+import { DETAIL_FIELDS, type DetailField, type ModelUsage, TOKEN_FIELDS } from '../../protocol/wire';
 
 export const SYNTHETIC_MODEL = '<synthetic>';
 /** Model name used when an assistant line with usage names no model: its tokens are still billed. */
@@ -54,44 +54,61 @@ export interface LineParse {
 
 const EMPTY: LineParse = Object.freeze({ records: [], malformed: false, syntheticUsage: null }) as LineParse;
 
+/**
+ * Every counter the device keeps per model: the wire's four plus the schema-v2 detail. Inside the
+ * device a detail field is present only when non-zero (absent reads as 0); report bodies carry all.
+ */
+export const USAGE_FIELDS = [...TOKEN_FIELDS, ...DETAIL_FIELDS] as const;
+
 export function zeroUsage(): ModelUsage {
   return { input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0 };
 }
 
+/** Sets the detail fields of `out` that are non-zero in `detail`. */
+function withDetail(out: ModelUsage, detail: Partial<Record<DetailField, number>>): ModelUsage {
+  for (const f of DETAIL_FIELDS) {
+    const v = detail[f] ?? 0;
+    if (v > 0) out[f] = v;
+  }
+  return out;
+}
+
 export function isZeroUsage(u: ModelUsage): boolean {
-  return u.input_tokens === 0 && u.output_tokens === 0 && u.cache_read_tokens === 0 && u.cache_write_tokens === 0;
+  return USAGE_FIELDS.every((f) => (u[f] ?? 0) === 0);
+}
+
+function combine(a: ModelUsage, b: ModelUsage, op: (x: number, y: number) => number): ModelUsage {
+  const out = zeroUsage();
+  for (const f of TOKEN_FIELDS) out[f] = op(a[f], b[f]);
+  const detail: Partial<Record<DetailField, number>> = {};
+  for (const f of DETAIL_FIELDS) detail[f] = op(a[f] ?? 0, b[f] ?? 0);
+  return withDetail(out, detail);
 }
 
 /** Field-wise maximum. */
 export function maxUsage(a: ModelUsage, b: ModelUsage): ModelUsage {
-  return {
-    input_tokens: Math.max(a.input_tokens, b.input_tokens),
-    output_tokens: Math.max(a.output_tokens, b.output_tokens),
-    cache_read_tokens: Math.max(a.cache_read_tokens, b.cache_read_tokens),
-    cache_write_tokens: Math.max(a.cache_write_tokens, b.cache_write_tokens),
-  };
+  return combine(a, b, Math.max);
 }
 
-/** What is still to report for a group: field-wise `max(value, base) - base` (never negative). */
+/**
+ * What is still to report for a group: field-wise `max(value, base) - base` (never negative). The
+ * cache-write split never exceeds the cache writes it splits: a base from before the split was
+ * recorded (an older ledger) would otherwise report the split of writes already reported.
+ */
 export function deltaOver(value: ModelUsage, base: ModelUsage): ModelUsage {
-  return {
-    input_tokens: Math.max(value.input_tokens - base.input_tokens, 0),
-    output_tokens: Math.max(value.output_tokens - base.output_tokens, 0),
-    cache_read_tokens: Math.max(value.cache_read_tokens - base.cache_read_tokens, 0),
-    cache_write_tokens: Math.max(value.cache_write_tokens - base.cache_write_tokens, 0),
-  };
+  const d = combine(value, base, (x, y) => Math.max(x - y, 0));
+  const c5 = Math.min(d.cache_write_5m_tokens ?? 0, d.cache_write_tokens);
+  const c1 = Math.min(d.cache_write_1h_tokens ?? 0, d.cache_write_tokens - c5);
+  delete d.cache_write_5m_tokens;
+  delete d.cache_write_1h_tokens;
+  return withDetail(d, { cache_write_5m_tokens: c5, cache_write_1h_tokens: c1 });
 }
 
 const saturating = (a: number, b: number) => Math.min(a + b, Number.MAX_SAFE_INTEGER);
 
 /** Field-wise sum, saturating at MAX_SAFE_INTEGER so a report always stays valid on the wire. */
 export function addUsage(a: ModelUsage, b: ModelUsage): ModelUsage {
-  return {
-    input_tokens: saturating(a.input_tokens, b.input_tokens),
-    output_tokens: saturating(a.output_tokens, b.output_tokens),
-    cache_read_tokens: saturating(a.cache_read_tokens, b.cache_read_tokens),
-    cache_write_tokens: saturating(a.cache_write_tokens, b.cache_write_tokens),
-  };
+  return combine(a, b, saturating);
 }
 
 /** A token counter: a non-negative safe integer, anything else (missing, null, -1, 1.5, "7") is 0. */
@@ -116,14 +133,25 @@ export function cacheWriteTokens(usage: Record<string, unknown>): number {
   return Math.max(flat, breakdown);
 }
 
-/** The four wire counters from an API usage object (top-level or one iteration). */
+/**
+ * The wire counters from an API usage object (top-level or one iteration): the four of v1, the
+ * cache-write split from `cache_creation.ephemeral_5m/1h_input_tokens` and web searches from
+ * `server_tool_use.web_search_requests`.
+ */
 export function extractUsage(usage: Record<string, unknown>): ModelUsage {
-  return {
+  const detail = isObject(usage.cache_creation) ? usage.cache_creation : {};
+  const tools = isObject(usage.server_tool_use) ? usage.server_tool_use : {};
+  const out: ModelUsage = {
     input_tokens: count(usage.input_tokens),
     output_tokens: count(usage.output_tokens),
     cache_read_tokens: count(usage.cache_read_input_tokens),
     cache_write_tokens: cacheWriteTokens(usage),
   };
+  return withDetail(out, {
+    cache_write_5m_tokens: count(detail.ephemeral_5m_input_tokens),
+    cache_write_1h_tokens: count(detail.ephemeral_1h_input_tokens),
+    web_search_requests: count(tools.web_search_requests),
+  });
 }
 
 function idString(v: unknown): string | null {

@@ -329,7 +329,7 @@ class DrainRun {
         {
           endpoint: this.endpoint,
           accessToken: this.accessToken,
-          publicKeyB64: key.publicKeyB64,
+          key,
           deviceId: deps.hostname ?? osHostname(),
           timeoutMillis: this.timeLeftMillis(),
         },

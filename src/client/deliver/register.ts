@@ -1,9 +1,10 @@
 /**
  * Device key registration: one `POST <base>/register-key`. Used by the drain and by `ccflux login`.
  */
-import { endpointUrls, LIMITS } from '../../protocol/wire';
+import { endpointUrls, formatSignatureHeader, formatTimestamp, HEADERS, LIMITS, signingMessage } from '../../protocol/wire';
 import { VERSION } from '../../version';
 import { classify } from './answer';
+import { sign } from './keys';
 import type { Transport } from './transport';
 
 export type RegisterResult =
@@ -15,20 +16,26 @@ export type RegisterResult =
   | { kind: 'failed'; reason: 'unreachable' | 'server-busy' | 'registration-failed'; detail: string };
 
 /**
- * One `POST <base>/register-key` (`{public_key, device_id}`, bearer access token). 200 and 409
- * (already registered) are success. No files: the caller marks the registration
- * (`markRegistered`). `ccflux login` reuses it.
+ * One `POST <base>/register-key` (`{public_key, device_id}`, bearer access token), always with its
+ * proof of possession: the request signed by the key being registered, exactly as a report is
+ * signed (`X-CCFLUX-Timestamp`, `X-CCFLUX-Signature` over `<body>\n<timestamp>`), which receivers
+ * with `REQUIRE_KEY_PROOF=1` demand. 200 and 409 (already registered) are success. No files: the
+ * caller marks the registration (`markRegistered`). `ccflux login` reuses it.
  */
 export async function registerDeviceKey(
   deps: { transport: Transport; now?: () => Date },
-  args: { endpoint: string; accessToken: string; publicKeyB64: string; deviceId: string; timeoutMillis?: number },
+  args: { endpoint: string; accessToken: string; key: { seed: Buffer; publicKey: Buffer }; deviceId: string; timeoutMillis?: number },
 ): Promise<RegisterResult> {
-  const body = JSON.stringify({ public_key: args.publicKeyB64, device_id: deviceIdOf(args.deviceId) });
+  const body = JSON.stringify({ public_key: args.key.publicKey.toString('base64'), device_id: deviceIdOf(args.deviceId) });
+  const timestamp = formatTimestamp(deps.now?.() ?? new Date());
+  const signature = sign(args.key.seed, signingMessage(body, timestamp));
   const result = await deps.transport.post(endpointUrls(args.endpoint).registerKey, {
     headers: {
       authorization: `Bearer ${args.accessToken}`,
       'content-type': 'application/json',
       'user-agent': `ccflux/${VERSION}`,
+      [HEADERS.timestamp]: timestamp,
+      [HEADERS.signature]: formatSignatureHeader(signature, args.key.publicKey),
     },
     body,
     ...(args.timeoutMillis === undefined ? {} : { timeoutMillis: args.timeoutMillis }),

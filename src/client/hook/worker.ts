@@ -22,6 +22,7 @@ import { ensureSigningKey, isRevoked } from '../deliver/keys';
 import { createLogger, type Logger } from '../local/log';
 import { dataDirFromTranscript, dataDirOfPluginRoot, defaultDataDir, isSafeSessionId, statePaths } from '../local/paths';
 import { createFsQueue } from '../deliver/queue';
+import { probeFile, type SettleDeps, waitForSettle } from './settle';
 import { sweepOrphans } from './sweep';
 import { createTransport } from '../deliver/transport';
 
@@ -40,6 +41,8 @@ export interface HookDeps {
   now: () => Date;
   /** Defaults to the data dir's activity/errors logs. */
   log?: Logger;
+  /** Settle-before-read timing (settle.ts); tests pass a fake clock. */
+  settle?: SettleDeps;
 }
 
 export interface HookInput {
@@ -183,6 +186,26 @@ async function logWithoutDataDir(deps: HookDeps, message: string): Promise<void>
   await log.flush();
 }
 
+/**
+ * Stop/SubagentStop: waits (bounded, settle.ts) for the turn's final lines to reach the disk, so
+ * this turn's report holds its own final response. Measured on the real clock: the wait is wall
+ * time of the detached worker, whatever clock the reports use.
+ */
+async function settleBeforeReading(path: string, deps: HookDeps, log: Logger): Promise<void> {
+  try {
+    const settled = await waitForSettle(path, deps.settle ?? REAL_SETTLE);
+    log.activity(`transcript settled after ${Math.round(settled.waitedMillis)} ms (${settled.reason})`);
+  } catch (err) {
+    log.error(`waiting for the transcript to settle failed, reading now: ${describeError(err)}`);
+  }
+}
+
+const REAL_SETTLE: SettleDeps = {
+  now: () => performance.now(),
+  sleep: (millis) => new Promise((resolve) => setTimeout(resolve, millis)),
+  probe: probeFile,
+};
+
 /** Runs one hook's work to the end. Never throws; the outcome is for tests and the activity log. */
 export async function runHook(event: HookEvent, input: unknown, deps: HookDeps): Promise<HookOutcome> {
   const startedMillis = deps.now().getTime();
@@ -246,6 +269,7 @@ export async function runHook(event: HookEvent, input: unknown, deps: HookDeps):
     // take it from a cache that a changed account file invalidates.
     const userEmail = event === 'init' ? '' : await readUserEmailCached(paths.accountCache, { env: deps.env, home: deps.home });
     const collectDeps = { paths, now: deps.now, log: logger, queue, userEmail };
+    if (event === 'report-turn') await settleBeforeReading(hook.agentTranscriptPath ?? transcriptPath, deps, logger);
     try {
       // Waits up to 10 s for another hook's short critical section; if it cannot, the transcript
       // still holds everything and the next hook of this data dir collects it.

@@ -145,14 +145,17 @@ export function classify(body: MessagesBody): RequestKind {
   return 'other';
 }
 
-/** Counters for request `n` when a step leaves them out: distinct, so double counting shows. */
-function madeUpUsage(n: number): Required<StepUsage> {
+/**
+ * Counters for request `n` when a step leaves them out: distinct, so double counting shows; every
+ * third request also writes to the 1-hour cache, so the split is always exercised.
+ */
+export function madeUpUsage(n: number): Required<StepUsage> {
   return {
     input_tokens: 1_000 + 17 * n,
     output_tokens: 40 + 7 * n,
     cache_read_input_tokens: 20_000 + 311 * n,
     cache_write_5m_tokens: 500 + 13 * n,
-    cache_write_1h_tokens: 0,
+    cache_write_1h_tokens: n % 3 === 0 ? 2_000 + 29 * n : 0,
   };
 }
 

@@ -3,6 +3,8 @@
  * it, and users whose Claude Code has the ccflux plugin installed. `settle()` compares what the
  * receiver stored with what the fake API billed, per model and counter.
  */
+import { appendFileSync } from 'node:fs';
+import { expect } from 'vitest';
 import { cleanupTempDirs, sleep } from '../../helpers/env';
 import { type RunningReceiver, startReceiver } from '../../helpers/receiver';
 import { waitForQuiet } from '../../helpers/timeline';
@@ -17,6 +19,12 @@ export const unavailable: string | null = (() => {
   if (why) console.warn(`[claude-code suite] skipped: ${why}`);
   return why;
 })();
+
+/**
+ * Scenarios that need device work still in progress (issue 15 part 2: cost-state counting,
+ * settle-before-read) are skipped unless CCFLUX_CC_PENDING=1.
+ */
+export const pendingOnDevice = process.env.CCFLUX_CC_PENDING !== '1';
 
 const SETTLE_TIMEOUT_MILLIS = 30_000;
 
@@ -115,7 +123,12 @@ export async function openWorld(): Promise<World> {
         for (const p of users) await waitForQuiet(p.configDir, { timeoutMillis: SETTLE_TIMEOUT_MILLIS, queueEmpty: options.queueEmpty });
         const billed = billedAsStored(sessionIds);
         const now = stored(sessionIds);
-        if (JSON.stringify(billed) === JSON.stringify(now) || Date.now() > deadline) return { billed, stored: now };
+        if (JSON.stringify(billed) === JSON.stringify(now) || Date.now() > deadline) {
+          // For the resolve note: CCFLUX_CC_FIGURES=<file> collects every scenario's two sides.
+          const figures = process.env.CCFLUX_CC_FIGURES;
+          if (figures) appendFileSync(figures, `${JSON.stringify({ test: expect.getState().currentTestName, billed, stored: now })}\n`);
+          return { billed, stored: now };
+        }
         await sleep(250);
       }
     },

@@ -18,7 +18,7 @@ describe('buildReport', () => {
   it('builds exactly the wire fields, valid for the receiver', () => {
     const r = buildReport(base({ 'claude-sonnet-4-6': u(14200, 1800, 9400, 0) }));
     expect(r).toEqual({
-      schema_version: 1,
+      schema_version: 2,
       session_id: 'cd613e30-d8f1-6adf-91b7-584a2265b1f5',
       user_email: 'alice@example.org',
       turn_index: 4,
@@ -37,6 +37,15 @@ describe('buildReport', () => {
     expect(Object.keys(r.models.m ?? {})).toEqual(['input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens']);
     expect(JSON.stringify(r)).not.toContain('private');
     expect(JSON.stringify(r)).not.toContain('secret');
+  });
+
+  it('schema_version 2: the cache-write split and web searches are carried per model, a model with only web searches counts', () => {
+    const detail = { ...u(5, 7, 0, 900), cache_write_5m_tokens: 100, cache_write_1h_tokens: 800, web_search_requests: 3 };
+    const r = buildReport(base({ a: detail, b: { ...u(0, 0), web_search_requests: 2 } }));
+    expect(r.models.a).toEqual(detail);
+    expect(r.models.b).toMatchObject({ input_tokens: 0, web_search_requests: 2 });
+    const checked = validateReport(JSON.parse(JSON.stringify(r)));
+    expect(checked.ok && checked.value.models.a).toEqual(detail);
   });
 
   it('drops all-zero models, accepts a Map, sorts names', () => {

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type CollectDeps, collectSession, ensureSessionState } from '../../../src/client/count/collect';
+import { type CollectDeps, catchUpOpenSessions, collectSession, ensureSessionState } from '../../../src/client/count/collect';
 import { parseRustOffset, readSessionState } from '../../../src/client/count/session-state';
 import { ensurePrivateDir } from '../../../src/client/local/fsx';
 import type { Logger } from '../../../src/client/local/log';
@@ -159,5 +159,24 @@ describe('taking over a Rust .offset', () => {
     writeFileSync(agent, `${assistant('msg_s', 'req_s', 33, { isSidechain: true })}\n`);
     await stop();
     expect(sumReports(queue.reports)['claude-sonnet-4-6']?.output_tokens).toBe(33);
+  });
+
+  it('catch-up takes over sessions the Rust version left open, reporting only their unreported lines', async () => {
+    // This session: the Rust device reported 2 lines, then Claude Code crashed after writing more.
+    append(prompt(), assistant('msg_1', 'req_1', 10), assistant('msg_2', 'req_2', 7));
+    rustOffset(2, 4);
+    // A closed Rust session and one whose transcript is gone are left alone.
+    const closedId = '11111111-2222-4333-8444-555555555555';
+    writeFileSync(join(dirname(transcript), `${closedId}.jsonl`), `${assistant('msg_x', 'req_x', 99)}\n`);
+    writeFileSync(paths.sessionOffset(closedId), JSON.stringify({ line: 0, turn: 0, session_start: '', closed: true }));
+    writeFileSync(paths.sessionOffset('22222222-2222-4333-8444-555555555555'), JSON.stringify({ line: 3, turn: 1, session_start: '', closed: false }));
+
+    expect(await catchUpOpenSessions(deps)).toBe(1);
+    expect(queue.reports.map((r) => [r.session_id, r.turn_index])).toEqual([[SID, 4]]);
+    expect(sumReports(queue.reports)['claude-sonnet-4-6']?.output_tokens).toBe(7);
+    // Ours now: a second catch-up finds nothing new.
+    expect(await catchUpOpenSessions(deps)).toBe(0);
+    expect(queue.reports).toHaveLength(1);
+    expect(JSON.parse(await readFile(paths.sessionOffset(closedId), 'utf8'))).toEqual({ line: 0, turn: 0, session_start: '', closed: true });
   });
 });

@@ -296,3 +296,43 @@ describe('lineTimestamp', () => {
     expect(lineTimestamp('{"timestamp":"x"')).toBeNull();
   });
 });
+
+describe('schema-v2 detail: cache-write split and web searches', () => {
+  it('reads usage.cache_creation.ephemeral_5m/1h_input_tokens and server_tool_use.web_search_requests (2.1.328 shape)', () => {
+    const parsed = parseUsageLine(
+      line({}, {}, {
+        input_tokens: 4,
+        output_tokens: 212,
+        cache_read_input_tokens: 51_000,
+        cache_creation_input_tokens: 1_200,
+        cache_creation: { ephemeral_5m_input_tokens: 300, ephemeral_1h_input_tokens: 900 },
+        server_tool_use: { web_search_requests: 2, web_fetch_requests: 1 },
+        iterations: [],
+        speed: 'standard',
+      }),
+      SID,
+    );
+    expect(parsed.records[0]?.usage).toEqual({
+      ...u(4, 212, 51_000, 1_200),
+      cache_write_5m_tokens: 300,
+      cache_write_1h_tokens: 900,
+      web_search_requests: 2,
+    });
+  });
+
+  it('zero detail is left out inside the device (absent reads as 0); max and sums carry it', () => {
+    expect(parseUsageLine(line(), SID).records[0]?.usage).not.toHaveProperty('web_search_requests');
+    const a = { ...u(1, 1, 0, 10), cache_write_1h_tokens: 10 };
+    const b = { ...u(1, 2, 0, 10), web_search_requests: 1 };
+    expect(maxUsage(a, b)).toEqual({ ...u(1, 2, 0, 10), cache_write_1h_tokens: 10, web_search_requests: 1 });
+    expect(addUsage(a, b)).toEqual({ ...u(2, 3, 0, 20), cache_write_1h_tokens: 10, web_search_requests: 1 });
+  });
+
+  it('a delta never splits more cache writes than it reports (a base recorded before the split existed)', () => {
+    const value = { ...u(5, 5, 0, 900), cache_write_1h_tokens: 900, web_search_requests: 1 };
+    const oldBase = u(5, 5, 0, 900); // an older ledger: the writes were reported, their split was not
+    expect(deltaOver(value, oldBase)).toEqual({ ...u(0, 0, 0, 0), web_search_requests: 1 });
+    const partial = { ...u(0, 0, 0, 600), cache_write_5m_tokens: 100, cache_write_1h_tokens: 600 };
+    expect(deltaOver(partial, zeroUsage())).toEqual({ ...u(0, 0, 0, 600), cache_write_5m_tokens: 100, cache_write_1h_tokens: 500 });
+  });
+});

@@ -13,7 +13,7 @@ import {
   runDelivery,
 } from '../../../src/client/deliver/drain';
 import { acquireLock, ensurePrivateDir } from '../../../src/client/local/fsx';
-import { ensureSigningKey, isRegistered, markRegistered } from '../../../src/client/deliver/keys';
+import { ensureSigningKey, isRegistered, keyFromSeed, markRegistered } from '../../../src/client/deliver/keys';
 import { createLogger, type Logger } from '../../../src/client/local/log';
 import { type StatePaths, statePaths } from '../../../src/client/local/paths';
 import { createFsQueue, createMemoryQueue, type QueueStore } from '../../../src/client/deliver/queue';
@@ -539,9 +539,10 @@ describe('deliverQueue: registration pending', () => {
 
   it('registerDeviceKey standalone (for ccflux login)', async () => {
     fake.valid.add('AT-standalone');
+    const key = keyFromSeed(Buffer.alloc(32, 3));
     const result = await registerDeviceKey(
       { transport: fake.transport() },
-      { endpoint: ORIGIN, accessToken: 'AT-standalone', publicKeyB64: 'A'.repeat(43) + '=', deviceId: `host\u0000${'x'.repeat(400)}` },
+      { endpoint: ORIGIN, accessToken: 'AT-standalone', key, deviceId: `host\u0000${'x'.repeat(400)}` },
     );
     expect(result).toEqual({ kind: 'registered' });
     const body = JSON.parse(fake.calls.register[0]!.body);
@@ -549,8 +550,23 @@ describe('deliverQueue: registration pending', () => {
     expect(body.device_id.startsWith('host?')).toBe(true);
     fake.script.register.push('network-error');
     expect(
-      await registerDeviceKey({ transport: fake.transport() }, { endpoint: ORIGIN, accessToken: 'AT-standalone', publicKeyB64: 'k', deviceId: 'h' }),
+      await registerDeviceKey({ transport: fake.transport() }, { endpoint: ORIGIN, accessToken: 'AT-standalone', key, deviceId: 'h' }),
     ).toMatchObject({ kind: 'failed', reason: 'unreachable' });
+  });
+
+  it('registerDeviceKey always sends a proof of possession: the request signed by the key (issue 16 row 5)', async () => {
+    fake.valid.add('AT-proof');
+    const key = keyFromSeed(Buffer.alloc(32, 4));
+    const at = new Date('2026-05-11T03:00:00Z');
+    expect((await registerDeviceKey({ transport: fake.transport(), now: () => at }, { endpoint: ORIGIN, accessToken: 'AT-proof', key, deviceId: 'h' })).kind).toBe('registered');
+    const call = fake.calls.register.at(-1)!;
+    expect(call.headers['x-ccflux-timestamp']).toBe('2026-05-11T03:00:00Z');
+    const header = parseSignatureHeader(String(call.headers['x-ccflux-signature']));
+    expect(header?.publicKey).toBe(key.publicKeyB64);
+    expect(JSON.parse(call.body).public_key).toBe(key.publicKeyB64);
+    const spki = Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), key.publicKey]);
+    const publicKey = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+    expect(verify(null, signingMessage(call.body, '2026-05-11T03:00:00Z'), publicKey, header!.signature)).toBe(true);
   });
 });
 

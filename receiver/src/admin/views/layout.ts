@@ -22,6 +22,7 @@ const SECTIONS: readonly [string, string][] = [
   ['events', 'Recent events'],
   ['keys', 'Device keys'],
   ['users', 'Users'],
+  ['audit', 'Audit log'],
 ];
 
 export function documentShell(title: string, body: string, opts: { exportMeta?: boolean } = {}): string {

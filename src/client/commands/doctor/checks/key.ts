@@ -73,7 +73,7 @@ async function registerNow(ctx: DoctorContext, facts: KeyFacts): Promise<Registe
   facts.publicKeyB64 = key.publicKeyB64;
   const registration = await registerDeviceKey(
     { transport, now },
-    { endpoint: ctx.endpoint, accessToken: ctx.exchange.cache.access_token, publicKeyB64: key.publicKeyB64, deviceId: hostname },
+    { endpoint: ctx.endpoint, accessToken: ctx.exchange.cache.access_token, key, deviceId: hostname },
   );
   if (registration.kind === 'registered') await markRegistered(paths, key.publicKeyB64);
   return registration;
