@@ -34,12 +34,12 @@ export function backoffVerdict(because: StoppedBecause, delivered: number): 'fai
     case 'unreachable':
     case 'server-busy':
     case 'unexpected-answer':
-    case 'registration-failed':
     case 'token-revoked':
     case 'unauthorized':
       return 'failure';
     default:
-      // deadline, clock skew, a refused report, local trouble: nothing wrong with the endpoint.
+      // deadline, clock skew, a refused report or registration (the token exchange before it
+      // worked; a 403 timestamp-stale is the device's clock), local trouble: the endpoint is fine.
       return 'neutral';
   }
 }

@@ -26,10 +26,10 @@ describe('backoff schedule', () => {
   });
 
   it('network errors, 5xx and a wrong endpoint or token count; a success forgets; the rest leaves it alone', () => {
-    for (const b of ['unreachable', 'server-busy', 'unexpected-answer', 'registration-failed', 'token-revoked', 'unauthorized'] as const) {
+    for (const b of ['unreachable', 'server-busy', 'unexpected-answer', 'token-revoked', 'unauthorized'] as const) {
       expect(backoffVerdict(b, 0)).toBe('failure');
     }
-    for (const b of ['deadline', 'clock-skew', 'forbidden', 'locked', 'error'] as const) expect(backoffVerdict(b, 0)).toBe('neutral');
+    for (const b of ['deadline', 'clock-skew', 'registration-failed', 'forbidden', 'locked', 'error'] as const) expect(backoffVerdict(b, 0)).toBe('neutral');
     expect(backoffVerdict(null, 0)).toBe('success');
     expect(backoffVerdict('server-busy', 3)).toBe('success');
   });
