@@ -3,6 +3,7 @@
  * a complete config or every problem found, so `serve` can report them all at once.
  */
 import { isIP } from 'node:net';
+import { parseTrustProxy } from './client-address';
 
 export interface ReceiverConfig {
   databasePath: string;
@@ -40,6 +41,8 @@ export interface ReceiverConfig {
   maxConnections: number;
   /** Open connections accepted from one remote address; more get 503 and are closed. */
   maxConnectionsPerAddress: number;
+  /** Proxies whose `X-Forwarded-For` names the client (limiters count that address); empty: none. */
+  trustProxy: string[];
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -131,11 +134,19 @@ export function parseListenAddr(value: string): { host: string; port: number } |
   return { host, port };
 }
 
-function parseConnectionLimits(env: Env, errors: string[]): { maxConnections: number; maxConnectionsPerAddress: number } {
+function parseConnectionLimits(
+  env: Env,
+  errors: string[],
+): { maxConnections: number; maxConnectionsPerAddress: number; trustProxy: string[] } {
   const { maxConnections: all, maxConnectionsPerAddress: one } = BOUNDS;
+  const trustProxy = parseTrustProxy(env.TRUST_PROXY);
+  if (trustProxy === null) {
+    errors.push(`TRUST_PROXY must be the proxy's IP address (or several, comma-separated), e.g. 127.0.0.1 (got ${show(env.TRUST_PROXY ?? '')})`);
+  }
   return {
     maxConnections: parseInteger(env, 'MAX_CONNECTIONS', all.min, all.max, errors),
     maxConnectionsPerAddress: parseInteger(env, 'MAX_CONNECTIONS_PER_ADDRESS', one.min, one.max, errors),
+    trustProxy: trustProxy ?? [],
   };
 }
 
@@ -179,7 +190,7 @@ export function parseConfig(env: Env): ConfigResult {
     errors,
   );
   const bodyLimitKb = parseInteger(env, 'BODY_LIMIT_KB', BOUNDS.bodyLimitKb.min, BOUNDS.bodyLimitKb.max, errors);
-  const { maxConnections, maxConnectionsPerAddress } = parseConnectionLimits(env, errors);
+  const { maxConnections, maxConnectionsPerAddress, trustProxy } = parseConnectionLimits(env, errors);
   const requireSignatures = parseBoolean(env, 'REQUIRE_SIGNATURES', errors);
   const requireKeyProof = parseBoolean(env, 'REQUIRE_KEY_PROOF', errors);
   const cookieSecure = parseBoolean(env, 'COOKIE_SECURE', errors);
@@ -302,6 +313,7 @@ export function parseConfig(env: Env): ConfigResult {
       publicUrl,
       maxConnections,
       maxConnectionsPerAddress,
+      trustProxy,
     },
   };
 }
@@ -329,6 +341,7 @@ export function describeConfig(config: ReceiverConfig): string[] {
     `PUBLIC_URL=${config.publicUrl ?? 'unset'}`,
     `MAX_CONNECTIONS=${config.maxConnections}`,
     `MAX_CONNECTIONS_PER_ADDRESS=${config.maxConnectionsPerAddress}`,
+    `TRUST_PROXY=${config.trustProxy.length === 0 ? 'off' : config.trustProxy.join(',')}`,
   ];
 }
 

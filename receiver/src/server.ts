@@ -6,6 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { type Poster, startBudgetMonitor } from './admin/alerts';
 import { createAdminHandler } from './admin/index';
 import type { ReceiverConfig } from './config';
 import { answerEarly, originFormTarget, sendError } from './http';
@@ -40,12 +41,18 @@ export interface ReceiverOptions {
   output?: Output;
   /** JSON request and event log (LOG_LEVEL); silent by default. */
   logger?: Logger;
+  /** Budget alert webhook sender (tests); `fetch` by default. */
+  alertPoster?: Poster;
+  /** How often budgets are checked; CHECK_INTERVAL_MILLIS by default. */
+  budgetCheckMillis?: number;
 }
 
 export interface Receiver {
   server: Server;
   store: Store;
   metrics: Metrics;
+  /** Runs one budget round now (record crossings, deliver due alerts); the timer does it too. */
+  checkBudgets(): Promise<void>;
   /** Listens on the configured address (port 0 picks one); resolves with the bound address. */
   listen(): Promise<AddressInfo>;
   /** Stops accepting connections, lets in-flight requests finish (up to CLOSE_GRACE_MILLIS) and
@@ -63,10 +70,12 @@ function isBusy(err: unknown): boolean {
  * Counts open connections per remote address; one past `cap` is answered 503 and closed before
  * its request is read.
  */
-function capConnectionsPerAddress(server: Server, cap: number, refused: WeakSet<Socket>): void {
+function capConnectionsPerAddress(server: Server, cap: number, refused: WeakSet<Socket>, exempt: readonly string[]): void {
   const open = new Map<string, number>();
   server.on('connection', (socket: Socket) => {
     const address = socket.remoteAddress ?? '';
+    // A trusted proxy carries every client's connections: only MAX_CONNECTIONS bounds it.
+    if (exempt.includes(address.replace(/^::ffff:(?=\d+\.)/i, ''))) return;
     const count = (open.get(address) ?? 0) + 1;
     if (count > cap) {
       refused.add(socket);
@@ -91,7 +100,15 @@ export function createReceiver(options: ReceiverOptions): Receiver {
   // A bad PRICES_FILE stops the start (ReceiverError 'config'), before anything listens.
   const prices = new PriceBook(loadPrices(config.pricesFile));
   const deps: RouteDeps = { config, store, metrics, now, output, prices };
-  const admin = config.adminToken === undefined ? null : createAdminHandler({ config, store, now, metrics, prices, logger });
+  // Budgets are checked on their own timer, never in the ingest path.
+  const budgets = startBudgetMonitor(
+    { store, prices, url: config.alertWebhookUrl, now, logger, ...(options.alertPoster === undefined ? {} : { post: options.alertPoster }) },
+    options.budgetCheckMillis,
+  );
+  const admin =
+    config.adminToken === undefined
+      ? null
+      : createAdminHandler({ config, store, now, metrics, prices, logger, onBudgetChange: () => void budgets.runNow() });
 
   const active = new Set<ServerResponse>();
   let closing = false;
@@ -144,7 +161,7 @@ export function createReceiver(options: ReceiverOptions): Receiver {
   // Past this Node closes new connections at once; the per-address cap below keeps one client
   // from taking them all.
   server.maxConnections = config.maxConnections;
-  capConnectionsPerAddress(server, config.maxConnectionsPerAddress, refused);
+  capConnectionsPerAddress(server, config.maxConnectionsPerAddress, refused, config.trustProxy);
 
   const purge = () => {
     store.purgeExpiredAccessTokens().catch((err: unknown) => {
@@ -160,6 +177,7 @@ export function createReceiver(options: ReceiverOptions): Receiver {
     server,
     store,
     metrics,
+    checkBudgets: () => budgets.runNow(),
     listen: () =>
       new Promise<AddressInfo>((resolve, reject) => {
         const onError = (err: Error) => reject(err);
@@ -173,6 +191,7 @@ export function createReceiver(options: ReceiverOptions): Receiver {
       closed ??= new Promise<void>((resolve) => {
         closing = true;
         clearInterval(purgeTimer);
+
         // Answers still being prepared go out with `Connection: close`; idle keep-alive sockets
         // are closed now, busy ones as soon as their answer is sent (the 'close' hook above).
         for (const res of active) if (!res.headersSent) res.shouldKeepAlive = false;
@@ -180,7 +199,8 @@ export function createReceiver(options: ReceiverOptions): Receiver {
         force.unref();
         server.close(() => {
           clearTimeout(force);
-          resolve();
+          // A budget round still running finishes before the caller closes the store.
+          void budgets.stop().then(resolve);
         });
         server.closeIdleConnections();
       });

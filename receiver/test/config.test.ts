@@ -29,6 +29,7 @@ describe('parseConfig', () => {
         publicUrl: undefined,
         maxConnections: 1024,
         maxConnectionsPerAddress: 64,
+        trustProxy: [],
       },
     });
   });

@@ -15,6 +15,8 @@ export const PATHS = {
   token: '/token',
   registerKey: '/register-key',
   report: '/report',
+  /** Batch delivery (see BATCH below); a receiver without it answers 404. */
+  reports: '/reports',
   health: '/health',
   metrics: '/metrics',
 } as const;
@@ -312,7 +314,7 @@ export function timestampFresh(timestamp: Date, now: Date): boolean {
  * Resolves the configured endpoint (a base URL, or a report URL ending in `/report`) into the
  * three URLs the device uses. `/token` and `/register-key` sit beside `/report`.
  */
-export function endpointUrls(endpoint: string): { base: string; token: string; registerKey: string; report: string } {
+export function endpointUrls(endpoint: string): { base: string; token: string; registerKey: string; report: string; reports: string } {
   const url = new URL(endpoint);
   let path = url.pathname.replace(/\/+$/, '');
   if (path.endsWith(PATHS.report)) path = path.slice(0, -PATHS.report.length);
@@ -322,6 +324,7 @@ export function endpointUrls(endpoint: string): { base: string; token: string; r
     token: `${base}${PATHS.token}`,
     registerKey: `${base}${PATHS.registerKey}`,
     report: `${base}${PATHS.report}`,
+    reports: `${base}${PATHS.reports}`,
   };
 }
 
@@ -331,4 +334,75 @@ export function endpointUrls(endpoint: string): { base: string; token: string; r
 export function sanitizeServerValue(value: unknown, maxChars = 64): string {
   const text = typeof value === 'string' ? value : String(value ?? '');
   return text.replace(/[^\x20-\x7e]/g, '?').slice(0, maxChars);
+}
+
+// --- batch delivery: POST <base>/reports ---------------------------------------------------------
+//
+// Request: `{"reports":[{"body":"<one report's exact JSON text>","timestamp":"<X-CCFLUX-Timestamp>",
+// "signature":"<X-CCFLUX-Signature>"}, …]}` — each item is what one `POST /report` would carry:
+// its signature covers its own body bytes (UTF-8 of `body`), `\n`, its timestamp, so every report
+// keeps its own signature and its own idempotency key (session_id, turn_index, model).
+// Answer 200: `{"status":"ok","results":[{"status":200,"stored":n} | {"status":400,"error":"…"} |
+// {"status":413,"error":"…"} | {"status":403,"error":"<X-CCFLUX-Error code>"}, …]}`, one per item
+// in order, each meaning what that status means from `/report`. Anything that is not about one
+// report (401, 415, 429, 5xx, a malformed batch: 400/413) answers the whole request as `/report`
+// would. A batch costs `batchRateUnits(n)` of the per-token rate limit.
+
+export const BATCH = {
+  /** Reports per request at most. */
+  maxReports: 100,
+  /** The whole request body at most (each item's `body` is still held to the receiver's BODY_LIMIT_KB). */
+  maxBodyBytes: 1024 * 1024,
+  /** One unit of the per-token rate limit buys this many reports. */
+  reportsPerRateUnit: 50,
+} as const;
+
+export interface BatchItem {
+  body: string;
+  timestamp?: string;
+  signature?: string;
+}
+
+export type BatchResult = { status: 200; stored: number } | { status: 400 | 403 | 413; error: string };
+
+/** Rate-limit units a batch of `n` reports costs: one per started 50 (a single report costs 1, as on `/report`). */
+export function batchRateUnits(n: number): number {
+  return Math.max(1, Math.ceil(n / BATCH.reportsPerRateUnit));
+}
+
+/** The shape of a batch request (not its reports: each is checked like a `/report` body). */
+export function validateBatchRequest(input: unknown): Validation<BatchItem[]> {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return { ok: false, error: 'body must be {"reports":[…]}' };
+  const list = (input as Record<string, unknown>).reports;
+  if (!Array.isArray(list) || list.length === 0) return { ok: false, error: '"reports" must be a non-empty array' };
+  if (list.length > BATCH.maxReports) return { ok: false, error: `at most ${BATCH.maxReports} reports per batch` };
+  const items: BatchItem[] = [];
+  for (const [i, raw] of list.entries()) {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { ok: false, error: `reports[${i}] must be an object` };
+    const { body, timestamp, signature } = raw as Record<string, unknown>;
+    if (typeof body !== 'string') return { ok: false, error: `reports[${i}].body must be a string` };
+    if (timestamp !== undefined && typeof timestamp !== 'string') return { ok: false, error: `reports[${i}].timestamp must be a string` };
+    if (signature !== undefined && typeof signature !== 'string') return { ok: false, error: `reports[${i}].signature must be a string` };
+    const item: BatchItem = { body };
+    if (timestamp !== undefined) item.timestamp = timestamp as string;
+    if (signature !== undefined) item.signature = signature as string;
+    items.push(item);
+  }
+  return { ok: true, value: items };
+}
+
+/** The per-report results of a batch answer, or null when it is not one for `count` reports. */
+export function parseBatchAnswer(input: unknown, count: number): BatchResult[] | null {
+  if (typeof input !== 'object' || input === null) return null;
+  const results = (input as Record<string, unknown>).results;
+  if (!Array.isArray(results) || results.length !== count) return null;
+  const out: BatchResult[] = [];
+  for (const raw of results) {
+    if (typeof raw !== 'object' || raw === null) return null;
+    const { status, stored, error } = raw as Record<string, unknown>;
+    if (status === 200) out.push({ status: 200, stored: typeof stored === 'number' ? stored : 0 });
+    else if (status === 400 || status === 403 || status === 413) out.push({ status, error: typeof error === 'string' ? error : '' });
+    else return null;
+  }
+  return out;
 }

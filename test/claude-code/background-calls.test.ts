@@ -11,10 +11,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Profile } from './support/claude';
 import type { Step } from './support/fake-api';
-import { type World, openWorld, pendingOnDevice, unavailable } from './support/world';
+import { type World, openWorld, unavailable } from './support/world';
 
-/** Until the device counts cost-state these two fail by exactly the cost-state-only usage. */
-const pending = pendingOnDevice;
 
 const say = (text: string): Step => ({ content: [{ type: 'text', text }] });
 const bash = (command: string): Step => ({
@@ -34,7 +32,7 @@ describe.skipIf(unavailable !== null)('real Claude Code: usage only cost-state h
     await world?.close();
   });
 
-  it.skipIf(pending)('a compaction between two turns is counted once', async () => {
+  it('a compaction between two turns is counted once', async () => {
     const session = '0c0ffee0-0000-4000-8000-000000000021';
     world.api.script('cp-1', [bash('echo before'), say('Before the compaction.')]);
     world.api.script('cp-2', [say('After the compaction.')]);
@@ -47,7 +45,30 @@ describe.skipIf(unavailable !== null)('real Claude Code: usage only cost-state h
     expect(stored).toEqual(billed);
   });
 
-  it.skipIf(pending)('web searches and 5-minute plus 1-hour cache writes', async () => {
+  it('a fork of a session with a compaction and a web search counts neither twice', async () => {
+    const parent = '0c0ffee0-0000-4000-8000-000000000023';
+    world.api.script('fc-1', [bash('echo parent'), say('Parent turn.')]);
+    world.api.script('fc-2', [
+      { content: [{ type: 'tool_use', name: 'ToolSearch', input: { query: 'select:WebSearch', max_results: 1 } }] },
+      { content: [{ type: 'tool_use', name: 'WebSearch', input: { query: 'ccflux fork [[fc-q]]' } }] },
+      say('Searched.'),
+    ]);
+    world.api.script('fc-q', [{ content: [{ type: 'web_search', query: 'ccflux fork' }, { type: 'text', text: 'One result.' }] }]);
+    world.api.script('fc-3', [bash('echo fork'), say('Fork turn.')]);
+    await user.prompt('[[fc-1]] first', ['--session-id', parent, '--allowedTools', 'Bash']);
+    await user.prompt('/compact', ['--resume', parent]);
+    await user.prompt('[[fc-2]] search', ['--resume', parent, '--allowedTools', 'WebSearch,ToolSearch']);
+    const fork = await user.prompt('[[fc-3]] in the fork', ['--resume', parent, '--fork-session', '--allowedTools', 'Bash']);
+    const forkId = String(fork.session_id);
+    expect(forkId).not.toBe(parent);
+    const { billed, stored } = await world.settle([user], [parent, forkId]);
+    expect(billed['claude-opus-5-5']?.web_search_requests).toBe(1);
+    expect(stored).toEqual(billed);
+    // Per session too: the fork's report holds only the fork's own calls.
+    expect(world.stored([forkId])).toEqual(world.billedAs([forkId]));
+  });
+
+  it('web searches and 5-minute plus 1-hour cache writes', async () => {
     const session = '0c0ffee0-0000-4000-8000-000000000022';
     world.api.script('ws', [
       {

@@ -23,7 +23,7 @@ export function fixtureDir(scenario: string): string {
   return join('/work/shared/fixtures', scenario);
 }
 
-export const SCENARIOS = ['basic', 'subagents', 'partial', 'advisor', 'resume', 'cc-2-1-328'] as const;
+export const SCENARIOS = ['basic', 'subagents', 'partial', 'advisor', 'resume', 'cc-2-1-328', 'cc-2-1-328-cost-state'] as const;
 
 const cleanups: Array<() => Promise<void>> = [];
 

@@ -5,6 +5,7 @@
  * The session id and the CSRF token are random and unrelated to the admin token.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { addressGroup } from '../client-address';
 import type { Flash } from './render';
 
 export interface AuthLimits {
@@ -14,8 +15,10 @@ export interface AuthLimits {
   sessionMaxMillis: number;
   /** The oldest session is dropped when a login would exceed this. */
   maxSessions: number;
-  /** Failed logins (form or bearer) allowed per client address within `loginWindowMillis`. */
+  /** Failed logins (form or bearer) allowed per client address (IPv6: per /64) within `loginWindowMillis`. */
   maxLoginFailures: number;
+  /** …and from all addresses together: many addresses guessing a little each are stopped too. */
+  maxLoginFailuresOverall: number;
   loginWindowMillis: number;
   /** Addresses tracked by the limiter; the oldest entry is dropped beyond this. */
   maxTrackedAddresses: number;
@@ -26,6 +29,7 @@ export const DEFAULT_AUTH_LIMITS: AuthLimits = {
   sessionMaxMillis: 12 * 60 * 60 * 1000,
   maxSessions: 64,
   maxLoginFailures: 5,
+  maxLoginFailuresOverall: 50,
   loginWindowMillis: 15 * 60 * 1000,
   maxTrackedAddresses: 10_000,
 };
@@ -104,7 +108,14 @@ export class SessionStore {
   }
 }
 
-/** Sliding window of failed login times per client address. */
+/** Counted under this key besides the address group: the overall budget. */
+const OVERALL = '*';
+
+/**
+ * Sliding window of failed login times per client address group (`addressGroup`: IPv6 by /64) and
+ * overall. A caller passes the address `clientAddress` found (TRUST_PROXY decides whether that is
+ * the proxy's or the client's behind it).
+ */
 export class LoginLimiter {
   private readonly failures = new Map<string, number[]>();
 
@@ -112,30 +123,42 @@ export class LoginLimiter {
 
   /** Milliseconds until this address may try again; 0 when it may try now. */
   retryAfterMillis(address: string, nowMillis: number): number {
-    const times = this.recent(address, nowMillis);
-    if (times.length < this.limits.maxLoginFailures) return 0;
-    const oldest = times[times.length - this.limits.maxLoginFailures]!;
-    return Math.max(1, oldest + this.limits.loginWindowMillis - nowMillis);
+    return Math.max(
+      this.wait(addressGroup(address), this.limits.maxLoginFailures, nowMillis),
+      this.wait(OVERALL, this.limits.maxLoginFailuresOverall, nowMillis),
+    );
   }
 
   recordFailure(address: string, nowMillis: number): void {
-    const times = this.recent(address, nowMillis);
+    this.record(addressGroup(address), this.limits.maxLoginFailures, nowMillis);
+    this.record(OVERALL, this.limits.maxLoginFailuresOverall, nowMillis);
+  }
+
+  private wait(key: string, max: number, nowMillis: number): number {
+    const times = this.recent(key, nowMillis);
+    if (times.length < max) return 0;
+    const oldest = times[times.length - max]!;
+    return Math.max(1, oldest + this.limits.loginWindowMillis - nowMillis);
+  }
+
+  private record(key: string, max: number, nowMillis: number): void {
+    const times = this.recent(key, nowMillis);
     times.push(nowMillis);
-    // Only the newest `maxLoginFailures` matter for the decision.
-    if (times.length > this.limits.maxLoginFailures) times.splice(0, times.length - this.limits.maxLoginFailures);
-    this.failures.delete(address);
-    this.failures.set(address, times);
+    // Only the newest `max` matter for the decision.
+    if (times.length > max) times.splice(0, times.length - max);
+    this.failures.delete(key);
+    this.failures.set(key, times);
     while (this.failures.size > this.limits.maxTrackedAddresses) {
       const oldest = this.failures.keys().next().value;
-      if (oldest === undefined) break;
+      if (oldest === undefined || oldest === OVERALL) break;
       this.failures.delete(oldest);
     }
   }
 
-  private recent(address: string, nowMillis: number): number[] {
-    const times = (this.failures.get(address) ?? []).filter((t) => nowMillis - t < this.limits.loginWindowMillis);
-    if (times.length === 0) this.failures.delete(address);
-    else this.failures.set(address, times);
+  private recent(key: string, nowMillis: number): number[] {
+    const times = (this.failures.get(key) ?? []).filter((t) => nowMillis - t < this.limits.loginWindowMillis);
+    if (times.length === 0) this.failures.delete(key);
+    else this.failures.set(key, times);
     return times;
   }
 }

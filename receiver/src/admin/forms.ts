@@ -48,3 +48,36 @@ export function parsePublicKey(form: URLSearchParams): Parsed<string> {
   if (key.length === 0 || key.length > LIMITS.publicKeyChars) return { ok: false, error: 'Unknown device key.' };
   return { ok: true, value: key };
 }
+
+export interface BudgetForm {
+  scope: 'org' | 'division' | 'user';
+  subject: string;
+  unit: 'usd' | 'tokens';
+  monthlyLimit: number;
+}
+
+export function parseBudget(form: URLSearchParams): Parsed<BudgetForm> {
+  const scope = field(form, 'scope');
+  if (scope !== 'org' && scope !== 'division' && scope !== 'user') return { ok: false, error: 'Choose the organisation, a division or a user.' };
+  const unit = field(form, 'unit');
+  if (unit !== 'usd' && unit !== 'tokens') return { ok: false, error: 'Choose dollars or tokens.' };
+  const raw = field(form, 'limit');
+  const limit = Number(raw);
+  if (!/^\d{1,15}(?:\.\d{1,4})?$/.test(raw) || !(limit > 0)) return { ok: false, error: 'The monthly limit must be a number above 0.' };
+  let subject = field(form, 'subject');
+  if (scope === 'org') subject = '';
+  else if (scope === 'user') {
+    const email = parseEmail(new URLSearchParams({ email: subject }));
+    if (!email.ok) return { ok: false, error: 'A user budget needs the user\'s email.' };
+    subject = email.value.toLowerCase();
+  } else if (subject === '' || subject.length > MAX_DIVISION_CHARS || CONTROL.test(subject)) {
+    return { ok: false, error: 'A division budget needs the division name.' };
+  }
+  return { ok: true, value: { scope, subject, unit, monthlyLimit: limit } };
+}
+
+export function parseId(form: URLSearchParams): Parsed<number> {
+  const raw = field(form, 'id');
+  if (!/^\d{1,12}$/.test(raw)) return { ok: false, error: 'Unknown budget.' };
+  return { ok: true, value: Number(raw) };
+}

@@ -16,8 +16,9 @@ import { SHIPPED_PRICES } from '../prices/table';
 import type { AuditAction, AuditActor } from '../store';
 import type { Store } from '../store';
 import { secretsEqual } from '../tokens';
+import { clientAddress as addressOf } from '../client-address';
 import { type AuthLimits, DEFAULT_AUTH_LIMITS, LoginLimiter, type Session, SessionStore } from './auth';
-import { parseEmail, parseDays, parseProvision, parsePublicKey } from './forms';
+import { parseBudget, parseDays, parseEmail, parseId, parseProvision, parsePublicKey } from './forms';
 import {
   clearedSessionCookie,
   publicEndpoint,
@@ -31,6 +32,7 @@ import {
 } from './http';
 import { type ExportFormat, type ExportKind, drainingWriter, exportFileName, streamExport } from './export';
 import { parseFilter } from './filters';
+import { budgetStatuses } from './budgets';
 import { AUDIT_PAGE } from './views/audit';
 import { type Flash, renderConfirm, renderDashboard, renderLogin, renderMessage, renderUserPage, waitText } from './render';
 
@@ -60,7 +62,7 @@ export type AdminStore = Pick<
 
 export interface AdminDeps {
   /** `adminToken` (ADMIN_TOKEN: unset disables the dashboard, 404) and `cookieSecure` (COOKIE_SECURE). */
-  config: Pick<ReceiverConfig, 'adminToken' | 'cookieSecure'> & Partial<Pick<ReceiverConfig, 'seatPriceUsd' | 'displayTimeZone'>>;
+  config: Pick<ReceiverConfig, 'adminToken' | 'cookieSecure'> & Partial<Pick<ReceiverConfig, 'seatPriceUsd' | 'displayTimeZone' | 'alertWebhookUrl' | 'trustProxy'>>;
   store: AdminStore;
   /** Prices for the cost columns; the shipped table when omitted. */
   prices?: PriceBook;
@@ -69,6 +71,8 @@ export interface AdminDeps {
   metrics?: unknown;
   /** Event log for admin actions (the audit log itself is in the database). */
   logger?: Logger;
+  /** Called after a budget is set or deleted (the server runs a budget check). */
+  onBudgetChange?: () => void;
   /** Tests shorten these. */
   limits?: Partial<AuthLimits>;
 }
@@ -77,7 +81,15 @@ export type AdminHandler = (req: IncomingMessage, res: ServerResponse, url: URL)
 
 type Auth = { kind: 'none' } | { kind: 'bearer' } | { kind: 'session'; id: string; session: Session };
 
-const POST_ROUTES = ['/admin/logout', '/admin/users', '/admin/users/revoke', '/admin/users/reissue', '/admin/keys/revoke'] as const;
+const POST_ROUTES = [
+  '/admin/logout',
+  '/admin/users',
+  '/admin/users/revoke',
+  '/admin/users/reissue',
+  '/admin/keys/revoke',
+  '/admin/budgets',
+  '/admin/budgets/delete',
+] as const;
 type PostRoute = (typeof POST_ROUTES)[number];
 
 function isPostRoute(path: string): path is PostRoute {
@@ -145,7 +157,8 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
   const adminToken = deps.config.adminToken ?? '';
   const secure = deps.config.cookieSecure === true;
 
-  const clientAddress = (req: IncomingMessage): string => req.socket.remoteAddress ?? 'unknown';
+  // The client behind a proxy named by TRUST_PROXY, else the socket's address (client-address.ts).
+  const clientAddress = (req: IncomingMessage): string => addressOf(req, deps.config.trustProxy ?? []);
 
   const tooMany = (res: ServerResponse, retryMillis: number, html: boolean): void => {
     const headers = { 'retry-after': String(Math.ceil(retryMillis / 1000)) };
@@ -172,7 +185,7 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     const data = await deps.store.dashboard(now, { filter, eventsPage: Number.isSafeInteger(eventsPage) ? eventsPage : 1, prices });
     const auditPage = pageParam(params, 'audit.page');
     const audit = await deps.store.listAudit({ fromIso: filter.fromIso, toIso: filter.toIso, limit: AUDIT_PAGE, offset: (auditPage - 1) * AUDIT_PAGE });
-    const budgets = { list: await deps.store.listBudgets(), alerts: await deps.store.listBudgetAlerts(20) };
+    const budgets = { statuses: await budgetStatuses(deps.store, prices ?? SHIPPED_BOOK, now.getTime()), alerts: await deps.store.listBudgetAlerts(20), webhook: deps.config.alertWebhookUrl !== undefined };
     if (params.has('export')) {
       const html = renderDashboard(data, { mode: { kind: 'export' }, seatPriceUsd, audit, auditPage, budgets });
       sendHtml(res, 200, html, { 'content-disposition': `attachment; filename="ccflux-usage-${data.generatedAt.slice(0, 10)}.html"` });
@@ -271,6 +284,26 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
           await deps.store.revokeUser(email.value);
           await audit(req, 'session', 'user.revoke', email.value.toLowerCase());
           return { kind: 'ok', text: `Revoked ${email.value}: their tokens no longer work.` };
+        }
+        case '/admin/budgets': {
+          const b = parseBudget(form);
+          if (!b.ok) return { kind: 'error', text: b.error };
+          const { budget, previous } = await deps.store.setBudget(b.value);
+          await audit(req, 'session', 'budget.set', `${budget.scope}:${budget.subject}`, {
+            unit: budget.unit,
+            monthly_limit: budget.monthlyLimit,
+            ...(previous === null ? {} : { previous_unit: previous.unit, previous_limit: previous.monthlyLimit }),
+          });
+          deps.onBudgetChange?.();
+          return { kind: 'ok', text: `Budget saved: ${budget.scope === 'org' ? 'the organisation' : budget.subject}, ${budget.monthlyLimit} ${budget.unit === 'usd' ? 'USD' : 'tokens'} a month.` };
+        }
+        case '/admin/budgets/delete': {
+          const id = parseId(form);
+          if (!id.ok) return { kind: 'error', text: id.error };
+          const gone = await deps.store.deleteBudget(id.value);
+          if (gone === null) return { kind: 'error', text: 'No such budget.' };
+          await audit(req, 'session', 'budget.delete', `${gone.scope}:${gone.subject}`, { unit: gone.unit, monthly_limit: gone.monthlyLimit });
+          return { kind: 'ok', text: 'Budget deleted.' };
         }
         case '/admin/keys/revoke': {
           const key = parsePublicKey(form);

@@ -2,7 +2,9 @@
  * Pure render functions: dashboard data + mode in, an HTML string out. Every value is escaped
  * by `esc()` in the view that prints it; nothing here touches the request, the clock or the db.
  */
-import type { AuditRow, Budget, BudgetAlertRow } from '../store';
+import type { AuditRow, BudgetAlertRow } from '../store';
+import type { BudgetStatus } from './budgets';
+import { renderBudgets } from './views/budgets';
 import { esc } from './esc';
 import { exportLinks, renderAudit } from './views/audit';
 import type { DashboardData, SessionRow } from './queries';
@@ -51,7 +53,7 @@ export interface DashboardOptions {
   seatPriceUsd?: number | null;
   audit?: readonly AuditRow[];
   auditPage?: number;
-  budgets?: { list: readonly Budget[]; alerts: readonly BudgetAlertRow[] };
+  budgets?: { statuses: readonly BudgetStatus[]; alerts: readonly BudgetAlertRow[]; webhook: boolean };
 }
 
 export function rangeLabel(data: Pick<DashboardData, 'filter'>): string {
@@ -86,6 +88,7 @@ export function renderDashboard(data: DashboardData, opts: DashboardOptions): st
     filterBar(ctx, data.filter, data) +
     exportLinks(ctx) +
     renderSummary(data.summary, rangeLabel(data), data.seatValue, opts.seatPriceUsd ?? null) +
+    (opts.budgets === undefined ? '' : renderBudgets(opts.budgets.statuses, opts.budgets.alerts, mode, { month: data.seatValue.month, tz, webhook: opts.budgets.webhook })) +
     renderUsage(ctx, data, { tz, seats: seatsByDivision(data) }) +
     renderInactive(ctx, data.users, Date.parse(data.generatedAt), tz) +
     renderWindows(ctx, data.windows, tz) +

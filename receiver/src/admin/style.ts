@@ -58,6 +58,7 @@ svg text{font:11px system-ui,sans-serif;fill:#5b6576}
 th a{color:inherit;text-decoration:none}th a:hover{text-decoration:underline}
 select,input[type=date],input[type=search]{font:inherit;padding:5px 8px;border:1px solid var(--line);border-radius:5px}
 form.search{margin:4px 0}
+.budget-over{color:var(--bad);font-weight:600}.budget-warning,.budget-on-course-to-exceed{color:#b54708;font-weight:600}.budget-ok{color:var(--ok)}
 `;
 
 /** `'sha256-…'` source expression for the CSS above. */

@@ -5,6 +5,7 @@ import { handleHealth } from './health';
 import { handleMetrics } from './metrics';
 import { handleRegisterKey } from './register-key';
 import { handleReport } from './report';
+import { handleReports } from './reports';
 import { handleToken } from './token';
 
 export interface Endpoint {
@@ -16,6 +17,7 @@ export const ROUTES: ReadonlyMap<string, Endpoint> = new Map<string, Endpoint>([
   [PATHS.token, { methods: ['POST'], handler: handleToken }],
   [PATHS.registerKey, { methods: ['POST'], handler: handleRegisterKey }],
   [PATHS.report, { methods: ['POST'], handler: handleReport }],
+  [PATHS.reports, { methods: ['POST'], handler: handleReports }],
   [PATHS.health, { methods: ['GET', 'HEAD'], handler: handleHealth }],
   [PATHS.metrics, { methods: ['GET', 'HEAD'], handler: handleMetrics }],
 ]);

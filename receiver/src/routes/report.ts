@@ -4,7 +4,6 @@
  * bearer (401) → rate limit (429) → Content-Type (415) → body size (413) → JSON shape and limits (400)
  * → timestamp and signature (403 + X-CCFLUX-Error) → store (200, idempotent).
  */
-import type { ServerResponse } from 'node:http';
 import {
   checkTurnTime,
   HEADERS,
@@ -17,17 +16,68 @@ import {
 } from '../../../src/protocol/wire';
 import { verifyEd25519 } from '../ed25519';
 import { parseJson, sendError, sendJson } from '../http';
-import type { DeviceKey } from '../store';
+import type { AuthContext, DeviceKey } from '../store';
 import { reportTextWellFormed } from '../text';
 import { authenticate, boundedBody, type Route, type RouteDeps, rateLimit, requireJsonBody } from './context';
 
-function refuse(res: ServerResponse, deps: RouteDeps, code: WireErrorCode): void {
-  deps.metrics.inc('ccflux_reports_sig_rejected_total');
-  sendError(res, 403, code, { [HEADERS.error]: code });
+export function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
 }
 
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(', ') : value;
+/** What one report comes to: stored, or refused with the status `/report` answers. */
+export type ReportOutcome = { status: 200; stored: number } | { status: 400 | 413; error: string } | { status: 403; code: WireErrorCode };
+
+/**
+ * One report past the route's own checks (bearer, rate limit, body size): shape and limits (400),
+ * timestamp and signature (403), then the idempotent store. Shared by `/report` and `/reports`;
+ * counts its own metrics.
+ */
+export async function acceptReport(
+  deps: RouteDeps,
+  auth: AuthContext,
+  body: Buffer,
+  timestampHeader: string | undefined,
+  signatureHeader: string | undefined,
+): Promise<ReportOutcome> {
+  const rejected = (error: string): ReportOutcome => {
+    deps.metrics.inc('ccflux_reports_rejected_total');
+    return { status: 400, error };
+  };
+  const refused = (code: WireErrorCode): ReportOutcome => {
+    deps.metrics.inc('ccflux_reports_sig_rejected_total');
+    return { status: 403, code };
+  };
+  const parsed = parseJson(body);
+  const valid = parsed.ok ? validateReport(parsed.value) : ({ ok: false, error: 'body is not JSON' } as const);
+  if (!valid.ok || !reportTextWellFormed(valid.value)) return rejected(valid.ok ? 'strings must be valid Unicode' : valid.error);
+  const timeProblem = checkTurnTime(valid.value.timestamp_utc, deps.now());
+  if (timeProblem !== null) return rejected(timeProblem);
+
+  let key: DeviceKey | undefined;
+  if (signatureHeader === undefined) {
+    if (deps.config.requireSignatures) return refused('signature-required');
+  } else {
+    // A timestamp that is not RFC 3339 is as good as none: it cannot be placed in the window.
+    const timestamp = timestampHeader === undefined ? null : parseTimestamp(timestampHeader);
+    if (timestampHeader === undefined || timestamp === null) return refused('timestamp-missing');
+    if (!timestampFresh(timestamp, deps.now())) return refused('timestamp-stale');
+    const signature = parseSignatureHeader(signatureHeader);
+    if (signature === null) return refused('signature-invalid');
+    // Only this user's registration counts: a key registered by someone else does not verify here.
+    key = await deps.store.findDeviceKey(auth.userId, signature.publicKey);
+    if (key === undefined) return refused('key-not-registered');
+    if (key.revoked_at !== null) return refused('key-revoked');
+    if (!verifyEd25519(signature.publicKey, signingMessage(body, timestampHeader), signature.signature)) return refused('signature-invalid');
+  }
+
+  const { inserted } = await deps.store.insertReport(auth, valid.value, {
+    deviceId: key?.device_id ?? '',
+    signed: key !== undefined,
+    deviceKeyId: key?.id,
+  });
+  deps.metrics.inc('ccflux_reports_accepted_total');
+  if (inserted === 0 && Object.keys(valid.value.models).length > 0) deps.metrics.inc('ccflux_reports_duplicate_total');
+  return { status: 200, stored: inserted };
 }
 
 export const handleReport: Route = async (req, res, deps) => {
@@ -46,46 +96,14 @@ export const handleReport: Route = async (req, res, deps) => {
     if (res.headersSent) deps.metrics.inc('ccflux_reports_rejected_total');
     return;
   }
-
-  const parsed = parseJson(body);
-  const valid = parsed.ok ? validateReport(parsed.value) : ({ ok: false, error: 'body is not JSON' } as const);
-  if (!valid.ok || !reportTextWellFormed(valid.value)) {
-    deps.metrics.inc('ccflux_reports_rejected_total');
-    return sendError(res, 400, valid.ok ? 'strings must be valid Unicode' : valid.error);
-  }
-  const timeProblem = checkTurnTime(valid.value.timestamp_utc, deps.now());
-  if (timeProblem !== null) {
-    deps.metrics.inc('ccflux_reports_rejected_total');
-    return sendError(res, 400, timeProblem);
-  }
-
-  let key: DeviceKey | undefined;
-  const signatureHeader = headerValue(req.headers[HEADERS.signature]);
-  if (signatureHeader === undefined) {
-    if (deps.config.requireSignatures) return refuse(res, deps, 'signature-required');
-  } else {
-    const timestampHeader = headerValue(req.headers[HEADERS.timestamp]);
-    // A timestamp that is not RFC 3339 is as good as none: it cannot be placed in the window.
-    const timestamp = timestampHeader === undefined ? null : parseTimestamp(timestampHeader);
-    if (timestampHeader === undefined || timestamp === null) return refuse(res, deps, 'timestamp-missing');
-    if (!timestampFresh(timestamp, deps.now())) return refuse(res, deps, 'timestamp-stale');
-    const signature = parseSignatureHeader(signatureHeader);
-    if (signature === null) return refuse(res, deps, 'signature-invalid');
-    // Only this user's registration counts: a key registered by someone else does not verify here.
-    key = await deps.store.findDeviceKey(auth.userId, signature.publicKey);
-    if (key === undefined) return refuse(res, deps, 'key-not-registered');
-    if (key.revoked_at !== null) return refuse(res, deps, 'key-revoked');
-    if (!verifyEd25519(signature.publicKey, signingMessage(body, timestampHeader), signature.signature)) {
-      return refuse(res, deps, 'signature-invalid');
-    }
-  }
-
-  const { inserted } = await deps.store.insertReport(auth, valid.value, {
-    deviceId: key?.device_id ?? '',
-    signed: key !== undefined,
-    deviceKeyId: key?.id,
-  });
-  deps.metrics.inc('ccflux_reports_accepted_total');
-  if (inserted === 0 && Object.keys(valid.value.models).length > 0) deps.metrics.inc('ccflux_reports_duplicate_total');
-  sendJson(res, 200, { status: 'ok', stored: inserted });
+  const outcome = await acceptReport(
+    deps,
+    auth,
+    body,
+    headerValue(req.headers[HEADERS.timestamp]),
+    headerValue(req.headers[HEADERS.signature]),
+  );
+  if (outcome.status === 200) return sendJson(res, 200, { status: 'ok', stored: outcome.stored });
+  if (outcome.status === 403) return sendError(res, 403, outcome.code, { [HEADERS.error]: outcome.code });
+  sendError(res, outcome.status, outcome.error);
 };

@@ -121,3 +121,33 @@ describe('exports', () => {
     expect(new Set(rows.slice(1).map((r) => r[0])).size).toBe(4500);
   });
 });
+
+describe('budgets on the dashboard', () => {
+  it('sets, shows burn and forecast, replaces and deletes a budget, each change audited', async () => {
+    h = await startAdmin();
+    // Opus 5.5: 1M input = $4 this month (11 May 12:00 = 10.5 of 31 days).
+    await seedUsage(h.store, 'ann@example.org', { models: { 'claude-opus-5-5': usage(1_000_000, 0) } }, { division: 'Research' });
+    const { cookie, csrf } = await h.login();
+    const bad = await h.post('/admin/budgets', { scope: 'division', subject: '', unit: 'usd', limit: '5', csrf_token: csrf }, { cookie });
+    expect(bad.status).toBe(303);
+    expect((await h.get('/admin/', { cookie })).body).toContain('A division budget needs the division name.');
+    await h.post('/admin/budgets', { scope: 'division', subject: 'Research', unit: 'usd', limit: '5', csrf_token: csrf }, { cookie });
+    let page = (await h.get('/admin/', { cookie })).body;
+    expect(page).toContain('Budget saved: Research, 5 USD a month.');
+    expect(page).toMatch(/<td>Division Research<\/td><td class="n">\$5\.00<\/td><td class="n">\$4\.00<\/td><td class="n">80\.0%<\/td>/);
+    expect(page).toContain('<span class="budget-warning">warning</span>');
+    expect(page).toMatch(/<td class="n">\$11\.8\d<\/td><td><span class="budget-warning">/); // forecast $4 / (10.5/31)
+    await h.post('/admin/budgets', { scope: 'division', subject: 'Research', unit: 'usd', limit: '4', csrf_token: csrf }, { cookie });
+    page = (await h.get('/admin/', { cookie })).body;
+    expect(page).toContain('<span class="budget-over">over</span>');
+    const id = /name="id" value="(\d+)"/.exec(page)![1]!;
+    await h.post('/admin/budgets/delete', { id, csrf_token: csrf }, { cookie });
+    expect((await h.get('/admin/', { cookie })).body).toContain('No budgets set.');
+    const actions = (await h.store.listAudit({ limit: 10, offset: 0 })).filter((r) => r.action.startsWith('budget.'));
+    expect(actions.map((r) => [r.action, r.target, JSON.parse(r.detail)])).toEqual([
+      ['budget.delete', 'division:Research', { unit: 'usd', monthly_limit: 4 }],
+      ['budget.set', 'division:Research', { unit: 'usd', monthly_limit: 4, previous_unit: 'usd', previous_limit: 5 }],
+      ['budget.set', 'division:Research', { unit: 'usd', monthly_limit: 5 }],
+    ]);
+  });
+});

@@ -56,7 +56,7 @@ function expectInert(html: string, opts: { forms: boolean }): void {
   expect(html).not.toMatch(/<script|<iframe|<img|<svg\/|<a href="(?!#|\/admin\/)/i);
   // Every tag is one of ours, with only our attributes, every value double-quoted, every URL ours.
   const allowedTags = ['html', 'head', 'meta', 'title', 'style', 'body', 'header', 'h1', 'h2', 'h3', 'nav', 'a', 'main', 'section', 'div', 'b', 'span', 'small', 'p', 'table', 'thead', 'tbody', 'tr', 'th', 'td', 'svg', 'rect', 'line', 'text', 'g', 'code', 'form', 'input', 'button', 'label', 'select', 'option'];
-  const allowedAttributes = ['lang', 'charset', 'name', 'content', 'http-equiv', 'href', 'id', 'class', 'role', 'method', 'action', 'type', 'value', 'required', 'maxlength', 'min', 'max', 'placeholder', 'autocomplete', 'autofocus', 'viewbox', 'width', 'height', 'aria-label', 'aria-hidden', 'x', 'y', 'x1', 'x2', 'y1', 'y2', 'fill', 'stroke', 'text-anchor', 'rel', 'aria-sort', 'data-table', 'selected', 'title'];
+  const allowedAttributes = ['lang', 'charset', 'name', 'content', 'http-equiv', 'href', 'id', 'class', 'role', 'method', 'action', 'type', 'value', 'required', 'maxlength', 'min', 'max', 'placeholder', 'autocomplete', 'autofocus', 'viewbox', 'width', 'height', 'aria-label', 'aria-hidden', 'x', 'y', 'x1', 'x2', 'y1', 'y2', 'fill', 'stroke', 'text-anchor', 'rel', 'aria-sort', 'data-table', 'selected', 'title', 'step'];
   for (const m of html.matchAll(/<([a-zA-Z][a-zA-Z0-9]*)([^>]*)>/g)) {
     expect(allowedTags, m[0]).toContain(m[1]!.toLowerCase());
     const rest = m[2]!.replace(/\/$/, '');

@@ -18,8 +18,13 @@ import { createTransport } from '../../client/deliver/transport';
 import { createProgress, progressMode } from '../progress';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
 
-/** A whole queue at the receiver's default rate limit fits; a dead network stops much sooner. */
-const FLUSH_BUDGET_MILLIS = 120_000;
+/**
+ * Long enough for a full queue at the receiver's default rate limit (30 a minute, 50 reports to a
+ * unit: ~1,500 reports a minute); a dead network stops at once, and Ctrl-C stops any time with
+ * nothing lost (every queue change is atomic).
+ */
+const FLUSH_BUDGET_MILLIS = 30 * 60_000;
+const TICK_MILLIS = 1000;
 /** How long to wait for a background worker that holds the deliver lock. */
 const LOCK_WAIT_MILLIS = 5_000;
 const LOCK_RETRY_MILLIS = 200;
@@ -78,6 +83,25 @@ async function noCredentialsError(dataDir: string): Promise<CcfluxError> {
   return new CcfluxError(ERROR_CODES.CONFIG_MISSING, `no receiver configured for ${dataDir}`, { hint: CONFIGURE_HINT });
 }
 
+/** What to do after a stop, for each cause: "run it again" only where running it again can help. */
+const NEXT_STEP: Record<Exclude<StoppedBecause, null>, string> = {
+  'no-credentials': CONFIGURE_HINT,
+  'config-invalid': 'fix the setting named above, then `ccflux flush`',
+  revoked: 'ask IT why; to start over with a new key: `ccflux logout --forget-key`, then set up again',
+  'token-revoked': "ask IT for a new token and put it where the old one was (the plugin options, or `ccflux login`); then `ccflux flush`",
+  unauthorized: 'run `ccflux doctor`; if the token exchange fails too, ask IT for a new token',
+  unreachable: 'they go out after a later turn once the receiver answers, or run `ccflux flush` again then',
+  'server-busy': 'they go out after a later turn, or run `ccflux flush` again in a few minutes',
+  'unexpected-answer': 'check the endpoint with IT (`ccflux doctor` shows what answers there)',
+  'clock-skew': 'set the system clock right (turn on automatic time / NTP), then `ccflux flush`',
+  deadline: 'run `ccflux flush` again to go on',
+  'registration-failed': 'run `ccflux doctor --fix` to register the device key, then `ccflux flush`',
+  forbidden: 'run `ccflux doctor`; if it passes, send the last error to IT',
+  locked: 'run `ccflux flush` again in a moment',
+  backoff: 'run `ccflux flush` to try now',
+  error: 'run `ccflux doctor`; if it persists, report it with the output of `ccflux status`',
+};
+
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
@@ -101,8 +125,16 @@ async function run(ctx: CliContext, options: Record<string, unknown>): Promise<C
   const queue = createFsQueue(paths, { log, now: ctx.now });
   const transport = createTransport({ env: ctx.env });
   const progress = createProgress(ctx.stdout, progressMode(ctx.stdout, json));
-  let last = { delivered: 0, rejected: 0 };
-  const deps = { paths, env: ctx.env, now: ctx.now, log, queue, transport };
+  let last = { delivered: 0, rejected: 0, remaining: await queue.size().catch(() => 0) };
+  const show = (note: string) => progress.update({ done: last.delivered + last.rejected, total: last.delivered + last.rejected + last.remaining, note });
+  // The receiver asked to wait (429/503 Retry-After): count it down where the user can see it.
+  const sleep = async (millis: number) => {
+    for (let left = millis; left > 0; left -= TICK_MILLIS) {
+      if (ctx.stdout.isTTY === true || left === millis || left % 10_000 < TICK_MILLIS) show(`waiting ${Math.ceil(left / 1000)}s: the receiver asked to slow down (Ctrl-C stops; nothing is lost)`);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(TICK_MILLIS, left)));
+    }
+  };
+  const deps = { paths, env: ctx.env, now: ctx.now, log, queue, transport, sleep };
   try {
     const startedAt = ctx.now();
     const startedMillis = Date.now();
@@ -110,8 +142,8 @@ async function run(ctx: CliContext, options: Record<string, unknown>): Promise<C
       deadlineMillis: FLUSH_BUDGET_MILLIS,
       onProgress: (p) => {
         const note = p.rejected > last.rejected ? 'rejected' : p.delivered > last.delivered ? 'delivered' : '';
-        last = { delivered: p.delivered, rejected: p.rejected };
-        progress.update({ done: p.delivered + p.rejected, total: p.delivered + p.rejected + p.remaining, note });
+        last = { delivered: p.delivered, rejected: p.rejected, remaining: p.remaining };
+        show(note);
       },
     });
     // A hook's background worker is delivering: give it a few seconds, then look again.
@@ -141,7 +173,7 @@ async function run(ctx: CliContext, options: Record<string, unknown>): Promise<C
     const lines = [counts];
     if (outcome.stoppedBecause) {
       lines.push(`Stopped: ${thisRunError ?? STOP_WORDS[outcome.stoppedBecause]}.`);
-      if (outcome.remaining > 0) lines.push('The reports stay queued: they go out after a later turn, or run `ccflux flush` again.');
+      if (outcome.remaining > 0) lines.push(`The reports stay queued. Next: ${NEXT_STEP[outcome.stoppedBecause]}`);
     }
     if (outcome.rejected > 0) lines.push(`Rejected reports were moved to ${paths.rejected}.`);
     const ok = outcome.stoppedBecause === null;

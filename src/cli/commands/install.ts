@@ -2,9 +2,11 @@
  * `ccflux install`: puts the plugin folder this ccflux runs from (or `--from`) into a Claude Code
  * data dir and enables it, without a marketplace. `src/client/commands/install.ts` does the work.
  */
+import { join } from 'node:path';
 import { type DataDirCandidate, displayPath, resolveDataDir } from '../../client/local/data-dirs';
 import { CcfluxError, ERROR_CODES } from '../../client/local/errors';
 import { findRunningPluginRoot, type InstallResult, installPlugin, readPluginFolder } from '../../client/commands/install';
+import { installShim, type ShimResult } from '../../client/commands/shim';
 import { dataDirMenu, isInteractive } from '../prompt';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
 
@@ -38,13 +40,26 @@ function runnerLine(result: InstallResult): string {
   return 'nothing yet: the platform binary is downloaded and verified on first use (or install Node.js 20+)';
 }
 
-function summary(result: InstallResult, home: string): string {
+function shimLines(shim: ShimResult | null, home: string): string[] {
+  if (shim === null) return [];
+  if (shim.kind === 'unsupported') return [`  command        no shim on ${shim.reason}`];
+  const where = displayPath(shim.path, home);
+  if (shim.kind === 'kept-other') return [`  command        kept the existing ${where} (not made by ccflux install); the plugin's own is ${displayPath(shim.target, home)}`];
+  const lines = [`  command        ${where} → ${displayPath(shim.target, home)}`];
+  if (!shim.onPath) {
+    lines.push('  ~/.local/bin is not on your PATH: add it, e.g. `echo \'export PATH="$HOME/.local/bin:$PATH"\' >> ~/.profile`, then open a new shell');
+  }
+  return lines;
+}
+
+function summary(result: InstallResult, home: string, shim: ShimResult | null): string {
   return [
     `Installed ccflux ${result.version} into ${displayPath(result.dataDir, home)} as ${result.pluginId}${result.reinstalled ? ' (replaced the previous install)' : ''}.`,
     `  plugin folder  ${displayPath(result.installPath, home)}`,
     `  hooks run      ${runnerLine(result)}${result.hooks === 'powershell' ? ', through PowerShell' : ''}`,
     `  enabled in     ${displayPath(result.settingsFile, home)}`,
-    'Next: restart Claude Code, then connect to your receiver with `ccflux login` (or set the plugin options in /plugin).',
+    ...shimLines(shim, home),
+    `Next: restart Claude Code, then set the plugin options in /plugin (or run \`${shim && shim.kind !== 'unsupported' && shim.onPath ? 'ccflux' : displayPath(join(result.installPath, 'bin', 'ccflux'), home)} login\`).`,
   ].join('\n');
 }
 
@@ -53,7 +68,13 @@ async function run(ctx: CliContext, options: Record<string, unknown>): Promise<C
   const source = await readPluginFolder(from);
   const dataDir = await chooseDataDir(ctx, options.configDir);
   const result = await installPlugin({ dataDir, source, platform: process.platform, arch: process.arch, now: ctx.now });
-  return { exitCode: EXIT.ok, human: summary(result, ctx.home), json: { ok: true, ...result, source: source.root } };
+  const shim =
+    options.shim === false
+      ? null
+      : await installShim({ home: ctx.home, launcher: join(result.installPath, 'bin', 'ccflux'), env: ctx.env, platform: process.platform }).catch(
+          (err: unknown): ShimResult => ({ kind: 'unsupported', reason: `this system (${err instanceof Error ? err.message : String(err)})` }),
+        );
+  return { exitCode: EXIT.ok, human: summary(result, ctx.home, shim), json: { ok: true, ...result, source: source.root, shim } };
 }
 
 export const installCommand: CommandSpec = {
@@ -64,6 +85,7 @@ export const installCommand: CommandSpec = {
     cmd
       .option('--config-dir <dir>', 'Claude Code data dir (default: $CLAUDE_CONFIG_DIR, else ~/.claude; asks when several ~/.claude* exist)')
       .option('--from <dir>', 'plugin folder to install (default: the one this ccflux runs from)')
+      .option('--no-shim', 'do not put a `ccflux` command in ~/.local/bin (a symlink to the installed plugin\'s bin/ccflux)')
       .option('--json', 'print the result as JSON');
   },
   run,

@@ -14,7 +14,7 @@
  * A crash before 3 re-reads the same bytes next time; a crash after 3 is finished by step 1 of the
  * next run, whichever session it is for.
  */
-import { open, readdir, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, readdir, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { checkTurnTime, formatTimestamp, parseTimestamp, type ModelUsage, type ReportBody } from '../../protocol/wire';
 import { VERSION } from '../../version';
@@ -23,6 +23,7 @@ import { appendDurable, readTextIfExists } from '../local/fsx';
 import { Ledger, type LedgerEntry, shardOf, shardOfEntry, toLedgerEntry } from './ledger';
 import type { Logger } from '../local/log';
 import { isSafeSessionId, type StatePaths } from '../local/paths';
+import { foldTotals, type ModelTotals, parseCostStateLine, reconcileCostState } from './cost-state';
 import { buildReports } from './report';
 import {
   type LoadedState,
@@ -35,6 +36,7 @@ import {
   type SessionState,
   writeSessionState,
 } from './session-state';
+import { isUnder, openRegularFile, projectsDirOf } from './safe-files';
 import { type FileCursor, LineMatcher, readNewLines } from './transcript';
 import {
   addUsage,
@@ -164,9 +166,10 @@ function isAgentTranscriptName(name: string): boolean {
 
 /** The `sessionId` on the first line of a legacy sibling agent file, or null. */
 async function headSessionId(path: string): Promise<string | null> {
-  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  let handle: FileHandle | undefined;
   try {
-    handle = await open(path, 'r');
+    handle = (await openRegularFile(path)) ?? undefined;
+    if (handle === undefined) return null;
     const buf = Buffer.alloc(LEGACY_HEAD_BYTES);
     const { bytesRead } = await handle.read(buf, 0, LEGACY_HEAD_BYTES, 0);
     const text = buf.toString('utf8', 0, bytesRead);
@@ -216,7 +219,15 @@ export async function listSessionFiles(state: SessionState, req: CollectRequest)
 
   if (req.agentTranscriptPath?.endsWith('.jsonl')) others.add(resolve(req.agentTranscriptPath));
   others.delete(main);
-  return [main, ...[...others].sort().slice(0, MAX_SESSION_FILES)];
+  // Nothing outside the data dir's projects/ is read: not an agent path pointing elsewhere, not a
+  // symlink leading out, not a file tracked before this rule (safe-files.ts).
+  const projects = projectsDirOf(main);
+  const inside: string[] = [];
+  for (const path of [...others].sort()) {
+    if (inside.length >= MAX_SESSION_FILES) break;
+    if (await isUnder(projects, path)) inside.push(path);
+  }
+  return [main, ...inside];
 }
 
 /** True when a file has bytes its cursor has not seen (or was replaced). */
@@ -239,6 +250,8 @@ interface CountResult {
   replays: number;
   /** Some group was first counted by this very session (seen again after a lost state). */
   ownGroupsSeen: boolean;
+  /** Sessions that first counted groups this run's files repeat (a fork's parent). */
+  copiedFrom: Set<string>;
 }
 
 /**
@@ -262,10 +275,18 @@ async function turnMark(ledger: Ledger, sessionId: string): Promise<number> {
 /** Step 2b: each group once, in order of first appearance, against ledger + the run's own view. */
 async function countGroups(groups: Map<string, GroupTotal>, ledger: Ledger, sessionId: string): Promise<CountResult> {
   await ledger.load([...groups.values()].map((g) => shardOfEntry(g)));
-  const result: CountResult = { deltas: new Map(), entries: [], lastTimestampMs: null, replays: 0, ownGroupsSeen: false };
+  const result: CountResult = {
+    deltas: new Map(),
+    entries: [],
+    lastTimestampMs: null,
+    replays: 0,
+    ownGroupsSeen: false,
+    copiedFrom: new Set(),
+  };
   for (const group of groups.values()) {
     const own = ledger.get(group.key, group.messageId);
     if (own?.sessionId === sessionId) result.ownGroupsSeen = true;
+    else if (own?.sessionId !== undefined) result.copiedFrom.add(own.sessionId);
     const same = group.messageId === null ? [] : ledger.sameMessage(group.messageId, group.key);
     const decision = decideGroup(group, own, same);
     if (decision.kind === 'replay') {
@@ -285,6 +306,18 @@ async function countGroups(groups: Map<string, GroupTotal>, ledger: Ledger, sess
     }
   }
   return result;
+}
+
+/** Adds what `cost-state` holds beyond the assistant lines (cost-state.ts) to the run's deltas. */
+async function addBackground(ledger: Ledger, sessionId: string, counted: CountResult, costState: ModelTotals | null): Promise<void> {
+  const { background, entries } = await reconcileCostState(ledger, {
+    sessionId,
+    lineDeltas: counted.deltas,
+    costState,
+    copiedFrom: counted.copiedFrom,
+  });
+  for (const e of entries) counted.entries.push(e);
+  for (const [model, usage] of background) counted.deltas.set(model, addUsage(counted.deltas.get(model) ?? zeroUsage(), usage));
 }
 
 function needsRecord(own: CountedEntry | undefined, group: GroupTotal, record: ModelUsage): boolean {
@@ -322,6 +355,7 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
   const state: SessionState = { ...previous, transcriptPath: main, files: {}, outbox: [] };
   const files = await listSessionFiles(previous, req);
   const groups = new Map<string, GroupTotal>();
+  let costState: ModelTotals | null = null;
   let malformed = 0;
   let synthetic = 0;
   let lines = 0;
@@ -337,6 +371,14 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
     const matcher = new LineMatcher(CANDIDATE_LINE_RULES);
     matcher.everything = isMain && state.sessionStartUtc === '';
     const onLine = (line: string) => {
+      if (isMain) {
+        const totals = parseCostStateLine(line);
+        if (totals !== null) {
+          costState ??= new Map();
+          foldTotals(costState, totals);
+          return;
+        }
+      }
       const parsed = parseUsageLine(line, req.sessionId);
       if (parsed.malformed) malformed++;
       if (parsed.syntheticUsage !== null) synthetic++;
@@ -364,6 +406,7 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
   if (synthetic > 0) log.error(`session ${req.sessionId}: ${synthetic} <synthetic> line(s) with non-zero usage not counted`);
 
   const counted = await countGroups(groups, ledger, req.sessionId);
+  await addBackground(ledger, req.sessionId, counted, costState);
   const now = deps.now();
   let turnIndex = previous.nextTurnIndex;
   if (Object.keys(previous.files).length === 0 && counted.ownGroupsSeen) {

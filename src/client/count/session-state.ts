@@ -10,7 +10,7 @@
  * early builds) are converted without reporting again what it reported (`takeOverRustProgress`).
  */
 import { createHash } from 'node:crypto';
-import { open, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ReportBody } from '../../protocol/wire';
 import { formatTimestamp, parseTimestamp, validateReport } from '../../protocol/wire';
@@ -19,9 +19,10 @@ import { type LedgerEntry, parseLedgerLine, toLedgerEntry } from './ledger';
 import type { Logger } from '../local/log';
 import { isSafeSessionId, type StatePaths } from '../local/paths';
 import { CHUNK_BYTES, EMPTY_HEAD_HASH, type FileCursor, HEAD_HASH_BYTES, MAX_LINE_BYTES } from './transcript';
+import { openRegularFile } from './safe-files';
 import { type GroupTotal, isZeroUsage, lineTimestamp, mergeRecord, parseUsageLine } from './usage';
 
-type FileHandle = Awaited<ReturnType<typeof open>>;
+type FileHandle = import('node:fs/promises').FileHandle;
 
 export const SESSION_STATE_VERSION = 1;
 const OFFSET_SUFFIX = '.offset';
@@ -372,7 +373,9 @@ export async function takeOverRustProgress(
   if (rust.sessionStart !== undefined && parseTimestamp(rust.sessionStart) !== null) state.sessionStartUtc = rust.sessionStart;
   let handle: FileHandle;
   try {
-    handle = await open(transcriptPath, 'r');
+    const opened = await openRegularFile(transcriptPath);
+    if (opened === null) return state;
+    handle = opened;
   } catch {
     return state; // no transcript: nothing to skip
   }
@@ -404,7 +407,8 @@ export async function takeOverRustProgress(
 export async function convertLegacyOffset(sessionId: string, transcriptPath: string, legacy: number, now: Date): Promise<SessionState> {
   let progress: RustProgress = { lines: legacy };
   try {
-    const handle = await open(transcriptPath, 'r');
+    const handle = await openRegularFile(transcriptPath);
+    if (handle === null) throw new Error('not a regular file');
     try {
       const st = await handle.stat();
       if (legacy === 0) progress = { bytes: 0 };

@@ -17,8 +17,9 @@
  */
 import { createHash } from 'node:crypto';
 import { readSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from '../local/log';
+import { openRegularFile } from './safe-files';
 
 export const CHUNK_BYTES = 1024 * 1024;
 export const MAX_LINE_BYTES = 64 * 1024 * 1024;
@@ -115,8 +116,6 @@ export class LineMatcher {
 
 export const EMPTY_HEAD_HASH = createHash('sha256').digest('hex');
 
-type FileHandle = Awaited<ReturnType<typeof open>>;
-
 async function readAt(handle: FileHandle, length: number, position: number): Promise<Buffer> {
   const buf = Buffer.alloc(length);
   let filled = 0;
@@ -150,7 +149,13 @@ export async function readNewLines(
   const result: ReadResult = { cursor: null, restarted: false, lines: 0, bytes: 0, skippedLongLines: 0 };
   let handle: FileHandle;
   try {
-    handle = await open(path, 'r');
+    // Regular files only, opened without blocking (a FIFO must not stall the worker): safe-files.ts.
+    const opened = await openRegularFile(path);
+    if (opened === null) {
+      options.log?.error(`transcript is not a regular file, skipped: ${path}`);
+      return result;
+    }
+    handle = opened;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return result;

@@ -18,6 +18,7 @@ import { acquireLock, ensurePrivateDir, type LockOptions, withLock } from '../lo
 import type { Logger } from '../local/log';
 import type { StatePaths } from '../local/paths';
 import { type Action, classify, describeSkew } from './answer';
+import { batchBody, readBatchAnswer, takeBatch } from './batch';
 import { nextOffset, offsetFromDateHeader, readClockOffset, removeClockOffset, writeClockOffset } from './clock';
 import { getAccessToken, REFRESH_TOKEN_REVOKED_MESSAGE } from './auth';
 import { backoffKey, backoffUntil, backoffVerdict, nextBackoff, readBackoff, writeBackoff } from './backoff';
@@ -37,8 +38,8 @@ export const STATE_LOCK_OPTIONS: LockOptions = { waitMillis: 10_000, staleMillis
 export const DELIVER_LOCK_OPTIONS: LockOptions = { waitMillis: 0, staleMillis: 30_000 };
 /** Not worth starting a request with less time than this left. */
 const MIN_REQUEST_MILLIS = 250;
-/** Bounds one drain whatever happens to the queue meanwhile (2 × its default bound). */
-const MAX_SENDS_PER_DRAIN = 1000;
+/** Bounds one drain whatever happens to the queue meanwhile (a full queue is ~30,000 reports; most go 100 to a request). */
+const MAX_SENDS_PER_DRAIN = 40_000;
 export interface DeliverDeps {
   paths: StatePaths;
   env: NodeJS.ProcessEnv;
@@ -57,7 +58,7 @@ export interface DeliverDeps {
  * run. The worker is detached from Claude Code, so waiting costs nobody anything, and it matters
  * after a session's last hook: no later hook of that session will come to drain what is left.
  */
-const MAX_RETRY_AFTER_WAITS = 20;
+const MAX_RETRY_AFTER_WAITS = 60;
 
 const realSleep = (millis: number) => new Promise<void>((resolve) => setTimeout(resolve, millis));
 
@@ -208,6 +209,8 @@ class DrainRun {
   private refreshed = false;
   private reregistered = false;
   private retryAfterWaits = 0;
+  /** This receiver answered POST /reports with 404 (or refused it as a batch): one by one from here. */
+  private batchUnsupported = false;
   private accessToken = '';
   private credentials: { endpoint: string; token: string } = { endpoint: '', token: '' };
   private endpoint = '';
@@ -358,13 +361,77 @@ class DrainRun {
 
   private async sendQueued(): Promise<void> {
     for (;;) {
-      const batch = await this.deps.queue.list();
-      if (batch.length === 0) return;
-      for (const [index, report] of batch.entries()) {
+      const queued = await this.deps.queue.list();
+      if (queued.length === 0) return;
+      // A backlog goes out in batches (POST /reports); a single report, or a receiver without
+      // /reports (Rust, older), one by one.
+      if (queued.length > 1 && !this.batchUnsupported) {
+        await this.deliverBatch(queued);
+        continue;
+      }
+      for (const [index, report] of queued.entries()) {
         await this.deliverOne(report);
-        this.opts.onProgress?.({ delivered: this.delivered, rejected: this.rejected, remaining: batch.length - index - 1 });
+        this.opts.onProgress?.({ delivered: this.delivered, rejected: this.rejected, remaining: queued.length - index - 1 });
       }
     }
+  }
+
+  /**
+   * One `POST /reports` of the oldest queued reports. Delivered ones leave the queue together;
+   * refused ones are acted on as from `/report`, the first that is not delivered or rejected
+   * deciding what happens next (retry with the next batch, or halt).
+   */
+  private async deliverBatch(queued: ReportBody[]): Promise<void> {
+    if (++this.sends > MAX_SENDS_PER_DRAIN) {
+      throw new Halt('error', `delivery: more than ${MAX_SENDS_PER_DRAIN} sends in one run; the rest waits`, 'error', true);
+    }
+    const batch = takeBatch(queued);
+    const result = await this.sendBatch(batch, this.timeLeftMillis());
+    const answer = readBatchAnswer(result, batch.length);
+    if (answer.kind === 'unsupported') {
+      this.batchUnsupported = true;
+      this.deps.log.activity('the receiver does not take batches (POST /reports): sending one report at a time');
+      return;
+    }
+    const actions = answer.kind === 'each' ? answer.results.map((r) => classify(r, 'report', this.deps.now())) : [classify(result, 'report', this.deps.now())];
+    this.clockMoved = false;
+    if (result.kind === 'response') await this.observeClock(result.headers.date, actions.some((a) => a.kind === 'clock-skew'));
+    if (answer.kind === 'whole') {
+      await this.actOn(actions[0] as Action, batch[0] as ReportBody);
+      return;
+    }
+    const delivered = batch.filter((_, i) => actions[i]?.kind === 'delivered');
+    if (delivered.length > 0) await this.underStateLock(() => this.deps.queue.remove(delivered));
+    this.delivered += delivered.length;
+    let firstOther: number | null = null;
+    for (const [i, action] of actions.entries()) {
+      if (action.kind === 'reject') await this.reject(batch[i] as ReportBody, action.detail);
+      else if (action.kind !== 'delivered') firstOther ??= i;
+    }
+    this.opts.onProgress?.({ delivered: this.delivered, rejected: this.rejected, remaining: queued.length - delivered.length });
+    if (firstOther === null) {
+      this.resignedForSkew = false;
+      return;
+    }
+    await this.actOn(actions[firstOther] as Action, batch[firstOther] as ReportBody);
+  }
+
+  private sendBatch(reports: ReportBody[], timeoutMillis: number) {
+    const key = this.key as SigningKey;
+    const timestamp = formatTimestamp(new Date(this.deps.now().getTime() + this.clockOffsetMillis));
+    const body = batchBody(reports, (bytes) => ({
+      timestamp,
+      signature: formatSignatureHeader(sign(key.seed, signingMessage(bytes, timestamp)), key.publicKey),
+    }));
+    return this.deps.transport.post(endpointUrls(this.endpoint).reports, {
+      headers: {
+        authorization: `Bearer ${this.accessToken}`,
+        'content-type': 'application/json',
+        'user-agent': `ccflux/${VERSION}`,
+      },
+      body,
+      timeoutMillis,
+    });
   }
 
   /** Sends one report until it is delivered or rejected; anything else halts the drain with it kept at the front. */
@@ -511,7 +578,7 @@ class DrainRun {
     });
     throw new Halt(
       'revoked',
-      `the receiver revoked this device's key (${fingerprint(key.publicKeyB64)}): wrote key_revoked, discarded ${cleared} queued report(s); ccflux stays silent on this device until an admin re-enables it`,
+      `the receiver revoked this device's key (${fingerprint(key.publicKeyB64)}): wrote key_revoked, discarded ${cleared} queued report(s); ccflux stays silent on this device. To start over with a new key: \`ccflux logout --forget-key\`, then set up again (plugin options or \`ccflux login\`)`,
       'error',
       true,
     );

@@ -127,6 +127,22 @@ export function parseQueueText(text: string): ParsedQueue {
   return { reports, unreadable };
 }
 
+/** Whether a queued line has this report's (session_id, turn_index); parses only lines naming the session. */
+function holdsReport(text: string, key: QueueKey): boolean {
+  const needle = `"session_id":${JSON.stringify(key.session_id)}`;
+  for (let at = text.indexOf(needle); at !== -1; at = text.indexOf(needle, at + needle.length)) {
+    const start = text.lastIndexOf('\n', at) + 1;
+    const end = text.indexOf('\n', at);
+    try {
+      const queued = JSON.parse(text.slice(start, end === -1 ? undefined : end)) as Partial<QueueKey>;
+      if (queued.session_id === key.session_id && queued.turn_index === key.turn_index) return true;
+    } catch {
+      // an unreadable line is no duplicate; the next rewrite moves it to rejected_reports.jsonl
+    }
+  }
+  return false;
+}
+
 function serialize(reports: readonly ReportBody[]): string {
   return reports.map((report) => `${JSON.stringify(report)}\n`).join('');
 }
@@ -170,7 +186,18 @@ export function createFsQueue(paths: Pick<StatePaths, 'queue' | 'rejected'>, opt
     list: async () => (await read()).reports,
     size: async () => (await read()).reports.length,
     append: async (report) => {
-      const parsed = await read();
+      // Fast path, the usual case even with a long backlog: far from the bound and not queued yet,
+      // the line is appended (fsync) instead of the file rewritten. Only lines of the same session
+      // are parsed for the duplicate check.
+      const text = (await readTextIfExists(paths.queue)) ?? '';
+      const line = `${JSON.stringify(report)}\n`;
+      const maxBytes = bounds.maxBytes ?? DEFAULT_QUEUE_MAX_BYTES;
+      const roomy = Buffer.byteLength(text) + Buffer.byteLength(line) < maxBytes * QUEUE_WARN_FRACTION;
+      if (bounds.maxEntries === undefined && roomy && (text === '' || text.endsWith('\n')) && !holdsReport(text, report)) {
+        await appendDurable(paths.queue, line);
+        return;
+      }
+      const parsed = parseQueueText(text);
       await rewrite(parsed, appendBounded(parsed.reports, report, bounds, log));
     },
     removeFirst: async (n) => {

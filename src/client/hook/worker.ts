@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readUserEmailCached } from '../local/account';
 import { catchUpOpenSessions, collectSession, ensureSessionState } from '../count/collect';
+import { isUnder } from '../count/safe-files';
 import { DELIVER_LOCK_OPTIONS, runDelivery, STATE_LOCK_OPTIONS } from '../deliver/drain';
 import { describeError } from '../local/errors';
 import { ensurePrivateDir, waitForLockHolder, withLock } from '../local/fsx';
@@ -242,6 +243,19 @@ export async function runHook(event: HookEvent, input: unknown, deps: HookDeps):
     const logger = log ?? createLogger(paths, deps.now);
     log = logger;
 
+    // Only files whose real path is under this data dir's projects/ are read (issue 16): not a
+    // transcript reached through a symlink leading out, not an agent transcript elsewhere.
+    const projects = join(dataDir, 'projects');
+    if (!(await isUnder(projects, transcriptPath))) {
+      logger.error(`${event}: session ${hook.sessionId}: the transcript resolves outside the data dir's projects/; hook skipped`);
+      return { status: 'no-transcript' };
+    }
+    let agentTranscriptPath: string | undefined;
+    if (hook.agentTranscriptPath) {
+      if (await isUnder(projects, hook.agentTranscriptPath)) agentTranscriptPath = resolve(hook.agentTranscriptPath);
+      else logger.error(`${event}: session ${hook.sessionId}: agent_transcript_path is outside the data dir's projects/; not read`);
+    }
+
     if (event !== 'report-turn') {
       // Once per session start and end, not every turn: leftovers of killed processes.
       // File ages are measured on the clock that stamped the files, never on the report clock
@@ -281,7 +295,7 @@ export async function runHook(event: HookEvent, input: unknown, deps: HookDeps):
         await collectSession(collectDeps, {
           sessionId: hook.sessionId,
           transcriptPath,
-          ...(hook.agentTranscriptPath ? { agentTranscriptPath: resolve(hook.agentTranscriptPath) } : {}),
+          ...(agentTranscriptPath ? { agentTranscriptPath } : {}),
           closing: event === 'session-end',
         });
         try {

@@ -142,6 +142,13 @@ export function validateEndpoint(endpoint: string, env: NodeJS.ProcessEnv): stri
   if (url.username !== '' || url.password !== '') throw invalidConfig('the endpoint must not contain a user name or password');
   if (url.search !== '' || text.includes('?')) throw invalidConfig('the endpoint must not contain a query string');
   if (url.hash !== '' || text.includes('#')) throw invalidConfig('the endpoint must not contain a fragment');
+  // The dashboard's address pasted as the endpoint: every turn would be a failed admin login, and
+  // the receiver's login limiter would then lock the real admins out.
+  if (/(^|\/)admin(\/|$)/i.test(url.pathname)) {
+    throw invalidConfig(
+      `the endpoint ${url.origin}${url.pathname} is the admin dashboard, not the report endpoint: use the receiver's base URL (${url.origin}) or ${url.origin}/report`,
+    );
+  }
   return url.href;
 }
 

@@ -3,7 +3,8 @@
  * it, and users whose Claude Code has the ccflux plugin installed. `settle()` compares what the
  * receiver stored with what the fake API billed, per model and counter.
  */
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect } from 'vitest';
 import { cleanupTempDirs, sleep } from '../../helpers/env';
 import { type RunningReceiver, startReceiver } from '../../helpers/receiver';
@@ -20,12 +21,6 @@ export const unavailable: string | null = (() => {
   return why;
 })();
 
-/**
- * Scenarios that need device work still in progress (issue 15 part 2: cost-state counting,
- * settle-before-read) are skipped unless CCFLUX_CC_PENDING=1.
- */
-export const pendingOnDevice = process.env.CCFLUX_CC_PENDING !== '1';
-
 const SETTLE_TIMEOUT_MILLIS = 30_000;
 
 export interface World {
@@ -37,6 +32,8 @@ export interface World {
   user(email: string): Promise<Profile>;
   /** What the receiver stored per model for these sessions, in the fake API's counters. */
   stored(sessionIds: string[]): BilledByModel;
+  /** What the fake API billed for these sessions, in the counters the receiver has. */
+  billedAs(sessionIds: string[]): BilledByModel;
   /**
    * Waits until the users' ccflux processes are done and the receiver holds what the fake API
    * billed for these sessions (or the timeout passes); returns both for the assertion.
@@ -114,6 +111,7 @@ export async function openWorld(): Promise<World> {
       return profile;
     },
     stored,
+    billedAs: billedAsStored,
     async quiet(users, options = {}) {
       for (const p of users) await waitForQuiet(p.configDir, { timeoutMillis: SETTLE_TIMEOUT_MILLIS, queueEmpty: options.queueEmpty });
     },
@@ -133,6 +131,21 @@ export async function openWorld(): Promise<World> {
       }
     },
     async close() {
+      const figures = process.env.CCFLUX_CC_FIGURES;
+      if (figures) {
+        // The workers' settle-before-read waits, from each user's activity log.
+        for (const p of profiles) {
+          let log = '';
+          try {
+            log = readFileSync(join(p.configDir, 'ccflux', 'activity.log'), 'utf8');
+          } catch {
+            // no worker ran for this user
+          }
+          for (const m of log.matchAll(/transcript settled after (\d+) ms \(([a-z-]+)\)/g)) {
+            appendFileSync(figures, `${JSON.stringify({ settleMillis: Number(m[1]), reason: m[2] })}\n`);
+          }
+        }
+      }
       await receiver.stop().catch(() => {});
       await api.close().catch(() => {});
       await sandbox.close().catch(() => {});

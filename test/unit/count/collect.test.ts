@@ -195,8 +195,8 @@ describe('counting rules end to end', () => {
     expect(total()).toEqual({ 'claude-sonnet-4-6': u(10, 10) });
   });
 
-  it('SubagentStop: agent_transcript_path is read (even outside subagents/) and tracked afterwards', async () => {
-    const agent = join(dataDir, 'elsewhere', 'agent-z.jsonl');
+  it('SubagentStop: agent_transcript_path is read (even outside subagents/, inside projects/) and tracked afterwards', async () => {
+    const agent = join(dataDir, 'projects', 'elsewhere', 'agent-z.jsonl');
     write(agent, asst({ sc: true, id: 'msg_z1', usage: { input_tokens: 5, output_tokens: 5 } }));
     await stop(A, { agentTranscriptPath: agent });
     write(agent, asst({ sc: true, id: 'msg_z2', usage: { input_tokens: 6, output_tokens: 6 } }));

@@ -68,10 +68,19 @@ class FakeReceiver {
    * timestamp check). When set, every /report answer carries `Date` and stale timestamps get 403.
    */
   receiverAheadMs: number | null = null;
+  /** Answers POST /reports per report (as the TypeScript receiver); false: 404, as a Rust receiver. */
+  supportsBatch = false;
+  /** Whole answers to the next POST /reports requests (429, 5xx, …), before any report is looked at. */
+  readonly batchScript: Reply[] = [];
+  readonly batchCalls: number[] = [];
 
   constructor(private readonly clock: { now: () => Date }) {
     this.agent.disableNetConnect();
     const pool = this.agent.get(ORIGIN);
+    pool
+      .intercept({ path: '/reports', method: 'POST' })
+      .reply((opts) => this.answerBatch(opts.headers as Record<string, string>, String(opts.body ?? '')))
+      .persist();
     for (const [path, name] of [
       ['/token', 'token'],
       ['/register-key', 'register'],
@@ -96,6 +105,28 @@ class FakeReceiver {
 
   transport(): Transport {
     return createTransport({ env: {}, dispatcher: this.agent });
+  }
+
+  /** Each item answered as /report would answer it alone (scripted /report answers included). */
+  private answerBatch(rawHeaders: Record<string, string>, text: string): Reply {
+    if (!this.supportsBatch) return { statusCode: 404, data: '{"error":"not found"}' };
+    const whole = this.batchScript.shift();
+    if (whole) return whole;
+    const headers = Object.fromEntries(Object.entries(rawHeaders).map(([k, v]) => [k.toLowerCase(), v]));
+    const items = (JSON.parse(text) as { reports: { body: string; timestamp: string; signature: string }[] }).reports;
+    this.batchCalls.push(items.length);
+    let date: string | undefined;
+    const results = items.map((item) => {
+      const seen = { headers: { ...headers, 'x-ccflux-timestamp': item.timestamp, 'x-ccflux-signature': item.signature }, body: item.body };
+      this.calls.report.push(seen);
+      this.onReport();
+      const scripted = this.script.report.shift();
+      const reply = scripted && scripted !== 'network-error' ? scripted : this.defaultAnswer('report', seen);
+      date = reply.responseOptions?.headers?.date ?? date;
+      if (reply.statusCode === 200) return { status: 200, stored: 1 };
+      return { status: reply.statusCode, error: reply.responseOptions?.headers?.['x-ccflux-error'] ?? reply.data ?? '' };
+    });
+    return { statusCode: 200, data: JSON.stringify({ status: 'ok', results }), responseOptions: { headers: date ? { date } : {} } };
   }
 
   private bearer(seen: Seen): string {
@@ -688,5 +719,53 @@ describe('runDelivery: the deliver lock', () => {
     await runDelivery(deps(), opts());
     const release = await acquireLock(paths.deliverLock, { waitMillis: 0 });
     await release();
+  });
+});
+
+describe('deliverQueue: batches (POST /reports)', () => {
+  it('a backlog goes out 100 reports to a request, each signed on its own, oldest first', async () => {
+    fake.supportsBatch = true;
+    const reports = Array.from({ length: 250 }, (_, i) => report('s', i));
+    for (const r of reports) await queue.append(r);
+    const progress: number[] = [];
+    const summary = await deliverQueue(deps(), opts({ onProgress: (p) => progress.push(p.delivered) }));
+    expect(summary).toEqual({ delivered: 250, rejected: 0, remaining: 0, stoppedBecause: null });
+    expect(fake.batchCalls).toEqual([100, 100, 50]);
+    expect(progress).toEqual([100, 200, 250]);
+    expect(turns(fake.accepted.map((a) => a.report))).toEqual(turns(reports));
+    expect(await queue.size()).toBe(0);
+  });
+
+  it('per-report answers: a 400 is rejected, a key-not-registered re-registers and the rest is resent', async () => {
+    fake.supportsBatch = true;
+    await enqueue(report('s', 0), report('s', 1), report('s', 2), report('s', 3));
+    fake.script.report.push({ statusCode: 200 }, { statusCode: 400, data: 'bad' }, {
+      statusCode: 403,
+      responseOptions: { headers: { 'x-ccflux-error': 'key-not-registered' } },
+    });
+    const summary = await deliverQueue(deps(), opts());
+    expect(summary).toMatchObject({ delivered: 3, rejected: 1, remaining: 0, stoppedBecause: null });
+    expect(fake.calls.register).toHaveLength(2);
+    // s#0 and s#3 were delivered in the batch; s#2 alone goes to /report after registering again.
+    expect(fake.batchCalls).toEqual([4]);
+    expect(fake.calls.report).toHaveLength(5);
+  });
+
+  it('a 429 to the whole batch is waited out (Retry-After), then the batch goes again', async () => {
+    fake.supportsBatch = true;
+    await enqueue(report('s', 0), report('s', 1));
+    fake.batchScript.push({ statusCode: 429, responseOptions: { headers: { 'retry-after': '3' } } });
+    const waits: number[] = [];
+    const summary = await deliverQueue(deps({ sleep: async (ms) => void waits.push(ms) }), opts());
+    expect(summary).toMatchObject({ delivered: 2, stoppedBecause: null });
+    expect(waits).toEqual([3000]);
+  });
+
+  it('a receiver without /reports (404, the Rust one): one by one, said once in the log', async () => {
+    await enqueue(report('s', 0), report('s', 1), report('s', 2));
+    const summary = await deliverQueue(deps(), opts());
+    expect(summary).toMatchObject({ delivered: 3, stoppedBecause: null });
+    expect(fake.calls.report).toHaveLength(3);
+    expect((await logText()).activity.match(/does not take batches/g)).toHaveLength(1);
   });
 });

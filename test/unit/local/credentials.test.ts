@@ -92,6 +92,19 @@ describe('validateEndpoint', () => {
     expect(validateEndpoint(' https://usage.example.org/ccflux/report ', {})).toBe('https://usage.example.org/ccflux/report');
   });
 
+  it('refuses an endpoint under /admin (the dashboard URL pasted by mistake), naming the fix (issue 16)', async () => {
+    for (const endpoint of ['https://usage.example.org/admin', 'https://usage.example.org/admin/', 'https://usage.example.org/ADMIN/login', 'https://usage.example.org/ccflux/admin/']) {
+      await expectCode(() => validateEndpoint(endpoint, {}), ERROR_CODES.CONFIG_INVALID);
+    }
+    try {
+      validateEndpoint('https://usage.example.org/admin/', {});
+    } catch (err) {
+      expect((err as Error).message).toContain('admin dashboard');
+      expect((err as Error).message).toContain('https://usage.example.org/report');
+    }
+    expect(validateEndpoint('https://usage.example.org/administration-tools/report', {})).toBe('https://usage.example.org/administration-tools/report');
+  });
+
   it('refuses http unless CCFLUX_ALLOW_HTTP=1', async () => {
     await expectCode(() => validateEndpoint('http://127.0.0.1:8080', {}), ERROR_CODES.INSECURE_ENDPOINT);
     await expectCode(() => validateEndpoint('http://127.0.0.1:8080', { CCFLUX_ALLOW_HTTP: 'true' }), ERROR_CODES.INSECURE_ENDPOINT);

@@ -16,6 +16,7 @@ export function csrfField(csrfToken: string): string {
 
 const SECTIONS: readonly [string, string][] = [
   ['summary', 'Summary'],
+  ['budgets', 'Budgets'],
   ['usage', 'Usage'],
   ['inactive', 'Inactive seats'],
   ['windows', '5-hour windows'],
