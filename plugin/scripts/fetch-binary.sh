@@ -32,8 +32,12 @@ log() {
   dir=${CLAUDE_CONFIG_DIR:-$HOME/.claude}/ccflux
   [ -d "$dir" ] || return 0
   line="$(date -u +%Y-%m-%dT%H:%M:%SZ 2>/dev/null) $1 fetch-binary.sh: $2"
-  [ "$1" = error ] && printf '%s\n' "$line" >>"$dir/errors.log" 2>/dev/null
-  printf '%s\n' "$line" >>"$dir/activity.log" 2>/dev/null
+  # The logs are 0600 like every ccflux state file (doctor checks it): created private here too.
+  (
+    umask 077
+    [ "$1" = error ] && printf '%s\n' "$line" >>"$dir/errors.log" 2>/dev/null
+    printf '%s\n' "$line" >>"$dir/activity.log" 2>/dev/null
+  )
 }
 
 # After a failure, wait before trying again: every turn would otherwise re-download ~90 MB.

@@ -4,9 +4,14 @@
  */
 import { isIP } from 'node:net';
 import { parseTrustProxy } from './client-address';
+import { isPostgresUrl, redactUrl } from './db/url';
 
 export interface ReceiverConfig {
   databasePath: string;
+  /** DATABASE_URL: `postgres://…` selects PostgreSQL instead of the SQLite file. Its password is never printed. */
+  databaseUrl: string | undefined;
+  /** DATABASE_POOL_MAX: connections per instance to PostgreSQL. */
+  databasePoolMax: number;
   listenHost: string;
   listenPort: number;
   accessTokenExpirySecs: number;
@@ -57,6 +62,7 @@ export const CONFIG_DEFAULTS = {
   REFRESH_TOKEN_ROLLING_DAYS: 90,
   RATE_LIMIT_PER_MINUTE: 30,
   BODY_LIMIT_KB: 64,
+  DATABASE_POOL_MAX: 10,
   MAX_CONNECTIONS: 1024,
   MAX_CONNECTIONS_PER_ADDRESS: 64,
 } as const;
@@ -67,6 +73,7 @@ const BOUNDS = {
   refreshTokenRollingDays: { min: 1, max: 3650 },
   rateLimitPerMinute: { min: 1, max: 1_000_000 },
   bodyLimitKb: { min: 1, max: 10_240 },
+  databasePoolMax: { min: 1, max: 1000 },
   maxConnections: { min: 1, max: 1_000_000 },
   maxConnectionsPerAddress: { min: 1, max: 1_000_000 },
 } as const;
@@ -159,6 +166,15 @@ export function parseConfig(env: Env): ConfigResult {
     if (rawPath.includes('\0')) errors.push('DATABASE_PATH must not contain a NUL byte');
     else databasePath = rawPath;
   }
+
+  let databaseUrl: string | undefined;
+  const rawUrl = env.DATABASE_URL;
+  if (rawUrl !== undefined && rawUrl.trim() !== '') {
+    // The value is not echoed: it may carry a password.
+    if (!isPostgresUrl(rawUrl.trim())) errors.push('DATABASE_URL must start with postgres:// or postgresql:// (unset it to use DATABASE_PATH)');
+    else databaseUrl = rawUrl.trim();
+  }
+  const databasePoolMax = parseInteger(env, 'DATABASE_POOL_MAX', BOUNDS.databasePoolMax.min, BOUNDS.databasePoolMax.max, errors);
 
   const rawAddr = env.LISTEN_ADDR;
   let listen = parseListenAddr(CONFIG_DEFAULTS.LISTEN_ADDR)!;
@@ -292,6 +308,8 @@ export function parseConfig(env: Env): ConfigResult {
     ok: true,
     config: {
       databasePath,
+      databaseUrl,
+      databasePoolMax,
       listenHost: listen.host,
       listenPort: listen.port,
       accessTokenExpirySecs,
@@ -321,7 +339,8 @@ export function parseConfig(env: Env): ConfigResult {
 /** The resolved configuration as `NAME=value` lines, secrets masked. */
 export function describeConfig(config: ReceiverConfig): string[] {
   return [
-    `DATABASE_PATH=${config.databasePath}`,
+    config.databaseUrl === undefined ? `DATABASE_PATH=${config.databasePath}` : `DATABASE_URL=${redactUrl(config.databaseUrl)}`,
+    ...(config.databaseUrl === undefined ? [] : [`DATABASE_POOL_MAX=${config.databasePoolMax}`]),
     `LISTEN_ADDR=${formatHostPort(config.listenHost, config.listenPort)}`,
     `ACCESS_TOKEN_EXPIRY_SECS=${config.accessTokenExpirySecs}`,
     `REFRESH_TOKEN_ROLLING_DAYS=${config.refreshTokenRollingDays}`,

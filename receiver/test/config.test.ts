@@ -8,6 +8,8 @@ describe('parseConfig', () => {
       ok: true,
       config: {
         databasePath: 'ccflux.db',
+        databaseUrl: undefined,
+        databasePoolMax: 10,
         listenHost: '127.0.0.1',
         listenPort: 8080,
         accessTokenExpirySecs: 28800,
@@ -144,5 +146,17 @@ describe('describeConfig', () => {
     expect(text).not.toContain('s3cr3t');
     expect(text).toContain('ADMIN_TOKEN=********');
     expect(text).toContain('LISTEN_ADDR=127.0.0.1:8080');
+  });
+
+  it('shows DATABASE_URL without its password, and refuses a URL that is not postgres://', () => {
+    const result = parseConfig({ DATABASE_URL: 'postgres://ccflux:hunter2-secret@db.internal:5432/ccflux?sslmode=verify-full' });
+    if (!result.ok) throw new Error('config');
+    expect(result.config).toMatchObject({ databaseUrl: expect.stringContaining('hunter2-secret') });
+    const text = describeConfig(result.config).join('\n');
+    expect(text).not.toContain('hunter2');
+    expect(text).toContain('DATABASE_URL=postgres://ccflux:***@db.internal:5432/ccflux?sslmode=verify-full');
+    const bad = parseConfig({ DATABASE_URL: 'mysql://u:hunter2@x/db' });
+    expect(bad.ok).toBe(false);
+    if (!bad.ok) expect(bad.errors.join(' ')).not.toContain('hunter2');
   });
 });

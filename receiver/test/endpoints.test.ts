@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { bearer, makeDevice, makeReport, postReport, provision, registerKey, send, startInProcess, type TestReceiver } from './support';
+import { bearer, makeDevice, makeReport, postReport, provision, registerKey, send, startInProcess, type TestReceiver, ON_POSTGRES, sqlRows } from './support';
 
 const DAY_MS = 24 * 3600 * 1000;
 let t: TestReceiver;
@@ -146,7 +146,7 @@ describe('GET /health', () => {
     const up = await send(`${t.url}/health`, { method: 'GET' });
     expect(up.status).toBe(200);
     expect(up.json).toEqual({ status: 'ok', db: 'ok' });
-    t.db.close();
+    await t.store.close();
     const down = await send(`${t.url}/health`, { method: 'GET' });
     expect(down.status).toBe(503);
     expect(down.json).toEqual({ status: 'error', db: 'error' });
@@ -251,6 +251,18 @@ describe('secrets at rest', () => {
       expect((await postReport(t, accessToken, makeReport({ session_id: email }), device)).status).toBe(200);
     }
     tokens.push((await t.store.reissueToken('bob@example.org')).refreshToken);
+    if (ON_POSTGRES) {
+      // Every row of every table, as text: no token or token secret in any of them.
+      const tables = await sqlRows(t.store, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()");
+      let text = '';
+      for (const { tablename } of tables) {
+        const rows = await sqlRows(t.store, `SELECT row_to_json(x)::text AS j FROM ${String(tablename)} x`);
+        text += rows.map((r) => r.j).join('\n');
+      }
+      for (const token of tokens) expect(text).not.toContain(token.slice('ccf_xx_'.length));
+      expect(text).not.toMatch(/ccf_(rt|at)_/);
+      return;
+    }
     const before = readFileSync(t.dbPath).length;
     await t.receiver.close();
     t.db.close();

@@ -2,24 +2,21 @@
  * The shared rate-limit counter (`Store.limitHit` / `limitCheck`): fixed windows in the database,
  * the previous window weighted by how much of it the sliding window still covers.
  */
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openDatabase } from '../src/db/open';
-import { SqliteStore, type Store } from '../src/store';
-import { Clock, tempDir } from './support';
+import type { Store } from '../src/store';
+import { BACKEND, Clock, freshStore, sqlRows } from './support';
 
-describe('shared rate limit (SQLite)', () => {
-  let dir: ReturnType<typeof tempDir>;
+describe(`shared rate limit (${BACKEND})`, () => {
+  let fresh: Awaited<ReturnType<typeof freshStore>>;
   let clock: Clock;
   let store: Store;
-  beforeEach(() => {
-    dir = tempDir();
+  beforeEach(async () => {
     clock = new Clock(Date.parse('2026-05-11T03:00:00.000Z'));
-    store = new SqliteStore(openDatabase(join(dir.dir, 'ccflux.db')), clock.now);
+    fresh = await freshStore(BACKEND, clock.now);
+    store = fresh.store;
   });
   afterEach(async () => {
-    await store.close();
-    dir.cleanup();
+    await fresh.dispose();
   });
 
   const hit = async (key: string, limit: number) => (await store.limitHit(key, limit, 60)).allowed;
@@ -54,12 +51,17 @@ describe('shared rate limit (SQLite)', () => {
     expect(await hit('a', 1)).toBe(true);
   });
 
+  it('counts exactly under concurrent hits (one budget for every caller)', async () => {
+    const results = await Promise.all(Array.from({ length: 40 }, () => store.limitHit('shared', 25, 60)));
+    expect(results.filter((r) => r.allowed)).toHaveLength(25);
+  });
+
   it('purges windows nobody can consult any more', async () => {
     for (let i = 0; i < 50; i++) await hit(`k${i}`, 1);
-    const db = (store as SqliteStore).db;
-    expect((db.prepare('SELECT count(*) AS n FROM limit_windows').get() as { n: number }).n).toBe(50);
+    const count = async () => (await sqlRows(store, 'SELECT count(*) AS n FROM limit_windows'))[0]!.n;
+    expect(await count()).toBe(50);
     clock.advance(180_000);
     await store.purgeExpiredAccessTokens();
-    expect((db.prepare('SELECT count(*) AS n FROM limit_windows').get() as { n: number }).n).toBe(0);
+    expect(await count()).toBe(0);
   });
 });

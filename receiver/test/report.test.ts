@@ -36,7 +36,7 @@ describe('POST /report', () => {
     it('accepts an unsigned report when signatures are not required, attributing it to the token', async () => {
       const answer = await postReport(t, access, makeReport());
       expect(answer.status).toBe(200);
-      const [row] = usageRows(t);
+      const [row] = (await (await usageRows(t)));
       const user = (await t.store.listUsers())[0]!;
       expect(row).toMatchObject({
         user_email: 'ana@example.org',
@@ -65,7 +65,7 @@ describe('POST /report', () => {
       const retry = await postReport(t, access, report);
       expect(retry.status).toBe(200);
       expect(retry.json).toEqual({ status: 'ok', stored: 0 });
-      expect(usageRows(t)).toHaveLength(2);
+      expect((await (await usageRows(t)))).toHaveLength(2);
       expect(t.receiver.metrics.get('ccflux_reports_accepted_total')).toBe(2);
       expect(t.receiver.metrics.get('ccflux_reports_duplicate_total')).toBe(1);
     });
@@ -90,7 +90,7 @@ describe('POST /report', () => {
       expect((await postReport(t, access, v2)).status).toBe(200);
       expect((await postReport(t, access, makeReport({ turn_index: 1 }))).status).toBe(200);
       const pick = (r: Record<string, unknown>) => [r.model, r.cache_write_5m_tokens, r.cache_write_1h_tokens, r.web_search_requests];
-      expect(usageRows(t).map(pick).sort()).toEqual([
+      expect((await usageRows(t)).map(pick).sort()).toEqual([
         ['claude-haiku-5-5', 0, 0, 0],
         ['claude-opus-5-5', 300, 900, 2],
         ['claude-sonnet-4-6', null, null, null],
@@ -106,7 +106,7 @@ describe('POST /report', () => {
     it('accepts a report with no models and stores nothing', async () => {
       const answer = await postReport(t, access, makeReport({ models: {} }));
       expect(answer.status).toBe(200);
-      expect(usageRows(t)).toHaveLength(0);
+      expect((await (await usageRows(t)))).toHaveLength(0);
     });
   });
 
@@ -117,7 +117,7 @@ describe('POST /report', () => {
       t.clock.advance(MINUTE_MS);
       const answer = await postReport(t, access, makeReport(), device);
       expect(answer.status).toBe(200);
-      expect(usageRows(t)[0]).toMatchObject({ device_id: 'ana-laptop', signed: 1 });
+      expect((await (await usageRows(t)))[0]).toMatchObject({ device_id: 'ana-laptop', signed: 1 });
       expect((await t.store.listKeys())[0]!.last_seen_at).toBe(t.clock.now().toISOString());
     });
 
@@ -130,7 +130,7 @@ describe('POST /report', () => {
       t.clock.advance(4 * MINUTE_MS);
       const replay = await send(`${t.url}/report`, { headers, body });
       expect([first.status, replay.status]).toEqual([200, 200]);
-      expect(usageRows(t)).toHaveLength(1);
+      expect((await (await usageRows(t)))).toHaveLength(1);
       // Past the window, the same request is refused.
       t.clock.advance(2 * MINUTE_MS);
       const late = await send(`${t.url}/report`, { headers, body });
@@ -206,7 +206,7 @@ describe('POST /report', () => {
         expect(c.status).toBe(403);
         expect(errorCode(c)).toBe('signature-invalid');
       }
-      expect(usageRows(t)).toHaveLength(0);
+      expect((await (await usageRows(t)))).toHaveLength(0);
     });
 
     it('answers key-not-registered for an unknown key and for a key registered by another user', async () => {
@@ -223,7 +223,7 @@ describe('POST /report', () => {
       expect(b.status).toBe(403);
       expect(errorCode(b)).toBe('key-not-registered');
       expect((await postReport(t, bob.accessToken, makeReport(), bobsDevice)).status).toBe(200);
-      expect(usageRows(t).map((r) => r.user_email)).toEqual(['bob@example.org']);
+      expect((await (await usageRows(t))).map((r) => r.user_email)).toEqual(['bob@example.org']);
     });
 
     it('answers key-revoked once the key is revoked', async () => {
@@ -234,7 +234,7 @@ describe('POST /report', () => {
       const answer = await postReport(t, access, makeReport({ turn_index: 1 }), device);
       expect(answer.status).toBe(403);
       expect(errorCode(answer)).toBe('key-revoked');
-      expect(usageRows(t)).toHaveLength(1);
+      expect((await (await usageRows(t)))).toHaveLength(1);
     });
   });
 
@@ -398,7 +398,7 @@ describe('POST /report', () => {
     it.each(cases)('%s → %i', async (_label, overrides, status) => {
       const answer = await postReport(t, access, makeReport(overrides));
       expect(answer.status).toBe(status);
-      if (status === bad) expect(usageRows(t)).toHaveLength(0);
+      if (status === bad) expect((await (await usageRows(t)))).toHaveLength(0);
     });
 
     it.each([
@@ -412,13 +412,13 @@ describe('POST /report', () => {
     ])('answers 400 (never 5xx) for %s', async (_label, body) => {
       const answer = await postReport(t, access, body);
       expect(answer.status).toBe(400);
-      expect(usageRows(t)).toHaveLength(0);
+      expect((await (await usageRows(t)))).toHaveLength(0);
     });
 
     it('accepts well-formed non-ASCII text, surrogate pairs included', async () => {
       const answer = await postReport(t, access, makeReport({ session_id: 'sé-😀', plugin_version: 'β' }));
       expect(answer.status).toBe(200);
-      expect(usageRows(t)[0]).toMatchObject({ session_id: 'sé-😀', plugin_version: 'β' });
+      expect((await (await usageRows(t)))[0]).toMatchObject({ session_id: 'sé-😀', plugin_version: 'β' });
     });
   });
 });

@@ -39,11 +39,11 @@ describe('POST /reports', () => {
     expect(results?.map((r) => r.status)).toEqual([200, 200, 403, 400, 403]);
     expect(results?.[2]).toEqual({ status: 403, error: 'signature-required' });
     expect(results?.[4]).toEqual({ status: 403, error: 'signature-invalid' });
-    expect(usageRows(t).map((r) => r.turn_index)).toEqual([0, 1]);
+    expect((await (await usageRows(t))).map((r) => r.turn_index)).toEqual([0, 1]);
     // Sent again: answered 200 each, nothing stored twice.
     const again = parseBatchAnswer((await postBatch(t, accessToken, items.slice(0, 2))).json, 2);
     expect(again).toEqual([{ status: 200, stored: 0 }, { status: 200, stored: 0 }]);
-    expect(usageRows(t)).toHaveLength(2);
+    expect((await (await usageRows(t)))).toHaveLength(2);
   });
 
   it('a batch counts batchRateUnits(n) against the per-token limit', async () => {
@@ -57,7 +57,7 @@ describe('POST /reports', () => {
     const refused = await postBatch(t, accessToken, batch(200));
     expect(refused.status).toBe(429);
     expect(refused.headers['retry-after']).toBeDefined();
-    expect(new Set(usageRows(t).map((r) => r.turn_index)).size).toBe(200);
+    expect(new Set((await (await usageRows(t))).map((r) => r.turn_index)).size).toBe(200);
   });
 
   it('refuses a malformed or oversized batch as a whole, and an unknown token with 401', async () => {
@@ -71,6 +71,6 @@ describe('POST /reports', () => {
     const huge = [{ body: 'x'.repeat(70 * 1024) }];
     const answer = await postBatch(t, accessToken, huge);
     expect(parseBatchAnswer(answer.json, 1)?.[0]?.status).toBe(413);
-    expect(usageRows(t)).toHaveLength(0);
+    expect((await (await usageRows(t)))).toHaveLength(0);
   });
 });

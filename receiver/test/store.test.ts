@@ -1,11 +1,15 @@
-import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openDatabase, type Db } from '../src/db/open';
 import { SCHEMA_VERSION } from '../src/db/schema';
 import { isReceiverError, type ReceiverError } from '../src/errors';
-import { MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN, SqliteStore as Store } from '../src/store';
-import { Clock, makeReport, tempDir } from './support';
+import { MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN, SqliteStore, type Store } from '../src/store';
+import { BACKEND, Clock, freshStore, makeReport, ON_POSTGRES, sqlRows } from './support';
+
+/*
+ * The store contract: every test here runs on the SQLite backend (project `main`) and on
+ * PostgreSQL (project `receiver-pg`), except the few about SQLite's file, marked skipIf.
+ */
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -20,39 +24,41 @@ async function expectCode(fn: () => unknown, code: string): Promise<void> {
   throw new Error(`expected ReceiverError ${code}`);
 }
 
-describe('Store', () => {
-  let dir: ReturnType<typeof tempDir>;
+describe(`Store (${BACKEND})`, () => {
+  let fresh: Awaited<ReturnType<typeof freshStore>>;
   let db: Db;
+  let dbPath: string;
   let clock: Clock;
   let store: Store;
 
   beforeEach(async () => {
-    dir = tempDir();
-    db = openDatabase(join(dir.dir, 'ccflux.db'));
     clock = new Clock();
-    store = new Store(db, clock.now, { refreshTokenRollingDays: 90, accessTokenExpirySecs: 3600 });
+    fresh = await freshStore(BACKEND, clock.now, { refreshTokenRollingDays: 90, accessTokenExpirySecs: 3600 });
+    store = fresh.store;
+    db = fresh.db as Db;
+    dbPath = fresh.dbPath;
   });
   afterEach(async () => {
-    if (db.open) db.close();
-    dir.cleanup();
+    await fresh.dispose();
   });
 
-  it('creates the schema at the newest version, in WAL mode', async () => {
+  it.skipIf(ON_POSTGRES)('creates the schema at the newest version, in WAL mode', async () => {
     expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
   });
 
-  it('refuses a database newer than itself', async () => {
+  it.skipIf(ON_POSTGRES)('refuses a database newer than itself', async () => {
     db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     db.close();
-    await expectCode(() => openDatabase(join(dir.dir, 'ccflux.db')), 'database');
+    await expectCode(() => openDatabase(dbPath), 'database');
   });
 
-  it('reopens an existing database without re-running migrations', async () => {
+  it.skipIf(ON_POSTGRES)('reopens an existing database without re-running migrations', async () => {
     await store.createUser('a@example.org');
     db.close();
-    db = openDatabase(join(dir.dir, 'ccflux.db'));
-    expect((await new Store(db, clock.now).listUsers()).map((u) => u.email)).toEqual(['a@example.org']);
+    db = openDatabase(dbPath);
+    expect((await new SqliteStore(db, clock.now).listUsers()).map((u) => u.email)).toEqual(['a@example.org']);
+    db.close();
   });
 
   it('createUser returns a ccf_rt_ token and normalises the email', async () => {
@@ -189,7 +195,7 @@ describe('Store', () => {
     expect((await store.insertReport(auth, report, { deviceId: 'laptop', signed: true }))).toEqual({ inserted: 2 });
     expect((await store.insertReport(auth, report, { deviceId: 'laptop', signed: true }))).toEqual({ inserted: 0 });
     expect((await store.insertReport(auth, { ...report, turn_index: 1 }, { deviceId: '', signed: false }))).toEqual({ inserted: 2 });
-    const rows = db.prepare('SELECT * FROM usage_events ORDER BY id').all() as Record<string, unknown>[];
+    const rows = await sqlRows(store, 'SELECT * FROM usage_events ORDER BY id');
     expect(rows).toHaveLength(4);
     expect(rows[0]).toMatchObject({
       user_email: 'a@example.org',
@@ -211,7 +217,9 @@ describe('Store', () => {
   });
 
   it('keeps the Rust version columns of usage_events', async () => {
-    const columns = (db.prepare('PRAGMA table_info(usage_events)').all() as { name: string }[]).map((c) => c.name);
+    const columns = ON_POSTGRES
+      ? (await sqlRows(store, "SELECT column_name AS name FROM information_schema.columns WHERE table_name = 'usage_events' AND table_schema = current_schema()")).map((c) => c.name)
+      : (db.prepare('PRAGMA table_info(usage_events)').all() as { name: string }[]).map((c) => c.name);
     for (const name of [
       'user_email', 'user_token', 'device_id', 'session_id', 'turn_index', 'timestamp_utc', 'session_start_utc',
       'model', 'input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens', 'plugin_version',
@@ -223,13 +231,13 @@ describe('Store', () => {
 
   it('ping throws once the database is gone', async () => {
     await store.ping();
-    db.close();
+    await store.close();
     await expect(store.ping()).rejects.toThrow();
   });
 
-  it('is usable read-only by another connection while open (WAL)', async () => {
+  it.skipIf(ON_POSTGRES)('is usable read-only by another connection while open (WAL)', async () => {
     await store.createUser('a@example.org');
-    const reader = new Database(join(dir.dir, 'ccflux.db'), { readonly: true });
+    const reader = new Database(dbPath, { readonly: true });
     expect(reader.prepare('SELECT count(*) AS n FROM users').get()).toEqual({ n: 1 });
     reader.close();
   });

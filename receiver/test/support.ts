@@ -1,6 +1,8 @@
 /**
- * Shared harness for the receiver's tests: an in-process receiver on port 0 over a real SQLite file
- * in a temp dir, an injectable clock, Ed25519 devices, and small request helpers.
+ * Shared harness for the receiver's tests: an in-process receiver on port 0 over a real database
+ * — a SQLite file in a temp dir, or (CCFLUX_TEST_BACKEND=postgres, the `receiver-pg` vitest
+ * project) a fresh database on the run's PostgreSQL server — an injectable clock, Ed25519
+ * devices, and small request helpers.
  */
 import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,7 +18,60 @@ import {
 import { parseConfig, type ReceiverConfig } from '../src/config';
 import { type Db, openDatabase } from '../src/db/open';
 import { createReceiver, type Receiver } from '../src/server';
-import { SqliteStore, type Store } from '../src/store';
+import { PostgresStore, SqliteStore, type Store } from '../src/store';
+import { freshSchema, PG_MISSING, testPgAdminUrl } from '../../test/helpers/postgres';
+
+export type Backend = 'sqlite' | 'postgres';
+/** The backend this test process runs the receiver suite against. */
+export const BACKEND: Backend = process.env.CCFLUX_TEST_BACKEND === 'postgres' ? 'postgres' : 'sqlite';
+export const ON_POSTGRES = BACKEND === 'postgres';
+
+/** A store on a fresh database of `backend`, and how to remove it. */
+export async function freshStore(
+  backend: Backend,
+  now: () => Date,
+  options: ConstructorParameters<typeof SqliteStore>[2] = {},
+  sqlite: { dbPath?: string; prepare?: (dbPath: string) => void } = {},
+): Promise<{ store: Store; db: Db | undefined; dbPath: string; dispose(): Promise<void> }> {
+  if (backend === 'postgres') {
+    if (sqlite.prepare !== undefined) throw new Error('this test prepares a SQLite file: SQLite only');
+    if (testPgAdminUrl() === undefined) throw new Error(PG_MISSING);
+    const database = await freshSchema();
+    const store = await PostgresStore.open(database.url, now, { ...options, poolMax: 4 });
+    return {
+      store,
+      db: undefined,
+      dbPath: database.url,
+      async dispose() {
+        await store.close().catch(() => {});
+        await database.drop();
+      },
+    };
+  }
+  const { dir, cleanup } = tempDir();
+  const dbPath = sqlite.dbPath ?? join(dir, 'ccflux.db');
+  sqlite.prepare?.(dbPath);
+  const db = openDatabase(dbPath, { notice: () => {}, now });
+  const store = new SqliteStore(db, now, options);
+  return {
+    store,
+    db,
+    dbPath,
+    async dispose() {
+      await store.close();
+      cleanup();
+    },
+  };
+}
+
+/** Runs `sql` (with `?` placeholders) on either backend; plain row objects. */
+export async function sqlRows(store: Store, sql: string, ...params: unknown[]): Promise<Record<string, unknown>[]> {
+  if (store instanceof PostgresStore) {
+    let n = 0;
+    return (await store.pool.query(sql.replace(/\?/g, () => `$${++n}`), params)).rows;
+  }
+  return (store as SqliteStore).db.prepare(sql).all(...params) as Record<string, unknown>[];
+}
 
 export class Clock {
   ms: number;
@@ -38,7 +93,9 @@ export interface TestReceiver {
   url: string;
   port: number;
   dir: string;
+  /** The SQLite file, or the PostgreSQL URL. */
   dbPath: string;
+  /** The SQLite handle (undefined on PostgreSQL: tests that need it skip there). */
   db: Db;
   config: ReceiverConfig;
   receiver: Receiver;
@@ -52,16 +109,15 @@ export async function startInProcess(
   options: { env?: Record<string, string>; clock?: Clock; /** writes the database file first */ prepare?: (dbPath: string) => void } = {},
 ): Promise<TestReceiver> {
   const { dir, cleanup } = tempDir();
-  const dbPath = join(dir, 'ccflux.db');
-  options.prepare?.(dbPath);
-  const parsed = parseConfig({ DATABASE_PATH: dbPath, LISTEN_ADDR: '127.0.0.1:0', ...options.env });
+  const parsed = parseConfig({ DATABASE_PATH: join(dir, 'ccflux.db'), LISTEN_ADDR: '127.0.0.1:0', ...options.env });
   if (!parsed.ok) throw new Error(`bad test config: ${parsed.errors.join('; ')}`);
   const clock = options.clock ?? new Clock();
-  const db = openDatabase(dbPath, { notice: () => {}, now: clock.now });
-  const store = new SqliteStore(db, clock.now, {
+  const fresh = await freshStore(BACKEND, clock.now, {
     accessTokenExpirySecs: parsed.config.accessTokenExpirySecs,
     refreshTokenRollingDays: parsed.config.refreshTokenRollingDays,
-  });
+  }, { dbPath: join(dir, 'ccflux.db'), ...(options.prepare ? { prepare: options.prepare } : {}) });
+  const { store, dbPath } = fresh;
+  const db = fresh.db as Db;
   const receiver = createReceiver({ config: parsed.config, store, now: clock.now });
   const address = await receiver.listen();
   return {
@@ -76,7 +132,7 @@ export async function startInProcess(
     clock,
     async close() {
       await receiver.close();
-      if (db.open) db.close();
+      await fresh.dispose();
       cleanup();
     },
   };
@@ -211,6 +267,6 @@ export async function postReport(
   });
 }
 
-export function usageRows(t: TestReceiver): Record<string, unknown>[] {
-  return t.db.prepare('SELECT * FROM usage_events ORDER BY id').all() as Record<string, unknown>[];
+export async function usageRows(t: TestReceiver): Promise<Record<string, unknown>[]> {
+  return sqlRows(t.store, 'SELECT * FROM usage_events ORDER BY id');
 }

@@ -117,9 +117,14 @@ export function buildProgram(ctx: CliContext, commands: CommandSpec[], onExit: (
   return program;
 }
 
+/** `--help` / `-h` asked for (hooks then print their help like any command: no hook input is read). */
+function asksForHelp(argv: string[]): boolean {
+  return argv.includes('--help') || argv.includes('-h');
+}
+
 export async function main(argv: string[], ctx: CliContext = defaultContext()): Promise<number> {
   let exitCode: number = EXIT.ok;
-  const isHook = HOOK_COMMAND_NAMES.has(argv[0] ?? '');
+  const isHook = HOOK_COMMAND_NAMES.has(argv[0] ?? '') && !asksForHelp(argv);
   const program = buildProgram(ctx, COMMANDS, (code) => {
     exitCode = code;
   });
@@ -127,6 +132,11 @@ export async function main(argv: string[], ctx: CliContext = defaultContext()): 
     // Hooks must stay silent even on a usage error.
     program.configureOutput({ writeOut: () => {}, writeErr: () => {} });
     for (const cmd of program.commands) cmd.configureOutput({ writeOut: () => {}, writeErr: () => {} });
+  }
+  if (argv.length === 0) {
+    // Nothing asked for is a usage error, said on stderr (stdout stays clean for scripts).
+    ctx.stderr.write(`${program.helpInformation()}\nccflux: no command given; try \`ccflux status\` (or \`ccflux --help\`)\n`);
+    return EXIT.usage;
   }
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -156,6 +166,13 @@ export function runCli(argv: string[] = process.argv.slice(2)): void {
       process.exitCode = EXIT.failure;
     }
     return;
+  }
+  // `ccflux … | head -1`: a reader that goes away is not an error worth a stack trace.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok);
+      throw err;
+    });
   }
   main(argv).then(
     (code) => {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleep } from '../helpers/env';
 import { type Profile, startInteractive } from './support/claude';
 import type { Step } from './support/fake-api';
-import { type World, openWorld, unavailable } from './support/world';
+import { type World, openWorld, tmuxUnavailable } from './support/world';
 
 const say = (text: string): Step => ({ content: [{ type: 'text', text }] });
 const bash = (command: string): Step => ({
@@ -36,7 +36,7 @@ async function waitForTurnWritten(path: string, count: number, timeoutMillis = 3
   }
 }
 
-describe.skipIf(unavailable !== null)('real Claude Code, interactive under tmux: stored equals billed', { timeout: 120_000 }, () => {
+describe.skipIf(tmuxUnavailable !== null)('real Claude Code, interactive under tmux: stored equals billed', { timeout: 120_000 }, () => {
   let world: World;
 
   beforeAll(async () => {

@@ -243,6 +243,9 @@ describe('fetch-binary.sh (curl)', () => {
     server.routes.set(`/dl/${NAME}`, { body: GOOD });
     await runScript(shellEnv({ CCFLUX_RELEASE_BASE_URL: server.url.replace('https:', 'http:') }));
     expect(readLog('errors.log')).toContain('refusing to download ccflux-linux-x64 over a non-https URL');
+    // Created by the script, still 0600 like every ccflux log (doctor's permission check).
+    expect(statSync(join(dataDir, 'ccflux', 'errors.log')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dataDir, 'ccflux', 'activity.log')).mode & 0o777).toBe(0o600);
     expect(server.requests).toEqual([]);
 
     rmSync(join(binDir(), '.fetch-failed'));

@@ -2,7 +2,7 @@
  * The /admin/ dashboard. The server calls the handler for every path that is `/admin` or under
  * `/admin/` (docs/DESIGN.md). Reads come from `queries.ts`; every mutation goes through the Store.
  *
- * Auth: a login form creates an in-memory session (random id in an `HttpOnly; SameSite=Strict`
+ * Auth: a login form creates a session in the database (admin/sessions.ts; random id in an `HttpOnly; SameSite=Strict`
  * cookie, `Secure` with COOKIE_SECURE) carrying its own CSRF token, required on every POST.
  * `Authorization: Bearer <ADMIN_TOKEN>` gives scripts read-only access: without a session there
  * is no CSRF token, so bearer requests cannot mutate. Failed logins and failed bearer attempts
@@ -17,7 +17,8 @@ import type { AuditAction, AuditActor } from '../store';
 import type { Store } from '../store';
 import { secretsEqual } from '../tokens';
 import { clientAddress as addressOf } from '../client-address';
-import { type AuthLimits, DEFAULT_AUTH_LIMITS, LoginLimiter, type Session, SessionStore } from './auth';
+import { type AuthLimits, DEFAULT_AUTH_LIMITS, LoginLimiter, type Session } from './auth';
+import { SharedSessions } from './sessions';
 import { parseBudget, parseDays, parseEmail, parseId, parseProvision, parsePublicKey } from './forms';
 import {
   clearedSessionCookie,
@@ -58,6 +59,11 @@ export type AdminStore = Pick<
   | 'listBudgetAlerts'
   | 'usageGroups'
   | 'rawEvents'
+  | 'sessionPut'
+  | 'sessionGet'
+  | 'sessionTouch'
+  | 'sessionSetFlash'
+  | 'sessionDelete'
 >;
 
 export interface AdminDeps {
@@ -141,7 +147,8 @@ function confirmation(route: PostRoute, form: URLSearchParams, csrfToken: string
 
 export function createAdminHandler(deps: AdminDeps): AdminHandler {
   const limits: AuthLimits = { ...DEFAULT_AUTH_LIMITS, ...deps.limits };
-  const sessions = new SessionStore(limits);
+  // In the database: a session made on one instance works on all of them (admin/sessions.ts).
+  const sessions = new SharedSessions(deps.store, limits);
   const limiter = new LoginLimiter(limits);
   const prices = deps.prices;
   const logger = deps.logger ?? silentLogger;
@@ -193,7 +200,7 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     }
     if (auth.kind === 'session') {
       const flash = auth.session.flash;
-      auth.session.flash = null;
+      if (flash !== null) await sessions.setFlash(auth.id, null);
       const html = renderDashboard(data, { mode: { kind: 'session', csrfToken: auth.session.csrfToken }, flash, warnings: warnings(req), params, seatPriceUsd, audit, auditPage, budgets });
       sendHtml(res, 200, html);
       return;
@@ -249,8 +256,8 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
       return sendHtml(res, 401, renderLogin({ error: 'Wrong admin token.' }));
     }
     // A fresh id on every login: a session id planted before login is never promoted.
-    if (current.kind === 'session') sessions.delete(current.id);
-    const { id } = sessions.create(nowMillis);
+    if (current.kind === 'session') await sessions.delete(current.id);
+    const { id } = await sessions.create(nowMillis);
     await audit(req, 'session', 'login.success', '', { via: 'form' });
     redirect(res, 303, '/admin/', { 'set-cookie': sessionCookie(id, { maxAgeSeconds: Math.floor(limits.sessionMaxMillis / 1000), secure }) });
   };
@@ -348,11 +355,11 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     const confirm = confirmation(route, body.form, auth.session.csrfToken);
     if (confirm !== null) return sendHtml(res, 200, confirm);
     if (route === '/admin/logout') {
-      sessions.delete(auth.id);
+      await sessions.delete(auth.id);
       await audit(req, 'session', 'logout', '');
       return redirect(res, 303, '/admin/login', { 'set-cookie': clearedSessionCookie(secure) });
     }
-    auth.session.flash = await mutate(route, body.form, req);
+    await sessions.setFlash(auth.id, await mutate(route, body.form, req));
     redirect(res, 303, '/admin/');
   };
 
@@ -385,7 +392,7 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
       auth = { kind: 'bearer' };
     } else {
       const id = readSessionCookie(req);
-      const session = id === null ? null : sessions.get(id, nowMillis);
+      const session = id === null ? null : await sessions.get(id, nowMillis);
       if (id !== null && session !== null) auth = { kind: 'session', id, session };
     }
 

@@ -2,14 +2,14 @@
  * Read-only queries behind the dashboard views, exports and usage metrics. All SQL is in the `SQL`
  * object below, built only from constant fragments, with values passed as named parameters
  * (`@from`, `@to`, `@user`, `@model`, `@division`); nothing from a request is ever put into SQL
- * text. Statements are prepared once per database on first use. Mutations go through the Store.
+ * text. The store runs them through a `SqlReader` (SQLite: prepared once per database; PostgreSQL:
+ * `store/pg-dialect.ts` translates the few SQLite spellings). Mutations go through the Store.
  *
  * Every usage query takes the same filter (date range, user, division, model). Token counters are
  * grouped by user × model × UTC day, which is also the grain prices apply at (a price row is per
  * model and day), so costs are exact sums of priced groups and the same rows feed every table.
  * Substr on the ISO timestamp gives the UTC day in both SQLite and PostgreSQL.
  */
-import type { Database, Statement } from 'better-sqlite3';
 import { PriceBook, addCost, emptyTotal } from '../prices/cost';
 import { SHIPPED_PRICES } from '../prices/table';
 import type { CostTotal } from '../prices/types';
@@ -277,7 +277,10 @@ const SQL = {
     FROM usage_events e GROUP BY e.user_email, e.model`,
 } as const;
 
-type Statements = { -readonly [K in keyof typeof SQL]: Statement };
+/** Runs one SQL text of `SQL` with named parameters (`@name`); resolves with plain rows. */
+export interface SqlReader {
+  all(sql: string, params?: Record<string, unknown>): Promise<Record<string, unknown>[]>;
+}
 
 /** Named parameters of the shared filter. */
 export interface FilterParams {
@@ -298,14 +301,14 @@ function isoSeconds(ms: number): string {
 
 export interface AdminQueries {
   /** Everything the dashboard shows; `filter` defaults to the last 30 days, unfiltered. */
-  load(now: Date, filter?: ViewFilter, opts?: { eventsPage?: number; prices?: PriceBook }): DashboardData;
-  /** The user × model × day groups of a filter (iterated synchronously: no await while open). */
-  groups(filter: FilterParams): IterableIterator<GroupRow>;
+  load(now: Date, filter?: ViewFilter, opts?: { eventsPage?: number; prices?: PriceBook }): Promise<DashboardData>;
+  /** The user × model × day groups of a filter. */
+  groups(filter: FilterParams): Promise<GroupRow[]>;
   /** One page of raw usage rows of a filter, by id after `after` (keyset paging for exports). */
-  rawEvents(filter: FilterParams, after: number, limit: number): RawEventRow[];
-  sessions(filter: FilterParams, prices?: PriceBook): SessionRow[];
+  rawEvents(filter: FilterParams, after: number, limit: number): Promise<RawEventRow[]>;
+  sessions(filter: FilterParams, prices?: PriceBook): Promise<SessionRow[]>;
   /** All-time usage totals for /metrics: per model × division (tokens, cost), and per user × model. */
-  metricTotals(prices: PriceBook | undefined, perUser: boolean): MetricTotals;
+  metricTotals(prices: PriceBook | undefined, perUser: boolean): Promise<MetricTotals>;
 }
 
 /** Adds a priced group to a total; `unsplit` writes make the figure an estimate. */
@@ -370,48 +373,39 @@ function total(t: TokenTotals): number {
 
 const SHIPPED_BOOK = new PriceBook(SHIPPED_PRICES);
 
-export function createQueries(db: Database): AdminQueries {
-  let stmts: Statements | null = null;
-  let hasSplit = false;
-  const prepared = (): Statements => {
-    if (stmts === null) {
-      const s: Partial<Statements> = {};
-      const columns = new Set((db.prepare(SQL.columns).all() as { name: string }[]).map((c) => c.name));
+export function createQueries(db: SqlReader): AdminQueries {
+  let hasSplit: boolean | null = null;
+  const all = async <T>(key: keyof typeof SQL, params?: Record<string, unknown>): Promise<T[]> =>
+    (await db.all(SQL[key], params)) as T[];
+  const one = async <T>(key: keyof typeof SQL, params?: Record<string, unknown>): Promise<T> => (await all<T>(key, params))[0]!;
+  const groups = async (p: FilterParams): Promise<GroupRow[]> => {
+    if (hasSplit === null) {
+      const columns = new Set((await all<{ name: string }>('columns')).map((c) => c.name));
       hasSplit = ['cache_write_5m_tokens', 'cache_write_1h_tokens', 'web_search_requests'].every((c) => columns.has(c));
-      for (const key of Object.keys(SQL) as (keyof typeof SQL)[]) {
-        if (key === (hasSplit ? 'groupsNoSplit' : 'groupsSplit')) continue;
-        s[key] = db.prepare(SQL[key]);
-      }
-      stmts = s as Statements;
     }
-    return stmts;
-  };
-  const groups = (p: FilterParams) => {
-    const s = prepared();
-    return (hasSplit ? s.groupsSplit : s.groupsNoSplit).iterate(p) as IterableIterator<GroupRow>;
+    return all<GroupRow>(hasSplit ? 'groupsSplit' : 'groupsNoSplit', { ...p });
   };
 
-  const monthValue = (book: PriceBook, nowMillis: number): SeatValue => {
+  const monthValue = async (book: PriceBook, nowMillis: number): Promise<SeatValue> => {
     const now = new Date(nowMillis);
     const monthStart = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
     const cost = emptyTotal();
-    for (const g of groups({ from: isoSeconds(monthStart), to: isoSeconds(nowMillis + 1000), user: null, model: null, division: null })) {
+    for (const g of await groups({ from: isoSeconds(monthStart), to: isoSeconds(nowMillis + 1000), user: null, model: null, division: null })) {
       priceGroup(book, g, cost);
     }
-    const counts = prepared().userCounts.get() as { activeUsers: number };
+    const counts = await one<{ activeUsers: number }>('userCounts');
     return { month: now.toISOString().slice(0, 7), cost, activeSeats: counts.activeUsers };
   };
 
   return {
     groups,
     rawEvents(p, after, limit) {
-      return prepared().rawEvents.all({ ...p, after, limit }) as RawEventRow[];
+      return all<RawEventRow>('rawEvents', { ...p, after, limit });
     },
-    metricTotals(prices, perUser) {
+    async metricTotals(prices, perUser) {
       const book = prices ?? SHIPPED_BOOK;
-      const s = prepared();
       const series = new Map<string, MetricSeries>();
-      for (const g of s.metricTotals.iterate() as Iterable<GroupRow>) {
+      for (const g of await all<GroupRow>('metricTotals')) {
         const key = `${g.model}\u0000${g.division}`;
         let m = series.get(key);
         if (m === undefined) {
@@ -424,15 +418,14 @@ export function createQueries(db: Database): AdminQueries {
       }
       return {
         byModelDivision: [...series.values()],
-        byUserModel: perUser ? (s.metricUserTotals.all() as (TokenTotals & { user: string; model: string })[]) : [],
+        byUserModel: perUser ? await all<TokenTotals & { user: string; model: string }>('metricUserTotals') : [],
       };
     },
-    sessions(p, prices) {
+    async sessions(p, prices) {
       const book = prices ?? SHIPPED_BOOK;
-      const s = prepared();
-      const rows = s.sessions.all(p) as Omit<SessionRow, 'cost'>[];
+      const rows = await all<Omit<SessionRow, 'cost'>>('sessions', { ...p });
       const costs = new Map<string, CostTotal>();
-      for (const g of s.sessionGroups.iterate(p) as Iterable<GroupRow & { sessionId: string }>) {
+      for (const g of await all<GroupRow & { sessionId: string }>('sessionGroups', { ...p })) {
         let c = costs.get(g.sessionId);
         if (c === undefined) {
           c = emptyTotal();
@@ -442,8 +435,7 @@ export function createQueries(db: Database): AdminQueries {
       }
       return rows.map((r) => ({ ...r, cost: costs.get(r.sessionId) ?? emptyTotal() }));
     },
-    load(now, filterArg, loadOpts = {}) {
-      const s = prepared();
+    async load(now, filterArg, loadOpts = {}) {
       const nowMillis = now.getTime();
       const book = loadOpts.prices ?? SHIPPED_BOOK;
       const filter = filterArg ?? parseFilter(new URLSearchParams(), nowMillis);
@@ -455,7 +447,7 @@ export function createQueries(db: Database): AdminQueries {
       const byModel = new Map<string, UsageRow>();
       const byDivision = new Map<string, UsageRow>();
       const byDay = new Map<string, DayRow & { cost: CostTotal }>();
-      for (const g of groups(p)) {
+      for (const g of await groups(p)) {
         const cost = priceGroup(book, g, emptyTotal());
         const parts: [Map<string, UsageRow>, string][] = [
           [byUser, g.user],
@@ -480,16 +472,16 @@ export function createQueries(db: Database): AdminQueries {
       }
       for (const row of byModel.values()) row.label = book.family(row.key)?.family ?? null;
 
-      const counts = s.userCounts.get() as { users: number; activeUsers: number };
-      const devices = s.activeDevices.get() as { n: number };
-      const distinct = s.summary.get(p) as { reportingUsers: number; sessions: number; turns: number };
+      const counts = await one<{ users: number; activeUsers: number }>('userCounts');
+      const devices = await one<{ n: number }>('activeDevices');
+      const distinct = await one<{ reportingUsers: number; sessions: number; turns: number }>('summary', { ...p });
       const windowEvents: WindowEvent[] = [];
-      for (const row of s.windowEvents.iterate(p) as Iterable<{ user: string; ts: string; turnKey: string; tokens: number }>) {
+      for (const row of await all<{ user: string; ts: string; turnKey: string; tokens: number }>('windowEvents', { ...p })) {
         windowEvents.push({ user: row.user, atMillis: Date.parse(row.ts), turnKey: row.turnKey, tokens: row.tokens });
       }
       const eventsPage = Math.min(Math.max(1, loadOpts.eventsPage ?? 1), MAX_EVENT_PAGES);
       const events = (
-        s.events.all({ ...p, limit: EVENTS_PAGE, offset: (eventsPage - 1) * EVENTS_PAGE }) as (Omit<EventRow, 'signed'> & { signed: number })[]
+        await all<Omit<EventRow, 'signed'> & { signed: number }>('events', { ...p, limit: EVENTS_PAGE, offset: (eventsPage - 1) * EVENTS_PAGE })
       ).map((e) => ({ ...e, signed: e.signed !== 0 }));
       const days = daysOf(filter).map((day) => byDay.get(day) ?? { day, ...zeroTokens(), cost: emptyTotal() });
       return {
@@ -498,18 +490,18 @@ export function createQueries(db: Database): AdminQueries {
         filter,
         pricesSource: book.table.source,
         summary: { ...summaryTokens, ...distinct, users: counts.users, activeUsers: counts.activeUsers, activeDevices: devices.n, cost: summaryCost },
-        byUser: withDistinct(byUser, s.distinctByUser.all(p) as Distinct[]),
-        byModel: withDistinct(byModel, s.distinctByModel.all(p) as Distinct[]),
-        byDivision: withDistinct(byDivision, s.distinctByDivision.all(p) as Distinct[]),
+        byUser: withDistinct(byUser, await all<Distinct>('distinctByUser', { ...p })),
+        byModel: withDistinct(byModel, await all<Distinct>('distinctByModel', { ...p })),
+        byDivision: withDistinct(byDivision, await all<Distinct>('distinctByDivision', { ...p })),
         days,
         windows: computeWindows(windowEvents, nowMillis),
         events,
         eventsPage,
-        keys: s.keys.all() as KeyRow[],
-        users: s.users.all() as UserRow[],
-        seatValue: monthValue(book, nowMillis),
-        divisions: (s.divisions.all() as { v: string }[]).map((r) => r.v),
-        models: (s.models.all({ from: isoSeconds(nowMillis - 90 * 24 * 3600 * 1000) }) as { v: string }[]).map((r) => r.v),
+        keys: await all<KeyRow>('keys'),
+        users: await all<UserRow>('users'),
+        seatValue: await monthValue(book, nowMillis),
+        divisions: (await all<{ v: string }>('divisions')).map((r) => r.v),
+        models: (await all<{ v: string }>('models', { from: isoSeconds(nowMillis - 90 * 24 * 3600 * 1000) })).map((r) => r.v),
       };
     },
   };

@@ -244,6 +244,19 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX budget_alerts_pending ON budget_alerts(delivered_at, next_attempt_at);
   `,
+  // 8: admin sessions in the database (admin/sessions.ts), so any instance can serve any admin
+  `
+  CREATE TABLE admin_sessions (
+    id_hash       TEXT PRIMARY KEY,
+    csrf_token    TEXT NOT NULL,
+    created_ms    INTEGER NOT NULL,
+    last_seen_ms  INTEGER NOT NULL,
+    flash         TEXT,
+    -- Use order (least recently used goes first), unambiguous where two uses share a millisecond.
+    touch_seq     INTEGER NOT NULL DEFAULT 0
+  ) WITHOUT ROWID;
+  CREATE INDEX admin_sessions_seen ON admin_sessions(last_seen_ms);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

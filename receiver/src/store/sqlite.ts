@@ -43,6 +43,7 @@ import type {
   KeyRow,
   LimitDecision,
   RegisterKeyOutcome,
+  SessionRecord,
   Store,
   StoreOptions,
   UserRow,
@@ -340,28 +341,41 @@ export class SqliteStore implements Store {
   }
 
   async dashboard(now: Date, view: DashboardView = {}) {
-    this.queries ??= createQueries(this.db);
-    return this.queries.load(now, view.filter, view);
+    return this.adminQueries().load(now, view.filter, view);
   }
 
   async usageMetrics(prices: PriceBook | undefined, perUser: boolean) {
-    this.queries ??= createQueries(this.db);
-    return this.queries.metricTotals(prices, perUser);
+    return this.adminQueries().metricTotals(prices, perUser);
   }
 
   async usageGroups(filter: FilterParams) {
-    this.queries ??= createQueries(this.db);
-    return [...this.queries.groups(filter)];
+    return this.adminQueries().groups(filter);
   }
 
   async rawEvents(filter: FilterParams, after: number, limit: number) {
-    this.queries ??= createQueries(this.db);
-    return this.queries.rawEvents(filter, after, limit);
+    return this.adminQueries().rawEvents(filter, after, limit);
   }
 
   async userSessions(filter: FilterParams, prices?: PriceBook) {
-    this.queries ??= createQueries(this.db);
-    return this.queries.sessions(filter, prices);
+    return this.adminQueries().sessions(filter, prices);
+  }
+
+  /** The dashboard's SQL over this connection, each text prepared once. */
+  private adminQueries(): AdminQueries {
+    if (this.queries === undefined) {
+      const cache = new Map<string, Statement>();
+      this.queries = createQueries({
+        all: async (sql, params) => {
+          let stmt = cache.get(sql);
+          if (stmt === undefined) {
+            stmt = this.db.prepare(sql);
+            cache.set(sql, stmt);
+          }
+          return (params === undefined ? stmt.all() : stmt.all(params)) as Record<string, unknown>[];
+        },
+      });
+    }
+    return this.queries;
   }
 
   // ---- shared limits -------------------------------------------------------------------------
@@ -390,7 +404,37 @@ export class SqliteStore implements Store {
     return { allowed: false, retryAfterSecs: limitRetryAfter(limit, current, previous, nowMs, start, windowMs) };
   }
 
-  /** Throws when the database cannot answer a query that reads a table page. */
+  // ---- admin sessions ------------------------------------------------------------------------
+
+  async sessionPut(
+    s: Omit<SessionRecord, 'flash'>,
+    bounds: { maxSessions: number; idleBeforeMs: number; createdBeforeMs: number },
+  ): Promise<void> {
+    this.db
+      .transaction(() => {
+        this.stmts.sessionPurge.run(bounds.idleBeforeMs, bounds.createdBeforeMs);
+        this.stmts.sessionEvict.run(Math.max(0, bounds.maxSessions - 1));
+        this.stmts.sessionInsert.run(s.idHash, s.csrfToken, s.createdMs, s.lastSeenMs);
+      })
+      .immediate();
+  }
+
+  async sessionGet(idHash: string): Promise<SessionRecord | undefined> {
+    return this.stmts.sessionGet.get(idHash) as SessionRecord | undefined;
+  }
+
+  async sessionTouch(idHash: string, lastSeenMs: number): Promise<void> {
+    this.stmts.sessionTouch.run(lastSeenMs, idHash);
+  }
+
+  async sessionSetFlash(idHash: string, flash: string | null): Promise<void> {
+    this.stmts.sessionFlash.run(flash, idHash);
+  }
+
+  async sessionDelete(idHash: string): Promise<void> {
+    this.stmts.sessionDelete.run(idHash);
+  }
+
   // ---- audit log -----------------------------------------------------------------------------
 
   async recordAudit(entry: AuditEntry): Promise<void> {
@@ -450,6 +494,7 @@ export class SqliteStore implements Store {
     this.stmts.markBudgetAlert.run(o.deliveredAt, o.attempts, o.nextAttemptAt, o.lastError, id);
   }
 
+  /** Throws when the database cannot answer a query that reads a table page. */
   async ping(): Promise<void> {
     this.stmts.ping.get();
   }
@@ -534,6 +579,14 @@ function prepareStatements(db: Db) {
       WHERE at.token_hash = ?`),
     purgeAccessTokens: p('DELETE FROM access_tokens WHERE expires_at <= ?'),
     purgeLimits: p('DELETE FROM limit_windows WHERE expires_ms <= ?'),
+    sessionPurge: p('DELETE FROM admin_sessions WHERE last_seen_ms <= ? OR created_ms <= ?'),
+    sessionEvict: p(`DELETE FROM admin_sessions WHERE id_hash NOT IN (
+      SELECT id_hash FROM admin_sessions ORDER BY touch_seq DESC LIMIT ?)`),
+    sessionInsert: p(`INSERT INTO admin_sessions (id_hash, csrf_token, created_ms, last_seen_ms, touch_seq) VALUES (?, ?, ?, ?, (SELECT COALESCE(MAX(touch_seq), 0) + 1 FROM admin_sessions))`),
+    sessionGet: p('SELECT id_hash AS "idHash", csrf_token AS "csrfToken", created_ms AS "createdMs", last_seen_ms AS "lastSeenMs", flash FROM admin_sessions WHERE id_hash = ?'),
+    sessionTouch: p(`UPDATE admin_sessions SET last_seen_ms = ?, touch_seq = (SELECT COALESCE(MAX(touch_seq), 0) + 1 FROM admin_sessions) WHERE id_hash = ?`),
+    sessionFlash: p('UPDATE admin_sessions SET flash = ? WHERE id_hash = ?'),
+    sessionDelete: p('DELETE FROM admin_sessions WHERE id_hash = ?'),
     limitCount: p('SELECT count AS n FROM limit_windows WHERE key = ? AND window_start = ?'),
     // Counts only while under the cap: a refused request leaves the row as it was (no RETURNING row).
     limitHit: p(`

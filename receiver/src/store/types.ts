@@ -156,6 +156,15 @@ export interface DashboardView {
   prices?: PriceBook;
 }
 
+/** An admin session as stored: the id only as its SHA-256, the flash sealed (admin/sessions.ts). */
+export interface SessionRecord {
+  idHash: string;
+  csrfToken: string;
+  createdMs: number;
+  lastSeenMs: number;
+  flash: string | null;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
 
@@ -211,6 +220,17 @@ export interface Store {
   limitHit(key: string, limit: number, windowSecs: number): Promise<LimitDecision>;
   /** The same decision without counting anything (e.g. "may this address try to log in?"). */
   limitCheck(key: string, limit: number, windowSecs: number): Promise<LimitDecision>;
+
+  // admin sessions (shared by every instance)
+  /** Stores a new session; first drops expired ones, then the least recently used beyond `maxSessions - 1`. */
+  sessionPut(
+    s: Omit<SessionRecord, 'flash'>,
+    bounds: { maxSessions: number; idleBeforeMs: number; createdBeforeMs: number },
+  ): Promise<void>;
+  sessionGet(idHash: string): Promise<SessionRecord | undefined>;
+  sessionTouch(idHash: string, lastSeenMs: number): Promise<void>;
+  sessionSetFlash(idHash: string, flash: string | null): Promise<void>;
+  sessionDelete(idHash: string): Promise<void>;
 
   // audit log (admin actions; bounded reads, newest first)
   recordAudit(entry: AuditEntry): Promise<void>;

@@ -36,6 +36,11 @@ describe('filters from the URL (pure)', () => {
     expect(formatInZone('2026-01-11T10:00:00Z', 'America/New_York')).toBe('2026-01-11 05:00 EST');
   });
 
+  it('fits big numbers in their tiles, exact figure as the tooltip', async () => {
+    const { tileNum } = await import('../../src/admin/views/format');
+    expect([99_999_999, 126_819_491, 4_200_000_000].map(tileNum)).toEqual(['99,999,999', '127M', '4.2B']);
+  });
+
   it('draws an empty chart with a whole-number axis and says so', () => {
     const svg = dailyChart([{ day: '2026-05-11', input: 0, output: 0, cacheRead: 0, cacheWrite: 0 }]);
     const labels = [...svg.matchAll(/text-anchor="end">([^<]*)</g)].map((m) => m[1]);

@@ -8,12 +8,13 @@ import { type Server, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ReportBody } from '../../../src/protocol/wire';
+import { formatTimestamp, type ReportBody } from '../../../src/protocol/wire';
 import { type AuthLimits, DEFAULT_AUTH_LIMITS } from '../../src/admin/auth';
 import { createAdminHandler } from '../../src/admin/index';
 import type { Logger } from '../../src/log';
-import { type Db, openDatabase } from '../../src/db/open';
-import { SqliteStore, type Store } from '../../src/store';
+import type { Db } from '../../src/db/open';
+import type { Store } from '../../src/store';
+import { BACKEND, freshStore } from '../support';
 
 export const ADMIN_TOKEN = 'a3f1c9e07b5d4e2f8a6c1b0d9e7f5a3c2b1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f';
 export const START = Date.parse('2026-05-11T12:00:00Z');
@@ -56,10 +57,11 @@ export async function startAdmin(
   opts: { adminToken?: string | undefined; cookieSecure?: boolean; limits?: Partial<AuthLimits>; logger?: Logger } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'ccflux-admin-'));
-  const db = openDatabase(join(dir, 'receiver.db'));
   let now = START;
   const clock = () => new Date(now);
-  const store = new SqliteStore(db, clock);
+  const fresh = await freshStore(BACKEND, clock);
+  const { store } = fresh;
+  const db = fresh.db as Db;
   const handler = createAdminHandler({
     config: { adminToken: 'adminToken' in opts ? opts.adminToken : ADMIN_TOKEN, cookieSecure: opts.cookieSecure === true },
     store,
@@ -110,7 +112,7 @@ export async function startAdmin(
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      db.close();
+      await fresh.dispose();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -180,4 +182,59 @@ export function usage(input: number, output: number, cacheRead = 0, cacheWrite =
 /** A valid-looking base64 Ed25519 public key derived from a label. */
 export function fakePublicKey(label: string): string {
   return createHash('sha256').update(label).digest('base64');
+}
+
+/** Thirty days of plausible usage for a small team, deterministic. */
+export async function seedDemo(h: { store: Store; nowMillis(): number }): Promise<void> {
+  const people = [
+    ['maria.lopez@example.org', 'Platform', 1.6],
+    ['dev.patel@example.org', 'Platform', 1.1],
+    ['sam.okafor@example.org', 'Data', 0.8],
+    ['lea.martin@example.org', 'Research', 0.55],
+    ['tom.berg@example.org', 'Support', 0.25],
+  ] as const;
+  let seed = 7;
+  const rand = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648;
+  };
+  const now = h.nowMillis();
+  for (const [email, division, weight] of people) {
+    const { refreshToken } = await h.store.createUser(email, { division });
+    const auth = (await h.store.authenticateRefreshToken(refreshToken))!;
+    const host = `${email.split('.')[0]}-mbp`;
+    await h.store.registerKey(auth, fakePublicKey(email), host);
+    for (let day = 29; day >= 0; day--) {
+      const date = new Date(now - day * 86_400_000);
+      if (date.getUTCDay() === 0 || date.getUTCDay() === 6) continue;
+      const sessions = Math.round(weight * (1 + rand() * 3));
+      for (let s = 0; s < sessions; s++) {
+        const turns = 3 + Math.floor(rand() * 12 * weight);
+        const startHour = 8 + Math.floor(rand() * 9);
+        const sessionId = `${day}-${s}-${email.length}-${Math.floor(rand() * 1e6)}`;
+        for (let t = 0; t < turns; t++) {
+          const at = Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate(), startHour, t * 4);
+          if (at > now) break;
+          const opus = rand() < 0.3 * weight;
+          const models: ReportBody['models'] = {
+            [opus ? 'claude-opus-4-6' : 'claude-sonnet-4-6']: {
+              input_tokens: Math.floor(800 + rand() * 4000),
+              output_tokens: Math.floor(300 + rand() * 2500),
+              cache_read_tokens: Math.floor(20_000 + rand() * 90_000),
+              cache_write_tokens: Math.floor(rand() * 6000),
+            },
+          };
+          if (rand() < 0.4) {
+            models['claude-haiku-4-5'] = { input_tokens: Math.floor(200 + rand() * 900), output_tokens: Math.floor(50 + rand() * 300), cache_read_tokens: 0, cache_write_tokens: 0 };
+          }
+          const ts = formatTimestamp(new Date(at));
+          await h.store.insertReport(
+            auth,
+            { schema_version: 1, session_id: sessionId, user_email: email, turn_index: t, timestamp_utc: ts, session_start_utc: ts, models, plugin_version: '0.1.0' },
+            { deviceId: host, signed: true },
+          );
+        }
+      }
+    }
+  }
 }

@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_REPORT_TOKENS, MAX_TOKEN_COUNT, type ModelUsage } from '../../../src/protocol/wire';
-import { bearer, makeReport, postReport, provision, send, startInProcess, type TestReceiver, usageRows } from '../support';
+import { bearer, makeReport, postReport, provision, send, startInProcess, type TestReceiver, usageRows, ON_POSTGRES } from '../support';
 
 const ADMIN_TOKEN = 'c'.repeat(32);
 const HOUR_MS = 3600 * 1000;
@@ -35,7 +35,7 @@ describe('counter and report bounds', () => {
     const { accessToken } = await provision(t, 'ana@example.org');
     const answer = await postReport(t, accessToken, makeReport({ models }));
     expect(answer.status, answer.text).toBe(status);
-    if (status === 400) expect(usageRows(t)).toEqual([]);
+    if (status === 400) expect((await usageRows(t))).toEqual([]);
   });
 });
 
@@ -76,7 +76,7 @@ describe('model names on the receiver', () => {
     const body = JSON.stringify(makeReport()).replace('"claude-sonnet-4-6"', '"\\udfffx <b>free text</b>"');
     const answer = await postReport(t, accessToken, body);
     expect(answer.status, answer.text).toBe(200);
-    expect(usageRows(t).map((r) => r.model)).toEqual(['_x__b_free_text_/b_']);
+    expect((await usageRows(t)).map((r) => r.model)).toEqual(['_x__b_free_text_/b_']);
   });
 
   it('adds up names that are equal once cleaned', async () => {
@@ -84,12 +84,13 @@ describe('model names on the receiver', () => {
     const { accessToken } = await provision(t, 'ana@example.org');
     const answer = await postReport(t, accessToken, makeReport({ models: { 'a b': usage(1), 'a\tb': usage(2) } }));
     expect(answer.status).toBe(200);
-    expect(usageRows(t).map((r) => [r.model, r.input_tokens])).toEqual([['a_b', 3]]);
+    expect((await usageRows(t)).map((r) => [r.model, r.input_tokens])).toEqual([['a_b', 3]]);
   });
 });
 
 describe('a hostile row never makes a view fail', () => {
-  it('dashboard and export answer 200 with rows whose sums overflow 64-bit integers', async () => {
+  // Writes rows with SQLite SQL through the file handle: SQLite only (PostgreSQL's BIGINT refuses such rows at insert).
+  it.skipIf(ON_POSTGRES)('dashboard and export answer 200 with rows whose sums overflow 64-bit integers', async () => {
     t = await startInProcess({ env: { ADMIN_TOKEN } });
     const { accessToken } = await provision(t, 'ana@example.org');
     expect((await postReport(t, accessToken, makeReport())).status).toBe(200);

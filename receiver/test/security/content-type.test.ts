@@ -23,7 +23,7 @@ describe('Content-Type on JSON endpoints', () => {
         body: JSON.stringify({ public_key: makeDevice().publicKey, device_id: 'd' }),
       });
       expect(key.status).toBe(415);
-      expect(usageRows(t)).toEqual([]);
+      expect((await usageRows(t))).toEqual([]);
       expect(await t.store.listKeys()).toEqual([]);
     },
   );

@@ -30,7 +30,7 @@ describe('idempotency per user (row 3)', () => {
     expect(real.json).toEqual({ status: 'ok', stored: 1 });
     // Still idempotent within one user.
     expect((await postReport(t, victim.accessToken, report)).json).toEqual({ status: 'ok', stored: 0 });
-    const rows = usageRows(t).map((r) => [r.user_email, r.input_tokens]);
+    const rows = (await usageRows(t)).map((r) => [r.user_email, r.input_tokens]);
     expect(rows).toEqual([
       ['mallory@example.org', 1],
       ['victim@example.org', 14200],

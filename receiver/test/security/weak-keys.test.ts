@@ -82,7 +82,7 @@ describe('at /register-key and /report', () => {
     });
     expect(answer.status).toBe(403);
     expect(answer.headers['x-ccflux-error']).toBe('signature-invalid');
-    expect(usageRows(t)).toEqual([]);
+    expect((await usageRows(t))).toEqual([]);
   });
 
   it('real devices still register and sign', async () => {

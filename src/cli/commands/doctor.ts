@@ -4,14 +4,15 @@
  * modes and registers an unregistered key.
  */
 import { hostname } from 'node:os';
-import { displayPath, resolveDataDir } from '../../client/local/data-dirs';
+import { displayPath, requireExistingDataDir, resolveDataDir } from '../../client/local/data-dirs';
 import { renderDoctor, runDoctor } from '../../client/commands/doctor';
 import { statePaths } from '../../client/local/paths';
 import { createTransport } from '../../client/deliver/transport';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
 
 async function run(ctx: CliContext, options: Record<string, unknown>): Promise<CommandResult> {
-  const { dataDir } = await resolveDataDir({ configDir: options.configDir as string | undefined, env: ctx.env, home: ctx.home, cwd: ctx.cwd });
+  const { dataDir, source } = await resolveDataDir({ configDir: options.configDir as string | undefined, env: ctx.env, home: ctx.home, cwd: ctx.cwd });
+  await requireExistingDataDir(dataDir, source, ctx.home);
   const transport = createTransport({ env: ctx.env });
   try {
     const report = await runDoctor(

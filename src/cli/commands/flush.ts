@@ -6,7 +6,7 @@
  */
 import { formatTimestamp } from '../../protocol/wire';
 import { CONFIGURE_HINT, loadCredentials, validateEndpoint } from '../../client/local/credentials';
-import { resolveDataDir } from '../../client/local/data-dirs';
+import { requireExistingDataDir, resolveDataDir } from '../../client/local/data-dirs';
 import { readDeliveryStatus, runDelivery, type StoppedBecause } from '../../client/deliver/drain';
 import { CcfluxError, ERROR_CODES } from '../../client/local/errors';
 import { isRevoked } from '../../client/deliver/keys';
@@ -108,7 +108,8 @@ function plural(n: number, word: string): string {
 
 async function run(ctx: CliContext, options: Record<string, unknown>): Promise<CommandResult> {
   const json = options.json === true;
-  const { dataDir } = await resolveDataDir({ configDir: options.configDir as string | undefined, env: ctx.env, home: ctx.home, cwd: ctx.cwd });
+  const { dataDir, source } = await resolveDataDir({ configDir: options.configDir as string | undefined, env: ctx.env, home: ctx.home, cwd: ctx.cwd });
+  await requireExistingDataDir(dataDir, source, ctx.home);
   const paths = statePaths(dataDir);
 
   // Say plainly what is wrong before touching the queue (the deliverer would only log it).

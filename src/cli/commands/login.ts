@@ -44,6 +44,18 @@ async function readEndpoint(ctx: CliContext, given: unknown, current: string | n
   });
 }
 
+/** validateEndpoint, with a fix that fits login itself (its own hint would say "run `ccflux login`"). */
+function endpointForLogin(given: string, env: NodeJS.ProcessEnv): string {
+  try {
+    return validateEndpoint(given, env);
+  } catch (err) {
+    if (!(err instanceof CcfluxError) || err.code === ERROR_CODES.INSECURE_ENDPOINT) throw err;
+    throw new CcfluxError(err.code, `${err.message}; nothing was changed`, {
+      hint: 'give the receiver URL IT gave you, e.g. `--endpoint https://ccflux.example.org` (a base URL or one ending in /report)',
+    });
+  }
+}
+
 async function readToken(ctx: CliContext, fromStdin: boolean): Promise<string> {
   if (fromStdin) {
     // A terminal on stdin would echo what is typed: ask at the hidden prompt instead.
@@ -70,7 +82,7 @@ async function run(ctx: CliContext, options: Record<string, unknown>, args: stri
   const paths = statePaths(dataDir);
   const current = await existingEndpoint(paths);
 
-  const endpoint = validateEndpoint(await readEndpoint(ctx, options.endpoint, current.endpoint, interactive), ctx.env);
+  const endpoint = endpointForLogin(await readEndpoint(ctx, options.endpoint, current.endpoint, interactive), ctx.env);
   const token = await readToken(ctx, fromStdin);
 
   const transport = createTransport({ env: ctx.env });

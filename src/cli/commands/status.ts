@@ -3,7 +3,7 @@
  * the token), the device key, the queue, rejected reports, the last delivery and the last error.
  * Read-only: creates nothing and sends nothing.
  */
-import { resolveDataDir } from '../../client/local/data-dirs';
+import { requireExistingDataDir, resolveDataDir } from '../../client/local/data-dirs';
 import { statePaths } from '../../client/local/paths';
 import { buildStatus, gatherStatusFacts, renderStatus } from '../../client/commands/status';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
@@ -15,6 +15,7 @@ async function run(ctx: CliContext, options: Record<string, unknown>): Promise<C
     home: ctx.home,
     cwd: ctx.cwd,
   });
+  await requireExistingDataDir(dataDir, source, ctx.home);
   const facts = await gatherStatusFacts({
     paths: statePaths(dataDir),
     env: ctx.env,

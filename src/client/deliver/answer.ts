@@ -46,6 +46,14 @@ const BODY_EXCERPT_CHARS = 64;
  */
 export function classify(result: TransportResult, context: AnswerContext, now?: Date): Action {
   if (result.kind === 'network-error') {
+    // OpenSSL's own words for "an http server answered a TLS hello" mean nothing to a user.
+    if (/wrong[ _]version[ _]number|ERR_SSL_WRONG_VERSION|packet length too long|http request/i.test(`${result.code} ${result.message}`)) {
+      return {
+        kind: 'stop',
+        reason: 'unreachable',
+        detail: 'TLS handshake failed: the endpoint answers plain http, not https (check the scheme and port in the endpoint URL with IT)',
+      };
+    }
     return {
       kind: 'stop',
       reason: 'unreachable',

@@ -7,6 +7,7 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
+import { CcfluxError, ERROR_CODES } from './errors';
 import { STATE_DIR_NAME } from './paths';
 
 export type DataDirSource = 'flag' | 'env' | 'default' | 'chosen';
@@ -112,4 +113,22 @@ export async function resolveDataDir(
   if (decision.kind === 'resolved') return { dataDir: decision.dataDir, source: decision.source, candidates };
   const chosen = await (options.pick as NonNullable<typeof options.pick>)(decision.candidates, decision.defaultDir);
   return { dataDir: chosen, source: 'chosen', candidates };
+}
+
+/**
+ * For commands that read a data dir (`status`, `doctor`, `flush`): a folder named by
+ * `--config-dir` or `CLAUDE_CONFIG_DIR` that does not exist is a typo, not an empty setup.
+ */
+export async function requireExistingDataDir(dataDir: string, source: DataDirSource, home: string): Promise<void> {
+  if (source !== 'flag' && source !== 'env') return;
+  try {
+    if ((await stat(dataDir)).isDirectory()) return;
+  } catch {
+    // reported below
+  }
+  const found = (await listDataDirCandidates(home)).map((c) => displayPath(c.path, home));
+  const named = source === 'flag' ? '--config-dir' : 'CLAUDE_CONFIG_DIR';
+  throw new CcfluxError(ERROR_CODES.USAGE, `${dataDir} (from ${named}) is not a folder`, {
+    hint: found.length > 0 ? `check the path; Claude Code data folders here: ${found.join(', ')}` : 'check the path (Claude Code creates the folder on its first run)',
+  });
 }

@@ -3,6 +3,7 @@
  * it, and users whose Claude Code has the ccflux plugin installed. `settle()` compares what the
  * receiver stored with what the fake API billed, per model and counter.
  */
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
@@ -19,6 +20,18 @@ export const unavailable: string | null = (() => {
   const why = claudeUnavailable() ?? sandboxUnavailable();
   if (why) console.warn(`[claude-code suite] skipped: ${why}`);
   return why;
+})();
+
+/** Why interactive (tmux) scenarios cannot run here, or null. */
+export const tmuxUnavailable: string | null = (() => {
+  if (unavailable !== null) return unavailable;
+  try {
+    execFileSync('tmux', ['-V'], { stdio: 'ignore' });
+    return null;
+  } catch {
+    console.warn('[claude-code suite] interactive scenarios skipped: tmux is not installed (Debian package tmux)');
+    return 'tmux is not installed';
+  }
 })();
 
 const SETTLE_TIMEOUT_MILLIS = 30_000;

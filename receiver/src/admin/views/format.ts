@@ -68,7 +68,8 @@ export function whenIn(value: string | null | undefined, tz: string): string {
   return esc(formatInZone(value, tz));
 }
 
-/** Tile values: exact up to a billion, compact beyond, so they fit the tile. */
+/** Tile values: exact below 100 million, compact from there (the exact figure is the tile's
+ * tooltip), so they fit the tile. */
 export function tileNum(n: number): string {
-  return Math.abs(n) >= 1e9 ? compact(n) : num(n);
+  return Math.abs(n) >= 1e8 ? compact(n) : num(n);
 }

@@ -1,0 +1,50 @@
+/**
+ * Runs the dashboard's SQL (`admin/queries.ts`, written for SQLite with `@name` parameters) on
+ * PostgreSQL. The translation is textual and covers exactly the spellings that SQL uses; the
+ * receiver-pg test project runs every view through it, so a new spelling fails a test rather
+ * than a user:
+ * - `@name` → `$n` (each name once, in order of first use), values from the params object,
+ *   `@name IS NULL` typed as text;
+ * - `TOTAL(x)` stays: migration 4 defines a `total` aggregate (float8 sum, 0 for no rows);
+ * - `GROUP_CONCAT(DISTINCT x)` → `string_agg(DISTINCT x, ',')`;
+ * - `pragma_table_info('t')` → information_schema for the current schema;
+ * - mixed-case aliases and `user` are quoted, so rows keep the keys the code reads.
+ */
+import type pg from 'pg';
+import type { SqlReader } from '../admin/queries';
+
+const cache = new Map<string, { text: string; names: string[] }>();
+
+export function translate(sql: string): { text: string; names: string[] } {
+  const hit = cache.get(sql);
+  if (hit !== undefined) return hit;
+  const names: string[] = [];
+  // `@x IS NULL` alone cannot type its parameter in PostgreSQL: the optional filters are text.
+  let text = sql.replace(/@([A-Za-z_]\w*)( IS NULL)?/g, (_, name: string, isNull: string | undefined) => {
+    let i = names.indexOf(name);
+    if (i < 0) i = names.push(name) - 1;
+    return isNull === undefined ? `$${i + 1}` : `$${i + 1}::text IS NULL`;
+  });
+  text = text
+    .replace(/GROUP_CONCAT\(\s*(DISTINCT\s+)?([^()]+?)\s*\)/gi, (_, d: string | undefined, x: string) => `string_agg(${d ?? ''}${x}, ',')`)
+    .replace(
+      /SELECT name FROM pragma_table_info\('(\w+)'\)/g,
+      "SELECT column_name AS name FROM information_schema.columns WHERE table_name = '$1' AND table_schema = current_schema()",
+    )
+    .replace(/\bAS ([a-z]+[A-Z]\w*)/g, 'AS "$1"')
+    .replace(/(?<![.\w"])user(?![\w"])/g, '"user"');
+  const out = { text, names };
+  cache.set(sql, out);
+  return out;
+}
+
+/** Restores camelCase keys that appear unquoted elsewhere in the SQL (ORDER BY uses them too). */
+export function pgReader(pool: pg.Pool): SqlReader {
+  return {
+    async all(sql, params = {}) {
+      const { text, names } = translate(sql);
+      const values = names.map((n) => params[n] ?? null);
+      return (await pool.query(text, values)).rows;
+    },
+  };
+}
