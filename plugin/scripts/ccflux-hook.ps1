@@ -96,6 +96,36 @@ function Test-FetchDue([string]$Bin) {
   return $true
 }
 
+# A release's binary runs only while it matches bin\SHA256SUMS (issue 16): hashed once per size and
+# modification time (remembered in <data dir>\ccflux\.binary-verified), not on every turn.
+# No SHA256SUMS (a development folder): nothing to check against.
+function Test-BinaryVerified([string]$Binary) {
+  $sums = Join-Path (Split-Path -Parent $Binary) 'SHA256SUMS'
+  if (-not (Test-Path -LiteralPath $sums -PathType Leaf)) { return $true }
+  try {
+    $name = Split-Path -Leaf $Binary
+    $expected = $null
+    foreach ($l in [IO.File]::ReadAllLines($sums)) {
+      $parts = $l.Trim() -split '\s+', 2
+      if ($parts.Count -eq 2 -and ($parts[1] -eq $name -or $parts[1] -eq "*$name") -and $parts[0] -cmatch '^[0-9a-f]{64}$') { $expected = $parts[0]; break }
+    }
+    if (-not $expected) { Write-CcfluxLog 'error' "no checksum for $name in $sums; not running it"; return $false }
+    $item = Get-Item -LiteralPath $Binary
+    $stamp = '{0} {1} {2}' -f $expected, $item.Length, $item.LastWriteTimeUtc.Ticks
+    $base = $env:CLAUDE_CONFIG_DIR
+    if (-not $base) { $base = Join-Path ([Environment]::GetFolderPath('UserProfile')) '.claude' }
+    $cache = Join-Path (Join-Path $base 'ccflux') '.binary-verified'
+    if ((Test-Path -LiteralPath $cache -PathType Leaf) -and ([IO.File]::ReadAllText($cache).Trim() -eq $stamp)) { return $true }
+    $actual = (Get-FileHash -Algorithm SHA256 -LiteralPath $Binary).Hash.ToLowerInvariant()
+    if ($actual -ne $expected) { Write-CcfluxLog 'error' "$Binary does not match $sums; not running it"; return $false }
+    if (Test-Path -LiteralPath (Split-Path -Parent $cache) -PathType Container) { [IO.File]::WriteAllText($cache, $stamp) }
+    return $true
+  } catch {
+    Write-CcfluxLog 'error' "cannot verify $Binary against $sums; not running it"
+    return $false
+  }
+}
+
 function Invoke-Hook {
   $stdin = [Console]::OpenStandardInput()
   if ($HookCommands -notcontains $Command) {
@@ -120,7 +150,7 @@ function Invoke-Hook {
 
   $runner = $null
   $runnerArgs = @()
-  if ($hasBinary) {
+  if ($hasBinary -and (Test-BinaryVerified $binary)) {
     $runner = $binary
   } else {
     $node = Get-Node

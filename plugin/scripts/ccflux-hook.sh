@@ -55,7 +55,10 @@ if [ ! -x "$root/bin/ccflux-$os-$arch$exe" ] && [ -f "$root/bin/SHA256SUMS" ] &&
 fi
 # <<< missing-binary download <<<
 
-if [ -x "$root/bin/ccflux-$os-$arch$exe" ]; then
+if [ -x "$root/bin/ccflux-$os-$arch$exe" ] && [ -f "$root/bin/SHA256SUMS" ]; then
+  # A release: the binary runs only once it matches SHA256SUMS, checked in the detached process.
+  set -- sh "$root/scripts/run-verified.sh" "$root/bin/SHA256SUMS" "$root/bin/ccflux-$os-$arch$exe"
+elif [ -x "$root/bin/ccflux-$os-$arch$exe" ]; then
   set -- "$root/bin/ccflux-$os-$arch$exe"
 elif command -v node >/dev/null 2>&1 && [ -f "$root/dist/ccflux.cjs" ]; then
   set -- node "$root/dist/ccflux.cjs"

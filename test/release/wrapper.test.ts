@@ -117,6 +117,39 @@ describe.each(['dash', 'bash'])('ccflux-hook.sh under %s', (shell) => {
   });
 });
 
+describe('an existing binary is re-verified against SHA256SUMS (issue 16)', () => {
+  function installBinary(contents: Buffer, sumsFor: Buffer): { record: string; name: string } {
+    const name = hostBinaryName();
+    const path = join(root, 'bin', name);
+    writeFileSync(path, contents, { mode: 0o755 });
+    writeFileSync(join(root, 'bin', 'SHA256SUMS'), `${createHash('sha256').update(sumsFor).digest('hex')}  ${name}\n`);
+    return { record: join(work, 'binary-args.txt'), name };
+  }
+  const fakeBinary = (record: string) => Buffer.from(`#!/bin/sh\nprintf '%s\\n' "$@" > "${record}.part"; mv "${record}.part" "${record}"\n`);
+
+  it('runs a binary that matches, and not one swapped after verification (logged, spool removed)', async () => {
+    const record = join(work, 'binary-args.txt');
+    const good = fakeBinary(record);
+    installBinary(good, good);
+    const ok = await runHook('sh', join(root, 'scripts/ccflux-hook.sh'), ['report-turn'], env, HOOK_JSON);
+    expect(ok).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(await waitFor(() => existsSync(record))).toBe(true);
+    expect(readFileSync(record, 'utf8').split('\n')[0]).toBe('report-turn');
+    rmSync(record);
+    // The stand-in binary leaves its spool file (ccflux deletes it): clear it for the check below.
+    for (const f of readdirSync(spoolDir)) rmSync(join(spoolDir, f));
+
+    // Same SHA256SUMS, different bytes in the binary's place.
+    const evil = Buffer.from(`#!/bin/sh\ntouch "${record}.evil"\n`);
+    writeFileSync(join(root, 'bin', hostBinaryName()), evil, { mode: 0o755 });
+    const refused = await runHook('sh', join(root, 'scripts/ccflux-hook.sh'), ['report-turn'], env, HOOK_JSON);
+    expect(refused).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(await waitFor(() => readLog().includes('does not match'))).toBe(true);
+    expect(existsSync(`${record}.evil`)).toBe(false);
+    expect(await waitFor(() => readdirSync(spoolDir).length === 0)).toBe(true);
+  });
+});
+
 describe('missing binary fetched in the background (https, verified)', () => {
   let ca: TestCa;
   let server: TestServer;

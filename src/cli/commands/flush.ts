@@ -29,7 +29,7 @@ const TICK_MILLIS = 1000;
 const LOCK_WAIT_MILLIS = 5_000;
 const LOCK_RETRY_MILLIS = 200;
 
-const EXIT_BY_STOP: Record<Exclude<StoppedBecause, null>, number> = {
+export const EXIT_BY_STOP: Record<Exclude<StoppedBecause, null>, number> = {
   'no-credentials': EXIT.config,
   'config-invalid': EXIT.config,
   revoked: EXIT.auth,
@@ -47,7 +47,7 @@ const EXIT_BY_STOP: Record<Exclude<StoppedBecause, null>, number> = {
   error: EXIT.failure,
 };
 
-const STOP_WORDS: Record<Exclude<StoppedBecause, null>, string> = {
+export const STOP_WORDS: Record<Exclude<StoppedBecause, null>, string> = {
   'no-credentials': 'no receiver is configured',
   'config-invalid': 'the configuration is not usable',
   revoked: 'the receiver revoked this device key',
@@ -84,7 +84,7 @@ async function noCredentialsError(dataDir: string): Promise<CcfluxError> {
 }
 
 /** What to do after a stop, for each cause: "run it again" only where running it again can help. */
-const NEXT_STEP: Record<Exclude<StoppedBecause, null>, string> = {
+export const NEXT_STEP: Record<Exclude<StoppedBecause, null>, string> = {
   'no-credentials': CONFIGURE_HINT,
   'config-invalid': 'fix the setting named above, then `ccflux flush`',
   revoked: 'ask IT why; to start over with a new key: `ccflux logout --forget-key`, then set up again',

@@ -221,7 +221,7 @@ export function renderStatus(report: StatusReport, now: Date, home: string): str
   rows.push(['last delivery', describeTime(report.delivery.lastDeliveryAt, now)]);
   const d = report.delivery;
   // An error older than the last delivery is history: say so, so nobody chases a solved problem.
-  const resolved = d.lastErrorAt !== null && d.lastDeliveryAt !== null && d.lastDeliveryAt > d.lastErrorAt;
+  const resolved = d.lastErrorAt !== null && d.lastDeliveryAt !== null && d.lastDeliveryAt >= d.lastErrorAt;
   rows.push([
     'last error',
     d.lastError ? `${describeTime(d.lastErrorAt, now)}: ${d.lastError}${resolved ? ' (delivered since)' : ''}` : 'none',
