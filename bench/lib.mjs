@@ -168,20 +168,49 @@ export class TranscriptWriter {
   turn() {
     return this.userLine() + this.assistantLine(1);
   }
+  /**
+   * One turn as Claude Code 2.1.328 writes it (claude-code-formats.md §8.3): most lines are not
+   * usage. A prompt, per API call an `api-request` and an `api-request-blob` (the request's
+   * content), assistant lines (thinking, text, tool use, each with the call's usage), a tool
+   * result, an attachment, a system line and a `cost-state`. About 900 bytes a line on average.
+   */
+  realisticTurn() {
+    const t = new Date(Date.UTC(2026, 4, 11, 4, 0, 0) + this.n * 1000).toISOString();
+    const common = { parentUuid: null, isSidechain: false, userType: 'external', cwd: '/home/bench/work/repo', sessionId: this.sessionId, version: '2.1.328', gitBranch: 'main' };
+    const lines = [this.userLine()];
+    for (let call = 0; call < 2; call++) {
+      const n = this.n++;
+      const msg = `msg_real${n}`;
+      lines.push(`${JSON.stringify({ type: 'api-request', ...common, params: { model: 'claude-sonnet-5-5' }, querySource: 'repl_main_thread', timestamp: t })}\n`);
+      lines.push(`${JSON.stringify({ type: 'api-request-blob', ...common, requestRef: `r${n}`, content: [{ role: 'user', content: TEXT.repeat(12 + (n % 9)) }], timestamp: t })}\n`);
+      const usage = { input_tokens: 4 + (n % 5), cache_creation_input_tokens: 500, cache_read_input_tokens: 20000 + n, output_tokens: 60 + (n % 40), service_tier: 'standard' };
+      for (const [block, content] of [[0, { type: 'thinking', thinking: TEXT.repeat(2) }], [1, { type: 'tool_use', id: `toolu_${n}`, name: 'Read', input: { file_path: '/home/bench/work/repo/src/x.ts' } }]]) {
+        lines.push(
+          `${JSON.stringify({ ...common, type: 'assistant', requestId: `req_real${n}`, apiBlockIndex: block, message: { id: msg, type: 'message', role: 'assistant', model: 'claude-sonnet-5-5', content: [content], usage }, uuid: `a-${n}-${block}`, timestamp: t })}\n`,
+        );
+      }
+      lines.push(`${JSON.stringify({ ...common, type: 'user', message: { role: 'user', content: [{ type: 'tool_result', tool_use_id: `toolu_${n}`, content: TEXT.repeat(6 + (n % 11)) }] }, uuid: `u-${n}`, timestamp: t })}\n`);
+    }
+    lines.push(`${JSON.stringify({ ...common, type: 'attachment', attachment: { type: 'todo', content: [] }, timestamp: t })}\n`);
+    lines.push(`${JSON.stringify({ ...common, type: 'system', subtype: 'informational', content: 'ok', timestamp: t })}\n`);
+    lines.push(`${JSON.stringify({ type: 'cost-state', sessionId: this.sessionId, totalCostUSD: 0.01 * this.n, modelUsage: { 'claude-sonnet-5-5': { inputTokens: this.n, outputTokens: this.n, cacheReadInputTokens: 0, cacheCreationInputTokens: 0, costUSD: 0 } }, timestamp: t })}\n`);
+    return { text: lines.join(''), lines: lines.length };
+  }
 }
 
-/** Writes `lines` lines (or until `bytes` bytes) to `path`; resolves with the byte count. */
-export async function writeTranscript(path, writer, { lines = Number.POSITIVE_INFINITY, bytes = Number.POSITIVE_INFINITY }) {
+/** Writes `lines` lines (or until `bytes` bytes) to `path` (`realistic`: 2.1.328's mix of lines); resolves with the byte and line counts. */
+export async function writeTranscript(path, writer, { lines = Number.POSITIVE_INFINITY, bytes = Number.POSITIVE_INFINITY, realistic = false }) {
   mkdirSync(dirname(path), { recursive: true });
   const out = createWriteStream(path);
   let written = 0;
   let count = 0;
   let batch = '';
   while (count < lines && written < bytes) {
-    const text = writer.turn();
+    const turn = realistic ? writer.realisticTurn() : { text: writer.turn(), lines: 2 };
+    const text = turn.text;
     batch += text;
     written += Buffer.byteLength(text);
-    count += 2;
+    count += turn.lines;
     if (batch.length > 1 << 20) {
       if (!out.write(batch)) await new Promise((r) => out.once('drain', r));
       batch = '';
@@ -270,3 +299,38 @@ process.on('exit', () => {
   try { fs.writeFileSync(process.env.CCFLUX_BENCH_RUSAGE, JSON.stringify(process.resourceUsage())); } catch {}
 });
 `;
+
+/** FNV-1a shard choice, as src/client/count/ledger.ts `shardOf` (part of the on-disk format). */
+export function shardOf(id) {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    hash ^= id.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return ((hash ^ (hash >>> 8) ^ (hash >>> 16) ^ (hash >>> 24)) & 0xff).toString(16).padStart(2, '0');
+}
+
+/**
+ * A year of heavy use in a data dir's ledger: `entries` ledger lines of closed old sessions
+ * (~1,100 messages a day), in the real shard layout. Resolves with the bytes written.
+ */
+export function writeOldLedger(dataDir, entries) {
+  const dir = join(dataDir, 'ccflux', 'ledger');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const shards = new Map();
+  for (let n = 0; n < entries; n++) {
+    const m = `msg_old${n}`;
+    const line = JSON.stringify({ k: `m:${m}|r:req_old${n}`, m, sc: false, model: 'claude-sonnet-4-6', i: 10, o: 100 + (n % 50), cr: 9000, cw: 300, s: `old-${Math.floor(n / 400)}` });
+    const id = shardOf(m);
+    const list = shards.get(id) ?? [];
+    list.push(line);
+    shards.set(id, list);
+  }
+  let bytes = 0;
+  for (const [id, list] of shards) {
+    const text = `${list.join('\n')}\n`;
+    writeFileSync(join(dir, `${id}.jsonl`), text, { mode: 0o600 });
+    bytes += text.length;
+  }
+  return bytes;
+}

@@ -36,6 +36,7 @@ import {
   stopCommand,
   timed,
   waitQuiet,
+  writeOldLedger,
   writeTranscript,
 } from './lib.mjs';
 
@@ -50,6 +51,8 @@ const RUNS = Number(option('runs', QUICK ? 8 : 30));
 const WARMUP = QUICK ? 1 : 3;
 const ONLY = new Set(option('only', 'hook,scaling,parse,drain,ingest').split(','));
 const SIZES = QUICK ? [1_000, 10_000, 50_000] : [1_000, 10_000, 100_000, 300_000];
+/** A year of heavy use: ~1,100 messages a day (issue 12). */
+const LEDGER_ENTRIES = QUICK ? 100_000 : 400_000;
 const PARSE_MB = QUICK ? 40 : 200;
 const DRAIN_REPORTS = QUICK ? 100 : 500;
 const DRAIN_RUNS = QUICK ? 1 : 3;
@@ -144,7 +147,9 @@ async function hookSection() {
     await waitQuiet(variants.filter((v) => v.kind === 'hook' && !v.hang).map((v) => v.session.dataDir), 30_000);
     if ((round + 1) % 10 === 0) log(`  round ${round + 1}/${WARMUP + RUNS}`);
   }
-  results.hook = variants.map((v) => ({ label: v.label, ...stats(v.times) }));
+  const floorVariant = variants.find((v) => v.label === 'node -e 0');
+  const nodeMedian = floorVariant ? stats(floorVariant.times).median : null;
+  results.hook = variants.map((v) => ({ label: v.label, ...stats(v.times), xNode: nodeMedian ? +(stats(v.times).median / nodeMedian).toFixed(2) : null }));
 }
 
 async function scalingSection() {
@@ -159,9 +164,17 @@ async function scalingSection() {
     sessions.push({ lines, bytes, session, env, input, firstMs: first.ms, times: [] });
     log(`  ${lines} lines (${(bytes / 1e6).toFixed(1)} MB): first (whole file) ${first.ms.toFixed(0)} ms`);
   }
+  // The same 1k-line session in a data dir whose ledger holds a year of heavy use.
+  const aged = makeDataDir(base, 'agedledger');
+  const agedBytes = writeOldLedger(aged.dataDir, LEDGER_ENTRIES);
+  await writeTranscript(aged.transcript, aged.writer, { lines: SIZES[0] });
+  const agedEnv = hookEnv(aged, receiver.url, receiver.token, { extraCa: null });
+  const agedSession = { lines: SIZES[0], bytes: 0, session: aged, env: agedEnv, input: hookInput(aged), aged: true, times: [] };
+  agedSession.firstMs = (await timed(process.execPath, [CLI, 'report-turn', '--foreground', '--input', agedSession.input], { env: agedEnv })).ms;
+  log(`  ${SIZES[0]} lines with a ${LEDGER_ENTRIES}-entry ledger (${(agedBytes / 1e6).toFixed(0)} MB): first ${agedSession.firstMs.toFixed(0)} ms`);
   const floor = [];
   for (let round = 0; round < WARMUP + RUNS; round++) {
-    for (const s of shuffled([...sessions, null])) {
+    for (const s of shuffled([...sessions, agedSession, null])) {
       if (s === null) {
         const r = await timed(process.execPath, ['-e', '0'], { env: sessions[0].env });
         if (round >= WARMUP) floor.push(r.ms);
@@ -178,11 +191,14 @@ async function scalingSection() {
     const failed = errors.split('\n').filter((l) => /collection failed|delivery failed/.test(l));
     if (failed.length > 0) s.errors = `${failed.length} failed run(s), e.g. ${failed[0].slice(0, 160)}`;
   }
-  const rows = sessions.map((s) => ({ lines: s.lines, mb: +(s.bytes / 1e6).toFixed(1), firstTurnMs: Math.round(s.firstMs), ...stats(s.times), ...(s.errors ? { errors: s.errors } : {}) }));
+  const nodeMedian = stats(floor).median;
+  const rows = sessions.map((s) => ({ lines: s.lines, mb: +(s.bytes / 1e6).toFixed(1), firstTurnMs: Math.round(s.firstMs), ...stats(s.times), xNode: +(stats(s.times).median / nodeMedian).toFixed(2), ...(s.errors ? { errors: s.errors } : {}) }));
   const smallest = rows[0];
   const largest = rows[rows.length - 1];
+  const agedStats = stats(agedSession.times);
   results.scaling = {
     rows,
+    agedLedger: { entries: LEDGER_ENTRIES, mb: +(agedBytes / 1e6).toFixed(1), ...agedStats, xNode: +(agedStats.median / nodeMedian).toFixed(2), ratioToEmptyLedger: +(agedStats.median / smallest.median).toFixed(2) },
     nodeStart: stats(floor),
     ratioLargestToSmallest: +(largest.median / smallest.median).toFixed(2),
     ratioAboveNodeStart: +((largest.median - stats(floor).median) / Math.max(1, smallest.median - stats(floor).median)).toFixed(2),
@@ -212,50 +228,65 @@ for (;;) {
 process.stdout.write(JSON.stringify({ lines, usage, loopMs: Number(process.hrtime.bigint() - t0) / 1e6 }));
 `;
 
-async function parseSection() {
-  log(`3/5 cold parse of a ${PARSE_MB} MB transcript…`);
-  const session = makeDataDir(base, 'parse');
-  const { bytes, lines } = await writeTranscript(session.transcript, session.writer, { bytes: PARSE_MB * 1e6 });
-  const preload = join(base, 'rusage-preload.cjs');
-  writeFileSync(preload, RUSAGE_PRELOAD);
+/** bench/parse-entry.ts bundled: the device's reader and parser alone, in its own process. */
+async function buildReaderOnly() {
+  const { build } = await import('esbuild');
+  const outfile = join(base, 'reader-only.mjs');
+  await build({ entryPoints: [join(ROOT, 'bench', 'parse-entry.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, logLevel: 'warning' });
+  return outfile;
+}
+
+/**
+ * One transcript read from offset 0, three ways, interleaved: the worker (`report-turn`, no
+ * receiver: read, count, commit), the reader and parser alone, and the bare split + JSON.parse
+ * loop. Ratios: throughput = floor time / our time (higher is better); memory = our peak RSS /
+ * the floor's (lower is better).
+ */
+async function parseOne(name, realistic, preload, readerOnly) {
+  const session = makeDataDir(base, `parse-${name}`);
+  const { bytes, lines } = await writeTranscript(session.transcript, session.writer, { bytes: PARSE_MB * 1e6, realistic });
   const rusageFile = join(base, 'rusage.json');
   // No receiver configured: the worker parses, counts, commits and finds nothing to deliver to.
   const env = { ...hookEnv(session, null, null, { extraCa: null }), CCFLUX_BENCH_RUSAGE: rusageFile };
   const readRss = async () => JSON.parse(await readFile(rusageFile, 'utf8')).maxRSS;
-  const ccflux = [];
-  const floor = [];
-  let ccfluxRss = 0;
-  let floorRss = 0;
-  let floorLoop = [];
+  const runs = { worker: [], reader: [], floor: [] };
+  const rss = { worker: 0, reader: 0, floor: 0 };
   for (let i = 0; i < PARSE_RUNS; i++) {
-    for (const which of shuffled(['ccflux', 'floor'])) {
-      if (which === 'ccflux') {
+    for (const which of shuffled(['worker', 'reader', 'floor'])) {
+      let r;
+      if (which === 'worker') {
         await rm(join(session.dataDir, 'ccflux'), { recursive: true, force: true });
-        const r = await timed(process.execPath, ['--require', preload, CLI, 'report-turn', '--foreground', '--input', hookInput(session)], { env });
-        ccflux.push(r.ms);
-        ccfluxRss = Math.max(ccfluxRss, await readRss());
+        r = await timed(process.execPath, ['--require', preload, CLI, 'report-turn', '--foreground', '--input', hookInput(session)], { env });
+      } else if (which === 'reader') {
+        r = await timed(process.execPath, ['--require', preload, readerOnly, session.transcript], { env });
       } else {
-        const r = await timed(process.execPath, ['--require', preload, '-e', BARE_LOOP, session.transcript], { env });
-        floor.push(r.ms);
-        floorLoop.push(JSON.parse(r.out).loopMs);
-        floorRss = Math.max(floorRss, await readRss());
+        r = await timed(process.execPath, ['--require', preload, '-e', BARE_LOOP, session.transcript], { env });
       }
+      runs[which].push(r.ms);
+      rss[which] = Math.max(rss[which], await readRss());
     }
   }
   const state = JSON.parse(await readFile(join(session.dataDir, 'ccflux', `${session.sessionId}.offset`), 'utf8'));
   const cursor = Object.values(state.files)[0];
   if (!cursor || cursor.offset !== bytes) throw new Error(`the worker did not read the whole transcript (${cursor?.offset} of ${bytes})`);
   const mb = bytes / 1e6;
-  const c = stats(ccflux);
-  const f = stats(floor);
-  floorLoop = stats(floorLoop);
-  results.parse = {
-    mb: +mb.toFixed(1),
-    lines,
-    ccflux: { ...c, mbPerSec: +(mb / (c.median / 1000)).toFixed(1), maxRssMb: +(ccfluxRss / 1024).toFixed(1) },
-    bareLoop: { ...f, mbPerSec: +(mb / (f.median / 1000)).toFixed(1), loopOnlyMs: floorLoop.median, maxRssMb: +(floorRss / 1024).toFixed(1) },
-    ratioCcfluxToFloor: +(c.median / f.median).toFixed(2),
+  const f = stats(runs.floor);
+  const row = (which) => {
+    const st = stats(runs[which]);
+    return { ...st, mbPerSec: +(mb / (st.median / 1000)).toFixed(1), maxRssMb: +(rss[which] / 1024).toFixed(1), throughputVsFloor: +(f.median / st.median).toFixed(2), rssVsFloor: +(rss[which] / rss.floor).toFixed(2) };
   };
+  return { name, mb: +mb.toFixed(1), lines, worker: row('worker'), reader: row('reader'), bareLoop: { ...f, mbPerSec: +(mb / (f.median / 1000)).toFixed(1), maxRssMb: +(rss.floor / 1024).toFixed(1) } };
+}
+
+async function parseSection() {
+  log(`3/5 cold parse of ${PARSE_MB} MB transcripts…`);
+  const preload = join(base, 'rusage-preload.cjs');
+  writeFileSync(preload, RUSAGE_PRELOAD);
+  const readerOnly = await buildReaderOnly();
+  results.parse = [
+    await parseOne('Claude Code 2.1.328 mix (most lines not usage)', true, preload, readerOnly),
+    await parseOne('every other line an assistant line with usage', false, preload, readerOnly),
+  ];
 }
 
 async function drainSection() {
@@ -311,26 +342,34 @@ function table() {
   out.push('Shared machines are noisy: variants are interleaved so they see the same noise; compare within this run.');
   if (results.hook) {
     out.push('', `Stop hook wall time as Claude Code sees it (ms, ${RUNS} runs each after ${WARMUP} warm-up rounds, interleaved)`);
-    out.push(`${pad('', 58)}${num('median')}${num('p95')}${num('min')}${num('max')}`);
-    for (const r of results.hook) out.push(`${pad(r.label, 58)}${num(r.median)}${num(r.p95)}${num(r.min)}${num(r.max)}`);
+    out.push(`${pad('', 58)}${num('median')}${num('p95')}${num('min')}${num('max')}${num('× node', 9)}`);
+    for (const r of results.hook) out.push(`${pad(r.label, 58)}${num(r.median)}${num(r.p95)}${num(r.min)}${num(r.max)}${num(r.xNode ?? '', 9)}`);
+    out.push('(× node: median against `node -e 0` in the same rounds; goal for the compiled binary --version ≤ 1.3)');
     if (results.hookNote) out.push(`(${results.hookNote})`);
   }
   if (results.scaling) {
     out.push('', `Per-turn worker cost (report-turn --foreground, 2 new lines a turn, receiver up; ms, ${RUNS} turns each)`);
-    out.push(`${pad('transcript', 26)}${num('first', 10)}${num('median')}${num('p95')}`);
+    out.push(`${pad('transcript', 34)}${num('first', 10)}${num('median')}${num('p95')}${num('× node', 9)}`);
     for (const r of results.scaling.rows) {
-      out.push(`${pad(`${r.lines} lines (${r.mb} MB)`, 26)}${num(r.firstTurnMs, 10)}${num(r.median)}${num(r.p95)}`);
+      out.push(`${pad(`${r.lines} lines (${r.mb} MB)`, 34)}${num(r.firstTurnMs, 10)}${num(r.median)}${num(r.p95)}${num(r.xNode, 9)}`);
       if (r.errors) out.push(`  WARNING: the worker failed on this transcript: ${r.errors}`);
     }
-    out.push(`${pad('node -e 0', 26)}${num('', 10)}${num(results.scaling.nodeStart.median)}${num(results.scaling.nodeStart.p95)}`);
+    const a = results.scaling.agedLedger;
+    out.push(`${pad(`1000 lines, ${a.entries}-entry ledger`, 34)}${num('', 10)}${num(a.median)}${num(a.p95)}${num(a.xNode, 9)}`);
+    out.push(`${pad('node -e 0', 34)}${num('', 10)}${num(results.scaling.nodeStart.median)}${num(results.scaling.nodeStart.p95)}${num(1, 9)}`);
+    out.push(`worker per turn (1k lines) × node -e 0: ${results.scaling.rows[0].xNode} (goal ≤ 3); year-old ledger / empty ledger: ${a.ratioToEmptyLedger} (goal ≤ 1.2)`);
     out.push(`ratio largest/smallest median: ${results.scaling.ratioLargestToSmallest} (goal: flat, 1.0); above node start: ${results.scaling.ratioAboveNodeStart}`);
   }
   if (results.parse) {
-    const p = results.parse;
-    out.push('', `Cold parse of a ${p.mb} MB transcript (${p.lines} lines), process wall time, median of ${PARSE_RUNS}`);
-    out.push(`  ccflux report-turn: ${p.ccflux.median} ms = ${p.ccflux.mbPerSec} MB/s, peak RSS ${p.ccflux.maxRssMb} MB`);
-    out.push(`  bare split + JSON.parse loop: ${p.bareLoop.median} ms = ${p.bareLoop.mbPerSec} MB/s (loop alone ${p.bareLoop.loopOnlyMs} ms), peak RSS ${p.bareLoop.maxRssMb} MB`);
-    out.push(`  ratio ccflux / floor: ${p.ratioCcfluxToFloor}`);
+    for (const p of results.parse) {
+      out.push('', `Cold parse: ${p.mb} MB transcript, ${p.lines} lines, ${p.name}; process wall time, median of ${PARSE_RUNS}, interleaved`);
+      out.push(`${pad('', 40)}${num('ms')}${num('MB/s')}${num('RSS MB')}${num('× floor', 10)}${num('RSS ×', 8)}`);
+      const line = (label, x, ratio) => `${pad(label, 40)}${num(x.median)}${num(x.mbPerSec)}${num(x.maxRssMb)}${num(ratio ? `${x.throughputVsFloor}` : '1', 10)}${num(ratio ? `${x.rssVsFloor}` : '1', 8)}`;
+      out.push(line('ccflux reader + parser alone', p.reader, true));
+      out.push(line('ccflux report-turn (read, count, commit)', p.worker, true));
+      out.push(line('bare split + JSON.parse loop (floor)', p.bareLoop, false));
+    }
+    out.push('(× floor: throughput against the bare loop, higher is better; goal ≥ 1.5. RSS ×: peak memory against it; goal ≤ 1.2)');
   }
   if (results.drain) {
     const d = results.drain;
@@ -342,6 +381,7 @@ function table() {
     out.push('', `Receiver ingest: ${i.reports} signed reports, ${i.concurrency} concurrent clients`);
     out.push(line('ccflux-receiver', i.receiver));
     out.push(line('floor (bare node:http)', i.floor));
+    if (i.receiver && i.floor) out.push(`  ratio receiver / floor: ${(i.receiver.reportsPerSec / i.floor.reportsPerSec).toFixed(2)} of the throughput`);
   }
   return out.join('\n');
 }

@@ -19,6 +19,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bundleCode } from './bundle-layout.mjs';
 
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const SEA_RESOURCE = 'NODE_SEA_BLOB';
@@ -107,7 +108,8 @@ async function main() {
   try {
     // The SEA main script is compiled as a CommonJS function body: a `#!` line is a syntax error there.
     const main = join(work, 'main.cjs');
-    await writeFile(main, bundleText.replace(/^#![^\n]*\n/, ''));
+    // The compile-cache loader in front of the code is for plain Node: a SEA has its own cache.
+    await writeFile(main, bundleCode(bundleText));
     const blob = join(work, 'sea.blob');
     const config = join(work, 'sea-config.json');
     await writeFile(

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // Builds the two runnable artefacts:
 //  - plugin/dist/ccflux.cjs: the CLI as one CommonJS file, so `plugin/` runs when copied alone
-//    (no node_modules beside it). undici stays behind a lazy require() inside the bundle.
+//    (no node_modules beside it), with a compile-cache loader in front (see LOADER below).
+//    undici stays behind a lazy require() inside the bundle.
 //  - receiver/dist/ccflux-receiver.cjs: the receiver; better-sqlite3 (native) stays external.
 import { build } from 'esbuild';
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BODY_MARKER } from './bundle-layout.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
@@ -36,14 +38,79 @@ const common = {
   define: { __CCFLUX_VERSION__: JSON.stringify(version) },
 };
 
+/**
+ * Node 20 has no `module.enableCompileCache` (22+), so the CLI bundle carries its own: a short
+ * loader compiles the code with `vm.Script` and V8's cached data from
+ * `<bundle>.<node version>-<arch>.cache` beside it (keyed on the bundle's size, mtime and inode:
+ * V8 itself only checks the source's length), and writes that cache at exit when it was missing
+ * or rejected, or was made by a command other than a hook worker (whose functions it then lacks).
+ * The code sits in a block comment after the loader, so compiling the file itself skips it in
+ * one scan instead of parsing 700 KB (a comment end inside it gets a NUL between its two
+ * characters, scripts/bundle-layout.mjs). The cache sits with
+ * the code it caches: whoever can write one can write the other. CCFLUX_NO_COMPILE_CACHE=1
+ * compiles without it. scripts/build-binary.mjs takes the code alone (a SEA has its own cache).
+ */
+const LOADER = `'use strict';
+(() => {
+  const fs = require('node:fs');
+  const vm = require('node:vm');
+  const text = fs.readFileSync(__filename, 'utf8');
+  const mark = '\\n/*ccflux' + ':body\\n';
+  const body = text.slice(text.indexOf(mark) + mark.length, text.lastIndexOf('*' + '/')).replaceAll('*\\0/', '*' + '/');
+  const code = '(function (exports, require, module, __filename, __dirname) {' + body + '\\n})';
+  // The code must not use import() (no loader for it in a vm.Script on Node 20): the build fails if it does.
+  const options = { filename: __filename };
+  let script;
+  try {
+    if (process.env.CCFLUX_NO_COMPILE_CACHE === '1') throw new Error('off');
+    const st = fs.statSync(__filename);
+    const key = [process.version, process.arch, st.size, Math.floor(st.mtimeMs), st.ino].join('-');
+    // Hook workers (the hot path) want a cache made by a worker run, which compiled their functions.
+    const worker = process.argv.includes('--foreground');
+    const header = key + (worker ? ' w' : ' -') + '\\n';
+    const cachePath = __filename + '.' + process.version + '-' + process.arch + '.cache';
+    let cachedData;
+    let stale = true;
+    try {
+      const file = fs.readFileSync(cachePath);
+      const found = file.subarray(0, file.indexOf(10) + 1).toString('latin1');
+      if (found.slice(0, key.length + 1) === key + ' ') {
+        cachedData = file.subarray(found.length);
+        stale = worker && found !== header;
+      }
+    } catch {}
+    script = new vm.Script(code, { ...options, cachedData });
+    if (stale || script.cachedDataRejected) {
+      // At exit the cache also holds the functions this run compiled lazily.
+      process.once('exit', () => {
+        try {
+          const temp = cachePath + '.' + process.pid;
+          fs.writeFileSync(temp, Buffer.concat([Buffer.from(header, 'latin1'), script.createCachedData()]), { mode: 0o600 });
+          fs.renameSync(temp, cachePath);
+        } catch {}
+      });
+    }
+  } catch {
+    script = new vm.Script(code, options);
+  }
+  script.runInThisContext().call(exports, exports, require, module, __filename, __dirname);
+})();`;
+
+async function buildCli() {
+  const result = await build({ ...common, entryPoints: [join(root, 'src/cli/main.ts')], minify: true, write: false });
+  const code = result.outputFiles[0].text;
+  if (code.includes('\0') || code.includes('*\\0/')) throw new Error('the bundle holds a NUL byte: the comment encoding would not round-trip');
+  if (/[^\w$.]import\(/.test(code)) throw new Error('the bundle uses import(): load builtins with process.getBuiltinModule (see the loader)');
+  const out = join(root, 'plugin/dist/ccflux.cjs');
+  mkdirSync(dirname(out), { recursive: true });
+  const tmp = `${out}.${process.pid}.tmp`;
+  writeFileSync(tmp, `#!/usr/bin/env node\n${LOADER}${BODY_MARKER}${code.replaceAll('*/', '*\0/')}*/\n`);
+  chmodSync(tmp, 0o755);
+  renameSync(tmp, out);
+}
+
 await Promise.all([
-  buildAtomic({
-    ...common,
-    entryPoints: [join(root, 'src/cli/main.ts')],
-    outfile: join(root, 'plugin/dist/ccflux.cjs'),
-    minify: true,
-    banner: { js: '#!/usr/bin/env node' },
-  }),
+  buildCli(),
   buildAtomic({
     ...common,
     entryPoints: [join(root, 'receiver/src/main.ts')],

@@ -4,8 +4,9 @@
 #
 # 1. CCFLUX_ALLOW_HTTP (plain-http escape hatch, local development only) must not appear in
 #    anything that ships: every file under plugin/ and .claude-plugin/ (scripts, hooks, manifests,
-#    docs, archives), with one exception: the compiled CLI itself (plugin/dist/*.cjs and the
-#    binaries plugin/bin/ccflux-*), which contains the name because it *reads* the variable. A
+#    docs, archives), with one exception: the compiled CLI itself (plugin/dist/*.cjs, the V8
+#    compile cache written beside it at run time, and the binaries plugin/bin/ccflux-*), which
+#    contains the name because it *reads* the variable. A
 #    file that could *set* it for users (a wrapper, a hooks.json "env", a manifest) fails.
 # 2. No config.json, token_cache.json or signing_key (user secrets) is tracked by git.
 # 3. The version in package.json equals plugin/.claude-plugin/plugin.json's and every version in
@@ -25,7 +26,7 @@ if [ ${#ship_dirs[@]} -gt 0 ]; then
   while IFS= read -r file; do
     case $file in
       plugin/dist/*/* | plugin/bin/*/*) ;; # nested: not the CLI
-      plugin/dist/*.cjs | plugin/bin/ccflux-linux-x64 | plugin/bin/ccflux-linux-arm64 | \
+      plugin/dist/*.cjs | plugin/dist/*.cjs.*.cache | plugin/bin/ccflux-linux-x64 | plugin/bin/ccflux-linux-arm64 | \
         plugin/bin/ccflux-darwin-x64 | plugin/bin/ccflux-darwin-arm64 | \
         plugin/bin/ccflux-win32-x64.exe | plugin/bin/ccflux-win32-arm64.exe) continue ;;
     esac

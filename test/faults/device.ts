@@ -196,7 +196,7 @@ export interface StateView {
   locks: string[];
 }
 
-const STATE_FILE = /^(config\.json|signing_key|key_registered|key_revoked|token_cache\.json|pending_reports\.jsonl|rejected_reports\.jsonl|activity\.log|errors\.log|delivery_status\.json|outbox\.pending|.+\.offset)$/;
+const STATE_FILE = /^(config\.json|signing_key|key_registered|key_revoked|token_cache\.json|pending_reports\.jsonl|rejected_reports\.jsonl|activity\.log|errors\.log|delivery_status\.json|delivery_backoff\.json|outbox\.pending|.+\.offset)$/;
 
 export async function stateView(device: Device): Promise<StateView> {
   const queue = await readJsonLines<{ session_id: string; turn_index: number }>(join(device.stateDir, 'pending_reports.jsonl'));
@@ -233,7 +233,8 @@ export async function stateView(device: Device): Promise<StateView> {
     for (const entry of list) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) {
-        if (!entry.name.endsWith('.lock')) await walk(path, `${rel}${entry.name}/`);
+        // A lock, or a lock being built or removed (`<name>.lock.<nonce>[.released|.dead]`).
+        if (!/\.lock(?:\.|$)/.test(entry.name)) await walk(path, `${rel}${entry.name}/`);
       } else if (!STATE_FILE.test(entry.name) && !(rel === 'ledger/' && /^[0-9a-f]{2}\.jsonl$/.test(entry.name))) {
         tempFiles.push(`${rel}${entry.name}`);
       }

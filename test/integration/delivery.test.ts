@@ -3,6 +3,7 @@
  * hooks and worker against the real receiver, with a relay in front of it to take it down.
  * Every hook must still exit 0, print nothing and return at once (replayTimeline checks).
  */
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
@@ -64,7 +65,16 @@ async function setUp(options: { relayMode?: 'up' | 'refuse' | 'blackhole' } = {}
   const state = (name: string) => join(dataDir, 'ccflux', name);
   const queued = async () => (await readJsonLines(state('pending_reports.jsonl'))).length;
   const sums = () => sessionSums(rx, meta.sessions);
-  return { rx, token, dataDir, home, pluginRoot, env, state, queued, sums };
+  // The failures of an outage earn a backoff (hooks leave the endpoint alone for up to 15 min,
+  // src/client/deliver/backoff.ts); the session's second half comes after it ran out.
+  const backoffPassed = async () => {
+    const text = await readFile(state('delivery_backoff.json'), 'utf8').catch(() => '{}');
+    const table = JSON.parse(text) as Record<string, { failures: number; notBefore: string }>;
+    expect(Object.keys(table).length).toBeGreaterThan(0);
+    for (const entry of Object.values(table)) entry.notBefore = '2000-01-01T00:00:00Z';
+    await writeFile(state('delivery_backoff.json'), JSON.stringify(table), { mode: 0o600 });
+  };
+  return { rx, token, dataDir, home, pluginRoot, env, state, queued, sums, backoffPassed };
 }
 
 /** The last Stop hook of the timeline, run again: no new bytes, but it drains the queue. */
@@ -89,6 +99,7 @@ describe('delivery faults, end to end', () => {
     expect(t.sums()).toEqual({});
 
     relay?.setMode('up');
+    await t.backoffPassed();
     await replayTimeline(SCENARIO, { dataDir: t.dataDir, env: t.env, pluginRoot: t.pluginRoot, from: HALF });
     await waitForQuiet(t.dataDir);
     expect(t.sums()).toEqual(expectedModels(SCENARIO));
@@ -104,6 +115,7 @@ describe('delivery faults, end to end', () => {
     expect(await t.queued()).toBeGreaterThan(0);
 
     relay?.setMode('up');
+    await t.backoffPassed();
     await replayTimeline(SCENARIO, { dataDir: t.dataDir, env: t.env, pluginRoot: t.pluginRoot, from: HALF });
     await waitForQuiet(t.dataDir);
     expect(t.sums()).toEqual(expectedModels(SCENARIO));

@@ -43,6 +43,7 @@ export const EXIT_BY_STOP: Record<Exclude<StoppedBecause, null>, number> = {
   'registration-failed': EXIT.failure,
   forbidden: EXIT.failure,
   locked: EXIT.failure,
+  backoff: EXIT.network,
   error: EXIT.failure,
 };
 
@@ -60,6 +61,7 @@ export const STOP_WORDS: Record<Exclude<StoppedBecause, null>, string> = {
   'registration-failed': 'the device key could not be registered',
   forbidden: 'the receiver refused a report (403)',
   locked: 'the state lock stayed busy',
+  backoff: 'the receiver failed lately and is being left alone for a while',
   error: 'an unexpected error',
 };
 
@@ -96,6 +98,7 @@ export const NEXT_STEP: Record<Exclude<StoppedBecause, null>, string> = {
   'registration-failed': 'run `ccflux doctor --fix` to register the device key, then `ccflux flush`',
   forbidden: 'run `ccflux doctor`; if it passes, send the last error to IT',
   locked: 'run `ccflux flush` again in a moment',
+  backoff: 'run `ccflux flush` to try now',
   error: 'run `ccflux doctor`; if it persists, report it with the output of `ccflux status`',
 };
 

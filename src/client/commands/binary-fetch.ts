@@ -10,7 +10,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, open, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { rootCertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { CcfluxError, ERROR_CODES } from '../local/errors';
 
@@ -150,7 +149,7 @@ async function makeDispatcher(env: NodeJS.ProcessEnv): Promise<Dispatcher> {
   const { EnvHttpProxyAgent } = await import('undici');
   const pems = await readPems(env);
   // `ca` replaces the default roots, so the extra CAs are added to them.
-  const tls = pems.length > 0 ? { ca: [...rootCertificates, ...pems] } : {};
+  const tls = pems.length > 0 ? { ca: [...process.getBuiltinModule('node:tls').rootCertificates, ...pems] } : {};
   return new EnvHttpProxyAgent({ connect: { ...tls, timeout: CONNECT_TIMEOUT_MILLIS }, requestTls: tls });
 }
 

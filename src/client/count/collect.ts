@@ -37,9 +37,10 @@ import {
   writeSessionState,
 } from './session-state';
 import { isUnder, openRegularFile, projectsDirOf } from './safe-files';
-import { type FileCursor, readNewLines } from './transcript';
+import { type FileCursor, LineMatcher, readNewLines } from './transcript';
 import {
   addUsage,
+  CANDIDATE_LINE_RULES,
   type CountedEntry,
   decideGroup,
   type GroupTotal,
@@ -366,6 +367,9 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
       state.files[path] = cursor;
       continue;
     }
+    // Until the session's first timestamp is known every line of the main transcript is looked at.
+    const matcher = new LineMatcher(CANDIDATE_LINE_RULES);
+    matcher.everything = isMain && state.sessionStartUtc === '';
     const onLine = (line: string) => {
       if (isMain) {
         const totals = parseCostStateLine(line);
@@ -381,11 +385,14 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
       for (const record of parsed.records) mergeRecord(groups, record, timestampMs(record.timestamp));
       if (isMain && state.sessionStartUtc === '') {
         const ts = parseTimestamp(lineTimestamp(line) ?? '');
-        if (ts !== null) state.sessionStartUtc = formatTimestamp(ts);
+        if (ts !== null) {
+          state.sessionStartUtc = formatTimestamp(ts);
+          matcher.everything = false;
+        }
       }
     };
     try {
-      const read = await readNewLines(path, cursor, onLine, { log });
+      const read = await readNewLines(path, cursor, onLine, { log, matcher });
       lines += read.lines;
       bytes += read.bytes;
       if (read.cursor !== null) state.files[path] = read.cursor;

@@ -1,14 +1,22 @@
 /**
- * Incremental reader of one JSONL transcript. From a cursor it reads the new bytes in chunks and
- * hands out complete lines only: the cursor moves to just after the last `\n`, so a half-written
- * last line (Claude Code writes asynchronously) is read again, whole, next time. Memory is bounded
- * by the chunk size plus the longest line kept (lines over `maxLineBytes` are skipped).
+ * Incremental reader of one JSONL transcript. From a cursor it reads the new bytes in fixed-size
+ * chunks and hands out complete lines only: the cursor moves to just after the last `\n`, so a
+ * half-written last line (Claude Code writes asynchronously) is read again, whole, next time.
+ * Memory is bounded by the chunk size plus the longest line kept (lines over `maxLineBytes` are
+ * skipped). Lines are cut on the byte 0x0a, which never occurs inside a multi-byte UTF-8
+ * character, and a line spanning chunks is joined before it is decoded.
+ *
+ * Most lines of a transcript are not usage (prompts, tool results, attachments, whole request
+ * blobs). A `LineMatcher` looks for marker bytes in the raw chunk and only lines holding all the
+ * markers of one of its rules are decoded and handed out; the others are counted and skipped
+ * without ever becoming a string.
  *
  * A file that shrank below the cursor, whose inode changed, or whose first bytes no longer hash to
  * the cursor's `headHash` was rewritten (compaction, resume): it is re-read from 0 and the ledger
  * keeps groups from being reported twice.
  */
 import { createHash } from 'node:crypto';
+import { readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from '../local/log';
 import { openRegularFile } from './safe-files';
@@ -42,6 +50,68 @@ export interface ReadOptions {
   log?: Logger;
   chunkBytes?: number;
   maxLineBytes?: number;
+  /** Only lines it accepts reach `onLine` (all lines do when absent). */
+  matcher?: LineMatcher;
+}
+
+/**
+ * Which raw lines are worth decoding: a line matches when it contains every marker of at least
+ * one rule (markers are plain byte strings without `\n`). `everything` turns the filter off, for
+ * as long as the caller needs to see every line.
+ *
+ * Each marker's next occurrence in the current chunk is searched once and remembered, so a chunk
+ * costs one forward scan per marker, however many lines it holds.
+ */
+export class LineMatcher {
+  everything = false;
+  private readonly rules: Buffer[][];
+  /** Per rule and marker: start of its next occurrence at or after the last line tested. */
+  private readonly next: number[][];
+  private chunk: Buffer | null = null;
+  private limit = 0;
+
+  constructor(rules: readonly (readonly string[])[]) {
+    this.rules = rules.map((rule) => rule.map((marker) => Buffer.from(marker, 'utf8')));
+    this.next = this.rules.map((rule) => rule.map(() => -1));
+  }
+
+  /** A new chunk's bytes are `buf[0, length)`: forget positions found in the old one. */
+  startChunk(buf: Buffer, length: number): void {
+    this.chunk = buf;
+    this.limit = length;
+    for (const row of this.next) row.fill(-1);
+  }
+
+  /** Whether the line `chunk[start, end)` (of the chunk given to startChunk) matches. */
+  matchesInChunk(start: number, end: number): boolean {
+    if (this.everything) return true;
+    const chunk = this.chunk;
+    if (chunk === null) return false;
+    for (let r = 0; r < this.rules.length; r++) {
+      const rule = this.rules[r] as Buffer[];
+      const next = this.next[r] as number[];
+      let all = true;
+      for (let m = 0; m < rule.length && all; m++) {
+        let at = next[m] as number;
+        if (at < start) {
+          const marker = rule[m] as Buffer;
+          at = chunk.indexOf(marker, start);
+          // Bytes past `limit` are left over from an earlier read: never a match.
+          if (at === -1 || at + marker.length > this.limit) at = Number.POSITIVE_INFINITY;
+          next[m] = at;
+        }
+        all = at < end;
+      }
+      if (all) return true;
+    }
+    return false;
+  }
+
+  /** Whether a line held in its own buffer (one that spanned chunks) matches. */
+  matchesBytes(line: Buffer): boolean {
+    if (this.everything) return true;
+    return this.rules.some((rule) => rule.every((marker) => line.indexOf(marker) !== -1));
+  }
 }
 
 export const EMPTY_HEAD_HASH = createHash('sha256').digest('hex');
@@ -113,10 +183,20 @@ export async function readNewLines(
     let skipping = false; // inside a line longer than maxLineBytes
     let position = start;
     let consumed = start; // just after the last `\n` seen
-    const chunk = Buffer.alloc(chunkBytes);
+    const matcher = options.matcher;
+    const emit = (bytes: Buffer, from: number, to: number) => {
+      let end = to;
+      if (end > from && bytes[end - 1] === 0x0d) end--;
+      onLine(bytes.toString('utf8', from, end));
+    };
+    const chunk = Buffer.allocUnsafe(chunkBytes);
     for (;;) {
-      const { bytesRead } = await handle.read(chunk, 0, chunkBytes, position);
+      // A synchronous read of the next chunk: the worker has nothing else to do meanwhile, and a
+      // page-cache read is far cheaper than a round trip through libuv's thread pool (which a
+      // busy machine can leave waiting; half a cold read's time in a profile).
+      const bytesRead = readSync(handle.fd, chunk, 0, chunkBytes, position);
       if (bytesRead === 0) break;
+      matcher?.startChunk(chunk, bytesRead);
       let lineStart = 0;
       for (;;) {
         const nl = chunk.indexOf(0x0a, lineStart);
@@ -125,13 +205,13 @@ export async function readNewLines(
           skipping = false;
         } else if (pendingBytes + (nl - lineStart) > maxLineBytes) {
           result.skippedLongLines++;
-        } else {
-          const piece = chunk.subarray(lineStart, nl);
-          const bytes = pendingBytes === 0 ? piece : Buffer.concat([...pending, piece], pendingBytes + piece.length);
-          let end = bytes.length;
-          if (end > 0 && bytes[end - 1] === 0x0d) end--;
+        } else if (pendingBytes === 0) {
           result.lines++;
-          onLine(bytes.toString('utf8', 0, end));
+          if (matcher === undefined || matcher.matchesInChunk(lineStart, nl)) emit(chunk, lineStart, nl);
+        } else {
+          const bytes = Buffer.concat([...pending, chunk.subarray(lineStart, nl)], pendingBytes + (nl - lineStart));
+          result.lines++;
+          if (matcher === undefined || matcher.matchesBytes(bytes)) emit(bytes, 0, bytes.length);
         }
         pending = [];
         pendingBytes = 0;

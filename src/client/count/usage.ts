@@ -20,6 +20,15 @@ import { DETAIL_FIELDS, type DetailField, type ModelUsage, TOKEN_FIELDS } from '
 export const SYNTHETIC_MODEL = '<synthetic>';
 /** Model name used when an assistant line with usage names no model: its tokens are still billed. */
 export const UNKNOWN_MODEL = 'unknown';
+/**
+ * Raw-byte markers of the lines counting needs, for the transcript reader's `LineMatcher`: a line
+ * can only matter if it holds every marker of one rule. An assistant line with usage holds
+ * `"usage"` and `"assistant"` (its type) unescaped, since JSON escapes quotes inside strings; a
+ * `cost-state` line (claude-code-formats.md §8.3) holds its type. Lines a rule lets through are
+ * still parsed and checked in full; a new kind of line to count is one more rule here.
+ */
+export const CANDIDATE_LINE_RULES: readonly (readonly string[])[] = [['"usage"', '"assistant"'], ['"cost-state"']];
+
 /** Ids longer than this are replaced by a hash so that one odd line cannot bloat the ledger. */
 const MAX_ID_CHARS = 200;
 

@@ -21,6 +21,7 @@ import { type Action, classify, describeSkew } from './answer';
 import { batchBody, readBatchAnswer, takeBatch } from './batch';
 import { nextOffset, offsetFromDateHeader, readClockOffset, removeClockOffset, writeClockOffset } from './clock';
 import { getAccessToken, REFRESH_TOKEN_REVOKED_MESSAGE } from './auth';
+import { backoffKey, backoffUntil, backoffVerdict, nextBackoff, readBackoff, writeBackoff } from './backoff';
 import { recordDeliveryStatus } from './delivery-status';
 import { Halt, haltFor, type StoppedBecause } from './halt';
 import { ensureSigningKey, fingerprint, forgetRegistration, isRegistered, isRevoked, markRegistered, markRevoked, type SigningKey, sign } from './keys';
@@ -71,6 +72,8 @@ export interface DeliverOptions {
   /** Time budget for this drain in ms from the call (a duration, not an epoch time). */
   deadlineMillis: number;
   onProgress?: (progress: DeliverProgress) => void;
+  /** Hook runs: stay off an endpoint that keeps failing until its backoff has passed (backoff.ts). */
+  respectBackoff?: boolean;
 }
 
 export interface DeliverySummary {
@@ -156,7 +159,18 @@ async function drain(deps: DeliverDeps, opts: DeliverOptions, deadlineAt: number
   if (run.reachedNetwork || halt?.failure) {
     await recordDeliveryStatus(deps, { reachedNetwork: run.reachedNetwork, delivered: run.delivered, halt, credentials: run.seen });
   }
+  if (run.reachedNetwork) await recordBackoff(deps, run.endpointUsed, backoffVerdict(halt?.because ?? null, run.delivered));
   return { delivered: run.delivered, rejected: run.rejected, remaining, stoppedBecause: halt?.because ?? null };
+}
+
+async function recordBackoff(deps: DeliverDeps, endpoint: string, verdict: ReturnType<typeof backoffVerdict>): Promise<void> {
+  try {
+    const table = await readBackoff(deps.paths);
+    if (verdict === 'neutral' || (verdict === 'success' && table[endpoint] === undefined)) return;
+    await writeBackoff(deps.paths, nextBackoff(table, endpoint, verdict, deps.now()));
+  } catch (err) {
+    deps.log.error(`cannot write delivery_backoff.json: ${describeError(err)}`);
+  }
 }
 
 function haltOf(err: unknown): Halt {
@@ -224,6 +238,7 @@ class DrainRun {
     const registered = await isRegistered(deps.paths, this.key.publicKeyB64);
     // Registration is retried on every run, even with nothing queued; otherwise no network at all.
     if (registered && (await deps.queue.size()) === 0) return;
+    if (this.opts.respectBackoff) await this.checkBackoff();
 
     this.reachedNetwork = true;
     await this.exchange(false);
@@ -248,6 +263,23 @@ class DrainRun {
     }
     this.credentials = { endpoint: this.endpoint, token: credentials.token };
     this.seen = { source: credentials.source, endpoint: this.endpoint };
+  }
+
+  /** The backoff key: the endpoint, and which credentials (a new token after `ccflux login` starts afresh). */
+  get endpointUsed(): string {
+    return backoffKey(this.endpoint, this.credentials.token);
+  }
+
+  /** An endpoint that failed lately is left alone until its interval has passed. */
+  private async checkBackoff(): Promise<void> {
+    const paused = backoffUntil(await readBackoff(this.deps.paths), this.endpointUsed, this.deps.now());
+    if (paused === null) return;
+    throw new Halt(
+      'backoff',
+      `delivery paused: the receiver failed ${paused.failures} time(s) in a row; next attempt after ${formatTimestamp(paused.until)} (ccflux flush tries now)`,
+      'activity',
+      false,
+    );
   }
 
   private timeLeftMillis(): number {

@@ -25,6 +25,8 @@ export type StoppedBecause =
   | 'forbidden'
   /** The state lock could not be taken in time. */
   | 'locked'
+  /** The endpoint failed lately; its backoff interval has not passed (hook runs only). */
+  | 'backoff'
   /** Anything unexpected (I/O); logged. */
   | 'error';
 

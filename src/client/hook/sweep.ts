@@ -12,8 +12,9 @@ export const ORPHAN_AGE_MILLIS = 10 * 60 * 1000;
 
 /** `ccflux-hook.XXXXXXXX` (the sh wrapper's mktemp) and `ccflux-hook-XXXXXX/` (the CLI's mkdtemp). */
 const SPOOL_NAME = /^ccflux-hook[.-][A-Za-z0-9]{6,}$/;
-/** write-file-atomic's `<file>.<uint32>`, and keys.ts's `signing_key.tmp-<pid>-<hex>`. */
-const STATE_TEMP_NAME = /^(?:[^/]+\.(?:json|jsonl|log|offset|pending)|key_registered|key_revoked|signing_key)\.\d{1,10}$|^signing_key\.tmp-\d+-[0-9a-f]+$/;
+/** fsx.ts writeFileAtomic's `<file>.<uint32>` (as write-file-atomic named them), keys.ts's `signing_key.tmp-<pid>-<hex>`, and fsx.ts's lock staging and removal dirs. */
+const STATE_TEMP_NAME =
+  /^(?:[^/]+\.(?:json|jsonl|log|offset|pending)|key_registered|key_revoked|signing_key)\.\d{1,10}$|^signing_key\.tmp-\d+-[0-9a-f]+$|^[a-z]+\.lock\.[0-9a-f]{24}(?:\.released|\.dead)?$/;
 
 export interface SweepOptions {
   tmpDir: string;

@@ -7,7 +7,8 @@
  *
  * Collection happens under the state lock; delivery outside it, under the deliver lock that
  * `runDelivery` takes itself (one delivering process per data dir; a busy one is skipped, and
- * the holder re-checks the queue after releasing).
+ * the holder re-checks the queue after releasing). A worker that was skipped waits for the
+ * holder to go and looks again, in case the holder was killed before its re-check.
  */
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,9 +16,9 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { readUserEmailCached } from '../local/account';
 import { catchUpOpenSessions, collectSession, ensureSessionState } from '../count/collect';
 import { isUnder } from '../count/safe-files';
-import { runDelivery, STATE_LOCK_OPTIONS } from '../deliver/drain';
+import { DELIVER_LOCK_OPTIONS, runDelivery, STATE_LOCK_OPTIONS } from '../deliver/drain';
 import { describeError } from '../local/errors';
-import { ensurePrivateDir, withLock } from '../local/fsx';
+import { ensurePrivateDir, waitForLockHolder, withLock } from '../local/fsx';
 import { ensureSigningKey, isRevoked } from '../deliver/keys';
 import { createLogger, type Logger } from '../local/log';
 import { dataDirFromTranscript, dataDirOfPluginRoot, defaultDataDir, isSafeSessionId, statePaths } from '../local/paths';
@@ -31,6 +32,7 @@ export type HookEvent = 'init' | 'report-turn' | 'session-end';
 /** Whole worker budget, collection included; delivery gets what is left (at least the minimum). */
 const WORKER_BUDGET_MILLIS = 75_000;
 const MIN_DELIVERY_MILLIS = 5_000;
+const DELIVER_LOCK_STALE_MILLIS = DELIVER_LOCK_OPTIONS.staleMillis ?? 30_000;
 /** Hook JSON fields are paths and ids; anything longer is not what Claude Code sends. */
 const MAX_PATH_CHARS = 4096;
 
@@ -308,9 +310,20 @@ export async function runHook(event: HookEvent, input: unknown, deps: HookDeps):
 
     const elapsedMillis = deps.now().getTime() - startedMillis;
     const deadlineMillis = Math.max(WORKER_BUDGET_MILLIS - elapsedMillis, MIN_DELIVERY_MILLIS);
+    // Lock waits run on the wall clock (`deps.now` may be offset in tests).
+    const deliverBy = Date.now() + deadlineMillis;
     const transport = createTransport({ env: deps.env });
     try {
-      await runDelivery({ paths, env: deps.env, now: deps.now, log: logger, queue, transport }, { deadlineMillis });
+      const deliverDeps = { paths, env: deps.env, now: deps.now, log: logger, queue, transport };
+      let run = await runDelivery(deliverDeps, { deadlineMillis, respectBackoff: true });
+      // Another process delivers. A live holder re-checks the queue before it lets go; one that is
+      // killed first does not, so wait (within the budget) until it has gone, then look again:
+      // a report made at the last hook before a crash is delivered now, not at the next turn.
+      while (run.skipped && (await waitForLockHolder(paths.deliverLock, { staleMillis: DELIVER_LOCK_STALE_MILLIS, deadlineAt: deliverBy }))) {
+        const left = deliverBy - Date.now();
+        if (left < 1000) break;
+        run = await runDelivery(deliverDeps, { deadlineMillis: left, respectBackoff: true });
+      }
     } catch (err) {
       logger.error(`${event}: delivery failed: ${describeError(err)}`);
     } finally {

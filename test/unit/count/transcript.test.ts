@@ -2,7 +2,8 @@ import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { EMPTY_HEAD_HASH, type FileCursor, HEAD_HASH_BYTES, readNewLines } from '../../../src/client/count/transcript';
+import { EMPTY_HEAD_HASH, type FileCursor, HEAD_HASH_BYTES, LineMatcher, readNewLines } from '../../../src/client/count/transcript';
+import { CANDIDATE_LINE_RULES, parseUsageLine } from '../../../src/client/count/usage';
 
 let dir: string;
 beforeEach(() => {
@@ -12,7 +13,7 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function read(path: string, cursor?: FileCursor, options: { chunkBytes?: number; maxLineBytes?: number } = {}) {
+async function read(path: string, cursor?: FileCursor, options: { chunkBytes?: number; maxLineBytes?: number; matcher?: LineMatcher } = {}) {
   const lines: string[] = [];
   const result = await readNewLines(path, cursor, (l) => lines.push(l), options);
   return { ...result, lines };
@@ -148,5 +149,76 @@ describe('readNewLines', () => {
     });
     expect(n).toBe(3000);
     expect(r.cursor?.offset).toBe(line.length * 3000);
+  });
+});
+
+describe('readNewLines with a LineMatcher (raw-byte candidate filter)', () => {
+  const usageLine = (id: string, text = 'hi') =>
+    JSON.stringify({ type: 'assistant', requestId: `req_${id}`, message: { id: `msg_${id}`, model: 'claude-x', content: [{ type: 'text', text }], usage: { input_tokens: 3, output_tokens: 7 } } });
+  const lines = [
+    JSON.stringify({ type: 'user', message: { role: 'user', content: 'the word "usage" quoted, 東京 🙂' } }),
+    usageLine('a', '東京 naïve 🙂 "assistant" "usage"'),
+    JSON.stringify({ type: 'api-request-blob', blob: 'x'.repeat(300) + '"usage"' }),
+    JSON.stringify({ type: 'cost-state', sessionId: 's', modelUsage: { 'claude-x': { inputTokens: 3 } } }),
+    JSON.stringify({ type: 'user', toolUseResult: { usage: { input_tokens: 9 } } }),
+    '',
+    usageLine('b'),
+    '{"type":"assistant","message":{"usage":{"input_tokens":5',
+    'not json "usage"',
+    usageLine('c', '🙂'.repeat(40)),
+  ];
+
+  it('hands out exactly the lines holding all markers of a rule, for every chunk size, lines and characters intact', async () => {
+    const f = join(dir, 't.jsonl');
+    writeFileSync(f, `${lines.join('\n')}\n`);
+    const wanted = lines.filter((l) => (l.includes('"usage"') && l.includes('"assistant"')) || l.includes('"cost-state"'));
+    expect(wanted).toHaveLength(5);
+    for (const chunkBytes of [1, 2, 3, 5, 7, 16, 64, 100, 333, 4096]) {
+      const r = await read(f, undefined, { chunkBytes, matcher: new LineMatcher(CANDIDATE_LINE_RULES) });
+      expect(r.lines, `chunk ${chunkBytes}`).toEqual(wanted);
+      expect(r.cursor?.offset).toBe(statSync(f).size);
+    }
+  });
+
+  it('counts every line, decoded or not; usage is what a full parse of every line finds', async () => {
+    const f = join(dir, 't.jsonl');
+    const many: string[] = [];
+    for (let i = 0; i < 500; i++) many.push(...lines);
+    writeFileSync(f, `${many.join('\n')}\n`);
+    const all = await read(f, undefined, { chunkBytes: 1000 });
+    const filtered = await read(f, undefined, { chunkBytes: 1000, matcher: new LineMatcher(CANDIDATE_LINE_RULES) });
+    expect(filtered.lines.length).toBeLessThan(all.lines.length / 2 + 1);
+    const sum = (ls: string[]) => ls.flatMap((l) => parseUsageLine(l, 's').records).reduce((n, r) => n + r.usage.output_tokens, 0);
+    const malformed = (ls: string[]) => ls.filter((l) => parseUsageLine(l, 's').malformed).length;
+    expect(sum(filtered.lines)).toBe(sum(all.lines));
+    expect(sum(filtered.lines)).toBe(7 * 3 * 500);
+    expect(malformed(filtered.lines)).toBe(500); // the cut-short assistant line is still seen (and logged)
+    expect(filtered.bytes).toBe(all.bytes);
+    expect(filtered.cursor).toEqual(all.cursor);
+  });
+
+  it('never matches on bytes left in the chunk buffer by an earlier, longer read', async () => {
+    const f = join(dir, 't.jsonl');
+    // First chunk full of a marker-holding tail; the second read is shorter and marker-free.
+    writeFileSync(f, `${'a'.repeat(40)}\n"usage" "assistant"\nplain\n`);
+    const r = await read(f, undefined, { chunkBytes: 48, matcher: new LineMatcher([['"usage"', '"assistant"']]) });
+    expect(r.lines).toEqual(['"usage" "assistant"']);
+    writeFileSync(f, `${'"usage" "assistant" '.repeat(3)}\nx\n`);
+    const m = new LineMatcher([['"usage"']]);
+    const r2 = await read(f, undefined, { chunkBytes: 64, matcher: m });
+    expect(r2.lines).toEqual(['"usage" "assistant" '.repeat(3)]);
+  });
+
+  it('everything = true hands out every line (until the caller turns it off)', async () => {
+    const f = join(dir, 't.jsonl');
+    writeFileSync(f, 'a\nb\n"cost-state"\nc\n');
+    const m = new LineMatcher(CANDIDATE_LINE_RULES);
+    m.everything = true;
+    const seen: string[] = [];
+    await readNewLines(f, undefined, (l) => {
+      seen.push(l);
+      if (l === 'b') m.everything = false;
+    }, { matcher: m, chunkBytes: 3 });
+    expect(seen).toEqual(['a', 'b', '"cost-state"']);
   });
 });

@@ -115,7 +115,7 @@ describe('lazy undici', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('importing transport.ts (and refusing insecure URLs) does not load undici; the first real send does', async () => {
+  it('undici is loaded only for a proxy: not on import, not for insecure URLs, not for a direct send (node:http)', async () => {
     dir = await mkdtemp(join(tmpdir(), 'ccflux-lazy-'));
     const entry = join(dir, 'entry.ts');
     await writeFile(
@@ -132,6 +132,10 @@ describe('lazy undici', () => {
          out.refused = await t2.get('http://127.0.0.1:9/');
          out.afterSend = loaded();
          await t2.close();
+         const t3 = createTransport({ env: { CCFLUX_ALLOW_HTTP: '1', HTTP_PROXY: 'http://127.0.0.1:9' } });
+         out.viaProxy = (await t3.get('http://127.0.0.1:9/')).kind;
+         out.afterProxySend = loaded();
+         await t3.close();
          process.stdout.write(JSON.stringify(out));
        })();`,
     );
@@ -153,7 +157,8 @@ describe('lazy undici', () => {
     const { stdout } = await run(process.execPath, [outfile]);
     const out = JSON.parse(stdout);
     expect(out.refused).toMatchObject({ kind: 'network-error', code: 'ECONNREFUSED' });
-    expect(out).toMatchObject({ afterImport: false, afterCreate: false, insecure: 'network-error', afterInsecure: false, afterSend: true });
+    expect(out).toMatchObject({ afterImport: false, afterCreate: false, insecure: 'network-error', afterInsecure: false, afterSend: false });
+    expect(out).toMatchObject({ viaProxy: 'network-error', afterProxySend: true });
     expect(out.refused.kind).toBe('network-error');
   });
 });
