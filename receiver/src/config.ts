@@ -157,6 +157,7 @@ function parseConnectionLimits(
   };
 }
 
+/** One piece: every environment variable in one flat list, in the order docs/receiver.md gives them. */
 export function parseConfig(env: Env): ConfigResult {
   const errors: string[] = [];
 

@@ -373,6 +373,7 @@ function total(t: TokenTotals): number {
 
 const SHIPPED_BOOK = new PriceBook(SHIPPED_PRICES);
 
+/** One piece: the dashboard's SQL, one prepared statement per entry — a flat table that reads best in one place. */
 export function createQueries(db: SqlReader): AdminQueries {
   let hasSplit: boolean | null = null;
   const all = async <T>(key: keyof typeof SQL, params?: Record<string, unknown>): Promise<T[]> =>

@@ -510,6 +510,7 @@ const BUDGET_ALERT_SELECT = `
     a.last_error AS lastError
   FROM budget_alerts a JOIN budgets b ON b.id = a.budget_id`;
 
+/** One piece: the backend's SQL, one prepared statement per entry — a flat table that reads best in one place. */
 function prepareStatements(db: Db) {
   const p = (sql: string): Statement => db.prepare(sql);
   return {

@@ -158,6 +158,7 @@ function registrationProblem(result: RegisterResult): string | null {
       return 'the receiver has revoked this device key';
     case 'refresh-token':
       return 'the receiver refused the access token it had just issued (401)';
+    case 'clock-skew':
     case 'failed':
       return result.detail;
   }

@@ -86,7 +86,7 @@ export function classify(result: TransportResult, context: AnswerContext, now?: 
     const code = sanitizeServerValue(result.headers[HEADERS.error] ?? '').trim();
     if (code === 'key-revoked') return { kind: 'revoked' };
     if (code === 'key-not-registered' && context === 'report') return { kind: 'forget-registration' };
-    if (code === 'timestamp-stale' && context === 'report') {
+    if (code === 'timestamp-stale') {
       const skewMillis = skewFromDateHeader(result.headers.date, now);
       return { kind: 'clock-skew', skewMillis, detail: describeSkew(skewMillis) };
     }

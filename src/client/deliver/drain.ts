@@ -335,9 +335,15 @@ class DrainRun {
           key,
           deviceId: deps.hostname ?? osHostname(),
           timeoutMillis: this.timeLeftMillis(),
+          clockOffsetMillis: this.clockOffsetMillis,
         },
       );
       switch (result.kind) {
+        case 'clock-skew':
+          // The proof of possession is signed like a report: correct the clock and sign again, once.
+          await this.observeClock(result.dateHeader, true);
+          this.resignAfterSkew(result.detail);
+          continue;
         case 'registered':
           await markRegistered(deps.paths, key.publicKeyB64);
           deps.log.activity(`device key ${fingerprint(key.publicKeyB64)} registered with the receiver`);

@@ -13,6 +13,8 @@ export type RegisterResult =
   | { kind: 'refresh-token' }
   /** 403 key-revoked. */
   | { kind: 'revoked' }
+  /** 403 timestamp-stale: the proof's time is off; `dateHeader` is the receiver's clock to correct by. */
+  | { kind: 'clock-skew'; detail: string; dateHeader: string | undefined }
   | { kind: 'failed'; reason: 'unreachable' | 'server-busy' | 'registration-failed'; detail: string };
 
 /**
@@ -24,10 +26,19 @@ export type RegisterResult =
  */
 export async function registerDeviceKey(
   deps: { transport: Transport; now?: () => Date },
-  args: { endpoint: string; accessToken: string; key: { seed: Buffer; publicKey: Buffer }; deviceId: string; timeoutMillis?: number },
+  args: {
+    endpoint: string;
+    accessToken: string;
+    key: { seed: Buffer; publicKey: Buffer };
+    deviceId: string;
+    timeoutMillis?: number;
+    /** Receiver time minus device time (clock.ts): the proof is signed with the corrected time. */
+    clockOffsetMillis?: number;
+  },
 ): Promise<RegisterResult> {
   const body = JSON.stringify({ public_key: args.key.publicKey.toString('base64'), device_id: deviceIdOf(args.deviceId) });
-  const timestamp = formatTimestamp(deps.now?.() ?? new Date());
+  const deviceNow = deps.now?.() ?? new Date();
+  const timestamp = formatTimestamp(new Date(deviceNow.getTime() + (args.clockOffsetMillis ?? 0)));
   const signature = sign(args.key.seed, signingMessage(body, timestamp));
   const result = await deps.transport.post(endpointUrls(args.endpoint).registerKey, {
     headers: {
@@ -48,6 +59,8 @@ export async function registerDeviceKey(
       return { kind: 'refresh-token' };
     case 'revoked':
       return { kind: 'revoked' };
+    case 'clock-skew':
+      return { kind: 'clock-skew', detail: action.detail, dateHeader: result.kind === 'response' ? result.headers.date : undefined };
     case 'stop':
       return {
         kind: 'failed',

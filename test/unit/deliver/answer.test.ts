@@ -100,7 +100,7 @@ describe('classify: /register-key', () => {
   it('403 key-revoked → revoked; other 403 → keep (registration failed)', () => {
     expect(kind(forbidden('key-revoked'), 'register')).toBe('revoked');
     expect(kind(forbidden('key-not-registered'), 'register')).toBe('keep');
-    expect(kind(forbidden('timestamp-stale'), 'register')).toBe('keep');
+    expect(kind(forbidden('timestamp-stale'), 'register')).toBe('clock-skew');
   });
 });
 

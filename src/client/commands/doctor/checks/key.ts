@@ -33,7 +33,7 @@ export function judgeKey(facts: KeyFacts, registration: RegisterResult | null): 
   const why =
     registration === null
       ? ''
-      : registration.kind === 'failed'
+      : registration.kind === 'failed' || registration.kind === 'clock-skew'
         ? `; registering now failed: ${registration.detail}`
         : registration.kind === 'revoked'
           ? '; the receiver says this key is revoked'
