@@ -221,7 +221,8 @@ export function validateReport(input: unknown): Validation<ReportBody> {
       const value = usage[field];
       if (value === undefined || value === null) continue;
       if (!isCount(value)) return { ok: false, error: 'token counts must be non-negative integers' };
-      known[field] = value;
+      known[field] = (known[field] ?? 0) + value;
+      if (known[field] > MAX_TOKEN_COUNT) return { ok: false, error: `token counts must be at most ${MAX_TOKEN_COUNT}` };
     }
     // defineProperty: a model named `__proto__` stays an own key, not the prototype.
     Object.defineProperty(models, name, { value: known, enumerable: true, writable: true, configurable: true });

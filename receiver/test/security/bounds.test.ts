@@ -30,6 +30,8 @@ describe('counter and report bounds', () => {
     ['a counter of 2^53-1', { m: usage(Number.MAX_SAFE_INTEGER) }, 400],
     ['20 models at the cap (2 x 10^11 in one report)', Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`m${i}`, usage(MAX_TOKEN_COUNT)])), 400],
     ['10 models at the cap (10^11 in one report)', Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`m${i}`, usage(MAX_TOKEN_COUNT)])), 200],
+    ['a schema-v2 detail counter at the cap', { m: { ...usage(1), cache_write_1h_tokens: MAX_TOKEN_COUNT } }, 200],
+    ['a schema-v2 detail counter of 2^53-1', { m: { ...usage(1), web_search_requests: Number.MAX_SAFE_INTEGER } }, 400],
   ])('%s → %i', async (_label, models, status) => {
     t = await startInProcess();
     const { accessToken } = await provision(t, 'ana@example.org');
