@@ -7,15 +7,24 @@
 import { formatTimestamp } from '../../protocol/wire';
 import { CONFIGURE_HINT, loadCredentials, validateEndpoint } from '../../client/local/credentials';
 import { requireExistingDataDir, resolveDataDir } from '../../client/local/data-dirs';
-import { readDeliveryStatus, runDelivery, type StoppedBecause } from '../../client/deliver/drain';
+import {
+  type DeliverDeps,
+  type DeliverProgress,
+  type DeliverySummary,
+  type DeliveryStatus,
+  readDeliveryStatus,
+  type RunDeliveryResult,
+  runDelivery,
+  type StoppedBecause,
+} from '../../client/deliver/drain';
 import { CcfluxError, ERROR_CODES } from '../../client/local/errors';
 import { isRevoked } from '../../client/deliver/keys';
 import { createLogger } from '../../client/local/log';
-import { statePaths } from '../../client/local/paths';
+import { type StatePaths, statePaths } from '../../client/local/paths';
 import { createFsQueue } from '../../client/deliver/queue';
 import { readStoredOptions } from '../../client/local/plugin-store';
 import { createTransport } from '../../client/deliver/transport';
-import { createProgress, progressMode } from '../progress';
+import { createProgress, type Progress, progressMode } from '../progress';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
 
 /**
@@ -106,13 +115,11 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-async function run(ctx: CliContext, options: Record<string, unknown>): Promise<CommandResult> {
-  const json = options.json === true;
+/** Says plainly what is wrong before touching the queue (the deliverer would only log it). */
+async function checkCanDeliver(ctx: CliContext, options: Record<string, unknown>): Promise<StatePaths> {
   const { dataDir, source } = await resolveDataDir({ configDir: options.configDir as string | undefined, env: ctx.env, home: ctx.home, cwd: ctx.cwd });
   await requireExistingDataDir(dataDir, source, ctx.home);
   const paths = statePaths(dataDir);
-
-  // Say plainly what is wrong before touching the queue (the deliverer would only log it).
   const credentials = await loadCredentials({ env: ctx.env, paths });
   if (!credentials) throw await noCredentialsError(dataDir);
   validateEndpoint(credentials.endpoint, ctx.env);
@@ -121,76 +128,99 @@ async function run(ctx: CliContext, options: Record<string, unknown>): Promise<C
       hint: 'ask IT; to start over with a new key: `ccflux logout --forget-key`, then `ccflux login`',
     });
   }
+  return paths;
+}
+
+/** Keeps the last counts the deliverer reported and draws them with a note. */
+function trackProgress(progress: Progress, remaining: number) {
+  let last: DeliverProgress = { delivered: 0, rejected: 0, remaining };
+  const show = (note: string) => progress.update({ done: last.delivered + last.rejected, total: last.delivered + last.rejected + last.remaining, note });
+  const onProgress = (p: DeliverProgress) => {
+    const note = p.rejected > last.rejected ? 'rejected' : p.delivered > last.delivered ? 'delivered' : '';
+    last = { delivered: p.delivered, rejected: p.rejected, remaining: p.remaining };
+    show(note);
+  };
+  return { show, onProgress };
+}
+
+/** The receiver asked to wait (429/503 Retry-After): count it down where the user can see it. */
+function countdownSleep(stdout: CliContext['stdout'], show: (note: string) => void) {
+  return async (millis: number) => {
+    for (let left = millis; left > 0; left -= TICK_MILLIS) {
+      if (stdout.isTTY === true || left === millis || left % 10_000 < TICK_MILLIS) show(`waiting ${Math.ceil(left / 1000)}s: the receiver asked to slow down (Ctrl-C stops; nothing is lost)`);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(TICK_MILLIS, left)));
+    }
+  };
+}
+
+async function deliverWaitingForLock(deps: DeliverDeps, onProgress: (p: DeliverProgress) => void): Promise<RunDeliveryResult> {
+  const startedMillis = Date.now();
+  let outcome = await runDelivery(deps, { deadlineMillis: FLUSH_BUDGET_MILLIS, onProgress });
+  // A hook's background worker is delivering: give it a few seconds, then look again.
+  while (outcome.skipped && Date.now() - startedMillis < LOCK_WAIT_MILLIS) {
+    await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MILLIS));
+    outcome = await runDelivery(deps, { deadlineMillis: FLUSH_BUDGET_MILLIS });
+  }
+  return outcome;
+}
+
+function busyResult(queued: number): CommandResult {
+  return {
+    exitCode: queued === 0 ? EXIT.ok : EXIT.failure,
+    human:
+      queued === 0
+        ? 'A background delivery was running and has emptied the queue: nothing left to deliver.'
+        : `A background delivery is still running; ${plural(queued, 'report')} still queued. Run \`ccflux flush\` again in a moment.`,
+    json: { ok: queued === 0, busy: true, delivered: 0, stillQueued: queued, rejected: 0, stoppedBecause: 'busy', error: null },
+  };
+}
+
+/** delivery_status.json also holds older errors: only one recorded by this run explains the stop. */
+function errorOfThisRun(recorded: DeliveryStatus | null, startedAt: Date): string | null {
+  return recorded?.lastError && recorded.lastErrorAt && recorded.lastErrorAt >= formatTimestamp(startedAt) ? recorded.lastError : null;
+}
+
+function summaryResult(outcome: DeliverySummary, thisRunError: string | null, rejectedPath: string): CommandResult {
+  const counts = `Delivered ${outcome.delivered}, still queued ${outcome.remaining}, rejected ${outcome.rejected}.`;
+  const lines = [counts];
+  if (outcome.stoppedBecause) {
+    lines.push(`Stopped: ${thisRunError ?? STOP_WORDS[outcome.stoppedBecause]}.`);
+    if (outcome.remaining > 0) lines.push(`The reports stay queued. Next: ${NEXT_STEP[outcome.stoppedBecause]}`);
+  }
+  if (outcome.rejected > 0) lines.push(`Rejected reports were moved to ${rejectedPath}.`);
+  const ok = outcome.stoppedBecause === null;
+  return {
+    exitCode: ok ? EXIT.ok : EXIT_BY_STOP[outcome.stoppedBecause as Exclude<StoppedBecause, null>],
+    human: lines.join('\n'),
+    json: {
+      ok,
+      busy: false,
+      delivered: outcome.delivered,
+      stillQueued: outcome.remaining,
+      rejected: outcome.rejected,
+      stoppedBecause: outcome.stoppedBecause,
+      error: outcome.stoppedBecause ? (thisRunError ?? STOP_WORDS[outcome.stoppedBecause]) : null,
+    },
+  };
+}
+
+async function run(ctx: CliContext, options: Record<string, unknown>): Promise<CommandResult> {
+  const json = options.json === true;
+  const paths = await checkCanDeliver(ctx, options);
 
   const log = createLogger(paths, ctx.now);
   const queue = createFsQueue(paths, { log, now: ctx.now });
   const transport = createTransport({ env: ctx.env });
   const progress = createProgress(ctx.stdout, progressMode(ctx.stdout, json));
-  let last = { delivered: 0, rejected: 0, remaining: await queue.size().catch(() => 0) };
-  const show = (note: string) => progress.update({ done: last.delivered + last.rejected, total: last.delivered + last.rejected + last.remaining, note });
-  // The receiver asked to wait (429/503 Retry-After): count it down where the user can see it.
-  const sleep = async (millis: number) => {
-    for (let left = millis; left > 0; left -= TICK_MILLIS) {
-      if (ctx.stdout.isTTY === true || left === millis || left % 10_000 < TICK_MILLIS) show(`waiting ${Math.ceil(left / 1000)}s: the receiver asked to slow down (Ctrl-C stops; nothing is lost)`);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(TICK_MILLIS, left)));
-    }
-  };
-  const deps = { paths, env: ctx.env, now: ctx.now, log, queue, transport, sleep };
+  const { show, onProgress } = trackProgress(progress, await queue.size().catch(() => 0));
+  const deps = { paths, env: ctx.env, now: ctx.now, log, queue, transport, sleep: countdownSleep(ctx.stdout, show) };
   try {
     const startedAt = ctx.now();
-    const startedMillis = Date.now();
-    let outcome = await runDelivery(deps, {
-      deadlineMillis: FLUSH_BUDGET_MILLIS,
-      onProgress: (p) => {
-        const note = p.rejected > last.rejected ? 'rejected' : p.delivered > last.delivered ? 'delivered' : '';
-        last = { delivered: p.delivered, rejected: p.rejected, remaining: p.remaining };
-        show(note);
-      },
-    });
-    // A hook's background worker is delivering: give it a few seconds, then look again.
-    while (outcome.skipped && Date.now() - startedMillis < LOCK_WAIT_MILLIS) {
-      await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MILLIS));
-      outcome = await runDelivery(deps, { deadlineMillis: FLUSH_BUDGET_MILLIS });
-    }
+    const outcome = await deliverWaitingForLock(deps, onProgress);
     progress.end();
-
-    if (outcome.skipped) {
-      const queued = await queue.size().catch(() => 0);
-      return {
-        exitCode: queued === 0 ? EXIT.ok : EXIT.failure,
-        human:
-          queued === 0
-            ? 'A background delivery was running and has emptied the queue: nothing left to deliver.'
-            : `A background delivery is still running; ${plural(queued, 'report')} still queued. Run \`ccflux flush\` again in a moment.`,
-        json: { ok: queued === 0, busy: true, delivered: 0, stillQueued: queued, rejected: 0, stoppedBecause: 'busy', error: null },
-      };
-    }
-
-    // delivery_status.json also holds older errors: only one recorded by this run explains the stop.
+    if (outcome.skipped) return busyResult(await queue.size().catch(() => 0));
     const recorded = outcome.stoppedBecause ? await readDeliveryStatus(paths) : null;
-    const thisRunError =
-      recorded?.lastError && recorded.lastErrorAt && recorded.lastErrorAt >= formatTimestamp(startedAt) ? recorded.lastError : null;
-    const counts = `Delivered ${outcome.delivered}, still queued ${outcome.remaining}, rejected ${outcome.rejected}.`;
-    const lines = [counts];
-    if (outcome.stoppedBecause) {
-      lines.push(`Stopped: ${thisRunError ?? STOP_WORDS[outcome.stoppedBecause]}.`);
-      if (outcome.remaining > 0) lines.push(`The reports stay queued. Next: ${NEXT_STEP[outcome.stoppedBecause]}`);
-    }
-    if (outcome.rejected > 0) lines.push(`Rejected reports were moved to ${paths.rejected}.`);
-    const ok = outcome.stoppedBecause === null;
-    return {
-      exitCode: ok ? EXIT.ok : EXIT_BY_STOP[outcome.stoppedBecause as Exclude<StoppedBecause, null>],
-      human: lines.join('\n'),
-      json: {
-        ok,
-        busy: false,
-        delivered: outcome.delivered,
-        stillQueued: outcome.remaining,
-        rejected: outcome.rejected,
-        stoppedBecause: outcome.stoppedBecause,
-        error: outcome.stoppedBecause ? (thisRunError ?? STOP_WORDS[outcome.stoppedBecause]) : null,
-      },
-    };
+    return summaryResult(outcome, errorOfThisRun(recorded, startedAt), paths.rejected);
   } finally {
     progress.end();
     await log.flush();

@@ -289,12 +289,17 @@ function hostBinaryName(platform: string, arch: string): string {
   return `ccflux-${platform}-${arch}${platform === 'win32' ? '.exe' : ''}`;
 }
 
-export async function installPlugin(options: InstallOptions): Promise<InstallResult> {
-  const { source, dataDir } = options;
-  const layout = installLayout(dataDir);
-  const nowIso = options.now().toISOString();
+interface Registries {
+  settings: JsonFile;
+  enabled: JsonObject;
+  known: JsonFile;
+  installed: JsonFile & { plugins: JsonObject };
+  /** Our entry in installed_plugins.json from an earlier install, if any. */
+  previousEntry: JsonObject | null;
+}
 
-  // Read and check every registry first: a file we cannot understand stops us before any change.
+/** Reads and checks every registry first: a file we cannot understand stops us before any change. */
+async function readRegistries(layout: InstallLayout): Promise<Registries> {
   const settings = await readJsonObject(layout.settings);
   const enabled = settings.value.enabledPlugins ?? {};
   if (!isObject(enabled)) {
@@ -304,15 +309,21 @@ export async function installPlugin(options: InstallOptions): Promise<InstallRes
   const installed = await readInstalledPlugins(layout.installedPlugins);
   const others = otherCcfluxIds(installed.plugins);
   if (others.length > 0) {
-    throw new CcfluxError(ERROR_CODES.USAGE, `ccflux is already installed in ${dataDir} as ${others.join(', ')}`, {
+    throw new CcfluxError(ERROR_CODES.USAGE, `ccflux is already installed in ${layout.dataDir} as ${others.join(', ')}`, {
       hint: `keep that one, or remove it first in Claude Code: /plugin uninstall ${others[0]}`,
     });
   }
   const previous = installed.plugins[LOCAL_PLUGIN_ID];
   const previousEntry = Array.isArray(previous) && isObject(previous[0]) ? previous[0] : null;
+  return { settings, enabled, known, installed, previousEntry };
+}
 
-  // 1. The marketplace's own copy (a real copy: the source folder may change or go away).
-  const hooks: 'sh' | 'powershell' = options.platform === 'win32' && (await isFile(join(source.root, 'hooks', 'hooks-windows.json'))) ? 'powershell' : 'sh';
+async function hooksFlavour(source: PluginFolder, platform: string): Promise<'sh' | 'powershell'> {
+  return platform === 'win32' && (await isFile(join(source.root, 'hooks', 'hooks-windows.json'))) ? 'powershell' : 'sh';
+}
+
+/** Step 1: the marketplace's own copy (a real copy: the source folder may change or go away). */
+async function installMarketplaceCopy(source: PluginFolder, layout: InstallLayout, hooks: 'sh' | 'powershell'): Promise<void> {
   const stagingPlugin = join(dirname(layout.marketplacePluginDir), `.${PLUGIN_NAME}.staging-${tempSuffix()}`);
   try {
     await copyTree(source.root, stagingPlugin, 'copy');
@@ -333,18 +344,25 @@ export async function installPlugin(options: InstallOptions): Promise<InstallRes
       plugins: [{ name: PLUGIN_NAME, source: `./plugins/${PLUGIN_NAME}`, version: source.version, description: source.description }],
     },
   });
+}
 
-  // 2. The copy Claude Code runs, hard-linked to the marketplace copy.
-  const installPath = layout.cacheDir(source.version);
-  const stagingCache = join(dirname(installPath), `.${source.version}.staging-${tempSuffix()}`);
+/** Step 2: the copy Claude Code runs, hard-linked to the marketplace copy. Returns its path. */
+async function installCacheCopy(layout: InstallLayout, version: string): Promise<string> {
+  const installPath = layout.cacheDir(version);
+  const stagingCache = join(dirname(installPath), `.${version}.staging-${tempSuffix()}`);
   try {
     await copyTree(layout.marketplacePluginDir, stagingCache, 'link');
     await swapIn(stagingCache, installPath);
   } finally {
     await rm(stagingCache, { recursive: true, force: true });
   }
+  return installPath;
+}
 
-  // 3. Registries, the enabling one last.
+/** Step 3: the registries, the enabling one last. */
+async function writeRegistries(layout: InstallLayout, registries: Registries, entry: { installPath: string; version: string; nowIso: string }): Promise<void> {
+  const { settings, enabled, known, installed, previousEntry } = registries;
+  const { installPath, version, nowIso } = entry;
   known.value[LOCAL_MARKETPLACE] = {
     source: { source: 'directory', path: layout.marketplaceDir },
     installLocation: layout.marketplaceDir,
@@ -355,7 +373,7 @@ export async function installPlugin(options: InstallOptions): Promise<InstallRes
     {
       scope: 'user',
       installPath,
-      version: source.version,
+      version,
       installedAt: typeof previousEntry?.installedAt === 'string' ? previousEntry.installedAt : nowIso,
       lastUpdated: nowIso,
       isLocal: true,
@@ -364,9 +382,22 @@ export async function installPlugin(options: InstallOptions): Promise<InstallRes
   await writeJson(layout.installedPlugins, installed);
   settings.value.enabledPlugins = { ...enabled, [LOCAL_PLUGIN_ID]: true };
   await writeJson(layout.settings, settings);
+}
 
-  const binary = hostBinaryName(options.platform, options.arch);
-  const runner: Runner = source.binaries.includes(binary) ? 'binary' : source.bundle ? 'node' : 'fetch';
+function chooseRunner(source: PluginFolder, platform: string, arch: string): Runner {
+  const binary = hostBinaryName(platform, arch);
+  return source.binaries.includes(binary) ? 'binary' : source.bundle ? 'node' : 'fetch';
+}
+
+export async function installPlugin(options: InstallOptions): Promise<InstallResult> {
+  const { source, dataDir } = options;
+  const layout = installLayout(dataDir);
+  const nowIso = options.now().toISOString();
+  const registries = await readRegistries(layout);
+  const hooks = await hooksFlavour(source, options.platform);
+  await installMarketplaceCopy(source, layout, hooks);
+  const installPath = await installCacheCopy(layout, source.version);
+  await writeRegistries(layout, registries, { installPath, version: source.version, nowIso });
   return {
     dataDir,
     pluginId: LOCAL_PLUGIN_ID,
@@ -374,9 +405,9 @@ export async function installPlugin(options: InstallOptions): Promise<InstallRes
     installPath,
     marketplaceDir: layout.marketplaceDir,
     settingsFile: layout.settings,
-    runner,
+    runner: chooseRunner(source, options.platform, options.arch),
     hooks,
-    reinstalled: previousEntry !== null,
+    reinstalled: registries.previousEntry !== null,
   };
 }
 
