@@ -18,8 +18,6 @@ const MAX_LINES = 80;
 const KNOWN_LONG = new Set([
   'src/cli/commands/flush.ts run',
   'src/client/commands/install.ts installPlugin',
-  'src/client/count/collect.ts collectWith',
-  'src/client/count/transcript.ts readNewLines',
   'src/client/hook/worker.ts runHook',
   'receiver/src/admin/index.ts createAdminHandler',
   'receiver/src/server.ts createReceiver',
