@@ -345,86 +345,129 @@ function sameState(a: SessionState, b: SessionState): boolean {
   return JSON.stringify({ ...a, updatedAt: '' }) === JSON.stringify({ ...b, updatedAt: '' });
 }
 
-async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledger): Promise<CollectResult> {
-  const { log, paths } = deps;
-  const main = resolve(req.transcriptPath);
-  const loaded: LoadedState = await readSessionState(paths, req.sessionId, { log, now: deps.now, transcriptPath: main });
-  const previous = loaded.state;
-  if (previous.outbox.length > 0) await applyOutbox(deps, previous, ledger);
+/** What step 2a gathered from the new lines of a session's files. */
+interface TurnReads {
+  groups: Map<string, GroupTotal>;
+  costState: ModelTotals | null;
+  malformed: number;
+  synthetic: number;
+  lines: number;
+  bytes: number;
+}
 
-  const state: SessionState = { ...previous, transcriptPath: main, files: {}, outbox: [] };
-  const files = await listSessionFiles(previous, req);
-  const groups = new Map<string, GroupTotal>();
-  let costState: ModelTotals | null = null;
-  let malformed = 0;
-  let synthetic = 0;
-  let lines = 0;
-  let bytes = 0;
-  for (const path of files) {
-    const isMain = path === main;
-    const cursor = previous.files[path];
-    if (cursor !== undefined && (await fileChanged(path, cursor)) === false) {
-      state.files[path] = cursor;
-      continue;
-    }
-    // Until the session's first timestamp is known every line of the main transcript is looked at.
-    const matcher = new LineMatcher(CANDIDATE_LINE_RULES);
-    matcher.everything = isMain && state.sessionStartUtc === '';
-    const onLine = (line: string) => {
-      if (isMain) {
-        const totals = parseCostStateLine(line);
-        if (totals !== null) {
-          costState ??= new Map();
-          foldTotals(costState, totals);
-          return;
-        }
+/**
+ * Step 2a for one line: cost-state totals (main transcript only), else usage records folded into
+ * groups; notes the session's first timestamp (then the matcher may filter again).
+ */
+function lineFolder(reads: TurnReads, state: SessionState, sessionId: string, isMain: boolean, matcher: LineMatcher): (line: string) => void {
+  return (line: string) => {
+    if (isMain) {
+      const totals = parseCostStateLine(line);
+      if (totals !== null) {
+        reads.costState ??= new Map();
+        foldTotals(reads.costState, totals);
+        return;
       }
-      const parsed = parseUsageLine(line, req.sessionId);
-      if (parsed.malformed) malformed++;
-      if (parsed.syntheticUsage !== null) synthetic++;
-      for (const record of parsed.records) mergeRecord(groups, record, timestampMs(record.timestamp));
-      if (isMain && state.sessionStartUtc === '') {
-        const ts = parseTimestamp(lineTimestamp(line) ?? '');
-        if (ts !== null) {
-          state.sessionStartUtc = formatTimestamp(ts);
-          matcher.everything = false;
-        }
-      }
-    };
-    try {
-      const read = await readNewLines(path, cursor, onLine, { log, matcher });
-      lines += read.lines;
-      bytes += read.bytes;
-      if (read.cursor !== null) state.files[path] = read.cursor;
-    } catch (err) {
-      // One unreadable file (EACCES, EIO) must not block the others; its cursor stays put.
-      log.error(`cannot read ${basename(path)}: ${describeError(err)}`);
-      if (cursor !== undefined) state.files[path] = cursor;
     }
+    const parsed = parseUsageLine(line, sessionId);
+    if (parsed.malformed) reads.malformed++;
+    if (parsed.syntheticUsage !== null) reads.synthetic++;
+    for (const record of parsed.records) mergeRecord(reads.groups, record, timestampMs(record.timestamp));
+    if (isMain && state.sessionStartUtc === '') {
+      const ts = parseTimestamp(lineTimestamp(line) ?? '');
+      if (ts !== null) {
+        state.sessionStartUtc = formatTimestamp(ts);
+        matcher.everything = false;
+      }
+    }
+  };
+}
+
+/** Step 2a for one file: its new lines past the cursor, and its new cursor into `state`. */
+async function readSessionFile(
+  deps: CollectDeps,
+  sessionId: string,
+  previous: SessionState,
+  state: SessionState,
+  path: string,
+  reads: TurnReads,
+): Promise<void> {
+  const isMain = path === state.transcriptPath;
+  const cursor = previous.files[path];
+  if (cursor !== undefined && (await fileChanged(path, cursor)) === false) {
+    state.files[path] = cursor;
+    return;
   }
-  if (malformed > 0) log.activity(`session ${req.sessionId}: skipped ${malformed} malformed usage line(s)`);
-  if (synthetic > 0) log.error(`session ${req.sessionId}: ${synthetic} <synthetic> line(s) with non-zero usage not counted`);
+  // Until the session's first timestamp is known every line of the main transcript is looked at.
+  const matcher = new LineMatcher(CANDIDATE_LINE_RULES);
+  matcher.everything = isMain && state.sessionStartUtc === '';
+  const onLine = lineFolder(reads, state, sessionId, isMain, matcher);
+  try {
+    const read = await readNewLines(path, cursor, onLine, { log: deps.log, matcher });
+    reads.lines += read.lines;
+    reads.bytes += read.bytes;
+    if (read.cursor !== null) state.files[path] = read.cursor;
+  } catch (err) {
+    // One unreadable file (EACCES, EIO) must not block the others; its cursor stays put.
+    deps.log.error(`cannot read ${basename(path)}: ${describeError(err)}`);
+    if (cursor !== undefined) state.files[path] = cursor;
+  }
+}
 
-  const counted = await countGroups(groups, ledger, req.sessionId);
-  await addBackground(ledger, req.sessionId, counted, costState);
-  const now = deps.now();
+/** Step 2a: the new lines of every file of the session, in order, folded into groups. */
+async function readSessionFiles(
+  deps: CollectDeps,
+  sessionId: string,
+  previous: SessionState,
+  state: SessionState,
+  files: string[],
+): Promise<TurnReads> {
+  const reads: TurnReads = { groups: new Map(), costState: null, malformed: 0, synthetic: 0, lines: 0, bytes: 0 };
+  for (const path of files) await readSessionFile(deps, sessionId, previous, state, path, reads);
+  if (reads.malformed > 0) deps.log.activity(`session ${sessionId}: skipped ${reads.malformed} malformed usage line(s)`);
+  if (reads.synthetic > 0) deps.log.error(`session ${sessionId}: ${reads.synthetic} <synthetic> line(s) with non-zero usage not counted`);
+  return reads;
+}
+
+/** The turn's first index: the state's next one, never a reused one (see "Commit protocol"). */
+async function firstTurnIndex(
+  deps: CollectDeps,
+  sessionId: string,
+  previous: SessionState,
+  counted: CountResult,
+  ledger: Ledger,
+  now: Date,
+): Promise<number> {
   let turnIndex = previous.nextTurnIndex;
   if (Object.keys(previous.files).length === 0 && counted.ownGroupsSeen) {
     // This state has read nothing, yet the ledger holds groups this session counted: an earlier
     // state of it was lost (deleted file, pruned). Its turn indexes may already be at the
     // receiver, which would swallow a reused one: continue far above them.
     turnIndex = Math.max(turnIndex, recoveredTurnIndex(now));
-    log.error(`session ${req.sessionId}: earlier state lost, turn numbering continues at ${turnIndex}`);
+    deps.log.error(`session ${sessionId}: earlier state lost, turn numbering continues at ${turnIndex}`);
   }
   // Never below the session's high-water mark: a state lost or corrupted twice (the second
   // recovery numbering from a clock the session has run ahead of) must not reuse an index.
-  const mark = await turnMark(ledger, req.sessionId);
+  const mark = await turnMark(ledger, sessionId);
   if (mark > turnIndex) {
     if (previous.nextTurnIndex !== 0 || Object.keys(previous.files).length > 0) {
-      log.error(`session ${req.sessionId}: turn numbering was behind its high-water mark, continues at ${mark}`);
+      deps.log.error(`session ${sessionId}: turn numbering was behind its high-water mark, continues at ${mark}`);
     }
     turnIndex = mark;
   }
+  return turnIndex;
+}
+
+/** Step 2c: the turn's reports, and the state to commit (next turn index, outbox) around them. */
+function prepareCommit(
+  deps: CollectDeps,
+  req: CollectRequest,
+  previous: SessionState,
+  state: SessionState,
+  counted: CountResult,
+  turnIndex: number,
+  now: Date,
+): ReportBody[] {
   const timestampUtc = turnTime(counted.lastTimestampMs, now);
   if (state.sessionStartUtc === '' && counted.deltas.size > 0) state.sessionStartUtc = timestampUtc;
   const reports = buildReports({
@@ -435,7 +478,7 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
     sessionStartUtc: state.sessionStartUtc,
     models: counted.deltas,
     pluginVersion: deps.pluginVersion ?? VERSION,
-    log,
+    log: deps.log,
   });
   if (reports.length > 0) counted.entries.push(turnMarkEntry(req.sessionId, turnIndex + reports.length));
   const outbox: OutboxEntry[] = reports.map((report, i) => ({ report, ledger: i === 0 ? counted.entries : [] }));
@@ -444,24 +487,48 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
   state.closed = previous.closed || req.closing === true;
   state.outbox = outbox;
   state.updatedAt = now.toISOString();
+  return reports;
+}
 
-  if (lines > 0 || counted.replays > 0) {
-    log.activity(
-      `session ${req.sessionId}: ${lines} line(s), ${bytes} byte(s) from ${files.length} file(s); ${groups.size} group(s)` +
-        (counted.replays > 0 ? `, ${counted.replays} replay(s) skipped` : '') +
-        (reports.length > 0 ? `; turn ${reports.map((r) => r.turn_index).join(',')} committed` : ''),
-    );
-  }
+function logTurn(log: Logger, sessionId: string, reads: TurnReads, fileCount: number, counted: CountResult, reports: ReportBody[]): void {
+  if (reads.lines === 0 && counted.replays === 0) return;
+  log.activity(
+    `session ${sessionId}: ${reads.lines} line(s), ${reads.bytes} byte(s) from ${fileCount} file(s); ${reads.groups.size} group(s)` +
+      (counted.replays > 0 ? `, ${counted.replays} replay(s) skipped` : '') +
+      (reports.length > 0 ? `; turn ${reports.map((r) => r.turn_index).join(',')} committed` : ''),
+  );
+}
 
-  if (outbox.length > 0) {
+/** Steps 3 and 4: marker, state (the commit point), outbox applied, marker gone; else the state alone when it changed. */
+async function commitTurn(deps: CollectDeps, sessionId: string, loaded: LoadedState, state: SessionState, ledger: Ledger): Promise<void> {
+  const { paths } = deps;
+  if (state.outbox.length > 0) {
     // The marker first: once the state (the commit point) exists, some run will find it.
-    await appendDurable(pendingPath(paths), `${req.sessionId}\n`);
+    await appendDurable(pendingPath(paths), `${sessionId}\n`);
     await writeSessionState(paths, state);
     await applyOutbox(deps, state, ledger);
     await unlinkIfExists(pendingPath(paths));
-  } else if (loaded.status !== 'ok' || !sameState(previous, state)) {
+  } else if (loaded.status !== 'ok' || !sameState(loaded.state, state)) {
     await writeSessionState(paths, state);
   }
+}
+
+async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledger): Promise<CollectResult> {
+  const main = resolve(req.transcriptPath);
+  const loaded: LoadedState = await readSessionState(deps.paths, req.sessionId, { log: deps.log, now: deps.now, transcriptPath: main });
+  const previous = loaded.state;
+  if (previous.outbox.length > 0) await applyOutbox(deps, previous, ledger);
+
+  const state: SessionState = { ...previous, transcriptPath: main, files: {}, outbox: [] };
+  const files = await listSessionFiles(previous, req);
+  const reads = await readSessionFiles(deps, req.sessionId, previous, state, files);
+  const counted = await countGroups(reads.groups, ledger, req.sessionId);
+  await addBackground(ledger, req.sessionId, counted, reads.costState);
+  const now = deps.now();
+  const turnIndex = await firstTurnIndex(deps, req.sessionId, previous, counted, ledger, now);
+  const reports = prepareCommit(deps, req, previous, state, counted, turnIndex, now);
+  logTurn(deps.log, req.sessionId, reads, files.length, counted, reports);
+  await commitTurn(deps, req.sessionId, loaded, state, ledger);
   return { report: reports[0] ?? null, reports };
 }
 

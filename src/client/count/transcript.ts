@@ -16,7 +16,7 @@
  * keeps groups from being reported twice.
  */
 import { createHash } from 'node:crypto';
-import { readSync } from 'node:fs';
+import { readSync, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from '../local/log';
 import { openRegularFile } from './safe-files';
@@ -133,6 +133,158 @@ async function headHash(handle: FileHandle, offset: number): Promise<string> {
   return createHash('sha256').update(await readAt(handle, n, 0)).digest('hex');
 }
 
+/** Opens `path` for reading, or null when it is missing or not a regular file (logged). */
+async function openTranscript(path: string, log: Logger | undefined): Promise<FileHandle | null> {
+  try {
+    // Regular files only, opened without blocking (a FIFO must not stall the worker): safe-files.ts.
+    const opened = await openRegularFile(path);
+    if (opened === null) log?.error(`transcript is not a regular file, skipped: ${path}`);
+    return opened;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    throw err;
+  }
+}
+
+/** Where to read from: the cursor's offset, or 0 when the file was rewritten since (noted in `result`). */
+async function startOffset(
+  handle: FileHandle,
+  st: Stats,
+  cursor: FileCursor | undefined,
+  path: string,
+  log: Logger | undefined,
+  result: ReadResult,
+): Promise<number> {
+  const start = cursor?.offset ?? 0;
+  if (cursor !== undefined && start > 0) {
+    const rewritten = st.size < start || st.ino !== cursor.ino || (await headHash(handle, start)) !== cursor.headHash;
+    if (rewritten) {
+      log?.activity(`transcript rewritten, re-reading from the start: ${path}`);
+      result.restarted = true;
+      return 0;
+    }
+  }
+  return start;
+}
+
+/** Hands out `bytes[from, to)` as a string, without a trailing `\r`. */
+function emitLine(onLine: (line: string) => void, bytes: Buffer, from: number, to: number): void {
+  let end = to;
+  if (end > from && bytes[end - 1] === 0x0d) end--;
+  onLine(bytes.toString('utf8', from, end));
+}
+
+/**
+ * Cuts consecutive chunks into lines and hands out the complete ones the matcher accepts; the
+ * unfinished last line of a chunk is kept (copied) until a later chunk ends it.
+ */
+class LineSplitter {
+  /** The current line: pieces of earlier chunks not yet ended by a `\n`. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** Inside a line longer than maxLineBytes. */
+  private skipping = false;
+
+  constructor(
+    /** Just after the last `\n` seen. */
+    public consumed: number,
+    private readonly onLine: (line: string) => void,
+    private readonly matcher: LineMatcher | undefined,
+    private readonly maxLineBytes: number,
+    private readonly result: ReadResult,
+  ) {}
+
+  /** The chunk's bytes are `chunk[0, bytesRead)`, read at file offset `position`. */
+  feed(chunk: Buffer, bytesRead: number, position: number): void {
+    this.matcher?.startChunk(chunk, bytesRead);
+    const lineStart = this.completeLines(chunk, bytesRead, position);
+    if (lineStart < bytesRead && !this.skipping) this.keepRest(chunk, lineStart, bytesRead);
+  }
+
+  /** The lines the chunk ends; returns where the unfinished rest starts. The hot loop: all locals. */
+  private completeLines(chunk: Buffer, bytesRead: number, position: number): number {
+    const { onLine, matcher, maxLineBytes, result } = this;
+    let { pending, pendingBytes, skipping, consumed } = this;
+    let lineStart = 0;
+    for (;;) {
+      const nl = chunk.indexOf(0x0a, lineStart);
+      if (nl === -1 || nl >= bytesRead) break;
+      if (skipping) {
+        skipping = false;
+      } else if (pendingBytes + (nl - lineStart) > maxLineBytes) {
+        result.skippedLongLines++;
+      } else if (pendingBytes === 0) {
+        result.lines++;
+        if (matcher === undefined || matcher.matchesInChunk(lineStart, nl)) emitLine(onLine, chunk, lineStart, nl);
+      } else {
+        const bytes = Buffer.concat([...pending, chunk.subarray(lineStart, nl)], pendingBytes + (nl - lineStart));
+        result.lines++;
+        if (matcher === undefined || matcher.matchesBytes(bytes)) emitLine(onLine, bytes, 0, bytes.length);
+      }
+      pending = [];
+      pendingBytes = 0;
+      consumed = position + nl + 1;
+      lineStart = nl + 1;
+    }
+    this.pending = pending;
+    this.pendingBytes = pendingBytes;
+    this.skipping = skipping;
+    this.consumed = consumed;
+    return lineStart;
+  }
+
+  /** Holds `chunk[lineStart, bytesRead)`, the start of a line a later chunk ends. */
+  private keepRest(chunk: Buffer, lineStart: number, bytesRead: number): void {
+    const restBytes = bytesRead - lineStart;
+    if (this.pendingBytes + restBytes > this.maxLineBytes) {
+      // Too long to ever hand out: drop what we hold and skip to the next `\n`.
+      this.skipping = true;
+      this.result.skippedLongLines++;
+      this.pending = [];
+      this.pendingBytes = 0;
+    } else {
+      // Copy: `chunk` is reused for the next read.
+      this.pending.push(Buffer.from(chunk.subarray(lineStart, bytesRead)));
+      this.pendingBytes += restBytes;
+    }
+  }
+}
+
+/** Reads from `start` to the end of the file in chunks; returns the offset reached. */
+function readChunks(handle: FileHandle, start: number, chunkBytes: number, splitter: LineSplitter): number {
+  const chunk = Buffer.allocUnsafe(chunkBytes);
+  let position = start;
+  for (;;) {
+    // A synchronous read of the next chunk: the worker has nothing else to do meanwhile, and a
+    // page-cache read is far cheaper than a round trip through libuv's thread pool (which a
+    // busy machine can leave waiting; half a cold read's time in a profile).
+    const bytesRead = readSync(handle.fd, chunk, 0, chunkBytes, position);
+    if (bytesRead === 0) break;
+    splitter.feed(chunk, bytesRead, position);
+    position += bytesRead;
+  }
+  return position;
+}
+
+/** The cursor after a read that consumed up to `consumed` and reached `position`. */
+async function nextCursor(
+  handle: FileHandle,
+  st: Stats,
+  cursor: FileCursor | undefined,
+  restarted: boolean,
+  consumed: number,
+  position: number,
+): Promise<FileCursor> {
+  const size = Math.max(position, st.size);
+  const previousHash = cursor?.headHash;
+  const hash =
+    !restarted && cursor !== undefined && previousHash !== undefined && cursor.offset >= HEAD_HASH_BYTES
+      ? previousHash
+      : await headHash(handle, consumed);
+  return { offset: consumed, size, ino: st.ino, headHash: hash };
+}
+
 /**
  * Reads the complete lines after `cursor` (from 0 when undefined) and calls `onLine` with each,
  * decoded as UTF-8 (invalid bytes become U+FFFD), without its `\n` (nor a trailing `\r`).
@@ -147,104 +299,22 @@ export async function readNewLines(
   const chunkBytes = options.chunkBytes ?? CHUNK_BYTES;
   const maxLineBytes = options.maxLineBytes ?? MAX_LINE_BYTES;
   const result: ReadResult = { cursor: null, restarted: false, lines: 0, bytes: 0, skippedLongLines: 0 };
-  let handle: FileHandle;
-  try {
-    // Regular files only, opened without blocking (a FIFO must not stall the worker): safe-files.ts.
-    const opened = await openRegularFile(path);
-    if (opened === null) {
-      options.log?.error(`transcript is not a regular file, skipped: ${path}`);
-      return result;
-    }
-    handle = opened;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return result;
-    throw err;
-  }
+  const handle = await openTranscript(path, options.log);
+  if (handle === null) return result;
   try {
     const st = await handle.stat();
     if (!st.isFile()) {
       options.log?.error(`transcript is not a regular file, skipped: ${path}`);
       return result;
     }
-    let start = cursor?.offset ?? 0;
-    if (cursor !== undefined && start > 0) {
-      const rewritten = st.size < start || st.ino !== cursor.ino || (await headHash(handle, start)) !== cursor.headHash;
-      if (rewritten) {
-        options.log?.activity(`transcript rewritten, re-reading from the start: ${path}`);
-        result.restarted = true;
-        start = 0;
-      }
-    }
-
-    // The current line: pieces of earlier chunks not yet ended by a `\n`.
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
-    let skipping = false; // inside a line longer than maxLineBytes
-    let position = start;
-    let consumed = start; // just after the last `\n` seen
-    const matcher = options.matcher;
-    const emit = (bytes: Buffer, from: number, to: number) => {
-      let end = to;
-      if (end > from && bytes[end - 1] === 0x0d) end--;
-      onLine(bytes.toString('utf8', from, end));
-    };
-    const chunk = Buffer.allocUnsafe(chunkBytes);
-    for (;;) {
-      // A synchronous read of the next chunk: the worker has nothing else to do meanwhile, and a
-      // page-cache read is far cheaper than a round trip through libuv's thread pool (which a
-      // busy machine can leave waiting; half a cold read's time in a profile).
-      const bytesRead = readSync(handle.fd, chunk, 0, chunkBytes, position);
-      if (bytesRead === 0) break;
-      matcher?.startChunk(chunk, bytesRead);
-      let lineStart = 0;
-      for (;;) {
-        const nl = chunk.indexOf(0x0a, lineStart);
-        if (nl === -1 || nl >= bytesRead) break;
-        if (skipping) {
-          skipping = false;
-        } else if (pendingBytes + (nl - lineStart) > maxLineBytes) {
-          result.skippedLongLines++;
-        } else if (pendingBytes === 0) {
-          result.lines++;
-          if (matcher === undefined || matcher.matchesInChunk(lineStart, nl)) emit(chunk, lineStart, nl);
-        } else {
-          const bytes = Buffer.concat([...pending, chunk.subarray(lineStart, nl)], pendingBytes + (nl - lineStart));
-          result.lines++;
-          if (matcher === undefined || matcher.matchesBytes(bytes)) emit(bytes, 0, bytes.length);
-        }
-        pending = [];
-        pendingBytes = 0;
-        consumed = position + nl + 1;
-        lineStart = nl + 1;
-      }
-      if (lineStart < bytesRead && !skipping) {
-        const restBytes = bytesRead - lineStart;
-        if (pendingBytes + restBytes > maxLineBytes) {
-          // Too long to ever hand out: drop what we hold and skip to the next `\n`.
-          skipping = true;
-          result.skippedLongLines++;
-          pending = [];
-          pendingBytes = 0;
-        } else {
-          // Copy: `chunk` is reused for the next read.
-          pending.push(Buffer.from(chunk.subarray(lineStart, bytesRead)));
-          pendingBytes += restBytes;
-        }
-      }
-      position += bytesRead;
-    }
+    const start = await startOffset(handle, st, cursor, path, options.log, result);
+    const splitter = new LineSplitter(start, onLine, options.matcher, maxLineBytes, result);
+    const position = readChunks(handle, start, chunkBytes, splitter);
     if (result.skippedLongLines > 0) {
       options.log?.error(`skipped ${result.skippedLongLines} line(s) over ${maxLineBytes} bytes in ${path}`);
     }
-    result.bytes = consumed - start;
-    const size = Math.max(position, st.size);
-    const previousHash = cursor?.headHash;
-    const hash =
-      !result.restarted && cursor !== undefined && previousHash !== undefined && cursor.offset >= HEAD_HASH_BYTES
-        ? previousHash
-        : await headHash(handle, consumed);
-    result.cursor = { offset: consumed, size, ino: st.ino, headHash: hash };
+    result.bytes = splitter.consumed - start;
+    result.cursor = await nextCursor(handle, st, cursor, result.restarted, splitter.consumed, position);
     return result;
   } finally {
     await handle.close();
