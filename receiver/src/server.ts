@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { type Poster, startBudgetMonitor } from './admin/alerts';
-import { createAdminHandler } from './admin/index';
+import { type AdminHandler, createAdminHandler } from './admin/index';
 import type { ReceiverConfig } from './config';
 import { answerEarly, originFormTarget, sendError } from './http';
 import { type Logger, routeName, silentLogger } from './log';
@@ -91,7 +91,45 @@ function capConnectionsPerAddress(server: Server, cap: number, refused: WeakSet<
   });
 }
 
+/** What the request handlers share, wired from the options. */
+interface Wiring {
+  output: Output;
+  logger: Logger;
+  metrics: Metrics;
+  deps: RouteDeps;
+  budgets: ReturnType<typeof startBudgetMonitor>;
+  admin: AdminHandler | null;
+}
+
+/** Requests being answered, and whether `close()` has begun. */
+interface Lifecycle {
+  active: Set<ServerResponse>;
+  closing: boolean;
+}
+
 export function createReceiver(options: ReceiverOptions): Receiver {
+  const { config, store } = options;
+  const wiring = wire(options);
+  const life: Lifecycle = { active: new Set<ServerResponse>(), closing: false };
+  const server = createHttpServer(config, wiring, life);
+  const purgeTimer = startPurgeTimer(store, wiring.output);
+
+  let closed: Promise<void> | null = null;
+  return {
+    server,
+    store,
+    metrics: wiring.metrics,
+    checkBudgets: () => wiring.budgets.runNow(),
+    listen: () => listenOn(server, config),
+    close: () => {
+      closed ??= closeGracefully(server, life, purgeTimer, wiring.budgets);
+      return closed;
+    },
+  };
+}
+
+/** Clock, output, metrics, prices, the budget monitor and the admin handler. */
+function wire(options: ReceiverOptions): Wiring {
   const { config, store } = options;
   const now = options.now ?? (() => new Date());
   const output = options.output ?? silentOutput;
@@ -109,11 +147,13 @@ export function createReceiver(options: ReceiverOptions): Receiver {
     config.adminToken === undefined
       ? null
       : createAdminHandler({ config, store, now, metrics, prices, logger, onBudgetChange: () => void budgets.runNow() });
+  return { output, logger, metrics, deps, budgets, admin };
+}
 
-  const active = new Set<ServerResponse>();
-  let closing = false;
-
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+/** Request target check, then the admin paths, then the endpoint table. */
+function routeRequest(wiring: Wiring): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  const { admin, deps } = wiring;
+  return async (req, res) => {
     const target = originFormTarget(req.url);
     if (target === null) return answerEarly(req, res, () => sendError(res, 400, 'bad request target'));
     if (isAdminPath(target.path)) {
@@ -127,13 +167,18 @@ export function createReceiver(options: ReceiverOptions): Receiver {
     }
     return endpoint.handler(req, res, deps);
   };
+}
 
+/** The node:http server with its timeouts and connection limits; each request is logged and tracked. */
+function createHttpServer(config: ReceiverConfig, wiring: Wiring, life: Lifecycle): Server {
+  const { output, logger } = wiring;
+  const handle = routeRequest(wiring);
   const refused = new WeakSet<Socket>();
   const server = createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MILLIS }, (req, res) => {
     // A request that arrived on a connection already refused is never handled.
     if (refused.has(req.socket)) return void res.destroy();
-    active.add(res);
-    if (closing) res.shouldKeepAlive = false;
+    life.active.add(res);
+    if (life.closing) res.shouldKeepAlive = false;
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       if (!logger.isLevelEnabled('info')) return;
@@ -141,20 +186,11 @@ export function createReceiver(options: ReceiverOptions): Receiver {
       logger.info({ msg: 'request', method: req.method, route: routeName(originFormTarget(req.url)?.path ?? null), status: res.statusCode, ms: Math.round(ms * 10) / 10 });
     });
     res.on('close', () => {
-      active.delete(res);
+      life.active.delete(res);
       // The socket turns idle only after this event; close it then.
-      if (closing) setImmediate(() => server.closeIdleConnections());
+      if (life.closing) setImmediate(() => server.closeIdleConnections());
     });
-    handle(req, res).catch((err: unknown) => {
-      if (!isBusy(err)) output.err(`ccflux-receiver: error handling ${req.method} request: ${(err as Error)?.message}`);
-      if (res.headersSent) {
-        res.destroy();
-      } else if (isBusy(err)) {
-        sendError(res, 503, 'database busy, retry later', { 'retry-after': '1' });
-      } else {
-        sendError(res, 500, 'internal error');
-      }
-    });
+    handle(req, res).catch((err: unknown) => answerFailure(req, res, err, output));
   });
   server.headersTimeout = HEADERS_TIMEOUT_MILLIS;
   server.requestTimeout = REQUEST_TIMEOUT_MILLIS;
@@ -162,7 +198,23 @@ export function createReceiver(options: ReceiverOptions): Receiver {
   // from taking them all.
   server.maxConnections = config.maxConnections;
   capConnectionsPerAddress(server, config.maxConnectionsPerAddress, refused, config.trustProxy);
+  return server;
+}
 
+/** A handler that threw: 503 when the database is busy, 500 otherwise; once headers are out, the connection is cut. */
+function answerFailure(req: IncomingMessage, res: ServerResponse, err: unknown, output: Output): void {
+  if (!isBusy(err)) output.err(`ccflux-receiver: error handling ${req.method} request: ${(err as Error)?.message}`);
+  if (res.headersSent) {
+    res.destroy();
+  } else if (isBusy(err)) {
+    sendError(res, 503, 'database busy, retry later', { 'retry-after': '1' });
+  } else {
+    sendError(res, 500, 'internal error');
+  }
+}
+
+/** Deletes expired access tokens now and every PURGE_INTERVAL_MILLIS; the timer does not hold the process. */
+function startPurgeTimer(store: Store, output: Output): NodeJS.Timeout {
   const purge = () => {
     store.purgeExpiredAccessTokens().catch((err: unknown) => {
       output.err(`ccflux-receiver: purging expired access tokens failed: ${(err as Error).message}`);
@@ -171,40 +223,35 @@ export function createReceiver(options: ReceiverOptions): Receiver {
   purge();
   const purgeTimer = setInterval(purge, PURGE_INTERVAL_MILLIS);
   purgeTimer.unref();
+  return purgeTimer;
+}
 
-  let closed: Promise<void> | null = null;
-  return {
-    server,
-    store,
-    metrics,
-    checkBudgets: () => budgets.runNow(),
-    listen: () =>
-      new Promise<AddressInfo>((resolve, reject) => {
-        const onError = (err: Error) => reject(err);
-        server.once('error', onError);
-        server.listen(config.listenPort, config.listenHost, () => {
-          server.off('error', onError);
-          resolve(server.address() as AddressInfo);
-        });
-      }),
-    close: () => {
-      closed ??= new Promise<void>((resolve) => {
-        closing = true;
-        clearInterval(purgeTimer);
+function listenOn(server: Server, config: ReceiverConfig): Promise<AddressInfo> {
+  return new Promise<AddressInfo>((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(config.listenPort, config.listenHost, () => {
+      server.off('error', onError);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
 
-        // Answers still being prepared go out with `Connection: close`; idle keep-alive sockets
-        // are closed now, busy ones as soon as their answer is sent (the 'close' hook above).
-        for (const res of active) if (!res.headersSent) res.shouldKeepAlive = false;
-        const force = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MILLIS);
-        force.unref();
-        server.close(() => {
-          clearTimeout(force);
-          // A budget round still running finishes before the caller closes the store.
-          void budgets.stop().then(resolve);
-        });
-        server.closeIdleConnections();
-      });
-      return closed;
-    },
-  };
+function closeGracefully(server: Server, life: Lifecycle, purgeTimer: NodeJS.Timeout, budgets: Wiring['budgets']): Promise<void> {
+  return new Promise<void>((resolve) => {
+    life.closing = true;
+    clearInterval(purgeTimer);
+
+    // Answers still being prepared go out with `Connection: close`; idle keep-alive sockets
+    // are closed now, busy ones as soon as their answer is sent (the 'close' hook in createHttpServer).
+    for (const res of life.active) if (!res.headersSent) res.shouldKeepAlive = false;
+    const force = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MILLIS);
+    force.unref();
+    server.close(() => {
+      clearTimeout(force);
+      // A budget round still running finishes before the caller closes the store.
+      void budgets.stop().then(resolve);
+    });
+    server.closeIdleConnections();
+  });
 }

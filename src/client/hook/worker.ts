@@ -21,8 +21,8 @@ import { describeError } from '../local/errors';
 import { ensurePrivateDir, waitForLockHolder, withLock } from '../local/fsx';
 import { ensureSigningKey, isRevoked } from '../deliver/keys';
 import { createLogger, type Logger } from '../local/log';
-import { dataDirFromTranscript, dataDirOfPluginRoot, defaultDataDir, isSafeSessionId, statePaths } from '../local/paths';
-import { createFsQueue } from '../deliver/queue';
+import { dataDirFromTranscript, dataDirOfPluginRoot, defaultDataDir, isSafeSessionId, type StatePaths, statePaths } from '../local/paths';
+import { createFsQueue, type QueueStore } from '../deliver/queue';
 import { probeFile, type SettleDeps, waitForSettle } from './settle';
 import { sweepOrphans } from './sweep';
 import { createTransport } from '../deliver/transport';
@@ -207,136 +207,194 @@ const REAL_SETTLE: SettleDeps = {
   probe: probeFile,
 };
 
+/** What the steps of one hook share; `log` and `dataDir` are filled in as soon as they are known. */
+interface HookRun {
+  event: HookEvent;
+  deps: HookDeps;
+  log: Logger | undefined;
+  dataDir: string | null;
+}
+
+/** The hook's session, its main transcript and the data dir that holds it. */
+interface Located {
+  hook: HookInput;
+  transcriptPath: string;
+  dataDir: string;
+}
+
+/** A located hook whose state dir exists, with its logger and the agent transcript it may read. */
+interface Workplace extends Located {
+  paths: StatePaths;
+  logger: Logger;
+  agentTranscriptPath: string | undefined;
+}
+
 /** Runs one hook's work to the end. Never throws; the outcome is for tests and the activity log. */
 export async function runHook(event: HookEvent, input: unknown, deps: HookDeps): Promise<HookOutcome> {
   const startedMillis = deps.now().getTime();
-  let log: Logger | undefined = deps.log;
-  let dataDir: string | null = null;
+  const run: HookRun = { event, deps, log: deps.log, dataDir: null };
   try {
-    const parsed = parseHookInput(input);
-    if (!parsed.ok) {
-      await logWithoutDataDir(deps, `${event}: ${parsed.reason}; hook skipped`);
-      return { status: 'invalid-input', reason: parsed.reason };
-    }
-    const hook = parsed.value;
-    const transcriptPath = await resolveTranscript(event, hook, deps);
-    if (!transcriptPath) {
-      await logWithoutDataDir(deps, `${event}: session ${hook.sessionId}: no transcript path and none found; hook skipped`);
-      return { status: 'no-transcript' };
-    }
-    dataDir = dataDirFromTranscript(transcriptPath);
-    if (!(await isDirectory(dataDir))) {
-      await logWithoutDataDir(deps, `${event}: session ${hook.sessionId}: the transcript's data dir does not exist; hook skipped`);
-      return { status: 'no-transcript' };
-    }
-
-    // A plugin installed in one data dir must not report another data dir's sessions (a user
-    // running two Claude Code profiles with the plugin enabled in only one of them).
-    const pluginRoot = deps.env.CLAUDE_PLUGIN_ROOT;
-    const pluginDataDir = pluginRoot ? dataDirOfPluginRoot(pluginRoot) : null;
-    if (pluginDataDir !== null && (await canonical(pluginDataDir)) !== (await canonical(dataDir))) {
-      return { status: 'other-data-dir', dataDir, pluginDataDir };
-    }
-
-    const paths = statePaths(dataDir);
-    await ensurePrivateDir(paths.dir);
-    const logger = log ?? createLogger(paths, deps.now);
-    log = logger;
-
-    // Only files whose real path is under this data dir's projects/ are read (issue 16): not a
-    // transcript reached through a symlink leading out, not an agent transcript elsewhere.
-    const projects = join(dataDir, 'projects');
-    if (!(await isUnder(projects, transcriptPath))) {
-      logger.error(`${event}: session ${hook.sessionId}: the transcript resolves outside the data dir's projects/; hook skipped`);
-      return { status: 'no-transcript' };
-    }
-    let agentTranscriptPath: string | undefined;
-    if (hook.agentTranscriptPath) {
-      if (await isUnder(projects, hook.agentTranscriptPath)) agentTranscriptPath = resolve(hook.agentTranscriptPath);
-      else logger.error(`${event}: session ${hook.sessionId}: agent_transcript_path is outside the data dir's projects/; not read`);
-    }
-
-    if (event !== 'report-turn') {
-      // Once per session start and end, not every turn: leftovers of killed processes.
-      // File ages are measured on the clock that stamped the files, never on the report clock
-      // (`deps.now`, which tests offset): a spool younger than the threshold is a live hook's.
-      await sweepOrphans({ tmpDir: tmpdir(), stateDir: paths.dir, now: () => new Date(), log: logger });
-    }
-
-    // A revoked device stays silent: no collection (offsets stay put), nothing queued, no network.
-    if (await isRevoked(paths)) {
-      if (event === 'init') {
-        logger.activity('this device key was revoked by the receiver; not reporting (see README "Troubleshooting")');
-      }
-      return { status: 'revoked', dataDir };
-    }
-
-    try {
-      await ensureSigningKey(paths, { log: logger, now: deps.now });
-    } catch (err) {
-      // Collection does not need the key; delivery will try again and log its own line.
-      logger.error(`${event}: cannot create the signing key: ${describeError(err)}`);
-    }
-
-    const queue = createFsQueue(paths, { log: logger });
-    // `.claude.json` also holds project history (megabytes): only reports need the email, and they
-    // take it from a cache that a changed account file invalidates.
-    const userEmail = event === 'init' ? '' : await readUserEmailCached(paths.accountCache, { env: deps.env, home: deps.home });
-    const collectDeps = { paths, now: deps.now, log: logger, queue, userEmail };
-    if (event === 'report-turn') await settleBeforeReading(hook.agentTranscriptPath ?? transcriptPath, deps, logger);
-    try {
-      // Waits up to 10 s for another hook's short critical section; if it cannot, the transcript
-      // still holds everything and the next hook of this data dir collects it.
-      await withLock(paths.stateLock, STATE_LOCK_OPTIONS, async () => {
-        if (event === 'init') {
-          await ensureSessionState(collectDeps, { sessionId: hook.sessionId, transcriptPath });
-          return;
-        }
-        await collectSession(collectDeps, {
-          sessionId: hook.sessionId,
-          transcriptPath,
-          ...(agentTranscriptPath ? { agentTranscriptPath } : {}),
-          closing: event === 'session-end',
-        });
-        try {
-          await catchUpOpenSessions(collectDeps, { exceptSessionId: hook.sessionId });
-        } catch (err) {
-          logger.error(`${event}: catching up other sessions failed: ${describeError(err)}`);
-        }
-      });
-    } catch (err) {
-      logger.error(`${event}: session ${hook.sessionId}: collection failed: ${describeError(err)}`);
-    }
-
-    const elapsedMillis = deps.now().getTime() - startedMillis;
-    const deadlineMillis = Math.max(WORKER_BUDGET_MILLIS - elapsedMillis, MIN_DELIVERY_MILLIS);
-    // Lock waits run on the wall clock (`deps.now` may be offset in tests).
-    const deliverBy = Date.now() + deadlineMillis;
-    const transport = createTransport({ env: deps.env });
-    try {
-      const deliverDeps = { paths, env: deps.env, now: deps.now, log: logger, queue, transport };
-      let run = await runDelivery(deliverDeps, { deadlineMillis, respectBackoff: true });
-      // Another process delivers. A live holder re-checks the queue before it lets go; one that is
-      // killed first does not, so wait (within the budget) until it has gone, then look again:
-      // a report made at the last hook before a crash is delivered now, not at the next turn.
-      while (run.skipped && (await waitForLockHolder(paths.deliverLock, { staleMillis: DELIVER_LOCK_STALE_MILLIS, deadlineAt: deliverBy }))) {
-        const left = deliverBy - Date.now();
-        if (left < 1000) break;
-        run = await runDelivery(deliverDeps, { deadlineMillis: left, respectBackoff: true });
-      }
-    } catch (err) {
-      logger.error(`${event}: delivery failed: ${describeError(err)}`);
-    } finally {
-      // Idle keep-alive sockets would hold this process open for seconds after its work is done.
-      await transport.close();
-    }
-    return { status: 'done', dataDir };
+    const located = await locateHook(run, input);
+    if ('status' in located) return located;
+    const place = await openStateDir(run, located);
+    if ('status' in place) return place;
+    const stopped = await prepareDevice(run, place);
+    if (stopped) return stopped;
+    const queue = createFsQueue(place.paths, { log: place.logger });
+    await collectUnderStateLock(run, place, queue);
+    await deliverWithinBudget(run, place, queue, startedMillis);
+    return { status: 'done', dataDir: place.dataDir };
   } catch (err) {
     const reason = describeError(err);
-    if (log) log.error(`${event}: ${reason}`);
+    if (run.log) run.log.error(`${event}: ${reason}`);
     else await logWithoutDataDir(deps, `${event}: ${reason}`);
-    return { status: 'failed', dataDir, reason };
+    return { status: 'failed', dataDir: run.dataDir, reason };
   } finally {
-    await log?.flush();
+    await run.log?.flush();
+  }
+}
+
+/** Hook input → transcript → data dir, or the outcome of a hook that stops before any of it. */
+async function locateHook(run: HookRun, input: unknown): Promise<Located | HookOutcome> {
+  const { event, deps } = run;
+  const parsed = parseHookInput(input);
+  if (!parsed.ok) {
+    await logWithoutDataDir(deps, `${event}: ${parsed.reason}; hook skipped`);
+    return { status: 'invalid-input', reason: parsed.reason };
+  }
+  const hook = parsed.value;
+  const transcriptPath = await resolveTranscript(event, hook, deps);
+  if (!transcriptPath) {
+    await logWithoutDataDir(deps, `${event}: session ${hook.sessionId}: no transcript path and none found; hook skipped`);
+    return { status: 'no-transcript' };
+  }
+  const dataDir = dataDirFromTranscript(transcriptPath);
+  run.dataDir = dataDir;
+  if (!(await isDirectory(dataDir))) {
+    await logWithoutDataDir(deps, `${event}: session ${hook.sessionId}: the transcript's data dir does not exist; hook skipped`);
+    return { status: 'no-transcript' };
+  }
+
+  // A plugin installed in one data dir must not report another data dir's sessions (a user
+  // running two Claude Code profiles with the plugin enabled in only one of them).
+  const pluginRoot = deps.env.CLAUDE_PLUGIN_ROOT;
+  const pluginDataDir = pluginRoot ? dataDirOfPluginRoot(pluginRoot) : null;
+  if (pluginDataDir !== null && (await canonical(pluginDataDir)) !== (await canonical(dataDir))) {
+    return { status: 'other-data-dir', dataDir, pluginDataDir };
+  }
+  return { hook, transcriptPath, dataDir };
+}
+
+/** Creates the data dir's ccflux folder and its logger, then checks the transcripts stay inside projects/. */
+async function openStateDir(run: HookRun, located: Located): Promise<Workplace | HookOutcome> {
+  const { event } = run;
+  const { hook, transcriptPath, dataDir } = located;
+  const paths = statePaths(dataDir);
+  await ensurePrivateDir(paths.dir);
+  const logger = run.log ?? createLogger(paths, run.deps.now);
+  run.log = logger;
+
+  // Only files whose real path is under this data dir's projects/ are read (issue 16): not a
+  // transcript reached through a symlink leading out, not an agent transcript elsewhere.
+  const projects = join(dataDir, 'projects');
+  if (!(await isUnder(projects, transcriptPath))) {
+    logger.error(`${event}: session ${hook.sessionId}: the transcript resolves outside the data dir's projects/; hook skipped`);
+    return { status: 'no-transcript' };
+  }
+  let agentTranscriptPath: string | undefined;
+  if (hook.agentTranscriptPath) {
+    if (await isUnder(projects, hook.agentTranscriptPath)) agentTranscriptPath = resolve(hook.agentTranscriptPath);
+    else logger.error(`${event}: session ${hook.sessionId}: agent_transcript_path is outside the data dir's projects/; not read`);
+  }
+  return { ...located, paths, logger, agentTranscriptPath };
+}
+
+/** Sweeps leftovers, stops a revoked device, makes sure a signing key exists; an outcome only when revoked. */
+async function prepareDevice(run: HookRun, place: Workplace): Promise<HookOutcome | null> {
+  const { event, deps } = run;
+  const { paths, logger, dataDir } = place;
+  if (event !== 'report-turn') {
+    // Once per session start and end, not every turn: leftovers of killed processes.
+    // File ages are measured on the clock that stamped the files, never on the report clock
+    // (`deps.now`, which tests offset): a spool younger than the threshold is a live hook's.
+    await sweepOrphans({ tmpDir: tmpdir(), stateDir: paths.dir, now: () => new Date(), log: logger });
+  }
+
+  // A revoked device stays silent: no collection (offsets stay put), nothing queued, no network.
+  if (await isRevoked(paths)) {
+    if (event === 'init') {
+      logger.activity('this device key was revoked by the receiver; not reporting (see README "Troubleshooting")');
+    }
+    return { status: 'revoked', dataDir };
+  }
+
+  try {
+    await ensureSigningKey(paths, { log: logger, now: deps.now });
+  } catch (err) {
+    // Collection does not need the key; delivery will try again and log its own line.
+    logger.error(`${event}: cannot create the signing key: ${describeError(err)}`);
+  }
+  return null;
+}
+
+/** Collects this session (and catches up the others) under the state lock; failures are logged. */
+async function collectUnderStateLock(run: HookRun, place: Workplace, queue: QueueStore): Promise<void> {
+  const { event, deps } = run;
+  const { paths, logger, hook, transcriptPath, agentTranscriptPath } = place;
+  // `.claude.json` also holds project history (megabytes): only reports need the email, and they
+  // take it from a cache that a changed account file invalidates.
+  const userEmail = event === 'init' ? '' : await readUserEmailCached(paths.accountCache, { env: deps.env, home: deps.home });
+  const collectDeps = { paths, now: deps.now, log: logger, queue, userEmail };
+  if (event === 'report-turn') await settleBeforeReading(hook.agentTranscriptPath ?? transcriptPath, deps, logger);
+  try {
+    // Waits up to 10 s for another hook's short critical section; if it cannot, the transcript
+    // still holds everything and the next hook of this data dir collects it.
+    await withLock(paths.stateLock, STATE_LOCK_OPTIONS, async () => {
+      if (event === 'init') {
+        await ensureSessionState(collectDeps, { sessionId: hook.sessionId, transcriptPath });
+        return;
+      }
+      await collectSession(collectDeps, {
+        sessionId: hook.sessionId,
+        transcriptPath,
+        ...(agentTranscriptPath ? { agentTranscriptPath } : {}),
+        closing: event === 'session-end',
+      });
+      try {
+        await catchUpOpenSessions(collectDeps, { exceptSessionId: hook.sessionId });
+      } catch (err) {
+        logger.error(`${event}: catching up other sessions failed: ${describeError(err)}`);
+      }
+    });
+  } catch (err) {
+    logger.error(`${event}: session ${hook.sessionId}: collection failed: ${describeError(err)}`);
+  }
+}
+
+/** Delivers the queue within what is left of the worker budget; failures are logged. */
+async function deliverWithinBudget(run: HookRun, place: Workplace, queue: QueueStore, startedMillis: number): Promise<void> {
+  const { event, deps } = run;
+  const { paths, logger } = place;
+  const elapsedMillis = deps.now().getTime() - startedMillis;
+  const deadlineMillis = Math.max(WORKER_BUDGET_MILLIS - elapsedMillis, MIN_DELIVERY_MILLIS);
+  // Lock waits run on the wall clock (`deps.now` may be offset in tests).
+  const deliverBy = Date.now() + deadlineMillis;
+  const transport = createTransport({ env: deps.env });
+  try {
+    const deliverDeps = { paths, env: deps.env, now: deps.now, log: logger, queue, transport };
+    let delivery = await runDelivery(deliverDeps, { deadlineMillis, respectBackoff: true });
+    // Another process delivers. A live holder re-checks the queue before it lets go; one that is
+    // killed first does not, so wait (within the budget) until it has gone, then look again:
+    // a report made at the last hook before a crash is delivered now, not at the next turn.
+    while (delivery.skipped && (await waitForLockHolder(paths.deliverLock, { staleMillis: DELIVER_LOCK_STALE_MILLIS, deadlineAt: deliverBy }))) {
+      const left = deliverBy - Date.now();
+      if (left < 1000) break;
+      delivery = await runDelivery(deliverDeps, { deadlineMillis: left, respectBackoff: true });
+    }
+  } catch (err) {
+    logger.error(`${event}: delivery failed: ${describeError(err)}`);
+  } finally {
+    // Idle keep-alive sockets would hold this process open for seconds after its work is done.
+    await transport.close();
   }
 }
