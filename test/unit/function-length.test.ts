@@ -21,9 +21,7 @@ const KNOWN_LONG = new Set([
   'src/client/count/collect.ts collectWith',
   'src/client/count/transcript.ts readNewLines',
   'src/client/hook/worker.ts runHook',
-  'receiver/src/admin/index.ts createAdminHandler',
   'receiver/src/server.ts createReceiver',
-  'receiver/src/commands/users.ts register',
 ]);
 
 function longFunctions(file: string): string[] {
