@@ -145,284 +145,359 @@ function confirmation(route: PostRoute, form: URLSearchParams, csrfToken: string
   return null;
 }
 
-export function createAdminHandler(deps: AdminDeps): AdminHandler {
-  const limits: AuthLimits = { ...DEFAULT_AUTH_LIMITS, ...deps.limits };
-  // In the database: a session made on one instance works on all of them (admin/sessions.ts).
-  const sessions = new SharedSessions(deps.store, limits);
-  const limiter = new LoginLimiter(limits);
-  const prices = deps.prices;
-  const logger = deps.logger ?? silentLogger;
-
+/** What every piece of the handler shares: built once per handler by `adminContext`. */
+interface AdminContext {
+  deps: AdminDeps;
+  limits: AuthLimits;
+  sessions: SharedSessions;
+  limiter: LoginLimiter;
+  prices: PriceBook | undefined;
+  logger: Logger;
+  defaultTz: string;
+  seatPriceUsd: number | null;
+  adminToken: string;
+  secure: boolean;
+  /** The client behind a proxy named by TRUST_PROXY, else the socket's address (client-address.ts). */
+  clientAddress: (req: IncomingMessage) => string;
   /** Every admin action goes to the audit log (time, source address, what changed) and the event log. */
+  audit: (req: IncomingMessage, actor: AuditActor, action: AuditAction, target: string, detail?: Record<string, unknown>) => Promise<void>;
+}
+
+function adminContext(deps: AdminDeps): AdminContext {
+  const limits: AuthLimits = { ...DEFAULT_AUTH_LIMITS, ...deps.limits };
+  const logger = deps.logger ?? silentLogger;
+  const clientAddress = (req: IncomingMessage): string => addressOf(req, deps.config.trustProxy ?? []);
   const audit = async (req: IncomingMessage, actor: AuditActor, action: AuditAction, target: string, detail?: Record<string, unknown>): Promise<void> => {
     const source = clientAddress(req);
     logger.info({ msg: 'admin action', action, actor, source, target });
     await deps.store.recordAudit({ actor, source, action, target, ...(detail === undefined ? {} : { detail }) });
   };
-  const defaultTz = deps.config.displayTimeZone ?? 'UTC';
-  const seatPriceUsd = deps.config.seatPriceUsd ?? null;
-  const adminToken = deps.config.adminToken ?? '';
-  const secure = deps.config.cookieSecure === true;
-
-  // The client behind a proxy named by TRUST_PROXY, else the socket's address (client-address.ts).
-  const clientAddress = (req: IncomingMessage): string => addressOf(req, deps.config.trustProxy ?? []);
-
-  const tooMany = (res: ServerResponse, retryMillis: number, html: boolean): void => {
-    const headers = { 'retry-after': String(Math.ceil(retryMillis / 1000)) };
-    const wait = waitText(retryMillis);
-    if (html) sendHtml(res, 429, renderLogin({ error: `Too many failed attempts from your address. Try again in ${wait}.` }), headers);
-    else sendText(res, 429, `too many failed attempts; retry in ${wait}`, headers);
+  return {
+    deps,
+    limits,
+    // In the database: a session made on one instance works on all of them (admin/sessions.ts).
+    sessions: new SharedSessions(deps.store, limits),
+    limiter: new LoginLimiter(limits),
+    prices: deps.prices,
+    logger,
+    defaultTz: deps.config.displayTimeZone ?? 'UTC',
+    seatPriceUsd: deps.config.seatPriceUsd ?? null,
+    adminToken: deps.config.adminToken ?? '',
+    secure: deps.config.cookieSecure === true,
+    clientAddress,
+    audit,
   };
+}
 
-  const warnings = (req: IncomingMessage): string[] => {
-    const out: string[] = [];
-    if (adminToken.length < MIN_ADMIN_TOKEN_CHARS) out.push('ADMIN_TOKEN is short. Generate one with: openssl rand -hex 32');
-    const proto = req.headers['x-forwarded-proto'];
-    if (!secure && typeof proto === 'string' && proto.split(',')[0]!.trim().toLowerCase() === 'https') {
-      out.push('This page is served over HTTPS but COOKIE_SECURE is off: set COOKIE_SECURE=1.');
-    }
-    return out;
-  };
+function tooMany(res: ServerResponse, retryMillis: number, html: boolean): void {
+  const headers = { 'retry-after': String(Math.ceil(retryMillis / 1000)) };
+  const wait = waitText(retryMillis);
+  if (html) sendHtml(res, 429, renderLogin({ error: `Too many failed attempts from your address. Try again in ${wait}.` }), headers);
+  else sendText(res, 429, `too many failed attempts; retry in ${wait}`, headers);
+}
 
-  const showDashboard = async (req: IncomingMessage, res: ServerResponse, url: URL, auth: Auth): Promise<void> => {
-    const now = deps.now();
-    const params = url.searchParams;
-    const filter = parseFilter(params, now.getTime(), defaultTz);
-    const eventsPage = Number(params.get('events.page') ?? '1');
-    const data = await deps.store.dashboard(now, { filter, eventsPage: Number.isSafeInteger(eventsPage) ? eventsPage : 1, prices });
-    const auditPage = pageParam(params, 'audit.page');
-    const audit = await deps.store.listAudit({ fromIso: filter.fromIso, toIso: filter.toIso, limit: AUDIT_PAGE, offset: (auditPage - 1) * AUDIT_PAGE });
-    const budgets = { statuses: await budgetStatuses(deps.store, prices ?? SHIPPED_BOOK, now.getTime()), alerts: await deps.store.listBudgetAlerts(20), webhook: deps.config.alertWebhookUrl !== undefined };
-    if (params.has('export')) {
-      const html = renderDashboard(data, { mode: { kind: 'export' }, seatPriceUsd, audit, auditPage, budgets });
-      sendHtml(res, 200, html, { 'content-disposition': `attachment; filename="ccflux-usage-${data.generatedAt.slice(0, 10)}.html"` });
-      return;
-    }
-    if (auth.kind === 'session') {
-      const flash = auth.session.flash;
-      if (flash !== null) await sessions.setFlash(auth.id, null);
-      const html = renderDashboard(data, { mode: { kind: 'session', csrfToken: auth.session.csrfToken }, flash, warnings: warnings(req), params, seatPriceUsd, audit, auditPage, budgets });
-      sendHtml(res, 200, html);
-      return;
-    }
-    sendHtml(res, 200, renderDashboard(data, { mode: { kind: 'readonly' }, warnings: warnings(req), params, seatPriceUsd, audit, auditPage, budgets }));
-  };
+function warnings(ctx: AdminContext, req: IncomingMessage): string[] {
+  const out: string[] = [];
+  if (ctx.adminToken.length < MIN_ADMIN_TOKEN_CHARS) out.push('ADMIN_TOKEN is short. Generate one with: openssl rand -hex 32');
+  const proto = req.headers['x-forwarded-proto'];
+  if (!ctx.secure && typeof proto === 'string' && proto.split(',')[0]!.trim().toLowerCase() === 'https') {
+    out.push('This page is served over HTTPS but COOKIE_SECURE is off: set COOKIE_SECURE=1.');
+  }
+  return out;
+}
 
-  const exportFile = async (res: ServerResponse, url: URL, kind: ExportKind, format: ExportFormat): Promise<void> => {
-    const filter = parseFilter(url.searchParams, deps.now().getTime(), defaultTz);
-    res.writeHead(200, {
-      'content-type': format === 'csv' ? 'text/csv; charset=utf-8' : 'application/json; charset=utf-8',
-      'content-disposition': `attachment; filename="${exportFileName(kind, format, filter)}"`,
-    });
-    try {
-      const count = await streamExport(deps.store, kind, format, filter, prices ?? SHIPPED_BOOK, drainingWriter(res));
-      logger.info({ msg: 'export', kind, format, rows: count });
-      res.end();
-    } catch (err) {
-      logger.warn({ msg: 'export stopped', kind, format, error: (err as Error).message });
-      res.destroy();
-    }
-  };
+// ---- views (GET/HEAD, any auth but none) ----
 
-  const showUser = async (res: ServerResponse, url: URL, auth: Auth): Promise<void> => {
-    const now = deps.now();
-    const params = url.searchParams;
-    const email = (params.get('email') ?? '').trim().toLowerCase();
-    if (email === '' || email.length > 255) {
-      sendHtml(res, 400, renderMessage('No user', 'The link names no user.', { href: '/admin/', label: 'Back to the dashboard' }));
-      return;
-    }
-    const view = new URLSearchParams(params);
-    view.set('user', email);
-    const filter = parseFilter(view, now.getTime(), defaultTz);
-    const data = await deps.store.dashboard(now, { filter, prices });
-    const sessions = await deps.store.userSessions({ from: filter.fromIso, to: filter.toIso, user: email, model: filter.model, division: null }, prices);
-    const mode = auth.kind === 'session' ? { kind: 'session' as const, csrfToken: auth.session.csrfToken } : { kind: 'readonly' as const };
-    sendHtml(res, 200, renderUserPage(email, data, sessions, { mode, params }));
-  };
+type View = (ctx: AdminContext, req: IncomingMessage, res: ServerResponse, url: URL, auth: Auth) => Promise<void>;
 
-  const login = async (req: IncomingMessage, res: ServerResponse, nowMillis: number, current: Auth): Promise<void> => {
-    const address = clientAddress(req);
-    // Checked before reading the guess: a limited address learns nothing, right or wrong.
-    const wait = limiter.retryAfterMillis(address, nowMillis);
-    if (wait > 0) return tooMany(res, wait, true);
-    const body = await readForm(req, MAX_FORM_BYTES);
-    if (body.kind === 'too-large') return sendText(res, 413, 'form too large', { connection: 'close' });
-    if (body.kind === 'unsupported-type') return sendText(res, 415, 'expected a form');
-    const token = body.form.get('token') ?? '';
-    if (!secretsEqual(token, adminToken)) {
-      limiter.recordFailure(address, nowMillis);
-      await audit(req, 'anonymous', 'login.failure', '', { via: 'form' });
-      return sendHtml(res, 401, renderLogin({ error: 'Wrong admin token.' }));
-    }
-    // A fresh id on every login: a session id planted before login is never promoted.
-    if (current.kind === 'session') await sessions.delete(current.id);
-    const { id } = await sessions.create(nowMillis);
-    await audit(req, 'session', 'login.success', '', { via: 'form' });
-    redirect(res, 303, '/admin/', { 'set-cookie': sessionCookie(id, { maxAgeSeconds: Math.floor(limits.sessionMaxMillis / 1000), secure }) });
-  };
+async function showDashboard(ctx: AdminContext, req: IncomingMessage, res: ServerResponse, url: URL, auth: Auth): Promise<void> {
+  const { deps, prices, seatPriceUsd } = ctx;
+  const now = deps.now();
+  const params = url.searchParams;
+  const filter = parseFilter(params, now.getTime(), ctx.defaultTz);
+  const eventsPage = Number(params.get('events.page') ?? '1');
+  const data = await deps.store.dashboard(now, { filter, eventsPage: Number.isSafeInteger(eventsPage) ? eventsPage : 1, prices });
+  const auditPage = pageParam(params, 'audit.page');
+  const audit = await deps.store.listAudit({ fromIso: filter.fromIso, toIso: filter.toIso, limit: AUDIT_PAGE, offset: (auditPage - 1) * AUDIT_PAGE });
+  const budgets = { statuses: await budgetStatuses(deps.store, prices ?? SHIPPED_BOOK, now.getTime()), alerts: await deps.store.listBudgetAlerts(20), webhook: deps.config.alertWebhookUrl !== undefined };
+  if (params.has('export')) {
+    const html = renderDashboard(data, { mode: { kind: 'export' }, seatPriceUsd, audit, auditPage, budgets });
+    sendHtml(res, 200, html, { 'content-disposition': `attachment; filename="ccflux-usage-${data.generatedAt.slice(0, 10)}.html"` });
+    return;
+  }
+  if (auth.kind === 'session') {
+    const flash = auth.session.flash;
+    if (flash !== null) await ctx.sessions.setFlash(auth.id, null);
+    const html = renderDashboard(data, { mode: { kind: 'session', csrfToken: auth.session.csrfToken }, flash, warnings: warnings(ctx, req), params, seatPriceUsd, audit, auditPage, budgets });
+    sendHtml(res, 200, html);
+    return;
+  }
+  sendHtml(res, 200, renderDashboard(data, { mode: { kind: 'readonly' }, warnings: warnings(ctx, req), params, seatPriceUsd, audit, auditPage, budgets }));
+}
 
-  /** Runs one mutation; answers with the flash to show on the dashboard. */
-  const mutate = async (route: Exclude<PostRoute, '/admin/logout'>, form: URLSearchParams, req: IncomingMessage): Promise<Flash> => {
-    try {
-      switch (route) {
-        case '/admin/users': {
-          const p = parseProvision(form);
-          if (!p.ok) return { kind: 'error', text: p.error };
-          const opts: { division?: string; days?: number } = {};
-          if (p.value.division !== '') opts.division = p.value.division;
-          if (p.value.days !== undefined) opts.days = p.value.days;
-          const { refreshToken } = await deps.store.createUser(p.value.email, opts);
-          await audit(req, 'session', 'user.provision', p.value.email.toLowerCase(), { division: p.value.division, ...(p.value.days === undefined ? {} : { days: p.value.days }) });
-          return { kind: 'token', action: 'provisioned', email: p.value.email, refreshToken, endpoint: publicEndpoint(req, secure) };
-        }
-        case '/admin/users/reissue': {
-          const email = parseEmail(form);
-          if (!email.ok) return { kind: 'error', text: email.error };
-          const days = parseDays(form);
-          if (!days.ok) return { kind: 'error', text: days.error };
-          const { refreshToken } = await deps.store.reissueToken(email.value, days.value === undefined ? {} : { days: days.value });
-          await audit(req, 'session', 'user.reissue', email.value.toLowerCase(), days.value === undefined ? undefined : { days: days.value });
-          return { kind: 'token', action: 'reissued', email: email.value, refreshToken, endpoint: publicEndpoint(req, secure) };
-        }
-        case '/admin/users/revoke': {
-          const email = parseEmail(form);
-          if (!email.ok) return { kind: 'error', text: email.error };
-          await deps.store.revokeUser(email.value);
-          await audit(req, 'session', 'user.revoke', email.value.toLowerCase());
-          return { kind: 'ok', text: `Revoked ${email.value}: their tokens no longer work.` };
-        }
-        case '/admin/budgets': {
-          const b = parseBudget(form);
-          if (!b.ok) return { kind: 'error', text: b.error };
-          const { budget, previous } = await deps.store.setBudget(b.value);
-          await audit(req, 'session', 'budget.set', `${budget.scope}:${budget.subject}`, {
-            unit: budget.unit,
-            monthly_limit: budget.monthlyLimit,
-            ...(previous === null ? {} : { previous_unit: previous.unit, previous_limit: previous.monthlyLimit }),
-          });
-          deps.onBudgetChange?.();
-          return { kind: 'ok', text: `Budget saved: ${budget.scope === 'org' ? 'the organisation' : budget.subject}, ${budget.monthlyLimit} ${budget.unit === 'usd' ? 'USD' : 'tokens'} a month.` };
-        }
-        case '/admin/budgets/delete': {
-          const id = parseId(form);
-          if (!id.ok) return { kind: 'error', text: id.error };
-          const gone = await deps.store.deleteBudget(id.value);
-          if (gone === null) return { kind: 'error', text: 'No such budget.' };
-          await audit(req, 'session', 'budget.delete', `${gone.scope}:${gone.subject}`, { unit: gone.unit, monthly_limit: gone.monthlyLimit });
-          return { kind: 'ok', text: 'Budget deleted.' };
-        }
-        case '/admin/keys/revoke': {
-          const key = parsePublicKey(form);
-          if (!key.ok) return { kind: 'error', text: key.error };
-          // The row's user: revocation applies to that one registration, never to every user of the key.
-          const owner = parseEmail(form);
-          const n = await deps.store.revokeKey(key.value, owner.ok ? owner.value : undefined);
-          await audit(req, 'session', 'key.revoke', key.value, { registrations: n, ...(owner.ok ? { user: owner.value.toLowerCase() } : {}) });
-          return { kind: 'ok', text: `Revoked ${n} device key${n === 1 ? '' : 's'}. The device stops reporting.` };
-        }
-      }
-    } catch (err) {
-      const code = errorCode(err);
-      if (code === 'exists') return { kind: 'error', text: 'A user with that email already exists.' };
-      if (code === 'ambiguous') return { kind: 'error', text: 'Several users registered that key: revoke it from its row in Device keys.' };
-      if (code === 'not-found') return { kind: 'error', text: route === '/admin/keys/revoke' ? 'No such device key.' : 'No such user.' };
-      if (code === 'revoked') return { kind: 'error', text: 'That user is revoked. Provision them again to issue a new token.' };
-      if (code === 'invalid') return { kind: 'error', text: 'Invalid input: check the email, division and days.' };
-      throw err;
-    }
-  };
+async function exportFile(ctx: AdminContext, res: ServerResponse, url: URL, kind: ExportKind, format: ExportFormat): Promise<void> {
+  const filter = parseFilter(url.searchParams, ctx.deps.now().getTime(), ctx.defaultTz);
+  res.writeHead(200, {
+    'content-type': format === 'csv' ? 'text/csv; charset=utf-8' : 'application/json; charset=utf-8',
+    'content-disposition': `attachment; filename="${exportFileName(kind, format, filter)}"`,
+  });
+  try {
+    const count = await streamExport(ctx.deps.store, kind, format, filter, ctx.prices ?? SHIPPED_BOOK, drainingWriter(res));
+    ctx.logger.info({ msg: 'export', kind, format, rows: count });
+    res.end();
+  } catch (err) {
+    ctx.logger.warn({ msg: 'export stopped', kind, format, error: (err as Error).message });
+    res.destroy();
+  }
+}
 
-  const post = async (req: IncomingMessage, res: ServerResponse, route: PostRoute, auth: Auth): Promise<void> => {
-    if (auth.kind === 'bearer') return sendText(res, 403, 'bearer access is read-only; log in through the form to change anything');
-    if (auth.kind !== 'session') return sendText(res, 403, 'not logged in');
-    const body = await readForm(req, MAX_FORM_BYTES);
-    if (body.kind === 'too-large') return sendText(res, 413, 'form too large', { connection: 'close' });
-    if (body.kind === 'unsupported-type') return sendText(res, 415, 'expected a form');
-    if (!secretsEqual(body.form.get('csrf_token') ?? '', auth.session.csrfToken)) {
-      return sendHtml(
-        res,
-        403,
-        renderMessage(
-          'Form expired',
-          `The form was not accepted: it came from an older page or another session (missing or invalid CSRF token). ` +
-            `A session ends after ${waitText(limits.sessionIdleMillis)} without use and at the latest ${waitText(limits.sessionMaxMillis)} after login. ` +
-            `Nothing was changed. Open the dashboard again and repeat the action.`,
-          { href: '/admin/', label: 'Back to the dashboard' },
-        ),
-      );
-    }
-    const confirm = confirmation(route, body.form, auth.session.csrfToken);
-    if (confirm !== null) return sendHtml(res, 200, confirm);
-    if (route === '/admin/logout') {
-      await sessions.delete(auth.id);
-      await audit(req, 'session', 'logout', '');
-      return redirect(res, 303, '/admin/login', { 'set-cookie': clearedSessionCookie(secure) });
-    }
-    await sessions.setFlash(auth.id, await mutate(route, body.form, req));
-    redirect(res, 303, '/admin/');
-  };
+async function showUser(ctx: AdminContext, res: ServerResponse, url: URL, auth: Auth): Promise<void> {
+  const { deps, prices } = ctx;
+  const now = deps.now();
+  const params = url.searchParams;
+  const email = (params.get('email') ?? '').trim().toLowerCase();
+  if (email === '' || email.length > 255) {
+    sendHtml(res, 400, renderMessage('No user', 'The link names no user.', { href: '/admin/', label: 'Back to the dashboard' }));
+    return;
+  }
+  const view = new URLSearchParams(params);
+  view.set('user', email);
+  const filter = parseFilter(view, now.getTime(), ctx.defaultTz);
+  const data = await deps.store.dashboard(now, { filter, prices });
+  const sessions = await deps.store.userSessions({ from: filter.fromIso, to: filter.toIso, user: email, model: filter.model, division: null }, prices);
+  const mode = auth.kind === 'session' ? { kind: 'session' as const, csrfToken: auth.session.csrfToken } : { kind: 'readonly' as const };
+  sendHtml(res, 200, renderUserPage(email, data, sessions, { mode, params }));
+}
 
+const VIEWS = new Map<string, View>([
+  ['/admin/', showDashboard],
+  ['/admin/user', (ctx, _req, res, url, auth) => showUser(ctx, res, url, auth)],
+]);
+
+/** The view a read path shows, or null when it is no view. */
+function viewFor(path: string): View | null {
+  const view = VIEWS.get(path);
+  if (view !== undefined) return view;
+  const exportMatch = /^\/admin\/export\/(usage|events|audit)\.(csv|json)$/.exec(path);
+  if (exportMatch === null) return null;
+  return (ctx, _req, res, url) => exportFile(ctx, res, url, exportMatch[1] as ExportKind, exportMatch[2] as ExportFormat);
+}
+
+// ---- auth: login form, bearer header, session cookie ----
+
+async function login(ctx: AdminContext, req: IncomingMessage, res: ServerResponse, nowMillis: number, current: Auth): Promise<void> {
+  const address = ctx.clientAddress(req);
+  // Checked before reading the guess: a limited address learns nothing, right or wrong.
+  const wait = ctx.limiter.retryAfterMillis(address, nowMillis);
+  if (wait > 0) return tooMany(res, wait, true);
+  const body = await readForm(req, MAX_FORM_BYTES);
+  if (body.kind === 'too-large') return sendText(res, 413, 'form too large', { connection: 'close' });
+  if (body.kind === 'unsupported-type') return sendText(res, 415, 'expected a form');
+  const token = body.form.get('token') ?? '';
+  if (!secretsEqual(token, ctx.adminToken)) {
+    ctx.limiter.recordFailure(address, nowMillis);
+    await ctx.audit(req, 'anonymous', 'login.failure', '', { via: 'form' });
+    return sendHtml(res, 401, renderLogin({ error: 'Wrong admin token.' }));
+  }
+  // A fresh id on every login: a session id planted before login is never promoted.
+  if (current.kind === 'session') await ctx.sessions.delete(current.id);
+  const { id } = await ctx.sessions.create(nowMillis);
+  await ctx.audit(req, 'session', 'login.success', '', { via: 'form' });
+  redirect(res, 303, '/admin/', { 'set-cookie': sessionCookie(id, { maxAgeSeconds: Math.floor(ctx.limits.sessionMaxMillis / 1000), secure: ctx.secure }) });
+}
+
+async function loginRoute(ctx: AdminContext, req: IncomingMessage, res: ServerResponse, nowMillis: number, auth: Auth): Promise<void> {
+  const method = req.method ?? 'GET';
+  if (method === 'POST') return login(ctx, req, res, nowMillis, auth);
+  if (method !== 'GET' && method !== 'HEAD') return sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD, POST' });
+  if (auth.kind !== 'none') return redirect(res, 303, '/admin/');
+  return sendHtml(res, 200, renderLogin());
+}
+
+/** Who is asking; null when the answer (429 or 401 for a bad bearer token) has been sent. */
+async function authenticate(ctx: AdminContext, req: IncomingMessage, res: ServerResponse, nowMillis: number): Promise<Auth | null> {
+  const authorization = req.headers.authorization;
+  if (authorization === undefined) {
+    const id = readSessionCookie(req);
+    const session = id === null ? null : await ctx.sessions.get(id, nowMillis);
+    return id !== null && session !== null ? { kind: 'session', id, session } : { kind: 'none' };
+  }
+  const address = ctx.clientAddress(req);
+  const wait = ctx.limiter.retryAfterMillis(address, nowMillis);
+  if (wait > 0) {
+    tooMany(res, wait, false);
+    return null;
+  }
+  const m = /^Bearer +(\S+) *$/i.exec(authorization);
+  if (m === null || !secretsEqual(m[1]!, ctx.adminToken)) {
+    ctx.limiter.recordFailure(address, nowMillis);
+    await ctx.audit(req, 'anonymous', 'login.failure', '', { via: 'bearer' });
+    sendText(res, 401, 'invalid admin token', { 'www-authenticate': 'Bearer realm="ccflux-admin"' });
+    return null;
+  }
+  return { kind: 'bearer' };
+}
+
+// ---- mutations (POST with a session and its CSRF token) ----
+
+type MutationRoute = Exclude<PostRoute, '/admin/logout'>;
+type Mutation = (ctx: AdminContext, form: URLSearchParams, req: IncomingMessage) => Promise<Flash>;
+
+async function provisionUser(ctx: AdminContext, form: URLSearchParams, req: IncomingMessage): Promise<Flash> {
+  const p = parseProvision(form);
+  if (!p.ok) return { kind: 'error', text: p.error };
+  const opts: { division?: string; days?: number } = {};
+  if (p.value.division !== '') opts.division = p.value.division;
+  if (p.value.days !== undefined) opts.days = p.value.days;
+  const { refreshToken } = await ctx.deps.store.createUser(p.value.email, opts);
+  await ctx.audit(req, 'session', 'user.provision', p.value.email.toLowerCase(), { division: p.value.division, ...(p.value.days === undefined ? {} : { days: p.value.days }) });
+  return { kind: 'token', action: 'provisioned', email: p.value.email, refreshToken, endpoint: publicEndpoint(req, ctx.secure) };
+}
+
+async function reissueUser(ctx: AdminContext, form: URLSearchParams, req: IncomingMessage): Promise<Flash> {
+  const email = parseEmail(form);
+  if (!email.ok) return { kind: 'error', text: email.error };
+  const days = parseDays(form);
+  if (!days.ok) return { kind: 'error', text: days.error };
+  const { refreshToken } = await ctx.deps.store.reissueToken(email.value, days.value === undefined ? {} : { days: days.value });
+  await ctx.audit(req, 'session', 'user.reissue', email.value.toLowerCase(), days.value === undefined ? undefined : { days: days.value });
+  return { kind: 'token', action: 'reissued', email: email.value, refreshToken, endpoint: publicEndpoint(req, ctx.secure) };
+}
+
+async function revokeUser(ctx: AdminContext, form: URLSearchParams, req: IncomingMessage): Promise<Flash> {
+  const email = parseEmail(form);
+  if (!email.ok) return { kind: 'error', text: email.error };
+  await ctx.deps.store.revokeUser(email.value);
+  await ctx.audit(req, 'session', 'user.revoke', email.value.toLowerCase());
+  return { kind: 'ok', text: `Revoked ${email.value}: their tokens no longer work.` };
+}
+
+async function setBudget(ctx: AdminContext, form: URLSearchParams, req: IncomingMessage): Promise<Flash> {
+  const b = parseBudget(form);
+  if (!b.ok) return { kind: 'error', text: b.error };
+  const { budget, previous } = await ctx.deps.store.setBudget(b.value);
+  await ctx.audit(req, 'session', 'budget.set', `${budget.scope}:${budget.subject}`, {
+    unit: budget.unit,
+    monthly_limit: budget.monthlyLimit,
+    ...(previous === null ? {} : { previous_unit: previous.unit, previous_limit: previous.monthlyLimit }),
+  });
+  ctx.deps.onBudgetChange?.();
+  return { kind: 'ok', text: `Budget saved: ${budget.scope === 'org' ? 'the organisation' : budget.subject}, ${budget.monthlyLimit} ${budget.unit === 'usd' ? 'USD' : 'tokens'} a month.` };
+}
+
+async function deleteBudget(ctx: AdminContext, form: URLSearchParams, req: IncomingMessage): Promise<Flash> {
+  const id = parseId(form);
+  if (!id.ok) return { kind: 'error', text: id.error };
+  const gone = await ctx.deps.store.deleteBudget(id.value);
+  if (gone === null) return { kind: 'error', text: 'No such budget.' };
+  await ctx.audit(req, 'session', 'budget.delete', `${gone.scope}:${gone.subject}`, { unit: gone.unit, monthly_limit: gone.monthlyLimit });
+  return { kind: 'ok', text: 'Budget deleted.' };
+}
+
+async function revokeKey(ctx: AdminContext, form: URLSearchParams, req: IncomingMessage): Promise<Flash> {
+  const key = parsePublicKey(form);
+  if (!key.ok) return { kind: 'error', text: key.error };
+  // The row's user: revocation applies to that one registration, never to every user of the key.
+  const owner = parseEmail(form);
+  const n = await ctx.deps.store.revokeKey(key.value, owner.ok ? owner.value : undefined);
+  await ctx.audit(req, 'session', 'key.revoke', key.value, { registrations: n, ...(owner.ok ? { user: owner.value.toLowerCase() } : {}) });
+  return { kind: 'ok', text: `Revoked ${n} device key${n === 1 ? '' : 's'}. The device stops reporting.` };
+}
+
+const MUTATIONS: Record<MutationRoute, Mutation> = {
+  '/admin/users': provisionUser,
+  '/admin/users/reissue': reissueUser,
+  '/admin/users/revoke': revokeUser,
+  '/admin/budgets': setBudget,
+  '/admin/budgets/delete': deleteBudget,
+  '/admin/keys/revoke': revokeKey,
+};
+
+/** Runs one mutation; answers with the flash to show on the dashboard. */
+async function mutate(ctx: AdminContext, route: MutationRoute, form: URLSearchParams, req: IncomingMessage): Promise<Flash> {
+  try {
+    return await MUTATIONS[route](ctx, form, req);
+  } catch (err) {
+    const code = errorCode(err);
+    if (code === 'exists') return { kind: 'error', text: 'A user with that email already exists.' };
+    if (code === 'ambiguous') return { kind: 'error', text: 'Several users registered that key: revoke it from its row in Device keys.' };
+    if (code === 'not-found') return { kind: 'error', text: route === '/admin/keys/revoke' ? 'No such device key.' : 'No such user.' };
+    if (code === 'revoked') return { kind: 'error', text: 'That user is revoked. Provision them again to issue a new token.' };
+    if (code === 'invalid') return { kind: 'error', text: 'Invalid input: check the email, division and days.' };
+    throw err;
+  }
+}
+
+function formExpired(ctx: AdminContext, res: ServerResponse): void {
+  sendHtml(
+    res,
+    403,
+    renderMessage(
+      'Form expired',
+      `The form was not accepted: it came from an older page or another session (missing or invalid CSRF token). ` +
+        `A session ends after ${waitText(ctx.limits.sessionIdleMillis)} without use and at the latest ${waitText(ctx.limits.sessionMaxMillis)} after login. ` +
+        `Nothing was changed. Open the dashboard again and repeat the action.`,
+      { href: '/admin/', label: 'Back to the dashboard' },
+    ),
+  );
+}
+
+async function post(ctx: AdminContext, req: IncomingMessage, res: ServerResponse, route: PostRoute, auth: Auth): Promise<void> {
+  if (auth.kind === 'bearer') return sendText(res, 403, 'bearer access is read-only; log in through the form to change anything');
+  if (auth.kind !== 'session') return sendText(res, 403, 'not logged in');
+  const body = await readForm(req, MAX_FORM_BYTES);
+  if (body.kind === 'too-large') return sendText(res, 413, 'form too large', { connection: 'close' });
+  if (body.kind === 'unsupported-type') return sendText(res, 415, 'expected a form');
+  if (!secretsEqual(body.form.get('csrf_token') ?? '', auth.session.csrfToken)) return formExpired(ctx, res);
+  const confirm = confirmation(route, body.form, auth.session.csrfToken);
+  if (confirm !== null) return sendHtml(res, 200, confirm);
+  if (route === '/admin/logout') {
+    await ctx.sessions.delete(auth.id);
+    await ctx.audit(req, 'session', 'logout', '');
+    return redirect(res, 303, '/admin/login', { 'set-cookie': clearedSessionCookie(ctx.secure) });
+  }
+  await ctx.sessions.setFlash(auth.id, await mutate(ctx, route, body.form, req));
+  redirect(res, 303, '/admin/');
+}
+
+// ---- dispatch ----
+
+/** Sends one authenticated request to its view, the login page, or a mutation; 404 otherwise. */
+async function route(ctx: AdminContext, req: IncomingMessage, res: ServerResponse, url: URL, auth: Auth, nowMillis: number): Promise<void> {
+  const path = url.pathname;
+  const method = req.method ?? 'GET';
+  const isRead = method === 'GET' || method === 'HEAD';
+  const view = viewFor(path);
+  if (view !== null) {
+    if (!isRead) return sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
+    if (auth.kind === 'none') return redirect(res, 303, '/admin/login');
+    return view(ctx, req, res, url, auth);
+  }
+  if (path === '/admin/login') return loginRoute(ctx, req, res, nowMillis, auth);
+  if (isPostRoute(path)) {
+    if (method !== 'POST') return sendText(res, 405, 'method not allowed', { allow: 'POST' });
+    return post(ctx, req, res, path, auth);
+  }
+  sendText(res, 404, 'not found');
+}
+
+export function createAdminHandler(deps: AdminDeps): AdminHandler {
+  const ctx = adminContext(deps);
   return async (req, res, url) => {
     setSecurityHeaders(res);
-    if (adminToken === '') {
+    if (ctx.adminToken === '') {
       sendHtml(res, 404, renderMessage('Admin dashboard disabled', 'Set ADMIN_TOKEN on the receiver to enable the admin dashboard.'));
       return;
     }
-    const path = url.pathname;
-    if (path === '/admin') return redirect(res, 308, `/admin/${url.search}`);
+    if (url.pathname === '/admin') return redirect(res, 308, `/admin/${url.search}`);
     const method = req.method ?? 'GET';
     const nowMillis = deps.now().getTime();
 
     // A cross-site POST is refused whatever it carries (SameSite already keeps the cookie off it).
     if (method === 'POST' && req.headers['sec-fetch-site'] === 'cross-site') return sendText(res, 403, 'cross-site request refused');
 
-    let auth: Auth = { kind: 'none' };
-    const authorization = req.headers.authorization;
-    if (authorization !== undefined) {
-      const address = clientAddress(req);
-      const wait = limiter.retryAfterMillis(address, nowMillis);
-      if (wait > 0) return tooMany(res, wait, false);
-      const m = /^Bearer +(\S+) *$/i.exec(authorization);
-      if (m === null || !secretsEqual(m[1]!, adminToken)) {
-        limiter.recordFailure(address, nowMillis);
-        await audit(req, 'anonymous', 'login.failure', '', { via: 'bearer' });
-        return sendText(res, 401, 'invalid admin token', { 'www-authenticate': 'Bearer realm="ccflux-admin"' });
-      }
-      auth = { kind: 'bearer' };
-    } else {
-      const id = readSessionCookie(req);
-      const session = id === null ? null : await sessions.get(id, nowMillis);
-      if (id !== null && session !== null) auth = { kind: 'session', id, session };
-    }
-
-    const isRead = method === 'GET' || method === 'HEAD';
-    if (path === '/admin/') {
-      if (!isRead) return sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
-      if (auth.kind === 'none') return redirect(res, 303, '/admin/login');
-      return showDashboard(req, res, url, auth);
-    }
-    const exportMatch = /^\/admin\/export\/(usage|events|audit)\.(csv|json)$/.exec(path);
-    if (exportMatch !== null) {
-      if (!isRead) return sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
-      if (auth.kind === 'none') return redirect(res, 303, '/admin/login');
-      return exportFile(res, url, exportMatch[1] as ExportKind, exportMatch[2] as ExportFormat);
-    }
-    if (path === '/admin/user') {
-      if (!isRead) return sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
-      if (auth.kind === 'none') return redirect(res, 303, '/admin/login');
-      return showUser(res, url, auth);
-    }
-    if (path === '/admin/login') {
-      if (method === 'POST') return login(req, res, nowMillis, auth);
-      if (!isRead) return sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD, POST' });
-      if (auth.kind !== 'none') return redirect(res, 303, '/admin/');
-      return sendHtml(res, 200, renderLogin());
-    }
-    if (isPostRoute(path)) {
-      if (method !== 'POST') return sendText(res, 405, 'method not allowed', { allow: 'POST' });
-      return post(req, res, path, auth);
-    }
-    sendText(res, 404, 'not found');
+    const auth = await authenticate(ctx, req, res, nowMillis);
+    if (auth === null) return;
+    return route(ctx, req, res, url, auth, nowMillis);
   };
 }
