@@ -18,6 +18,7 @@ const TABLE: Array<[cause: keyof typeof NEXT_STEP, exit: number, message: RegExp
   ['unexpected-answer', EXIT.failure, /unexpected answer/, /check the endpoint with IT/],
   ['clock-skew', EXIT.failure, /clock is off/, /set the system clock right/],
   ['deadline', EXIT.failure, /time budget/, /`ccflux flush` again to go on/],
+  ['backoff', EXIT.network, /left alone for a while/, /run `ccflux flush` to try now/],
   ['registration-failed', EXIT.failure, /could not be registered/, /ccflux doctor --fix/],
   ['forbidden', EXIT.failure, /refused a report \(403\)/, /ccflux doctor/],
   ['locked', EXIT.failure, /state lock/, /again in a moment/],
