@@ -26,13 +26,17 @@ let server: TestServer;
 let work: string;
 let root: string;
 let dataDir: string;
+let caDir: string;
 
 beforeAll(async () => {
-  ca = await makeCa(mkdtempSync(join(tmpdir(), 'ccflux-fetch-ca-')));
+  caDir = mkdtempSync(join(tmpdir(), 'ccflux-fetch-ca-'));
+  ca = await makeCa(caDir);
   server = await startHttpsServer(ca);
 });
 afterAll(async () => {
   await server.close();
+  // The CA's private key lives here: never leave it behind.
+  rmSync(caDir, { recursive: true, force: true });
 });
 
 beforeEach(() => {

@@ -13,12 +13,14 @@ function capture(): Logger & { lines: string[] } {
   return { lines, activity: (m) => lines.push(`info ${m}`), error: (m) => lines.push(`error ${m}`), flush: async () => {} };
 }
 
+let root: string;
 let dir: string;
 beforeEach(() => {
-  dir = join(mkdtempSync(join(tmpdir(), 'ccflux-ledger-')), 'ledger');
+  root = mkdtempSync(join(tmpdir(), 'ccflux-ledger-'));
+  dir = join(root, 'ledger');
 });
 afterEach(() => {
-  rmSync(dir, { recursive: true, force: true });
+  rmSync(root, { recursive: true, force: true });
 });
 
 const entry = (k: string, m: string | null, usage: ModelUsage, sc = false): LedgerEntry => toLedgerEntry(k, m, sc, 'claude-x', usage);
