@@ -29,6 +29,7 @@ import {
   type LoadedState,
   type OutboxEntry,
   listOpenRustSessions,
+  MAX_PARENTS,
   peekSessionState,
   readAllSessionStates,
   readSessionState,
@@ -308,6 +309,13 @@ async function countGroups(groups: Map<string, GroupTotal>, ledger: Ledger, sess
   return result;
 }
 
+/** Notes the sessions this one's files copy, so pruning keeps their entries while this session lives. */
+function rememberParents(state: SessionState, copiedFrom: ReadonlySet<string>): void {
+  const parents = new Set(state.parents ?? []);
+  for (const id of copiedFrom) if (id !== state.sessionId && isSafeSessionId(id) && parents.size < MAX_PARENTS) parents.add(id);
+  if (parents.size > 0) state.parents = [...parents];
+}
+
 /** Adds what `cost-state` holds beyond the assistant lines (cost-state.ts) to the run's deltas. */
 async function addBackground(ledger: Ledger, sessionId: string, counted: CountResult, costState: ModelTotals | null): Promise<void> {
   const { background, entries } = await reconcileCostState(ledger, {
@@ -524,6 +532,7 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
   const reads = await readSessionFiles(deps, req.sessionId, previous, state, files);
   const counted = await countGroups(reads.groups, ledger, req.sessionId);
   await addBackground(ledger, req.sessionId, counted, reads.costState);
+  rememberParents(state, counted.copiedFrom);
   const now = deps.now();
   const turnIndex = await firstTurnIndex(deps, req.sessionId, previous, counted, ledger, now);
   const reports = prepareCommit(deps, req, previous, state, counted, turnIndex, now);
@@ -537,7 +546,7 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
  * Throws only on I/O failures of the state dir (the caller logs; the next hook retries).
  */
 export async function collectSession(deps: CollectDeps, req: CollectRequest): Promise<CollectResult> {
-  const ledger = new Ledger(deps.paths.ledgerDir, deps.log);
+  const ledger = new Ledger(deps.paths.ledgerDir, deps.log, deps.now);
   await applyPendingOutboxes(deps, ledger);
   return collectWith(deps, req, ledger);
 }
@@ -572,7 +581,7 @@ export async function catchUpOpenSessions(
   opts: { exceptSessionId?: string; maxSessions?: number } = {},
 ): Promise<number> {
   const maxSessions = opts.maxSessions ?? DEFAULT_MAX_CATCH_UP_SESSIONS;
-  let ledger = new Ledger(deps.paths.ledgerDir, deps.log);
+  let ledger = new Ledger(deps.paths.ledgerDir, deps.log, deps.now);
   await applyPendingOutboxes(deps, ledger);
   let collected = 0;
   // Every readable state, closed ones too: a leftover outbox must reach the queue whatever the
@@ -615,7 +624,7 @@ export async function catchUpOpenSessions(
     } catch (err) {
       deps.log.error(`catch-up of session ${id} failed: ${describeError(err)}`);
       // The failed run may have staged entries it never committed: start from disk again.
-      ledger = new Ledger(deps.paths.ledgerDir, deps.log);
+      ledger = new Ledger(deps.paths.ledgerDir, deps.log, deps.now);
     }
   }
   // Sessions the Rust version left open (a crash, or still running when the plugin was replaced):
@@ -628,7 +637,7 @@ export async function catchUpOpenSessions(
       collected++;
     } catch (err) {
       deps.log.error(`catch-up of session ${rust.sessionId} failed: ${describeError(err)}`);
-      ledger = new Ledger(deps.paths.ledgerDir, deps.log);
+      ledger = new Ledger(deps.paths.ledgerDir, deps.log, deps.now);
     }
   }
   return collected;

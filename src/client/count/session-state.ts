@@ -49,7 +49,15 @@ export interface SessionState {
   /** Committed but not yet applied to queue + ledger. */
   outbox: OutboxEntry[];
   updatedAt: string;
+  /**
+   * Sessions whose counted lines this session's files repeat (a fork's parent): their ledger
+   * entries are kept while this session is (prune.ts). Absent when none.
+   */
+  parents?: string[];
 }
+
+/** Parents remembered per session state (bounded: a hostile transcript cannot bloat the state). */
+export const MAX_PARENTS = 32;
 
 export type StateStatus = 'ok' | 'missing' | 'corrupt' | 'legacy';
 
@@ -105,6 +113,12 @@ function parseOutboxEntry(v: unknown): OutboxEntry | null {
   return { report, ledger };
 }
 
+function parseParents(v: unknown): { parents?: string[] } {
+  if (!Array.isArray(v)) return {};
+  const parents = v.filter((id): id is string => typeof id === 'string' && isSafeSessionId(id)).slice(0, MAX_PARENTS);
+  return parents.length > 0 ? { parents } : {};
+}
+
 /** Validates a parsed state file; null when any field has the wrong type. Pure. */
 export function parseSessionState(input: unknown, sessionId: string): SessionState | null {
   if (!isObject(input)) return null;
@@ -135,6 +149,7 @@ export function parseSessionState(input: unknown, sessionId: string): SessionSta
     files,
     outbox,
     updatedAt: typeof s.updatedAt === 'string' ? s.updatedAt : '',
+    ...parseParents(s.parents),
   };
 }
 
