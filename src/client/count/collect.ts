@@ -31,8 +31,9 @@ import {
   listOpenRustSessions,
   MAX_PARENTS,
   peekSessionState,
-  readAllSessionStates,
+  listSessionIds,
   readSessionState,
+  SettledStates,
   recoveredTurnIndex,
   type SessionState,
   writeSessionState,
@@ -584,43 +585,24 @@ export async function catchUpOpenSessions(
   let ledger = new Ledger(deps.paths.ledgerDir, deps.log, deps.now);
   await applyPendingOutboxes(deps, ledger);
   let collected = 0;
+  const settled = await SettledStates.load(deps.paths);
   // Every readable state, closed ones too: a leftover outbox must reach the queue whatever the
-  // session's status (legacy and corrupt states wait for their own session's hook).
-  for (const state of await readAllSessionStates(deps.paths)) {
-    const id = state.sessionId;
-    if (id === opts.exceptSessionId) continue;
+  // session's status (legacy and corrupt states wait for their own session's hook). A state
+  // found settled before and unchanged since is not read again.
+  const ids = await listSessionIds(deps.paths);
+  settled.retain(ids);
+  for (const id of ids) {
+    if (id === opts.exceptSessionId || (await settled.isSettled(id))) continue;
+    let state: SessionState | null;
     try {
-      if (state.outbox.length > 0) await applyOutbox(deps, state, ledger);
-      if (state.closed || state.transcriptPath === '') continue;
-      let mainStat: Awaited<ReturnType<typeof stat>>;
-      try {
-        mainStat = await stat(state.transcriptPath);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        state.closed = true;
-        state.updatedAt = deps.now().toISOString();
-        await writeSessionState(deps.paths, state);
-        deps.log.activity(`session ${id}: transcript gone, closed`);
-        continue;
-      }
-      if (collected >= maxSessions) continue;
-      const req: CollectRequest = { sessionId: id, transcriptPath: state.transcriptPath };
-      let grew = false;
-      for (const path of await listSessionFiles(state, req)) {
-        if ((await fileChanged(path, state.files[path])) === true) {
-          grew = true;
-          break;
-        }
-      }
-      if (grew) {
-        await collectWith(deps, req, ledger);
-        collected++;
-      } else if (deps.now().getTime() - mainStat.mtimeMs > IDLE_CLOSE_MILLIS) {
-        state.closed = true;
-        state.updatedAt = deps.now().toISOString();
-        await writeSessionState(deps.paths, state);
-        deps.log.activity(`session ${id}: idle, closed`);
-      }
+      state = await peekSessionState(deps.paths, id);
+    } catch {
+      continue; // unreadable (EACCES): its own hook reports the error
+    }
+    if (state === null) continue;
+    try {
+      if (await catchUpOne(deps, state, ledger, collected < maxSessions)) collected++;
+      if (state.closed && state.outbox.length === 0) await settled.note(id);
     } catch (err) {
       deps.log.error(`catch-up of session ${id} failed: ${describeError(err)}`);
       // The failed run may have staged entries it never committed: start from disk again.
@@ -629,7 +611,7 @@ export async function catchUpOpenSessions(
   }
   // Sessions the Rust version left open (a crash, or still running when the plugin was replaced):
   // taken over (which counts nothing it reported) and collected like any other.
-  for (const rust of await listOpenRustSessions(deps.paths)) {
+  for (const rust of await listOpenRustSessions(deps.paths, (id) => settled.has(id))) {
     if (collected >= maxSessions) break;
     if (rust.sessionId === opts.exceptSessionId) continue;
     try {
@@ -640,5 +622,47 @@ export async function catchUpOpenSessions(
       ledger = new Ledger(deps.paths.ledgerDir, deps.log, deps.now);
     }
   }
+  await settled.save();
   return collected;
+}
+
+/**
+ * Catch-up of one session's state: applies a leftover outbox; closes it when its transcript is
+ * gone or idle; collects it when its files grew and `mayCollect`. True when it collected.
+ */
+async function catchUpOne(deps: CollectDeps, state: SessionState, ledger: Ledger, mayCollect: boolean): Promise<boolean> {
+  const id = state.sessionId;
+  if (state.outbox.length > 0) await applyOutbox(deps, state, ledger);
+  if (state.closed || state.transcriptPath === '') return false;
+  let mainStat: Awaited<ReturnType<typeof stat>>;
+  try {
+    mainStat = await stat(state.transcriptPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    state.closed = true;
+    state.updatedAt = deps.now().toISOString();
+    await writeSessionState(deps.paths, state);
+    deps.log.activity(`session ${id}: transcript gone, closed`);
+    return false;
+  }
+  if (!mayCollect) return false;
+  const req: CollectRequest = { sessionId: id, transcriptPath: state.transcriptPath };
+  let grew = false;
+  for (const path of await listSessionFiles(state, req)) {
+    if ((await fileChanged(path, state.files[path])) === true) {
+      grew = true;
+      break;
+    }
+  }
+  if (grew) {
+    await collectWith(deps, req, ledger);
+    return true;
+  }
+  if (deps.now().getTime() - mainStat.mtimeMs > IDLE_CLOSE_MILLIS) {
+    state.closed = true;
+    state.updatedAt = deps.now().toISOString();
+    await writeSessionState(deps.paths, state);
+    deps.log.activity(`session ${id}: idle, closed`);
+  }
+  return false;
 }

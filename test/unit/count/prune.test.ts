@@ -3,11 +3,11 @@
  * keep what a resume, a re-read or a fork needs, orphans expire after the horizon. Real collector,
  * real ledger on disk; every resume checks the sum of all reports against what the API billed.
  */
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type CollectDeps, collectSession, ensureSessionState } from '../../../src/client/count/collect';
+import { type CollectDeps, catchUpOpenSessions, collectSession, ensureSessionState } from '../../../src/client/count/collect';
 import { dayNumber, Ledger, shardOf, toLedgerEntry } from '../../../src/client/count/ledger';
 import { judgeSessions, ORPHAN_HORIZON_DAYS, pruneLedger, SHARDS_PER_RUN } from '../../../src/client/count/prune';
 import { peekSessionState } from '../../../src/client/count/session-state';
@@ -192,5 +192,34 @@ describe('ledger pruning', () => {
     expect((await pruneLedger(deps)).shards).toBe(SHARDS_PER_RUN);
     writeFileSync(join(paths.ledgerDir, 'prune.json'), '{"day": "x"');
     expect((await pruneLedger(deps)).shards).toBe(SHARDS_PER_RUN); // starts over
+  });
+});
+
+describe('catch-up with a month of closed sessions', () => {
+  it('reads a closed state once, not every turn, and again as soon as it changes (a resumed session left open is caught up)', async () => {
+    write(main(Q), ...response(Q, 'q1', T1));
+    await stop(Q, true);
+    write(main(P), ...response(P, 'p1', T2));
+    await stop(P);
+    const file = paths.sessionOffset(Q);
+    const whole = Math.floor(Date.now() / 1000) - 60; // a time a test can set back exactly
+    utimesSync(file, whole, whole);
+    await catchUpOpenSessions(deps, { exceptSessionId: P });
+    // Rewritten in place, same size and time, as an open session whose transcript is gone: read,
+    // it would be closed and rewritten; unchanged to catch-up, it is not read at all.
+    const text = readFileSync(file, 'utf8');
+    const open = text.replace('"closed":true', '"closed":false').replace('.jsonl"', '.json"');
+    expect(open.length).toBe(text.length);
+    writeFileSync(file, open);
+    utimesSync(file, whole, whole);
+    await catchUpOpenSessions(deps, { exceptSessionId: P });
+    expect(readFileSync(file, 'utf8')).toBe(open);
+    writeFileSync(file, text);
+
+    // `--resume Q`: SessionStart reopens it (a new state file), it grows, and the terminal dies.
+    await ensureSessionState(deps, { sessionId: Q, transcriptPath: main(Q) });
+    write(main(Q), ...response(Q, 'q2', T3));
+    expect(await catchUpOpenSessions(deps, { exceptSessionId: P })).toBe(1);
+    expect(sum(queue.reports)).toEqual(plus(T1, T2, T3));
   });
 });
