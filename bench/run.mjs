@@ -262,7 +262,13 @@ async function buildReaderOnly() {
  */
 async function parseOne(name, realistic, preload, readerOnly) {
   const session = makeDataDir(base, `parse-${name}`);
-  const { bytes, lines } = await writeTranscript(session.transcript, session.writer, { bytes: PARSE_MB * 1e6, realistic });
+  const written = await writeTranscript(session.transcript, session.writer, { bytes: PARSE_MB * 1e6, realistic });
+  // The turn's closing line, as Claude Code writes it: the worker reads at once instead of
+  // waiting 300 ms for a quiet file (idle time that is not parsing).
+  const closing = session.writer.closingLine();
+  await appendFile(session.transcript, closing);
+  const bytes = written.bytes + Buffer.byteLength(closing);
+  const lines = written.lines + 1;
   const rusageFile = join(base, 'rusage.json');
   // No receiver configured: the worker parses, counts, commits and finds nothing to deliver to.
   const env = { ...hookEnv(session, null, null, { extraCa: null }), CCFLUX_BENCH_RUSAGE: rusageFile };
