@@ -179,17 +179,17 @@ async function scalingSection() {
   await appendFile(aged.transcript, aged.writer.closingLine());
   const agedEnv = hookEnv(aged, receiver.url, receiver.token, { extraCa: null });
   const agedSession = { lines: SIZES[0], bytes: 0, session: aged, env: agedEnv, input: hookInput(aged), aged: true, times: [] };
-  // The first runs of the day also prune the ledger, a quarter of its shards each (prune.ts):
+  // The first runs of the day also prune the ledger, an eighth of its shards each (prune.ts):
   // timed apart, so the rows below are the steady per-turn cost.
   agedSession.pruneRunsMs = [];
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < 8; i++) {
     await appendFile(aged.transcript, aged.writer.turn() + aged.writer.closingLine());
     agedSession.pruneRunsMs.push(Math.round((await timed(process.execPath, [CLI, 'report-turn', '--foreground', '--input', agedSession.input], { env: agedEnv })).ms));
   }
   agedSession.firstMs = agedSession.pruneRunsMs[0];
   const pruned = readdirSync(join(aged.dataDir, 'ccflux', 'ledger')).filter((n) => n.endsWith('.jsonl')).reduce((n, f) => n + readFileSync(join(aged.dataDir, 'ccflux', 'ledger', f), 'utf8').split('\n').length - 1, 0);
   agedSession.keptEntries = pruned;
-  log(`  ${SIZES[0]} lines with a ${LEDGER_ENTRIES}-entry ledger (${(agedBytes / 1e6).toFixed(0)} MB): first 4 runs (pruning) ${agedSession.pruneRunsMs.join(', ')} ms; ${pruned} entries kept`);
+  log(`  ${SIZES[0]} lines with a ${LEDGER_ENTRIES}-entry ledger (${(agedBytes / 1e6).toFixed(0)} MB): first 8 runs (pruning) ${agedSession.pruneRunsMs.join(', ')} ms; ${pruned} entries kept`);
   const floor = [];
   for (let round = 0; round < WARMUP + RUNS; round++) {
     for (const s of shuffled([...sessions, agedSession, null])) {
