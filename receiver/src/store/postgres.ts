@@ -417,9 +417,9 @@ export class PostgresStore implements Store {
     return this.queries.metricTotals(prices, perUser);
   }
 
-  async usageGroups(filter: FilterParams): Promise<GroupRow[]> {
+  async usageGroups(filter: FilterParams, opts?: { prices?: PriceBook }): Promise<GroupRow[]> {
     this.queries ??= createQueries(pgReader(this.pool));
-    return this.queries.groups(filter);
+    return this.queries.groups(filter, opts);
   }
 
   async rawEvents(filter: FilterParams, after: number, limit: number): Promise<RawEventRow[]> {

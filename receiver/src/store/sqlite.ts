@@ -378,8 +378,8 @@ export class SqliteStore implements Store {
     return this.adminQueries().metricTotals(prices, perUser);
   }
 
-  async usageGroups(filter: FilterParams) {
-    return this.adminQueries().groups(filter);
+  async usageGroups(filter: FilterParams, opts?: { prices?: PriceBook }) {
+    return this.adminQueries().groups(filter, opts);
   }
 
   async rawEvents(filter: FilterParams, after: number, limit: number) {
