@@ -6,6 +6,8 @@
 // floor (what the HTTP layer and this client cost without any receiver work).
 //
 //   node bench/receiver-ingest.mjs [--reports 3000] [--concurrency 16]
+//   DATABASE_URL=postgres://… node bench/receiver-ingest.mjs     # the same on PostgreSQL
+// (bench/receiver.mjs runs SQLite and PostgreSQL with 1, 2 and 3 instances, interleaved.)
 import { execFileSync, spawn } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -202,9 +204,14 @@ async function main() {
     const result = await measured(receiver.child, () => load(`${receiver.url}/report`, (i) => requests[i], REPORTS));
     await stop(receiver.child);
 
+    // The rows are counted where the receiver stored them: DATABASE_URL (PostgreSQL) wins over
+    // DATABASE_PATH in the receiver's config, so it does here too.
+    const pgUrl = process.env.DATABASE_URL;
     const check = execFileSync(
       process.execPath,
-      ['-e', `const D=require('better-sqlite3');const d=new D(process.argv[1],{readonly:true});process.stdout.write(String(d.prepare("SELECT count(*) n FROM usage_events WHERE session_id LIKE 'bench-run-%'").get().n))`, env.DATABASE_PATH],
+      pgUrl
+        ? ['-e', `const pg=require('pg');const c=new pg.Client({connectionString:process.argv[1]});c.connect().then(()=>c.query("SELECT count(*) n FROM usage_events WHERE session_id LIKE 'bench-run-%'")).then((r)=>{process.stdout.write(String(r.rows[0].n));return c.end()})`, pgUrl]
+        : ['-e', `const D=require('better-sqlite3');const d=new D(process.argv[1],{readonly:true});process.stdout.write(String(d.prepare("SELECT count(*) n FROM usage_events WHERE session_id LIKE 'bench-run-%'").get().n))`, env.DATABASE_PATH],
       { encoding: 'utf8', cwd: fileURLToPath(new URL('..', import.meta.url)) },
     );
 
@@ -219,7 +226,7 @@ async function main() {
     );
     process.stdout.write(`${line('ccflux-receiver', result)}\n`);
     process.stdout.write(`${line('floor (bare node:http)', floorResult)}\n`);
-    process.stdout.write(`rows stored: ${check} (expected ${REPORTS * 2}); load average ${loadavg()[0].toFixed(1)} on ${availableParallelism()} cores\n`);
+    process.stdout.write(`rows stored (${pgUrl ? 'PostgreSQL' : 'SQLite'}): ${check} (expected ${REPORTS * 2}); load average ${loadavg()[0].toFixed(1)} on ${availableParallelism()} cores\n`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

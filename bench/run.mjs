@@ -2,7 +2,7 @@
 // `npm run bench`: how fast ccflux is where it matters, on this machine, with everything real
 // (the built plugin, the built receiver, loopback). Prints a table and writes bench/results.json.
 //
-//   node bench/run.mjs [--runs 30] [--quick] [--only hook,scaling,parse,drain,ingest] [--json]
+//   node bench/run.mjs [--runs 30] [--quick] [--only hook,scaling,parse,drain,ingest,receiver] [--json]
 //                      [--binary plugin/bin/ccflux-<platform>-<arch>]
 //
 // 1. Stop hook wall time as Claude Code sees it (the plugin's hooks.json command through `sh -c`,
@@ -14,6 +14,8 @@
 // 3. Cold parse of a 200 MB transcript (MB/s, peak RSS) next to a bare split + JSON.parse loop.
 // 4. Queue drain: 500 queued reports delivered to the local receiver by `ccflux flush`.
 // 5. Receiver ingest with 16 concurrent clients (bench/receiver-ingest.mjs, run as it is).
+// 6. The receiver at 1,000 users × 90 days on SQLite and PostgreSQL: views, /health under view
+//    load, ingest with 1–3 instances (bench/receiver.mjs; its options pass through).
 //
 // Variants are interleaved (shuffled each round) after warm-up rounds, so drift in machine load
 // hits them alike. Shared machines are noisy: compare numbers from one run, not across runs.
@@ -39,6 +41,7 @@ import {
   writeOldLedger,
   writeTranscript,
 } from './lib.mjs';
+import { receiverBench, receiverOptions, receiverTable } from './receiver.mjs';
 
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(`--${name}`);
@@ -49,7 +52,7 @@ const option = (name, fallback) => {
 const QUICK = flag('quick');
 const RUNS = Number(option('runs', QUICK ? 8 : 30));
 const WARMUP = QUICK ? 1 : 3;
-const ONLY = new Set(option('only', 'hook,scaling,parse,drain,ingest').split(','));
+const ONLY = new Set(option('only', 'hook,scaling,parse,drain,ingest,receiver').split(','));
 const SIZES = QUICK ? [1_000, 10_000, 50_000] : [1_000, 10_000, 100_000, 300_000];
 /** A year of heavy use: ~1,100 messages a day (issue 12). */
 const LEDGER_ENTRIES = QUICK ? 100_000 : 400_000;
@@ -383,6 +386,7 @@ function table() {
     out.push(line('floor (bare node:http)', i.floor));
     if (i.receiver && i.floor) out.push(`  ratio receiver / floor: ${(i.receiver.reportsPerSec / i.floor.reportsPerSec).toFixed(2)} of the throughput`);
   }
+  if (results.receiver) out.push('', receiverTable(results.receiver));
   return out.join('\n');
 }
 
@@ -396,6 +400,7 @@ async function main() {
     if (ONLY.has('parse')) await parseSection();
     if (ONLY.has('drain')) await drainSection();
     if (ONLY.has('ingest')) await ingestSection();
+    if (ONLY.has('receiver')) results.receiver = await receiverBench(receiverOptions(args));
   } finally {
     hole.stop();
     await receiver.stop();

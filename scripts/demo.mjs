@@ -7,7 +7,13 @@
 // Code runs them, waits for the detached workers to deliver, then prints what the receiver stored
 // next to what the transcripts really hold and what the Rust version's method would have summed.
 // Everything it creates is removed at the end.
+//
+// `npm run demo -- --serve` then keeps the receiver and its dashboard running, prints the dashboard
+// URL and the admin token, and waits for Ctrl-C. Ctrl-C at any point (also during the demo) stops
+// the receiver and the delivery workers and removes the temporary folder: the receiver database,
+// the device signing key, the token cache, everything.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -24,6 +30,9 @@ const SCENARIOS = [
 const EMAIL = 'demo@example.org';
 const FIELDS = ['input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens'];
 const QUIET_TIMEOUT_MS = 60_000;
+const SERVE = process.argv.slice(2).includes('--serve');
+/** The dashboard's admin token for this run only (gone with the temp folder). */
+const ADMIN_TOKEN = randomBytes(32).toString('hex');
 /** Real turns are seconds apart; a short pause lets each turn's worker report it on its own. */
 const TURN_GAP_MS = 300;
 
@@ -45,7 +54,13 @@ function fixtureDir(name) {
 function run(file, args, { env = process.env, input = '' } = {}) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
+    if (stopping) {
+      reject(new Error('stopped'));
+      return;
+    }
     const child = spawn(file, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    children.add(child);
+    child.on('exit', () => children.delete(child));
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => {
@@ -62,7 +77,7 @@ function run(file, args, { env = process.env, input = '' } = {}) {
 }
 
 async function startReceiver(dir) {
-  const env = { ...process.env, DATABASE_PATH: join(dir, 'receiver.db'), LISTEN_ADDR: '127.0.0.1:0' };
+  const env = { ...process.env, DATABASE_PATH: join(dir, 'receiver.db'), LISTEN_ADDR: '127.0.0.1:0', ADMIN_TOKEN };
   const child = spawn(process.execPath, [RECEIVER, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stderr.on('data', (d) => {
@@ -84,7 +99,20 @@ async function startReceiver(dir) {
       reject(new Error(`the receiver exited (${code}):\n${log}`));
     });
   });
-  return { url, env, dbPath: env.DATABASE_PATH, stop: () => child.kill('SIGTERM') };
+  const exited = new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+  return {
+    url,
+    env,
+    dbPath: env.DATABASE_PATH,
+    exited,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await Promise.race([exited, sleep(5000)]);
+    },
+  };
 }
 
 /** Every fixture was generated from one seed: give each its own session, line, message and request ids. */
@@ -136,24 +164,28 @@ function queueLength(dataDir) {
   }
 }
 
-function workersAlive(dataDir) {
+/** Our detached delivery workers for `dataDir` (Linux /proc; elsewhere none are seen). */
+function workerPids(dataDir) {
   let pids;
   try {
     pids = readdirSync('/proc');
   } catch {
-    return false; // not Linux: rely on the queue and the locks
+    return []; // not Linux: rely on the queue and the locks
   }
+  const found = [];
   for (const pid of pids) {
-    if (!/^\d+$/.test(pid)) continue;
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
     try {
       if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('ccflux')) continue;
-      if (readFileSync(`/proc/${pid}/environ`, 'utf8').includes(`CLAUDE_CONFIG_DIR=${dataDir}\0`)) return true;
+      if (readFileSync(`/proc/${pid}/environ`, 'utf8').includes(`CLAUDE_CONFIG_DIR=${dataDir}\0`)) found.push(Number(pid));
     } catch {
       // gone, or not ours
     }
   }
-  return false;
+  return found;
 }
+
+const workersAlive = (dataDir) => workerPids(dataDir).length > 0;
 
 async function waitForDelivery(dataDir) {
   const deadline = Date.now() + QUIET_TIMEOUT_MS;
@@ -238,8 +270,7 @@ async function main() {
   for (const file of [CLI, RECEIVER]) {
     if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\` (npm run demo does it for you)`);
   }
-  const base = mkdtempSync(join(tmpdir(), 'ccflux-demo-'));
-  let receiver;
+  base = mkdtempSync(join(tmpdir(), 'ccflux-demo-'));
   try {
     say(bold('ccflux demo: two recorded Claude Code sessions, the real plugin, a real receiver\n'));
 
@@ -254,7 +285,7 @@ async function main() {
     say(`  token ${token.slice(0, 8)}… (shown once; the device only ever sends it to /token)`);
 
     step('Installing the plugin into a temporary Claude Code data dir…');
-    const dataDir = join(base, '.claude');
+    dataDir = join(base, '.claude');
     mkdirSync(dataDir, { recursive: true });
     writeFileSync(join(dataDir, '.claude.json'), JSON.stringify({ oauthAccount: { emailAddress: EMAIL } }));
     const version = JSON.parse(readFileSync(join(root, 'plugin', '.claude-plugin', 'plugin.json'), 'utf8')).version;
@@ -270,7 +301,10 @@ async function main() {
       CLAUDE_PLUGIN_OPTION_API_TOKEN: token,
       // Loopback receiver without TLS: allowed for local development only.
       CCFLUX_ALLOW_HTTP: '1',
+      // The hooks' spool files and the workers' working folder: inside the folder that is removed.
+      TMPDIR: join(base, 'tmp'),
     };
+    mkdirSync(env.TMPDIR, { mode: 0o700 });
 
     const sessions = [];
     const expected = {};
@@ -308,14 +342,95 @@ async function main() {
     );
     say(dim('"Rust method" sums every assistant line of the main transcript: it repeats multi-line messages, misses subagents and advisor tokens.'));
     process.exitCode = exact ? 0 : 1;
+    if (SERVE) await serve(receiver, exact);
   } finally {
-    receiver?.stop();
-    await sleep(300);
-    rmSync(base, { recursive: true, force: true });
+    await cleanUp();
   }
 }
 
-main().catch((err) => {
+/** Keeps the receiver up until Ctrl-C (or until it stops by itself). */
+async function serve(running, exact) {
+  say();
+  say(bold('The receiver and its dashboard keep running (--serve):'));
+  say(`  dashboard    ${running.url.replace(/\/$/, '')}/admin/`);
+  say(`  admin token  ${ADMIN_TOKEN}`);
+  say(dim('  (this run only: paste it at the login page; it and everything else go away on Ctrl-C)'));
+  say(`Press Ctrl-C to stop: the receiver stops and ${base} is removed.`);
+  serving = true;
+  const keepAlive = setInterval(() => {}, 60_000);
+  await running.exited;
+  clearInterval(keepAlive);
+  if (!stopping) {
+    say(red('The receiver stopped by itself.'));
+    process.exitCode = 1;
+  } else {
+    process.exitCode = exact ? 0 : 1;
+  }
+}
+
+let base;
+let dataDir;
+let receiver;
+let stopping = false;
+let cleaned;
+/** Hook scripts and receiver commands running now: stopped first, so nothing writes after the removal. */
+const children = new Set();
+
+/** Stops the receiver and our workers, then removes the temp folder; once, whoever asks first. */
+function cleanUp() {
+  cleaned ??= (async () => {
+    stopping = true;
+    for (const child of children) child.kill('SIGTERM');
+    await receiver?.stop();
+    if (dataDir) {
+      for (const pid of workerPids(dataDir)) {
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch {
+          // already gone
+        }
+      }
+      for (let i = 0; i < 20 && workersAlive(dataDir); i++) await sleep(100);
+    }
+    if (base) rmSync(base, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+    // A worker that was just starting may have written once more: look again.
+    if (base && dataDir) {
+      await sleep(200);
+      for (const pid of workerPids(dataDir)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      rmSync(base, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+    }
+  })();
+  return cleaned;
+}
+
+/** Ctrl-C (or a SIGTERM) at any point: clean up, then exit — 0 when it ends a --serve, 130 mid-demo. */
+function onSignal(signal) {
+  if (stopping) return;
+  const during = !serving;
+  say();
+  say(dim(`${signal}: stopping and removing ${base ?? 'the temporary folder'}…`));
+  cleanUp().then(
+    () => process.exit(during ? 130 : (process.exitCode ?? 0)),
+    (err) => {
+      process.stderr.write(`demo cleanup failed: ${err instanceof Error ? err.message : err}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+let serving = false;
+
+process.on('SIGINT', () => onSignal('SIGINT'));
+process.on('SIGTERM', () => onSignal('SIGTERM'));
+
+main().catch(async (err) => {
   process.stderr.write(`demo failed: ${err instanceof Error ? err.message : err}\n`);
   process.exitCode = 1;
+  await cleanUp();
 });

@@ -75,6 +75,24 @@ describe('reports the Rust receiver accepts', () => {
     expect((await (await usageRows(rx)))[0]).toMatchObject(expected);
   });
 
+  it('a Rust report with an empty timestamp_utc is stored at its arrival time, signed', async () => {
+    const { rx, access } = await ready();
+    const device = makeDevice();
+    expect((await registerKey(rx, access, device)).status).toBe(200);
+    expect((await postReport(rx, access, rustBody({ timestamp_utc: '' }), device)).status).toBe(200);
+    const [row] = await usageRows(rx);
+    expect(row).toMatchObject({ signed: 1, output_tokens: 200, timestamp_utc: '2026-05-11T03:00:00Z' });
+    rx.clock.advance(60_000);
+    // Resent unchanged (as the Rust device does), it is the same turn: stored once.
+    expect((await postReport(rx, access, rustBody({ timestamp_utc: '' }), device)).status).toBe(200);
+    expect(await usageRows(rx)).toHaveLength(1);
+  });
+
+  it('a timestamp_utc that is not a time is still refused', async () => {
+    const { rx, access } = await ready();
+    expect((await postReport(rx, access, rustBody({ timestamp_utc: 'yesterday' }))).status).toBe(400);
+  });
+
   it('unknown keys inside a model are ignored, and never stored', async () => {
     const { rx, access } = await ready();
     const models = {

@@ -4,26 +4,13 @@
  */
 import { Command, CommanderError } from 'commander';
 import { homedir } from 'node:os';
-import { CcfluxError, ERROR_CODES, type ErrorCode } from '../client/local/errors';
+import { CcfluxError } from '../client/local/errors';
 import { VERSION } from '../version';
 import { COMMANDS } from './commands/index';
-import { type CliContext, type CommandResult, type CommandSpec, EXIT } from './types';
+import { type CliContext, type CommandResult, type CommandSpec, EXIT, exitForError } from './types';
 
 const MIN_NODE_MAJOR = 20;
 const HOOK_COMMAND_NAMES = new Set(COMMANDS.filter((c) => c.hook).map((c) => c.name));
-
-const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
-  [ERROR_CODES.USAGE]: EXIT.usage,
-  [ERROR_CODES.TOKEN_IN_ARGV]: EXIT.usage,
-  [ERROR_CODES.NOT_A_TERMINAL]: EXIT.usage,
-  [ERROR_CODES.CONFIG_MISSING]: EXIT.config,
-  [ERROR_CODES.CONFIG_INVALID]: EXIT.config,
-  [ERROR_CODES.INSECURE_ENDPOINT]: EXIT.config,
-  [ERROR_CODES.TOKEN_REVOKED]: EXIT.auth,
-  [ERROR_CODES.TOKEN_EXCHANGE]: EXIT.auth,
-  [ERROR_CODES.KEY_REVOKED]: EXIT.auth,
-  [ERROR_CODES.NETWORK]: EXIT.network,
-};
 
 export function defaultContext(): CliContext {
   return {
@@ -69,7 +56,7 @@ function renderError(ctx: CliContext, err: unknown, json: boolean): number {
       ctx.stderr.write(`ccflux: ${err.message}\n`);
       if (err.hint) ctx.stderr.write(`  fix: ${err.hint}\n`);
     }
-    return EXIT_BY_CODE[err.code] ?? EXIT.failure;
+    return exitForError(err);
   }
   const message = err instanceof Error ? err.message : String(err);
   if (json) ctx.stdout.write(`${JSON.stringify({ ok: false, error: { code: 'CCFLUX_ERR_INTERNAL', message, hint: null } }, null, 2)}\n`);

@@ -4,6 +4,7 @@
  * and exits.
  */
 import type { Command } from 'commander';
+import { type CcfluxError, ERROR_CODES, type ErrorCode } from '../client/local/errors';
 
 export interface CliContext {
   env: NodeJS.ProcessEnv;
@@ -47,3 +48,21 @@ export const EXIT = {
   network: 5,
   checksFailed: 6,
 } as const;
+
+const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
+  [ERROR_CODES.USAGE]: EXIT.usage,
+  [ERROR_CODES.TOKEN_IN_ARGV]: EXIT.usage,
+  [ERROR_CODES.NOT_A_TERMINAL]: EXIT.usage,
+  [ERROR_CODES.CONFIG_MISSING]: EXIT.config,
+  [ERROR_CODES.CONFIG_INVALID]: EXIT.config,
+  [ERROR_CODES.INSECURE_ENDPOINT]: EXIT.config,
+  [ERROR_CODES.TOKEN_REVOKED]: EXIT.auth,
+  [ERROR_CODES.TOKEN_EXCHANGE]: EXIT.auth,
+  [ERROR_CODES.KEY_REVOKED]: EXIT.auth,
+  [ERROR_CODES.NETWORK]: EXIT.network,
+};
+
+/** The exit code of a user command that failed with `err`. */
+export function exitForError(err: CcfluxError): number {
+  return EXIT_BY_CODE[err.code] ?? EXIT.failure;
+}

@@ -10,7 +10,7 @@ import type { ReportBody } from '../../src/protocol/wire';
 import { CLI_BUNDLE, makeTempDir, type ProcessResult, runCli } from '../helpers/env';
 
 /** The developer's variables that would change what the CLI does. */
-const STRIPPED_ENV = /^(CLAUDE_|CCFLUX_|NODE_OPTIONS$|NODE_EXTRA_CA_CERTS$|HTTPS?_PROXY$|https?_proxy$|VITEST)/;
+const STRIPPED_ENV = /^(CLAUDE_|CCFLUX_|XDG_CONFIG_HOME$|NODE_OPTIONS$|NODE_EXTRA_CA_CERTS$|HTTPS?_PROXY$|https?_proxy$|VITEST)/;
 
 export interface UserEnvOptions {
   home: string;

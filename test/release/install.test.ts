@@ -242,6 +242,27 @@ describe('ccflux install / uninstall commands', () => {
     expect(JSON.parse(removed.out)).toMatchObject({ ok: true, installed: true, dataDir: join(work, 'home', '.claude-work') });
   });
 
+  it('remembers the folder it installed into: status acts on it; uninstall --remove-state forgets it', async () => {
+    const workDir = join(work, 'home', '.claude-work');
+    mkdirSync(workDir);
+    expect((await cli(['install', '--config-dir', '~/.claude-work', '--no-shim'])).code).toBe(0);
+    const remembered = join(work, 'home', '.config', 'ccflux', 'data-dirs.json');
+    expect(readJson(remembered)).toEqual({ version: 1, dataDirs: [workDir] });
+    expect(statSync(remembered).mode & 0o777).toBe(0o600);
+
+    const status = await cli(['status', '--json']);
+    expect(JSON.parse(status.out)).toMatchObject({ dataDir: workDir, dataDirSource: 'remembered' });
+
+    // Off a terminal, with two folders and none named, the refusal names the command for each.
+    const refused = await cli(['install', '--no-shim']);
+    expect(refused.code).toBe(2);
+    expect(refused.err).toContain('`ccflux install --config-dir ~/.claude` or `ccflux install --config-dir ~/.claude-work`');
+
+    expect((await cli(['uninstall', '--remove-state'])).code).toBe(0);
+    expect(readJson(remembered)).toEqual({ version: 1, dataDirs: [] });
+    expect(JSON.parse((await cli(['status', '--json'])).out)).toMatchObject({ dataDir: dataDir, dataDirSource: 'default' });
+  });
+
   it('installs into the only ~/.claude* dir when none is named', async () => {
     const result = await cli(['install']);
     expect(result.code).toBe(0);

@@ -6,6 +6,7 @@
  */
 import {
   checkTurnTime,
+  formatTimestamp,
   HEADERS,
   parseSignatureHeader,
   parseTimestamp,
@@ -22,6 +23,18 @@ import { authenticate, boundedBody, type Route, type RouteDeps, rateLimit, requi
 
 export function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value;
+}
+
+/**
+ * The Rust device sends `timestamp_utc: ""` when no assistant line of the turn had a timestamp, and
+ * the Rust receiver stores that. Refusing it would refuse that report for ever (the device resends
+ * it unchanged), so such a turn is placed at the time it arrives. The signature covers the raw
+ * body, which is unchanged. Pure: anything else passes through as it is.
+ */
+export function placeUntimedTurn(value: unknown, now: Date): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const body = value as Record<string, unknown>;
+  return body.timestamp_utc === '' ? { ...body, timestamp_utc: formatTimestamp(now) } : value;
 }
 
 /** What one report comes to: stored, or refused with the status `/report` answers. */
@@ -48,7 +61,7 @@ export async function acceptReport(
     return { status: 403, code };
   };
   const parsed = parseJson(body);
-  const valid = parsed.ok ? validateReport(parsed.value) : ({ ok: false, error: 'body is not JSON' } as const);
+  const valid = parsed.ok ? validateReport(placeUntimedTurn(parsed.value, deps.now())) : ({ ok: false, error: 'body is not JSON' } as const);
   if (!valid.ok || !reportTextWellFormed(valid.value)) return rejected(valid.ok ? 'strings must be valid Unicode' : valid.error);
   const timeProblem = checkTurnTime(valid.value.timestamp_utc, deps.now());
   if (timeProblem !== null) return rejected(timeProblem);

@@ -31,8 +31,15 @@ export function translate(sql: string): { text: string; names: string[] } {
       /SELECT name FROM pragma_table_info\('(\w+)'\)/g,
       "SELECT column_name AS name FROM information_schema.columns WHERE table_name = '$1' AND table_schema = current_schema()",
     )
-    .replace(/\bAS ([a-z]+[A-Z]\w*)/g, 'AS "$1"')
     .replace(/(?<![.\w"])user(?![\w"])/g, '"user"');
+  // A mixed-case alias is quoted where it is declared and wherever else it is named (ORDER BY
+  // lastAt): unquoted, PostgreSQL folds it to lower case and finds no such column.
+  const aliases = new Set<string>();
+  text = text.replace(/\bAS ([a-z]+[A-Z]\w*)/g, (_, alias: string) => {
+    aliases.add(alias);
+    return `AS "${alias}"`;
+  });
+  for (const alias of aliases) text = text.replace(new RegExp(`(?<![.\\w"])${alias}(?![\\w"])`, 'g'), `"${alias}"`);
   const out = { text, names };
   cache.set(sql, out);
   return out;

@@ -6,7 +6,7 @@
  */
 import { formatTimestamp } from '../../protocol/wire';
 import { CONFIGURE_HINT, loadCredentials, validateEndpoint } from '../../client/local/credentials';
-import { requireExistingDataDir, resolveDataDir } from '../../client/local/data-dirs';
+import { displayPath } from '../../client/local/data-dirs';
 import {
   type DeliverDeps,
   type DeliverProgress,
@@ -25,6 +25,7 @@ import { createFsQueue } from '../../client/deliver/queue';
 import { readStoredOptions } from '../../client/local/plugin-store';
 import { createTransport } from '../../client/deliver/transport';
 import { createProgress, type Progress, progressMode } from '../progress';
+import { errorJson, forEachDataDir, onlyOutcome, READ_DIR_HELP, readTargets, sections, worstExit } from '../targets';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
 
 /**
@@ -116,9 +117,7 @@ function plural(n: number, word: string): string {
 }
 
 /** Says plainly what is wrong before touching the queue (the deliverer would only log it). */
-async function checkCanDeliver(ctx: CliContext, options: Record<string, unknown>): Promise<StatePaths> {
-  const { dataDir, source } = await resolveDataDir({ configDir: options.configDir as string | undefined, env: ctx.env, home: ctx.home, cwd: ctx.cwd });
-  await requireExistingDataDir(dataDir, source, ctx.home);
+async function checkCanDeliver(ctx: CliContext, dataDir: string): Promise<StatePaths> {
   const paths = statePaths(dataDir);
   const credentials = await loadCredentials({ env: ctx.env, paths });
   if (!credentials) throw await noCredentialsError(dataDir);
@@ -204,9 +203,8 @@ function summaryResult(outcome: DeliverySummary, thisRunError: string | null, re
   };
 }
 
-async function run(ctx: CliContext, options: Record<string, unknown>): Promise<CommandResult> {
-  const json = options.json === true;
-  const paths = await checkCanDeliver(ctx, options);
+async function flushOne(ctx: CliContext, dataDir: string, json: boolean): Promise<CommandResult> {
+  const paths = await checkCanDeliver(ctx, dataDir);
 
   const log = createLogger(paths, ctx.now);
   const queue = createFsQueue(paths, { log, now: ctx.now });
@@ -228,13 +226,35 @@ async function run(ctx: CliContext, options: Record<string, unknown>): Promise<C
   }
 }
 
+/** Each folder in turn (the one named, or every one set up), a section each; the sums on top. */
+async function run(ctx: CliContext, options: Record<string, unknown>): Promise<CommandResult> {
+  const { dataDirs } = await readTargets(ctx, options.configDir);
+  const outcomes = await forEachDataDir(dataDirs, (dataDir) => flushOne(ctx, dataDir, options.json === true));
+  const only = onlyOutcome(outcomes);
+  if (only) return only;
+  const sum = (key: 'delivered' | 'stillQueued' | 'rejected') =>
+    outcomes.reduce((n, o) => n + (((o.result?.json as Record<string, unknown> | undefined)?.[key] as number | undefined) ?? 0), 0);
+  const exitCode = worstExit(outcomes);
+  return {
+    exitCode,
+    human: sections(outcomes, (dataDir) => `${displayPath(dataDir, ctx.home)}:`),
+    json: {
+      ok: exitCode === EXIT.ok,
+      delivered: sum('delivered'),
+      stillQueued: sum('stillQueued'),
+      rejected: sum('rejected'),
+      dataDirs: outcomes.map((o) => (o.error ? errorJson(o.dataDir, o.error) : { dataDir: o.dataDir, ...(o.result?.json as object) })),
+    },
+  };
+}
+
 export const flushCommand: CommandSpec = {
   name: 'flush',
   summary: 'Deliver the queued reports now (stops at the first answer that says wait)',
   example: 'ccflux flush\nccflux flush --json',
   configure(cmd) {
     cmd
-      .option('--config-dir <dir>', 'Claude Code data folder (default: $CLAUDE_CONFIG_DIR, else ~/.claude)')
+      .option('--config-dir <dir>', READ_DIR_HELP)
       .option('--json', 'print the outcome as JSON (no progress bar)');
   },
   run,

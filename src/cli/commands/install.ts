@@ -3,36 +3,11 @@
  * data dir and enables it, without a marketplace. `src/client/commands/install.ts` does the work.
  */
 import { join } from 'node:path';
-import { type DataDirCandidate, displayPath, resolveDataDir } from '../../client/local/data-dirs';
-import { CcfluxError, ERROR_CODES } from '../../client/local/errors';
+import { displayPath } from '../../client/local/data-dirs';
 import { findRunningPluginRoot, type InstallResult, installPlugin, readPluginFolder } from '../../client/commands/install';
 import { installShim, type ShimResult } from '../../client/commands/shim';
-import { dataDirMenu, isInteractive } from '../prompt';
+import { chooseSetupDir, rememberSetup, SETUP_DIR_HELP } from '../targets';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
-
-/**
- * The data dir to act on: `--config-dir`, else `CLAUDE_CONFIG_DIR`, else the one `~/.claude*`
- * folder; with several, the user picks on a terminal, and elsewhere it is an error listing them.
- * `prefer` narrows several candidates to the relevant ones (uninstall: where ccflux is installed).
- */
-export async function chooseDataDir(
-  ctx: CliContext,
-  configDir: unknown,
-  prefer?: (candidates: DataDirCandidate[]) => Promise<DataDirCandidate[]>,
-): Promise<string> {
-  const interactive = isInteractive(ctx);
-  const { dataDir, source, candidates } = await resolveDataDir(
-    { configDir: typeof configDir === 'string' ? configDir : undefined, env: ctx.env, home: ctx.home, cwd: ctx.cwd },
-    interactive ? { pick: dataDirMenu(ctx, ctx.home) } : {},
-  );
-  if (source !== 'default' || candidates.length <= 1) return dataDir;
-  const preferred = prefer ? await prefer(candidates) : candidates;
-  if (preferred.length === 1) return (preferred[0] as DataDirCandidate).path;
-  const list = candidates.map((c) => displayPath(c.path, ctx.home)).join(', ');
-  throw new CcfluxError(ERROR_CODES.USAGE, `several Claude Code data dirs exist (${list}) and none was named`, {
-    hint: 'name one: --config-dir <dir> (or set CLAUDE_CONFIG_DIR)',
-  });
-}
 
 function runnerLine(result: InstallResult): string {
   if (result.runner === 'binary') return 'the platform binary in bin/';
@@ -66,8 +41,9 @@ function summary(result: InstallResult, home: string, shim: ShimResult | null): 
 async function run(ctx: CliContext, options: Record<string, unknown>): Promise<CommandResult> {
   const from = typeof options.from === 'string' ? options.from : await findRunningPluginRoot(ctx.selfCommand);
   const source = await readPluginFolder(from);
-  const dataDir = await chooseDataDir(ctx, options.configDir);
+  const dataDir = await chooseSetupDir(ctx, options.configDir, { retry: (dir) => `ccflux install --config-dir ${dir}` });
   const result = await installPlugin({ dataDir, source, platform: process.platform, arch: process.arch, now: ctx.now });
+  await rememberSetup(ctx, dataDir);
   const shim =
     options.shim === false
       ? null
@@ -83,7 +59,7 @@ export const installCommand: CommandSpec = {
   example: ['ccflux install', 'ccflux install --config-dir ~/.claude-work', '~/Downloads/ccflux-plugin/bin/ccflux-linux-x64 install'].join('\n'),
   configure(cmd) {
     cmd
-      .option('--config-dir <dir>', 'Claude Code data dir (default: $CLAUDE_CONFIG_DIR, else ~/.claude; asks when several ~/.claude* exist)')
+      .option('--config-dir <dir>', SETUP_DIR_HELP)
       .option('--from <dir>', 'plugin folder to install (default: the one this ccflux runs from)')
       .option('--no-shim', 'do not put a `ccflux` command in ~/.local/bin (a symlink to the installed plugin\'s bin/ccflux)')
       .option('--json', 'print the result as JSON');

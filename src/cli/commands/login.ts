@@ -4,10 +4,11 @@
  * hidden prompt or from stdin (`--token-stdin`), never from argv.
  */
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { Option } from 'commander';
 import { exchangeToken, saveTokenCache } from '../../client/deliver/auth';
 import { loadCredentials, validateEndpoint, writeConfig } from '../../client/local/credentials';
-import { displayPath, resolveDataDir } from '../../client/local/data-dirs';
+import { type DataDirSource, displayPath } from '../../client/local/data-dirs';
 import { registerDeviceKey } from '../../client/deliver/drain';
 import { CcfluxError, ERROR_CODES } from '../../client/local/errors';
 import { ensurePrivateDir, readTextIfExists } from '../../client/local/fsx';
@@ -16,7 +17,8 @@ import { createLogger } from '../../client/local/log';
 import { type LoginPorts, performLogin, refuseTokenInArgv, loginSummary } from '../../client/commands/login';
 import { statePaths } from '../../client/local/paths';
 import { createTransport } from '../../client/deliver/transport';
-import { dataDirMenu, isInteractive, promptHidden, promptVisible, readStdinLine } from '../prompt';
+import { isInteractive, promptHidden, promptVisible, readStdinLine } from '../prompt';
+import { chooseSetupDir, rememberSetup, SETUP_DIR_HELP } from '../targets';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
 
 async function existingEndpoint(paths: ReturnType<typeof statePaths>): Promise<{ exists: boolean; endpoint: string | null }> {
@@ -70,15 +72,26 @@ async function readToken(ctx: CliContext, fromStdin: boolean): Promise<string> {
   return promptHidden(ctx, 'Refresh token');
 }
 
+/** The same login with `--config-dir` filled in (never the token: it is read again from stdin). */
+function retryCommand(dir: string, options: Record<string, unknown>): string {
+  const endpoint = typeof options.endpoint === 'string' && options.endpoint !== '' ? ` --endpoint ${options.endpoint}` : '';
+  return `ccflux login --config-dir ${dir}${endpoint}${options.tokenStdin === true ? ' --token-stdin < token.txt' : ''}`;
+}
+
+/** How the folder was decided, for `--json` (docs/commands.md). */
+function dataDirSource(ctx: CliContext, configDir: unknown, dataDir: string): DataDirSource {
+  if (typeof configDir === 'string' && configDir !== '') return 'flag';
+  if (ctx.env.CLAUDE_CONFIG_DIR) return 'env';
+  return dataDir === join(ctx.home, '.claude') ? 'default' : 'chosen';
+}
+
 async function run(ctx: CliContext, options: Record<string, unknown>, args: string[]): Promise<CommandResult> {
   refuseTokenInArgv(args, options);
   const fromStdin = options.tokenStdin === true;
   const interactive = isInteractive(ctx) && !fromStdin;
 
-  const { dataDir, source } = await resolveDataDir(
-    { configDir: options.configDir as string | undefined, env: ctx.env, home: ctx.home, cwd: ctx.cwd },
-    interactive ? { pick: dataDirMenu(ctx, ctx.home) } : {},
-  );
+  const dataDir = await chooseSetupDir(ctx, options.configDir, { interactive, retry: (dir) => retryCommand(dir, options) });
+  const source = dataDirSource(ctx, options.configDir, dataDir);
   const paths = statePaths(dataDir);
   const current = await existingEndpoint(paths);
 
@@ -113,6 +126,7 @@ async function run(ctx: CliContext, options: Record<string, unknown>, args: stri
 
   try {
     const outcome = await performLogin({ endpoint, refreshToken: token, configPath: paths.config, replacing: current.exists }, ports);
+    await rememberSetup(ctx, dataDir);
     log.activity(
       `login: credentials for ${outcome.endpoint} saved to config.json; device key ${outcome.key.fingerprint} ${outcome.key.registered ? 'registered' : 'not registered'}`,
     );
@@ -147,7 +161,7 @@ export const loginCommand: CommandSpec = {
     cmd
       .option('--endpoint <url>', 'receiver URL (https://host or https://host/report); asked for when missing')
       .option('--token-stdin', 'read the refresh token from the first line of standard input instead of a hidden prompt')
-      .option('--config-dir <dir>', 'Claude Code data folder to configure (default: $CLAUDE_CONFIG_DIR, else ~/.claude)')
+      .option('--config-dir <dir>', SETUP_DIR_HELP)
       .option('--json', 'print the result as JSON (never contains the token)')
       // Accepted only to be refused with a clear error: a token on the command line is readable by others.
       .addOption(new Option('--token <token>').hideHelp())

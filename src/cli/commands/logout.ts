@@ -5,11 +5,13 @@
  */
 import { lstat, unlink } from 'node:fs/promises';
 import { loadCredentials } from '../../client/local/credentials';
-import { displayPath, resolveDataDir } from '../../client/local/data-dirs';
+import { displayPath } from '../../client/local/data-dirs';
+import { CcfluxError, ERROR_CODES } from '../../client/local/errors';
 import { createLogger, nullLogger } from '../../client/local/log';
 import { statePaths } from '../../client/local/paths';
 import { createFsQueue } from '../../client/deliver/queue';
 import { isInteractive, promptConfirm } from '../prompt';
+import { readTargets } from '../targets';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
 
 interface Item {
@@ -26,9 +28,19 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** The folder named, else the one set up; with several set up, removing from all at once is not guessed. */
+async function oneTarget(ctx: CliContext, configDir: unknown): Promise<string> {
+  const { dataDirs } = await readTargets(ctx, configDir);
+  if (dataDirs.length === 1) return dataDirs[0] as string;
+  const shown = dataDirs.map((d) => displayPath(d, ctx.home));
+  throw new CcfluxError(ERROR_CODES.USAGE, `ccflux is set up in several data folders (${shown.join(', ')}); nothing was removed`, {
+    hint: `name the one to log out of: ${shown.map((d) => `\`ccflux logout --config-dir ${d}\``).join(' or ')}`,
+  });
+}
+
 async function run(ctx: CliContext, options: Record<string, unknown>): Promise<CommandResult> {
   const forgetKey = options.forgetKey === true;
-  const { dataDir } = await resolveDataDir({ configDir: options.configDir as string | undefined, env: ctx.env, home: ctx.home, cwd: ctx.cwd });
+  const dataDir = await oneTarget(ctx, options.configDir);
   const paths = statePaths(dataDir);
   const show = (path: string) => displayPath(path, ctx.home);
 
@@ -113,7 +125,7 @@ export const logoutCommand: CommandSpec = {
     cmd
       .option('--forget-key', 'also remove the device signing key and its registration markers (a new key is made and registered next time)')
       .option('-y, --yes', 'do not ask for confirmation on a terminal')
-      .option('--config-dir <dir>', 'Claude Code data folder (default: $CLAUDE_CONFIG_DIR, else ~/.claude)')
+      .option('--config-dir <dir>', 'Claude Code data folder (default: $CLAUDE_CONFIG_DIR, else the one folder `ccflux login` or `ccflux install` set up, else ~/.claude; with several set up, name one)')
       .option('--json', 'print what was removed as JSON');
   },
   run,

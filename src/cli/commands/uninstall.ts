@@ -7,7 +7,7 @@ import { displayPath } from '../../client/local/data-dirs';
 import { installStatus, LOCAL_PLUGIN_ID, type UninstallResult, uninstallPlugin } from '../../client/commands/install';
 import { isInteractive, promptConfirm } from '../prompt';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT } from '../types';
-import { chooseDataDir } from './install';
+import { chooseSetupDir, forgetSetup } from '../targets';
 
 function summary(result: UninstallResult, home: string): string {
   const where = displayPath(result.dataDir, home);
@@ -25,9 +25,12 @@ function summary(result: UninstallResult, home: string): string {
 }
 
 async function run(ctx: CliContext, options: Record<string, unknown>): Promise<CommandResult> {
-  const dataDir = await chooseDataDir(ctx, options.configDir, async (candidates) => {
-    const statuses = await Promise.all(candidates.map(async (c) => ({ c, s: await installStatus(c.path) })));
-    return statuses.filter(({ s }) => s.installed).map(({ c }) => c);
+  const dataDir = await chooseSetupDir(ctx, options.configDir, {
+    retry: (dir) => `ccflux uninstall --config-dir ${dir}`,
+    prefer: async (candidates) => {
+      const statuses = await Promise.all(candidates.map(async (c) => ({ c, s: await installStatus(c.path) })));
+      return statuses.filter(({ s }) => s.installed).map(({ c }) => c);
+    },
   });
   const status = await installStatus(dataDir);
   let removeState = options.removeState === true;
@@ -36,6 +39,8 @@ async function run(ctx: CliContext, options: Record<string, unknown>): Promise<C
     removeState = await promptConfirm(ctx, `Also delete ccflux's state in ${displayPath(status.stateDir, ctx.home)} (device signing key${pending})?`);
   }
   const result = await uninstallPlugin({ dataDir, removeState });
+  // Nothing of ccflux left there: status, doctor and flush stop looking at it.
+  if (result.stateRemoved || !result.stateExists) await forgetSetup(ctx, dataDir);
   return { exitCode: EXIT.ok, human: summary(result, ctx.home), json: { ok: true, pluginId: LOCAL_PLUGIN_ID, ...result } };
 }
 

@@ -257,6 +257,8 @@ function sourceWords(source: DataDirSource): string {
       return 'chosen';
     case 'default':
       return 'default';
+    case 'remembered':
+      return 'set up with ccflux login/install';
   }
 }
 

@@ -10,7 +10,8 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { CcfluxError, ERROR_CODES } from './errors';
 import { STATE_DIR_NAME } from './paths';
 
-export type DataDirSource = 'flag' | 'env' | 'default' | 'chosen';
+/** `remembered`: set up earlier by `ccflux login` / `ccflux install` (see remembered.ts). */
+export type DataDirSource = 'flag' | 'env' | 'default' | 'chosen' | 'remembered';
 
 export interface DataDirCandidate {
   /** Absolute path of a `~/.claude*` folder. */
@@ -54,6 +55,17 @@ export function decideDataDir(
   const defaultDir = join(request.home, '.claude');
   if (interactive && candidates.length > 1) return { kind: 'ask', candidates, defaultDir };
   return { kind: 'resolved', dataDir: defaultDir, source: 'default' };
+}
+
+/**
+ * The data dirs `status`, `doctor` and `flush` act on: the one named by `--config-dir` or
+ * `CLAUDE_CONFIG_DIR`; else every remembered one (each gets its own section); else `~/.claude`.
+ */
+export function decideTargetDataDirs(request: DataDirRequest, remembered: string[]): { dataDirs: string[]; source: DataDirSource } {
+  const named = decideDataDir(request, [], false);
+  if (named.kind === 'resolved' && named.source !== 'default') return { dataDirs: [named.dataDir], source: named.source };
+  if (remembered.length > 0) return { dataDirs: [...remembered], source: 'remembered' };
+  return { dataDirs: [join(request.home, '.claude')], source: 'default' };
 }
 
 /** Caps the scan of the home folder; nobody has this many Claude Code profiles. */
