@@ -1,7 +1,11 @@
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ReportBody } from '../../src/protocol/wire';
+import { parseFilter } from '../src/admin/filters';
+import { type GroupRow, pricePeriods, priceGroup, rollupSpan } from '../src/admin/queries';
 import { openDatabase } from '../src/db/open';
+import { emptyTotal, PriceBook } from '../src/prices/cost';
+import { SHIPPED_PRICES } from '../src/prices/table';
 import { MIGRATIONS } from '../src/db/schema';
 import { SqliteStore, type Store } from '../src/store';
 import type { AuthContext } from '../src/store/types';
@@ -223,3 +227,144 @@ describe(`usage rollups (${BACKEND})`, () => {
     expect(a.byUser).toEqual(b.byUser);
   });
 });
+
+describe('rollupSpan and pricePeriods', () => {
+  it('read whole days from the daily rollup and the partial first and last day by the hour', () => {
+    expect(rollupSpan('2026-05-10T13:27:05Z', '2026-05-12T07:42:00Z')).toEqual({
+      dayFrom: '2026-05-11',
+      dayTo: '2026-05-12',
+      headFrom: '2026-05-10T13',
+      headTo: '2026-05-11T00',
+      tailFrom: '2026-05-12T00',
+      tailTo: '2026-05-12T08',
+    });
+    expect(rollupSpan('2026-05-10T00:00:00Z', '2026-05-12T00:00:00Z')).toMatchObject({ dayFrom: '2026-05-10', dayTo: '2026-05-12', headFrom: '2026-05-10T00', headTo: '2026-05-10T00' });
+    expect(rollupSpan('2026-05-10T03:10:00Z', '2026-05-10T09:00:00Z')).toEqual({ dayFrom: '', dayTo: '', headFrom: '2026-05-10T03', headTo: '2026-05-10T09', tailFrom: '', tailTo: '' });
+  });
+
+  it('cut a span at each price change inside it, and nowhere else', () => {
+    const span = rollupSpan('2026-05-10T13:00:00Z', '2026-05-12T07:00:00Z');
+    expect(pricePeriods(span, CHANGING_BOOK).map((p) => [p.day, p.span])).toEqual([
+      ['2026-05-10', { dayFrom: '', dayTo: '', headFrom: '2026-05-10T13', headTo: '2026-05-11T00', tailFrom: '', tailTo: '' }],
+      ['2026-05-11', { dayFrom: '2026-05-11', dayTo: '2026-05-12', headFrom: '', headTo: '', tailFrom: '2026-05-12T00', tailTo: '2026-05-12T07' }],
+    ]);
+    expect(pricePeriods(rollupSpan('2026-06-01T00:00:00Z', '2026-06-03T00:00:00Z'), CHANGING_BOOK)).toHaveLength(1);
+  });
+});
+
+/** The shipped prices, with Sonnet 4.6 at twice the price from 2026-05-11 (a change mid-range). */
+const CHANGING_BOOK = new PriceBook({
+  source: 'test',
+  families: SHIPPED_PRICES.families.map((f) =>
+    f.ids.includes('claude-sonnet-4-6')
+      ? {
+          ...f,
+          prices: [
+            ...f.prices,
+            {
+              ...f.prices[f.prices.length - 1]!,
+              from: '2026-05-11',
+              input: 2 * f.prices[f.prices.length - 1]!.input,
+              output: 2 * f.prices[f.prices.length - 1]!.output,
+              cacheRead: 2 * f.prices[f.prices.length - 1]!.cacheRead,
+            },
+          ],
+        }
+      : f,
+  ),
+});
+
+describe(`views from the rollups (${BACKEND})`, () => {
+  const disposers: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const d of disposers.splice(0)) await d();
+  });
+
+  it('show what the raw rows give, to the hour, across a price change', async () => {
+    const clock = new Clock();
+    const fresh = await freshStore(BACKEND, clock.now);
+    disposers.push(() => fresh.dispose());
+    const auths = await users(fresh.store);
+    for (const { userIndex, report } of randomReports(23, 400)) {
+      await fresh.store.insertReport(auths[userIndex]!, report, { deviceId: 'd', signed: false });
+    }
+    const raw = plain(await sqlRows(fresh.store, 'SELECT * FROM usage_events ORDER BY id')) as unknown as RawRow[];
+    const firstOf = (key: (r: RawRow) => string) => {
+      const seen = new Set<string>();
+      return new Set(raw.filter((r) => !seen.has(key(r)) && seen.add(key(r)) !== undefined).map((r) => r.id));
+    };
+    const firstTurn = firstOf((r) => `${r.user_id}/${r.session_id}/${r.turn_index}`);
+    const firstSession = firstOf((r) => `${r.user_id}/${r.session_id}`);
+    const now = new Date('2026-05-12T07:27:00Z');
+    const cases = [
+      parseFilter(new URLSearchParams('range=custom&from=2026-05-10&to=2026-05-11'), now.getTime()),
+      parseFilter(new URLSearchParams('range=24h'), now.getTime()),
+      parseFilter(new URLSearchParams('range=7d'), now.getTime()),
+      parseFilter(new URLSearchParams('range=24h&model=claude-sonnet-4-6'), now.getTime()),
+    ];
+    for (const filter of cases) {
+      const data = await fresh.store.dashboard(now, { filter, prices: CHANGING_BOOK });
+      // The range read to whole hours, as documented.
+      const from = `${filter.fromIso.slice(0, 13)}:00:00Z`;
+      const to = new Date(Math.ceil(Date.parse(filter.toIso) / 3600_000) * 3600_000).toISOString().replace('.000', '');
+      const rows = raw.filter((r) => r.timestamp_utc >= from && r.timestamp_utc < to && (filter.model === null || r.model === filter.model));
+      expect(rows.length).toBeGreaterThan(0);
+      for (const a of auths) {
+        const mine = rows.filter((r) => r.user_id === a.userId);
+        const groups = new Map<string, GroupRow>();
+        for (const r of mine) {
+          const key = `${r.model}/${r.timestamp_utc.slice(0, 10)}`;
+          const g = groups.get(key) ?? { user: a.email, division: '', model: r.model, day: r.timestamp_utc.slice(0, 10), input: 0, output: 0, cacheRead: 0, cacheWrite: 0, cw5m: 0, cw1h: 0, unsplit: 0, webSearch: 0, turns: 0 };
+          g.input += r.input_tokens;
+          g.output += r.output_tokens;
+          g.cacheRead += r.cache_read_tokens;
+          g.cacheWrite += r.cache_write_tokens;
+          const split = r.cache_write_5m_tokens !== null && r.cache_write_1h_tokens !== null;
+          g.cw5m += r.cache_write_5m_tokens ?? 0;
+          g.cw1h += r.cache_write_1h_tokens ?? 0;
+          g.unsplit += split ? 0 : r.cache_write_tokens;
+          g.webSearch += r.web_search_requests ?? 0;
+          groups.set(key, g);
+        }
+        const cost = emptyTotal();
+        for (const g of groups.values()) priceGroup(CHANGING_BOOK, g, cost);
+        const row = data.byUser.find((u) => u.key === a.email);
+        if (mine.length === 0) {
+          expect(row).toBeUndefined();
+          continue;
+        }
+        expect(row, `${filter.range} ${a.email}`).toBeDefined();
+        expect(row!.input).toBe(mine.reduce((n, r) => n + r.input_tokens, 0));
+        expect(row!.cacheRead).toBe(mine.reduce((n, r) => n + r.cache_read_tokens, 0));
+        expect(row!.cost.usd).toBeCloseTo(cost.usd, 9);
+        expect(row!.cost.estimated).toBe(cost.estimated);
+        if (filter.model === null) {
+          expect(row!.turns).toBe(mine.filter((r) => firstTurn.has(r.id)).length);
+          expect(row!.sessions).toBe(mine.filter((r) => firstSession.has(r.id)).length);
+        } else {
+          expect(row!.turns).toBe(mine.length);
+        }
+        expect(row!.lastSeen).toBe(mine.map((r) => r.timestamp_utc).sort().at(-1));
+      }
+      expect(data.summary.input).toBe(rows.reduce((n, r) => n + r.input_tokens, 0));
+      expect(data.days.reduce((n, d) => n + d.input, 0)).toBe(data.summary.input);
+      expect(data.days.reduce((n, d) => n + (d.cost?.usd ?? 0), 0)).toBeCloseTo(data.summary.cost.usd, 9);
+    }
+  });
+});
+
+interface RawRow {
+  id: number;
+  user_id: number;
+  session_id: string;
+  turn_index: number;
+  model: string;
+  timestamp_utc: string;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cache_write_tokens: number;
+  cache_write_5m_tokens: number | null;
+  cache_write_1h_tokens: number | null;
+  web_search_requests: number | null;
+}
