@@ -216,20 +216,24 @@ const TURN_KEY = `e.session_id || '/' || e.turn_index`;
 
 const ROLLUP_COLS = `r.user_id, r.model, r.input, r.output, r.cache_read, r.cache_write, r.cw5m, r.cw1h, r.unsplit,
   r.web_search, r.model_turns, r.turns, r.sessions, r.model_sessions, r.last_at`;
-// The filters inside each part, so each reads only its index range (and one user's rows for @user).
+// The filters inside each part, so each reads only its run of days (hours). With a user, each
+// part reads through the (user_id, day|hour) index instead: the `…User` texts below.
 const ROLLUP_WHERE = `
       AND (@model IS NULL OR r.model = @model)
-      AND (@user IS NULL OR r.user_id = (SELECT id FROM users WHERE email = @user))
+      AND (@division IS NULL OR r.user_id IN (SELECT id FROM users WHERE division = @division))`;
+const ROLLUP_WHERE_USER = `
+      AND r.user_id = (SELECT id FROM users WHERE email = @user)
+      AND (@model IS NULL OR r.model = @model)
       AND (@division IS NULL OR r.user_id IN (SELECT id FROM users WHERE division = @division))`;
 
 /** The rollup rows of a span (`RollupSpan`): whole days, and the hours of a partial first and last day. */
-const FROM_ROLLUPS = `
+const fromRollups = (where: string) => `
   FROM (
     SELECT ${ROLLUP_COLS}, r.day AS day FROM usage_daily r
-    WHERE r.day >= @dayFrom AND r.day < @dayTo ${ROLLUP_WHERE}
+    WHERE r.day >= @dayFrom AND r.day < @dayTo ${where}
     UNION ALL
     SELECT ${ROLLUP_COLS}, substr(r.hour, 1, 10) AS day FROM usage_hourly r
-    WHERE ((r.hour >= @headFrom AND r.hour < @headTo) OR (r.hour >= @tailFrom AND r.hour < @tailTo)) ${ROLLUP_WHERE}
+    WHERE ((r.hour >= @headFrom AND r.hour < @headTo) OR (r.hour >= @tailFrom AND r.hour < @tailTo)) ${where}
   ) r JOIN users u ON u.id = r.user_id`;
 
 const ROLLUP_SUMS = `
@@ -239,26 +243,35 @@ const ROLLUP_COUNTS = `
   TOTAL(r.model_turns) AS modelTurns, TOTAL(r.turns) AS userTurns, TOTAL(r.sessions) AS sessions,
   TOTAL(r.model_sessions) AS modelSessions, MAX(r.last_at) AS lastSeen`;
 
-const SQL = {
-  // The usage export's and budgets' grain: user × model × UTC day; turns = turns using the model.
-  groups: `SELECT u.email AS user, u.division AS division, r.model AS model, r.day AS day, ${ROLLUP_SUMS},
-      TOTAL(r.model_turns) AS turns
-    ${FROM_ROLLUPS}
+const groupsSql = (where: string) => `SELECT u.email AS user, u.division AS division, r.model AS model, r.day AS day,
+      ${ROLLUP_SUMS}, TOTAL(r.model_turns) AS turns
+    ${fromRollups(where)}
     GROUP BY u.id, u.email, u.division, r.model, r.day
-    ORDER BY day, user, model`,
-  // The views' grain: user × model over one price period.
-  totals: `SELECT u.email AS user, u.division AS division, r.model AS model, ${ROLLUP_SUMS}, ${ROLLUP_COUNTS}
-    ${FROM_ROLLUPS}
-    GROUP BY u.id, u.email, u.division, r.model`,
-  dayTotals: `SELECT r.day AS day, r.model AS model, ${ROLLUP_SUMS}
-    ${FROM_ROLLUPS}
-    GROUP BY r.day, r.model`,
-  windowHours: `SELECT u.email AS user, r.hour AS hour,
+    ORDER BY day, user, model`;
+const totalsSql = (where: string) => `SELECT u.email AS user, u.division AS division, r.model AS model, ${ROLLUP_SUMS}, ${ROLLUP_COUNTS}
+    ${fromRollups(where)}
+    GROUP BY u.id, u.email, u.division, r.model`;
+const dayTotalsSql = (where: string) => `SELECT r.day AS day, r.model AS model, ${ROLLUP_SUMS}
+    ${fromRollups(where)}
+    GROUP BY r.day, r.model`;
+const windowHoursSql = (where: string) => `SELECT u.email AS user, r.hour AS hour,
       TOTAL(r.input + r.output + r.cache_read + r.cache_write) AS tokens,
       TOTAL(CASE WHEN @model IS NULL THEN r.turns ELSE r.model_turns END) AS turns
     FROM usage_hourly r JOIN users u ON u.id = r.user_id
-    WHERE r.hour >= @headFrom AND r.hour < @tailTo ${ROLLUP_WHERE}
-    GROUP BY u.id, u.email, r.hour`,
+    WHERE r.hour >= @headFrom AND r.hour < @tailTo ${where}
+    GROUP BY u.id, u.email, r.hour`;
+
+const SQL = {
+  // The usage export's and budgets' grain: user × model × UTC day; turns = turns using the model.
+  groups: groupsSql(ROLLUP_WHERE),
+  groupsUser: groupsSql(ROLLUP_WHERE_USER),
+  // The views' grain: user × model over one price period.
+  totals: totalsSql(ROLLUP_WHERE),
+  totalsUser: totalsSql(ROLLUP_WHERE_USER),
+  dayTotals: dayTotalsSql(ROLLUP_WHERE),
+  dayTotalsUser: dayTotalsSql(ROLLUP_WHERE_USER),
+  windowHours: windowHoursSql(ROLLUP_WHERE),
+  windowHoursUser: windowHoursSql(ROLLUP_WHERE_USER),
   userCounts: `SELECT COUNT(*) AS users, COALESCE(SUM(CASE WHEN revoked_at IS NULL THEN 1 ELSE 0 END), 0) AS activeUsers FROM users`,
   activeDevices: `SELECT COUNT(*) AS n FROM device_keys k JOIN users u ON u.id = k.user_id
     WHERE k.revoked_at IS NULL AND u.revoked_at IS NULL`,
@@ -267,7 +280,7 @@ const SQL = {
       e.model AS model, e.input_tokens AS input, e.output_tokens AS output, e.cache_read_tokens AS cacheRead,
       e.cache_write_tokens AS cacheWrite, e.signed AS signed, e.plugin_version AS pluginVersion
     ${FROM_FILTERED}
-    ORDER BY e.id DESC LIMIT @limit OFFSET @offset`,
+    ORDER BY e.timestamp_utc DESC, e.id DESC LIMIT @limit OFFSET @offset`,
   sessions: `SELECT e.session_id AS sessionId, MIN(e.timestamp_utc) AS firstAt, MAX(e.timestamp_utc) AS lastAt,
       COUNT(DISTINCT ${TURN_KEY}) AS turns, GROUP_CONCAT(DISTINCT e.model) AS models, ${TOKEN_SUMS}
     ${FROM_USER}
@@ -306,7 +319,7 @@ const SQL = {
     ORDER BY v LIMIT 1000`,
   // /metrics: all-time totals per model × division over one price period, and per user × model.
   metricTotals: `SELECT r.model AS model, u.division AS division, '' AS user, ${ROLLUP_SUMS}, 0 AS turns
-    ${FROM_ROLLUPS}
+    ${fromRollups(ROLLUP_WHERE)}
     GROUP BY r.model, u.division`,
   metricUserTotals: `SELECT u.email AS user, r.model AS model, TOTAL(r.input) AS input, TOTAL(r.output) AS output,
       TOTAL(r.cache_read) AS cacheRead, TOTAL(r.cache_write) AS cacheWrite
@@ -507,6 +520,9 @@ export function createQueries(db: SqlReader): AdminQueries {
   const filterOnly = (p: FilterParams) => ({ user: p.user, model: p.model, division: p.division });
 
   /** Rows of `key` for every price period of a filter, each row's `day` the period's first day. */
+  /** The text of a rollup query for a filter: through the user index when it names a user. */
+  const forUser = (p: { user: string | null }, key: 'groups' | 'totals' | 'dayTotals' | 'windowHours') =>
+    p.user === null ? key : (`${key}User` as const);
   const perPeriod = async <T extends { day: string }>(key: keyof typeof SQL, p: FilterParams, book: PriceBook): Promise<T[]> => {
     const out: T[] = [];
     for (const period of pricePeriods(rollupSpan(p.from, p.to), book)) {
@@ -520,9 +536,9 @@ export function createQueries(db: SqlReader): AdminQueries {
 
   const groups = async (p: FilterParams, opts: { prices?: PriceBook } = {}): Promise<GroupRow[]> => {
     if (opts.prices !== undefined) {
-      return (await perPeriod<TotalRow>('totals', p, opts.prices)).map((t) => ({ ...t, turns: t.modelTurns }));
+      return (await perPeriod<TotalRow>(forUser(p, 'totals'), p, opts.prices)).map((t) => ({ ...t, turns: t.modelTurns }));
     }
-    return all<GroupRow>('groups', { ...filterOnly(p), ...rollupSpan(p.from, p.to) });
+    return all<GroupRow>(forUser(p, 'groups'), { ...filterOnly(p), ...rollupSpan(p.from, p.to) });
   };
 
   const monthValue = async (book: PriceBook, nowMillis: number): Promise<SeatValue> => {
@@ -544,7 +560,7 @@ export function createQueries(db: SqlReader): AdminQueries {
       if (recent > fromIso) fromIso = recent;
     }
     const params = { ...filterOnly(filterParams(filter)), headFrom: rollupSpan(fromIso, filter.toIso).headFrom, tailTo: span.tailTo !== '' ? span.tailTo : span.headTo };
-    const buckets: HourBucket[] = (await all<{ user: string; hour: string; tokens: number; turns: number }>('windowHours', params)).map((b) => ({
+    const buckets: HourBucket[] = (await all<{ user: string; hour: string; tokens: number; turns: number }>(forUser(filter, 'windowHours'), params)).map((b) => ({
       user: b.user,
       hourMillis: Date.parse(`${b.hour}:00:00Z`),
       tokens: b.tokens,
@@ -606,7 +622,7 @@ export function createQueries(db: SqlReader): AdminQueries {
       const byUser = new Map<string, Bucket>();
       const byModel = new Map<string, Bucket>();
       const byDivision = new Map<string, Bucket>();
-      for (const t of await perPeriod<TotalRow>('totals', p, book)) {
+      for (const t of await perPeriod<TotalRow>(forUser(p, 'totals'), p, book)) {
         const cost = priceGroup(book, t, emptyTotal());
         // Per user and division, a session or turn counts once; per model, once per model.
         const sessions = byModelFilter ? t.modelSessions : t.sessions;
@@ -625,7 +641,7 @@ export function createQueries(db: SqlReader): AdminQueries {
       for (const row of byModel.values()) row.label = book.family(row.key)?.family ?? null;
 
       const byDay = new Map<string, DayRow & { cost: CostTotal }>();
-      for (const g of await all<GroupRow>('dayTotals', { ...filterOnly(p), ...rollupSpan(p.from, p.to) })) {
+      for (const g of await all<GroupRow>(forUser(p, 'dayTotals'), { ...filterOnly(p), ...rollupSpan(p.from, p.to) })) {
         let d = byDay.get(g.day);
         if (d === undefined) {
           d = { day: g.day, ...zeroTokens(), cost: emptyTotal() };

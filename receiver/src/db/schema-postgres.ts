@@ -222,9 +222,9 @@ export const PG_MIGRATIONS: readonly string[] = [
     sessions        BIGINT NOT NULL,
     model_sessions  BIGINT NOT NULL,
     last_at         TEXT COLLATE "C" NOT NULL,
-    PRIMARY KEY (user_id, day, model)
+    PRIMARY KEY (day, user_id, model)
   );
-  CREATE INDEX usage_daily_day ON usage_daily(day);
+  CREATE INDEX usage_daily_user ON usage_daily(user_id, day);
   CREATE INDEX usage_daily_model_day ON usage_daily(model, day);
   CREATE TABLE usage_hourly (
     user_id         BIGINT NOT NULL,
@@ -243,9 +243,9 @@ export const PG_MIGRATIONS: readonly string[] = [
     sessions        BIGINT NOT NULL,
     model_sessions  BIGINT NOT NULL,
     last_at         TEXT COLLATE "C" NOT NULL,
-    PRIMARY KEY (user_id, hour, model)
+    PRIMARY KEY (hour, user_id, model)
   );
-  CREATE INDEX usage_hourly_hour ON usage_hourly(hour);
+  CREATE INDEX usage_hourly_user ON usage_hourly(user_id, hour);
   ${ROLLUP_BACKFILL}
   `,
 ];

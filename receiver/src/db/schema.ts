@@ -292,7 +292,8 @@ export const MIGRATIONS: readonly string[] = [
   `,
   // 9: rollups for the views (issues 11, 13), maintained by insertReport in the same transaction
   // as the raw rows (store/rollup.ts says what each counter means) and backfilled here from the
-  // rows already stored, so an upgraded database shows the same figures. Token sums are REAL, like
+  // rows already stored, so an upgraded database shows the same figures. The day (hour) leads the
+  // key: a view reads a range of days as one run of the table; one user's rows by the user index. Token sums are REAL, like
   // the views' TOTAL: a hostile counter can push a sum past 2^63 but never fails an insert or a
   // view. `usage_events(user_id, received_at)` makes the users table's "last report" an index seek.
   `
@@ -329,9 +330,9 @@ export const MIGRATIONS: readonly string[] = [
     sessions        INTEGER NOT NULL,
     model_sessions  INTEGER NOT NULL,
     last_at         TEXT NOT NULL,
-    PRIMARY KEY (user_id, day, model)
+    PRIMARY KEY (day, user_id, model)
   ) WITHOUT ROWID;
-  CREATE INDEX usage_daily_day ON usage_daily(day);
+  CREATE INDEX usage_daily_user ON usage_daily(user_id, day);
   CREATE INDEX usage_daily_model_day ON usage_daily(model, day);
 
   CREATE TABLE usage_hourly (
@@ -351,9 +352,9 @@ export const MIGRATIONS: readonly string[] = [
     sessions        INTEGER NOT NULL,
     model_sessions  INTEGER NOT NULL,
     last_at         TEXT NOT NULL,
-    PRIMARY KEY (user_id, hour, model)
+    PRIMARY KEY (hour, user_id, model)
   ) WITHOUT ROWID;
-  CREATE INDEX usage_hourly_hour ON usage_hourly(hour);
+  CREATE INDEX usage_hourly_user ON usage_hourly(user_id, hour);
 
   ${ROLLUP_BACKFILL}
   `,

@@ -662,12 +662,12 @@ const INSERT_REPORT_SQL = `
     INSERT INTO usage_daily (user_id, day, model, ${ROLLUP_COLUMNS})
     SELECT $11, $14, v.model, v.input, v.output, v.cache_read, v.cache_write, v.cw5m, v.cw1h, v.unsplit, v.web_search,
       1, v.turns, v.sessions, v.model_sessions, $6 FROM vals v ORDER BY v.model
-    ON CONFLICT (user_id, day, model) DO UPDATE SET ${ROLLUP_SET('usage_daily')}
+    ON CONFLICT (day, user_id, model) DO UPDATE SET ${ROLLUP_SET('usage_daily')}
   ), hourly AS (
     INSERT INTO usage_hourly (user_id, hour, model, ${ROLLUP_COLUMNS})
     SELECT $11, $15, v.model, v.input, v.output, v.cache_read, v.cache_write, v.cw5m, v.cw1h, v.unsplit, v.web_search,
       1, v.turns, v.sessions, v.model_sessions, $6 FROM vals v ORDER BY v.model
-    ON CONFLICT (user_id, hour, model) DO UPDATE SET ${ROLLUP_SET('usage_hourly')}
+    ON CONFLICT (hour, user_id, model) DO UPDATE SET ${ROLLUP_SET('usage_hourly')}
   ), touch AS (
     UPDATE device_keys SET last_seen_at = $17 WHERE id = $16::bigint
   )

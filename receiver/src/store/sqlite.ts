@@ -540,7 +540,7 @@ function rollupUpsert(table: 'usage_daily' | 'usage_hourly', key: 'day' | 'hour'
     INSERT INTO ${table} (user_id, ${key}, model, ${ROLLUP_COLUMNS})
     VALUES (@user_id, @bucket, @model, @input, @output, @cache_read, @cache_write, @cw5m, @cw1h, @unsplit, @web_search,
       1, @turns, @sessions, @model_sessions, @last_at)
-    ON CONFLICT (user_id, ${key}, model) DO UPDATE SET
+    ON CONFLICT (${key}, user_id, model) DO UPDATE SET
       input = input + excluded.input, output = output + excluded.output, cache_read = cache_read + excluded.cache_read,
       cache_write = cache_write + excluded.cache_write, cw5m = cw5m + excluded.cw5m, cw1h = cw1h + excluded.cw1h,
       unsplit = unsplit + excluded.unsplit, web_search = web_search + excluded.web_search, model_turns = model_turns + 1,
