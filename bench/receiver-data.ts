@@ -132,6 +132,7 @@ interface BenchUser {
   v2: boolean;
   opusLover: boolean;
   inactive: boolean;
+  deviceNames: string[];
   auth?: AuthContext;
   devices: { id: string; keyId: number }[];
 }
@@ -144,7 +145,7 @@ function makeUsers(rnd: () => number, n: number): BenchUser[] {
     const kind = rnd();
     // A quarter light users, most regular, ~12 % heavy (agents, long sessions).
     const intensity = kind < 0.25 ? 0.3 + rnd() * 0.3 : kind < 0.88 ? 0.7 + rnd() * 0.7 : 2 + rnd() * 2;
-    users.push({ email, division: pick(rnd, divisions), intensity, presence: 0.6 + rnd() * 0.35, v2: rnd() < 0.4, opusLover: rnd() < 0.2, inactive: rnd() < 0.03, devices: [] });
+    users.push({ email, division: pick(rnd, divisions), intensity, presence: 0.6 + rnd() * 0.35, v2: rnd() < 0.4, opusLover: rnd() < 0.2, inactive: rnd() < 0.03, deviceNames: rnd() < 0.3 ? ['laptop', 'desktop'] : ['laptop'], devices: [] });
   }
   return users;
 }
@@ -166,15 +167,21 @@ function usageFor(rnd: () => number, model: string, v2: boolean, heavy: boolean)
   return usage;
 }
 
+interface Turn {
+  atMs: number;
+  device: { id: string; keyId: number };
+  report: ReportBody;
+}
+
 /** One user's turns on one day, each with its report; sorted by time. */
-function dayTurns(rnd: () => number, u: BenchUser, dayStartMs: number, mean: number, endMs: number, sessions: Map<string, { id: string; startMs: number; turn: number; lastMs: number }>): { atMs: number; report: ReportBody }[] {
+function dayTurns(rnd: () => number, u: BenchUser, dayStartMs: number, mean: number, endMs: number, sessions: Map<string, { id: string; startMs: number; turn: number; lastMs: number }>): Turn[] {
   const weekday = new Date(dayStartMs).getUTCDay();
   const weekend = weekday === 0 || weekday === 6;
   if (u.inactive || rnd() > (weekend ? 0.06 : u.presence)) return [];
   const count = Math.max(1, Math.round(mean * u.intensity * (0.5 + rnd())));
   // Local working hours: 09:00–18:00 in the division's zone.
   const localStart = dayStartMs + (9 - u.division.utcOffsetHours) * HOUR_MS;
-  const out: { atMs: number; report: ReportBody }[] = [];
+  const out: Turn[] = [];
   const times = Array.from({ length: count }, () => localStart + rnd() * 9 * HOUR_MS).sort((a, b) => a - b);
   const device = u.devices.length > 1 && rnd() < 0.3 ? u.devices[1]! : u.devices[0]!;
   for (const atMs of times) {
@@ -194,6 +201,7 @@ function dayTurns(rnd: () => number, u: BenchUser, dayStartMs: number, mean: num
     if (rnd() < 0.03) models[UNKNOWN_MODEL] = usageFor(rnd, UNKNOWN_MODEL, u.v2, false);
     out.push({
       atMs,
+      device,
       report: {
         schema_version: u.v2 ? 2 : 1,
         session_id: s.id,
@@ -237,7 +245,7 @@ export async function generate(store: Store, clock: { ms: number }, o: GenerateO
     const auth = await store.authenticateRefreshToken(refreshToken);
     if (auth === null) throw new Error(`cannot authenticate the refresh token just issued to ${u.email}`);
     u.auth = auth;
-    for (const id of rnd() < 0.3 ? ['laptop', 'desktop'] : ['laptop']) {
+    for (const id of u.deviceNames) {
       const publicKey = randomBytes(32).toString('base64');
       if ((await store.registerKey(auth, publicKey, `${u.email.split('@')[0]}-${id}`)) !== 'registered') throw new Error('registerKey failed');
       const key = await store.findDeviceKey(auth.userId, publicKey);
@@ -254,7 +262,7 @@ export async function generate(store: Store, clock: { ms: number }, o: GenerateO
   let v2Reports = 0;
   for (let d = 0; d < o.days; d++) {
     const dayStart = firstDay + d * DAY_MS;
-    const turns: { atMs: number; report: ReportBody; user: BenchUser }[] = [];
+    const turns: (Turn & { user: BenchUser })[] = [];
     for (const u of users) for (const t of dayTurns(rnd, u, dayStart, o.turnsPerDay, o.endMs, sessions)) turns.push({ ...t, user: u });
     turns.sort((a, b) => a.atMs - b.atMs);
     clock.ms = dayStart + 6 * HOUR_MS;
@@ -263,8 +271,7 @@ export async function generate(store: Store, clock: { ms: number }, o: GenerateO
     await pool(turns, o.concurrency, async (t) => {
       // Received a few seconds after the turn (the store stamps received_at and key last_seen_at).
       clock.ms = Math.max(clock.ms, t.atMs + 3000);
-      const device = t.user.devices[0]!;
-      const { inserted } = await store.insertReport(t.user.auth!, t.report, { deviceId: device.id, signed: true, deviceKeyId: device.keyId });
+      const { inserted } = await store.insertReport(t.user.auth!, t.report, { deviceId: t.device.id, signed: true, deviceKeyId: t.device.keyId });
       reports++;
       rows += inserted;
       if (t.report.schema_version === 2) v2Reports++;

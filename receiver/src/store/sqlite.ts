@@ -30,6 +30,7 @@ import {
   pickRegistration,
   sqliteTimestamp,
 } from './rules';
+import { type ClosableSqlReader, openSqlReader, type SqliteReaderOptions } from './sqlite-reader';
 import type {
   AuditEntry,
   AuditRow,
@@ -80,11 +81,14 @@ export class SqliteStore implements Store {
   private readonly accessTtlSecs: number;
   private readonly stmts: ReturnType<typeof prepareStatements>;
   private queries: AdminQueries | undefined;
+  private reader: ClosableSqlReader | undefined;
+  private readonly readerOptions: SqliteReaderOptions;
   /** The database was taken over from the Rust receiver (db/rust-import.ts): its tokens still work. */
   private readonly rustTokens: boolean;
 
-  constructor(db: Db, now: () => Date, options: StoreOptions = {}) {
+  constructor(db: Db, now: () => Date, options: StoreOptions & { reader?: SqliteReaderOptions } = {}) {
     this.db = db;
+    this.readerOptions = options.reader ?? {};
     this.now = now;
     this.rollingDays = options.refreshTokenRollingDays ?? 90;
     this.accessTtlSecs = options.accessTokenExpirySecs ?? 28_800;
@@ -390,20 +394,11 @@ export class SqliteStore implements Store {
     return this.adminQueries().sessions(filter, prices);
   }
 
-  /** The dashboard's SQL over this connection, each text prepared once. */
+  /** The dashboard's SQL, off the event loop for a file database (sqlite-reader.ts). */
   private adminQueries(): AdminQueries {
     if (this.queries === undefined) {
-      const cache = new Map<string, Statement>();
-      this.queries = createQueries({
-        all: async (sql, params) => {
-          let stmt = cache.get(sql);
-          if (stmt === undefined) {
-            stmt = this.db.prepare(sql);
-            cache.set(sql, stmt);
-          }
-          return (params === undefined ? stmt.all() : stmt.all(params)) as Record<string, unknown>[];
-        },
-      });
+      this.reader = openSqlReader(this.db, this.readerOptions);
+      this.queries = createQueries(this.reader);
     }
     return this.queries;
   }
@@ -530,6 +525,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.reader?.close();
     if (this.db.open) this.db.close();
   }
 }
