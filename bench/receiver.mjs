@@ -628,7 +628,7 @@ export function receiverTable(results) {
           out.push(`${pad(v.label, 50)}  TIMED OUT after ${s.viewTimeoutMs / 1000} s`);
           continue;
         }
-        const ratio = f ? (v.firstByte.median / f).toFixed(v.firstByte.median / f < 10 ? 1 : 0) : "";
+        const ratio = f ? (v.firstByte.median / f).toFixed(v.firstByte.median / f < 10 ? 1 : 0) : '';
         out.push(`${pad(v.label, 50)}${num(v.firstByte.median)}${num(v.firstByte.p95)}${num(v.total?.median)}${num(v.kb, 7)}${num(ratio, 9)}${v.note ? `  (${v.note})` : ''}${v.timedOut ? `  (${v.timedOut} timed out)` : ''}`);
       }
       out.push(`${pad(r.floor.label, 50)}${num(r.floor.firstByte?.median)}${num(r.floor.firstByte?.p95)}${num(r.floor.total?.median)}${num(r.floor.kb, 7)}${num(1, 9)}`);
