@@ -12,7 +12,8 @@
 // 2. Per-turn cost against transcript length (1k, 10k, 100k, 300k lines, 2 new lines a turn):
 //    the detached worker's run, timed by running it with `--foreground`.
 // 3. Cold parse of a 200 MB transcript (MB/s, peak RSS) next to a bare split + JSON.parse loop.
-// 4. Queue drain: 500 queued reports delivered to the local receiver by `ccflux flush`.
+// 4. Queue drain: 500 queued reports delivered to the local receiver by `ccflux flush`; and a
+//    1,000-report backlog drained by one `flush` from a receiver at its default rate limit.
 // 5. Receiver ingest with 16 concurrent clients (bench/receiver-ingest.mjs, run as it is).
 // 6. The receiver at 1,000 users × 90 days on SQLite and PostgreSQL: views, /health under view
 //    load, ingest with 1–3 instances (bench/receiver.mjs; its options pass through).
@@ -59,6 +60,8 @@ const LEDGER_ENTRIES = QUICK ? 100_000 : 400_000;
 const PARSE_MB = QUICK ? 40 : 200;
 const DRAIN_REPORTS = QUICK ? 100 : 500;
 const DRAIN_RUNS = QUICK ? 1 : 3;
+/** The issue-14 figure: always 1,000, also with --quick (a few seconds). */
+const BACKLOG_REPORTS = 1000;
 const PARSE_RUNS = QUICK ? 1 : 3;
 const INGEST_REPORTS = QUICK ? 500 : 3000;
 const EXTRA_CA = process.env.NODE_EXTRA_CA_CERTS || (existsSync('/etc/ssl/certs/ca-certificates.crt') ? '/etc/ssl/certs/ca-certificates.crt' : '');
@@ -292,6 +295,45 @@ async function parseSection() {
   ];
 }
 
+/** `count` queued reports as the hooks leave them, in a fresh data dir. */
+async function queuedDataDir(name, count) {
+  const session = makeDataDir(base, name);
+  const dir = join(session.dataDir, 'ccflux');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const lines = [];
+  for (let i = 0; i < count; i++) {
+    lines.push(
+      JSON.stringify({
+        schema_version: 1,
+        session_id: `bench-${name}-${Math.floor(i / 50)}`,
+        user_email: 'bench@example.org',
+        turn_index: i % 50,
+        timestamp_utc: '2026-05-11T04:32:10Z',
+        session_start_utc: '2026-05-11T04:30:00Z',
+        models: { 'claude-sonnet-4-6': { input_tokens: 10 + i, output_tokens: 100, cache_read_tokens: 9000, cache_write_tokens: 0 } },
+        plugin_version: '0.1.0',
+      }),
+    );
+  }
+  await writeFile(join(dir, 'pending_reports.jsonl'), `${lines.join('\n')}\n`, { mode: 0o600 });
+  return session;
+}
+
+/** A 1,000-report backlog against a receiver at its default settings (30 requests a minute): one `ccflux flush`. */
+async function backlogAtDefaults() {
+  log(`4/5 backlog of ${BACKLOG_REPORTS} reports, receiver at default settings…`);
+  const strict = await startReceiver(base, { defaultLimits: true });
+  try {
+    const session = await queuedDataDir('backlog', BACKLOG_REPORTS);
+    const r = await timed(process.execPath, [CLI, 'flush', '--json'], { env: hookEnv(session, strict.url, strict.token, { extraCa: null }) });
+    const outcome = JSON.parse(r.out || '{}');
+    if (outcome.delivered !== BACKLOG_REPORTS) throw new Error(`flush delivered ${outcome.delivered} of ${BACKLOG_REPORTS}: ${r.out}${r.err}`);
+    return { reports: BACKLOG_REPORTS, seconds: +(r.ms / 1000).toFixed(2), exitCode: r.code, rateLimitPerMinute: 30, underAMinute: r.ms < 60_000 };
+  } finally {
+    await strict.stop();
+  }
+}
+
 async function drainSection() {
   log(`4/5 queue drain of ${DRAIN_REPORTS} reports…`);
   const runs = [];
@@ -323,6 +365,7 @@ async function drainSection() {
   }
   const s = stats(runs);
   results.drain = { reports: DRAIN_REPORTS, ...s, seconds: +(s.median / 1000).toFixed(2), reportsPerSec: Math.round(DRAIN_REPORTS / (s.median / 1000)), note: 'includes process start, one token exchange and one key registration' };
+  results.drain.backlogAtDefaults = await backlogAtDefaults();
 }
 
 async function ingestSection() {
@@ -377,6 +420,8 @@ function table() {
   if (results.drain) {
     const d = results.drain;
     out.push('', `Queue drain: ${d.reports} queued reports → local receiver (ccflux flush): ${d.seconds} s = ${d.reportsPerSec} reports/s (median of ${d.n}; ${d.note})`);
+    const b = d.backlogAtDefaults;
+    if (b) out.push(`Backlog at default receiver settings (${b.rateLimitPerMinute} requests/min): ${b.reports} reports drained by one ccflux flush in ${b.seconds} s (${b.underAMinute ? 'under' : 'OVER'} a minute; exit ${b.exitCode})`);
   }
   if (results.ingest) {
     const i = results.ingest;
