@@ -173,6 +173,14 @@ export class TranscriptWriter {
     return this.userLine() + this.assistantLine(1);
   }
   /**
+   * The `system` `stop_hook_summary` line Claude Code writes once the Stop hooks are done
+   * (claude-code-formats.md §8.4): the worker's settle wait ends on it, as in a real session,
+   * instead of waiting 300 ms for a quiet file. Not usage, never parsed.
+   */
+  closingLine() {
+    return `${JSON.stringify({ type: 'system', subtype: 'stop_hook_summary', sessionId: this.sessionId, hookCount: 1, timestamp: new Date(Date.UTC(2026, 4, 11, 4, 0, 0) + this.n * 1000).toISOString() })}\n`;
+  }
+  /**
    * One turn as Claude Code 2.1.328 writes it (claude-code-formats.md §8.3): most lines are not
    * usage. A prompt, per API call an `api-request` and an `api-request-blob` (the request's
    * content), assistant lines (thinking, text, tool use, each with the call's usage), a tool
@@ -315,20 +323,37 @@ export function shardOf(id) {
 }
 
 /**
- * A year of heavy use in a data dir's ledger: `entries` ledger lines of closed old sessions
- * (~1,100 messages a day), in the real shard layout. Resolves with the bytes written.
+ * A year of heavy use in a data dir's ledger: `entries` ledger lines (~1,100 messages a day) of
+ * 1,000 closed sessions spread over the last 365 days, in the real shard layout, each with its
+ * closed session state; the transcripts of the last 30 days' sessions still exist (Claude Code's
+ * default cleanupPeriodDays removed the others). Returns the ledger bytes written.
  */
 export function writeOldLedger(dataDir, entries) {
-  const dir = join(dataDir, 'ccflux', 'ledger');
+  const stateDir = join(dataDir, 'ccflux');
+  const dir = join(stateDir, 'ledger');
+  const projectDir = join(dataDir, 'projects', '-home-bench-old-repo');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirSync(projectDir, { recursive: true });
+  const today = Math.floor(Date.now() / 86_400_000);
+  const perSession = Math.max(1, Math.ceil(entries / 1000));
   const shards = new Map();
   for (let n = 0; n < entries; n++) {
     const m = `msg_old${n}`;
-    const line = JSON.stringify({ k: `m:${m}|r:req_old${n}`, m, sc: false, model: 'claude-sonnet-4-6', i: 10, o: 100 + (n % 50), cr: 9000, cw: 300, s: `old-${Math.floor(n / 400)}` });
+    const session = Math.floor(n / perSession);
+    const sid = `01d${String(session).padStart(5, '0')}-0000-4000-8000-000000000000`;
+    const t = today - 365 + Math.floor((n / entries) * 365);
+    const line = JSON.stringify({ k: `m:${m}|r:req_old${n}`, m, sc: false, model: 'claude-sonnet-4-6', i: 10, o: 100 + (n % 50), cr: 9000, cw: 300, s: sid, t });
     const id = shardOf(m);
     const list = shards.get(id) ?? [];
     list.push(line);
     shards.set(id, list);
+    if (n % perSession === 0) {
+      const transcriptPath = join(projectDir, `${sid}.jsonl`);
+      const at = new Date(t * 86_400_000).toISOString();
+      const state = { version: 1, sessionId: sid, transcriptPath, nextTurnIndex: 40, sessionStartUtc: at, closed: true, files: {}, outbox: [], updatedAt: at };
+      writeFileSync(join(stateDir, `${sid}.offset`), `${JSON.stringify(state)}\n`, { mode: 0o600 });
+      if (today - t <= 30) writeFileSync(transcriptPath, '{"type":"summary"}\n');
+    }
   }
   let bytes = 0;
   for (const [id, list] of shards) {

@@ -3,7 +3,7 @@
 //
 //   node bench/receiver.mjs [--quick] [--users 1000] [--days 90] [--turns 3] [--view-runs 7]
 //                           [--backends sqlite,postgres] [--parts views,health,ingest]
-//                           [--view-timeout 20] [--keep-data] [--json]
+//                           [--view-timeout 20] [--pg-fill copy|insert] [--keep-data] [--json]
 //
 // 1. Data: bench/receiver-data.ts (bundled with esbuild) writes 1,000 users × 90 days of usage
 //    through the receiver's own store into a SQLite file and into a throwaway PostgreSQL server
@@ -52,6 +52,7 @@ export function receiverOptions(argv) {
     healthSeconds: Number(option('health-seconds', quick ? 5 : 10)),
     ingestReports: Number(option('ingest-reports', quick ? 600 : 1500)),
     ingestRounds: Number(option('ingest-rounds', quick ? 2 : 4)),
+    pgFill: option('pg-fill', 'copy'),
     keepData: flag('keep-data'),
     json: flag('json'),
   };
@@ -119,13 +120,47 @@ async function sqliteData(gen, o, base, endMs) {
   return { path, summary, cached: o.keepData ? cached : null };
 }
 
-async function postgresData(gen, o, pgServer, endMs) {
+/**
+ * PostgreSQL gets the same organisation. `--pg-fill copy` (default): the SQLite file moved by the
+ * documented migration path, `ccflux-receiver migrate --from sqlite:… --to postgres://…` (users,
+ * tokens, keys, usage, rollups), then the audit log and budgets written through the store, which
+ * that command does not copy. `--pg-fill insert`: every report through PostgresStore.insertReport,
+ * 8 in flight (minutes: PostgreSQL's per-transaction cost on 2 cores).
+ */
+async function postgresData(gen, o, pgServer, endMs, sqlitePath) {
   const db = await gen.freshDatabase(pgServer.adminUrl);
   const clock = { ms: endMs };
+  const t0 = performance.now();
+  if (o.pgFill === 'insert') {
+    const store = await gen.openBenchStore({ databaseUrl: db.url }, clock);
+    const summary = await gen.generate(store, clock, { users: o.users, days: o.days, turnsPerDay: o.turns, endMs, seed: 11, concurrency: 8, log });
+    await store.close();
+    return { url: db.url, summary: { ...summary, fill: 'every report through PostgresStore.insertReport, 8 in flight' } };
+  }
+  const migrate = await run(process.execPath, [RECEIVER, 'migrate', '--from', `sqlite:${sqlitePath.path}`, '--to', db.url], { DATABASE_URL: db.url });
+  if (migrate.code !== 0) throw new Error(`ccflux-receiver migrate --from sqlite: failed: ${migrate.err.slice(-2000)}`);
+  const copiedSeconds = (performance.now() - t0) / 1000;
   const store = await gen.openBenchStore({ databaseUrl: db.url }, clock);
-  const summary = await gen.generate(store, clock, { users: o.users, days: o.days, turnsPerDay: o.turns, endMs, seed: 11, concurrency: 8, log });
+  const admin = await gen.generateAdmin(store, clock, { users: o.users, days: o.days, endMs, seed: 11 });
   await store.close();
-  return { url: db.url, summary };
+  const seconds = +((performance.now() - t0) / 1000).toFixed(1);
+  log(`  copied by ccflux-receiver migrate --from sqlite: in ${copiedSeconds.toFixed(0)} s; audit log and budgets through the store`);
+  return { url: db.url, summary: { ...sqlitePath.summary, ...admin, seconds, fill: `the SQLite data copied by ccflux-receiver migrate --from sqlite: (${copiedSeconds.toFixed(0)} s), audit log and budgets through the store` } };
+}
+
+function run(file, args, env) {
+  return new Promise((resolve) => {
+    const child = spawn(file, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => {
+      out += c;
+    });
+    child.stderr.on('data', (c) => {
+      err += c;
+    });
+    child.once('exit', (code) => resolve({ code, out, err }));
+  });
 }
 
 // ---- processes and HTTP --------------------------------------------------------------------------
@@ -533,10 +568,12 @@ export async function receiverBench(o) {
     }
     const endMs = Date.now();
     const needData = o.parts.has('views') || o.parts.has('health');
+    let sqlite = null;
     for (const backend of ['sqlite', 'postgres']) {
       if (!o.backends.has(backend) || !needData || (backend === 'postgres' && !pgServer)) continue;
       log(`receiver: ${o.users} users × ${o.days} days into ${backend === 'sqlite' ? 'SQLite' : 'PostgreSQL'} through the store…`);
-      const data = backend === 'sqlite' ? await sqliteData(gen, o, base, endMs) : await postgresData(gen, o, pgServer, endMs);
+      if (backend === 'sqlite' || o.pgFill === 'copy') sqlite ??= await sqliteData(gen, o, base, endMs);
+      const data = backend === 'sqlite' ? sqlite : await postgresData(gen, o, pgServer, endMs, sqlite);
       const r = { data: data.summary };
       results.backends[backend] = r;
       const receiver = await startReceiver(backend === 'sqlite' ? { DATABASE_PATH: data.path } : { DATABASE_URL: data.url });
@@ -578,7 +615,7 @@ export function receiverTable(results) {
   for (const n of results.notes) out.push(`  ${n}`);
   for (const [backend, r] of Object.entries(results.backends)) {
     const d = r.data;
-    out.push('', `${backend === 'sqlite' ? 'SQLite' : 'PostgreSQL'}: ${d.reports} reports (${d.v2Reports} schema v2) = ${d.rows} rows, ${d.devices} devices, ${d.auditEntries} audit entries, ${d.budgets} budgets; generated through the store in ${d.seconds} s`);
+    out.push('', `${backend === 'sqlite' ? 'SQLite' : 'PostgreSQL'}: ${d.reports} reports (${d.v2Reports} schema v2) = ${d.rows} rows, ${d.devices} devices, ${d.auditEntries} audit entries, ${d.budgets} budgets; generated through the store in ${d.seconds} s${d.fill ? ` (${d.fill})` : ''}`);
     if (r.views) {
       out.push(`${pad('view (logged in as admin)', 50)}${num('1st byte')}${num('p95')}${num('total')}${num('KB', 7)}${num('× floor', 9)}`);
       const f = r.floor.firstByte?.median;
@@ -591,7 +628,7 @@ export function receiverTable(results) {
           out.push(`${pad(v.label, 50)}  TIMED OUT after ${s.viewTimeoutMs / 1000} s`);
           continue;
         }
-        const ratio = f ? (v.firstByte.median / f).toFixed(0) : '';
+        const ratio = f ? (v.firstByte.median / f).toFixed(v.firstByte.median / f < 10 ? 1 : 0) : '';
         out.push(`${pad(v.label, 50)}${num(v.firstByte.median)}${num(v.firstByte.p95)}${num(v.total?.median)}${num(v.kb, 7)}${num(ratio, 9)}${v.note ? `  (${v.note})` : ''}${v.timedOut ? `  (${v.timedOut} timed out)` : ''}`);
       }
       out.push(`${pad(r.floor.label, 50)}${num(r.floor.firstByte?.median)}${num(r.floor.firstByte?.p95)}${num(r.floor.total?.median)}${num(r.floor.kb, 7)}${num(1, 9)}`);

@@ -48,6 +48,8 @@ export interface ReceiverConfig {
   maxConnectionsPerAddress: number;
   /** Proxies whose `X-Forwarded-For` names the client (limiters count that address); empty: none. */
   trustProxy: string[];
+  /** RETENTION_DAYS: raw usage rows older than this are purged (rollups stay); null: keep everything. */
+  retentionDays: number | null;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -155,6 +157,22 @@ function parseConnectionLimits(
     maxConnectionsPerAddress: parseInteger(env, 'MAX_CONNECTIONS_PER_ADDRESS', one.min, one.max, errors),
     trustProxy: trustProxy ?? [],
   };
+}
+
+/** Fewer days would purge raw rows devices may still be resending (a laptop offline for weeks). */
+export const MIN_RETENTION_DAYS = 30;
+const MAX_RETENTION_DAYS = 36_500;
+
+/** RETENTION_DAYS: unset or empty keeps every raw row (the default). */
+function parseRetention(env: Env, errors: string[]): number | null {
+  const raw = env.RETENTION_DAYS;
+  if (raw === undefined || raw.trim() === '') return null;
+  const days = /^\d{1,6}$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
+  if (Number.isSafeInteger(days) && days >= MIN_RETENTION_DAYS && days <= MAX_RETENTION_DAYS) return days;
+  errors.push(
+    `RETENTION_DAYS must be a whole number of days from ${MIN_RETENTION_DAYS} to ${MAX_RETENTION_DAYS} (got ${show(raw)}); unset it to keep every raw row`,
+  );
+  return null;
 }
 
 /** One piece: every environment variable in one flat list, in the order docs/receiver.md gives them. */
@@ -304,6 +322,8 @@ export function parseConfig(env: Env): ConfigResult {
     }
   }
 
+  const retentionDays = parseRetention(env, errors);
+
   if (errors.length > 0) return { ok: false, errors };
   return {
     ok: true,
@@ -333,6 +353,7 @@ export function parseConfig(env: Env): ConfigResult {
       maxConnections,
       maxConnectionsPerAddress,
       trustProxy,
+      retentionDays,
     },
   };
 }
@@ -362,6 +383,7 @@ export function describeConfig(config: ReceiverConfig): string[] {
     `MAX_CONNECTIONS=${config.maxConnections}`,
     `MAX_CONNECTIONS_PER_ADDRESS=${config.maxConnectionsPerAddress}`,
     `TRUST_PROXY=${config.trustProxy.length === 0 ? 'off' : config.trustProxy.join(',')}`,
+    `RETENTION_DAYS=${config.retentionDays ?? 'unset (raw rows kept for ever)'}`,
   ];
 }
 

@@ -5,6 +5,7 @@
 export const COUNTERS = {
   ccflux_reports_accepted_total: 'Reports answered 200 (including idempotent retries).',
   ccflux_reports_duplicate_total: 'Accepted reports whose rows were all stored already (retries, replays).',
+  ccflux_reports_expired_total: 'Reports acknowledged without being counted: their turn is older than RETENTION_DAYS.',
   ccflux_reports_rejected_total: 'Reports answered 400 or 413.',
   ccflux_reports_auth_rejected_total: 'Reports answered 401 (missing, unknown, expired or revoked access token).',
   ccflux_reports_sig_rejected_total: 'Reports answered 403 (signature, timestamp or device key checks).',

@@ -1,11 +1,13 @@
 /**
- * Admin authentication state, all in memory and bounded: sessions (random ids, server-side
- * expiry, one CSRF token each) and the per-address login limiter. Secrets are compared with
+ * Admin authentication state: sessions (random ids, server-side expiry, one CSRF token each; the
+ * in-memory `SessionStore`, the receiver itself keeps them in the database, admin/sessions.ts) and
+ * the login limiter (in the database). Secrets are compared with
  * `secretsEqual` (tokens.ts: SHA-256 of both sides, then `timingSafeEqual`).
  * The session id and the CSRF token are random and unrelated to the admin token.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { addressGroup } from '../client-address';
+import type { Store } from '../store/types';
 import type { Flash } from './render';
 
 export interface AuthLimits {
@@ -19,9 +21,8 @@ export interface AuthLimits {
   maxLoginFailures: number;
   /** …and from all addresses together: many addresses guessing a little each are stopped too. */
   maxLoginFailuresOverall: number;
+  /** The limiter's window (whole seconds: it counts in `limit_windows`). */
   loginWindowMillis: number;
-  /** Addresses tracked by the limiter; the oldest entry is dropped beyond this. */
-  maxTrackedAddresses: number;
 }
 
 export const DEFAULT_AUTH_LIMITS: AuthLimits = {
@@ -31,7 +32,6 @@ export const DEFAULT_AUTH_LIMITS: AuthLimits = {
   maxLoginFailures: 5,
   maxLoginFailuresOverall: 50,
   loginWindowMillis: 15 * 60 * 1000,
-  maxTrackedAddresses: 10_000,
 };
 
 function digest(value: string): Buffer {
@@ -108,57 +108,40 @@ export class SessionStore {
   }
 }
 
+/** Key prefix of the login limiter's rows in `limit_windows` (the per-token limiter uses `rt:`). */
+const KEY_PREFIX = 'login:';
 /** Counted under this key besides the address group: the overall budget. */
-const OVERALL = '*';
+const OVERALL = `${KEY_PREFIX}*`;
 
 /**
- * Sliding window of failed login times per client address group (`addressGroup`: IPv6 by /64) and
- * overall. A caller passes the address `clientAddress` found (TRUST_PROXY decides whether that is
- * the proxy's or the client's behind it).
+ * Failed logins (form or bearer) per client address group (`addressGroup`: IPv6 by /64) and
+ * overall, counted in the database (`Store.limitHit`: fixed windows in `limit_windows`, the
+ * previous window weighted), so every instance behind a load balancer spends one budget. A caller
+ * passes the address `clientAddress` found (TRUST_PROXY decides whether that is the proxy's or the
+ * client's behind it). Only failures count: `retryAfterMillis` peeks (`limitCheck`) before a guess
+ * is read, `recordFailure` counts one after it proved wrong. Method and error bound: docs/deploy.md.
  */
 export class LoginLimiter {
-  private readonly failures = new Map<string, number[]>();
+  private readonly windowSecs: number;
 
-  constructor(private readonly limits: AuthLimits) {}
+  constructor(
+    private readonly store: Pick<Store, 'limitHit' | 'limitCheck'>,
+    private readonly limits: AuthLimits,
+  ) {
+    this.windowSecs = Math.max(1, Math.ceil(limits.loginWindowMillis / 1000));
+  }
 
   /** Milliseconds until this address may try again; 0 when it may try now. */
-  retryAfterMillis(address: string, nowMillis: number): number {
-    return Math.max(
-      this.wait(addressGroup(address), this.limits.maxLoginFailures, nowMillis),
-      this.wait(OVERALL, this.limits.maxLoginFailuresOverall, nowMillis),
-    );
+  async retryAfterMillis(address: string): Promise<number> {
+    const [own, overall] = await Promise.all([
+      this.store.limitCheck(KEY_PREFIX + addressGroup(address), this.limits.maxLoginFailures, this.windowSecs),
+      this.store.limitCheck(OVERALL, this.limits.maxLoginFailuresOverall, this.windowSecs),
+    ]);
+    return 1000 * Math.max(own.allowed ? 0 : own.retryAfterSecs, overall.allowed ? 0 : overall.retryAfterSecs);
   }
 
-  recordFailure(address: string, nowMillis: number): void {
-    this.record(addressGroup(address), this.limits.maxLoginFailures, nowMillis);
-    this.record(OVERALL, this.limits.maxLoginFailuresOverall, nowMillis);
-  }
-
-  private wait(key: string, max: number, nowMillis: number): number {
-    const times = this.recent(key, nowMillis);
-    if (times.length < max) return 0;
-    const oldest = times[times.length - max]!;
-    return Math.max(1, oldest + this.limits.loginWindowMillis - nowMillis);
-  }
-
-  private record(key: string, max: number, nowMillis: number): void {
-    const times = this.recent(key, nowMillis);
-    times.push(nowMillis);
-    // Only the newest `max` matter for the decision.
-    if (times.length > max) times.splice(0, times.length - max);
-    this.failures.delete(key);
-    this.failures.set(key, times);
-    while (this.failures.size > this.limits.maxTrackedAddresses) {
-      const oldest = this.failures.keys().next().value;
-      if (oldest === undefined || oldest === OVERALL) break;
-      this.failures.delete(oldest);
-    }
-  }
-
-  private recent(key: string, nowMillis: number): number[] {
-    const times = (this.failures.get(key) ?? []).filter((t) => nowMillis - t < this.limits.loginWindowMillis);
-    if (times.length === 0) this.failures.delete(key);
-    else this.failures.set(key, times);
-    return times;
+  async recordFailure(address: string): Promise<void> {
+    await this.store.limitHit(KEY_PREFIX + addressGroup(address), this.limits.maxLoginFailures, this.windowSecs);
+    await this.store.limitHit(OVERALL, this.limits.maxLoginFailuresOverall, this.windowSecs);
   }
 }

@@ -82,7 +82,7 @@ export async function budgetStatuses(store: Pick<Store, 'listBudgets' | 'usageGr
   if (budgets.length === 0) return [];
   const { startMillis } = monthBounds(nowMillis);
   const iso = (ms: number) => `${new Date(ms).toISOString().slice(0, 19)}Z`;
-  const groups = await store.usageGroups({ from: iso(startMillis), to: iso(nowMillis + SLACK_MILLIS), user: null, model: null, division: null });
+  const groups = await store.usageGroups({ from: iso(startMillis), to: iso(nowMillis + SLACK_MILLIS), user: null, model: null, division: null }, { prices });
   return evaluateBudgets(budgets, monthSpend(groups, prices, nowMillis));
 }
 

@@ -64,6 +64,8 @@ export type AdminStore = Pick<
   | 'sessionTouch'
   | 'sessionSetFlash'
   | 'sessionDelete'
+  | 'limitHit'
+  | 'limitCheck'
 >;
 
 export interface AdminDeps {
@@ -177,7 +179,7 @@ function adminContext(deps: AdminDeps): AdminContext {
     limits,
     // In the database: a session made on one instance works on all of them (admin/sessions.ts).
     sessions: new SharedSessions(deps.store, limits),
-    limiter: new LoginLimiter(limits),
+    limiter: new LoginLimiter(deps.store, limits),
     prices: deps.prices,
     logger,
     defaultTz: deps.config.displayTimeZone ?? 'UTC',
@@ -288,14 +290,14 @@ function viewFor(path: string): View | null {
 async function login(ctx: AdminContext, req: IncomingMessage, res: ServerResponse, nowMillis: number, current: Auth): Promise<void> {
   const address = ctx.clientAddress(req);
   // Checked before reading the guess: a limited address learns nothing, right or wrong.
-  const wait = ctx.limiter.retryAfterMillis(address, nowMillis);
+  const wait = await ctx.limiter.retryAfterMillis(address);
   if (wait > 0) return tooMany(res, wait, true);
   const body = await readForm(req, MAX_FORM_BYTES);
   if (body.kind === 'too-large') return sendText(res, 413, 'form too large', { connection: 'close' });
   if (body.kind === 'unsupported-type') return sendText(res, 415, 'expected a form');
   const token = body.form.get('token') ?? '';
   if (!secretsEqual(token, ctx.adminToken)) {
-    ctx.limiter.recordFailure(address, nowMillis);
+    await ctx.limiter.recordFailure(address);
     await ctx.audit(req, 'anonymous', 'login.failure', '', { via: 'form' });
     return sendHtml(res, 401, renderLogin({ error: 'Wrong admin token.' }));
   }
@@ -323,14 +325,14 @@ async function authenticate(ctx: AdminContext, req: IncomingMessage, res: Server
     return id !== null && session !== null ? { kind: 'session', id, session } : { kind: 'none' };
   }
   const address = ctx.clientAddress(req);
-  const wait = ctx.limiter.retryAfterMillis(address, nowMillis);
+  const wait = await ctx.limiter.retryAfterMillis(address);
   if (wait > 0) {
     tooMany(res, wait, false);
     return null;
   }
   const m = /^Bearer +(\S+) *$/i.exec(authorization);
   if (m === null || !secretsEqual(m[1]!, ctx.adminToken)) {
-    ctx.limiter.recordFailure(address, nowMillis);
+    await ctx.limiter.recordFailure(address);
     await ctx.audit(req, 'anonymous', 'login.failure', '', { via: 'bearer' });
     sendText(res, 401, 'invalid admin token', { 'www-authenticate': 'Bearer realm="ccflux-admin"' });
     return null;

@@ -5,16 +5,24 @@
  * text. The store runs them through a `SqlReader` (SQLite: prepared once per database; PostgreSQL:
  * `store/pg-dialect.ts` translates the few SQLite spellings). Mutations go through the Store.
  *
- * Every usage query takes the same filter (date range, user, division, model). Token counters are
- * grouped by user × model × UTC day, which is also the grain prices apply at (a price row is per
- * model and day), so costs are exact sums of priced groups and the same rows feed every table.
- * Substr on the ISO timestamp gives the UTC day in both SQLite and PostgreSQL.
+ * Every usage query takes the same filter (date range, user, division, model) and reads the
+ * rollups of migration 9 (store/rollup.ts), never raw rows: whole days from `usage_daily`, the
+ * partial first and last day of a range from `usage_hourly` (ranges are read to the whole hour:
+ * `rollupSpan`). So a view's cost grows with users × days shown, not with stored rows. Prices are
+ * per model and day and linear in each column, so the views sum each user × model over every
+ * stretch of days without a price change (`pricePeriods`, usually one) and price those sums:
+ * the same dollars as pricing every day. Raw `usage_events` is read only for the paged events
+ * table, a user's sessions and the raw export, each bounded by a user or a LIMIT and an index.
+ *
+ * Sessions and turns: a turn counts once, in the hour of its first stored row; a session counts
+ * in the range where it started (its first stored row) — "sessions started in range". Filtered
+ * by model, turns are the turns that used the model and sessions those that first used it then.
  */
 import { PriceBook, addCost, emptyTotal } from '../prices/cost';
 import { SHIPPED_PRICES } from '../prices/table';
 import type { CostTotal } from '../prices/types';
 import { type ViewFilter, daysOf, parseFilter } from './filters';
-import { type WindowEvent, computeWindows, type UserWindows } from './windows';
+import { type HourBucket, type UserWindows, windowsFromHours } from './windows';
 
 export const REPORT_DAYS = 30;
 const MAX_LIST_ROWS = 20_000;
@@ -154,6 +162,8 @@ export interface DashboardData {
   byDivision: UsageRow[];
   days: DayRow[];
   windows: UserWindows[];
+  /** Where the windows start: the range's start on a user's page, at most MAIN_WINDOW_DAYS back on the main page. */
+  windowsFromIso: string;
   events: EventRow[];
   eventsPage: number;
   keys: KeyRow[];
@@ -185,6 +195,13 @@ const FROM_FILTERED = `
     AND (@model IS NULL OR e.model = @model)
     AND (@division IS NULL OR u.division = @division)`;
 
+/** One user's raw rows of a range, through the (user_id, timestamp_utc) index. */
+const FROM_USER = `
+  FROM usage_events e
+  WHERE e.user_id = (SELECT id FROM users WHERE email = @user)
+    AND e.timestamp_utc >= @from AND e.timestamp_utc < @to
+    AND (@model IS NULL OR e.model = @model)`;
+
 // TOTAL, not SUM: SQLite's integer SUM fails the whole query ("integer overflow") once a total
 // passes 2^63, so one hostile row would make every view answer 500. TOTAL adds in floating point,
 // never fails, and is exact far beyond any real total (2^53 tokens).
@@ -194,57 +211,82 @@ const TOKEN_SUMS = `
   TOTAL(e.cache_read_tokens) AS cacheRead,
   TOTAL(e.cache_write_tokens) AS cacheWrite`;
 
-// The schema-v2 split columns may not exist yet; both variants are constants, chosen at prepare.
-const SPLIT_SUMS = `
-  TOTAL(COALESCE(e.cache_write_5m_tokens, 0)) AS cw5m,
-  TOTAL(COALESCE(e.cache_write_1h_tokens, 0)) AS cw1h,
-  TOTAL(CASE WHEN e.cache_write_5m_tokens IS NULL OR e.cache_write_1h_tokens IS NULL THEN e.cache_write_tokens ELSE 0 END) AS unsplit,
-  TOTAL(COALESCE(e.web_search_requests, 0)) AS webSearch`;
-const NO_SPLIT_SUMS = `0 AS cw5m, 0 AS cw1h, TOTAL(e.cache_write_tokens) AS unsplit, 0 AS webSearch`;
-
 // turn_index is an integer, so `session || '/' || turn` is unique per (session, turn).
 const TURN_KEY = `e.session_id || '/' || e.turn_index`;
 
-const groupsSql = (split: string) => `
-  SELECT e.user_email AS user, COALESCE(MAX(u.division), '') AS division, e.model AS model,
-    substr(e.timestamp_utc, 1, 10) AS day, ${TOKEN_SUMS}, ${split}, COUNT(DISTINCT ${TURN_KEY}) AS turns
-  ${FROM_FILTERED}
-  GROUP BY e.user_email, e.model, substr(e.timestamp_utc, 1, 10)
-  ORDER BY day, user, model`;
+const ROLLUP_COLS = `r.user_id, r.model, r.input, r.output, r.cache_read, r.cache_write, r.cw5m, r.cw1h, r.unsplit,
+  r.web_search, r.model_turns, r.turns, r.sessions, r.model_sessions, r.last_at`;
+// The filters inside each part, so each reads only its run of days (hours). With a user, each
+// part reads through the (user_id, day|hour) index instead: the `…User` texts below.
+const ROLLUP_WHERE = `
+      AND (@model IS NULL OR r.model = @model)
+      AND (@division IS NULL OR r.user_id IN (SELECT id FROM users WHERE division = @division))`;
+const ROLLUP_WHERE_USER = `
+      AND r.user_id = (SELECT id FROM users WHERE email = @user)
+      AND (@model IS NULL OR r.model = @model)
+      AND (@division IS NULL OR r.user_id IN (SELECT id FROM users WHERE division = @division))`;
+
+/** The rollup rows of a span (`RollupSpan`): whole days, and the hours of a partial first and last day. */
+const fromRollups = (where: string) => `
+  FROM (
+    SELECT ${ROLLUP_COLS}, r.day AS day FROM usage_daily r
+    WHERE r.day >= @dayFrom AND r.day < @dayTo ${where}
+    UNION ALL
+    SELECT ${ROLLUP_COLS}, substr(r.hour, 1, 10) AS day FROM usage_hourly r
+    WHERE ((r.hour >= @headFrom AND r.hour < @headTo) OR (r.hour >= @tailFrom AND r.hour < @tailTo)) ${where}
+  ) r JOIN users u ON u.id = r.user_id`;
+
+const ROLLUP_SUMS = `
+  TOTAL(r.input) AS input, TOTAL(r.output) AS output, TOTAL(r.cache_read) AS cacheRead, TOTAL(r.cache_write) AS cacheWrite,
+  TOTAL(r.cw5m) AS cw5m, TOTAL(r.cw1h) AS cw1h, TOTAL(r.unsplit) AS unsplit, TOTAL(r.web_search) AS webSearch`;
+const ROLLUP_COUNTS = `
+  TOTAL(r.model_turns) AS modelTurns, TOTAL(r.turns) AS userTurns, TOTAL(r.sessions) AS sessions,
+  TOTAL(r.model_sessions) AS modelSessions, MAX(r.last_at) AS lastSeen`;
+
+const groupsSql = (where: string) => `SELECT u.email AS user, u.division AS division, r.model AS model, r.day AS day,
+      ${ROLLUP_SUMS}, TOTAL(r.model_turns) AS turns
+    ${fromRollups(where)}
+    GROUP BY u.id, u.email, u.division, r.model, r.day
+    ORDER BY day, user, model`;
+const totalsSql = (where: string) => `SELECT u.email AS user, u.division AS division, r.model AS model, ${ROLLUP_SUMS}, ${ROLLUP_COUNTS}
+    ${fromRollups(where)}
+    GROUP BY u.id, u.email, u.division, r.model`;
+const dayTotalsSql = (where: string) => `SELECT r.day AS day, r.model AS model, ${ROLLUP_SUMS}
+    ${fromRollups(where)}
+    GROUP BY r.day, r.model`;
+const windowHoursSql = (where: string) => `SELECT u.email AS user, r.hour AS hour,
+      TOTAL(r.input + r.output + r.cache_read + r.cache_write) AS tokens,
+      TOTAL(CASE WHEN @model IS NULL THEN r.turns ELSE r.model_turns END) AS turns
+    FROM usage_hourly r JOIN users u ON u.id = r.user_id
+    WHERE r.hour >= @headFrom AND r.hour < @tailTo ${where}
+    GROUP BY u.id, u.email, r.hour`;
 
 const SQL = {
-  groupsSplit: groupsSql(SPLIT_SUMS),
-  groupsNoSplit: groupsSql(NO_SPLIT_SUMS),
+  // The usage export's and budgets' grain: user × model × UTC day; turns = turns using the model.
+  groups: groupsSql(ROLLUP_WHERE),
+  groupsUser: groupsSql(ROLLUP_WHERE_USER),
+  // The views' grain: user × model over one price period.
+  totals: totalsSql(ROLLUP_WHERE),
+  totalsUser: totalsSql(ROLLUP_WHERE_USER),
+  dayTotals: dayTotalsSql(ROLLUP_WHERE),
+  dayTotalsUser: dayTotalsSql(ROLLUP_WHERE_USER),
+  windowHours: windowHoursSql(ROLLUP_WHERE),
+  windowHoursUser: windowHoursSql(ROLLUP_WHERE_USER),
   userCounts: `SELECT COUNT(*) AS users, COALESCE(SUM(CASE WHEN revoked_at IS NULL THEN 1 ELSE 0 END), 0) AS activeUsers FROM users`,
   activeDevices: `SELECT COUNT(*) AS n FROM device_keys k JOIN users u ON u.id = k.user_id
     WHERE k.revoked_at IS NULL AND u.revoked_at IS NULL`,
-  summary: `SELECT COUNT(DISTINCT e.user_email) AS reportingUsers, COUNT(DISTINCT e.session_id) AS sessions,
-      COUNT(DISTINCT ${TURN_KEY}) AS turns ${FROM_FILTERED}`,
-  distinctByUser: `SELECT e.user_email AS key, COUNT(DISTINCT e.session_id) AS sessions,
-      COUNT(DISTINCT ${TURN_KEY}) AS turns, MAX(e.timestamp_utc) AS lastSeen ${FROM_FILTERED}
-    GROUP BY e.user_email`,
-  distinctByModel: `SELECT e.model AS key, COUNT(DISTINCT e.user_email) AS users, COUNT(DISTINCT e.session_id) AS sessions,
-      COUNT(DISTINCT ${TURN_KEY}) AS turns, MAX(e.timestamp_utc) AS lastSeen ${FROM_FILTERED}
-    GROUP BY e.model`,
-  distinctByDivision: `SELECT COALESCE(u.division, '') AS key, COUNT(DISTINCT e.user_email) AS users,
-      COUNT(DISTINCT e.session_id) AS sessions, COUNT(DISTINCT ${TURN_KEY}) AS turns, MAX(e.timestamp_utc) AS lastSeen
-    ${FROM_FILTERED}
-    GROUP BY COALESCE(u.division, '')`,
-  windowEvents: `SELECT e.user_email AS user, e.timestamp_utc AS ts, ${TURN_KEY} AS turnKey,
-      e.input_tokens + e.output_tokens + e.cache_read_tokens + e.cache_write_tokens AS tokens
-    ${FROM_FILTERED}`,
   events: `SELECT e.received_at AS receivedAt, e.timestamp_utc AS timestampUtc, e.user_email AS userEmail,
       e.reported_email AS reportedEmail, e.device_id AS deviceId, e.session_id AS sessionId, e.turn_index AS turnIndex,
       e.model AS model, e.input_tokens AS input, e.output_tokens AS output, e.cache_read_tokens AS cacheRead,
       e.cache_write_tokens AS cacheWrite, e.signed AS signed, e.plugin_version AS pluginVersion
     ${FROM_FILTERED}
-    ORDER BY e.id DESC LIMIT @limit OFFSET @offset`,
+    ORDER BY e.timestamp_utc DESC, e.id DESC LIMIT @limit OFFSET @offset`,
   sessions: `SELECT e.session_id AS sessionId, MIN(e.timestamp_utc) AS firstAt, MAX(e.timestamp_utc) AS lastAt,
       COUNT(DISTINCT ${TURN_KEY}) AS turns, GROUP_CONCAT(DISTINCT e.model) AS models, ${TOKEN_SUMS}
-    ${FROM_FILTERED}
+    ${FROM_USER}
     GROUP BY e.session_id ORDER BY lastAt DESC LIMIT ${USER_SESSIONS}`,
   sessionGroups: `SELECT e.session_id AS sessionId, e.model AS model, substr(e.timestamp_utc, 1, 10) AS day, ${TOKEN_SUMS}
-    ${FROM_FILTERED}
+    ${FROM_USER}
     GROUP BY e.session_id, e.model, substr(e.timestamp_utc, 1, 10)`,
   rawEvents: `SELECT e.id, e.timestamp_utc, e.received_at, e.user_email, COALESCE(u.division, '') AS division, e.device_id,
       e.session_id, e.turn_index, e.model, e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens,
@@ -257,6 +299,7 @@ const SQL = {
     FROM device_keys k JOIN users u ON u.id = k.user_id
     ORDER BY (k.revoked_at IS NOT NULL OR u.revoked_at IS NOT NULL), u.email, k.registered_at
     LIMIT ${MAX_LIST_ROWS}`,
+  // Each MAX is one seek in an index on (user_id, …).
   users: `SELECT u.email AS email, u.division AS division, u.created_at AS createdAt, u.revoked_at AS revokedAt,
       (SELECT MAX(t.expires_at) FROM user_tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL) AS tokenExpiresAt,
       (SELECT MAX(t.last_used_at) FROM user_tokens t WHERE t.user_id = u.id) AS tokenLastUsedAt,
@@ -266,16 +309,97 @@ const SQL = {
     FROM users u ORDER BY u.revoked_at IS NOT NULL, u.email
     LIMIT ${MAX_LIST_ROWS}`,
   divisions: `SELECT DISTINCT division AS v FROM users WHERE division <> '' ORDER BY division LIMIT 1000`,
-  models: `SELECT DISTINCT model AS v FROM usage_events WHERE timestamp_utc >= @from ORDER BY model LIMIT 1000`,
-  columns: `SELECT name FROM pragma_table_info('usage_events')`,
-  // /metrics: all-time totals per model × division × UTC day (the day picks the price), and per user.
-  metricTotals: `SELECT e.model AS model, COALESCE(u.division, '') AS division, substr(e.timestamp_utc, 1, 10) AS day,
-      '' AS user, ${TOKEN_SUMS}, 0 AS cw5m, 0 AS cw1h, COALESCE(SUM(e.cache_write_tokens), 0) AS unsplit, 0 AS webSearch, 0 AS turns
-    FROM usage_events e LEFT JOIN users u ON u.id = e.user_id
-    GROUP BY e.model, COALESCE(u.division, ''), substr(e.timestamp_utc, 1, 10)`,
-  metricUserTotals: `SELECT e.user_email AS user, e.model AS model, ${TOKEN_SUMS}
-    FROM usage_events e GROUP BY e.user_email, e.model`,
+  // The models used since @day: each step one seek in usage_daily(model, day), however many rows.
+  models: `WITH RECURSIVE m(v) AS (
+      SELECT MIN(model) FROM usage_daily
+      UNION ALL
+      SELECT (SELECT MIN(d.model) FROM usage_daily d WHERE d.model > m.v) FROM m WHERE m.v IS NOT NULL
+    )
+    SELECT v FROM m WHERE v IS NOT NULL AND EXISTS (SELECT 1 FROM usage_daily d WHERE d.model = m.v AND d.day >= @day)
+    ORDER BY v LIMIT 1000`,
+  // /metrics: all-time totals per model × division over one price period, and per user × model.
+  metricTotals: `SELECT r.model AS model, u.division AS division, '' AS user, ${ROLLUP_SUMS}, 0 AS turns
+    ${fromRollups(ROLLUP_WHERE)}
+    GROUP BY r.model, u.division`,
+  metricUserTotals: `SELECT u.email AS user, r.model AS model, TOTAL(r.input) AS input, TOTAL(r.output) AS output,
+      TOTAL(r.cache_read) AS cacheRead, TOTAL(r.cache_write) AS cacheWrite
+    FROM usage_daily r JOIN users u ON u.id = r.user_id GROUP BY u.id, u.email, r.model`,
 } as const;
+
+/**
+ * Which rollup rows a range reads: whole UTC days `[dayFrom, dayTo)` from usage_daily, and the
+ * hours `[headFrom, headTo)` and `[tailFrom, tailTo)` of a partial first and last day from
+ * usage_hourly. The range is widened to whole hours (a preset starting 13:27 reads from 13:00).
+ */
+export interface RollupSpan {
+  dayFrom: string;
+  dayTo: string;
+  headFrom: string;
+  headTo: string;
+  tailFrom: string;
+  tailTo: string;
+}
+
+const HOUR_MS = 3600 * 1000;
+const DAY_MS = 24 * HOUR_MS;
+const hourKey = (ms: number) => new Date(ms).toISOString().slice(0, 13);
+const dayKey = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+export function rollupSpan(fromIso: string, toIso: string): RollupSpan {
+  const fromMs = Math.floor(Date.parse(fromIso) / HOUR_MS) * HOUR_MS;
+  const toMs = Math.max(fromMs, Math.ceil(Date.parse(toIso) / HOUR_MS) * HOUR_MS);
+  const firstDay = Math.ceil(fromMs / DAY_MS) * DAY_MS;
+  const lastDayEnd = Math.floor(toMs / DAY_MS) * DAY_MS;
+  if (firstDay > lastDayEnd) {
+    // Within one day: hours only.
+    return { dayFrom: '', dayTo: '', headFrom: hourKey(fromMs), headTo: hourKey(toMs), tailFrom: '', tailTo: '' };
+  }
+  return {
+    dayFrom: dayKey(firstDay),
+    dayTo: dayKey(lastDayEnd),
+    headFrom: hourKey(fromMs),
+    headTo: hourKey(firstDay),
+    tailFrom: hourKey(lastDayEnd),
+    tailTo: hourKey(toMs),
+  };
+}
+
+/**
+ * A span cut at every price change date inside it, each part with the first day it covers
+ * (any day of a part has the same prices, so its sums are priced as of that day).
+ */
+export function pricePeriods(span: RollupSpan, book: PriceBook): { day: string; span: RollupSpan }[] {
+  const hours = [span.headFrom, span.tailFrom].filter((h) => h !== '');
+  const first = [span.dayFrom, ...hours.map((h) => h.slice(0, 10))].filter((d) => d !== '').sort()[0];
+  if (first === undefined) return [];
+  const dates = new Set<string>();
+  for (const family of book.table.families) for (const p of family.prices) if (p.from > first) dates.add(p.from);
+  const bounds = [first, ...[...dates].sort(), '9999-12-31'];
+  const periods: { day: string; span: RollupSpan }[] = [];
+  for (let i = 0; i + 1 < bounds.length; i++) {
+    const start = bounds[i]!;
+    const end = bounds[i + 1]!;
+    const inPeriod = (hour: string) => hour !== '' && hour.slice(0, 10) >= start && hour.slice(0, 10) < end;
+    const dayFrom = [span.dayFrom, start].sort()[1]!;
+    const dayTo = [span.dayTo, end].sort()[0]!;
+    const days = span.dayFrom !== '' && dayFrom < dayTo;
+    const head = inPeriod(span.headFrom);
+    const tail = inPeriod(span.tailFrom);
+    if (!days && !head && !tail) continue;
+    periods.push({
+      day: start,
+      span: {
+        dayFrom: days ? dayFrom : '',
+        dayTo: days ? dayTo : '',
+        headFrom: head ? span.headFrom : '',
+        headTo: head ? span.headTo : '',
+        tailFrom: tail ? span.tailFrom : '',
+        tailTo: tail ? span.tailTo : '',
+      },
+    });
+  }
+  return periods;
+}
 
 /** Runs one SQL text of `SQL` with named parameters (`@name`); resolves with plain rows. */
 export interface SqlReader {
@@ -302,8 +426,9 @@ function isoSeconds(ms: number): string {
 export interface AdminQueries {
   /** Everything the dashboard shows; `filter` defaults to the last 30 days, unfiltered. */
   load(now: Date, filter?: ViewFilter, opts?: { eventsPage?: number; prices?: PriceBook }): Promise<DashboardData>;
-  /** The user × model × day groups of a filter. */
-  groups(filter: FilterParams): Promise<GroupRow[]>;
+  /** The user × model × day groups of a filter; with `prices`, user × model per price period
+   * instead (each row's day the period's first: the same cost, far fewer rows). */
+  groups(filter: FilterParams, opts?: { prices?: PriceBook }): Promise<GroupRow[]>;
   /** One page of raw usage rows of a filter, by id after `after` (keyset paging for exports). */
   rawEvents(filter: FilterParams, after: number, limit: number): Promise<RawEventRow[]>;
   sessions(filter: FilterParams, prices?: PriceBook): Promise<SessionRow[]>;
@@ -339,32 +464,44 @@ function addTokens(into: TokenTotals, t: TokenTotals): void {
   into.cacheWrite += t.cacheWrite;
 }
 
-interface Distinct {
-  key: string;
-  users?: number;
+/** One user × model over one price period, with the rollups' counts. */
+interface TotalRow extends GroupRow {
+  modelTurns: number;
+  userTurns: number;
   sessions: number;
-  turns: number;
+  modelSessions: number;
   lastSeen: string | null;
 }
 
-function bucket(map: Map<string, UsageRow>, key: string): UsageRow {
+/** A by-user / by-model / by-division row, with the distinct users it has seen so far. */
+interface Bucket extends UsageRow {
+  seen: Set<string>;
+}
+
+function bucket(map: Map<string, Bucket>, key: string): Bucket {
   let row = map.get(key);
   if (row === undefined) {
-    row = { key, users: 1, sessions: 0, turns: 0, lastSeen: null, ...zeroTokens(), cost: emptyTotal(), label: null };
+    row = { key, users: 0, sessions: 0, turns: 0, lastSeen: null, ...zeroTokens(), cost: emptyTotal(), label: null, seen: new Set() };
     map.set(key, row);
   }
   return row;
 }
 
-function withDistinct(map: Map<string, UsageRow>, distinct: Distinct[]): UsageRow[] {
-  for (const d of distinct) {
-    const row = bucket(map, d.key);
-    row.sessions = d.sessions;
-    row.turns = d.turns;
-    row.lastSeen = d.lastSeen;
-    if (d.users !== undefined) row.users = d.users;
-  }
-  return [...map.values()].sort((a, b) => b.cost.usd - a.cost.usd || total(b) - total(a) || a.key.localeCompare(b.key));
+/** Adds one priced total row to a bucket; `sessions` and `turns` as the bucket counts them. */
+function addTo(row: Bucket, t: TotalRow, cost: CostTotal, sessions: number, turns: number): void {
+  addTokens(row, t);
+  mergeCost(row.cost, cost);
+  row.seen.add(t.user);
+  row.users = row.seen.size;
+  row.sessions += sessions;
+  row.turns += turns;
+  if (t.lastSeen !== null && (row.lastSeen === null || t.lastSeen > row.lastSeen)) row.lastSeen = t.lastSeen;
+}
+
+function sorted(map: Map<string, Bucket>): UsageRow[] {
+  return [...map.values()]
+    .map(({ seen: _seen, ...row }) => row)
+    .sort((a, b) => b.cost.usd - a.cost.usd || total(b) - total(a) || a.key.localeCompare(b.key));
 }
 
 function total(t: TokenTotals): number {
@@ -372,30 +509,64 @@ function total(t: TokenTotals): number {
 }
 
 const SHIPPED_BOOK = new PriceBook(SHIPPED_PRICES);
+/** The main page's 5-hour windows cover at most the last this many days of the range (a user's page: all of it). */
+export const MAIN_WINDOW_DAYS = 7;
 
 /** One piece: the dashboard's SQL, one prepared statement per entry — a flat table that reads best in one place. */
 export function createQueries(db: SqlReader): AdminQueries {
-  let hasSplit: boolean | null = null;
   const all = async <T>(key: keyof typeof SQL, params?: Record<string, unknown>): Promise<T[]> =>
     (await db.all(SQL[key], params)) as T[];
   const one = async <T>(key: keyof typeof SQL, params?: Record<string, unknown>): Promise<T> => (await all<T>(key, params))[0]!;
-  const groups = async (p: FilterParams): Promise<GroupRow[]> => {
-    if (hasSplit === null) {
-      const columns = new Set((await all<{ name: string }>('columns')).map((c) => c.name));
-      hasSplit = ['cache_write_5m_tokens', 'cache_write_1h_tokens', 'web_search_requests'].every((c) => columns.has(c));
+  const filterOnly = (p: FilterParams) => ({ user: p.user, model: p.model, division: p.division });
+
+  /** Rows of `key` for every price period of a filter, each row's `day` the period's first day. */
+  /** The text of a rollup query for a filter: through the user index when it names a user. */
+  const forUser = (p: { user: string | null }, key: 'groups' | 'totals' | 'dayTotals' | 'windowHours') =>
+    p.user === null ? key : (`${key}User` as const);
+  const perPeriod = async <T extends { day: string }>(key: keyof typeof SQL, p: FilterParams, book: PriceBook): Promise<T[]> => {
+    const out: T[] = [];
+    for (const period of pricePeriods(rollupSpan(p.from, p.to), book)) {
+      for (const row of await all<T>(key, { ...filterOnly(p), ...period.span })) {
+        row.day = period.day;
+        out.push(row);
+      }
     }
-    return all<GroupRow>(hasSplit ? 'groupsSplit' : 'groupsNoSplit', { ...p });
+    return out;
+  };
+
+  const groups = async (p: FilterParams, opts: { prices?: PriceBook } = {}): Promise<GroupRow[]> => {
+    if (opts.prices !== undefined) {
+      return (await perPeriod<TotalRow>(forUser(p, 'totals'), p, opts.prices)).map((t) => ({ ...t, turns: t.modelTurns }));
+    }
+    return all<GroupRow>(forUser(p, 'groups'), { ...filterOnly(p), ...rollupSpan(p.from, p.to) });
   };
 
   const monthValue = async (book: PriceBook, nowMillis: number): Promise<SeatValue> => {
     const now = new Date(nowMillis);
     const monthStart = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
     const cost = emptyTotal();
-    for (const g of await groups({ from: isoSeconds(monthStart), to: isoSeconds(nowMillis + 1000), user: null, model: null, division: null })) {
-      priceGroup(book, g, cost);
-    }
+    const month = { from: isoSeconds(monthStart), to: isoSeconds(nowMillis + 1000), user: null, model: null, division: null };
+    for (const g of await groups(month, { prices: book })) priceGroup(book, g, cost);
     const counts = await one<{ activeUsers: number }>('userCounts');
     return { month: now.toISOString().slice(0, 7), cost, activeSeats: counts.activeUsers };
+  };
+
+  const windows = async (filter: ViewFilter, nowMillis: number): Promise<{ fromIso: string; rows: UserWindows[] }> => {
+    const span = rollupSpan(filter.fromIso, filter.toIso);
+    let fromIso = filter.fromIso;
+    // The main page shows every user: their windows over the range's last days only.
+    if (filter.user === null) {
+      const recent = isoSeconds(Date.parse(filter.toIso) - MAIN_WINDOW_DAYS * DAY_MS);
+      if (recent > fromIso) fromIso = recent;
+    }
+    const params = { ...filterOnly(filterParams(filter)), headFrom: rollupSpan(fromIso, filter.toIso).headFrom, tailTo: span.tailTo !== '' ? span.tailTo : span.headTo };
+    const buckets: HourBucket[] = (await all<{ user: string; hour: string; tokens: number; turns: number }>(forUser(filter, 'windowHours'), params)).map((b) => ({
+      user: b.user,
+      hourMillis: Date.parse(`${b.hour}:00:00Z`),
+      tokens: b.tokens,
+      turns: b.turns,
+    }));
+    return { fromIso: `${params.headFrom}:00:00Z`, rows: windowsFromHours(buckets, nowMillis) };
   };
 
   return {
@@ -406,7 +577,8 @@ export function createQueries(db: SqlReader): AdminQueries {
     async metricTotals(prices, perUser) {
       const book = prices ?? SHIPPED_BOOK;
       const series = new Map<string, MetricSeries>();
-      for (const g of await all<GroupRow>('metricTotals')) {
+      const allTime = { from: '0001-01-01T00:00:00Z', to: '9999-12-31T00:00:00Z', user: null, model: null, division: null };
+      for (const g of await perPeriod<GroupRow>('metricTotals', allTime, book)) {
         const key = `${g.model}\u0000${g.division}`;
         let m = series.get(key);
         if (m === undefined) {
@@ -441,45 +613,47 @@ export function createQueries(db: SqlReader): AdminQueries {
       const book = loadOpts.prices ?? SHIPPED_BOOK;
       const filter = filterArg ?? parseFilter(new URLSearchParams(), nowMillis);
       const p = filterParams(filter);
+      const byModelFilter = filter.model !== null;
 
       const summaryTokens = zeroTokens();
       const summaryCost = emptyTotal();
-      const byUser = new Map<string, UsageRow>();
-      const byModel = new Map<string, UsageRow>();
-      const byDivision = new Map<string, UsageRow>();
-      const byDay = new Map<string, DayRow & { cost: CostTotal }>();
-      for (const g of await groups(p)) {
-        const cost = priceGroup(book, g, emptyTotal());
-        const parts: [Map<string, UsageRow>, string][] = [
-          [byUser, g.user],
-          [byModel, g.model],
-          [byDivision, g.division],
-        ];
-        for (const [map, key] of parts) {
-          const row = bucket(map, key);
-          addTokens(row, g);
-          mergeCost(row.cost, cost);
-        }
-        bucket(byUser, g.user).label = g.division;
-        addTokens(summaryTokens, g);
+      const summaryCounts = { sessions: 0, turns: 0 };
+      const reporting = new Set<string>();
+      const byUser = new Map<string, Bucket>();
+      const byModel = new Map<string, Bucket>();
+      const byDivision = new Map<string, Bucket>();
+      for (const t of await perPeriod<TotalRow>(forUser(p, 'totals'), p, book)) {
+        const cost = priceGroup(book, t, emptyTotal());
+        // Per user and division, a session or turn counts once; per model, once per model.
+        const sessions = byModelFilter ? t.modelSessions : t.sessions;
+        const turns = byModelFilter ? t.modelTurns : t.userTurns;
+        const user = bucket(byUser, t.user);
+        addTo(user, t, cost, sessions, turns);
+        user.label = t.division;
+        addTo(bucket(byModel, t.model), t, cost, t.modelSessions, t.modelTurns);
+        addTo(bucket(byDivision, t.division), t, cost, sessions, turns);
+        addTokens(summaryTokens, t);
         mergeCost(summaryCost, cost);
+        summaryCounts.sessions += sessions;
+        summaryCounts.turns += turns;
+        reporting.add(t.user);
+      }
+      for (const row of byModel.values()) row.label = book.family(row.key)?.family ?? null;
+
+      const byDay = new Map<string, DayRow & { cost: CostTotal }>();
+      for (const g of await all<GroupRow>(forUser(p, 'dayTotals'), { ...filterOnly(p), ...rollupSpan(p.from, p.to) })) {
         let d = byDay.get(g.day);
         if (d === undefined) {
           d = { day: g.day, ...zeroTokens(), cost: emptyTotal() };
           byDay.set(g.day, d);
         }
         addTokens(d, g);
-        mergeCost(d.cost, cost);
+        priceGroup(book, g, d.cost);
       }
-      for (const row of byModel.values()) row.label = book.family(row.key)?.family ?? null;
 
       const counts = await one<{ users: number; activeUsers: number }>('userCounts');
       const devices = await one<{ n: number }>('activeDevices');
-      const distinct = await one<{ reportingUsers: number; sessions: number; turns: number }>('summary', { ...p });
-      const windowEvents: WindowEvent[] = [];
-      for (const row of await all<{ user: string; ts: string; turnKey: string; tokens: number }>('windowEvents', { ...p })) {
-        windowEvents.push({ user: row.user, atMillis: Date.parse(row.ts), turnKey: row.turnKey, tokens: row.tokens });
-      }
+      const win = await windows(filter, nowMillis);
       const eventsPage = Math.min(Math.max(1, loadOpts.eventsPage ?? 1), MAX_EVENT_PAGES);
       const events = (
         await all<Omit<EventRow, 'signed'> & { signed: number }>('events', { ...p, limit: EVENTS_PAGE, offset: (eventsPage - 1) * EVENTS_PAGE })
@@ -490,19 +664,28 @@ export function createQueries(db: SqlReader): AdminQueries {
         sinceUtc: filter.fromIso,
         filter,
         pricesSource: book.table.source,
-        summary: { ...summaryTokens, ...distinct, users: counts.users, activeUsers: counts.activeUsers, activeDevices: devices.n, cost: summaryCost },
-        byUser: withDistinct(byUser, await all<Distinct>('distinctByUser', { ...p })),
-        byModel: withDistinct(byModel, await all<Distinct>('distinctByModel', { ...p })),
-        byDivision: withDistinct(byDivision, await all<Distinct>('distinctByDivision', { ...p })),
+        summary: {
+          ...summaryTokens,
+          reportingUsers: reporting.size,
+          ...summaryCounts,
+          users: counts.users,
+          activeUsers: counts.activeUsers,
+          activeDevices: devices.n,
+          cost: summaryCost,
+        },
+        byUser: sorted(byUser),
+        byModel: sorted(byModel),
+        byDivision: sorted(byDivision),
         days,
-        windows: computeWindows(windowEvents, nowMillis),
+        windows: win.rows,
+        windowsFromIso: win.fromIso,
         events,
         eventsPage,
         keys: await all<KeyRow>('keys'),
         users: await all<UserRow>('users'),
         seatValue: await monthValue(book, nowMillis),
         divisions: (await all<{ v: string }>('divisions')).map((r) => r.v),
-        models: (await all<{ v: string }>('models', { from: isoSeconds(nowMillis - 90 * 24 * 3600 * 1000) })).map((r) => r.v),
+        models: (await all<{ v: string }>('models', { day: dayKey(nowMillis - 90 * DAY_MS) })).map((r) => r.v),
       };
     },
   };

@@ -91,7 +91,7 @@ export function renderDashboard(data: DashboardData, opts: DashboardOptions): st
     (opts.budgets === undefined ? '' : renderBudgets(opts.budgets.statuses, opts.budgets.alerts, mode, { month: data.seatValue.month, tz, webhook: opts.budgets.webhook })) +
     renderUsage(ctx, data, { tz, seats: seatsByDivision(data) }) +
     renderInactive(ctx, data.users, Date.parse(data.generatedAt), tz) +
-    renderWindows(ctx, data.windows, tz) +
+    renderWindows(ctx, data.windows, tz, data.windowsFromIso) +
     renderEvents(ctx, data.events, data.eventsPage, EVENTS_PAGE, tz) +
     renderKeys(ctx, data.keys, mode, tz) +
     renderUsers(ctx, data.users, mode, data.generatedAt, tz) +

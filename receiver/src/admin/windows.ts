@@ -4,6 +4,9 @@
  * message's time floored to the hour. Per user we report the peak window (the seat-pressure
  * signal: how close heavy users run to their plan's limit) and the window open right now.
  * Pure: events and `now` in, plain values out.
+ *
+ * Window edges fall on whole hours, so hourly buckets (`usage_hourly`, whose turns are counted
+ * once already) give exactly the windows the single events would: `windowsFromHours`.
  */
 
 export const WINDOW_MILLIS = 5 * 60 * 60 * 1000;
@@ -13,8 +16,10 @@ export interface WindowEvent {
   user: string;
   /** Epoch milliseconds of the turn. */
   atMillis: number;
-  /** Distinct (session, turn) key so a turn spread over several models counts once. */
-  turnKey: string;
+  /** Distinct (session, turn) key so a turn spread over several models counts once; null when
+   * the event is a bucket whose `turns` are counted already. */
+  turnKey: string | null;
+  turns?: number;
   tokens: number;
 }
 
@@ -37,12 +42,29 @@ export interface UserWindows {
 
 export const RECENT_WINDOWS = 20;
 
+/** One user's tokens and (new) turns in one UTC hour. */
+export interface HourBucket {
+  user: string;
+  /** Epoch milliseconds of the hour's start. */
+  hourMillis: number;
+  tokens: number;
+  turns: number;
+}
+
 interface OpenWindow extends UsageWindow {
   turnKeys: Set<string>;
 }
 
 function close(w: OpenWindow): UsageWindow {
-  return { startMillis: w.startMillis, endMillis: w.endMillis, tokens: w.tokens, turns: w.turnKeys.size };
+  return { startMillis: w.startMillis, endMillis: w.endMillis, tokens: w.tokens, turns: w.turns + w.turnKeys.size };
+}
+
+/** Windows from hourly buckets (any order): the same result as `computeWindows` on their events. */
+export function windowsFromHours(buckets: readonly HourBucket[], nowMillis: number): UserWindows[] {
+  return computeWindows(
+    buckets.map((b) => ({ user: b.user, atMillis: b.hourMillis, turnKey: null, turns: b.turns, tokens: b.tokens })),
+    nowMillis,
+  );
 }
 
 /** Events in any order; result sorted by peak tokens, highest first. */
@@ -69,7 +91,8 @@ export function computeWindows(events: readonly WindowEvent[], nowMillis: number
         open = { startMillis, endMillis: startMillis + WINDOW_MILLIS, tokens: 0, turns: 0, turnKeys: new Set() };
       }
       open.tokens += e.tokens;
-      open.turnKeys.add(e.turnKey);
+      if (e.turnKey === null) open.turns += e.turns ?? 0;
+      else open.turnKeys.add(e.turnKey);
     }
     if (open === null) continue;
     windows.push(close(open));

@@ -9,6 +9,8 @@
  * byte order is what SQLite does too, whatever locale the database was created with.
  * Ids are identities that accept explicit values, so `migrate --from sqlite:` can copy rows.
  */
+import { ROLLUP_BACKFILL } from './schema';
+
 export const PG_MIGRATIONS: readonly string[] = [
   // 1: initial schema (v0.1.0)
   `
@@ -187,6 +189,64 @@ export const PG_MIGRATIONS: readonly string[] = [
     touch_seq     BIGINT NOT NULL DEFAULT 0
   );
   CREATE INDEX admin_sessions_seen ON admin_sessions(last_seen_ms);
+  `,
+  // 9: rollups for the views (as SQLite's 9), backfilled from the stored rows
+  `
+  CREATE INDEX usage_events_user_received ON usage_events(user_id, received_at);
+  CREATE TABLE usage_sessions (
+    user_id     BIGINT NOT NULL,
+    session_id  TEXT COLLATE "C" NOT NULL,
+    first_day   TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (user_id, session_id)
+  );
+  CREATE TABLE usage_session_models (
+    user_id     BIGINT NOT NULL,
+    session_id  TEXT COLLATE "C" NOT NULL,
+    model       TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (user_id, session_id, model)
+  );
+  CREATE TABLE usage_daily (
+    user_id         BIGINT NOT NULL,
+    day             TEXT COLLATE "C" NOT NULL,
+    model           TEXT COLLATE "C" NOT NULL,
+    input           DOUBLE PRECISION NOT NULL,
+    output          DOUBLE PRECISION NOT NULL,
+    cache_read      DOUBLE PRECISION NOT NULL,
+    cache_write     DOUBLE PRECISION NOT NULL,
+    cw5m            DOUBLE PRECISION NOT NULL,
+    cw1h            DOUBLE PRECISION NOT NULL,
+    unsplit         DOUBLE PRECISION NOT NULL,
+    web_search      DOUBLE PRECISION NOT NULL,
+    model_turns     BIGINT NOT NULL,
+    turns           BIGINT NOT NULL,
+    sessions        BIGINT NOT NULL,
+    model_sessions  BIGINT NOT NULL,
+    last_at         TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (day, user_id, model)
+  );
+  CREATE INDEX usage_daily_user ON usage_daily(user_id, day);
+  CREATE INDEX usage_daily_model_day ON usage_daily(model, day);
+  CREATE TABLE usage_hourly (
+    user_id         BIGINT NOT NULL,
+    hour            TEXT COLLATE "C" NOT NULL,
+    model           TEXT COLLATE "C" NOT NULL,
+    input           DOUBLE PRECISION NOT NULL,
+    output          DOUBLE PRECISION NOT NULL,
+    cache_read      DOUBLE PRECISION NOT NULL,
+    cache_write     DOUBLE PRECISION NOT NULL,
+    cw5m            DOUBLE PRECISION NOT NULL,
+    cw1h            DOUBLE PRECISION NOT NULL,
+    unsplit         DOUBLE PRECISION NOT NULL,
+    web_search      DOUBLE PRECISION NOT NULL,
+    model_turns     BIGINT NOT NULL,
+    turns           BIGINT NOT NULL,
+    sessions        BIGINT NOT NULL,
+    model_sessions  BIGINT NOT NULL,
+    last_at         TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (hour, user_id, model)
+  );
+  CREATE INDEX usage_hourly_user ON usage_hourly(user_id, hour);
+  ${ROLLUP_BACKFILL}
   `,
 ];
 

@@ -10,6 +10,39 @@
  * holds `user_tokens.token_ref`, a non-secret identifier, never the token. Since migration 3 the
  * name `refresh_tokens` is a read-only view in the Rust version's shape (see docs/migrating-from-rust.md).
  */
+export const ROLLUP_COLUMNS =
+  'input, output, cache_read, cache_write, cw5m, cw1h, unsplit, web_search, model_turns, turns, sessions, model_sessions, last_at';
+const ROLLUP_SUMS = `TOTAL(input_tokens), TOTAL(output_tokens), TOTAL(cache_read_tokens), TOTAL(cache_write_tokens),
+    TOTAL(COALESCE(cache_write_5m_tokens, 0)), TOTAL(COALESCE(cache_write_1h_tokens, 0)),
+    TOTAL(CASE WHEN cache_write_5m_tokens IS NULL OR cache_write_1h_tokens IS NULL THEN cache_write_tokens ELSE 0 END),
+    TOTAL(COALESCE(web_search_requests, 0)), COUNT(*), SUM(new_turn), SUM(new_session), SUM(new_model_session), MAX(ts)`;
+
+/**
+ * Migration 9's backfill, the same text on both backends: a raw row is the first of its turn,
+ * session, or session × model when no row of that key has a smaller id (that is the order
+ * insertReport meets them in), and the rollups are those flags and the token columns summed.
+ */
+export const ROLLUP_BACKFILL = `
+  CREATE TEMP TABLE rollup_src AS
+  SELECT user_id, session_id, model, timestamp_utc AS ts,
+    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+    cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests,
+    CASE WHEN ROW_NUMBER() OVER (PARTITION BY user_id, session_id, turn_index ORDER BY id) = 1 THEN 1 ELSE 0 END AS new_turn,
+    CASE WHEN ROW_NUMBER() OVER (PARTITION BY user_id, session_id ORDER BY id) = 1 THEN 1 ELSE 0 END AS new_session,
+    CASE WHEN ROW_NUMBER() OVER (PARTITION BY user_id, session_id, model ORDER BY id) = 1 THEN 1 ELSE 0 END AS new_model_session
+  FROM usage_events WHERE user_id IS NOT NULL;
+
+  INSERT INTO usage_sessions (user_id, session_id, first_day)
+    SELECT user_id, session_id, substr(ts, 1, 10) FROM rollup_src WHERE new_session = 1;
+  INSERT INTO usage_session_models (user_id, session_id, model)
+    SELECT user_id, session_id, model FROM rollup_src WHERE new_model_session = 1;
+  INSERT INTO usage_daily (user_id, day, model, ${ROLLUP_COLUMNS})
+    SELECT user_id, substr(ts, 1, 10), model, ${ROLLUP_SUMS} FROM rollup_src GROUP BY user_id, substr(ts, 1, 10), model;
+  INSERT INTO usage_hourly (user_id, hour, model, ${ROLLUP_COLUMNS})
+    SELECT user_id, substr(ts, 1, 13), model, ${ROLLUP_SUMS} FROM rollup_src GROUP BY user_id, substr(ts, 1, 13), model;
+  DROP TABLE rollup_src;
+`;
+
 export const MIGRATIONS: readonly string[] = [
   // 1: initial schema
   `
@@ -256,6 +289,74 @@ export const MIGRATIONS: readonly string[] = [
     touch_seq     INTEGER NOT NULL DEFAULT 0
   ) WITHOUT ROWID;
   CREATE INDEX admin_sessions_seen ON admin_sessions(last_seen_ms);
+  `,
+  // 9: rollups for the views (issues 11, 13), maintained by insertReport in the same transaction
+  // as the raw rows (store/rollup.ts says what each counter means) and backfilled here from the
+  // rows already stored, so an upgraded database shows the same figures. The day (hour) leads the
+  // key: a view reads a range of days as one run of the table; one user's rows by the user index. Token sums are REAL, like
+  // the views' TOTAL: a hostile counter can push a sum past 2^63 but never fails an insert or a
+  // view. `usage_events(user_id, received_at)` makes the users table's "last report" an index seek.
+  `
+  CREATE INDEX usage_events_user_received ON usage_events(user_id, received_at);
+
+  CREATE TABLE usage_sessions (
+    user_id     INTEGER NOT NULL,
+    session_id  TEXT NOT NULL,
+    first_day   TEXT NOT NULL,
+    PRIMARY KEY (user_id, session_id)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE usage_session_models (
+    user_id     INTEGER NOT NULL,
+    session_id  TEXT NOT NULL,
+    model       TEXT NOT NULL,
+    PRIMARY KEY (user_id, session_id, model)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE usage_daily (
+    user_id         INTEGER NOT NULL,
+    day             TEXT NOT NULL,
+    model           TEXT NOT NULL,
+    input           REAL NOT NULL,
+    output          REAL NOT NULL,
+    cache_read      REAL NOT NULL,
+    cache_write     REAL NOT NULL,
+    cw5m            REAL NOT NULL,
+    cw1h            REAL NOT NULL,
+    unsplit         REAL NOT NULL,
+    web_search      REAL NOT NULL,
+    model_turns     INTEGER NOT NULL,
+    turns           INTEGER NOT NULL,
+    sessions        INTEGER NOT NULL,
+    model_sessions  INTEGER NOT NULL,
+    last_at         TEXT NOT NULL,
+    PRIMARY KEY (day, user_id, model)
+  ) WITHOUT ROWID;
+  CREATE INDEX usage_daily_user ON usage_daily(user_id, day);
+  CREATE INDEX usage_daily_model_day ON usage_daily(model, day);
+
+  CREATE TABLE usage_hourly (
+    user_id         INTEGER NOT NULL,
+    hour            TEXT NOT NULL,
+    model           TEXT NOT NULL,
+    input           REAL NOT NULL,
+    output          REAL NOT NULL,
+    cache_read      REAL NOT NULL,
+    cache_write     REAL NOT NULL,
+    cw5m            REAL NOT NULL,
+    cw1h            REAL NOT NULL,
+    unsplit         REAL NOT NULL,
+    web_search      REAL NOT NULL,
+    model_turns     INTEGER NOT NULL,
+    turns           INTEGER NOT NULL,
+    sessions        INTEGER NOT NULL,
+    model_sessions  INTEGER NOT NULL,
+    last_at         TEXT NOT NULL,
+    PRIMARY KEY (hour, user_id, model)
+  ) WITHOUT ROWID;
+  CREATE INDEX usage_hourly_user ON usage_hourly(user_id, hour);
+
+  ${ROLLUP_BACKFILL}
   `,
 ];
 

@@ -7,9 +7,10 @@
  */
 import type Database from 'better-sqlite3';
 import type pg from 'pg';
+import { ROLLUP_BACKFILL } from '../db/schema';
 import { ReceiverError } from '../errors';
 
-/** Parents before children (foreign keys). Derived tables (rollups) are rebuilt, not copied. */
+/** Parents before children (foreign keys). Derived tables (rollups) are rebuilt on the target, not copied. */
 export const COPIED_TABLES = ['users', 'user_tokens', 'access_tokens', 'device_keys', 'usage_events'] as const;
 const BATCH_ROWS = 500;
 
@@ -55,6 +56,8 @@ export async function copySqliteToPostgres(
       }
       counts[table] = done;
     }
+    // The rollups are derived: rebuilt from the copied rows with migration 9's own backfill.
+    await client.query(ROLLUP_BACKFILL);
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});

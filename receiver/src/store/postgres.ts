@@ -11,13 +11,14 @@ import type { ReportBody } from '../../../src/protocol/wire';
 import { type AdminQueries, createQueries, type DashboardData, type FilterParams, type GroupRow, type MetricTotals, type RawEventRow, type SessionRow } from '../admin/queries';
 import type { PriceBook } from '../prices/cost';
 import { pgReader, translate } from './pg-dialect';
+import { type RollupDelta, rollupDeltas, rollupKeys } from './rollup';
 import { createPool, migratePostgres } from '../db/postgres';
+import { ROLLUP_COLUMNS } from '../db/schema';
 import { ReceiverError } from '../errors';
 import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeToken } from '../tokens';
 import {
   checkDays,
   checkDivision,
-  detailColumns,
   DAY_MS,
   limitCap,
   limitRetryAfter,
@@ -350,59 +351,61 @@ export class PostgresStore implements Store {
     return (await this.pool.query('DELETE FROM access_tokens WHERE expires_at <= $1', [this.nowIso()])).rowCount ?? 0;
   }
 
+  /** SKIP LOCKED: instances purging at once take different rows and never wait on each other. */
+  async purgeUsageEvents(receivedBefore: string, maxRows: number): Promise<number> {
+    const sql = `DELETE FROM usage_events WHERE id IN (
+      SELECT id FROM usage_events WHERE received_at < $1 ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED)`;
+    return (await this.pool.query(sql, [receivedBefore, maxRows])).rowCount ?? 0;
+  }
+
   async countActiveAccessTokens(): Promise<number> {
     return (await this.rows<{ n: number }>('SELECT count(*) AS n FROM access_tokens WHERE expires_at > $1', [this.nowIso()]))[0]!.n;
   }
 
   // ---- usage ---------------------------------------------------------------------------------
 
+  /**
+   * One statement per report after the user's lock (store/rollup.ts): the raw rows, then from the
+   * rows it actually inserted (RETURNING) the "seen before" sets, the rollups and the key's
+   * last_seen_at. Arrays carry the models (sorted), so the round trips do not grow with them.
+   */
   async insertReport(auth: AuthContext, report: ReportBody, opts: InsertOptions): Promise<{ inserted: number }> {
     const now = this.now();
     // The Rust version's form (see sqlite.ts); key last_seen_at stays ISO.
     const receivedAt = sqliteTimestamp(now);
+    const { day, hour } = rollupKeys(report);
+    const deltas = rollupDeltas(report);
+    const column = <K extends keyof RollupDelta>(k: K) => deltas.map((d) => d[k]);
     return this.tx(async (q) => {
-      let inserted = 0;
-      // Models in a fixed order: two transactions touching the same rows lock them in one order.
-      for (const model of Object.keys(report.models).sort()) {
-        const usage = report.models[model]!;
-        const detail = detailColumns(report.schema_version, usage);
-        const r = await q.query(
-          `INSERT INTO usage_events (
-             user_email, user_token, device_id, session_id, turn_index, timestamp_utc, session_start_utc, model,
-             input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, plugin_version, schema_version,
-             received_at, user_id, reported_email, signed, cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
-           ON CONFLICT (user_id, session_id, turn_index, model) DO NOTHING`,
-          [
-            auth.email,
-            auth.tokenRef,
-            opts.deviceId,
-            report.session_id,
-            report.turn_index,
-            report.timestamp_utc,
-            report.session_start_utc || null,
-            model,
-            usage.input_tokens,
-            usage.output_tokens,
-            usage.cache_read_tokens,
-            usage.cache_write_tokens,
-            report.plugin_version,
-            report.schema_version,
-            receivedAt,
-            auth.userId,
-            report.user_email,
-            opts.signed ? 1 : 0,
-            detail.cache_write_5m_tokens,
-            detail.cache_write_1h_tokens,
-            detail.web_search_requests,
-          ],
-        );
-        inserted += r.rowCount ?? 0;
-      }
-      if (opts.deviceKeyId !== undefined) {
-        await q.query('UPDATE device_keys SET last_seen_at = $1 WHERE id = $2', [now.toISOString(), opts.deviceKeyId]);
-      }
-      return { inserted };
+      await q.query('SELECT pg_advisory_xact_lock($1, $2)', [USER_LOCK_CLASS, auth.userId % 2_147_483_647]);
+      const r = await q.query(INSERT_REPORT_SQL, [
+        auth.email,
+        auth.tokenRef,
+        opts.deviceId,
+        report.session_id,
+        report.turn_index,
+        report.timestamp_utc,
+        report.session_start_utc || null,
+        report.plugin_version,
+        report.schema_version,
+        receivedAt,
+        auth.userId,
+        report.user_email,
+        opts.signed ? 1 : 0,
+        day,
+        hour,
+        opts.deviceKeyId ?? null,
+        now.toISOString(),
+        column('model'),
+        column('input'),
+        column('output'),
+        column('cache_read'),
+        column('cache_write'),
+        column('cw5mRaw'),
+        column('cw1hRaw'),
+        column('webSearchRaw'),
+      ]);
+      return { inserted: Number(r.rows[0].inserted) };
     });
   }
 
@@ -421,9 +424,9 @@ export class PostgresStore implements Store {
     return this.queries.metricTotals(prices, perUser);
   }
 
-  async usageGroups(filter: FilterParams): Promise<GroupRow[]> {
+  async usageGroups(filter: FilterParams, opts?: { prices?: PriceBook }): Promise<GroupRow[]> {
     this.queries ??= createQueries(pgReader(this.pool));
-    return this.queries.groups(filter);
+    return this.queries.groups(filter, opts);
   }
 
   async rawEvents(filter: FilterParams, after: number, limit: number): Promise<RawEventRow[]> {
@@ -612,3 +615,67 @@ export class PostgresStore implements Store {
 }
 
 export { createPool };
+
+/** First key of insertReport's per-user transaction lock (the second is the user id). */
+const USER_LOCK_CLASS = 0x63636678;
+
+const ROLLUP_SET = (t: string) => `
+    input = ${t}.input + excluded.input, output = ${t}.output + excluded.output,
+    cache_read = ${t}.cache_read + excluded.cache_read, cache_write = ${t}.cache_write + excluded.cache_write,
+    cw5m = ${t}.cw5m + excluded.cw5m, cw1h = ${t}.cw1h + excluded.cw1h, unsplit = ${t}.unsplit + excluded.unsplit,
+    web_search = ${t}.web_search + excluded.web_search, model_turns = ${t}.model_turns + 1,
+    turns = ${t}.turns + excluded.turns, sessions = ${t}.sessions + excluded.sessions,
+    model_sessions = ${t}.model_sessions + excluded.model_sessions, last_at = GREATEST(${t}.last_at, excluded.last_at)`;
+
+/**
+ * insertReport's statement. Every CTE reads the snapshot from before the statement, so `seen` is
+ * "a row of this turn existed before this report". Rows go in model order; `first` is the
+ * report's first inserted row, which carries the turn and the session when they are new.
+ */
+const INSERT_REPORT_SQL = `
+  WITH seen AS (
+    SELECT EXISTS (SELECT 1 FROM usage_events WHERE user_id = $11 AND session_id = $4 AND turn_index = $5) AS turn
+  ), src AS (
+    SELECT * FROM unnest($18::text[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[], $23::bigint[], $24::bigint[], $25::bigint[])
+      AS s(model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cw5m, cw1h, web_search)
+  ), ins AS (
+    INSERT INTO usage_events (
+      user_email, user_token, device_id, session_id, turn_index, timestamp_utc, session_start_utc, model,
+      input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, plugin_version, schema_version,
+      received_at, user_id, reported_email, signed, cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests)
+    SELECT $1, $2, $3, $4, $5, $6, $7, s.model, s.input_tokens, s.output_tokens, s.cache_read_tokens, s.cache_write_tokens,
+      $8, $9, $10, $11, $12, $13, s.cw5m, s.cw1h, s.web_search
+    FROM src s ORDER BY s.model
+    ON CONFLICT (user_id, session_id, turn_index, model) DO NOTHING
+    RETURNING id, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+      cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests
+  ), sess AS (
+    INSERT INTO usage_sessions (user_id, session_id, first_day) SELECT $11, $4, $14 WHERE EXISTS (SELECT 1 FROM ins)
+    ON CONFLICT DO NOTHING RETURNING 1 AS fresh
+  ), sm AS (
+    INSERT INTO usage_session_models (user_id, session_id, model) SELECT $11, $4, i.model FROM ins i ORDER BY i.model
+    ON CONFLICT DO NOTHING RETURNING model
+  ), vals AS (
+    SELECT i.model, i.input_tokens::float8 AS input, i.output_tokens::float8 AS output, i.cache_read_tokens::float8 AS cache_read,
+      i.cache_write_tokens::float8 AS cache_write, COALESCE(i.cache_write_5m_tokens, 0)::float8 AS cw5m,
+      COALESCE(i.cache_write_1h_tokens, 0)::float8 AS cw1h,
+      (CASE WHEN i.cache_write_5m_tokens IS NULL OR i.cache_write_1h_tokens IS NULL THEN i.cache_write_tokens ELSE 0 END)::float8 AS unsplit,
+      COALESCE(i.web_search_requests, 0)::float8 AS web_search,
+      CASE WHEN i.id = (SELECT min(id) FROM ins) AND NOT (SELECT turn FROM seen) THEN 1 ELSE 0 END AS turns,
+      CASE WHEN i.id = (SELECT min(id) FROM ins) AND EXISTS (SELECT 1 FROM sess) THEN 1 ELSE 0 END AS sessions,
+      CASE WHEN sm.model IS NULL THEN 0 ELSE 1 END AS model_sessions
+    FROM ins i LEFT JOIN sm ON sm.model = i.model
+  ), daily AS (
+    INSERT INTO usage_daily (user_id, day, model, ${ROLLUP_COLUMNS})
+    SELECT $11, $14, v.model, v.input, v.output, v.cache_read, v.cache_write, v.cw5m, v.cw1h, v.unsplit, v.web_search,
+      1, v.turns, v.sessions, v.model_sessions, $6 FROM vals v ORDER BY v.model
+    ON CONFLICT (day, user_id, model) DO UPDATE SET ${ROLLUP_SET('usage_daily')}
+  ), hourly AS (
+    INSERT INTO usage_hourly (user_id, hour, model, ${ROLLUP_COLUMNS})
+    SELECT $11, $15, v.model, v.input, v.output, v.cache_read, v.cache_write, v.cw5m, v.cw1h, v.unsplit, v.web_search,
+      1, v.turns, v.sessions, v.model_sessions, $6 FROM vals v ORDER BY v.model
+    ON CONFLICT (hour, user_id, model) DO UPDATE SET ${ROLLUP_SET('usage_hourly')}
+  ), touch AS (
+    UPDATE device_keys SET last_seen_at = $17 WHERE id = $16::bigint
+  )
+  SELECT count(*) AS inserted FROM ins`;

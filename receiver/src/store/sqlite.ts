@@ -15,12 +15,13 @@ import { type AdminQueries, createQueries, type FilterParams } from '../admin/qu
 import type { PriceBook } from '../prices/cost';
 import type { Db } from '../db/open';
 import { ReceiverError } from '../errors';
+import { ROLLUP_COLUMNS } from '../db/schema';
+import { rollupDeltas, rollupKeys } from './rollup';
 import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeRustToken, looksLikeToken, type TokenKind } from '../tokens';
 import {
   checkDays,
   checkDivision,
   DAY_MS,
-  detailColumns,
   limitCap,
   limitRetryAfter,
   MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN,
@@ -29,6 +30,7 @@ import {
   pickRegistration,
   sqliteTimestamp,
 } from './rules';
+import { type ClosableSqlReader, openSqlReader, type SqliteReaderOptions } from './sqlite-reader';
 import type {
   AuditEntry,
   AuditRow,
@@ -79,11 +81,14 @@ export class SqliteStore implements Store {
   private readonly accessTtlSecs: number;
   private readonly stmts: ReturnType<typeof prepareStatements>;
   private queries: AdminQueries | undefined;
+  private reader: ClosableSqlReader | undefined;
+  private readonly readerOptions: SqliteReaderOptions;
   /** The database was taken over from the Rust receiver (db/rust-import.ts): its tokens still work. */
   private readonly rustTokens: boolean;
 
-  constructor(db: Db, now: () => Date, options: StoreOptions = {}) {
+  constructor(db: Db, now: () => Date, options: StoreOptions & { reader?: SqliteReaderOptions } = {}) {
     this.db = db;
+    this.readerOptions = options.reader ?? {};
     this.now = now;
     this.rollingDays = options.refreshTokenRollingDays ?? 90;
     this.accessTtlSecs = options.accessTokenExpirySecs ?? 28_800;
@@ -289,6 +294,10 @@ export class SqliteStore implements Store {
     return this.stmts.purgeAccessTokens.run(this.nowIso()).changes;
   }
 
+  async purgeUsageEvents(receivedBefore: string, maxRows: number): Promise<number> {
+    return this.stmts.purgeUsage.run(receivedBefore, maxRows).changes;
+  }
+
   async countActiveAccessTokens(): Promise<number> {
     return (this.stmts.countActiveAccessTokens.get(this.nowIso()) as { n: number }).n;
   }
@@ -297,8 +306,9 @@ export class SqliteStore implements Store {
 
   /**
    * Stores one row per model, idempotent on (user, session_id, turn_index, model): a retried or replayed
-   * report inserts nothing. Returns how many rows were new. `deviceKeyId`, the verified signing
-   * key, gets its last_seen_at in the same transaction (one commit per report).
+   * report inserts nothing. Returns how many rows were new. The rollups (store/rollup.ts) get what
+   * the new rows add, and `deviceKeyId`, the verified signing key, its last_seen_at, all in the
+   * same transaction (one commit per report).
    */
   async insertReport(
     auth: AuthContext,
@@ -307,11 +317,15 @@ export class SqliteStore implements Store {
   ): Promise<{ inserted: number }> {
     const now = this.now();
     const receivedAt = sqliteTimestamp(now);
+    const { day, hour } = rollupKeys(report);
+    const s = this.stmts;
     return this.db
       .transaction(() => {
         let inserted = 0;
-        for (const [model, usage] of Object.entries(report.models)) {
-          inserted += this.stmts.insertUsage.run({
+        const turnSeen = s.turnSeen.get(auth.userId, report.session_id, report.turn_index) !== undefined;
+        let sessionNew = false;
+        for (const d of rollupDeltas(report)) {
+          const changes = s.insertUsage.run({
             user_email: auth.email,
             user_token: auth.tokenRef,
             device_id: opts.deviceId,
@@ -320,12 +334,14 @@ export class SqliteStore implements Store {
             timestamp_utc: report.timestamp_utc,
             // A Rust device leaves it out when it has none; '' means the same.
             session_start_utc: report.session_start_utc || null,
-            model,
-            input_tokens: usage.input_tokens,
-            output_tokens: usage.output_tokens,
-            cache_read_tokens: usage.cache_read_tokens,
-            cache_write_tokens: usage.cache_write_tokens,
-            ...detailColumns(report.schema_version, usage),
+            model: d.model,
+            input_tokens: d.input,
+            output_tokens: d.output,
+            cache_read_tokens: d.cache_read,
+            cache_write_tokens: d.cache_write,
+            cache_write_5m_tokens: d.cw5mRaw,
+            cache_write_1h_tokens: d.cw1hRaw,
+            web_search_requests: d.webSearchRaw,
             plugin_version: report.plugin_version,
             schema_version: report.schema_version,
             received_at: receivedAt,
@@ -333,8 +349,30 @@ export class SqliteStore implements Store {
             reported_email: report.user_email,
             signed: opts.signed ? 1 : 0,
           }).changes;
+          if (changes === 0) continue;
+          const first = inserted === 0;
+          if (first) sessionNew = s.insertSession.run(auth.userId, report.session_id, day).changes === 1;
+          const row = {
+            user_id: auth.userId,
+            model: d.model,
+            input: d.input,
+            output: d.output,
+            cache_read: d.cache_read,
+            cache_write: d.cache_write,
+            cw5m: d.cw5m,
+            cw1h: d.cw1h,
+            unsplit: d.unsplit,
+            web_search: d.web_search,
+            turns: first && !turnSeen ? 1 : 0,
+            sessions: first && sessionNew ? 1 : 0,
+            model_sessions: s.insertSessionModel.run(auth.userId, report.session_id, d.model).changes,
+            last_at: report.timestamp_utc,
+          };
+          s.upsertDaily.run({ ...row, bucket: day });
+          s.upsertHourly.run({ ...row, bucket: hour });
+          inserted += changes;
         }
-        if (opts.deviceKeyId !== undefined) this.stmts.touchKey.run(now.toISOString(), opts.deviceKeyId);
+        if (opts.deviceKeyId !== undefined) s.touchKey.run(now.toISOString(), opts.deviceKeyId);
         return { inserted };
       })
       .immediate();
@@ -348,8 +386,8 @@ export class SqliteStore implements Store {
     return this.adminQueries().metricTotals(prices, perUser);
   }
 
-  async usageGroups(filter: FilterParams) {
-    return this.adminQueries().groups(filter);
+  async usageGroups(filter: FilterParams, opts?: { prices?: PriceBook }) {
+    return this.adminQueries().groups(filter, opts);
   }
 
   async rawEvents(filter: FilterParams, after: number, limit: number) {
@@ -360,20 +398,11 @@ export class SqliteStore implements Store {
     return this.adminQueries().sessions(filter, prices);
   }
 
-  /** The dashboard's SQL over this connection, each text prepared once. */
+  /** The dashboard's SQL, off the event loop for a file database (sqlite-reader.ts). */
   private adminQueries(): AdminQueries {
     if (this.queries === undefined) {
-      const cache = new Map<string, Statement>();
-      this.queries = createQueries({
-        all: async (sql, params) => {
-          let stmt = cache.get(sql);
-          if (stmt === undefined) {
-            stmt = this.db.prepare(sql);
-            cache.set(sql, stmt);
-          }
-          return (params === undefined ? stmt.all() : stmt.all(params)) as Record<string, unknown>[];
-        },
-      });
+      this.reader = openSqlReader(this.db, this.readerOptions);
+      this.queries = createQueries(this.reader);
     }
     return this.queries;
   }
@@ -500,8 +529,23 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.reader?.close();
     if (this.db.open) this.db.close();
   }
+}
+
+/** Adds one inserted row to its rollup bucket (`@bucket` is the day or hour). */
+function rollupUpsert(table: 'usage_daily' | 'usage_hourly', key: 'day' | 'hour'): string {
+  return `
+    INSERT INTO ${table} (user_id, ${key}, model, ${ROLLUP_COLUMNS})
+    VALUES (@user_id, @bucket, @model, @input, @output, @cache_read, @cache_write, @cw5m, @cw1h, @unsplit, @web_search,
+      1, @turns, @sessions, @model_sessions, @last_at)
+    ON CONFLICT (${key}, user_id, model) DO UPDATE SET
+      input = input + excluded.input, output = output + excluded.output, cache_read = cache_read + excluded.cache_read,
+      cache_write = cache_write + excluded.cache_write, cw5m = cw5m + excluded.cw5m, cw1h = cw1h + excluded.cw1h,
+      unsplit = unsplit + excluded.unsplit, web_search = web_search + excluded.web_search, model_turns = model_turns + 1,
+      turns = turns + excluded.turns, sessions = sessions + excluded.sessions,
+      model_sessions = model_sessions + excluded.model_sessions, last_at = max(last_at, excluded.last_at)`;
 }
 
 const BUDGET_ALERT_SELECT = `
@@ -580,6 +624,7 @@ function prepareStatements(db: Db) {
       WHERE at.token_hash = ?`),
     purgeAccessTokens: p('DELETE FROM access_tokens WHERE expires_at <= ?'),
     purgeLimits: p('DELETE FROM limit_windows WHERE expires_ms <= ?'),
+    purgeUsage: p('DELETE FROM usage_events WHERE id IN (SELECT id FROM usage_events WHERE received_at < ? ORDER BY received_at LIMIT ?)'),
     sessionPurge: p('DELETE FROM admin_sessions WHERE last_seen_ms <= ? OR created_ms <= ?'),
     sessionEvict: p(`DELETE FROM admin_sessions WHERE id_hash NOT IN (
       SELECT id_hash FROM admin_sessions ORDER BY touch_seq DESC LIMIT ?)`),
@@ -616,6 +661,11 @@ function prepareStatements(db: Db) {
         @user_email, @user_token, @device_id, @session_id, @turn_index, @timestamp_utc, @session_start_utc, @model,
         @input_tokens, @output_tokens, @cache_read_tokens, @cache_write_tokens, @plugin_version, @schema_version,
         @received_at, @user_id, @reported_email, @signed, @cache_write_5m_tokens, @cache_write_1h_tokens, @web_search_requests)`),
+    turnSeen: p('SELECT 1 FROM usage_events WHERE user_id = ? AND session_id = ? AND turn_index = ? LIMIT 1'),
+    insertSession: p('INSERT INTO usage_sessions (user_id, session_id, first_day) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
+    insertSessionModel: p('INSERT INTO usage_session_models (user_id, session_id, model) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
+    upsertDaily: p(rollupUpsert('usage_daily', 'day')),
+    upsertHourly: p(rollupUpsert('usage_hourly', 'hour')),
     ping: p('SELECT count(*) AS n FROM (SELECT 1 FROM users LIMIT 1)'),
   };
 }

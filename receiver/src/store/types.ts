@@ -197,6 +197,12 @@ export interface Store {
   /** The owner of a live access token whose user and refresh token are not revoked; else null. */
   authenticateAccessToken(token: string): Promise<AuthContext | null>;
   purgeExpiredAccessTokens(): Promise<number>;
+  /**
+   * Deletes at most `maxRows` raw usage rows received before `receivedBefore` (`YYYY-MM-DD HH:MM:SS`
+   * UTC), oldest first, in one short statement; rollups are kept. Several instances may run it at
+   * once (RETENTION_DAYS, receiver/src/retention.ts). Returns how many rows it deleted.
+   */
+  purgeUsageEvents(receivedBefore: string, maxRows: number): Promise<number>;
   countActiveAccessTokens(): Promise<number>;
 
   // usage
@@ -206,8 +212,9 @@ export interface Store {
   /** Everything the dashboard shows, as of `now`, for one view (range, filters, events page;
    * the last 30 days unfiltered at shipped prices by default). SQL in `admin/queries.ts`. */
   dashboard(now: Date, view?: DashboardView): Promise<DashboardData>;
-  /** The user × model × UTC day groups of a filter (exports call it one day at a time). */
-  usageGroups(filter: FilterParams): Promise<GroupRow[]>;
+  /** The user × model × UTC day groups of a filter (exports call it one day at a time); with
+   * `prices`, user × model per price period (budgets: the same cost from far fewer rows). */
+  usageGroups(filter: FilterParams, opts?: { prices?: PriceBook }): Promise<GroupRow[]>;
   /** Raw usage rows of a filter with id > `after`, by id, at most `limit` (keyset paging). */
   rawEvents(filter: FilterParams, after: number, limit: number): Promise<RawEventRow[]>;
   /** All-time usage totals for /metrics (per model × division; per user × model when asked). */

@@ -7,7 +7,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { addressGroup, clientAddress, parseTrustProxy } from '../../src/client-address';
 import { parseConfig } from '../../src/config';
 import { postFrom } from '../admin/harness';
-import { startInProcess, type TestReceiver } from '../support';
+import { openDatabase } from '../../src/db/open';
+import { createReceiver } from '../../src/server';
+import { PostgresStore, SqliteStore, type Store } from '../../src/store';
+import { ON_POSTGRES, sqlRows, startInProcess, type TestReceiver } from '../support';
 
 const ADMIN_TOKEN = 'e'.repeat(32);
 let t: TestReceiver | undefined;
@@ -80,5 +83,34 @@ describe('login limiter', () => {
     for (let i = 0; i < 5; i++) expect(await login('127.0.0.1', 'wrong', { 'x-forwarded-for': `2001:db8:1:2::${i + 1}` })).toBe(401);
     expect(await login('127.0.0.1', ADMIN_TOKEN, { 'x-forwarded-for': '2001:db8:1:2:ffff::9' })).toBe(429);
     expect(await login('127.0.0.1', ADMIN_TOKEN, { 'x-forwarded-for': '2001:db8:1:3::1' })).toBe(303);
+  });
+
+  it('two instances on one database spend one budget (the counters are rows in limit_windows)', async () => {
+    t = await startInProcess({ env: { ADMIN_TOKEN } });
+    // A second receiver over the same database, as behind a load balancer.
+    const store: Store = ON_POSTGRES
+      ? await PostgresStore.open(t.dbPath, t.clock.now, { poolMax: 2 })
+      : new SqliteStore(openDatabase(t.dbPath, { notice: () => {} }), t.clock.now);
+    const second = createReceiver({ config: t.config, store, now: t.clock.now });
+    const { port } = await second.listen();
+    const other = `http://127.0.0.1:${port}`;
+    try {
+      const at = (url: string, token: string) => postFrom(url, '127.0.0.7', '/admin/login', { token }).then((a) => a.status);
+      for (let i = 0; i < 3; i++) expect(await at(t.url, `wrong-a${i}`)).toBe(401);
+      for (let i = 0; i < 2; i++) expect(await at(other, `wrong-b${i}`)).toBe(401);
+      // 5 failures in all: the address is refused on both, even with the right token.
+      expect(await at(t.url, ADMIN_TOKEN)).toBe(429);
+      expect(await at(other, ADMIN_TOKEN)).toBe(429);
+      // Another address still gets in through either.
+      expect(await postFrom(other, '127.0.0.8', '/admin/login', { token: ADMIN_TOKEN }).then((a) => a.status)).toBe(303);
+      const rows = await sqlRows(t.store, "SELECT key, count FROM limit_windows WHERE key LIKE 'login:%' ORDER BY key");
+      expect(rows.map((r) => [r.key, Number(r.count)])).toEqual([['login:*', 5], ['login:127.0.0.7', 5]]);
+      // The window passes for both instances at once.
+      t.clock.advance(2 * 15 * 60 * 1000);
+      expect(await at(other, ADMIN_TOKEN)).toBe(303);
+    } finally {
+      await second.close();
+      await store.close();
+    }
   });
 });

@@ -29,9 +29,11 @@ import {
   type LoadedState,
   type OutboxEntry,
   listOpenRustSessions,
+  MAX_PARENTS,
   peekSessionState,
-  readAllSessionStates,
+  listSessionIds,
   readSessionState,
+  SettledStates,
   recoveredTurnIndex,
   type SessionState,
   writeSessionState,
@@ -308,6 +310,13 @@ async function countGroups(groups: Map<string, GroupTotal>, ledger: Ledger, sess
   return result;
 }
 
+/** Notes the sessions this one's files copy, so pruning keeps their entries while this session lives. */
+function rememberParents(state: SessionState, copiedFrom: ReadonlySet<string>): void {
+  const parents = new Set(state.parents ?? []);
+  for (const id of copiedFrom) if (id !== state.sessionId && isSafeSessionId(id) && parents.size < MAX_PARENTS) parents.add(id);
+  if (parents.size > 0) state.parents = [...parents];
+}
+
 /** Adds what `cost-state` holds beyond the assistant lines (cost-state.ts) to the run's deltas. */
 async function addBackground(ledger: Ledger, sessionId: string, counted: CountResult, costState: ModelTotals | null): Promise<void> {
   const { background, entries } = await reconcileCostState(ledger, {
@@ -524,6 +533,7 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
   const reads = await readSessionFiles(deps, req.sessionId, previous, state, files);
   const counted = await countGroups(reads.groups, ledger, req.sessionId);
   await addBackground(ledger, req.sessionId, counted, reads.costState);
+  rememberParents(state, counted.copiedFrom);
   const now = deps.now();
   const turnIndex = await firstTurnIndex(deps, req.sessionId, previous, counted, ledger, now);
   const reports = prepareCommit(deps, req, previous, state, counted, turnIndex, now);
@@ -537,7 +547,7 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
  * Throws only on I/O failures of the state dir (the caller logs; the next hook retries).
  */
 export async function collectSession(deps: CollectDeps, req: CollectRequest): Promise<CollectResult> {
-  const ledger = new Ledger(deps.paths.ledgerDir, deps.log);
+  const ledger = new Ledger(deps.paths.ledgerDir, deps.log, deps.now);
   await applyPendingOutboxes(deps, ledger);
   return collectWith(deps, req, ledger);
 }
@@ -572,55 +582,36 @@ export async function catchUpOpenSessions(
   opts: { exceptSessionId?: string; maxSessions?: number } = {},
 ): Promise<number> {
   const maxSessions = opts.maxSessions ?? DEFAULT_MAX_CATCH_UP_SESSIONS;
-  let ledger = new Ledger(deps.paths.ledgerDir, deps.log);
+  let ledger = new Ledger(deps.paths.ledgerDir, deps.log, deps.now);
   await applyPendingOutboxes(deps, ledger);
   let collected = 0;
+  const settled = await SettledStates.load(deps.paths);
   // Every readable state, closed ones too: a leftover outbox must reach the queue whatever the
-  // session's status (legacy and corrupt states wait for their own session's hook).
-  for (const state of await readAllSessionStates(deps.paths)) {
-    const id = state.sessionId;
-    if (id === opts.exceptSessionId) continue;
+  // session's status (legacy and corrupt states wait for their own session's hook). A state
+  // found settled before and unchanged since is not read again.
+  const ids = await listSessionIds(deps.paths);
+  settled.retain(ids);
+  for (const id of ids) {
+    if (id === opts.exceptSessionId || (await settled.isSettled(id))) continue;
+    let state: SessionState | null;
     try {
-      if (state.outbox.length > 0) await applyOutbox(deps, state, ledger);
-      if (state.closed || state.transcriptPath === '') continue;
-      let mainStat: Awaited<ReturnType<typeof stat>>;
-      try {
-        mainStat = await stat(state.transcriptPath);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        state.closed = true;
-        state.updatedAt = deps.now().toISOString();
-        await writeSessionState(deps.paths, state);
-        deps.log.activity(`session ${id}: transcript gone, closed`);
-        continue;
-      }
-      if (collected >= maxSessions) continue;
-      const req: CollectRequest = { sessionId: id, transcriptPath: state.transcriptPath };
-      let grew = false;
-      for (const path of await listSessionFiles(state, req)) {
-        if ((await fileChanged(path, state.files[path])) === true) {
-          grew = true;
-          break;
-        }
-      }
-      if (grew) {
-        await collectWith(deps, req, ledger);
-        collected++;
-      } else if (deps.now().getTime() - mainStat.mtimeMs > IDLE_CLOSE_MILLIS) {
-        state.closed = true;
-        state.updatedAt = deps.now().toISOString();
-        await writeSessionState(deps.paths, state);
-        deps.log.activity(`session ${id}: idle, closed`);
-      }
+      state = await peekSessionState(deps.paths, id);
+    } catch {
+      continue; // unreadable (EACCES): its own hook reports the error
+    }
+    if (state === null) continue;
+    try {
+      if (await catchUpOne(deps, state, ledger, collected < maxSessions)) collected++;
+      if (state.closed && state.outbox.length === 0) await settled.note(id);
     } catch (err) {
       deps.log.error(`catch-up of session ${id} failed: ${describeError(err)}`);
       // The failed run may have staged entries it never committed: start from disk again.
-      ledger = new Ledger(deps.paths.ledgerDir, deps.log);
+      ledger = new Ledger(deps.paths.ledgerDir, deps.log, deps.now);
     }
   }
   // Sessions the Rust version left open (a crash, or still running when the plugin was replaced):
   // taken over (which counts nothing it reported) and collected like any other.
-  for (const rust of await listOpenRustSessions(deps.paths)) {
+  for (const rust of await listOpenRustSessions(deps.paths, (id) => settled.has(id))) {
     if (collected >= maxSessions) break;
     if (rust.sessionId === opts.exceptSessionId) continue;
     try {
@@ -628,8 +619,50 @@ export async function catchUpOpenSessions(
       collected++;
     } catch (err) {
       deps.log.error(`catch-up of session ${rust.sessionId} failed: ${describeError(err)}`);
-      ledger = new Ledger(deps.paths.ledgerDir, deps.log);
+      ledger = new Ledger(deps.paths.ledgerDir, deps.log, deps.now);
     }
   }
+  await settled.save();
   return collected;
+}
+
+/**
+ * Catch-up of one session's state: applies a leftover outbox; closes it when its transcript is
+ * gone or idle; collects it when its files grew and `mayCollect`. True when it collected.
+ */
+async function catchUpOne(deps: CollectDeps, state: SessionState, ledger: Ledger, mayCollect: boolean): Promise<boolean> {
+  const id = state.sessionId;
+  if (state.outbox.length > 0) await applyOutbox(deps, state, ledger);
+  if (state.closed || state.transcriptPath === '') return false;
+  let mainStat: Awaited<ReturnType<typeof stat>>;
+  try {
+    mainStat = await stat(state.transcriptPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    state.closed = true;
+    state.updatedAt = deps.now().toISOString();
+    await writeSessionState(deps.paths, state);
+    deps.log.activity(`session ${id}: transcript gone, closed`);
+    return false;
+  }
+  if (!mayCollect) return false;
+  const req: CollectRequest = { sessionId: id, transcriptPath: state.transcriptPath };
+  let grew = false;
+  for (const path of await listSessionFiles(state, req)) {
+    if ((await fileChanged(path, state.files[path])) === true) {
+      grew = true;
+      break;
+    }
+  }
+  if (grew) {
+    await collectWith(deps, req, ledger);
+    return true;
+  }
+  if (deps.now().getTime() - mainStat.mtimeMs > IDLE_CLOSE_MILLIS) {
+    state.closed = true;
+    state.updatedAt = deps.now().toISOString();
+    await writeSessionState(deps.paths, state);
+    deps.log.activity(`session ${id}: idle, closed`);
+  }
+  return false;
 }

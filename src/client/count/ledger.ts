@@ -5,15 +5,17 @@
  * Layout: `<ledgerDir>/<xx>.jsonl`, 256 shards chosen by an FNV-1a byte of (message id, or the
  * key when there is none), so every key of one message id lives in one shard and a replay check
  * needs only that shard. Lines are append-only `{"k","m","sc","model","i","o","cr","cw","c5","c1","ws","s"}`
- * (`c5`/`c1`/`ws`, the schema-v2 detail, only when non-zero); loading
+ * (`c5`/`c1`/`ws`, the schema-v2 detail, only when non-zero; `t`, the UTC day number of the
+ * append that last raised the entry, stamped by `append`, absent on older lines); loading
  * keeps the field-wise maximum per key, so appending the same entry twice is harmless (the commit
  * protocol re-applies an outbox after a crash). A shard over 1 MiB is compacted to one line per key.
+ * `rewriteShard` drops what is no longer needed (prune.ts decides what that is).
  *
  * Only the shards a run touches are read: per-turn cost depends on the new lines, not on history.
  * Callers hold the state lock for every read-modify-write.
  */
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readFile, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ModelUsage } from '../../protocol/wire';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, writeFileAtomic } from '../local/fsx';
@@ -40,6 +42,13 @@ export interface LedgerEntry {
   ws?: number;
   /** The session that first counted the key (a lost session state finds its own groups by it). */
   s?: string;
+  /** UTC day number (days since 1970-01-01) of the append that last raised the entry. */
+  t?: number;
+}
+
+/** Days since 1970-01-01 (UTC) of a time. */
+export function dayNumber(at: Date): number {
+  return Math.floor(at.getTime() / 86_400_000);
 }
 
 /**
@@ -129,13 +138,18 @@ export function parseLedgerLine(line: string): LedgerEntry | null {
   };
   setDetail(entry, count(o.c5), count(o.c1), count(o.ws));
   if (typeof o.s === 'string' && o.s.length > 0) entry.s = o.s;
+  const t = count(o.t);
+  if (t > 0) entry.t = t;
   return entry;
 }
 
 /** Max-merge of two entries of one key (`a` first): counters field-wise max; non-sidechain wins; first session kept. */
 export function mergeEntries(a: LedgerEntry, b: LedgerEntry): LedgerEntry {
   const u = maxUsage(entryUsage(a), entryUsage(b));
-  return toLedgerEntry(a.k, a.m ?? b.m, a.sc && b.sc, b.model || a.model, u, a.s ?? b.s);
+  const merged = toLedgerEntry(a.k, a.m ?? b.m, a.sc && b.sc, b.model || a.model, u, a.s ?? b.s);
+  const t = Math.max(a.t ?? 0, b.t ?? 0);
+  if (t > 0) merged.t = t;
+  return merged;
 }
 
 function covers(a: LedgerEntry, b: LedgerEntry): boolean {
@@ -149,7 +163,8 @@ function covers(a: LedgerEntry, b: LedgerEntry): boolean {
     (a.ws ?? 0) >= (b.ws ?? 0) &&
     (!a.sc || b.sc) &&
     (a.m !== null || b.m === null) &&
-    (a.s !== undefined || b.s === undefined)
+    (a.s !== undefined || b.s === undefined) &&
+    (a.t ?? 0) >= (b.t ?? 0)
   );
 }
 
@@ -169,6 +184,8 @@ export class Ledger {
   constructor(
     private readonly dir: string,
     private readonly log: Logger,
+    /** The clock that stamps `t` on appended entries. */
+    private readonly now: () => Date = () => new Date(),
   ) {}
 
   private shardPath(shard: string): string {
@@ -261,8 +278,10 @@ export class Ledger {
    */
   async append(entries: readonly LedgerEntry[]): Promise<void> {
     if (entries.length === 0) return;
+    const today = dayNumber(this.now());
     const byShard = new Map<string, LedgerEntry[]>();
-    for (const e of entries) {
+    for (const entry of entries) {
+      const e = (entry.t ?? 0) >= today ? entry : { ...entry, t: today };
       const id = shardOf(e.m ?? e.k);
       const list = byShard.get(id);
       if (list === undefined) byShard.set(id, [e]);
@@ -307,6 +326,33 @@ export class Ledger {
     this.log.activity(`ledger shard ${id} compacted to ${lines.length} key(s)`);
   }
 
+  /**
+   * Rewrites a shard from disk with one line per key, each entry passed through `decide`: null
+   * drops it, another entry replaces it. Writes nothing when nothing changed and the shard is
+   * already one line per key. Returns the number of keys dropped. The caller holds the state lock;
+   * the shard's cached view is forgotten (the next lookup reads the new file).
+   */
+  async rewriteShard(id: string, decide: (e: LedgerEntry) => LedgerEntry | null): Promise<{ kept: number; dropped: number }> {
+    this.shards.delete(id);
+    await this.load([id]);
+    const shard = this.shards.get(id) as Shard;
+    this.shards.delete(id);
+    let changed = shard.diskLines !== shard.byKey.size;
+    let dropped = 0;
+    const lines: string[] = [];
+    for (const e of shard.byKey.values()) {
+      const next = decide(e);
+      if (next === null) dropped++;
+      else lines.push(`${JSON.stringify(next)}\n`);
+      if (next !== e) changed = true;
+    }
+    if (changed) {
+      if (lines.length === 0) await unlinkIfExists(this.shardPath(id));
+      else await writeFileAtomic(this.shardPath(id), lines.join(''));
+    }
+    return { kept: lines.length, dropped };
+  }
+
   /** Number of shards read so far (for tests and benchmarks of the per-turn cost). */
   get loadedShardCount(): number {
     return this.shards.size;
@@ -343,5 +389,13 @@ export async function shardSize(dir: string, id: string): Promise<number> {
     return (await stat(join(dir, `${id}.jsonl`))).size;
   } catch {
     return 0;
+  }
+}
+
+async function unlinkIfExists(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
 }

@@ -49,7 +49,15 @@ export interface SessionState {
   /** Committed but not yet applied to queue + ledger. */
   outbox: OutboxEntry[];
   updatedAt: string;
+  /**
+   * Sessions whose counted lines this session's files repeat (a fork's parent): their ledger
+   * entries are kept while this session is (prune.ts). Absent when none.
+   */
+  parents?: string[];
 }
+
+/** Parents remembered per session state (bounded: a hostile transcript cannot bloat the state). */
+export const MAX_PARENTS = 32;
 
 export type StateStatus = 'ok' | 'missing' | 'corrupt' | 'legacy';
 
@@ -105,6 +113,12 @@ function parseOutboxEntry(v: unknown): OutboxEntry | null {
   return { report, ledger };
 }
 
+function parseParents(v: unknown): { parents?: string[] } {
+  if (!Array.isArray(v)) return {};
+  const parents = v.filter((id): id is string => typeof id === 'string' && isSafeSessionId(id)).slice(0, MAX_PARENTS);
+  return parents.length > 0 ? { parents } : {};
+}
+
 /** Validates a parsed state file; null when any field has the wrong type. Pure. */
 export function parseSessionState(input: unknown, sessionId: string): SessionState | null {
   if (!isObject(input)) return null;
@@ -135,6 +149,7 @@ export function parseSessionState(input: unknown, sessionId: string): SessionSta
     files,
     outbox,
     updatedAt: typeof s.updatedAt === 'string' ? s.updatedAt : '',
+    ...parseParents(s.parents),
   };
 }
 
@@ -241,10 +256,15 @@ export async function readAllSessionStates(paths: StatePaths): Promise<SessionSt
  * transcript found under `<data_dir>/projects/*\/<session_id>.jsonl` (its state names no path).
  * Sorted by session id; sessions without a transcript on disk are left out.
  */
-export async function listOpenRustSessions(paths: StatePaths): Promise<Array<{ sessionId: string; transcriptPath: string }>> {
+export async function listOpenRustSessions(
+  paths: StatePaths,
+  /** State files known to be none of these (catch-up's SettledStates). */
+  skip: (sessionId: string) => boolean = () => false,
+): Promise<Array<{ sessionId: string; transcriptPath: string }>> {
   const found: Array<{ sessionId: string; transcriptPath: string }> = [];
   let projects: string[] | null = null;
   for (const id of await listSessionIds(paths)) {
+    if (skip(id)) continue;
     let rust: RustOffset | null = null;
     try {
       const text = await readTextIfExists(paths.sessionOffset(id));
@@ -270,6 +290,94 @@ async function isRegularFile(path: string): Promise<boolean> {
     return (await stat(path)).isFile();
   } catch {
     return false;
+  }
+}
+
+/** A state file's identity: an atomic write always makes a new inode, so a match means unchanged. */
+type FileStamp = [ino: number, size: number, mtimeMs: number];
+
+/**
+ * The state files catch-up found closed with nothing left to apply, by their identity then: an
+ * unchanged one need not be read again (a data dir keeps a month of closed sessions, whose
+ * states a turn would otherwise read one by one, twice). Any write of a state changes its
+ * identity, so a reopened or rewritten session is read again. `catch-up-settled.json`, a cache:
+ * lost or damaged, everything is read once more.
+ */
+export class SettledStates {
+  private changed = false;
+
+  private constructor(
+    private readonly paths: StatePaths,
+    private readonly stamps: Map<string, FileStamp>,
+  ) {}
+
+  private static file(paths: StatePaths): string {
+    return join(paths.dir, 'catch-up-settled.json');
+  }
+
+  static async load(paths: StatePaths): Promise<SettledStates> {
+    const stamps = new Map<string, FileStamp>();
+    try {
+      const v: unknown = JSON.parse((await readTextIfExists(SettledStates.file(paths))) ?? '{}');
+      if (isObject(v)) {
+        for (const [id, stamp] of Object.entries(v)) {
+          if (Array.isArray(stamp) && stamp.length === 3 && stamp.every((n) => typeof n === 'number')) stamps.set(id, stamp as FileStamp);
+        }
+      }
+    } catch {
+      // damaged: a cache, start empty
+    }
+    return new SettledStates(paths, stamps);
+  }
+
+  private async stampOf(sessionId: string): Promise<FileStamp | null> {
+    try {
+      const st = await stat(this.paths.sessionOffset(sessionId));
+      return [st.ino, st.size, Math.floor(st.mtimeMs)];
+    } catch {
+      return null;
+    }
+  }
+
+  /** True when the state file is the one found settled (one stat). */
+  async isSettled(sessionId: string): Promise<boolean> {
+    const known = this.stamps.get(sessionId);
+    if (known === undefined) return false;
+    const now = await this.stampOf(sessionId);
+    if (now !== null && now[0] === known[0] && now[1] === known[1] && now[2] === known[2]) return true;
+    this.stamps.delete(sessionId);
+    this.changed = true;
+    return false;
+  }
+
+  /** Synchronous check for what `isSettled` said this run. */
+  has(sessionId: string): boolean {
+    return this.stamps.has(sessionId);
+  }
+
+  /** Records the state file as it is now (call after its last write). */
+  async note(sessionId: string): Promise<void> {
+    const stamp = await this.stampOf(sessionId);
+    if (stamp === null) return;
+    this.stamps.set(sessionId, stamp);
+    this.changed = true;
+  }
+
+  /** Forgets the state files not in `sessionIds` (removed). */
+  retain(sessionIds: readonly string[]): void {
+    const present = new Set(sessionIds);
+    for (const id of this.stamps.keys()) {
+      if (!present.has(id)) {
+        this.stamps.delete(id);
+        this.changed = true;
+      }
+    }
+  }
+
+  /** Writes the index when it changed. */
+  async save(): Promise<void> {
+    if (!this.changed) return;
+    await writeFileAtomic(SettledStates.file(this.paths), `${JSON.stringify(Object.fromEntries(this.stamps))}\n`);
   }
 }
 

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readUserEmailCached } from '../local/account';
 import { catchUpOpenSessions, collectSession, ensureSessionState } from '../count/collect';
+import { pruneLedger } from '../count/prune';
 import { isUnder } from '../count/safe-files';
 import { DELIVER_LOCK_OPTIONS, runDelivery, STATE_LOCK_OPTIONS } from '../deliver/drain';
 import { describeError } from '../local/errors';
@@ -364,6 +365,12 @@ async function collectUnderStateLock(run: HookRun, place: Workplace, queue: Queu
         await catchUpOpenSessions(collectDeps, { exceptSessionId: hook.sessionId });
       } catch (err) {
         logger.error(`${event}: catching up other sessions failed: ${describeError(err)}`);
+      }
+      try {
+        // After the turn's commit (nothing staged): a bounded slice, at most one cycle a day.
+        await pruneLedger(collectDeps);
+      } catch (err) {
+        logger.error(`${event}: pruning the ledger failed: ${describeError(err)}`);
       }
     });
   } catch (err) {

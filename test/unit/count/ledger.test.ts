@@ -2,7 +2,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Ledger, type LedgerEntry, mergeEntries, parseLedgerLine, SHARD_COMPACT_BYTES, shardOf, toLedgerEntry } from '../../../src/client/count/ledger';
+import { dayNumber, Ledger, type LedgerEntry, mergeEntries, parseLedgerLine, SHARD_COMPACT_BYTES, shardOf, toLedgerEntry } from '../../../src/client/count/ledger';
 import type { Logger } from '../../../src/client/local/log';
 import type { ModelUsage } from '../../../src/protocol/wire';
 
@@ -113,7 +113,7 @@ describe('Ledger', () => {
     for (let round = 0; written <= SHARD_COMPACT_BYTES; round++) {
       const batch = Array.from({ length: 200 }, (_, i) => entry(`m:msg_big|r:${i % 10}`, 'msg_big', u(round, round * 2 + i)));
       await a.append(batch);
-      written += batch.reduce((n, e) => n + JSON.stringify(e).length + 1, 0);
+      written += batch.reduce((n, e) => n + JSON.stringify({ ...e, t: dayNumber(new Date()) }).length + 1, 0); // as append stamps it
     }
     const text = readFileSync(join(dir, `${id}.jsonl`), 'utf8');
     expect(statSync(join(dir, `${id}.jsonl`)).size).toBeLessThan(10_000);

@@ -1,16 +1,19 @@
 /** Claude Code's 5-hour windows per user: peak and current. */
 import { esc } from '../esc';
+import { MAIN_WINDOW_DAYS } from '../queries';
 import type { UserWindows } from '../windows';
 import { meter } from './chart';
 import { num, whenIn } from './format';
 import { type Column, type TableContext, dataTable } from './table';
 import { userLink } from './usage';
 
-export function renderWindows(ctx: TableContext, rows: readonly UserWindows[], tz: string): string {
+export function renderWindows(ctx: TableContext, rows: readonly UserWindows[], tz: string, fromIso?: string): string {
   const intro =
     `<p class="note">Claude Code limits usage per 5-hour window (opened by a user's first message, ` +
-    `start floored to the hour). The peak window in the range shows who runs close to ` +
-    `their seat's limit; the current window shows who is busy now. Tokens: input + output + cache read + cache write.</p>`;
+    `start floored to the hour). The peak window shows who runs close to ` +
+    `their seat's limit; the current window shows who is busy now. Tokens: input + output + cache read + cache write.` +
+    (fromIso === undefined ? '' : ` Windows since ${whenIn(fromIso, tz)} (at most the last ${MAIN_WINDOW_DAYS} days of the range; a user's page shows the whole range).`) +
+    `</p>`;
   const maxPeak = Math.max(0, ...rows.map((r) => r.peak.tokens));
   const at = (ms: number) => whenIn(new Date(ms).toISOString(), tz);
   const cols: Column<UserWindows>[] = [

@@ -1,0 +1,137 @@
+/**
+ * SQLite view reads run on a worker thread (store/sqlite-reader.ts): while a dashboard query is
+ * held inside the worker (the `hold` test hook keeps it there until the test lets go, so nothing
+ * here depends on timing), the main thread keeps answering /health and storing reports. With the
+ * SQL on the event loop the held query would block the whole process and /health never answer.
+ */
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/config';
+import { openDatabase } from '../src/db/open';
+import { createReceiver, type Receiver } from '../src/server';
+import { SqliteStore } from '../src/store';
+import { openSqlReader } from '../src/store/sqlite-reader';
+import { startReceiver } from '../../test/helpers/receiver';
+import { bearer, Clock, makeReport, ON_POSTGRES, send, tempDir } from './support';
+
+const ADMIN_TOKEN = 'b7e2c4f19a0d3e6b8c5f2a1d0e9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** A receiver over a SQLite file whose view reader waits on `gate` before every query. */
+async function heldReceiver(): Promise<{ url: string; store: SqliteStore; clock: Clock; open(): void }> {
+  const { dir, cleanup } = tempDir();
+  const parsed = parseConfig({ DATABASE_PATH: join(dir, 'ccflux.db'), LISTEN_ADDR: '127.0.0.1:0', ADMIN_TOKEN });
+  if (!parsed.ok) throw new Error(parsed.errors.join('; '));
+  const clock = new Clock();
+  const gate = new SharedArrayBuffer(4);
+  const store = new SqliteStore(openDatabase(parsed.config.databasePath, { notice: () => {} }), clock.now, { reader: { hold: gate } });
+  const receiver: Receiver = createReceiver({ config: parsed.config, store, now: clock.now });
+  const { port } = await receiver.listen();
+  const open = (): void => {
+    const flag = new Int32Array(gate);
+    Atomics.store(flag, 0, 1);
+    Atomics.notify(flag, 0);
+  };
+  cleanups.push(async () => {
+    open();
+    await receiver.close();
+    await store.close();
+    cleanup();
+  });
+  return { url: `http://127.0.0.1:${port}`, store, clock, open };
+}
+
+describe.skipIf(ON_POSTGRES)('SQLite views off the event loop', () => {
+  it('answers /health and stores a report while a dashboard query is running in the worker', async () => {
+    const r = await heldReceiver();
+    const { refreshToken } = await r.store.createUser('dev@example.org');
+    const token = await send(`${r.url}/token`, { headers: bearer(refreshToken) });
+    const accessToken = (token.json as { access_token: string }).access_token;
+
+    let viewDone = false;
+    const view = send(`${r.url}/admin/`, { method: 'GET', headers: bearer(ADMIN_TOKEN) }).finally(() => {
+      viewDone = true;
+    });
+    // The view is in the worker, held there until open(): everything below runs meanwhile.
+    const health = await send(`${r.url}/health`, { method: 'GET' });
+    expect(health.status).toBe(200);
+    const report = await send(`${r.url}/report`, { headers: bearer(accessToken), body: JSON.stringify(makeReport()) });
+    expect(report.status).toBe(200);
+    expect(viewDone).toBe(false);
+
+    r.open();
+    const page = await view;
+    expect(page.status).toBe(200);
+    // The worker's own connection sees what the main connection committed while it waited.
+    expect(page.text).toContain('dev@example.org');
+  });
+
+  it('gives the same dashboard as the inline reader', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const clock = new Clock();
+    const path = join(dir, 'ccflux.db');
+    const viaWorker = new SqliteStore(openDatabase(path, { notice: () => {} }), clock.now);
+    const inline = new SqliteStore(openDatabase(path, { notice: () => {} }), clock.now, { reader: { mode: 'inline' } });
+    cleanups.push(() => viaWorker.close(), () => inline.close());
+    for (const [i, email] of ['a@example.org', 'b@example.org'].entries()) {
+      await viaWorker.createUser(email);
+      const auth = { userId: i + 1, email, refreshTokenId: i + 1, tokenRef: `ref${i}` };
+      await viaWorker.insertReport(auth, makeReport({ turn_index: i }), { deviceId: 'd', signed: true });
+    }
+    const a = await viaWorker.dashboard(clock.now());
+    const b = await inline.dashboard(clock.now());
+    expect(a).toEqual(b);
+    expect(a.summary.turns).toBe(2);
+  });
+
+  it('rejects a failing query, refuses past its queue bound, and ends pending queries on close', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const db = openDatabase(join(dir, 'ccflux.db'), { notice: () => {} });
+    cleanups.push(() => {
+      db.close();
+    });
+    const failing = openSqlReader(db);
+    expect(failing.kind).toBe('worker');
+    await expect(failing.all('SELECT nope FROM nowhere')).rejects.toThrow(/no such table/);
+    expect(await failing.all('SELECT count(*) AS n FROM users')).toEqual([{ n: 0 }]);
+    await failing.close();
+    await expect(failing.all('SELECT 1')).rejects.toMatchObject({ code: 'database' });
+
+    const gate = new SharedArrayBuffer(4);
+    const held = openSqlReader(db, { hold: gate, maxQueued: 2 });
+    const first = held.all('SELECT 1 AS one');
+    const second = held.all('SELECT 2 AS two');
+    await expect(held.all('SELECT 3')).rejects.toThrow(/too many view queries waiting/);
+    const ended = Promise.all([
+      expect(first).rejects.toMatchObject({ code: 'database' }),
+      expect(second).rejects.toMatchObject({ code: 'database' }),
+    ]);
+    await held.close();
+    await ended;
+  });
+
+  it('falls back to the inline reader for an in-memory database', () => {
+    const db = openDatabase(':memory:', { notice: () => {} });
+    cleanups.push(() => {
+      db.close();
+    });
+    expect(openSqlReader(db).kind).toBe('inline');
+  });
+
+  it('serves the dashboard from the worker in the built receiver, and a CLI export through it exits', async () => {
+    const receiver = await startReceiver({ env: { ADMIN_TOKEN } });
+    cleanups.push(() => receiver.stop());
+    await receiver.addUser('built@example.org');
+    const page = await send(`${receiver.url}/admin/`, { method: 'GET', headers: bearer(ADMIN_TOKEN) });
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('built@example.org');
+    const csv = await receiver.cli(['export', 'usage', '--format', 'csv']);
+    expect(csv.split('\n')[0]).toContain('email');
+  });
+});
