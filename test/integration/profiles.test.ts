@@ -131,6 +131,21 @@ describe('profiles', () => {
     expect(await readdir(join(home, '.claude'))).toEqual([]);
   });
 
+  it('with nothing remembered (marketplace install, options in Claude Code), status looks where the hooks left ccflux state', async () => {
+    const { personal, work, env } = await twoProfiles();
+    await queueReports(join(work, 'ccflux'), [makeReport(0, '2026-05-11T06:00:00Z', 'sess-profile-found')]);
+    const one = await cliJson<{ dataDir: string; dataDirSource: string; queue: { length: number } }>(['status'], env);
+    expect(one.json).toMatchObject({ dataDir: work, dataDirSource: 'found', queue: { length: 1 } });
+    expect((await cli(['status'], env)).stdout).toContain('data folder ~/.claude-work (has ccflux state)');
+
+    await queueReports(join(personal, 'ccflux'), [makeReport(0, '2026-05-11T06:00:00Z', 'sess-profile-found-2')]);
+    const both = await cliJson<{ dataDirs: Array<{ dataDir: string; dataDirSource: string }> }>(['status'], env);
+    expect(both.json.dataDirs.map((d) => [d.dataDir, d.dataDirSource])).toEqual([
+      [personal, 'found'],
+      [work, 'found'],
+    ]);
+  });
+
   it('one folder set up and one not: flush answers for each and exits with the failing one', async () => {
     const { home, work, env } = await twoProfiles();
     expect((await login(env, rx.url, token, ['--config-dir', work])).code).toBe(0);
