@@ -19,12 +19,12 @@
 // mean over active days), so the row count is a choice: see bench/receiver.mjs's --turns.
 import { randomBytes } from 'node:crypto';
 import type { ReportBody } from '../src/protocol/wire';
-import { type AuthContext, openStore, type Store } from '../receiver/src/store';
+import { type AuthContext, openStore, SqliteStore, type Store } from '../receiver/src/store';
 
 export { freshDatabase, PG_MISSING, postgresAvailable, startPostgres } from '../test/helpers/postgres';
 
 /** Bump when what `generate` writes changes: cached files are keyed by it. */
-export const GENERATOR_VERSION = 1;
+export const GENERATOR_VERSION = 2;
 
 export interface GenerateOptions {
   users: number;
@@ -227,18 +227,14 @@ async function pool<T>(items: readonly T[], limit: number, work: (item: T) => Pr
   );
 }
 
-/** Provisions users and devices, writes the usage day by day, then the audit log and budgets. */
+/** Provisions users and devices, writes the usage day by day, revokes a few users; then the
+ * audit log and budgets (`generateAdmin`). */
 export async function generate(store: Store, clock: { ms: number }, o: GenerateOptions): Promise<GenerateSummary> {
   const t0 = performance.now();
   const rnd = prng(o.seed);
   const users = makeUsers(rnd, o.users);
   const firstDay = Math.floor(o.endMs / DAY_MS) * DAY_MS - (o.days - 1) * DAY_MS;
   clock.ms = firstDay - 2 * DAY_MS;
-  let auditEntries = 0;
-  const audit = async (action: Parameters<Store['recordAudit']>[0]['action'], actor: 'session' | 'cli' | 'anonymous', target: string, detail?: Record<string, unknown>) => {
-    await store.recordAudit({ actor, source: actor === 'cli' ? 'cli' : '10.20.0.7', action, target, ...(detail === undefined ? {} : { detail }) });
-    auditEntries++;
-  };
   let devices = 0;
   await pool(users, o.concurrency, async (u) => {
     const { refreshToken } = await store.createUser(u.email, { division: u.division.name, days: 365 });
@@ -253,9 +249,10 @@ export async function generate(store: Store, clock: { ms: number }, o: GenerateO
       devices++;
     }
   });
-  await audit('user.import', 'cli', '', { created: users.length });
-  for (const u of users.slice(0, 200)) await audit('user.provision', 'cli', u.email, { division: u.division.name });
 
+  // SQLite: a day's reports go through insertReport inside one outer transaction (each report's
+  // own transaction becomes a savepoint), so the generator does not pay a commit per report.
+  const sqlite = store instanceof SqliteStore ? store.db : undefined;
   const sessions = new Map<string, { id: string; startMs: number; turn: number; lastMs: number }>();
   let reports = 0;
   let rows = 0;
@@ -265,30 +262,75 @@ export async function generate(store: Store, clock: { ms: number }, o: GenerateO
     const turns: (Turn & { user: BenchUser })[] = [];
     for (const u of users) for (const t of dayTurns(rnd, u, dayStart, o.turnsPerDay, o.endMs, sessions)) turns.push({ ...t, user: u });
     turns.sort((a, b) => a.atMs - b.atMs);
-    clock.ms = dayStart + 6 * HOUR_MS;
-    await audit('login.success', 'session', '', { via: 'form' });
-    if (d % 9 === 4) await audit('login.failure', 'anonymous', '', { via: 'form' });
-    await pool(turns, o.concurrency, async (t) => {
+    const insert = (t: Turn & { user: BenchUser }) => {
       // Received a few seconds after the turn (the store stamps received_at and key last_seen_at).
       clock.ms = Math.max(clock.ms, t.atMs + 3000);
-      const { inserted } = await store.insertReport(t.user.auth!, t.report, { deviceId: t.device.id, signed: true, deviceKeyId: t.device.keyId });
-      reports++;
-      rows += inserted;
-      if (t.report.schema_version === 2) v2Reports++;
-    });
+      return store.insertReport(t.user.auth!, t.report, { deviceId: t.device.id, signed: true, deviceKeyId: t.device.keyId }).then(({ inserted }) => {
+        reports++;
+        rows += inserted;
+        if (t.report.schema_version === 2) v2Reports++;
+      });
+    };
+    if (sqlite !== undefined) {
+      const pending: Promise<void>[] = [];
+      sqlite.transaction(() => {
+        for (const t of turns) pending.push(insert(t));
+      })();
+      await Promise.all(pending);
+    } else {
+      await pool(turns, o.concurrency, insert);
+    }
     if ((d + 1) % 15 === 0 || d === o.days - 1) o.log(`  day ${d + 1}/${o.days}: ${reports} reports, ${rows} rows, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   }
 
-  // The end of the period: a few revokes and a reissue, budgets and their alerts.
+  // The end of the period: a few revokes and a reissue.
   clock.ms = o.endMs - 2 * HOUR_MS;
-  const revoked = users.filter((_, i) => i % 97 === 13);
-  for (const u of revoked) {
-    await store.revokeUser(u.email);
-    await audit('user.revoke', 'session', u.email);
+  for (const u of revokedUsers(users)) await store.revokeUser(u.email);
+  await store.reissueToken(users[5]!.email, { days: 365 });
+  const admin = await generateAdmin(store, clock, o);
+  const revoked = revokedUsers(users);
+  const heavy = users.find((u) => u.intensity > 2 && !u.inactive && !revoked.includes(u)) ?? users[0]!;
+  const regular = users.find((u) => u.intensity > 0.8 && u.intensity < 1.2 && !u.inactive && !revoked.includes(u)) ?? users[1]!;
+  return {
+    users: users.length,
+    devices,
+    reports,
+    rows,
+    v2Reports,
+    ...admin,
+    seconds: +((performance.now() - t0) / 1000).toFixed(1),
+    sample: { divisions: DIVISIONS.map((d) => d.name), models: [...MAIN_MODELS.map(([m]) => m), SIDE_MODEL, UNKNOWN_MODEL], heavyUser: heavy.email, user: regular.email },
+  };
+}
+
+function revokedUsers(users: BenchUser[]): BenchUser[] {
+  return users.filter((_, i) => i % 97 === 13);
+}
+
+/**
+ * The audit log (provisioning, a login every morning and now and then a failed one, the revokes
+ * and the reissue `generate` made) and the budgets with some alerts. On its own for a database
+ * the usage was copied into (`migrate --from sqlite:` copies users, keys and usage, not these).
+ */
+export async function generateAdmin(store: Store, clock: { ms: number }, o: Pick<GenerateOptions, 'users' | 'days' | 'endMs' | 'seed'>): Promise<{ auditEntries: number; budgets: number }> {
+  const users = makeUsers(prng(o.seed), o.users);
+  const firstDay = Math.floor(o.endMs / DAY_MS) * DAY_MS - (o.days - 1) * DAY_MS;
+  let auditEntries = 0;
+  const audit = async (action: Parameters<Store['recordAudit']>[0]['action'], actor: 'session' | 'cli' | 'anonymous', target: string, detail?: Record<string, unknown>) => {
+    await store.recordAudit({ actor, source: actor === 'cli' ? 'cli' : '10.20.0.7', action, target, ...(detail === undefined ? {} : { detail }) });
+    auditEntries++;
+  };
+  clock.ms = firstDay - 2 * DAY_MS;
+  await audit('user.import', 'cli', '', { created: users.length });
+  for (const u of users.slice(0, 200)) await audit('user.provision', 'cli', u.email, { division: u.division.name });
+  for (let d = 0; d < o.days; d++) {
+    clock.ms = firstDay + d * DAY_MS + 6 * HOUR_MS;
+    await audit('login.success', 'session', '', { via: 'form' });
+    if (d % 9 === 4) await audit('login.failure', 'anonymous', '', { via: 'form' });
   }
-  const reissued = users[5]!;
-  await store.reissueToken(reissued.email, { days: 365 });
-  await audit('user.reissue', 'session', reissued.email);
+  clock.ms = o.endMs - 2 * HOUR_MS;
+  for (const u of revokedUsers(users)) await audit('user.revoke', 'session', u.email);
+  await audit('user.reissue', 'session', users[5]!.email);
   const month = new Date(o.endMs).toISOString().slice(0, 7);
   let budgets = 0;
   const { budget: org } = await store.setBudget({ scope: 'org', subject: '', unit: 'usd', monthlyLimit: 250_000 });
@@ -307,19 +349,7 @@ export async function generate(store: Store, clock: { ms: number }, o: GenerateO
     if (budgets % 4 === 0) await store.recordBudgetAlert({ budgetId: budget.id, month, threshold: 100, spent: 51_000_000, monthlyLimit: 50_000_000, crossedAt: iso(clock.ms) });
   }
   await store.recordBudgetAlert({ budgetId: org.id, month, threshold: 80, spent: 201_000, monthlyLimit: 250_000, crossedAt: iso(clock.ms) });
-  const heavy = users.find((u) => u.intensity > 2 && !u.inactive && !revoked.includes(u)) ?? users[0]!;
-  const regular = users.find((u) => u.intensity > 0.8 && u.intensity < 1.2 && !u.inactive && !revoked.includes(u)) ?? users[1]!;
-  return {
-    users: users.length,
-    devices,
-    reports,
-    rows,
-    v2Reports,
-    auditEntries,
-    budgets,
-    seconds: +((performance.now() - t0) / 1000).toFixed(1),
-    sample: { divisions: DIVISIONS.map((d) => d.name), models: [...MAIN_MODELS.map(([m]) => m), SIDE_MODEL, UNKNOWN_MODEL], heavyUser: heavy.email, user: regular.email },
-  };
+  return { auditEntries, budgets };
 }
 
 /** Opens (creating and migrating) a store the way the receiver does, with a clock we move. */

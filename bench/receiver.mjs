@@ -3,7 +3,7 @@
 //
 //   node bench/receiver.mjs [--quick] [--users 1000] [--days 90] [--turns 3] [--view-runs 7]
 //                           [--backends sqlite,postgres] [--parts views,health,ingest]
-//                           [--view-timeout 20] [--keep-data] [--json]
+//                           [--view-timeout 20] [--pg-fill copy|insert] [--keep-data] [--json]
 //
 // 1. Data: bench/receiver-data.ts (bundled with esbuild) writes 1,000 users × 90 days of usage
 //    through the receiver's own store into a SQLite file and into a throwaway PostgreSQL server
@@ -52,6 +52,7 @@ export function receiverOptions(argv) {
     healthSeconds: Number(option('health-seconds', quick ? 5 : 10)),
     ingestReports: Number(option('ingest-reports', quick ? 600 : 1500)),
     ingestRounds: Number(option('ingest-rounds', quick ? 2 : 4)),
+    pgFill: option('pg-fill', 'copy'),
     keepData: flag('keep-data'),
     json: flag('json'),
   };
@@ -119,13 +120,47 @@ async function sqliteData(gen, o, base, endMs) {
   return { path, summary, cached: o.keepData ? cached : null };
 }
 
-async function postgresData(gen, o, pgServer, endMs) {
+/**
+ * PostgreSQL gets the same organisation. `--pg-fill copy` (default): the SQLite file moved by the
+ * documented migration path, `ccflux-receiver migrate --from sqlite:… --to postgres://…` (users,
+ * tokens, keys, usage, rollups), then the audit log and budgets written through the store, which
+ * that command does not copy. `--pg-fill insert`: every report through PostgresStore.insertReport,
+ * 8 in flight (minutes: PostgreSQL's per-transaction cost on 2 cores).
+ */
+async function postgresData(gen, o, pgServer, endMs, sqlitePath) {
   const db = await gen.freshDatabase(pgServer.adminUrl);
   const clock = { ms: endMs };
+  const t0 = performance.now();
+  if (o.pgFill === 'insert') {
+    const store = await gen.openBenchStore({ databaseUrl: db.url }, clock);
+    const summary = await gen.generate(store, clock, { users: o.users, days: o.days, turnsPerDay: o.turns, endMs, seed: 11, concurrency: 8, log });
+    await store.close();
+    return { url: db.url, summary: { ...summary, fill: 'every report through PostgresStore.insertReport, 8 in flight' } };
+  }
+  const migrate = await run(process.execPath, [RECEIVER, 'migrate', '--from', `sqlite:${sqlitePath.path}`, '--to', db.url], { DATABASE_URL: db.url });
+  if (migrate.code !== 0) throw new Error(`ccflux-receiver migrate --from sqlite: failed: ${migrate.err.slice(-2000)}`);
+  const copiedSeconds = (performance.now() - t0) / 1000;
   const store = await gen.openBenchStore({ databaseUrl: db.url }, clock);
-  const summary = await gen.generate(store, clock, { users: o.users, days: o.days, turnsPerDay: o.turns, endMs, seed: 11, concurrency: 8, log });
+  const admin = await gen.generateAdmin(store, clock, { users: o.users, days: o.days, endMs, seed: 11 });
   await store.close();
-  return { url: db.url, summary };
+  const seconds = +((performance.now() - t0) / 1000).toFixed(1);
+  log(`  copied by ccflux-receiver migrate --from sqlite: in ${copiedSeconds.toFixed(0)} s; audit log and budgets through the store`);
+  return { url: db.url, summary: { ...sqlitePath.summary, ...admin, seconds, fill: `the SQLite data copied by ccflux-receiver migrate --from sqlite: (${copiedSeconds.toFixed(0)} s), audit log and budgets through the store` } };
+}
+
+function run(file, args, env) {
+  return new Promise((resolve) => {
+    const child = spawn(file, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => {
+      out += c;
+    });
+    child.stderr.on('data', (c) => {
+      err += c;
+    });
+    child.once('exit', (code) => resolve({ code, out, err }));
+  });
 }
 
 // ---- processes and HTTP --------------------------------------------------------------------------
@@ -386,37 +421,44 @@ function post(agent, url, headers, body) {
   });
 }
 
-/** Provisions one bench user through the receiver's CLI, exchanges the token, registers a key. */
-async function ingestClient(env, url) {
-  const added = await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RECEIVER, 'users', 'add', 'ingest@example.org'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c) => {
-      out += c;
-    });
-    child.stderr.on('data', (c) => {
-      err += c;
-    });
-    child.once('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`users add: ${err}`))));
-  });
+/** Ingest users: reports from one organisation come from many users at once, and a report's
+ * rollup rows are its user's, so one user for every client would measure row-lock queues. */
+const INGEST_USERS = 16;
+
+/** Provisions the ingest users with the receiver's own `users import`, exchanges each token and
+ * registers a key per user; `signed` makes distinct signed reports spread over the users. */
+async function ingestClient(env, url, dir) {
+  const csv = join(dir, `ingest-users-${Date.now()}.csv`);
+  const out = `${csv}.tokens`;
+  writeFileSync(csv, `email,division\n${Array.from({ length: INGEST_USERS }, (_, i) => `ingest${i}@example.org,Bench`).join('\n')}\n`);
+  const imported = await run(process.execPath, [RECEIVER, 'users', 'import', csv, '--out', out], env);
+  if (imported.code !== 0) throw new Error(`users import: ${imported.err}`);
+  const rows = readFileSync(out, 'utf8').trim().split(/\r?\n/).slice(1).map((l) => l.split(',').map((f) => f.trim()));
   const agent = new Agent({ keepAlive: false });
-  const exchange = await post(agent, `${url}/token`, { authorization: `Bearer ${added}` }, Buffer.alloc(0));
-  const access = JSON.parse(exchange.body).access_token;
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32).toString('base64');
-  const reg = await post(agent, `${url}/register-key`, { authorization: `Bearer ${access}`, 'content-type': 'application/json' }, Buffer.from(JSON.stringify({ public_key: raw, device_id: 'bench' })));
-  if (reg.status !== 200) throw new Error(`register-key: ${reg.status} ${reg.body}`);
+  const users = [];
+  for (const row of rows) {
+    const email = row[0];
+    const refresh = row.at(-1);
+    const exchange = await post(agent, `${url}/token`, { authorization: `Bearer ${refresh}` }, Buffer.alloc(0));
+    const access = JSON.parse(exchange.body).access_token;
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32).toString('base64');
+    const reg = await post(agent, `${url}/register-key`, { authorization: `Bearer ${access}`, 'content-type': 'application/json' }, Buffer.from(JSON.stringify({ public_key: raw, device_id: 'bench' })));
+    if (reg.status !== 200) throw new Error(`register-key: ${reg.status} ${reg.body}`);
+    users.push({ email, access, raw, privateKey });
+  }
   /** Distinct signed reports, signed now (well inside the 5-minute window), 2 models each. */
   const signed = (tag, count) =>
     Array.from({ length: count }, (_, i) => {
+      const u = users[i % users.length];
+      const n = Math.floor(i / users.length);
       const ts = `${new Date().toISOString().slice(0, 19)}Z`;
       const body = Buffer.from(
         JSON.stringify({
           schema_version: 2,
-          session_id: `ingest-${tag}-${Math.floor(i / 50)}`,
-          user_email: 'ingest@example.org',
-          turn_index: i % 50,
+          session_id: `ingest-${tag}-${Math.floor(n / 50)}`,
+          user_email: u.email,
+          turn_index: n % 50,
           timestamp_utc: ts,
           session_start_utc: ts,
           models: {
@@ -426,8 +468,8 @@ async function ingestClient(env, url) {
           plugin_version: '0.2.0',
         }),
       );
-      const signature = sign(null, Buffer.concat([body, Buffer.from(`\n${ts}`)]), privateKey).toString('base64');
-      return { body, headers: { authorization: `Bearer ${access}`, 'content-type': 'application/json', 'x-ccflux-timestamp': ts, 'x-ccflux-signature': `ed25519 ${signature} ${raw}` } };
+      const signature = sign(null, Buffer.concat([body, Buffer.from(`\n${ts}`)]), u.privateKey).toString('base64');
+      return { body, headers: { authorization: `Bearer ${u.access}`, 'content-type': 'application/json', 'x-ccflux-timestamp': ts, 'x-ccflux-signature': `ed25519 ${signature} ${u.raw}` } };
     });
   return { signed };
 }
@@ -464,7 +506,7 @@ async function ingest(o, gen, base, pgServer) {
     const sqliteEnv = { DATABASE_PATH: join(base, 'ingest.db'), REQUIRE_SIGNATURES: '1' };
     const sqlite = await startReceiver(sqliteEnv);
     stops.push(sqlite.stop);
-    variants.push({ label: 'SQLite, 1 instance', urls: [sqlite.url], client: await ingestClient(sqliteEnv, sqlite.url), runs: [], target: { databasePath: sqliteEnv.DATABASE_PATH } });
+    variants.push({ label: 'SQLite, 1 instance', urls: [sqlite.url], client: await ingestClient(sqliteEnv, sqlite.url, base), runs: [], target: { databasePath: sqliteEnv.DATABASE_PATH } });
     if (pgServer) {
       const db = await gen.freshDatabase(pgServer.adminUrl);
       const pgEnv = { DATABASE_URL: db.url, REQUIRE_SIGNATURES: '1', DATABASE_POOL_MAX: '10' };
@@ -474,7 +516,7 @@ async function ingest(o, gen, base, pgServer) {
         stops.push(r.stop);
         instances.push(r.url);
       }
-      const client = await ingestClient(pgEnv, instances[0]);
+      const client = await ingestClient(pgEnv, instances[0], base);
       for (const n of [1, 2, 3]) variants.push({ label: `PostgreSQL, ${n} instance${n > 1 ? 's' : ''}`, urls: instances.slice(0, n), client, runs: [], target: { databaseUrl: db.url } });
     }
     const floor = await startFloor();
@@ -501,7 +543,7 @@ async function ingest(o, gen, base, pgServer) {
       reports: o.ingestReports,
       rounds: o.ingestRounds,
       concurrency: 16,
-      spread: 'round-robin over the instances, no proxy',
+      spread: `${INGEST_USERS} users, round-robin over the instances, no proxy`,
       variants: variants.map((v) => {
         const rate = median(v.runs.map((r) => r.perSecond));
         return { label: v.label, reportsPerSec: Math.round(rate), p50Ms: +median(v.runs.map((r) => r.p50)).toFixed(1), p99Ms: +median(v.runs.map((r) => r.p99)).toFixed(1), xFloor: +(rate / floorRate).toFixed(2), failures: v.runs.reduce((a, r) => a + r.failures, 0), ...(v.floor ? {} : { rows: v.rows, expectedRows: v.expectedRows }) };
@@ -533,10 +575,12 @@ export async function receiverBench(o) {
     }
     const endMs = Date.now();
     const needData = o.parts.has('views') || o.parts.has('health');
+    let sqlite = null;
     for (const backend of ['sqlite', 'postgres']) {
       if (!o.backends.has(backend) || !needData || (backend === 'postgres' && !pgServer)) continue;
       log(`receiver: ${o.users} users × ${o.days} days into ${backend === 'sqlite' ? 'SQLite' : 'PostgreSQL'} through the store…`);
-      const data = backend === 'sqlite' ? await sqliteData(gen, o, base, endMs) : await postgresData(gen, o, pgServer, endMs);
+      if (backend === 'sqlite' || o.pgFill === 'copy') sqlite ??= await sqliteData(gen, o, base, endMs);
+      const data = backend === 'sqlite' ? sqlite : await postgresData(gen, o, pgServer, endMs, sqlite);
       const r = { data: data.summary };
       results.backends[backend] = r;
       const receiver = await startReceiver(backend === 'sqlite' ? { DATABASE_PATH: data.path } : { DATABASE_URL: data.url });
@@ -578,7 +622,7 @@ export function receiverTable(results) {
   for (const n of results.notes) out.push(`  ${n}`);
   for (const [backend, r] of Object.entries(results.backends)) {
     const d = r.data;
-    out.push('', `${backend === 'sqlite' ? 'SQLite' : 'PostgreSQL'}: ${d.reports} reports (${d.v2Reports} schema v2) = ${d.rows} rows, ${d.devices} devices, ${d.auditEntries} audit entries, ${d.budgets} budgets; generated through the store in ${d.seconds} s`);
+    out.push('', `${backend === 'sqlite' ? 'SQLite' : 'PostgreSQL'}: ${d.reports} reports (${d.v2Reports} schema v2) = ${d.rows} rows, ${d.devices} devices, ${d.auditEntries} audit entries, ${d.budgets} budgets; generated through the store in ${d.seconds} s${d.fill ? ` (${d.fill})` : ''}`);
     if (r.views) {
       out.push(`${pad('view (logged in as admin)', 50)}${num('1st byte')}${num('p95')}${num('total')}${num('KB', 7)}${num('× floor', 9)}`);
       const f = r.floor.firstByte?.median;
@@ -591,7 +635,7 @@ export function receiverTable(results) {
           out.push(`${pad(v.label, 50)}  TIMED OUT after ${s.viewTimeoutMs / 1000} s`);
           continue;
         }
-        const ratio = f ? (v.firstByte.median / f).toFixed(0) : '';
+        const ratio = f ? (v.firstByte.median / f).toFixed(v.firstByte.median / f < 10 ? 1 : 0) : '';
         out.push(`${pad(v.label, 50)}${num(v.firstByte.median)}${num(v.firstByte.p95)}${num(v.total?.median)}${num(v.kb, 7)}${num(ratio, 9)}${v.note ? `  (${v.note})` : ''}${v.timedOut ? `  (${v.timedOut} timed out)` : ''}`);
       }
       out.push(`${pad(r.floor.label, 50)}${num(r.floor.firstByte?.median)}${num(r.floor.firstByte?.p95)}${num(r.floor.total?.median)}${num(r.floor.kb, 7)}${num(1, 9)}`);

@@ -179,17 +179,17 @@ async function scalingSection() {
   await appendFile(aged.transcript, aged.writer.closingLine());
   const agedEnv = hookEnv(aged, receiver.url, receiver.token, { extraCa: null });
   const agedSession = { lines: SIZES[0], bytes: 0, session: aged, env: agedEnv, input: hookInput(aged), aged: true, times: [] };
-  // The first runs of the day also prune the ledger, a quarter of its shards each (prune.ts):
+  // The first runs of the day also prune the ledger, an eighth of its shards each (prune.ts):
   // timed apart, so the rows below are the steady per-turn cost.
   agedSession.pruneRunsMs = [];
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < 8; i++) {
     await appendFile(aged.transcript, aged.writer.turn() + aged.writer.closingLine());
     agedSession.pruneRunsMs.push(Math.round((await timed(process.execPath, [CLI, 'report-turn', '--foreground', '--input', agedSession.input], { env: agedEnv })).ms));
   }
   agedSession.firstMs = agedSession.pruneRunsMs[0];
   const pruned = readdirSync(join(aged.dataDir, 'ccflux', 'ledger')).filter((n) => n.endsWith('.jsonl')).reduce((n, f) => n + readFileSync(join(aged.dataDir, 'ccflux', 'ledger', f), 'utf8').split('\n').length - 1, 0);
   agedSession.keptEntries = pruned;
-  log(`  ${SIZES[0]} lines with a ${LEDGER_ENTRIES}-entry ledger (${(agedBytes / 1e6).toFixed(0)} MB): first 4 runs (pruning) ${agedSession.pruneRunsMs.join(', ')} ms; ${pruned} entries kept`);
+  log(`  ${SIZES[0]} lines with a ${LEDGER_ENTRIES}-entry ledger (${(agedBytes / 1e6).toFixed(0)} MB): first 8 runs (pruning) ${agedSession.pruneRunsMs.join(', ')} ms; ${pruned} entries kept`);
   const floor = [];
   for (let round = 0; round < WARMUP + RUNS; round++) {
     for (const s of shuffled([...sessions, agedSession, null])) {
@@ -262,7 +262,13 @@ async function buildReaderOnly() {
  */
 async function parseOne(name, realistic, preload, readerOnly) {
   const session = makeDataDir(base, `parse-${name}`);
-  const { bytes, lines } = await writeTranscript(session.transcript, session.writer, { bytes: PARSE_MB * 1e6, realistic });
+  const written = await writeTranscript(session.transcript, session.writer, { bytes: PARSE_MB * 1e6, realistic });
+  // The turn's closing line, as Claude Code writes it: the worker reads at once instead of
+  // waiting 300 ms for a quiet file (idle time that is not parsing).
+  const closing = session.writer.closingLine();
+  await appendFile(session.transcript, closing);
+  const bytes = written.bytes + Buffer.byteLength(closing);
+  const lines = written.lines + 1;
   const rusageFile = join(base, 'rusage.json');
   // No receiver configured: the worker parses, counts, commits and finds nothing to deliver to.
   const env = { ...hookEnv(session, null, null, { extraCa: null }), CCFLUX_BENCH_RUSAGE: rusageFile };

@@ -49,6 +49,17 @@ function parseArgs(argv) {
   return options;
 }
 
+/**
+ * `ccflux --version` (or `-V`) alone is answered before any of the bundle runs: setting up its
+ * modules is most of what the binary does beyond Node's own start (docs/bench.md). The SEA main
+ * script is a CommonJS function body, so a top-level `return` ends it. Prints what commander
+ * prints.
+ */
+export function versionFastPath(version) {
+  const args = "process.argv.length === 3 && (process.argv[2] === '--version' || process.argv[2] === '-V')";
+  return `if (${args}) { process.stdout.write(${JSON.stringify(`${version}\n`)}); return; }\n`;
+}
+
 /** Node's names, which plugin/scripts/ccflux-hook.sh and .ps1 look for. */
 export function binaryName(platform = process.platform, arch = process.arch) {
   return `ccflux-${platform}-${arch}${platform === 'win32' ? '.exe' : ''}`;
@@ -109,7 +120,7 @@ async function main() {
     // The SEA main script is compiled as a CommonJS function body: a `#!` line is a syntax error there.
     const main = join(work, 'main.cjs');
     // The compile-cache loader in front of the code is for plain Node: a SEA has its own cache.
-    await writeFile(main, bundleCode(bundleText));
+    await writeFile(main, versionFastPath(version) + bundleCode(bundleText));
     const blob = join(work, 'sea.blob');
     const config = join(work, 'sea-config.json');
     await writeFile(

@@ -359,6 +359,8 @@ async function serve(running, exact) {
   serving = true;
   const keepAlive = setInterval(() => {}, 60_000);
   await running.exited;
+  // Ctrl-C on a terminal reaches the receiver too: let our own handler say so first.
+  await sleep(300);
   clearInterval(keepAlive);
   if (!stopping) {
     say(red('The receiver stopped by itself.'));
@@ -430,6 +432,8 @@ process.on('SIGINT', () => onSignal('SIGINT'));
 process.on('SIGTERM', () => onSignal('SIGTERM'));
 
 main().catch(async (err) => {
+  // After Ctrl-C a hook or the receiver may fail on the way down: that is the stop, not a failure.
+  if (stopping) return;
   process.stderr.write(`demo failed: ${err instanceof Error ? err.message : err}\n`);
   process.exitCode = 1;
   await cleanUp();

@@ -2,9 +2,15 @@
  * Builds the bundles the integration tests spawn (plugin/dist/ccflux.cjs,
  * receiver/dist/ccflux-receiver.cjs) once per test run, and only when a source is newer than
  * them: `npm test` has already built, a bare `npx vitest` has not.
+ *
+ * Then gives the run its own temp folder (TMPDIR, inherited by every worker and every process the
+ * tests start) and, at teardown, fails the run when any `ccflux-*` entry is left in it: a test
+ * that leaves a temp dir (a receiver database, a CA key, a signing key) is a bug. Other runs on
+ * the same machine have their own folders, so they cannot make this one fail.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -37,8 +43,44 @@ function oldestOutput(): number {
   return oldest;
 }
 
-export default function setup(): void {
+function build(): void {
   const newestInput = Math.max(...INPUTS.map((p) => newestMtime(join(root, p))));
   if (oldestOutput() >= newestInput) return;
   execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs'), '--quiet'], { cwd: root, stdio: 'inherit' });
+}
+
+/** Set while a run's temp folder is in place (tests can find it; a second project reuses it). */
+export const RUN_TMP_ENV = 'CCFLUX_TEST_RUN_TMP';
+
+/** What the tests left in the run's temp folder: `ccflux-*` entries fail the run, others are listed. */
+export function leftovers(names: string[]): { offenders: string[]; others: string[] } {
+  return { offenders: names.filter((n) => n.startsWith('ccflux-')).sort(), others: names.filter((n) => !n.startsWith('ccflux-')).sort() };
+}
+
+export default function setup(): () => void {
+  build();
+  // Each vitest project runs the global setup: the first one's folder serves the whole run.
+  if (process.env[RUN_TMP_ENV] !== undefined) return () => {};
+  const outer = process.env.TMPDIR;
+  const runTmp = mkdtempSync(join(tmpdir(), 'ccflux-run-'));
+  // Like /tmp: the PostgreSQL tests hand a folder in here to the postgres user.
+  chmodSync(runTmp, 0o1777);
+  process.env.TMPDIR = runTmp;
+  process.env[RUN_TMP_ENV] = runTmp;
+  return () => {
+    delete process.env[RUN_TMP_ENV];
+    if (outer === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = outer;
+    const { offenders, others } = leftovers(readdirSync(runTmp));
+    rmSync(runTmp, { recursive: true, force: true, maxRetries: 3 });
+    if (others.length > 0) {
+      // Not ours (e.g. the real Claude Code's own scratch files): said, not failed on.
+      process.stderr.write(`global teardown: removed temp entries made by other programs: ${others.join(', ')}\n`);
+    }
+    if (offenders.length > 0) {
+      // vitest reports a teardown error but would still exit 0.
+      process.exitCode = 1;
+      throw new Error(`tests left ${offenders.length} ccflux-* temp entr${offenders.length === 1 ? 'y' : 'ies'} in ${runTmp} (removed now; fix the test's cleanup): ${offenders.join(', ')}`);
+    }
+  };
 }

@@ -17,6 +17,7 @@ import { loadPrices } from './prices/load';
 import { type Output, silentOutput } from './output';
 import type { RouteDeps } from './routes/context';
 import { isAdminPath, ROUTES } from './routes/index';
+import { purgeRawRows } from './retention';
 import type { Store } from './store';
 
 /** How often expired access tokens are deleted. */
@@ -112,7 +113,7 @@ export function createReceiver(options: ReceiverOptions): Receiver {
   const wiring = wire(options);
   const life: Lifecycle = { active: new Set<ServerResponse>(), closing: false };
   const server = createHttpServer(config, wiring, life);
-  const purgeTimer = startPurgeTimer(store, wiring.output);
+  const purgeTimer = startPurgeTimer(store, wiring, config.retentionDays, wiring.deps.now);
 
   let closed: Promise<void> | null = null;
   return {
@@ -213,12 +214,27 @@ function answerFailure(req: IncomingMessage, res: ServerResponse, err: unknown, 
   }
 }
 
-/** Deletes expired access tokens now and every PURGE_INTERVAL_MILLIS; the timer does not hold the process. */
-function startPurgeTimer(store: Store, output: Output): NodeJS.Timeout {
+/**
+ * Deletes expired access tokens (and, with RETENTION_DAYS, raw usage rows past the horizon) now and
+ * every PURGE_INTERVAL_MILLIS; the timer does not hold the process. A run still going when the
+ * next is due is not doubled.
+ */
+function startPurgeTimer(store: Store, wiring: Pick<Wiring, 'output' | 'logger'>, retentionDays: number | null, now: () => Date): NodeJS.Timeout {
+  const { output, logger } = wiring;
+  let rawPurge: Promise<void> | null = null;
   const purge = () => {
     store.purgeExpiredAccessTokens().catch((err: unknown) => {
       output.err(`ccflux-receiver: purging expired access tokens failed: ${(err as Error).message}`);
     });
+    if (retentionDays === null || rawPurge !== null) return;
+    rawPurge = purgeRawRows(store, now(), retentionDays)
+      .then((rows) => {
+        if (rows > 0) logger.info({ msg: 'retention purge', rows, retentionDays });
+      })
+      .catch((err: unknown) => output.err(`ccflux-receiver: purging raw usage rows failed: ${(err as Error).message}`))
+      .finally(() => {
+        rawPurge = null;
+      });
   };
   purge();
   const purgeTimer = setInterval(purge, PURGE_INTERVAL_MILLIS);

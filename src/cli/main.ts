@@ -10,6 +10,8 @@ import { COMMANDS } from './commands/index';
 import { type CliContext, type CommandResult, type CommandSpec, EXIT, exitForError } from './types';
 
 const MIN_NODE_MAJOR = 20;
+/** libuv threads for hook runs (the ledger's APPEND_CONCURRENCY fsyncs at once). */
+const HOOK_THREADPOOL_SIZE = 16;
 const HOOK_COMMAND_NAMES = new Set(COMMANDS.filter((c) => c.hook).map((c) => c.name));
 
 export function defaultContext(): CliContext {
@@ -154,6 +156,10 @@ export function runCli(argv: string[] = process.argv.slice(2)): void {
     }
     return;
   }
+  // A hook's worker fsyncs up to 256 ledger shards and its state on a session's first read: with
+  // libuv's default 4 threads they queued 4 at a time (most of that read's idle time). Threads
+  // waiting on the disk cost no CPU; the pool starts on first use, after this line.
+  if (HOOK_COMMAND_NAMES.has(argv[0] ?? '')) process.env.UV_THREADPOOL_SIZE ??= String(HOOK_THREADPOOL_SIZE);
   // `ccflux … | head -1`: a reader that goes away is not an error worth a stack trace.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (err: NodeJS.ErrnoException) => {

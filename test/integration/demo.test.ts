@@ -24,6 +24,9 @@ function startDemo(args: string[], tmp: string): Demo {
   const child = spawn(process.execPath, [join(REPO_ROOT, 'scripts', 'demo.mjs'), ...args], {
     env: { ...process.env, TMPDIR: tmp, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so Ctrl-C can be sent the way a terminal sends it: to the whole group
+    // (the demo, the receiver, any hook running).
+    detached: true,
   });
   let out = '';
   const listeners = new Set<() => void>();
@@ -62,6 +65,19 @@ function startDemo(args: string[], tmp: string): Demo {
   return { child, output: () => out, waitFor, exited };
 }
 
+/** Ctrl-C as a terminal delivers it: SIGINT to every process of the foreground group. */
+function ctrlC(demo: Demo): void {
+  process.kill(-(demo.child.pid as number), 'SIGINT');
+}
+
+function killAll(demo: Demo): void {
+  try {
+    process.kill(-(demo.child.pid as number), 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
 describe('npm run demo', () => {
   it('--serve keeps the dashboard up with an admin token; Ctrl-C stops it and removes everything (exit 0)', async () => {
     const tmp = await makeTempDir('ccflux-demo-test-');
@@ -80,12 +96,28 @@ describe('npm run demo', () => {
       const snapshot = await fetch(`${dashboard}?export`, { headers: { authorization: `Bearer ${adminToken}` } });
       expect(snapshot.status).toBe(200);
 
+      ctrlC(demo);
+      expect(await demo.exited).toEqual({ code: 0, signal: null });
+      expect(demo.output()).not.toContain('stopped by itself');
+      expect(await readdir(tmp)).toEqual([]);
+      await expect(fetch(`${dashboard}login`)).rejects.toThrow();
+    } finally {
+      killAll(demo);
+    }
+  });
+
+  it('a SIGINT to the demo alone (not its group) in --serve also stops the receiver and removes everything', async () => {
+    const tmp = await makeTempDir('ccflux-demo-test-');
+    const demo = startDemo(['--serve'], tmp);
+    try {
+      const [, dashboard] = await demo.waitFor(/dashboard {4}(http:\/\/127\.0\.0\.1:\d+\/admin\/)\n/);
+      await demo.waitFor(/Press Ctrl-C to stop/);
       demo.child.kill('SIGINT');
       expect(await demo.exited).toEqual({ code: 0, signal: null });
       expect(await readdir(tmp)).toEqual([]);
       await expect(fetch(`${dashboard}login`)).rejects.toThrow();
     } finally {
-      demo.child.kill('SIGKILL');
+      killAll(demo);
     }
   });
 
@@ -96,12 +128,13 @@ describe('npm run demo', () => {
       await demo.waitFor(/Stop +hook returned/);
       // Only the demo's own folder: the hooks' spool files live inside it, not beside it.
       expect(await readdir(tmp)).toHaveLength(1);
-      demo.child.kill('SIGINT');
+      ctrlC(demo);
       expect(await demo.exited).toEqual({ code: 130, signal: null });
       expect(demo.output()).toContain('SIGINT: stopping and removing');
+      expect(demo.output()).not.toContain('demo failed');
       expect(await readdir(tmp)).toEqual([]);
     } finally {
-      demo.child.kill('SIGKILL');
+      killAll(demo);
     }
   });
 });

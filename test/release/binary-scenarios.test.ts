@@ -41,6 +41,21 @@ describe.skipIf(!canBuild)('the compiled binary', () => {
     expect(run.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
   });
 
+  it('answers --version and -V before loading the bundle, exactly as the bundle does', () => {
+    const bundle = spawnSync(process.execPath, [join(REPO_ROOT, 'plugin', 'dist', 'ccflux.cjs'), '--version'], { encoding: 'utf8' });
+    expect(bundle.status).toBe(0);
+    for (const flag of ['--version', '-V']) {
+      const run = spawnSync(binaryPath, [flag], { encoding: 'utf8', cwd: '/' });
+      expect([run.status, run.stdout, run.stderr]).toEqual([0, bundle.stdout, '']);
+    }
+    // Anything else goes through the CLI, as in the bundle.
+    for (const args of [['--help'], ['--version', '--help'], ['status', '--version']]) {
+      const viaBundle = spawnSync(process.execPath, [join(REPO_ROOT, 'plugin', 'dist', 'ccflux.cjs'), ...args], { encoding: 'utf8', cwd: '/' });
+      const run = spawnSync(binaryPath, args, { encoding: 'utf8', cwd: '/' });
+      expect([run.status, run.stdout, run.stderr]).toEqual([viaBundle.status, viaBundle.stdout, viaBundle.stderr]);
+    }
+  });
+
   it.each(SCENARIOS)('scenario %s through the wrapper reaches the receiver exactly', async (scenario) => {
     const dir = fixtureDir(scenario);
     const receiver = await startReceiver();

@@ -152,14 +152,18 @@ describe('an existing binary is re-verified against SHA256SUMS (issue 16)', () =
 
 describe('missing binary fetched in the background (https, verified)', () => {
   let ca: TestCa;
+  let caDir: string;
   let server: TestServer;
 
   beforeAll(async () => {
-    ca = await makeCa(mkdtempSync(join(tmpdir(), 'ccflux-wrapper-ca-')));
+    caDir = mkdtempSync(join(tmpdir(), 'ccflux-wrapper-ca-'));
+    ca = await makeCa(caDir);
     server = await startHttpsServer(ca);
   });
   afterAll(async () => {
-    await server.close();
+    await server?.close();
+    // The CA's and the server's private keys.
+    rmSync(caDir, { recursive: true, force: true });
   });
 
   it('downloads, verifies and then uses the platform binary', async () => {

@@ -17,6 +17,7 @@ import {
 } from '../../../src/protocol/wire';
 import { verifyEd25519 } from '../ed25519';
 import { parseJson, sendError, sendJson } from '../http';
+import { isExpiredTurn } from '../retention';
 import type { AuthContext, DeviceKey } from '../store';
 import { reportTextWellFormed } from '../text';
 import { authenticate, boundedBody, type Route, type RouteDeps, rateLimit, requireJsonBody } from './context';
@@ -37,8 +38,11 @@ export function placeUntimedTurn(value: unknown, now: Date): unknown {
   return body.timestamp_utc === '' ? { ...body, timestamp_utc: formatTimestamp(now) } : value;
 }
 
-/** What one report comes to: stored, or refused with the status `/report` answers. */
-export type ReportOutcome = { status: 200; stored: number } | { status: 400 | 413; error: string } | { status: 403; code: WireErrorCode };
+/**
+ * What one report comes to: stored, or refused with the status `/report` answers. `expired`: its
+ * turn is older than RETENTION_DAYS, acknowledged (so the device drops it) and not counted.
+ */
+export type ReportOutcome = { status: 200; stored: number; expired?: true } | { status: 400 | 413; error: string } | { status: 403; code: WireErrorCode };
 
 /**
  * One report past the route's own checks (bearer, rate limit, body size): shape and limits (400),
@@ -83,6 +87,10 @@ export async function acceptReport(
     if (!verifyEd25519(signature.publicKey, signingMessage(body, timestampHeader), signature.signature)) return refused('signature-invalid');
   }
 
+  if (isExpiredTurn(valid.value.timestamp_utc, deps.now(), deps.config.retentionDays)) {
+    deps.metrics.inc('ccflux_reports_expired_total');
+    return { status: 200, stored: 0, expired: true };
+  }
   const { inserted } = await deps.store.insertReport(auth, valid.value, {
     deviceId: key?.device_id ?? '',
     signed: key !== undefined,
@@ -116,7 +124,7 @@ export const handleReport: Route = async (req, res, deps) => {
     headerValue(req.headers[HEADERS.timestamp]),
     headerValue(req.headers[HEADERS.signature]),
   );
-  if (outcome.status === 200) return sendJson(res, 200, { status: 'ok', stored: outcome.stored });
+  if (outcome.status === 200) return sendJson(res, 200, { status: 'ok', stored: outcome.stored, ...(outcome.expired ? { expired: true } : {}) });
   if (outcome.status === 403) return sendError(res, 403, outcome.code, { [HEADERS.error]: outcome.code });
   sendError(res, outcome.status, outcome.error);
 };

@@ -351,6 +351,13 @@ export class PostgresStore implements Store {
     return (await this.pool.query('DELETE FROM access_tokens WHERE expires_at <= $1', [this.nowIso()])).rowCount ?? 0;
   }
 
+  /** SKIP LOCKED: instances purging at once take different rows and never wait on each other. */
+  async purgeUsageEvents(receivedBefore: string, maxRows: number): Promise<number> {
+    const sql = `DELETE FROM usage_events WHERE id IN (
+      SELECT id FROM usage_events WHERE received_at < $1 ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED)`;
+    return (await this.pool.query(sql, [receivedBefore, maxRows])).rowCount ?? 0;
+  }
+
   async countActiveAccessTokens(): Promise<number> {
     return (await this.rows<{ n: number }>('SELECT count(*) AS n FROM access_tokens WHERE expires_at > $1', [this.nowIso()]))[0]!.n;
   }

@@ -294,6 +294,10 @@ export class SqliteStore implements Store {
     return this.stmts.purgeAccessTokens.run(this.nowIso()).changes;
   }
 
+  async purgeUsageEvents(receivedBefore: string, maxRows: number): Promise<number> {
+    return this.stmts.purgeUsage.run(receivedBefore, maxRows).changes;
+  }
+
   async countActiveAccessTokens(): Promise<number> {
     return (this.stmts.countActiveAccessTokens.get(this.nowIso()) as { n: number }).n;
   }
@@ -623,6 +627,7 @@ function prepareStatements(db: Db) {
       WHERE at.token_hash = ?`),
     purgeAccessTokens: p('DELETE FROM access_tokens WHERE expires_at <= ?'),
     purgeLimits: p('DELETE FROM limit_windows WHERE expires_ms <= ?'),
+    purgeUsage: p('DELETE FROM usage_events WHERE id IN (SELECT id FROM usage_events WHERE received_at < ? ORDER BY received_at LIMIT ?)'),
     sessionPurge: p('DELETE FROM admin_sessions WHERE last_seen_ms <= ? OR created_ms <= ?'),
     sessionEvict: p(`DELETE FROM admin_sessions WHERE id_hash NOT IN (
       SELECT id_hash FROM admin_sessions ORDER BY touch_seq DESC LIMIT ?)`),

@@ -197,6 +197,12 @@ export interface Store {
   /** The owner of a live access token whose user and refresh token are not revoked; else null. */
   authenticateAccessToken(token: string): Promise<AuthContext | null>;
   purgeExpiredAccessTokens(): Promise<number>;
+  /**
+   * Deletes at most `maxRows` raw usage rows received before `receivedBefore` (`YYYY-MM-DD HH:MM:SS`
+   * UTC), oldest first, in one short statement; rollups are kept. Several instances may run it at
+   * once (RETENTION_DAYS, receiver/src/retention.ts). Returns how many rows it deleted.
+   */
+  purgeUsageEvents(receivedBefore: string, maxRows: number): Promise<number>;
   countActiveAccessTokens(): Promise<number>;
 
   // usage

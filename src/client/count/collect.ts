@@ -345,9 +345,13 @@ function needsRecord(own: CountedEntry | undefined, group: GroupTotal, record: M
   );
 }
 
+/** The last timestamp parsed: the lines of one response, and often of a turn, share it. */
+let lastTimestamp: { text: string; ms: number | null } = { text: '', ms: null };
+
 function timestampMs(value: string | null): number | null {
   if (value === null) return null;
-  return parseTimestamp(value)?.getTime() ?? null;
+  if (value !== lastTimestamp.text) lastTimestamp = { text: value, ms: parseTimestamp(value)?.getTime() ?? null };
+  return lastTimestamp.ms;
 }
 
 function sameState(a: SessionState, b: SessionState): boolean {

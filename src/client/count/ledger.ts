@@ -280,8 +280,10 @@ export class Ledger {
     if (entries.length === 0) return;
     const today = dayNumber(this.now());
     const byShard = new Map<string, LedgerEntry[]>();
-    for (const entry of entries) {
-      const e = (entry.t ?? 0) >= today ? entry : { ...entry, t: today };
+    for (const e of entries) {
+      // In place: the entries belong to the outbox being applied (a copy each cost a first read
+      // of a long session 100k+ objects).
+      if ((e.t ?? 0) < today) e.t = today;
       const id = shardOf(e.m ?? e.k);
       const list = byShard.get(id);
       if (list === undefined) byShard.set(id, [e]);

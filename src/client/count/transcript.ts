@@ -65,7 +65,7 @@ export interface ReadOptions {
 export class LineMatcher {
   everything = false;
   private readonly rules: Buffer[][];
-  /** Per rule and marker: start of its next occurrence at or after the last line tested. */
+  /** Per rule: start of its first marker's next occurrence at or after the last line tested. */
   private readonly next: number[][];
   private chunk: Buffer | null = null;
   private limit = 0;
@@ -90,18 +90,21 @@ export class LineMatcher {
     for (let r = 0; r < this.rules.length; r++) {
       const rule = this.rules[r] as Buffer[];
       const next = this.next[r] as number[];
-      let all = true;
-      for (let m = 0; m < rule.length && all; m++) {
-        let at = next[m] as number;
-        if (at < start) {
-          const marker = rule[m] as Buffer;
-          at = chunk.indexOf(marker, start);
-          // Bytes past `limit` are left over from an earlier read: never a match.
-          if (at === -1 || at + marker.length > this.limit) at = Number.POSITIVE_INFINITY;
-          next[m] = at;
-        }
-        all = at < end;
+      // The first marker is found by one forward scan over the chunk; the others are looked for
+      // only inside a line that holds it (one pass over the chunk less per extra marker).
+      let at = next[0] as number;
+      if (at < start) {
+        const marker = rule[0] as Buffer;
+        at = chunk.indexOf(marker, start);
+        // Bytes past `limit` are left over from an earlier read: never a match.
+        if (at === -1 || at + marker.length > this.limit) at = Number.POSITIVE_INFINITY;
+        next[0] = at;
       }
+      if (at >= end) continue;
+      if (rule.length === 1) return true;
+      const line = chunk.subarray(start, end);
+      let all = true;
+      for (let m = 1; m < rule.length && all; m++) all = line.indexOf(rule[m] as Buffer) !== -1;
       if (all) return true;
     }
     return false;

@@ -85,6 +85,12 @@ function combine(a: ModelUsage, b: ModelUsage, op: (x: number, y: number) => num
   return withDetail(out, detail);
 }
 
+/** Every counter equal (absent detail reads as 0). */
+export function sameUsage(a: ModelUsage, b: ModelUsage): boolean {
+  for (const f of USAGE_FIELDS) if ((a[f] ?? 0) !== (b[f] ?? 0)) return false;
+  return true;
+}
+
 /** Field-wise maximum. */
 export function maxUsage(a: ModelUsage, b: ModelUsage): ModelUsage {
   return combine(a, b, Math.max);
@@ -263,7 +269,7 @@ export function mergeRecord(groups: Map<string, GroupTotal>, record: UsageRecord
     });
     return;
   }
-  existing.usage = maxUsage(existing.usage, record.usage);
+  if (!sameUsage(existing.usage, record.usage)) existing.usage = maxUsage(existing.usage, record.usage);
   existing.sidechain = existing.sidechain && record.sidechain;
   if (existing.messageId === null) existing.messageId = record.messageId;
   if (timestampMs !== null && (existing.lastTimestampMs === null || timestampMs > existing.lastTimestampMs)) {
