@@ -24,7 +24,7 @@ import { type AuthContext, openStore, SqliteStore, type Store } from '../receive
 export { freshDatabase, PG_MISSING, postgresAvailable, startPostgres } from '../test/helpers/postgres';
 
 /** Bump when what `generate` writes changes: cached files are keyed by it. */
-export const GENERATOR_VERSION = 1;
+export const GENERATOR_VERSION = 2;
 
 export interface GenerateOptions {
   users: number;

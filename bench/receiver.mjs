@@ -421,37 +421,44 @@ function post(agent, url, headers, body) {
   });
 }
 
-/** Provisions one bench user through the receiver's CLI, exchanges the token, registers a key. */
-async function ingestClient(env, url) {
-  const added = await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RECEIVER, 'users', 'add', 'ingest@example.org'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c) => {
-      out += c;
-    });
-    child.stderr.on('data', (c) => {
-      err += c;
-    });
-    child.once('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`users add: ${err}`))));
-  });
+/** Ingest users: reports from one organisation come from many users at once, and a report's
+ * rollup rows are its user's, so one user for every client would measure row-lock queues. */
+const INGEST_USERS = 16;
+
+/** Provisions the ingest users with the receiver's own `users import`, exchanges each token and
+ * registers a key per user; `signed` makes distinct signed reports spread over the users. */
+async function ingestClient(env, url, dir) {
+  const csv = join(dir, `ingest-users-${Date.now()}.csv`);
+  const out = `${csv}.tokens`;
+  writeFileSync(csv, `email,division\n${Array.from({ length: INGEST_USERS }, (_, i) => `ingest${i}@example.org,Bench`).join('\n')}\n`);
+  const imported = await run(process.execPath, [RECEIVER, 'users', 'import', csv, '--out', out], env);
+  if (imported.code !== 0) throw new Error(`users import: ${imported.err}`);
+  const rows = readFileSync(out, 'utf8').trim().split(/\r?\n/).slice(1).map((l) => l.split(',').map((f) => f.trim()));
   const agent = new Agent({ keepAlive: false });
-  const exchange = await post(agent, `${url}/token`, { authorization: `Bearer ${added}` }, Buffer.alloc(0));
-  const access = JSON.parse(exchange.body).access_token;
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32).toString('base64');
-  const reg = await post(agent, `${url}/register-key`, { authorization: `Bearer ${access}`, 'content-type': 'application/json' }, Buffer.from(JSON.stringify({ public_key: raw, device_id: 'bench' })));
-  if (reg.status !== 200) throw new Error(`register-key: ${reg.status} ${reg.body}`);
+  const users = [];
+  for (const row of rows) {
+    const email = row[0];
+    const refresh = row.at(-1);
+    const exchange = await post(agent, `${url}/token`, { authorization: `Bearer ${refresh}` }, Buffer.alloc(0));
+    const access = JSON.parse(exchange.body).access_token;
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32).toString('base64');
+    const reg = await post(agent, `${url}/register-key`, { authorization: `Bearer ${access}`, 'content-type': 'application/json' }, Buffer.from(JSON.stringify({ public_key: raw, device_id: 'bench' })));
+    if (reg.status !== 200) throw new Error(`register-key: ${reg.status} ${reg.body}`);
+    users.push({ email, access, raw, privateKey });
+  }
   /** Distinct signed reports, signed now (well inside the 5-minute window), 2 models each. */
   const signed = (tag, count) =>
     Array.from({ length: count }, (_, i) => {
+      const u = users[i % users.length];
+      const n = Math.floor(i / users.length);
       const ts = `${new Date().toISOString().slice(0, 19)}Z`;
       const body = Buffer.from(
         JSON.stringify({
           schema_version: 2,
-          session_id: `ingest-${tag}-${Math.floor(i / 50)}`,
-          user_email: 'ingest@example.org',
-          turn_index: i % 50,
+          session_id: `ingest-${tag}-${Math.floor(n / 50)}`,
+          user_email: u.email,
+          turn_index: n % 50,
           timestamp_utc: ts,
           session_start_utc: ts,
           models: {
@@ -461,8 +468,8 @@ async function ingestClient(env, url) {
           plugin_version: '0.2.0',
         }),
       );
-      const signature = sign(null, Buffer.concat([body, Buffer.from(`\n${ts}`)]), privateKey).toString('base64');
-      return { body, headers: { authorization: `Bearer ${access}`, 'content-type': 'application/json', 'x-ccflux-timestamp': ts, 'x-ccflux-signature': `ed25519 ${signature} ${raw}` } };
+      const signature = sign(null, Buffer.concat([body, Buffer.from(`\n${ts}`)]), u.privateKey).toString('base64');
+      return { body, headers: { authorization: `Bearer ${u.access}`, 'content-type': 'application/json', 'x-ccflux-timestamp': ts, 'x-ccflux-signature': `ed25519 ${signature} ${u.raw}` } };
     });
   return { signed };
 }
@@ -499,7 +506,7 @@ async function ingest(o, gen, base, pgServer) {
     const sqliteEnv = { DATABASE_PATH: join(base, 'ingest.db'), REQUIRE_SIGNATURES: '1' };
     const sqlite = await startReceiver(sqliteEnv);
     stops.push(sqlite.stop);
-    variants.push({ label: 'SQLite, 1 instance', urls: [sqlite.url], client: await ingestClient(sqliteEnv, sqlite.url), runs: [], target: { databasePath: sqliteEnv.DATABASE_PATH } });
+    variants.push({ label: 'SQLite, 1 instance', urls: [sqlite.url], client: await ingestClient(sqliteEnv, sqlite.url, base), runs: [], target: { databasePath: sqliteEnv.DATABASE_PATH } });
     if (pgServer) {
       const db = await gen.freshDatabase(pgServer.adminUrl);
       const pgEnv = { DATABASE_URL: db.url, REQUIRE_SIGNATURES: '1', DATABASE_POOL_MAX: '10' };
@@ -509,7 +516,7 @@ async function ingest(o, gen, base, pgServer) {
         stops.push(r.stop);
         instances.push(r.url);
       }
-      const client = await ingestClient(pgEnv, instances[0]);
+      const client = await ingestClient(pgEnv, instances[0], base);
       for (const n of [1, 2, 3]) variants.push({ label: `PostgreSQL, ${n} instance${n > 1 ? 's' : ''}`, urls: instances.slice(0, n), client, runs: [], target: { databaseUrl: db.url } });
     }
     const floor = await startFloor();
@@ -536,7 +543,7 @@ async function ingest(o, gen, base, pgServer) {
       reports: o.ingestReports,
       rounds: o.ingestRounds,
       concurrency: 16,
-      spread: 'round-robin over the instances, no proxy',
+      spread: `${INGEST_USERS} users, round-robin over the instances, no proxy`,
       variants: variants.map((v) => {
         const rate = median(v.runs.map((r) => r.perSecond));
         return { label: v.label, reportsPerSec: Math.round(rate), p50Ms: +median(v.runs.map((r) => r.p50)).toFixed(1), p99Ms: +median(v.runs.map((r) => r.p99)).toFixed(1), xFloor: +(rate / floorRate).toFixed(2), failures: v.runs.reduce((a, r) => a + r.failures, 0), ...(v.floor ? {} : { rows: v.rows, expectedRows: v.expectedRows }) };

@@ -48,6 +48,8 @@ export interface ReceiverConfig {
   maxConnectionsPerAddress: number;
   /** Proxies whose `X-Forwarded-For` names the client (limiters count that address); empty: none. */
   trustProxy: string[];
+  /** UNAUTH_RATE_LIMIT_PER_MINUTE: bad or missing tokens answered 401 per client address before 429. */
+  unauthRateLimitPerMinute: number;
   /** RETENTION_DAYS: raw usage rows older than this are purged (rollups stay); null: keep everything. */
   retentionDays: number | null;
 }
@@ -67,6 +69,7 @@ export const CONFIG_DEFAULTS = {
   DATABASE_POOL_MAX: 10,
   MAX_CONNECTIONS: 1024,
   MAX_CONNECTIONS_PER_ADDRESS: 64,
+  UNAUTH_RATE_LIMIT_PER_MINUTE: 60,
 } as const;
 
 /** Bounds that keep a typo from producing a dangerous or useless server. */
@@ -78,6 +81,7 @@ const BOUNDS = {
   databasePoolMax: { min: 1, max: 1000 },
   maxConnections: { min: 1, max: 1_000_000 },
   maxConnectionsPerAddress: { min: 1, max: 1_000_000 },
+  unauthRateLimitPerMinute: { min: 1, max: 1_000_000 },
 } as const;
 
 /** A shorter ADMIN_TOKEN is refused: it guards every user's usage data. */
@@ -146,8 +150,8 @@ export function parseListenAddr(value: string): { host: string; port: number } |
 function parseConnectionLimits(
   env: Env,
   errors: string[],
-): { maxConnections: number; maxConnectionsPerAddress: number; trustProxy: string[] } {
-  const { maxConnections: all, maxConnectionsPerAddress: one } = BOUNDS;
+): { maxConnections: number; maxConnectionsPerAddress: number; trustProxy: string[]; unauthRateLimitPerMinute: number } {
+  const { maxConnections: all, maxConnectionsPerAddress: one, unauthRateLimitPerMinute: unauth } = BOUNDS;
   const trustProxy = parseTrustProxy(env.TRUST_PROXY);
   if (trustProxy === null) {
     errors.push(`TRUST_PROXY must be the proxy's IP address (or several, comma-separated), e.g. 127.0.0.1 (got ${show(env.TRUST_PROXY ?? '')})`);
@@ -155,6 +159,7 @@ function parseConnectionLimits(
   return {
     maxConnections: parseInteger(env, 'MAX_CONNECTIONS', all.min, all.max, errors),
     maxConnectionsPerAddress: parseInteger(env, 'MAX_CONNECTIONS_PER_ADDRESS', one.min, one.max, errors),
+    unauthRateLimitPerMinute: parseInteger(env, 'UNAUTH_RATE_LIMIT_PER_MINUTE', unauth.min, unauth.max, errors),
     trustProxy: trustProxy ?? [],
   };
 }
@@ -225,7 +230,7 @@ export function parseConfig(env: Env): ConfigResult {
     errors,
   );
   const bodyLimitKb = parseInteger(env, 'BODY_LIMIT_KB', BOUNDS.bodyLimitKb.min, BOUNDS.bodyLimitKb.max, errors);
-  const { maxConnections, maxConnectionsPerAddress, trustProxy } = parseConnectionLimits(env, errors);
+  const { maxConnections, maxConnectionsPerAddress, trustProxy, unauthRateLimitPerMinute } = parseConnectionLimits(env, errors);
   const requireSignatures = parseBoolean(env, 'REQUIRE_SIGNATURES', errors);
   const requireKeyProof = parseBoolean(env, 'REQUIRE_KEY_PROOF', errors);
   const cookieSecure = parseBoolean(env, 'COOKIE_SECURE', errors);
@@ -353,6 +358,7 @@ export function parseConfig(env: Env): ConfigResult {
       maxConnections,
       maxConnectionsPerAddress,
       trustProxy,
+      unauthRateLimitPerMinute,
       retentionDays,
     },
   };
@@ -383,6 +389,7 @@ export function describeConfig(config: ReceiverConfig): string[] {
     `MAX_CONNECTIONS=${config.maxConnections}`,
     `MAX_CONNECTIONS_PER_ADDRESS=${config.maxConnectionsPerAddress}`,
     `TRUST_PROXY=${config.trustProxy.length === 0 ? 'off' : config.trustProxy.join(',')}`,
+    `UNAUTH_RATE_LIMIT_PER_MINUTE=${config.unauthRateLimitPerMinute}`,
     `RETENTION_DAYS=${config.retentionDays ?? 'unset (raw rows kept for ever)'}`,
   ];
 }

@@ -10,6 +10,7 @@ export const COUNTERS = {
   ccflux_reports_auth_rejected_total: 'Reports answered 401 (missing, unknown, expired or revoked access token).',
   ccflux_reports_sig_rejected_total: 'Reports answered 403 (signature, timestamp or device key checks).',
   ccflux_reports_rate_limited_total: 'Requests answered 429 by the per-token limit (/report, /token, /register-key).',
+  ccflux_unauthenticated_limited_total: 'Requests answered 429 instead of 401: too many bad or missing tokens from one client address.',
   ccflux_token_exchanges_total: 'Refresh tokens exchanged for an access token.',
   ccflux_token_exchanges_rejected_total: 'Token exchanges answered 401.',
   ccflux_key_registrations_total: 'Device keys registered.',

@@ -32,6 +32,7 @@ describe('parseConfig', () => {
         maxConnections: 1024,
         maxConnectionsPerAddress: 64,
         trustProxy: [],
+        unauthRateLimitPerMinute: 60,
         retentionDays: null,
       },
     });

@@ -2,7 +2,8 @@
  * Which Claude Code data dirs a user command acts on, the same rule for every command and stated in
  * each `--help`:
  * - `status`, `doctor`, `flush`: `--config-dir`, else `CLAUDE_CONFIG_DIR`, else every data dir that
- *   `ccflux login` / `ccflux install` set up (a section each), else `~/.claude`;
+ *   `ccflux login` / `ccflux install` set up (a section each), else every `~/.claude*` folder with
+ *   ccflux state (made by the hooks of a marketplace install), else `~/.claude`;
  * - `login`, `install`: `--config-dir`, else `CLAUDE_CONFIG_DIR`, else the one `~/.claude*` folder;
  *   with several, the user picks on a terminal, and off a terminal the command refuses and prints
  *   the exact command to run. What they set up is remembered (src/client/local/remembered.ts).
@@ -23,7 +24,7 @@ import { type CliContext, type CommandResult, exitForError } from './types';
 
 /** `--config-dir` help of the commands that read state. */
 export const READ_DIR_HELP =
-  'Claude Code data folder (default: $CLAUDE_CONFIG_DIR, else every folder `ccflux login` or `ccflux install` set up, a section each, else ~/.claude)';
+  'Claude Code data folder (default: $CLAUDE_CONFIG_DIR, else every folder `ccflux login` or `ccflux install` set up, a section each; else every ~/.claude* folder with ccflux state; else ~/.claude)';
 
 /** `--config-dir` help of the commands that set a folder up. */
 export const SETUP_DIR_HELP =
@@ -38,9 +39,10 @@ export interface Targets {
 export async function readTargets(ctx: CliContext, configDir: unknown): Promise<Targets> {
   const remembered = await readRemembered(rememberedFilePath(ctx.env, ctx.home));
   const request = { configDir: typeof configDir === 'string' ? configDir : undefined, env: ctx.env, home: ctx.home, cwd: ctx.cwd };
-  const { dataDirs, source } = decideTargetDataDirs(request, remembered);
+  const candidates = await listDataDirCandidates(ctx.home);
+  const { dataDirs, source } = decideTargetDataDirs(request, remembered, candidates);
   if (source === 'flag' || source === 'env') await requireExistingDataDir(dataDirs[0] as string, source, ctx.home);
-  return { dataDirs, source, candidates: await listDataDirCandidates(ctx.home) };
+  return { dataDirs, source, candidates };
 }
 
 export interface SetupDirOptions {

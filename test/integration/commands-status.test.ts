@@ -32,7 +32,7 @@ function expectSchema(json: Record<string, unknown>): void {
     ['accessToken', 'clock', 'credentials', 'dataDir', 'dataDirSource', 'delivery', 'key', 'ok', 'otherDataDirs', 'queue', 'rejected', 'stateDir', 'version'].sort(),
   );
   expect(json).toMatchObject({ ok: true, version: VERSION, dataDir: str, stateDir: str });
-  expect(['flag', 'env', 'default', 'chosen', 'remembered']).toContain(json.dataDirSource);
+  expect(['flag', 'env', 'default', 'chosen', 'remembered', 'found']).toContain(json.dataDirSource);
   const c = json.credentials as Record<string, unknown>;
   expect(Object.keys(c).sort()).toEqual(['configPath', 'endpoint', 'pluginId', 'pluginStore', 'problem', 'source']);
   expect(['plugin-options', 'plugin-store', 'config-file', 'none']).toContain(c.source);

@@ -4,12 +4,12 @@
  * `doctor` and `flush` without `--config-dir` act on it, or on each remembered one with a section
  * each; off a terminal, `login` with several folders and none named refuses with the command to run.
  */
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PLUGIN_DIR, cleanupTempDirs } from '../helpers/env';
 import { type RunningReceiver, startReceiver } from '../helpers/receiver';
-import { cli, cliJson, login, makeHome, makeReport, queueReports, registerPluginInstall, userEnv } from './commands-support';
+import { cli, cliJson, login, makeHome, makeReport, ptyCli, queueReports, registerPluginInstall, userEnv } from './commands-support';
 
 let rx: RunningReceiver;
 let token: string;
@@ -115,6 +115,35 @@ describe('profiles', () => {
     const logout = await cli(['logout', '--yes'], env);
     expect(logout.code).toBe(2);
     expect(logout.stderr).toContain('`ccflux logout --config-dir ~/.claude-work`');
+  });
+
+  it('on a terminal, a second login offers the folder set up before as the default (Enter keeps it)', async () => {
+    const { home, env } = await twoProfiles();
+    expect((await login(env, rx.url, token, ['--config-dir', '~/.claude-work'])).code).toBe(0);
+    const again = await ptyCli(['login', '--endpoint', rx.url], env, [
+      ['Choose a number', '\r'],
+      ['(input hidden): ', `${token}\r`],
+    ]);
+    expect(again.code, again.output).toBe(0);
+    expect(again.output).toContain('2) ~/.claude-work  (has ccflux settings)');
+    expect(again.output).toContain('Choose a number [2]');
+    expect(again.output).toContain('replaced the credentials in ~/.claude-work/ccflux/config.json');
+    expect(await readdir(join(home, '.claude'))).toEqual([]);
+  });
+
+  it('with nothing remembered (marketplace install, options in Claude Code), status looks where the hooks left ccflux state', async () => {
+    const { personal, work, env } = await twoProfiles();
+    await queueReports(join(work, 'ccflux'), [makeReport(0, '2026-05-11T06:00:00Z', 'sess-profile-found')]);
+    const one = await cliJson<{ dataDir: string; dataDirSource: string; queue: { length: number } }>(['status'], env);
+    expect(one.json).toMatchObject({ dataDir: work, dataDirSource: 'found', queue: { length: 1 } });
+    expect((await cli(['status'], env)).stdout).toContain('data folder ~/.claude-work (has ccflux state)');
+
+    await queueReports(join(personal, 'ccflux'), [makeReport(0, '2026-05-11T06:00:00Z', 'sess-profile-found-2')]);
+    const both = await cliJson<{ dataDirs: Array<{ dataDir: string; dataDirSource: string }> }>(['status'], env);
+    expect(both.json.dataDirs.map((d) => [d.dataDir, d.dataDirSource])).toEqual([
+      [personal, 'found'],
+      [work, 'found'],
+    ]);
   });
 
   it('one folder set up and one not: flush answers for each and exits with the failing one', async () => {

@@ -4,6 +4,7 @@
  * when the check fails and returns null; the route stops there.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { addressGroup, clientAddress } from '../client-address';
 import type { ReceiverConfig } from '../config';
 import { answerEarly, isJsonContentType, readBody, sendError } from '../http';
 import type { Metrics } from '../metrics';
@@ -26,7 +27,12 @@ export type Route = (req: IncomingMessage, res: ServerResponse, deps: RouteDeps)
 
 const UNAUTHORIZED_HEADERS = { 'www-authenticate': 'Bearer' };
 
-/** Authenticates the bearer token as `kind`; answers 401 (and returns null) when it does not. */
+/**
+ * Authenticates the bearer token as `kind`; answers 401 (and returns null) when it does not — or
+ * 429 once the client's address (`addressGroup`: IPv6 by /64; the client behind a TRUST_PROXY) has
+ * had UNAUTH_RATE_LIMIT_PER_MINUTE such answers this minute. Only failures are counted (in the
+ * database, one budget for every instance), so a valid token never waits for a bad one.
+ */
 export async function authenticate(
   req: IncomingMessage,
   res: ServerResponse,
@@ -41,6 +47,15 @@ export async function authenticate(
         ? await deps.store.authenticateAccessToken(token)
         : await deps.store.authenticateRefreshToken(token);
   if (auth === null) {
+    const group = addressGroup(clientAddress(req, deps.config.trustProxy));
+    const budget = await deps.store.limitHit(`unauth:${group}`, deps.config.unauthRateLimitPerMinute, RATE_WINDOW_SECS);
+    if (!budget.allowed) {
+      deps.metrics.inc('ccflux_unauthenticated_limited_total');
+      answerEarly(req, res, () =>
+        sendError(res, 429, 'too many requests without a valid token; retry later', { 'retry-after': String(budget.retryAfterSecs) }),
+      );
+      return null;
+    }
     const message =
       kind === 'access' ? 'access token missing, unknown, expired or revoked' : 'refresh token unknown, expired or revoked';
     answerEarly(req, res, () => sendError(res, 401, message, UNAUTHORIZED_HEADERS));

@@ -44,7 +44,8 @@ export interface ClosableSqlReader extends SqlReader {
 /** The reader for `db`: a worker over its file, or inline where no other connection can see it. */
 export function openSqlReader(db: Db, options: SqliteReaderOptions = {}): ClosableSqlReader {
   const mode = options.mode ?? (db.memory ? 'inline' : 'worker');
-  if (mode === 'inline' || db.memory) return inlineReader(db, options.hold);
+  // Without CJS `require` (an ESM bundle) the worker could not load the driver this process uses.
+  if (mode === 'inline' || db.memory || typeof require !== 'function') return inlineReader(db, options.hold);
   return new WorkerReader(db.name, options);
 }
 

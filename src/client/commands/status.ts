@@ -259,6 +259,8 @@ function sourceWords(source: DataDirSource): string {
       return 'default';
     case 'remembered':
       return 'set up with ccflux login/install';
+    case 'found':
+      return 'has ccflux state';
   }
 }
 

@@ -10,8 +10,11 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { CcfluxError, ERROR_CODES } from './errors';
 import { STATE_DIR_NAME } from './paths';
 
-/** `remembered`: set up earlier by `ccflux login` / `ccflux install` (see remembered.ts). */
-export type DataDirSource = 'flag' | 'env' | 'default' | 'chosen' | 'remembered';
+/**
+ * `remembered`: set up earlier by `ccflux login` / `ccflux install` (see remembered.ts); `found`:
+ * a `~/.claude*` folder whose `ccflux/` state the hooks made (a marketplace install, no login).
+ */
+export type DataDirSource = 'flag' | 'env' | 'default' | 'chosen' | 'remembered' | 'found';
 
 export interface DataDirCandidate {
   /** Absolute path of a `~/.claude*` folder. */
@@ -59,13 +62,21 @@ export function decideDataDir(
 
 /**
  * The data dirs `status`, `doctor` and `flush` act on: the one named by `--config-dir` or
- * `CLAUDE_CONFIG_DIR`; else every remembered one (each gets its own section); else `~/.claude`.
+ * `CLAUDE_CONFIG_DIR`; else every remembered one (each gets its own section); else every
+ * `~/.claude*` folder with ccflux state; else `~/.claude`.
  */
-export function decideTargetDataDirs(request: DataDirRequest, remembered: string[]): { dataDirs: string[]; source: DataDirSource } {
+export function decideTargetDataDirs(
+  request: DataDirRequest,
+  remembered: string[],
+  candidates: DataDirCandidate[] = [],
+): { dataDirs: string[]; source: DataDirSource } {
   const named = decideDataDir(request, [], false);
   if (named.kind === 'resolved' && named.source !== 'default') return { dataDirs: [named.dataDir], source: named.source };
   if (remembered.length > 0) return { dataDirs: [...remembered], source: 'remembered' };
-  return { dataDirs: [join(request.home, '.claude')], source: 'default' };
+  const defaultDir = join(request.home, '.claude');
+  const withState = candidates.filter((c) => c.hasState).map((c) => c.path);
+  if (withState.length > 1 || (withState.length === 1 && withState[0] !== defaultDir)) return { dataDirs: withState, source: 'found' };
+  return { dataDirs: [defaultDir], source: 'default' };
 }
 
 /** Caps the scan of the home folder; nobody has this many Claude Code profiles. */

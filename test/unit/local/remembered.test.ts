@@ -34,6 +34,21 @@ describe('decideTargetDataDirs', () => {
     expect(decideTargetDataDirs(base, remembered.slice(0, 1))).toEqual({ dataDirs: ['/home/u/.claude-work'], source: 'remembered' });
     expect(decideTargetDataDirs(base, [])).toEqual({ dataDirs: ['/home/u/.claude'], source: 'default' });
   });
+
+  it('with nothing remembered: the ~/.claude* folders the hooks made ccflux state in (a marketplace install)', () => {
+    const personal = { path: '/home/u/.claude', hasState: false };
+    const work = { path: '/home/u/.claude-work', hasState: true };
+    expect(decideTargetDataDirs(base, [], [personal, work])).toEqual({ dataDirs: ['/home/u/.claude-work'], source: 'found' });
+    expect(decideTargetDataDirs(base, [], [{ ...personal, hasState: true }, work])).toEqual({
+      dataDirs: ['/home/u/.claude', '/home/u/.claude-work'],
+      source: 'found',
+    });
+    // The usual single profile reads as before.
+    expect(decideTargetDataDirs(base, [], [{ ...personal, hasState: true }])).toEqual({ dataDirs: ['/home/u/.claude'], source: 'default' });
+    expect(decideTargetDataDirs(base, [], [personal, { ...work, hasState: false }])).toEqual({ dataDirs: ['/home/u/.claude'], source: 'default' });
+    // Remembered folders win over found ones.
+    expect(decideTargetDataDirs(base, ['/home/u/.claude'], [personal, work])).toEqual({ dataDirs: ['/home/u/.claude'], source: 'remembered' });
+  });
 });
 
 describe('remember / forget', () => {
