@@ -6,7 +6,7 @@ import { type GroupRow, hourPeriods, priceGroup, rollupSpan } from '../src/admin
 import { openDatabase } from '../src/db/open';
 import { emptyTotal, PriceBook } from '../src/prices/cost';
 import { SHIPPED_PRICES } from '../src/prices/table';
-import { MIGRATIONS, ROLLUP_COLUMNS } from '../src/db/schema';
+import { MIGRATIONS, ORG_COLUMNS, ORG_SHARDS, ROLLUP_COLUMNS } from '../src/db/schema';
 import { CUM_COLUMNS } from '../src/store/rollup';
 import { SqliteStore, type Store } from '../src/store';
 import type { AuthContext } from '../src/store/types';
@@ -127,6 +127,17 @@ async function expectRollupsMatchRaw(store: Store): Promise<void> {
   expect(actualCum).toEqual(cum);
   expect(plain(await sqlRows(store, 'SELECT user_id, model FROM usage_user_models ORDER BY user_id, model'))).toEqual(
     plain(await sqlRows(store, 'SELECT DISTINCT user_id, model FROM usage_events ORDER BY user_id, model')),
+  );
+  // The org shards: everyone's daily sums, by user id mod ORG_SHARDS.
+  const orgCols = ORG_COLUMNS.split(', ');
+  expect(plain(await sqlRows(store, `SELECT day, model, shard, ${ORG_COLUMNS} FROM usage_org_daily ORDER BY day, model, shard`))).toEqual(
+    plain(
+      await sqlRows(
+        store,
+        `SELECT day, model, user_id % ${ORG_SHARDS} AS shard, ${orgCols.map((c) => `SUM(${c}) AS ${c}`).join(', ')}
+         FROM usage_daily GROUP BY day, model, user_id % ${ORG_SHARDS} ORDER BY day, model, shard`,
+      ),
+    ),
   );
   // The lookup sets hold exactly the sessions and session × model pairs of the raw rows.
   expect(plain(await sqlRows(store, 'SELECT user_id, session_id, first_day FROM usage_sessions ORDER BY user_id, session_id'))).toEqual(

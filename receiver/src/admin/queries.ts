@@ -284,8 +284,19 @@ const SQL = {
   groups: groupsSql(ROLLUP_WHERE),
   groupsUser: groupsSql(ROLLUP_WHERE_USER),
   dayTotals: dayTotalsSql(ROLLUP_WHERE),
+  // The daily chart of everyone: whole days from the org shards, a partial first/last day by the hour.
+  dayTotalsOrg: `SELECT r.day AS day, r.model AS model, ${ROLLUP_SUMS}
+    FROM (
+      SELECT o.day AS day, o.model, o.input, o.output, o.cache_read, o.cache_write, o.cw5m, o.cw1h, o.unsplit, o.web_search
+      FROM usage_org_daily o WHERE o.day >= @dayFrom AND o.day < @dayTo AND (@model IS NULL OR o.model = @model)
+      UNION ALL
+      SELECT substr(h.hour, 1, 10) AS day, h.model, h.input, h.output, h.cache_read, h.cache_write, h.cw5m, h.cw1h, h.unsplit, h.web_search
+      FROM usage_hourly h
+      WHERE ((h.hour >= @headFrom AND h.hour < @headTo) OR (h.hour >= @tailFrom AND h.hour < @tailTo))
+        AND (@model IS NULL OR h.model = @model)
+    ) r
+    GROUP BY r.day, r.model`,
   dayTotalsUser: dayTotalsSql(ROLLUP_WHERE_USER),
-  windowHours: windowHoursSql(ROLLUP_WHERE),
   windowHoursUser: windowHoursSql(ROLLUP_WHERE_USER),
   userCounts: `SELECT COUNT(*) AS users, COALESCE(SUM(CASE WHEN revoked_at IS NULL THEN 1 ELSE 0 END), 0) AS activeUsers FROM users`,
   activeDevices: `SELECT COUNT(*) AS n FROM device_keys k JOIN users u ON u.id = k.user_id
@@ -501,6 +512,8 @@ function total(t: TokenTotals): number {
 const SHIPPED_BOOK = new PriceBook(SHIPPED_PRICES);
 /** The main page's 5-hour windows cover at most the last this many days of the range (a user's page: all of it). */
 export const MAIN_WINDOW_DAYS = 7;
+/** …and the heaviest this many users of the range. */
+export const MAIN_WINDOW_USERS = 100;
 
 /** One piece: the dashboard's SQL, one prepared statement per entry — a flat table that reads best in one place. */
 export function createQueries(db: SqlReader): AdminQueries {
@@ -511,7 +524,7 @@ export function createQueries(db: SqlReader): AdminQueries {
 
   /** Rows of `key` for every price period of a filter, each row's `day` the period's first day. */
   /** The text of a rollup query for a filter: through the user index when it names a user. */
-  const forUser = (p: { user: string | null }, key: 'groups' | 'dayTotals' | 'windowHours') =>
+  const forUser = (p: { user: string | null }, key: 'groups' | 'dayTotals') =>
     p.user === null ? key : (`${key}User` as const);
   /** User × model totals of a filter, one row per price period (each row's day its first). */
   const totals = async (p: FilterParams, book: PriceBook): Promise<TotalRow[]> => {
@@ -542,22 +555,26 @@ export function createQueries(db: SqlReader): AdminQueries {
     return { month: now.toISOString().slice(0, 7), cost, activeSeats: counts.activeUsers };
   };
 
-  const windows = async (filter: ViewFilter, nowMillis: number): Promise<{ fromIso: string; rows: UserWindows[] }> => {
+  /**
+   * 5-hour windows from hourly buckets. A user's page: their whole range. The main page: the
+   * MAIN_WINDOW_USERS users with the most tokens in the range, over its last MAIN_WINDOW_DAYS
+   * days (one index range per user, so the cost stays bounded with 1,000 users).
+   */
+  const windows = async (filter: ViewFilter, heaviest: string[], nowMillis: number): Promise<{ fromIso: string; rows: UserWindows[] }> => {
     const span = rollupSpan(filter.fromIso, filter.toIso);
     let fromIso = filter.fromIso;
-    // The main page shows every user: their windows over the range's last days only.
     if (filter.user === null) {
       const recent = isoSeconds(Date.parse(filter.toIso) - MAIN_WINDOW_DAYS * DAY_MS);
       if (recent > fromIso) fromIso = recent;
     }
-    const params = { ...filterOnly(filterParams(filter)), headFrom: rollupSpan(fromIso, filter.toIso).headFrom, tailTo: span.tailTo !== '' ? span.tailTo : span.headTo };
-    const buckets: HourBucket[] = (await all<{ user: string; hour: string; tokens: number; turns: number }>(forUser(filter, 'windowHours'), params)).map((b) => ({
-      user: b.user,
-      hourMillis: Date.parse(`${b.hour}:00:00Z`),
-      tokens: b.tokens,
-      turns: b.turns,
-    }));
-    return { fromIso: `${params.headFrom}:00:00Z`, rows: windowsFromHours(buckets, nowMillis) };
+    const base = { ...filterOnly(filterParams(filter)), headFrom: rollupSpan(fromIso, filter.toIso).headFrom, tailTo: span.tailTo !== '' ? span.tailTo : span.headTo };
+    const buckets: HourBucket[] = [];
+    for (const user of filter.user === null ? heaviest.slice(0, MAIN_WINDOW_USERS) : [filter.user]) {
+      for (const b of await all<{ user: string; hour: string; tokens: number; turns: number }>('windowHoursUser', { ...base, user })) {
+        buckets.push({ user: b.user, hourMillis: Date.parse(`${b.hour}:00:00Z`), tokens: b.tokens, turns: b.turns });
+      }
+    }
+    return { fromIso: `${base.headFrom}:00:00Z`, rows: windowsFromHours(buckets, nowMillis) };
   };
 
   return {
@@ -639,7 +656,8 @@ export function createQueries(db: SqlReader): AdminQueries {
       for (const row of byModel.values()) row.label = book.family(row.key)?.family ?? null;
 
       const byDay = new Map<string, DayRow & { cost: CostTotal }>();
-      for (const g of await all<GroupRow>(forUser(p, 'dayTotals'), { ...filterOnly(p), ...rollupSpan(p.from, p.to) })) {
+      const chart = p.user === null && p.division === null ? 'dayTotalsOrg' : forUser(p, 'dayTotals');
+      for (const g of await all<GroupRow>(chart, { ...filterOnly(p), ...rollupSpan(p.from, p.to) })) {
         let d = byDay.get(g.day);
         if (d === undefined) {
           d = { day: g.day, ...zeroTokens(), cost: emptyTotal() };
@@ -651,7 +669,8 @@ export function createQueries(db: SqlReader): AdminQueries {
 
       const counts = await one<{ users: number; activeUsers: number }>('userCounts');
       const devices = await one<{ n: number }>('activeDevices');
-      const win = await windows(filter, nowMillis);
+      const heaviest = [...byUser.values()].sort((x, y) => total(y) - total(x) || x.key.localeCompare(y.key)).map((u) => u.key);
+      const win = await windows(filter, heaviest, nowMillis);
       const eventsPage = Math.min(Math.max(1, loadOpts.eventsPage ?? 1), MAX_EVENT_PAGES);
       const events = (
         await all<Omit<EventRow, 'signed'> & { signed: number }>('events', { ...p, limit: EVENTS_PAGE, offset: (eventsPage - 1) * EVENTS_PAGE })

@@ -270,6 +270,20 @@ export const PG_MIGRATIONS: readonly string[] = [
     last_at         TEXT COLLATE "C" NOT NULL,
     PRIMARY KEY (user_id, model, hour)
   );
+  CREATE TABLE usage_org_daily (
+    day          TEXT COLLATE "C" NOT NULL,
+    model        TEXT COLLATE "C" NOT NULL,
+    shard        INTEGER NOT NULL,
+    input        DOUBLE PRECISION NOT NULL,
+    output       DOUBLE PRECISION NOT NULL,
+    cache_read   DOUBLE PRECISION NOT NULL,
+    cache_write  DOUBLE PRECISION NOT NULL,
+    cw5m         DOUBLE PRECISION NOT NULL,
+    cw1h         DOUBLE PRECISION NOT NULL,
+    unsplit      DOUBLE PRECISION NOT NULL,
+    web_search   DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (day, model, shard)
+  );
   ${ROLLUP_BACKFILL}
   `,
 ];

@@ -10,6 +10,9 @@
  * holds `user_tokens.token_ref`, a non-secret identifier, never the token. Since migration 3 the
  * name `refresh_tokens` is a read-only view in the Rust version's shape (see docs/migrating-from-rust.md).
  */
+/** `usage_org_daily` is per day × model × (user id mod ORG_SHARDS): see store/rollup.ts. */
+export const ORG_SHARDS = 16;
+export const ORG_COLUMNS = 'input, output, cache_read, cache_write, cw5m, cw1h, unsplit, web_search';
 export const ROLLUP_COLUMNS =
   'input, output, cache_read, cache_write, cw5m, cw1h, unsplit, web_search, model_turns, turns, sessions, model_sessions, last_at';
 const ROLLUP_SUMS = `TOTAL(input_tokens), TOTAL(output_tokens), TOTAL(cache_read_tokens), TOTAL(cache_write_tokens),
@@ -48,6 +51,10 @@ export const ROLLUP_BACKFILL = `
       SUM(cw5m) OVER w, SUM(cw1h) OVER w, SUM(unsplit) OVER w, SUM(web_search) OVER w, SUM(model_turns) OVER w,
       SUM(turns) OVER w, SUM(sessions) OVER w, SUM(model_sessions) OVER w, last_at
     FROM usage_hourly WINDOW w AS (PARTITION BY user_id, model ORDER BY hour ROWS UNBOUNDED PRECEDING);
+  INSERT INTO usage_org_daily (day, model, shard, ${ORG_COLUMNS})
+    SELECT day, model, user_id % ${ORG_SHARDS}, SUM(input), SUM(output), SUM(cache_read), SUM(cache_write), SUM(cw5m), SUM(cw1h),
+      SUM(unsplit), SUM(web_search)
+    FROM usage_daily GROUP BY day, model, user_id % ${ORG_SHARDS};
 `;
 
 export const MIGRATIONS: readonly string[] = [
@@ -387,6 +394,21 @@ export const MIGRATIONS: readonly string[] = [
     model_sessions  INTEGER NOT NULL,
     last_at         TEXT NOT NULL,
     PRIMARY KEY (user_id, model, hour)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE usage_org_daily (
+    day          TEXT NOT NULL,
+    model        TEXT NOT NULL,
+    shard        INTEGER NOT NULL,
+    input        REAL NOT NULL,
+    output       REAL NOT NULL,
+    cache_read   REAL NOT NULL,
+    cache_write  REAL NOT NULL,
+    cw5m         REAL NOT NULL,
+    cw1h         REAL NOT NULL,
+    unsplit      REAL NOT NULL,
+    web_search   REAL NOT NULL,
+    PRIMARY KEY (day, model, shard)
   ) WITHOUT ROWID;
 
   ${ROLLUP_BACKFILL}

@@ -13,7 +13,7 @@ import type { PriceBook } from '../prices/cost';
 import { pgReader, translate } from './pg-dialect';
 import { CUM_COLUMNS, type RollupDelta, rollupDeltas, rollupKeys } from './rollup';
 import { createPool, migratePostgres } from '../db/postgres';
-import { ROLLUP_COLUMNS } from '../db/schema';
+import { ORG_COLUMNS, ORG_SHARDS, ROLLUP_COLUMNS } from '../db/schema';
 import { ReceiverError } from '../errors';
 import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeToken } from '../tokens';
 import {
@@ -692,6 +692,11 @@ const INSERT_REPORT_SQL = `
   ), later AS (
     UPDATE usage_cum c SET ${CUM_COLUMNS.map((col) => `${col} = c.${col} + ${col === 'model_turns' ? '1' : `v.${col}`}`).join(', ')}
     FROM vals v WHERE c.user_id = $11 AND c.model = v.model AND c.hour > $15
+  ), org AS (
+    INSERT INTO usage_org_daily (day, model, shard, ${ORG_COLUMNS})
+    SELECT $14, v.model, ($11::bigint % ${ORG_SHARDS})::int, v.input, v.output, v.cache_read, v.cache_write, v.cw5m, v.cw1h, v.unsplit, v.web_search
+    FROM vals v ORDER BY v.model
+    ON CONFLICT (day, model, shard) DO UPDATE SET ${ORG_COLUMNS.split(', ').map((c) => `${c} = usage_org_daily.${c} + excluded.${c}`).join(', ')}
   ), touch AS (
     UPDATE device_keys SET last_seen_at = $17 WHERE id = $16::bigint
   )

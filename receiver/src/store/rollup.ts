@@ -19,14 +19,19 @@
  *   (`usage_user_models` lists the pairs): the views' cost does not grow with the days shown.
  *   A late report (an hour before the pair's latest) adds itself to every later hour too. Sums
  *   are floating point: a difference is exact while the pair's all-time total stays under 2^53.
+ * - `usage_org_daily(day, model, shard)`: the token sums of all users, for the daily chart, split
+ *   over `user_id % ORG_SHARDS` rows so that reports of different users rarely wait on one row
+ *   (the only rows several users add to; always one shard's rows, in model order).
  * - `usage_sessions(user_id, session_id)` and `usage_session_models(user_id, session_id, model)`:
  *   the "seen before" sets behind `sessions` and `model_sessions`; a turn is new when no raw row
  *   of (user, session, turn) existed before the insert (the per-user idempotency index answers).
  *
- * Every rollup row belongs to one user. On PostgreSQL insertReport first takes a transaction
+ * Every rollup row but the org shards belongs to one user. On PostgreSQL insertReport first takes a transaction
  * advisory lock on the user, so two reports of one user are applied one after the other (each
  * sees the other's rows: "seen before" is exact) and reports of different users never touch the
- * same row. That is why the upserts cannot deadlock, unlike counters shared by every instance.
+ * same per-user row. The org shard rows are the only shared ones: each report adds to one shard's
+ * rows in model order, after its per-user rows, so two reports never wait on each other in a
+ * cycle — no deadlock, unlike counters shared by every instance and updated in any order.
  */
 import type { ModelUsage, ReportBody } from '../../../src/protocol/wire';
 

@@ -15,7 +15,7 @@ import { type AdminQueries, createQueries, type FilterParams } from '../admin/qu
 import type { PriceBook } from '../prices/cost';
 import type { Db } from '../db/open';
 import { ReceiverError } from '../errors';
-import { ROLLUP_COLUMNS } from '../db/schema';
+import { ORG_COLUMNS, ORG_SHARDS, ROLLUP_COLUMNS } from '../db/schema';
 import { CUM_COLUMNS, rollupDeltas, rollupKeys } from './rollup';
 import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeRustToken, looksLikeToken, type TokenKind } from '../tokens';
 import {
@@ -373,6 +373,7 @@ export class SqliteStore implements Store {
           s.insertUserModel.run(auth.userId, d.model);
           s.upsertCum.run({ ...row, bucket: hour });
           s.cumLater.run({ ...row, bucket: hour });
+          s.upsertOrg.run({ ...row, bucket: day, shard: auth.userId % ORG_SHARDS });
           inserted += changes;
         }
         if (opts.deviceKeyId !== undefined) s.touchKey.run(now.toISOString(), opts.deviceKeyId);
@@ -669,6 +670,10 @@ function prepareStatements(db: Db) {
     insertSessionModel: p('INSERT INTO usage_session_models (user_id, session_id, model) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
     upsertDaily: p(rollupUpsert('usage_daily', 'day')),
     upsertHourly: p(rollupUpsert('usage_hourly', 'hour')),
+    upsertOrg: p(`
+      INSERT INTO usage_org_daily (day, model, shard, ${ORG_COLUMNS})
+      VALUES (@bucket, @model, @shard, @input, @output, @cache_read, @cache_write, @cw5m, @cw1h, @unsplit, @web_search)
+      ON CONFLICT (day, model, shard) DO UPDATE SET ${ORG_COLUMNS.split(', ').map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`),
     insertUserModel: p('INSERT INTO usage_user_models (user_id, model) VALUES (?, ?) ON CONFLICT DO NOTHING'),
     // The hour's running sums: a new hour starts from the previous hour's (none: zero).
     upsertCum: p(`
