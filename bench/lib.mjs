@@ -361,5 +361,7 @@ export function writeOldLedger(dataDir, entries) {
     writeFileSync(join(dir, `${id}.jsonl`), text, { mode: 0o600 });
     bytes += text.length;
   }
+  // A device in use has pruned before (its last cycle yesterday): today's cycle is due.
+  writeFileSync(join(dir, 'prune.json'), `${JSON.stringify({ day: today - 1, next: 256, retired: [] })}\n`, { mode: 0o600 });
   return bytes;
 }

@@ -2,11 +2,12 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ReportBody } from '../../src/protocol/wire';
 import { parseFilter } from '../src/admin/filters';
-import { type GroupRow, pricePeriods, priceGroup, rollupSpan } from '../src/admin/queries';
+import { type GroupRow, hourPeriods, priceGroup, rollupSpan } from '../src/admin/queries';
 import { openDatabase } from '../src/db/open';
 import { emptyTotal, PriceBook } from '../src/prices/cost';
 import { SHIPPED_PRICES } from '../src/prices/table';
-import { MIGRATIONS } from '../src/db/schema';
+import { MIGRATIONS, ORG_COLUMNS, ORG_SHARDS, ROLLUP_COLUMNS } from '../src/db/schema';
+import { CUM_COLUMNS } from '../src/store/rollup';
 import { SqliteStore, type Store } from '../src/store';
 import type { AuthContext } from '../src/store/types';
 import { BACKEND, Clock, freshStore, makeReport, ON_POSTGRES, sqlRows, tempDir } from './support';
@@ -109,6 +110,35 @@ async function expectRollupsMatchRaw(store: Store): Promise<void> {
   expect(daily.length).toBeGreaterThan(0);
   expect(daily).toEqual(plain(await sqlRows(store, EXPECTED('substr(timestamp_utc, 1, 10)'))));
   expect(plain(await sqlRows(store, ACTUAL('usage_hourly', 'hour')))).toEqual(plain(await sqlRows(store, EXPECTED('substr(timestamp_utc, 1, 13)'))));
+  // The running sums: each hour's row is every hour up to it, per user × model.
+  const hourly = plain(await sqlRows(store, ACTUAL('usage_hourly', 'hour')));
+  hourly.sort((a, b) => Number(a.user_id) - Number(b.user_id) || String(a.model).localeCompare(String(b.model)) || String(a.bucket).localeCompare(String(b.bucket)));
+  const running = new Map<string, Record<string, unknown>>();
+  const cum = hourly.map((h) => {
+    const key = `${h.user_id}/${h.model}`;
+    const prev = running.get(key);
+    const row: Record<string, unknown> = { ...h };
+    for (const c of CUM_COLUMNS) row[c] = Number(h[c]) + Number(prev?.[c] ?? 0);
+    running.set(key, row);
+    return row;
+  });
+  const actualCum = plain(await sqlRows(store, `SELECT user_id, hour AS bucket, model, ${ROLLUP_COLUMNS} FROM usage_cum`));
+  actualCum.sort((a, b) => Number(a.user_id) - Number(b.user_id) || String(a.model).localeCompare(String(b.model)) || String(a.bucket).localeCompare(String(b.bucket)));
+  expect(actualCum).toEqual(cum);
+  expect(plain(await sqlRows(store, 'SELECT user_id, model FROM usage_user_models ORDER BY user_id, model'))).toEqual(
+    plain(await sqlRows(store, 'SELECT DISTINCT user_id, model FROM usage_events ORDER BY user_id, model')),
+  );
+  // The org shards: everyone's daily sums, by user id mod ORG_SHARDS.
+  const orgCols = ORG_COLUMNS.split(', ');
+  expect(plain(await sqlRows(store, `SELECT day, model, shard, ${ORG_COLUMNS} FROM usage_org_daily ORDER BY day, model, shard`))).toEqual(
+    plain(
+      await sqlRows(
+        store,
+        `SELECT day, model, user_id % ${ORG_SHARDS} AS shard, ${orgCols.map((c) => `SUM(${c}) AS ${c}`).join(', ')}
+         FROM usage_daily GROUP BY day, model, user_id % ${ORG_SHARDS} ORDER BY day, model, shard`,
+      ),
+    ),
+  );
   // The lookup sets hold exactly the sessions and session × model pairs of the raw rows.
   expect(plain(await sqlRows(store, 'SELECT user_id, session_id, first_day FROM usage_sessions ORDER BY user_id, session_id'))).toEqual(
     plain(
@@ -242,13 +272,12 @@ describe('rollupSpan and pricePeriods', () => {
     expect(rollupSpan('2026-05-10T03:10:00Z', '2026-05-10T09:00:00Z')).toEqual({ dayFrom: '', dayTo: '', headFrom: '2026-05-10T03', headTo: '2026-05-10T09', tailFrom: '', tailTo: '' });
   });
 
-  it('cut a span at each price change inside it, and nowhere else', () => {
-    const span = rollupSpan('2026-05-10T13:00:00Z', '2026-05-12T07:00:00Z');
-    expect(pricePeriods(span, CHANGING_BOOK).map((p) => [p.day, p.span])).toEqual([
-      ['2026-05-10', { dayFrom: '', dayTo: '', headFrom: '2026-05-10T13', headTo: '2026-05-11T00', tailFrom: '', tailTo: '' }],
-      ['2026-05-11', { dayFrom: '2026-05-11', dayTo: '2026-05-12', headFrom: '', headTo: '', tailFrom: '2026-05-12T00', tailTo: '2026-05-12T07' }],
+  it('cut a range at each price change inside it, and nowhere else', () => {
+    expect(hourPeriods('2026-05-10T13:27:00Z', '2026-05-12T07:42:00Z', CHANGING_BOOK)).toEqual([
+      { day: '2026-05-10', from: '2026-05-10T13', to: '2026-05-11T00' },
+      { day: '2026-05-11', from: '2026-05-11T00', to: '2026-05-12T08' },
     ]);
-    expect(pricePeriods(rollupSpan('2026-06-01T00:00:00Z', '2026-06-03T00:00:00Z'), CHANGING_BOOK)).toHaveLength(1);
+    expect(hourPeriods('2026-06-01T00:00:00Z', '2026-06-03T00:00:00Z', CHANGING_BOOK)).toHaveLength(1);
   });
 });
 

@@ -107,7 +107,7 @@ describe.skipIf(ON_POSTGRES)('SQLite views off the event loop', () => {
     const held = openSqlReader(db, { hold: gate, maxQueued: 2 });
     const first = held.all('SELECT 1 AS one');
     const second = held.all('SELECT 2 AS two');
-    await expect(held.all('SELECT 3')).rejects.toThrow(/too many view queries waiting/);
+    await expect(held.all('SELECT 3')).rejects.toMatchObject({ code: 'SQLITE_BUSY', message: expect.stringMatching(/too many view queries waiting/) });
     const ended = Promise.all([
       expect(first).rejects.toMatchObject({ code: 'database' }),
       expect(second).rejects.toMatchObject({ code: 'database' }),

@@ -47,7 +47,8 @@ describe('backlog', () => {
     expect(up.stdout).toContain('Delivered 2000, still queued 0, rejected 0.');
     const stored = rx.query<{ n: number }>('SELECT count(DISTINCT turn_index) AS n FROM usage_events WHERE session_id = ?', session);
     expect(stored[0]?.n).toBe(2000);
-  });
+    // 2,000 locked appends, each with its fsync: about 15 s on a quiet machine, past a minute under load.
+  }, 240_000);
 
   it('1,000 queued reports drain in one flush at the default rate limit', async () => {
     const rx = await startReceiver();
@@ -63,5 +64,5 @@ describe('backlog', () => {
     expect(flush.stdout).toContain('Delivered 1000, still queued 0, rejected 0.');
     const stored = rx.query<{ n: number }>('SELECT count(DISTINCT turn_index) AS n FROM usage_events WHERE session_id = ?', session);
     expect(stored[0]?.n).toBe(1000);
-  });
+  }, 180_000);
 });

@@ -10,7 +10,7 @@
  * partial first and last day of a range from `usage_hourly` (ranges are read to the whole hour:
  * `rollupSpan`). So a view's cost grows with users × days shown, not with stored rows. Prices are
  * per model and day and linear in each column, so the views sum each user × model over every
- * stretch of days without a price change (`pricePeriods`, usually one) and price those sums:
+ * stretch of hours without a price change (`hourPeriods`, usually one) and price those sums:
  * the same dollars as pricing every day. Raw `usage_events` is read only for the paged events
  * table, a user's sessions and the raw export, each bounded by a user or a LIMIT and an index.
  *
@@ -239,18 +239,12 @@ const fromRollups = (where: string) => `
 const ROLLUP_SUMS = `
   TOTAL(r.input) AS input, TOTAL(r.output) AS output, TOTAL(r.cache_read) AS cacheRead, TOTAL(r.cache_write) AS cacheWrite,
   TOTAL(r.cw5m) AS cw5m, TOTAL(r.cw1h) AS cw1h, TOTAL(r.unsplit) AS unsplit, TOTAL(r.web_search) AS webSearch`;
-const ROLLUP_COUNTS = `
-  TOTAL(r.model_turns) AS modelTurns, TOTAL(r.turns) AS userTurns, TOTAL(r.sessions) AS sessions,
-  TOTAL(r.model_sessions) AS modelSessions, MAX(r.last_at) AS lastSeen`;
 
 const groupsSql = (where: string) => `SELECT u.email AS user, u.division AS division, r.model AS model, r.day AS day,
       ${ROLLUP_SUMS}, TOTAL(r.model_turns) AS turns
     ${fromRollups(where)}
     GROUP BY u.id, u.email, u.division, r.model, r.day
     ORDER BY day, user, model`;
-const totalsSql = (where: string) => `SELECT u.email AS user, u.division AS division, r.model AS model, ${ROLLUP_SUMS}, ${ROLLUP_COUNTS}
-    ${fromRollups(where)}
-    GROUP BY u.id, u.email, u.division, r.model`;
 const dayTotalsSql = (where: string) => `SELECT r.day AS day, r.model AS model, ${ROLLUP_SUMS}
     ${fromRollups(where)}
     GROUP BY r.day, r.model`;
@@ -261,16 +255,48 @@ const windowHoursSql = (where: string) => `SELECT u.email AS user, r.hour AS hou
     WHERE r.hour >= @headFrom AND r.hour < @tailTo ${where}
     GROUP BY u.id, u.email, r.hour`;
 
+const CUM = (c: string, alias: string) => `hi.${c} - COALESCE(lo.${c}, 0) AS ${alias}`;
+/** The last hour before `bound` with a running sum of the pair `k`: one index seek. */
+const lastHour = (bound: string) =>
+  `(SELECT MAX(x.hour) FROM usage_cum x WHERE x.user_id = k.user_id AND x.model = k.model AND x.hour < ${bound})`;
+
 const SQL = {
+  // The views' grain: user × model over one price period [@from, @to) of hours, as the
+  // difference of two running sums (usage_cum), whatever the number of days: per pair two seeks
+  // for the hours, two for the rows. CROSS JOIN keeps that order in SQLite (pairs outside).
+  totals: `WITH b AS MATERIALIZED (
+      SELECT k.user_id, k.model, ${lastHour('@to')} AS hi_hour, ${lastHour('@from')} AS lo_hour
+      FROM usage_user_models k JOIN users u ON u.id = k.user_id
+      WHERE (@model IS NULL OR k.model = @model)
+        AND (@user IS NULL OR u.email = @user)
+        AND (@division IS NULL OR u.division = @division)
+    )
+    SELECT u.email AS user, u.division AS division, b.model AS model,
+      ${CUM('input', 'input')}, ${CUM('output', 'output')}, ${CUM('cache_read', 'cacheRead')}, ${CUM('cache_write', 'cacheWrite')},
+      ${CUM('cw5m', 'cw5m')}, ${CUM('cw1h', 'cw1h')}, ${CUM('unsplit', 'unsplit')}, ${CUM('web_search', 'webSearch')},
+      ${CUM('model_turns', 'modelTurns')}, ${CUM('turns', 'userTurns')}, ${CUM('sessions', 'sessions')},
+      ${CUM('model_sessions', 'modelSessions')}, hi.last_at AS lastSeen
+    FROM b CROSS JOIN usage_cum hi
+    LEFT JOIN usage_cum lo ON lo.user_id = b.user_id AND lo.model = b.model AND lo.hour = b.lo_hour
+    JOIN users u ON u.id = b.user_id
+    WHERE b.hi_hour >= @from AND hi.user_id = b.user_id AND hi.model = b.model AND hi.hour = b.hi_hour`,
   // The usage export's and budgets' grain: user × model × UTC day; turns = turns using the model.
   groups: groupsSql(ROLLUP_WHERE),
   groupsUser: groupsSql(ROLLUP_WHERE_USER),
-  // The views' grain: user × model over one price period.
-  totals: totalsSql(ROLLUP_WHERE),
-  totalsUser: totalsSql(ROLLUP_WHERE_USER),
   dayTotals: dayTotalsSql(ROLLUP_WHERE),
+  // The daily chart of everyone: whole days from the org shards, a partial first/last day by the hour.
+  dayTotalsOrg: `SELECT r.day AS day, r.model AS model, ${ROLLUP_SUMS}
+    FROM (
+      SELECT o.day AS day, o.model, o.input, o.output, o.cache_read, o.cache_write, o.cw5m, o.cw1h, o.unsplit, o.web_search
+      FROM usage_org_daily o WHERE o.day >= @dayFrom AND o.day < @dayTo AND (@model IS NULL OR o.model = @model)
+      UNION ALL
+      SELECT substr(h.hour, 1, 10) AS day, h.model, h.input, h.output, h.cache_read, h.cache_write, h.cw5m, h.cw1h, h.unsplit, h.web_search
+      FROM usage_hourly h
+      WHERE ((h.hour >= @headFrom AND h.hour < @headTo) OR (h.hour >= @tailFrom AND h.hour < @tailTo))
+        AND (@model IS NULL OR h.model = @model)
+    ) r
+    GROUP BY r.day, r.model`,
   dayTotalsUser: dayTotalsSql(ROLLUP_WHERE_USER),
-  windowHours: windowHoursSql(ROLLUP_WHERE),
   windowHoursUser: windowHoursSql(ROLLUP_WHERE_USER),
   userCounts: `SELECT COUNT(*) AS users, COALESCE(SUM(CASE WHEN revoked_at IS NULL THEN 1 ELSE 0 END), 0) AS activeUsers FROM users`,
   activeDevices: `SELECT COUNT(*) AS n FROM device_keys k JOIN users u ON u.id = k.user_id
@@ -317,13 +343,6 @@ const SQL = {
     )
     SELECT v FROM m WHERE v IS NOT NULL AND EXISTS (SELECT 1 FROM usage_daily d WHERE d.model = m.v AND d.day >= @day)
     ORDER BY v LIMIT 1000`,
-  // /metrics: all-time totals per model × division over one price period, and per user × model.
-  metricTotals: `SELECT r.model AS model, u.division AS division, '' AS user, ${ROLLUP_SUMS}, 0 AS turns
-    ${fromRollups(ROLLUP_WHERE)}
-    GROUP BY r.model, u.division`,
-  metricUserTotals: `SELECT u.email AS user, r.model AS model, TOTAL(r.input) AS input, TOTAL(r.output) AS output,
-      TOTAL(r.cache_read) AS cacheRead, TOTAL(r.cache_write) AS cacheWrite
-    FROM usage_daily r JOIN users u ON u.id = r.user_id GROUP BY u.id, u.email, r.model`,
 } as const;
 
 /**
@@ -365,40 +384,22 @@ export function rollupSpan(fromIso: string, toIso: string): RollupSpan {
 }
 
 /**
- * A span cut at every price change date inside it, each part with the first day it covers
- * (any day of a part has the same prices, so its sums are priced as of that day).
+ * The hours `[from, to)` of a range (widened to whole hours, like `rollupSpan`), cut at every
+ * price change date inside it; `day` is each part's first day, whose prices apply to all of it.
  */
-export function pricePeriods(span: RollupSpan, book: PriceBook): { day: string; span: RollupSpan }[] {
-  const hours = [span.headFrom, span.tailFrom].filter((h) => h !== '');
-  const first = [span.dayFrom, ...hours.map((h) => h.slice(0, 10))].filter((d) => d !== '').sort()[0];
-  if (first === undefined) return [];
-  const dates = new Set<string>();
-  for (const family of book.table.families) for (const p of family.prices) if (p.from > first) dates.add(p.from);
-  const bounds = [first, ...[...dates].sort(), '9999-12-31'];
-  const periods: { day: string; span: RollupSpan }[] = [];
-  for (let i = 0; i + 1 < bounds.length; i++) {
-    const start = bounds[i]!;
-    const end = bounds[i + 1]!;
-    const inPeriod = (hour: string) => hour !== '' && hour.slice(0, 10) >= start && hour.slice(0, 10) < end;
-    const dayFrom = [span.dayFrom, start].sort()[1]!;
-    const dayTo = [span.dayTo, end].sort()[0]!;
-    const days = span.dayFrom !== '' && dayFrom < dayTo;
-    const head = inPeriod(span.headFrom);
-    const tail = inPeriod(span.tailFrom);
-    if (!days && !head && !tail) continue;
-    periods.push({
-      day: start,
-      span: {
-        dayFrom: days ? dayFrom : '',
-        dayTo: days ? dayTo : '',
-        headFrom: head ? span.headFrom : '',
-        headTo: head ? span.headTo : '',
-        tailFrom: tail ? span.tailFrom : '',
-        tailTo: tail ? span.tailTo : '',
-      },
-    });
+export function hourPeriods(fromIso: string, toIso: string, book: PriceBook): { day: string; from: string; to: string }[] {
+  const fromMs = Math.floor(Date.parse(fromIso) / HOUR_MS) * HOUR_MS;
+  const toMs = Math.max(fromMs, Math.ceil(Date.parse(toIso) / HOUR_MS) * HOUR_MS);
+  const from = hourKey(fromMs);
+  const to = hourKey(toMs);
+  const cuts = new Set<string>();
+  for (const family of book.table.families) {
+    for (const p of family.prices) if (`${p.from}T00` > from && `${p.from}T00` < to) cuts.add(`${p.from}T00`);
   }
-  return periods;
+  const bounds = [from, ...[...cuts].sort(), to];
+  const out: { day: string; from: string; to: string }[] = [];
+  for (let i = 0; i + 1 < bounds.length; i++) out.push({ day: bounds[i]!.slice(0, 10), from: bounds[i]!, to: bounds[i + 1]! });
+  return out;
 }
 
 /** Runs one SQL text of `SQL` with named parameters (`@name`); resolves with plain rows. */
@@ -511,6 +512,8 @@ function total(t: TokenTotals): number {
 const SHIPPED_BOOK = new PriceBook(SHIPPED_PRICES);
 /** The main page's 5-hour windows cover at most the last this many days of the range (a user's page: all of it). */
 export const MAIN_WINDOW_DAYS = 7;
+/** …and the heaviest this many users of the range. */
+export const MAIN_WINDOW_USERS = 100;
 
 /** One piece: the dashboard's SQL, one prepared statement per entry — a flat table that reads best in one place. */
 export function createQueries(db: SqlReader): AdminQueries {
@@ -521,12 +524,13 @@ export function createQueries(db: SqlReader): AdminQueries {
 
   /** Rows of `key` for every price period of a filter, each row's `day` the period's first day. */
   /** The text of a rollup query for a filter: through the user index when it names a user. */
-  const forUser = (p: { user: string | null }, key: 'groups' | 'totals' | 'dayTotals' | 'windowHours') =>
+  const forUser = (p: { user: string | null }, key: 'groups' | 'dayTotals') =>
     p.user === null ? key : (`${key}User` as const);
-  const perPeriod = async <T extends { day: string }>(key: keyof typeof SQL, p: FilterParams, book: PriceBook): Promise<T[]> => {
-    const out: T[] = [];
-    for (const period of pricePeriods(rollupSpan(p.from, p.to), book)) {
-      for (const row of await all<T>(key, { ...filterOnly(p), ...period.span })) {
+  /** User × model totals of a filter, one row per price period (each row's day its first). */
+  const totals = async (p: FilterParams, book: PriceBook): Promise<TotalRow[]> => {
+    const out: TotalRow[] = [];
+    for (const period of hourPeriods(p.from, p.to, book)) {
+      for (const row of await all<TotalRow>('totals', { ...filterOnly(p), from: period.from, to: period.to })) {
         row.day = period.day;
         out.push(row);
       }
@@ -536,7 +540,7 @@ export function createQueries(db: SqlReader): AdminQueries {
 
   const groups = async (p: FilterParams, opts: { prices?: PriceBook } = {}): Promise<GroupRow[]> => {
     if (opts.prices !== undefined) {
-      return (await perPeriod<TotalRow>(forUser(p, 'totals'), p, opts.prices)).map((t) => ({ ...t, turns: t.modelTurns }));
+      return (await totals(p, opts.prices)).map((t) => ({ ...t, turns: t.modelTurns }));
     }
     return all<GroupRow>(forUser(p, 'groups'), { ...filterOnly(p), ...rollupSpan(p.from, p.to) });
   };
@@ -551,22 +555,26 @@ export function createQueries(db: SqlReader): AdminQueries {
     return { month: now.toISOString().slice(0, 7), cost, activeSeats: counts.activeUsers };
   };
 
-  const windows = async (filter: ViewFilter, nowMillis: number): Promise<{ fromIso: string; rows: UserWindows[] }> => {
+  /**
+   * 5-hour windows from hourly buckets. A user's page: their whole range. The main page: the
+   * MAIN_WINDOW_USERS users with the most tokens in the range, over its last MAIN_WINDOW_DAYS
+   * days (one index range per user, so the cost stays bounded with 1,000 users).
+   */
+  const windows = async (filter: ViewFilter, heaviest: string[], nowMillis: number): Promise<{ fromIso: string; rows: UserWindows[] }> => {
     const span = rollupSpan(filter.fromIso, filter.toIso);
     let fromIso = filter.fromIso;
-    // The main page shows every user: their windows over the range's last days only.
     if (filter.user === null) {
       const recent = isoSeconds(Date.parse(filter.toIso) - MAIN_WINDOW_DAYS * DAY_MS);
       if (recent > fromIso) fromIso = recent;
     }
-    const params = { ...filterOnly(filterParams(filter)), headFrom: rollupSpan(fromIso, filter.toIso).headFrom, tailTo: span.tailTo !== '' ? span.tailTo : span.headTo };
-    const buckets: HourBucket[] = (await all<{ user: string; hour: string; tokens: number; turns: number }>(forUser(filter, 'windowHours'), params)).map((b) => ({
-      user: b.user,
-      hourMillis: Date.parse(`${b.hour}:00:00Z`),
-      tokens: b.tokens,
-      turns: b.turns,
-    }));
-    return { fromIso: `${params.headFrom}:00:00Z`, rows: windowsFromHours(buckets, nowMillis) };
+    const base = { ...filterOnly(filterParams(filter)), headFrom: rollupSpan(fromIso, filter.toIso).headFrom, tailTo: span.tailTo !== '' ? span.tailTo : span.headTo };
+    const buckets: HourBucket[] = [];
+    for (const user of filter.user === null ? heaviest.slice(0, MAIN_WINDOW_USERS) : [filter.user]) {
+      for (const b of await all<{ user: string; hour: string; tokens: number; turns: number }>('windowHoursUser', { ...base, user })) {
+        buckets.push({ user: b.user, hourMillis: Date.parse(`${b.hour}:00:00Z`), tokens: b.tokens, turns: b.turns });
+      }
+    }
+    return { fromIso: `${base.headFrom}:00:00Z`, rows: windowsFromHours(buckets, nowMillis) };
   };
 
   return {
@@ -577,8 +585,15 @@ export function createQueries(db: SqlReader): AdminQueries {
     async metricTotals(prices, perUser) {
       const book = prices ?? SHIPPED_BOOK;
       const series = new Map<string, MetricSeries>();
-      const allTime = { from: '0001-01-01T00:00:00Z', to: '9999-12-31T00:00:00Z', user: null, model: null, division: null };
-      for (const g of await perPeriod<GroupRow>('metricTotals', allTime, book)) {
+      const perUserModel = new Map<string, TokenTotals & { user: string; model: string }>();
+      const allTime = { from: '2000-01-01T00:00:00Z', to: '9999-12-31T00:00:00Z', user: null, model: null, division: null };
+      for (const g of await totals(allTime, book)) {
+        if (perUser) {
+          const k = `${g.user}\u0000${g.model}`;
+          const u = perUserModel.get(k) ?? { user: g.user, model: g.model, ...zeroTokens() };
+          addTokens(u, g);
+          perUserModel.set(k, u);
+        }
         const key = `${g.model}\u0000${g.division}`;
         let m = series.get(key);
         if (m === undefined) {
@@ -591,7 +606,7 @@ export function createQueries(db: SqlReader): AdminQueries {
       }
       return {
         byModelDivision: [...series.values()],
-        byUserModel: perUser ? await all<TokenTotals & { user: string; model: string }>('metricUserTotals') : [],
+        byUserModel: [...perUserModel.values()],
       };
     },
     async sessions(p, prices) {
@@ -622,7 +637,7 @@ export function createQueries(db: SqlReader): AdminQueries {
       const byUser = new Map<string, Bucket>();
       const byModel = new Map<string, Bucket>();
       const byDivision = new Map<string, Bucket>();
-      for (const t of await perPeriod<TotalRow>(forUser(p, 'totals'), p, book)) {
+      for (const t of await totals(p, book)) {
         const cost = priceGroup(book, t, emptyTotal());
         // Per user and division, a session or turn counts once; per model, once per model.
         const sessions = byModelFilter ? t.modelSessions : t.sessions;
@@ -641,7 +656,8 @@ export function createQueries(db: SqlReader): AdminQueries {
       for (const row of byModel.values()) row.label = book.family(row.key)?.family ?? null;
 
       const byDay = new Map<string, DayRow & { cost: CostTotal }>();
-      for (const g of await all<GroupRow>(forUser(p, 'dayTotals'), { ...filterOnly(p), ...rollupSpan(p.from, p.to) })) {
+      const chart = p.user === null && p.division === null ? 'dayTotalsOrg' : forUser(p, 'dayTotals');
+      for (const g of await all<GroupRow>(chart, { ...filterOnly(p), ...rollupSpan(p.from, p.to) })) {
         let d = byDay.get(g.day);
         if (d === undefined) {
           d = { day: g.day, ...zeroTokens(), cost: emptyTotal() };
@@ -653,7 +669,8 @@ export function createQueries(db: SqlReader): AdminQueries {
 
       const counts = await one<{ users: number; activeUsers: number }>('userCounts');
       const devices = await one<{ n: number }>('activeDevices');
-      const win = await windows(filter, nowMillis);
+      const heaviest = [...byUser.values()].sort((x, y) => total(y) - total(x) || x.key.localeCompare(y.key)).map((u) => u.key);
+      const win = await windows(filter, heaviest, nowMillis);
       const eventsPage = Math.min(Math.max(1, loadOpts.eventsPage ?? 1), MAX_EVENT_PAGES);
       const events = (
         await all<Omit<EventRow, 'signed'> & { signed: number }>('events', { ...p, limit: EVENTS_PAGE, offset: (eventsPage - 1) * EVENTS_PAGE })

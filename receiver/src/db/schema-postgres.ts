@@ -246,6 +246,44 @@ export const PG_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (hour, user_id, model)
   );
   CREATE INDEX usage_hourly_user ON usage_hourly(user_id, hour);
+  CREATE TABLE usage_user_models (
+    user_id  BIGINT NOT NULL,
+    model    TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (user_id, model)
+  );
+  CREATE TABLE usage_cum (
+    user_id         BIGINT NOT NULL,
+    model           TEXT COLLATE "C" NOT NULL,
+    hour            TEXT COLLATE "C" NOT NULL,
+    input           DOUBLE PRECISION NOT NULL,
+    output          DOUBLE PRECISION NOT NULL,
+    cache_read      DOUBLE PRECISION NOT NULL,
+    cache_write     DOUBLE PRECISION NOT NULL,
+    cw5m            DOUBLE PRECISION NOT NULL,
+    cw1h            DOUBLE PRECISION NOT NULL,
+    unsplit         DOUBLE PRECISION NOT NULL,
+    web_search      DOUBLE PRECISION NOT NULL,
+    model_turns     BIGINT NOT NULL,
+    turns           BIGINT NOT NULL,
+    sessions        BIGINT NOT NULL,
+    model_sessions  BIGINT NOT NULL,
+    last_at         TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (user_id, model, hour)
+  );
+  CREATE TABLE usage_org_daily (
+    day          TEXT COLLATE "C" NOT NULL,
+    model        TEXT COLLATE "C" NOT NULL,
+    shard        INTEGER NOT NULL,
+    input        DOUBLE PRECISION NOT NULL,
+    output       DOUBLE PRECISION NOT NULL,
+    cache_read   DOUBLE PRECISION NOT NULL,
+    cache_write  DOUBLE PRECISION NOT NULL,
+    cw5m         DOUBLE PRECISION NOT NULL,
+    cw1h         DOUBLE PRECISION NOT NULL,
+    unsplit      DOUBLE PRECISION NOT NULL,
+    web_search   DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (day, model, shard)
+  );
   ${ROLLUP_BACKFILL}
   `,
 ];

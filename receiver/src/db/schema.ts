@@ -10,6 +10,9 @@
  * holds `user_tokens.token_ref`, a non-secret identifier, never the token. Since migration 3 the
  * name `refresh_tokens` is a read-only view in the Rust version's shape (see docs/migrating-from-rust.md).
  */
+/** `usage_org_daily` is per day × model × (user id mod ORG_SHARDS): see store/rollup.ts. */
+export const ORG_SHARDS = 16;
+export const ORG_COLUMNS = 'input, output, cache_read, cache_write, cw5m, cw1h, unsplit, web_search';
 export const ROLLUP_COLUMNS =
   'input, output, cache_read, cache_write, cw5m, cw1h, unsplit, web_search, model_turns, turns, sessions, model_sessions, last_at';
 const ROLLUP_SUMS = `TOTAL(input_tokens), TOTAL(output_tokens), TOTAL(cache_read_tokens), TOTAL(cache_write_tokens),
@@ -20,7 +23,8 @@ const ROLLUP_SUMS = `TOTAL(input_tokens), TOTAL(output_tokens), TOTAL(cache_read
 /**
  * Migration 9's backfill, the same text on both backends: a raw row is the first of its turn,
  * session, or session × model when no row of that key has a smaller id (that is the order
- * insertReport meets them in), and the rollups are those flags and the token columns summed.
+ * insertReport meets them in), and the rollups are those flags and the token columns summed;
+ * `usage_cum` holds the hourly sums running from each user × model's first hour.
  */
 export const ROLLUP_BACKFILL = `
   CREATE TEMP TABLE rollup_src AS
@@ -41,6 +45,16 @@ export const ROLLUP_BACKFILL = `
   INSERT INTO usage_hourly (user_id, hour, model, ${ROLLUP_COLUMNS})
     SELECT user_id, substr(ts, 1, 13), model, ${ROLLUP_SUMS} FROM rollup_src GROUP BY user_id, substr(ts, 1, 13), model;
   DROP TABLE rollup_src;
+  INSERT INTO usage_user_models (user_id, model) SELECT DISTINCT user_id, model FROM usage_hourly;
+  INSERT INTO usage_cum (user_id, model, hour, ${ROLLUP_COLUMNS})
+    SELECT user_id, model, hour, SUM(input) OVER w, SUM(output) OVER w, SUM(cache_read) OVER w, SUM(cache_write) OVER w,
+      SUM(cw5m) OVER w, SUM(cw1h) OVER w, SUM(unsplit) OVER w, SUM(web_search) OVER w, SUM(model_turns) OVER w,
+      SUM(turns) OVER w, SUM(sessions) OVER w, SUM(model_sessions) OVER w, last_at
+    FROM usage_hourly WINDOW w AS (PARTITION BY user_id, model ORDER BY hour ROWS UNBOUNDED PRECEDING);
+  INSERT INTO usage_org_daily (day, model, shard, ${ORG_COLUMNS})
+    SELECT day, model, user_id % ${ORG_SHARDS}, SUM(input), SUM(output), SUM(cache_read), SUM(cache_write), SUM(cw5m), SUM(cw1h),
+      SUM(unsplit), SUM(web_search)
+    FROM usage_daily GROUP BY day, model, user_id % ${ORG_SHARDS};
 `;
 
 export const MIGRATIONS: readonly string[] = [
@@ -355,6 +369,47 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (hour, user_id, model)
   ) WITHOUT ROWID;
   CREATE INDEX usage_hourly_user ON usage_hourly(user_id, hour);
+
+  CREATE TABLE usage_user_models (
+    user_id  INTEGER NOT NULL,
+    model    TEXT NOT NULL,
+    PRIMARY KEY (user_id, model)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE usage_cum (
+    user_id         INTEGER NOT NULL,
+    model           TEXT NOT NULL,
+    hour            TEXT NOT NULL,
+    input           REAL NOT NULL,
+    output          REAL NOT NULL,
+    cache_read      REAL NOT NULL,
+    cache_write     REAL NOT NULL,
+    cw5m            REAL NOT NULL,
+    cw1h            REAL NOT NULL,
+    unsplit         REAL NOT NULL,
+    web_search      REAL NOT NULL,
+    model_turns     INTEGER NOT NULL,
+    turns           INTEGER NOT NULL,
+    sessions        INTEGER NOT NULL,
+    model_sessions  INTEGER NOT NULL,
+    last_at         TEXT NOT NULL,
+    PRIMARY KEY (user_id, model, hour)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE usage_org_daily (
+    day          TEXT NOT NULL,
+    model        TEXT NOT NULL,
+    shard        INTEGER NOT NULL,
+    input        REAL NOT NULL,
+    output       REAL NOT NULL,
+    cache_read   REAL NOT NULL,
+    cache_write  REAL NOT NULL,
+    cw5m         REAL NOT NULL,
+    cw1h         REAL NOT NULL,
+    unsplit      REAL NOT NULL,
+    web_search   REAL NOT NULL,
+    PRIMARY KEY (day, model, shard)
+  ) WITHOUT ROWID;
 
   ${ROLLUP_BACKFILL}
   `,

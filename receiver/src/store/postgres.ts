@@ -11,9 +11,9 @@ import type { ReportBody } from '../../../src/protocol/wire';
 import { type AdminQueries, createQueries, type DashboardData, type FilterParams, type GroupRow, type MetricTotals, type RawEventRow, type SessionRow } from '../admin/queries';
 import type { PriceBook } from '../prices/cost';
 import { pgReader, translate } from './pg-dialect';
-import { type RollupDelta, rollupDeltas, rollupKeys } from './rollup';
+import { CUM_COLUMNS, type RollupDelta, rollupDeltas, rollupKeys } from './rollup';
 import { createPool, migratePostgres } from '../db/postgres';
-import { ROLLUP_COLUMNS } from '../db/schema';
+import { ORG_COLUMNS, ORG_SHARDS, ROLLUP_COLUMNS } from '../db/schema';
 import { ReceiverError } from '../errors';
 import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeToken } from '../tokens';
 import {
@@ -378,7 +378,8 @@ export class PostgresStore implements Store {
     const column = <K extends keyof RollupDelta>(k: K) => deltas.map((d) => d[k]);
     return this.tx(async (q) => {
       await q.query('SELECT pg_advisory_xact_lock($1, $2)', [USER_LOCK_CLASS, auth.userId % 2_147_483_647]);
-      const r = await q.query(INSERT_REPORT_SQL, [
+      // Named: each pooled connection parses and plans the statement once.
+      const r = await q.query({ name: 'ccflux_insert_report', text: INSERT_REPORT_SQL, values: [
         auth.email,
         auth.tokenRef,
         opts.deviceId,
@@ -404,7 +405,7 @@ export class PostgresStore implements Store {
         column('cw5mRaw'),
         column('cw1hRaw'),
         column('webSearchRaw'),
-      ]);
+      ] });
       return { inserted: Number(r.rows[0].inserted) };
     });
   }
@@ -675,6 +676,27 @@ const INSERT_REPORT_SQL = `
     SELECT $11, $15, v.model, v.input, v.output, v.cache_read, v.cache_write, v.cw5m, v.cw1h, v.unsplit, v.web_search,
       1, v.turns, v.sessions, v.model_sessions, $6 FROM vals v ORDER BY v.model
     ON CONFLICT (hour, user_id, model) DO UPDATE SET ${ROLLUP_SET('usage_hourly')}
+  ), um AS (
+    INSERT INTO usage_user_models (user_id, model) SELECT $11, v.model FROM vals v ORDER BY v.model ON CONFLICT DO NOTHING
+  ), cum AS (
+    INSERT INTO usage_cum (user_id, model, hour, ${ROLLUP_COLUMNS})
+    SELECT $11, v.model, $15, ${CUM_COLUMNS.map((c) => `${c === 'model_turns' ? '1' : `v.${c}`} + COALESCE(p.${c}, 0)`).join(', ')}, $6
+    FROM vals v
+    LEFT JOIN usage_cum cur ON cur.user_id = $11 AND cur.model = v.model AND cur.hour = $15
+    LEFT JOIN LATERAL (
+      SELECT * FROM usage_cum c WHERE c.user_id = $11 AND c.model = v.model AND c.hour < $15 ORDER BY c.hour DESC LIMIT 1
+    ) p ON cur.hour IS NULL
+    ORDER BY v.model
+    ON CONFLICT (user_id, model, hour) DO UPDATE SET
+      ${CUM_COLUMNS.map((c) => `${c} = usage_cum.${c} + excluded.${c}`).join(', ')}, last_at = GREATEST(usage_cum.last_at, excluded.last_at)
+  ), later AS (
+    UPDATE usage_cum c SET ${CUM_COLUMNS.map((col) => `${col} = c.${col} + ${col === 'model_turns' ? '1' : `v.${col}`}`).join(', ')}
+    FROM vals v WHERE c.user_id = $11 AND c.model = v.model AND c.hour > $15
+  ), org AS (
+    INSERT INTO usage_org_daily (day, model, shard, ${ORG_COLUMNS})
+    SELECT $14, v.model, ($11::bigint % ${ORG_SHARDS})::int, v.input, v.output, v.cache_read, v.cache_write, v.cw5m, v.cw1h, v.unsplit, v.web_search
+    FROM vals v ORDER BY v.model
+    ON CONFLICT (day, model, shard) DO UPDATE SET ${ORG_COLUMNS.split(', ').map((c) => `${c} = usage_org_daily.${c} + excluded.${c}`).join(', ')}
   ), touch AS (
     UPDATE device_keys SET last_seen_at = $17 WHERE id = $16::bigint
   )

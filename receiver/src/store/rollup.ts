@@ -14,16 +14,42 @@
  *   in range" in the views); `model_sessions`: sessions counted once per model, on the bucket
  *   where they first used it. "First" is the smallest id, which is the order insertReport stores
  *   a report's models in (sorted), so all three add up across days and hours.
+ * - `usage_cum(user_id, model, hour)`: the same sums running from the user × model's first hour
+ *   up to and including that hour, so any range's totals are two index seeks per user × model
+ *   (`usage_user_models` lists the pairs): the views' cost does not grow with the days shown.
+ *   A late report (an hour before the pair's latest) adds itself to every later hour too. Sums
+ *   are floating point: a difference is exact while the pair's all-time total stays under 2^53.
+ * - `usage_org_daily(day, model, shard)`: the token sums of all users, for the daily chart, split
+ *   over `user_id % ORG_SHARDS` rows so that reports of different users rarely wait on one row
+ *   (the only rows several users add to; always one shard's rows, in model order).
  * - `usage_sessions(user_id, session_id)` and `usage_session_models(user_id, session_id, model)`:
  *   the "seen before" sets behind `sessions` and `model_sessions`; a turn is new when no raw row
  *   of (user, session, turn) existed before the insert (the per-user idempotency index answers).
  *
- * Every rollup row belongs to one user. On PostgreSQL insertReport first takes a transaction
+ * Every rollup row but the org shards belongs to one user. On PostgreSQL insertReport first takes a transaction
  * advisory lock on the user, so two reports of one user are applied one after the other (each
  * sees the other's rows: "seen before" is exact) and reports of different users never touch the
- * same row. That is why the upserts cannot deadlock, unlike counters shared by every instance.
+ * same per-user row. The org shard rows are the only shared ones: each report adds to one shard's
+ * rows in model order, after its per-user rows, so two reports never wait on each other in a
+ * cycle — no deadlock, unlike counters shared by every instance and updated in any order.
  */
 import type { ModelUsage, ReportBody } from '../../../src/protocol/wire';
+
+/** The summed rollup columns (all but `last_at`), in ROLLUP_COLUMNS order. */
+export const CUM_COLUMNS = [
+  'input',
+  'output',
+  'cache_read',
+  'cache_write',
+  'cw5m',
+  'cw1h',
+  'unsplit',
+  'web_search',
+  'model_turns',
+  'turns',
+  'sessions',
+  'model_sessions',
+] as const;
 import { detailColumns } from './rules';
 
 /** The rollup values one inserted raw row adds. */

@@ -44,7 +44,8 @@ export interface ClosableSqlReader extends SqlReader {
 /** The reader for `db`: a worker over its file, or inline where no other connection can see it. */
 export function openSqlReader(db: Db, options: SqliteReaderOptions = {}): ClosableSqlReader {
   const mode = options.mode ?? (db.memory ? 'inline' : 'worker');
-  if (mode === 'inline' || db.memory) return inlineReader(db, options.hold);
+  // Without CJS `require` (an ESM bundle) the worker could not load the driver this process uses.
+  if (mode === 'inline' || db.memory || typeof require !== 'function') return inlineReader(db, options.hold);
   return new WorkerReader(db.name, options);
 }
 
@@ -131,7 +132,9 @@ class WorkerReader implements ClosableSqlReader {
   all(sql: string, params?: Record<string, unknown>): Promise<Record<string, unknown>[]> {
     if (this.closed) return Promise.reject(new ReceiverError('database', 'the database is closed'));
     if (this.pending.size >= this.maxQueued) {
-      return Promise.reject(new ReceiverError('database', `too many view queries waiting (${this.maxQueued}); try again shortly`));
+      // SQLITE_BUSY's code: the server answers it 503 with Retry-After, like a locked database.
+      const busy = Object.assign(new Error(`too many view queries waiting (${this.maxQueued}); try again shortly`), { code: 'SQLITE_BUSY' });
+      return Promise.reject(busy);
     }
     const worker = this.started();
     const id = this.nextId++;

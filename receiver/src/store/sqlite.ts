@@ -15,8 +15,8 @@ import { type AdminQueries, createQueries, type FilterParams } from '../admin/qu
 import type { PriceBook } from '../prices/cost';
 import type { Db } from '../db/open';
 import { ReceiverError } from '../errors';
-import { ROLLUP_COLUMNS } from '../db/schema';
-import { rollupDeltas, rollupKeys } from './rollup';
+import { ORG_COLUMNS, ORG_SHARDS, ROLLUP_COLUMNS } from '../db/schema';
+import { CUM_COLUMNS, rollupDeltas, rollupKeys } from './rollup';
 import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeRustToken, looksLikeToken, type TokenKind } from '../tokens';
 import {
   checkDays,
@@ -370,6 +370,10 @@ export class SqliteStore implements Store {
           };
           s.upsertDaily.run({ ...row, bucket: day });
           s.upsertHourly.run({ ...row, bucket: hour });
+          s.insertUserModel.run(auth.userId, d.model);
+          s.upsertCum.run({ ...row, bucket: hour });
+          s.cumLater.run({ ...row, bucket: hour });
+          s.upsertOrg.run({ ...row, bucket: day, shard: auth.userId % ORG_SHARDS });
           inserted += changes;
         }
         if (opts.deviceKeyId !== undefined) s.touchKey.run(now.toISOString(), opts.deviceKeyId);
@@ -666,6 +670,26 @@ function prepareStatements(db: Db) {
     insertSessionModel: p('INSERT INTO usage_session_models (user_id, session_id, model) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
     upsertDaily: p(rollupUpsert('usage_daily', 'day')),
     upsertHourly: p(rollupUpsert('usage_hourly', 'hour')),
+    upsertOrg: p(`
+      INSERT INTO usage_org_daily (day, model, shard, ${ORG_COLUMNS})
+      VALUES (@bucket, @model, @shard, @input, @output, @cache_read, @cache_write, @cw5m, @cw1h, @unsplit, @web_search)
+      ON CONFLICT (day, model, shard) DO UPDATE SET ${ORG_COLUMNS.split(', ').map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`),
+    insertUserModel: p('INSERT INTO usage_user_models (user_id, model) VALUES (?, ?) ON CONFLICT DO NOTHING'),
+    // The hour's running sums: a new hour starts from the previous hour's (none: zero).
+    upsertCum: p(`
+      INSERT INTO usage_cum (user_id, model, hour, ${ROLLUP_COLUMNS})
+      SELECT @user_id, @model, @bucket, ${CUM_COLUMNS.map((c) => `${c === 'model_turns' ? '1' : `@${c}`} + COALESCE(p.${c}, 0)`).join(', ')}, @last_at
+      FROM (SELECT 1) one
+      LEFT JOIN usage_cum cur ON cur.user_id = @user_id AND cur.model = @model AND cur.hour = @bucket
+      LEFT JOIN (SELECT * FROM usage_cum WHERE user_id = @user_id AND model = @model AND hour < @bucket ORDER BY hour DESC LIMIT 1) p
+        ON cur.hour IS NULL
+      WHERE true
+      ON CONFLICT (user_id, model, hour) DO UPDATE SET
+        ${CUM_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}, last_at = max(last_at, excluded.last_at)`),
+    // A late report: every later hour's running sums grow by it too (usually no row).
+    cumLater: p(`
+      UPDATE usage_cum SET ${CUM_COLUMNS.map((c) => `${c} = ${c} + ${c === 'model_turns' ? '1' : `@${c}`}`).join(', ')}
+      WHERE user_id = @user_id AND model = @model AND hour > @bucket`),
     ping: p('SELECT count(*) AS n FROM (SELECT 1 FROM users LIMIT 1)'),
   };
 }

@@ -19,7 +19,8 @@
  *     an entry without `t` is stamped with the day it is first seen here).
  *
  * Work is bounded per run: SHARDS_PER_RUN shards, the next ones on the next run, one cycle over
- * all 256 at most every PRUNE_INTERVAL_DAYS. Progress lives in `ledger/prune.json`. The caller
+ * all 256 at most every PRUNE_INTERVAL_DAYS, the first a day after the first run (which has
+ * nothing old to drop). Progress lives in `ledger/prune.json`. The caller
  * holds the state lock and has committed its turn (nothing staged).
  */
 import { mkdir, stat, unlink } from 'node:fs/promises';
@@ -147,7 +148,15 @@ export async function pruneLedger(deps: PruneDeps, opts: { force?: boolean; shar
   const result: PruneResult = { shards: 0, dropped: 0, statesRemoved: 0 };
   const progressPath = join(deps.paths.ledgerDir, PROGRESS_FILE);
   const today = dayNumber(deps.now());
-  let progress = parseProgress(await readTextIfExists(progressPath));
+  const text = await readTextIfExists(progressPath);
+  let progress = parseProgress(text);
+  if (text === null && opts.force !== true) {
+    // A data dir's first run (often the first read of a long session, the heaviest run there is)
+    // has nothing old to drop: the first cycle starts a day later.
+    await mkdir(deps.paths.ledgerDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    await writeFileAtomic(progressPath, `${JSON.stringify({ day: today, next: SHARD_COUNT, retired: [] })}\n`);
+    return result;
+  }
   if (progress === null || (progress.next >= SHARD_COUNT && (opts.force === true || today - progress.day >= PRUNE_INTERVAL_DAYS))) {
     progress = { day: today, next: 0, retired: [] };
   }
