@@ -310,20 +310,57 @@ async function countGroups(groups: Map<string, GroupTotal>, ledger: Ledger, sess
   return result;
 }
 
-/** Notes the sessions this one's files copy, so pruning keeps their entries while this session lives. */
-function rememberParents(state: SessionState, copiedFrom: ReadonlySet<string>): void {
+/**
+ * Notes the sessions this one's files copy (remembered from earlier runs, found in the ledger, or
+ * named by the copies' `requestSessionId`), so pruning keeps their entries while this session
+ * lives and a fork's cost-state base is taken from them whichever run first reads a cost-state
+ * line (the Stop worker may read the copies before Claude Code writes the fork's first one).
+ */
+function rememberParents(state: SessionState, ...found: ReadonlySet<string>[]): Set<string> {
   const parents = new Set(state.parents ?? []);
-  for (const id of copiedFrom) if (id !== state.sessionId && isSafeSessionId(id) && parents.size < MAX_PARENTS) parents.add(id);
+  for (const ids of found) {
+    for (const id of ids) if (id !== state.sessionId && isSafeSessionId(id) && parents.size < MAX_PARENTS) parents.add(id);
+  }
   if (parents.size > 0) state.parents = [...parents];
+  return parents;
+}
+
+/** How many fork generations a run collects first (a fork of a fork of …); a cycle stops at once. */
+const MAX_PARENT_DEPTH = 4;
+
+/**
+ * Collects the sessions a fork's copies name before the fork is counted, so the copies are the
+ * parent's (replays here) and the parent's totals are in the ledger when the fork's cost-state
+ * base is decided — whether or not the parent's own worker has run yet (detached workers of
+ * consecutive sessions run in any order under load). A parent is looked for where its state says,
+ * else beside the fork's transcript; a parent that cannot be found or read is left alone (then
+ * the fork counts the copies, and its base is what the ledger knows).
+ */
+async function collectParentsFirst(deps: CollectDeps, main: string, parents: ReadonlySet<string>, ledger: Ledger, visiting: ReadonlySet<string>): Promise<void> {
+  if (visiting.size > MAX_PARENT_DEPTH) return;
+  for (const parent of parents) {
+    if (visiting.has(parent)) continue;
+    try {
+      const known = (await peekSessionState(deps.paths, parent))?.transcriptPath;
+      const transcriptPath = known || join(dirname(main), `${parent}.jsonl`);
+      if (!(await isUnder(projectsDirOf(main), transcriptPath))) continue;
+      if ((await fileChanged(transcriptPath, undefined)) !== true) continue;
+      await collectWith(deps, { sessionId: parent, transcriptPath }, ledger, new Set([...visiting, parent]));
+    } catch (err) {
+      // Entries a failed run staged stay in this run's view; the parent's cursors did not move, so
+      // its next run counts the same lines to the same values: nothing is lost or doubled.
+      deps.log.error(`session ${parent}: collecting the parent of a fork first failed: ${describeError(err)}`);
+    }
+  }
 }
 
 /** Adds what `cost-state` holds beyond the assistant lines (cost-state.ts) to the run's deltas. */
-async function addBackground(ledger: Ledger, sessionId: string, counted: CountResult, costState: ModelTotals | null): Promise<void> {
+async function addBackground(ledger: Ledger, sessionId: string, counted: CountResult, costState: ModelTotals | null, parents: ReadonlySet<string>): Promise<void> {
   const { background, entries } = await reconcileCostState(ledger, {
     sessionId,
     lineDeltas: counted.deltas,
     costState,
-    copiedFrom: counted.copiedFrom,
+    copiedFrom: parents,
   });
   for (const e of entries) counted.entries.push(e);
   for (const [model, usage] of background) counted.deltas.set(model, addUsage(counted.deltas.get(model) ?? zeroUsage(), usage));
@@ -362,6 +399,8 @@ function sameState(a: SessionState, b: SessionState): boolean {
 interface TurnReads {
   groups: Map<string, GroupTotal>;
   costState: ModelTotals | null;
+  /** Sessions this run's lines say they were copied from (`requestSessionId` of a fork's copies). */
+  forkedFrom: Set<string>;
   malformed: number;
   synthetic: number;
   lines: number;
@@ -385,6 +424,8 @@ function lineFolder(reads: TurnReads, state: SessionState, sessionId: string, is
     const parsed = parseUsageLine(line, sessionId);
     if (parsed.malformed) reads.malformed++;
     if (parsed.syntheticUsage !== null) reads.synthetic++;
+    const origin = parsed.copiedFrom;
+    if (origin !== null && origin !== sessionId && isSafeSessionId(origin) && reads.forkedFrom.size < MAX_PARENTS) reads.forkedFrom.add(origin);
     for (const record of parsed.records) mergeRecord(reads.groups, record, timestampMs(record.timestamp));
     if (isMain && state.sessionStartUtc === '') {
       const ts = parseTimestamp(lineTimestamp(line) ?? '');
@@ -435,7 +476,7 @@ async function readSessionFiles(
   state: SessionState,
   files: string[],
 ): Promise<TurnReads> {
-  const reads: TurnReads = { groups: new Map(), costState: null, malformed: 0, synthetic: 0, lines: 0, bytes: 0 };
+  const reads: TurnReads = { groups: new Map(), costState: null, forkedFrom: new Set(), malformed: 0, synthetic: 0, lines: 0, bytes: 0 };
   for (const path of files) await readSessionFile(deps, sessionId, previous, state, path, reads);
   if (reads.malformed > 0) deps.log.activity(`session ${sessionId}: skipped ${reads.malformed} malformed usage line(s)`);
   if (reads.synthetic > 0) deps.log.error(`session ${sessionId}: ${reads.synthetic} <synthetic> line(s) with non-zero usage not counted`);
@@ -526,7 +567,7 @@ async function commitTurn(deps: CollectDeps, sessionId: string, loaded: LoadedSt
   }
 }
 
-async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledger): Promise<CollectResult> {
+async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledger, visiting: ReadonlySet<string> = new Set([req.sessionId])): Promise<CollectResult> {
   const main = resolve(req.transcriptPath);
   const loaded: LoadedState = await readSessionState(deps.paths, req.sessionId, { log: deps.log, now: deps.now, transcriptPath: main });
   const previous = loaded.state;
@@ -535,9 +576,10 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
   const state: SessionState = { ...previous, transcriptPath: main, files: {}, outbox: [] };
   const files = await listSessionFiles(previous, req);
   const reads = await readSessionFiles(deps, req.sessionId, previous, state, files);
+  if (reads.forkedFrom.size > 0) await collectParentsFirst(deps, main, reads.forkedFrom, ledger, visiting);
   const counted = await countGroups(reads.groups, ledger, req.sessionId);
-  await addBackground(ledger, req.sessionId, counted, reads.costState);
-  rememberParents(state, counted.copiedFrom);
+  const parents = rememberParents(state, counted.copiedFrom, reads.forkedFrom);
+  await addBackground(ledger, req.sessionId, counted, reads.costState, parents);
   const now = deps.now();
   const turnIndex = await firstTurnIndex(deps, req.sessionId, previous, counted, ledger, now);
   const reports = prepareCommit(deps, req, previous, state, counted, turnIndex, now);
@@ -606,7 +648,7 @@ export async function catchUpOpenSessions(
     if (state === null) continue;
     try {
       if (await catchUpOne(deps, state, ledger, collected < maxSessions)) collected++;
-      if (state.closed && state.outbox.length === 0) await settled.note(id);
+      if (state.closed && state.outbox.length === 0) await settled.note(state);
     } catch (err) {
       deps.log.error(`catch-up of session ${id} failed: ${describeError(err)}`);
       // The failed run may have staged entries it never committed: start from disk again.

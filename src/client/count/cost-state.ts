@@ -9,8 +9,11 @@
  *
  * where `lines` is every assistant-line delta this session reported, and `base` is, for a fork
  * (`--fork-session`, whose first cost-state starts from the parent's totals), the parent's totals:
- * the session whose groups the fork's copied lines were first counted by, taken as the larger of
- * its last cost-state and everything reported for it. All four live in the ledger under
+ * the sessions the fork's copied lines name (`requestSessionId`) or were first counted by, each
+ * taken as the larger of its last cost-state and everything reported for it. The parent is
+ * collected before its fork (collect.ts), and the parents a fork's earlier runs found are kept in
+ * its session state, so the result does not depend on which detached worker runs first, nor on
+ * whether the fork's first cost-state line was on disk when its copies were read. All four live in the ledger under
  * `cs:` / `al:` / `bg:` / `base:` + `<session>|<model>` (cumulative, max-merged, committed with the
  * turn's report), so resumes (same file, cumulative), lost session states and re-read files add
  * nothing twice. A cost-state that goes backwards is held at its highest value (never reported
@@ -101,7 +104,10 @@ export interface ReconcileInput {
   lineDeltas: ReadonlyMap<string, ModelUsage>;
   /** Highest cost-state totals read this run from the session's main file; null when none. */
   costState: ModelTotals | null;
-  /** Sessions that first counted groups this session's files repeat (a fork's parent). */
+  /**
+   * The session's parents (a fork's): every session it is known to copy, from this run and the
+   * earlier ones (the session state's `parents`), not only the copies this run happened to read.
+   */
   copiedFrom: ReadonlySet<string>;
 }
 
@@ -141,6 +147,9 @@ export async function reconcileCostState(ledger: Ledger, input: ReconcileInput):
   for (const [m, delta] of lines) if (!isZeroUsage(delta)) put(key('al', sessionId, m), m, addUsage(get(key('al', sessionId, m)), delta));
   if (input.costState === null) return result;
 
+  // Decided once, at the session's first cost-state line: it names every model the parent's totals
+  // hold (a parent's background-only model included). The parents are all the session is known to
+  // copy, so it does not matter which run read the copies.
   const baseDecided = ledger.get(baseDecidedKey(sessionId), null) !== undefined;
   if (!baseDecided) {
     put(baseDecidedKey(sessionId), '', { ...zeroUsage(), input_tokens: 1 });

@@ -10,8 +10,9 @@
  *
  *   - **retired** sessions lose their entries: a v1 state that is closed, has an empty outbox, is
  *     not named in `outbox.pending`, whose main transcript is gone (Claude Code deletes
- *     transcripts after `cleanupPeriodDays`, 30 by default), and that no kept session names as a
- *     parent (a fork that copied its lines). Their state files go at the end of a cycle;
+ *     transcripts after `cleanupPeriodDays`, 30 by default) and no `<id>.jsonl` is in any folder
+ *     of `projects/` (a moved project), and that no kept session names as a parent (a fork that
+ *     copied its lines). Their state files go at the end of a cycle;
  *   - every other session with a state file (open, transcript still there, legacy or unreadable
  *     state) keeps everything, however old: a session can be resumed as long as its file exists;
  *   - entries of sessions with no state file at all (a state deleted by hand; ledgers written
@@ -23,14 +24,14 @@
  * nothing old to drop). Progress lives in `ledger/prune.json`. The caller
  * holds the state lock and has committed its turn (nothing staged).
  */
-import { mkdir, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PRIVATE_DIR_MODE, readTextIfExists, writeFileAtomic } from '../local/fsx';
 import type { Logger } from '../local/log';
 import { isSafeSessionId, type StatePaths } from '../local/paths';
 import { dayNumber, Ledger, type LedgerEntry } from './ledger';
 import { PENDING_OUTBOX_FILE } from './collect';
-import { listSessionIds, peekSessionState, type SessionState } from './session-state';
+import { listSessionIds, peekSessionState, type SessionState, SettledStates } from './session-state';
 
 /** Entries of a session with no state file are kept this long after they were last raised. */
 export const ORPHAN_HORIZON_DAYS = 180;
@@ -72,10 +73,33 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** What judging needs of a state. */
+interface StateView {
+  sessionId: string;
+  closed: boolean;
+  outboxEmpty: boolean;
+  transcriptPath: string;
+  parents: string[];
+}
+
 /** Closed, nothing left to apply, and its main transcript is gone: it can never be read again. */
-async function isRetirable(state: SessionState, pending: ReadonlySet<string>): Promise<boolean> {
-  if (!state.closed || state.outbox.length > 0 || pending.has(state.sessionId) || state.transcriptPath === '') return false;
+async function isRetirable(state: StateView, pending: ReadonlySet<string>): Promise<boolean> {
+  if (!state.closed || !state.outboxEmpty || pending.has(state.sessionId) || state.transcriptPath === '') return false;
   return !(await exists(state.transcriptPath));
+}
+
+/** A state as judging sees it: from catch-up's index when settled and unchanged, else read. */
+async function viewOf(paths: StatePaths, settled: SettledStates, id: string): Promise<StateView | null> {
+  const info = (await settled.isSettled(id)) ? settled.info(id) : undefined;
+  if (info !== undefined) return { sessionId: id, closed: true, outboxEmpty: true, ...info };
+  let state: SessionState | null = null;
+  try {
+    state = await peekSessionState(paths, id);
+  } catch {
+    return null; // unreadable: kept
+  }
+  if (state === null) return null;
+  return { sessionId: id, closed: state.closed, outboxEmpty: state.outbox.length === 0, transcriptPath: state.transcriptPath, parents: state.parents ?? [] };
 }
 
 export interface Liveness {
@@ -90,15 +114,11 @@ export async function judgeSessions(paths: StatePaths): Promise<Liveness> {
   const pendingText = (await readTextIfExists(join(paths.dir, PENDING_OUTBOX_FILE))) ?? '';
   const pending = new Set(pendingText.split('\n'));
   const kept = new Set<string>();
-  const candidates: SessionState[] = [];
+  const candidates: StateView[] = [];
   const parents = new Set<string>();
+  const settled = await SettledStates.load(paths);
   for (const id of await listSessionIds(paths)) {
-    let state: SessionState | null = null;
-    try {
-      state = await peekSessionState(paths, id);
-    } catch {
-      // unreadable: kept
-    }
+    const state = await viewOf(paths, settled, id);
     if (state !== null && (await isRetirable(state, pending))) candidates.push(state);
     else {
       kept.add(id);
@@ -106,11 +126,40 @@ export async function judgeSessions(paths: StatePaths): Promise<Liveness> {
     }
   }
   const retired = new Set<string>();
+  const elsewhere = candidates.length > 0 ? await transcriptIdsOnDisk(paths) : new Set<string>();
   for (const state of candidates) {
-    if (parents.has(state.sessionId)) kept.add(state.sessionId);
+    if (parents.has(state.sessionId) || elsewhere.has(state.sessionId)) kept.add(state.sessionId);
     else retired.add(state.sessionId);
   }
   return { kept, retired };
+}
+
+/**
+ * Session ids with a main transcript anywhere under `<data_dir>/projects/*\/` (a project folder
+ * moved or renamed: resuming from there reads the file from 0 under a new path, and only the
+ * ledger keeps that from counting it twice). One readdir per project folder.
+ */
+async function transcriptIdsOnDisk(paths: StatePaths): Promise<Set<string>> {
+  const ids = new Set<string>();
+  const projects = join(paths.dataDir, 'projects');
+  let folders: string[];
+  try {
+    folders = await readdir(projects);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return ids;
+    throw err; // unreadable: retire nothing this run
+  }
+  for (const folder of folders) {
+    let names: string[] = [];
+    try {
+      names = await readdir(join(projects, folder));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTDIR' && code !== 'ENOENT') throw err;
+    }
+    for (const name of names) if (name.endsWith('.jsonl')) ids.add(name.slice(0, -'.jsonl'.length));
+  }
+  return ids;
 }
 
 /** What happens to one entry: kept as is, stamped with today, or dropped. */

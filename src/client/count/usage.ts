@@ -50,9 +50,14 @@ export interface LineParse {
   malformed: boolean;
   /** Usage of a `<synthetic>` line when any counter is non-zero (it is excluded from records). */
   syntheticUsage: ModelUsage | null;
+  /**
+   * The line's `requestSessionId` when it names another session than the line's own `sessionId`:
+   * a `--fork-session` copy names the session it was copied from (claude-code-formats.md §8.3).
+   */
+  copiedFrom: string | null;
 }
 
-const EMPTY: LineParse = Object.freeze({ records: [], malformed: false, syntheticUsage: null }) as LineParse;
+const EMPTY: LineParse = Object.freeze({ records: [], malformed: false, syntheticUsage: null, copiedFrom: null }) as LineParse;
 
 /**
  * Every counter the device keeps per model: the wire's four plus the schema-v2 detail. Inside the
@@ -184,7 +189,7 @@ export function parseUsageLine(line: string, sessionId: string): LineParse {
   try {
     entry = JSON.parse(line);
   } catch {
-    return { records: [], malformed: true, syntheticUsage: null };
+    return { records: [], malformed: true, syntheticUsage: null, copiedFrom: null };
   }
   if (!isObject(entry) || entry.type !== 'assistant') return EMPTY;
   const message = entry.message;
@@ -194,7 +199,7 @@ export function parseUsageLine(line: string, sessionId: string): LineParse {
   const usage = extractUsage(usageObj);
   const model = modelName(message.model);
   if (model === SYNTHETIC_MODEL) {
-    return { records: [], malformed: false, syntheticUsage: isZeroUsage(usage) ? null : usage };
+    return { records: [], malformed: false, syntheticUsage: isZeroUsage(usage) ? null : usage, copiedFrom: null };
   }
 
   const messageId = idString(message.id);
@@ -226,7 +231,14 @@ export function parseUsageLine(line: string, sessionId: string): LineParse {
       });
     });
   }
-  return { records, malformed: false, syntheticUsage: null };
+  return { records, malformed: false, syntheticUsage: null, copiedFrom: copiedFromOf(entry) };
+}
+
+/** `requestSessionId` when it differs from the line's `sessionId` (a fork's copy); null otherwise. */
+function copiedFromOf(entry: Record<string, unknown>): string | null {
+  const origin = entry.requestSessionId;
+  if (typeof origin !== 'string' || origin.length === 0 || origin.length > MAX_ID_CHARS) return null;
+  return origin === entry.sessionId ? null : origin;
 }
 
 /**

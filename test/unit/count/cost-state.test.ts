@@ -230,3 +230,59 @@ describe('cost-state: background usage reported exactly once', () => {
     for (const file of walk(paths.dir)) expect(readFileSync(file, 'utf8')).not.toContain(PROMPT);
   });
 });
+
+/**
+ * `--fork-session` under load: the parent's and the fork's detached workers, and the fork's Stop
+ * worker against Claude Code writing the fork's first cost-state line (it lands after the closing
+ * line the Stop worker waits for), may run in any order. Whatever the order, every call is reported
+ * once. The parent's background (SEARCH: 1h cache writes, a web search) exceeds the fork's own
+ * calls on some counters, so a base taken from the wrong session shows.
+ */
+describe('cost-state: a fork counts exactly whatever order the workers run in', () => {
+  const PARENT = plus(T1, T2, SEARCH);
+  const writeParent = () => write(main(P), ...noise(P), ...response(P, 'p1', T1), ...response(P, 'p2', T2), costState(P, { [OPUS]: PARENT }));
+  const copies = () => [...response(F, 'p1', T1, { requestSessionId: P }), ...response(F, 'p2', T2, { requestSessionId: P })];
+  const writeForkLines = () => write(main(F), ...copies(), ...noise(F), ...response(F, 'f1', FORK_OWN, { requestSessionId: F }));
+  const writeForkCostState = () => write(main(F), costState(F, { [OPUS]: plus(PARENT, FORK_OWN, FORK_BG) }));
+
+  it('the fork Stop worker reads the copies before its first cost-state lands; SessionEnd reads it', async () => {
+    writeParent();
+    await stop(P);
+    writeForkLines();
+    await stop(F); // Stop: the closing line is there, the cost-state line not yet
+    writeForkCostState();
+    await stop(F); // SessionEnd
+    expect(sum(queue.reports)).toEqual({ [OPUS]: billed(PARENT, FORK_OWN, FORK_BG) });
+    expect(sum(queue.reports.filter((r) => r.session_id === F))).toEqual({ [OPUS]: billed(FORK_OWN, FORK_BG) });
+  });
+
+  it('the fork worker runs before the parent worker has read anything', async () => {
+    writeParent();
+    writeForkLines();
+    await stop(F);
+    await stop(P);
+    writeForkCostState();
+    await stop(F);
+    await stop(P);
+    expect(sum(queue.reports)).toEqual({ [OPUS]: billed(PARENT, FORK_OWN, FORK_BG) });
+    expect(sum(queue.reports.filter((r) => r.session_id === F))).toEqual({ [OPUS]: billed(FORK_OWN, FORK_BG) });
+  });
+
+  // The parent's worker, two of the fork's (Stop, SessionEnd) and Claude Code writing the fork's
+  // cost-state line, in every distinct order.
+  const orders = (items: readonly string[]): string[][] =>
+    items.length <= 1 ? [[...items]] : items.flatMap((x, i) => orders([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [x, ...rest]));
+  const distinct = [...new Map(orders(['parent', 'fork', 'fork', 'fork-cost-state']).map((o) => [o.join(' → '), o])).entries()];
+  it.each(distinct)('every order: %s', async (_name, order) => {
+    writeParent();
+    writeForkLines();
+    for (const step of order as string[]) {
+      if (step === 'parent') await stop(P);
+      else if (step === 'fork-cost-state') writeForkCostState();
+      else await stop(F);
+    }
+    await stop(P);
+    await stop(F);
+    expect(sum(queue.reports)).toEqual({ [OPUS]: billed(PARENT, FORK_OWN, FORK_BG) });
+  });
+});

@@ -141,6 +141,20 @@ describe('ledger pruning', () => {
     expect(existsSync(paths.sessionOffset(F))).toBe(false);
   });
 
+  it('keeps a closed session whose transcript moved to another project folder: resumed from there, it counts nothing twice', async () => {
+    write(main(Q), ...response(Q, 'q1', T1), costState(Q, plus(T1, COMPACT)));
+    await stop(Q, true);
+    const moved = join(dataDir, 'projects', '-home-dev-renamed', `${Q}.jsonl`);
+    mkdirSync(dirname(moved), { recursive: true });
+    renameSync(main(Q), moved);
+    await pruneLedger(deps, { force: true });
+    expect(sessionsInLedger()).toEqual(new Set([Q]));
+    await ensureSessionState(deps, { sessionId: Q, transcriptPath: moved });
+    write(moved, ...response(Q, 'q2', T2), costState(Q, plus(T1, COMPACT, T2)));
+    await collectSession(deps, { sessionId: Q, transcriptPath: moved });
+    expect(sum(queue.reports)).toEqual(plus(T1, COMPACT, T2));
+  });
+
   it('never retires an open session, one with an outbox left to apply, or a legacy state, even with its transcript gone', async () => {
     write(main(P), ...response(P, 'p1', T1));
     await stop(P); // open

@@ -75,7 +75,7 @@ describe('parseUsageLine: what counts', () => {
   });
 
   it('prefilters on the "usage" substring: such lines are never parsed (not even counted malformed)', () => {
-    expect(parseUsageLine('not json at all', SID)).toEqual({ records: [], malformed: false, syntheticUsage: null });
+    expect(parseUsageLine('not json at all', SID)).toEqual({ records: [], malformed: false, syntheticUsage: null, copiedFrom: null });
     expect(parseUsageLine('{"type":"assistant","message":{"id":"msg_broken","usage":{"input_tokens":5', SID).malformed).toBe(true);
   });
 
@@ -201,7 +201,7 @@ describe('advisor iterations', () => {
 describe('<synthetic>', () => {
   it('is excluded; zero usage is silent', () => {
     const p = parseUsageLine(line({ requestId: undefined }, { model: '<synthetic>' }, { input_tokens: 0, output_tokens: 0, cache_read_input_tokens: 0 }), SID);
-    expect(p).toEqual({ records: [], malformed: false, syntheticUsage: null });
+    expect(p).toEqual({ records: [], malformed: false, syntheticUsage: null, copiedFrom: null });
   });
   it('non-zero usage is excluded but handed back so the caller logs it', () => {
     const p = parseUsageLine(line({}, { model: '<synthetic>' }, { input_tokens: 7 }), SID);
