@@ -648,7 +648,7 @@ export async function catchUpOpenSessions(
     if (state === null) continue;
     try {
       if (await catchUpOne(deps, state, ledger, collected < maxSessions)) collected++;
-      if (state.closed && state.outbox.length === 0) await settled.note(id);
+      if (state.closed && state.outbox.length === 0) await settled.note(state);
     } catch (err) {
       deps.log.error(`catch-up of session ${id} failed: ${describeError(err)}`);
       // The failed run may have staged entries it never committed: start from disk again.

@@ -31,7 +31,7 @@ import type { Logger } from '../local/log';
 import { isSafeSessionId, type StatePaths } from '../local/paths';
 import { dayNumber, Ledger, type LedgerEntry } from './ledger';
 import { PENDING_OUTBOX_FILE } from './collect';
-import { listSessionIds, peekSessionState, type SessionState } from './session-state';
+import { listSessionIds, peekSessionState, type SessionState, SettledStates } from './session-state';
 
 /** Entries of a session with no state file are kept this long after they were last raised. */
 export const ORPHAN_HORIZON_DAYS = 180;
@@ -73,10 +73,33 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** What judging needs of a state. */
+interface StateView {
+  sessionId: string;
+  closed: boolean;
+  outboxEmpty: boolean;
+  transcriptPath: string;
+  parents: string[];
+}
+
 /** Closed, nothing left to apply, and its main transcript is gone: it can never be read again. */
-async function isRetirable(state: SessionState, pending: ReadonlySet<string>): Promise<boolean> {
-  if (!state.closed || state.outbox.length > 0 || pending.has(state.sessionId) || state.transcriptPath === '') return false;
+async function isRetirable(state: StateView, pending: ReadonlySet<string>): Promise<boolean> {
+  if (!state.closed || !state.outboxEmpty || pending.has(state.sessionId) || state.transcriptPath === '') return false;
   return !(await exists(state.transcriptPath));
+}
+
+/** A state as judging sees it: from catch-up's index when settled and unchanged, else read. */
+async function viewOf(paths: StatePaths, settled: SettledStates, id: string): Promise<StateView | null> {
+  const info = (await settled.isSettled(id)) ? settled.info(id) : undefined;
+  if (info !== undefined) return { sessionId: id, closed: true, outboxEmpty: true, ...info };
+  let state: SessionState | null = null;
+  try {
+    state = await peekSessionState(paths, id);
+  } catch {
+    return null; // unreadable: kept
+  }
+  if (state === null) return null;
+  return { sessionId: id, closed: state.closed, outboxEmpty: state.outbox.length === 0, transcriptPath: state.transcriptPath, parents: state.parents ?? [] };
 }
 
 export interface Liveness {
@@ -91,15 +114,11 @@ export async function judgeSessions(paths: StatePaths): Promise<Liveness> {
   const pendingText = (await readTextIfExists(join(paths.dir, PENDING_OUTBOX_FILE))) ?? '';
   const pending = new Set(pendingText.split('\n'));
   const kept = new Set<string>();
-  const candidates: SessionState[] = [];
+  const candidates: StateView[] = [];
   const parents = new Set<string>();
+  const settled = await SettledStates.load(paths);
   for (const id of await listSessionIds(paths)) {
-    let state: SessionState | null = null;
-    try {
-      state = await peekSessionState(paths, id);
-    } catch {
-      // unreadable: kept
-    }
+    const state = await viewOf(paths, settled, id);
     if (state !== null && (await isRetirable(state, pending))) candidates.push(state);
     else {
       kept.add(id);

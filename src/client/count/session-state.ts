@@ -295,20 +295,27 @@ async function isRegularFile(path: string): Promise<boolean> {
 
 /** A state file's identity: an atomic write always makes a new inode, so a match means unchanged. */
 type FileStamp = [ino: number, size: number, mtimeMs: number];
+/** A settled state as the index keeps it: its file's identity, transcript path and parents. */
+interface SettledState {
+  s: FileStamp;
+  p: string;
+  a?: string[];
+}
 
 /**
  * The state files catch-up found closed with nothing left to apply, by their identity then: an
  * unchanged one need not be read again (a data dir keeps a month of closed sessions, whose
  * states a turn would otherwise read one by one, twice). Any write of a state changes its
- * identity, so a reopened or rewritten session is read again. `catch-up-settled.json`, a cache:
- * lost or damaged, everything is read once more.
+ * identity, so a reopened or rewritten session is read again. Pruning takes what it needs of them
+ * (transcript path, parents) from here too. `catch-up-settled.json`, a cache: lost or damaged,
+ * everything is read once more.
  */
 export class SettledStates {
   private changed = false;
 
   private constructor(
     private readonly paths: StatePaths,
-    private readonly stamps: Map<string, FileStamp>,
+    private readonly entries: Map<string, SettledState>,
   ) {}
 
   private static file(paths: StatePaths): string {
@@ -316,18 +323,20 @@ export class SettledStates {
   }
 
   static async load(paths: StatePaths): Promise<SettledStates> {
-    const stamps = new Map<string, FileStamp>();
+    const entries = new Map<string, SettledState>();
     try {
       const v: unknown = JSON.parse((await readTextIfExists(SettledStates.file(paths))) ?? '{}');
       if (isObject(v)) {
-        for (const [id, stamp] of Object.entries(v)) {
-          if (Array.isArray(stamp) && stamp.length === 3 && stamp.every((n) => typeof n === 'number')) stamps.set(id, stamp as FileStamp);
+        for (const [id, e] of Object.entries(v)) {
+          if (!isObject(e) || typeof e.p !== 'string' || !Array.isArray(e.s) || e.s.length !== 3 || !e.s.every((n) => typeof n === 'number')) continue;
+          const parents = Array.isArray(e.a) ? e.a.filter((x): x is string => typeof x === 'string') : [];
+          entries.set(id, { s: e.s as FileStamp, p: e.p, ...(parents.length > 0 ? { a: parents } : {}) });
         }
       }
     } catch {
       // damaged: a cache, start empty
     }
-    return new SettledStates(paths, stamps);
+    return new SettledStates(paths, entries);
   }
 
   private async stampOf(sessionId: string): Promise<FileStamp | null> {
@@ -341,34 +350,40 @@ export class SettledStates {
 
   /** True when the state file is the one found settled (one stat). */
   async isSettled(sessionId: string): Promise<boolean> {
-    const known = this.stamps.get(sessionId);
+    const known = this.entries.get(sessionId)?.s;
     if (known === undefined) return false;
     const now = await this.stampOf(sessionId);
     if (now !== null && now[0] === known[0] && now[1] === known[1] && now[2] === known[2]) return true;
-    this.stamps.delete(sessionId);
+    this.entries.delete(sessionId);
     this.changed = true;
     return false;
   }
 
   /** Synchronous check for what `isSettled` said this run. */
   has(sessionId: string): boolean {
-    return this.stamps.has(sessionId);
+    return this.entries.has(sessionId);
   }
 
-  /** Records the state file as it is now (call after its last write). */
-  async note(sessionId: string): Promise<void> {
-    const stamp = await this.stampOf(sessionId);
+  /** What pruning needs of a settled (closed, nothing to apply) state: its transcript and parents. */
+  info(sessionId: string): { transcriptPath: string; parents: string[] } | undefined {
+    const e = this.entries.get(sessionId);
+    return e === undefined ? undefined : { transcriptPath: e.p, parents: e.a ?? [] };
+  }
+
+  /** Records a closed state with an empty outbox as its file is now (call after its last write). */
+  async note(state: SessionState): Promise<void> {
+    const stamp = await this.stampOf(state.sessionId);
     if (stamp === null) return;
-    this.stamps.set(sessionId, stamp);
+    this.entries.set(state.sessionId, { s: stamp, p: state.transcriptPath, ...(state.parents ? { a: state.parents } : {}) });
     this.changed = true;
   }
 
   /** Forgets the state files not in `sessionIds` (removed). */
   retain(sessionIds: readonly string[]): void {
     const present = new Set(sessionIds);
-    for (const id of this.stamps.keys()) {
+    for (const id of this.entries.keys()) {
       if (!present.has(id)) {
-        this.stamps.delete(id);
+        this.entries.delete(id);
         this.changed = true;
       }
     }
@@ -377,7 +392,7 @@ export class SettledStates {
   /** Writes the index when it changed. */
   async save(): Promise<void> {
     if (!this.changed) return;
-    await writeFileAtomic(SettledStates.file(this.paths), `${JSON.stringify(Object.fromEntries(this.stamps))}\n`);
+    await writeFileAtomic(SettledStates.file(this.paths), `${JSON.stringify(Object.fromEntries(this.entries))}\n`);
   }
 }
 
