@@ -263,22 +263,22 @@ const lastHour = (bound: string) =>
 const SQL = {
   // The views' grain: user × model over one price period [@from, @to) of hours, as the
   // difference of two running sums (usage_cum), whatever the number of days: per pair two seeks
-  // for the hours, two for the rows. CROSS JOIN keeps that order in SQLite (pairs outside).
+  // for the hours, two for the rows. CROSS JOIN keeps that order in SQLite (pairs outside); the
+  // pairs carry email and division, so no join follows that PostgreSQL could misplan.
   totals: `WITH b AS MATERIALIZED (
-      SELECT k.user_id, k.model, ${lastHour('@to')} AS hi_hour, ${lastHour('@from')} AS lo_hour
+      SELECT k.user_id, k.model, u.email, u.division, ${lastHour('@to')} AS hi_hour, ${lastHour('@from')} AS lo_hour
       FROM usage_user_models k JOIN users u ON u.id = k.user_id
       WHERE (@model IS NULL OR k.model = @model)
         AND (@user IS NULL OR u.email = @user)
         AND (@division IS NULL OR u.division = @division)
     )
-    SELECT u.email AS user, u.division AS division, b.model AS model,
+    SELECT b.email AS user, b.division AS division, b.model AS model,
       ${CUM('input', 'input')}, ${CUM('output', 'output')}, ${CUM('cache_read', 'cacheRead')}, ${CUM('cache_write', 'cacheWrite')},
       ${CUM('cw5m', 'cw5m')}, ${CUM('cw1h', 'cw1h')}, ${CUM('unsplit', 'unsplit')}, ${CUM('web_search', 'webSearch')},
       ${CUM('model_turns', 'modelTurns')}, ${CUM('turns', 'userTurns')}, ${CUM('sessions', 'sessions')},
       ${CUM('model_sessions', 'modelSessions')}, hi.last_at AS lastSeen
     FROM b CROSS JOIN usage_cum hi
     LEFT JOIN usage_cum lo ON lo.user_id = b.user_id AND lo.model = b.model AND lo.hour = b.lo_hour
-    JOIN users u ON u.id = b.user_id
     WHERE b.hi_hour >= @from AND hi.user_id = b.user_id AND hi.model = b.model AND hi.hour = b.hi_hour`,
   // The usage export's and budgets' grain: user × model × UTC day; turns = turns using the model.
   groups: groupsSql(ROLLUP_WHERE),
