@@ -8,7 +8,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSy
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type CollectDeps, collectSession } from '../../../src/client/count/collect';
+import { type CollectDeps, collectSession, ensureSessionState } from '../../../src/client/count/collect';
 import { COST_STATE_MARKER, normalizeModelName, parseCostStateLine } from '../../../src/client/count/cost-state';
 import { ensurePrivateDir } from '../../../src/client/local/fsx';
 import type { Logger } from '../../../src/client/local/log';
@@ -257,6 +257,7 @@ describe('cost-state: a fork counts exactly whatever order the workers run in', 
   });
 
   it('the fork worker runs before the parent worker has read anything', async () => {
+    await ensureSessionState(deps, { sessionId: P, transcriptPath: main(P) }); // the parent's SessionStart worker
     writeParent();
     writeForkLines();
     await stop(F);

@@ -102,6 +102,16 @@ describe('parseUsageLine: what counts', () => {
   });
 });
 
+describe('parseUsageLine: a fork copy names its origin', () => {
+  it('requestSessionId other than the line sessionId is the session copied from; the same one or none is no copy', () => {
+    expect(parseUsageLine(line({ requestSessionId: 'parent-session' }), SID).copiedFrom).toBe('parent-session');
+    expect(parseUsageLine(line({ requestSessionId: 'line-session' }), SID).copiedFrom).toBeNull();
+    expect(parseUsageLine(line(), SID).copiedFrom).toBeNull();
+    expect(parseUsageLine(line({ requestSessionId: 7 }), SID).copiedFrom).toBeNull();
+    expect(parseUsageLine(line({ requestSessionId: 'x'.repeat(500) }), SID).copiedFrom).toBeNull();
+  });
+});
+
 describe('parseUsageLine: group keys', () => {
   it('message.id + requestId', () => {
     expect(parseUsageLine(line(), SID).records[0]?.key).toBe('m:msg_1|r:req_1');
