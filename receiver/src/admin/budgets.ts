@@ -7,7 +7,7 @@
 import type { PriceBook } from '../prices/cost';
 import { emptyTotal } from '../prices/cost';
 import type { Budget, Store } from '../store';
-import { type GroupRow, priceGroup } from './queries';
+import { type FilterParams, type GroupRow, priceGroup, sameHours } from './queries';
 
 export const THRESHOLDS = [80, 100] as const;
 const SLACK_MILLIS = 15 * 60 * 1000;
@@ -76,13 +76,22 @@ export function evaluateBudgets(budgets: readonly Budget[], spend: MonthSpend): 
 
 export type BudgetStore = Pick<Store, 'listBudgets' | 'usageGroups' | 'recordBudgetAlert'>;
 
-/** This month's budget statuses, read from the store. */
-export async function budgetStatuses(store: Pick<Store, 'listBudgets' | 'usageGroups'>, prices: PriceBook, nowMillis: number): Promise<BudgetStatus[]> {
+/**
+ * This month's budget statuses, read from the store; `known` (the dashboard's month groups,
+ * priced with the same book) is used instead when it covers the same hours.
+ */
+export async function budgetStatuses(
+  store: Pick<Store, 'listBudgets' | 'usageGroups'>,
+  prices: PriceBook,
+  nowMillis: number,
+  known?: { filter: FilterParams; rows: GroupRow[] },
+): Promise<BudgetStatus[]> {
   const budgets = await store.listBudgets();
   if (budgets.length === 0) return [];
   const { startMillis } = monthBounds(nowMillis);
   const iso = (ms: number) => `${new Date(ms).toISOString().slice(0, 19)}Z`;
-  const groups = await store.usageGroups({ from: iso(startMillis), to: iso(nowMillis + SLACK_MILLIS), user: null, model: null, division: null }, { prices });
+  const month = { from: iso(startMillis), to: iso(nowMillis + SLACK_MILLIS), user: null, model: null, division: null };
+  const groups = known !== undefined && sameHours(known.filter, month, prices) ? known.rows : await store.usageGroups(month, { prices });
   return evaluateBudgets(budgets, monthSpend(groups, prices, nowMillis));
 }
 

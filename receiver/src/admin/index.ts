@@ -221,7 +221,7 @@ async function showDashboard(ctx: AdminContext, req: IncomingMessage, res: Serve
   const data = await deps.store.dashboard(now, { filter, eventsPage: Number.isSafeInteger(eventsPage) ? eventsPage : 1, prices });
   const auditPage = pageParam(params, 'audit.page');
   const audit = await deps.store.listAudit({ fromIso: filter.fromIso, toIso: filter.toIso, limit: AUDIT_PAGE, offset: (auditPage - 1) * AUDIT_PAGE });
-  const budgets = { statuses: await budgetStatuses(deps.store, prices ?? SHIPPED_BOOK, now.getTime()), alerts: await deps.store.listBudgetAlerts(20), webhook: deps.config.alertWebhookUrl !== undefined };
+  const budgets = { statuses: await budgetStatuses(deps.store, prices ?? SHIPPED_BOOK, now.getTime(), data.seatValue.groups), alerts: await deps.store.listBudgetAlerts(20), webhook: deps.config.alertWebhookUrl !== undefined };
   if (params.has('export')) {
     const html = renderDashboard(data, { mode: { kind: 'export' }, seatPriceUsd, audit, auditPage, budgets });
     sendHtml(res, 200, html, { 'content-disposition': `attachment; filename="ccflux-usage-${data.generatedAt.slice(0, 10)}.html"` });

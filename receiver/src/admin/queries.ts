@@ -149,6 +149,9 @@ export interface SeatValue {
   month: string;
   cost: CostTotal;
   activeSeats: number;
+  /** The month's unfiltered filter and its priced groups (`groups` with prices), for budgets to
+   * reuse when they cover the same hours (`sameHours`) instead of reading them again. */
+  groups: { filter: FilterParams; rows: GroupRow[] };
 }
 
 export interface DashboardData {
@@ -248,12 +251,6 @@ const groupsSql = (where: string) => `SELECT u.email AS user, u.division AS divi
 const dayTotalsSql = (where: string) => `SELECT r.day AS day, r.model AS model, ${ROLLUP_SUMS}
     ${fromRollups(where)}
     GROUP BY r.day, r.model`;
-const windowHoursSql = (where: string) => `SELECT u.email AS user, r.hour AS hour,
-      TOTAL(r.input + r.output + r.cache_read + r.cache_write) AS tokens,
-      TOTAL(CASE WHEN @model IS NULL THEN r.turns ELSE r.model_turns END) AS turns
-    FROM usage_hourly r JOIN users u ON u.id = r.user_id
-    WHERE r.hour >= @headFrom AND r.hour < @tailTo ${where}
-    GROUP BY u.id, u.email, r.hour`;
 
 const CUM = (c: string, alias: string) => `hi.${c} - COALESCE(lo.${c}, 0) AS ${alias}`;
 /** The last hour before `bound` with a running sum of the pair `k`: one index seek. */
@@ -297,7 +294,16 @@ const SQL = {
     ) r
     GROUP BY r.day, r.model`,
   dayTotalsUser: dayTotalsSql(ROLLUP_WHERE_USER),
-  windowHoursUser: windowHoursSql(ROLLUP_WHERE_USER),
+  // The hourly buckets of a list of users (@users: a JSON array of emails), in one statement:
+  // per user one seek by email and one index range in usage_hourly(user_id, hour).
+  windowHours: `SELECT u.email AS user, r.hour AS hour,
+      TOTAL(r.input + r.output + r.cache_read + r.cache_write) AS tokens,
+      TOTAL(CASE WHEN @model IS NULL THEN r.turns ELSE r.model_turns END) AS turns
+    FROM json_each(@users) j CROSS JOIN users u CROSS JOIN usage_hourly r
+    WHERE u.email = j.value AND r.user_id = u.id AND r.hour >= @headFrom AND r.hour < @tailTo
+      AND (@model IS NULL OR r.model = @model)
+      AND (@division IS NULL OR u.division = @division)
+    GROUP BY u.id, u.email, r.hour`,
   userCounts: `SELECT COUNT(*) AS users, COALESCE(SUM(CASE WHEN revoked_at IS NULL THEN 1 ELSE 0 END), 0) AS activeUsers FROM users`,
   activeDevices: `SELECT COUNT(*) AS n FROM device_keys k JOIN users u ON u.id = k.user_id
     WHERE k.revoked_at IS NULL AND u.revoked_at IS NULL`,
@@ -437,6 +443,21 @@ export interface AdminQueries {
   metricTotals(prices: PriceBook | undefined, perUser: boolean): Promise<MetricTotals>;
 }
 
+/** Totals as `groups` with prices returns them: turns are the turns using the model. */
+function pricedGroups(rows: readonly TotalRow[]): GroupRow[] {
+  return rows.map((t) => ({ ...t, turns: t.modelTurns }));
+}
+
+/** Whether two filters read the same hours (ranges widened to whole hours) with the same filters. */
+export function sameHours(a: FilterParams, b: FilterParams, book: PriceBook): boolean {
+  return (
+    a.user === b.user &&
+    a.model === b.model &&
+    a.division === b.division &&
+    JSON.stringify(hourPeriods(a.from, a.to, book)) === JSON.stringify(hourPeriods(b.from, b.to, book))
+  );
+}
+
 /** Adds a priced group to a total; `unsplit` writes make the figure an estimate. */
 export function priceGroup(book: PriceBook, g: GroupRow, total: CostTotal): CostTotal {
   const cost = book.cost({
@@ -526,39 +547,46 @@ export function createQueries(db: SqlReader): AdminQueries {
   /** The text of a rollup query for a filter: through the user index when it names a user. */
   const forUser = (p: { user: string | null }, key: 'groups' | 'dayTotals') =>
     p.user === null ? key : (`${key}User` as const);
-  /** User × model totals of a filter, one row per price period (each row's day its first). */
-  const totals = async (p: FilterParams, book: PriceBook): Promise<TotalRow[]> => {
+  /**
+   * User × model totals of a filter, one row per price period (each row's day its first). With
+   * `memo` (one per dashboard request), a period read once is not read again: the range and the
+   * month of the seat value share their totals when they cover the same hours.
+   */
+  const totals = async (p: FilterParams, book: PriceBook, memo?: Map<string, Promise<TotalRow[]>>): Promise<TotalRow[]> => {
     const out: TotalRow[] = [];
     for (const period of hourPeriods(p.from, p.to, book)) {
-      for (const row of await all<TotalRow>('totals', { ...filterOnly(p), from: period.from, to: period.to })) {
-        row.day = period.day;
-        out.push(row);
+      const params = { ...filterOnly(p), from: period.from, to: period.to };
+      const key = JSON.stringify(params);
+      let rows = memo?.get(key);
+      if (rows === undefined) {
+        rows = all<TotalRow>('totals', params);
+        memo?.set(key, rows);
       }
+      for (const row of await rows) out.push({ ...row, day: period.day });
     }
     return out;
   };
 
   const groups = async (p: FilterParams, opts: { prices?: PriceBook } = {}): Promise<GroupRow[]> => {
-    if (opts.prices !== undefined) {
-      return (await totals(p, opts.prices)).map((t) => ({ ...t, turns: t.modelTurns }));
-    }
+    if (opts.prices !== undefined) return pricedGroups(await totals(p, opts.prices));
     return all<GroupRow>(forUser(p, 'groups'), { ...filterOnly(p), ...rollupSpan(p.from, p.to) });
   };
 
-  const monthValue = async (book: PriceBook, nowMillis: number): Promise<SeatValue> => {
+  const monthValue = async (book: PriceBook, nowMillis: number, memo: Map<string, Promise<TotalRow[]>>): Promise<SeatValue> => {
     const now = new Date(nowMillis);
     const monthStart = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
     const cost = emptyTotal();
     const month = { from: isoSeconds(monthStart), to: isoSeconds(nowMillis + 1000), user: null, model: null, division: null };
-    for (const g of await groups(month, { prices: book })) priceGroup(book, g, cost);
+    const rows = pricedGroups(await totals(month, book, memo));
+    for (const g of rows) priceGroup(book, g, cost);
     const counts = await one<{ activeUsers: number }>('userCounts');
-    return { month: now.toISOString().slice(0, 7), cost, activeSeats: counts.activeUsers };
+    return { month: now.toISOString().slice(0, 7), cost, activeSeats: counts.activeUsers, groups: { filter: month, rows } };
   };
 
   /**
    * 5-hour windows from hourly buckets. A user's page: their whole range. The main page: the
    * MAIN_WINDOW_USERS users with the most tokens in the range, over its last MAIN_WINDOW_DAYS
-   * days (one index range per user, so the cost stays bounded with 1,000 users).
+   * days (one statement, one index range per user, so the cost stays bounded with 1,000 users).
    */
   const windows = async (filter: ViewFilter, heaviest: string[], nowMillis: number): Promise<{ fromIso: string; rows: UserWindows[] }> => {
     const span = rollupSpan(filter.fromIso, filter.toIso);
@@ -569,10 +597,9 @@ export function createQueries(db: SqlReader): AdminQueries {
     }
     const base = { ...filterOnly(filterParams(filter)), headFrom: rollupSpan(fromIso, filter.toIso).headFrom, tailTo: span.tailTo !== '' ? span.tailTo : span.headTo };
     const buckets: HourBucket[] = [];
-    for (const user of filter.user === null ? heaviest.slice(0, MAIN_WINDOW_USERS) : [filter.user]) {
-      for (const b of await all<{ user: string; hour: string; tokens: number; turns: number }>('windowHoursUser', { ...base, user })) {
-        buckets.push({ user: b.user, hourMillis: Date.parse(`${b.hour}:00:00Z`), tokens: b.tokens, turns: b.turns });
-      }
+    const users = JSON.stringify(filter.user === null ? heaviest.slice(0, MAIN_WINDOW_USERS) : [filter.user]);
+    for (const b of await all<{ user: string; hour: string; tokens: number; turns: number }>('windowHours', { ...base, users })) {
+      buckets.push({ user: b.user, hourMillis: Date.parse(`${b.hour}:00:00Z`), tokens: b.tokens, turns: b.turns });
     }
     return { fromIso: `${base.headFrom}:00:00Z`, rows: windowsFromHours(buckets, nowMillis) };
   };
@@ -637,7 +664,8 @@ export function createQueries(db: SqlReader): AdminQueries {
       const byUser = new Map<string, Bucket>();
       const byModel = new Map<string, Bucket>();
       const byDivision = new Map<string, Bucket>();
-      for (const t of await totals(p, book)) {
+      const memo = new Map<string, Promise<TotalRow[]>>();
+      for (const t of await totals(p, book, memo)) {
         const cost = priceGroup(book, t, emptyTotal());
         // Per user and division, a session or turn counts once; per model, once per model.
         const sessions = byModelFilter ? t.modelSessions : t.sessions;
@@ -700,7 +728,7 @@ export function createQueries(db: SqlReader): AdminQueries {
         eventsPage,
         keys: await all<KeyRow>('keys'),
         users: await all<UserRow>('users'),
-        seatValue: await monthValue(book, nowMillis),
+        seatValue: await monthValue(book, nowMillis, memo),
         divisions: (await all<{ v: string }>('divisions')).map((r) => r.v),
         models: (await all<{ v: string }>('models', { day: dayKey(nowMillis - 90 * DAY_MS) })).map((r) => r.v),
       };

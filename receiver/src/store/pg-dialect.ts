@@ -7,6 +7,8 @@
  *   `@name IS NULL` typed as text;
  * - `TOTAL(x)` stays: migration 4 defines a `total` aggregate (float8 sum, 0 for no rows);
  * - `GROUP_CONCAT(DISTINCT x)` → `string_agg(DISTINCT x, ',')`;
+ * - `json_each(@x) j` (rows of a JSON array parameter, read as `j.value`) →
+ *   `json_array_elements_text(CAST(@x AS json)) AS j(value)`;
  * - `pragma_table_info('t')` → information_schema for the current schema;
  * - mixed-case aliases and `user` are quoted, so rows keep the keys the code reads.
  */
@@ -19,8 +21,9 @@ export function translate(sql: string): { text: string; names: string[] } {
   const hit = cache.get(sql);
   if (hit !== undefined) return hit;
   const names: string[] = [];
+  const lists = sql.replace(/json_each\((@\w+)\) (\w+)/g, (_, param: string, alias: string) => `json_array_elements_text(CAST(${param} AS json)) AS ${alias}(value)`);
   // `@x IS NULL` alone cannot type its parameter in PostgreSQL: the optional filters are text.
-  let text = sql.replace(/@([A-Za-z_]\w*)( IS NULL)?/g, (_, name: string, isNull: string | undefined) => {
+  let text = lists.replace(/@([A-Za-z_]\w*)( IS NULL)?/g, (_, name: string, isNull: string | undefined) => {
     let i = names.indexOf(name);
     if (i < 0) i = names.push(name) - 1;
     return isNull === undefined ? `$${i + 1}` : `$${i + 1}::text IS NULL`;
