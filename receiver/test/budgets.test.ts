@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { alertPayload, retryDelayMillis } from '../src/admin/alerts';
-import { evaluateBudgets, monthSpend } from '../src/admin/budgets';
+import { budgetStatuses, evaluateBudgets, monthSpend } from '../src/admin/budgets';
 import { PriceBook } from '../src/prices/cost';
 import { SHIPPED_PRICES } from '../src/prices/table';
 import { Clock, makeReport, postReport, provision, startInProcess, type TestReceiver } from './support';
@@ -55,6 +55,28 @@ describe('budgets (pure)', () => {
     expect(org!.forecast).toBeCloseTo(8 * 3.1, 6);
     expect(div).toMatchObject({ spent: 1_000_000, percent: 100, crossed: [80, 100] });
     expect(user).toMatchObject({ spent: 0, crossed: [] });
+  });
+
+  it("reuse the dashboard's month groups when they cover the same hours, and read the store otherwise", async () => {
+    const now = Date.parse('2026-05-11T10:20:00Z');
+    const g = { user: 'a@x.org', division: 'R', day: '2026-05-01', model: 'claude-opus-5-5', input: 1_000_000, output: 0, cacheRead: 0, cacheWrite: 0, cw5m: 0, cw1h: 0, unsplit: 0, webSearch: 0, turns: 1 };
+    const budget = { id: 1, scope: 'org' as const, subject: '', unit: 'tokens' as const, monthlyLimit: 10_000_000, createdAt: '', updatedAt: '' };
+    const reads: string[] = [];
+    const store = {
+      listBudgets: async () => [budget],
+      usageGroups: async (f: { to: string }) => {
+        reads.push(f.to);
+        return [{ ...g, input: 2_000_000 }];
+      },
+    };
+    const month = (to: string) => ({ filter: { from: '2026-05-01T00:00:00Z', to, user: null, model: null, division: null }, rows: [g] });
+    const [shared] = await budgetStatuses(store, book, now, month('2026-05-11T10:20:01Z'));
+    expect(shared!.spent).toBe(1_000_000);
+    expect(reads).toEqual([]);
+    // 10:50 + 15 minutes slack reaches into the next hour: the seat value's month does not cover it.
+    const [read] = await budgetStatuses(store, book, now + 30 * 60_000, month('2026-05-11T10:50:01Z'));
+    expect(read!.spent).toBe(2_000_000);
+    expect(reads).toEqual(['2026-05-11T11:05:00Z']);
   });
 
   it('backs off from one minute doubling to an hour, and says it in Slack text', () => {

@@ -2,7 +2,8 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ReportBody } from '../../src/protocol/wire';
 import { parseFilter } from '../src/admin/filters';
-import { type GroupRow, hourPeriods, priceGroup, rollupSpan } from '../src/admin/queries';
+import { type GroupRow, hourPeriods, priceGroup, rollupSpan, sameHours } from '../src/admin/queries';
+import { type HourBucket, windowsFromHours } from '../src/admin/windows';
 import { openDatabase } from '../src/db/open';
 import { emptyTotal, PriceBook } from '../src/prices/cost';
 import { SHIPPED_PRICES } from '../src/prices/table';
@@ -279,6 +280,13 @@ describe('rollupSpan and pricePeriods', () => {
     ]);
     expect(hourPeriods('2026-06-01T00:00:00Z', '2026-06-03T00:00:00Z', CHANGING_BOOK)).toHaveLength(1);
   });
+
+  it('tell when two filters read the same hours, so a request reads them once', () => {
+    const f = { from: '2026-05-01T00:00:00Z', to: '2026-05-12T07:27:01Z', user: null, model: null, division: null };
+    expect(sameHours(f, { ...f, to: '2026-05-12T07:42:00Z' }, CHANGING_BOOK)).toBe(true);
+    expect(sameHours(f, { ...f, to: '2026-05-12T08:00:01Z' }, CHANGING_BOOK)).toBe(false);
+    expect(sameHours(f, { ...f, model: 'claude-opus-4-6' }, CHANGING_BOOK)).toBe(false);
+  });
 });
 
 /** The shipped prices, with Sonnet 4.6 at twice the price from 2026-05-11 (a change mid-range). */
@@ -377,6 +385,26 @@ describe(`views from the rollups (${BACKEND})`, () => {
       }
       expect(data.summary.input).toBe(rows.reduce((n, r) => n + r.input_tokens, 0));
       expect(data.days.reduce((n, d) => n + d.input, 0)).toBe(data.summary.input);
+      // The 5-hour windows (one statement for all users shown) from the raw rows' hours; a
+      // user's page reads the same statement for one user.
+      for (const user of [null, auths[1]!.email]) {
+        const view = user === null ? data : await fresh.store.dashboard(now, { filter: { ...filter, user }, prices: CHANGING_BOOK });
+        const byHour = new Map<string, HourBucket>();
+        for (const r of rows.filter((x) => x.timestamp_utc >= view.windowsFromIso)) {
+          const email = auths.find((a) => a.userId === r.user_id)!.email;
+          if (user !== null && email !== user) continue;
+          const key = `${email}/${r.timestamp_utc.slice(0, 13)}`;
+          const b = byHour.get(key) ?? { user: email, hourMillis: Date.parse(`${r.timestamp_utc.slice(0, 13)}:00:00Z`), tokens: 0, turns: 0 };
+          b.tokens += r.input_tokens + r.output_tokens + r.cache_read_tokens + r.cache_write_tokens;
+          b.turns += filter.model !== null || firstTurn.has(r.id) ? 1 : 0;
+          byHour.set(key, b);
+        }
+        expect(byHour.size).toBeGreaterThan(0);
+        expect(view.windows, `${filter.range} windows ${user}`).toEqual(windowsFromHours([...byHour.values()], now.getTime()));
+      }
+      // The seat value's month, to the hour after now: what budgets reuse when their hours match.
+      const month = raw.filter((r) => r.timestamp_utc >= '2026-05-01T00:00:00Z' && r.timestamp_utc < '2026-05-12T08:00:00Z');
+      expect(data.seatValue.groups.rows.reduce((n, g) => n + g.input, 0)).toBe(month.reduce((n, r) => n + r.input_tokens, 0));
       expect(data.days.reduce((n, d) => n + (d.cost?.usd ?? 0), 0)).toBeCloseTo(data.summary.cost.usd, 9);
     }
   });
