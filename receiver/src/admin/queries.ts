@@ -604,6 +604,22 @@ export function createQueries(db: SqlReader): AdminQueries {
     return { fromIso: `${base.headFrom}:00:00Z`, rows: windowsFromHours(buckets, nowMillis) };
   };
 
+
+  /** The daily chart's rows: the organisation's sharded table when nobody is singled out. */
+  const chartDays = async (p: FilterParams, book: PriceBook): Promise<Map<string, DayRow & { cost: CostTotal }>> => {
+    const byDay = new Map<string, DayRow & { cost: CostTotal }>();
+    const chart = p.user === null && p.division === null ? 'dayTotalsOrg' : forUser(p, 'dayTotals');
+    for (const g of await all<GroupRow>(chart, { ...filterOnly(p), ...rollupSpan(p.from, p.to) })) {
+      let d = byDay.get(g.day);
+      if (d === undefined) {
+        d = { day: g.day, ...zeroTokens(), cost: emptyTotal() };
+        byDay.set(g.day, d);
+      }
+      addTokens(d, g);
+      priceGroup(book, g, d.cost);
+    }
+    return byDay;
+  };
   return {
     groups,
     rawEvents(p, after, limit) {
@@ -683,18 +699,7 @@ export function createQueries(db: SqlReader): AdminQueries {
       }
       for (const row of byModel.values()) row.label = book.family(row.key)?.family ?? null;
 
-      const byDay = new Map<string, DayRow & { cost: CostTotal }>();
-      const chart = p.user === null && p.division === null ? 'dayTotalsOrg' : forUser(p, 'dayTotals');
-      for (const g of await all<GroupRow>(chart, { ...filterOnly(p), ...rollupSpan(p.from, p.to) })) {
-        let d = byDay.get(g.day);
-        if (d === undefined) {
-          d = { day: g.day, ...zeroTokens(), cost: emptyTotal() };
-          byDay.set(g.day, d);
-        }
-        addTokens(d, g);
-        priceGroup(book, g, d.cost);
-      }
-
+      const byDay = await chartDays(p, book);
       const counts = await one<{ users: number; activeUsers: number }>('userCounts');
       const devices = await one<{ n: number }>('activeDevices');
       const heaviest = [...byUser.values()].sort((x, y) => total(y) - total(x) || x.key.localeCompare(y.key)).map((u) => u.key);
