@@ -6,10 +6,11 @@
  * Then gives the run its own temp folder (TMPDIR, inherited by every worker and every process the
  * tests start) and, at teardown, fails the run when any `ccflux-*` entry is left in it: a test
  * that leaves a temp dir (a receiver database, a CA key, a signing key) is a bug. Other runs on
- * the same machine have their own folders, so they cannot make this one fail.
+ * the same machine have their own folders, so they cannot make this one fail. A run that was
+ * killed (no teardown) leaves its folder behind: the next run removes it once its owner is dead.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,9 +53,43 @@ function build(): void {
 /** Set while a run's temp folder is in place (tests can find it; a second project reuses it). */
 export const RUN_TMP_ENV = 'CCFLUX_TEST_RUN_TMP';
 
+const RUN_PREFIX = 'ccflux-run-';
+/** In each run's folder: the pid of the vitest process that owns it. */
+const OWNER_FILE = '.owner-pid';
+
 /** What the tests left in the run's temp folder: `ccflux-*` entries fail the run, others are listed. */
 export function leftovers(names: string[]): { offenders: string[]; others: string[] } {
-  return { offenders: names.filter((n) => n.startsWith('ccflux-')).sort(), others: names.filter((n) => !n.startsWith('ccflux-')).sort() };
+  const mine = names.filter((n) => n !== OWNER_FILE);
+  return { offenders: mine.filter((n) => n.startsWith('ccflux-')).sort(), others: mine.filter((n) => !n.startsWith('ccflux-')).sort() };
+}
+
+/** A run folder whose owner process is gone; one without a readable owner is not ours to judge. */
+export function isStaleRun(ownerText: string | null, alive: (pid: number) => boolean): boolean {
+  const pid = Number(ownerText?.trim());
+  return Number.isSafeInteger(pid) && pid > 0 && !alive(pid);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function removeStaleRuns(outer: string): void {
+  for (const name of readdirSync(outer)) {
+    if (!name.startsWith(RUN_PREFIX)) continue;
+    const dir = join(outer, name);
+    let owner: string | null = null;
+    try {
+      owner = readFileSync(join(dir, OWNER_FILE), 'utf8');
+    } catch {
+      continue;
+    }
+    if (isStaleRun(owner, processAlive)) rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+  }
 }
 
 export default function setup(): () => void {
@@ -62,9 +97,11 @@ export default function setup(): () => void {
   // Each vitest project runs the global setup: the first one's folder serves the whole run.
   if (process.env[RUN_TMP_ENV] !== undefined) return () => {};
   const outer = process.env.TMPDIR;
-  const runTmp = mkdtempSync(join(tmpdir(), 'ccflux-run-'));
+  removeStaleRuns(tmpdir());
+  const runTmp = mkdtempSync(join(tmpdir(), RUN_PREFIX));
   // Like /tmp: the PostgreSQL tests hand a folder in here to the postgres user.
   chmodSync(runTmp, 0o1777);
+  writeFileSync(join(runTmp, OWNER_FILE), `${process.pid}\n`);
   process.env.TMPDIR = runTmp;
   process.env[RUN_TMP_ENV] = runTmp;
   return () => {
