@@ -356,25 +356,7 @@ async function drainSection() {
   log(`4/5 queue drain of ${DRAIN_REPORTS} reports…`);
   const runs = [];
   for (let run = 0; run < DRAIN_RUNS; run++) {
-    const session = makeDataDir(base, `drain${run}`);
-    const dir = join(session.dataDir, 'ccflux');
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const lines = [];
-    for (let i = 0; i < DRAIN_REPORTS; i++) {
-      lines.push(
-        JSON.stringify({
-          schema_version: 1,
-          session_id: `bench-drain-${run}-${Math.floor(i / 50)}`,
-          user_email: 'bench@example.org',
-          turn_index: i % 50,
-          timestamp_utc: '2026-05-11T04:32:10Z',
-          session_start_utc: '2026-05-11T04:30:00Z',
-          models: { 'claude-sonnet-4-6': { input_tokens: 10 + i, output_tokens: 100, cache_read_tokens: 9000, cache_write_tokens: 0 } },
-          plugin_version: '0.1.0',
-        }),
-      );
-    }
-    await writeFile(join(dir, 'pending_reports.jsonl'), `${lines.join('\n')}\n`, { mode: 0o600 });
+    const session = await queuedDataDir(`drain${run}`, DRAIN_REPORTS);
     const env = hookEnv(session, receiver.url, receiver.token, { extraCa: null });
     const r = await timed(process.execPath, [CLI, 'flush', '--json'], { env });
     const outcome = JSON.parse(r.out || '{}');
