@@ -3,6 +3,7 @@
 // transcripts of a given length. Plain ESM, no dependencies beyond Node.
 import { spawn } from 'node:child_process';
 import { cpSync, createWriteStream, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -364,4 +365,17 @@ export function writeOldLedger(dataDir, entries) {
   // A device in use has pruned before (its last cycle yesterday): today's cycle is due.
   writeFileSync(join(dir, 'prune.json'), `${JSON.stringify({ day: today - 1, next: 256, retired: [] })}\n`, { mode: 0o600 });
   return bytes;
+}
+
+/** One POST on a keep-alive agent; resolves with the status and the whole body as text. */
+export function post(agent, url, headers, body) {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', agent, headers: { ...headers, 'content-length': body.length } }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }

@@ -11,10 +11,11 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { post } from './lib.mjs';
 
 const BUNDLE = fileURLToPath(new URL('../receiver/dist/ccflux-receiver.cjs', import.meta.url));
 
@@ -81,18 +82,6 @@ async function measured(child, run) {
   const result = await run();
   const after = cpuSeconds(child.pid);
   return { ...result, cpuSeconds: before === null || after === null ? null : after - before };
-}
-
-function post(agent, url, headers, body) {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', agent, headers: { ...headers, 'content-length': body.length } }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 function timestamp(date) {

@@ -27,6 +27,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { post } from './lib.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RECEIVER = join(ROOT, 'receiver', 'dist', 'ccflux-receiver.cjs');
@@ -408,18 +409,6 @@ async function healthUnderLoad(o, receiverUrl, views) {
 }
 
 // ---- ingest ----------------------------------------------------------------------------------
-
-function post(agent, url, headers, body) {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', agent, headers: { ...headers, 'content-length': body.length } }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 /** Ingest users: reports from one organisation come from many users at once, and a report's
  * rollup rows are its user's, so one user for every client would measure row-lock queues. */

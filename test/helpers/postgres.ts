@@ -10,10 +10,10 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { freePort } from './ports';
 
 export const PG_BIN = process.env.CCFLUX_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 const START_TIMEOUT_MILLIS = 30_000;
@@ -24,17 +24,6 @@ export function postgresAvailable(): boolean {
 
 /** Why PostgreSQL tests are skipped here, for the skip message. */
 export const PG_MISSING = `PostgreSQL binaries not found in ${PG_BIN} (apt-get install postgresql, or set CCFLUX_PG_BIN); .ci/run installs them`;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export interface PostgresServer {
   /** Superuser URL of the `postgres` database (password included: tests only). */

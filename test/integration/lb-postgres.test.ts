@@ -7,7 +7,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -17,6 +16,7 @@ import { cleanupTempDirs, fixtureDir, hookEnv, makeDataDir } from '../helpers/en
 import { freshDatabase, testPgAdminUrl } from '../helpers/postgres';
 import { RECEIVER_BUNDLE } from '../helpers/receiver';
 import { expectedModels, installPlugin, replayTimeline, waitForQuiet } from '../helpers/timeline';
+import { freePort } from '../helpers/ports';
 
 const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
 const CAN_RUN = testPgAdminUrl() !== undefined && NGINX !== undefined;
@@ -24,17 +24,6 @@ const ADMIN_TOKEN = 'lb-test-admin-token-0123456789abcdef';
 const RATE = 120;
 const DEVICES = 4;
 const SCENARIO = 'basic';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface Instance {
   port: number;

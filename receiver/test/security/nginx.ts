@@ -5,9 +5,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../../../test/helpers/ports';
 
 export const NGINX_BIN = '/usr/sbin/nginx';
 const DOCS = new URL('../../../docs/receiver.md', import.meta.url);
@@ -22,17 +22,6 @@ export function documentedServerBlock(): string {
   const match = /```nginx\n([\s\S]*?)```/.exec(text);
   if (match === null) throw new Error('docs/receiver.md has no nginx block');
   return match[1]!;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export interface Nginx {
