@@ -30,7 +30,8 @@ const cleanups: Array<() => Promise<void>> = [];
 /** A temp directory removed by `cleanupTempDirs()` (call it in afterAll). */
 export async function makeTempDir(prefix = 'ccflux-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  // Retried: a detached worker may still be writing into it (ENOTEMPTY on the first pass).
+  cleanups.push(() => rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }));
   return dir;
 }
 
