@@ -352,6 +352,31 @@ const SQL = {
 } as const;
 
 /**
+ * PostgreSQL's texts where its planner wants another form than SQLite's, with the same columns and
+ * rows; a reader whose `dialect` is 'postgres' runs these instead (store/pg-dialect.ts).
+ */
+const PG_SQL: Partial<Record<keyof typeof SQL, string>> = {
+  // Per pair two seeks, each straight to its row (LATERAL … ORDER BY hour DESC LIMIT 1): half the
+  // index descents of SQLite's form, which finds each hour with MAX and then seeks its row.
+  totals: `SELECT u.email AS user, u.division AS division, k.model AS model,
+      ${CUM('input', 'input')}, ${CUM('output', 'output')}, ${CUM('cache_read', 'cacheRead')}, ${CUM('cache_write', 'cacheWrite')},
+      ${CUM('cw5m', 'cw5m')}, ${CUM('cw1h', 'cw1h')}, ${CUM('unsplit', 'unsplit')}, ${CUM('web_search', 'webSearch')},
+      ${CUM('model_turns', 'modelTurns')}, ${CUM('turns', 'userTurns')}, ${CUM('sessions', 'sessions')},
+      ${CUM('model_sessions', 'modelSessions')}, hi.last_at AS lastSeen
+    FROM usage_user_models k JOIN users u ON u.id = k.user_id
+    CROSS JOIN LATERAL (
+      SELECT * FROM usage_cum c WHERE c.user_id = k.user_id AND c.model = k.model AND c.hour < @to ORDER BY c.hour DESC LIMIT 1
+    ) hi
+    LEFT JOIN LATERAL (
+      SELECT * FROM usage_cum c WHERE c.user_id = k.user_id AND c.model = k.model AND c.hour < @from ORDER BY c.hour DESC LIMIT 1
+    ) lo ON TRUE
+    WHERE hi.hour >= @from
+      AND (@model IS NULL OR k.model = @model)
+      AND (@user IS NULL OR u.email = @user)
+      AND (@division IS NULL OR u.division = @division)`,
+};
+
+/**
  * Which rollup rows a range reads: whole UTC days `[dayFrom, dayTo)` from usage_daily, and the
  * hours `[headFrom, headTo)` and `[tailFrom, tailTo)` of a partial first and last day from
  * usage_hourly. The range is widened to whole hours (a preset starting 13:27 reads from 13:00).
@@ -410,6 +435,8 @@ export function hourPeriods(fromIso: string, toIso: string, book: PriceBook): { 
 
 /** Runs one SQL text of `SQL` with named parameters (`@name`); resolves with plain rows. */
 export interface SqlReader {
+  /** 'postgres': run a statement's `PG_SQL` text where it has one. */
+  readonly dialect?: 'postgres';
   all(sql: string, params?: Record<string, unknown>): Promise<Record<string, unknown>[]>;
 }
 
@@ -539,7 +566,7 @@ export const MAIN_WINDOW_USERS = 100;
 /** One piece: the dashboard's SQL, one prepared statement per entry — a flat table that reads best in one place. */
 export function createQueries(db: SqlReader): AdminQueries {
   const all = async <T>(key: keyof typeof SQL, params?: Record<string, unknown>): Promise<T[]> =>
-    (await db.all(SQL[key], params)) as T[];
+    (await db.all((db.dialect === 'postgres' ? PG_SQL[key] : undefined) ?? SQL[key], params)) as T[];
   const one = async <T>(key: keyof typeof SQL, params?: Record<string, unknown>): Promise<T> => (await all<T>(key, params))[0]!;
   const filterOnly = (p: FilterParams) => ({ user: p.user, model: p.model, division: p.division });
 
