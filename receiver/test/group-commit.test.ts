@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ReportBody } from '../../src/protocol/wire';
 import { openDatabase } from '../src/db/open';
 import { GroupCommit } from '../src/store/group-commit';
-import { SqliteStore } from '../src/store';
+import type { SqliteStore } from '../src/store';
 import type { AuthContext } from '../src/store/types';
 import { Clock, freshStore, makeReport, ON_POSTGRES, tempDir } from './support';
 
@@ -134,7 +134,7 @@ describe.skipIf(ON_POSTGRES)('GroupCommit (SQLite)', () => {
     expect(stored).toBeLessThan(300);
     expect(outcomes.some((o) => o.status === 'rejected' && (o.reason as { code?: string }).code === 'SQLITE_FULL')).toBe(true);
     const present = new Set(store.db.prepare('SELECT turn_index FROM usage_events').pluck().all() as number[]);
-    outcomes.forEach((o, i) => expect([i, present.has(i)]).toEqual([i, o.status === 'fulfilled']));
+    expect(outcomes.map((o, i) => present.has(i) === (o.status === 'fulfilled'))).toEqual(outcomes.map(() => true));
     expect(count(dbPath, 'SELECT count(*) AS n FROM usage_events')).toBe(2 * stored);
     expect(count(dbPath, 'SELECT CAST(coalesce(sum(model_turns), 0) AS INTEGER) AS n FROM usage_daily')).toBe(2 * stored);
   });
