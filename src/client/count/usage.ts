@@ -16,7 +16,6 @@
  */
 import { createHash } from 'node:crypto';
 import { DETAIL_FIELDS, type DetailField, type ModelUsage, TOKEN_FIELDS } from '../../protocol/wire';
-import { scanEntry } from './scan';
 
 export const SYNTHETIC_MODEL = '<synthetic>';
 /** Model name used when an assistant line with usage names no model: its tokens are still billed. */
@@ -186,21 +185,12 @@ function modelName(v: unknown): string {
 export function parseUsageLine(line: string, sessionId: string): LineParse {
   // Cheap prefilter: most lines (user prompts, tool results, snapshots) never need JSON.parse.
   if (!line.includes('"usage"')) return EMPTY;
-  // The scanner's pruned entry holds exactly what is read below (scan.ts); when it is not sure,
-  // JSON.parse decides, malformed lines included.
-  let entry: unknown = scanEntry(line);
-  if (entry === undefined) {
-    try {
-      entry = JSON.parse(line);
-    } catch {
-      return { records: [], malformed: true, syntheticUsage: null, copiedFrom: null };
-    }
+  let entry: unknown;
+  try {
+    entry = JSON.parse(line);
+  } catch {
+    return { records: [], malformed: true, syntheticUsage: null, copiedFrom: null };
   }
-  return usageOfEntry(entry, line, sessionId);
-}
-
-/** parseUsageLine past the parse: `entry` is JSON.parse(line) or the scanner's pruned copy of it. */
-export function usageOfEntry(entry: unknown, line: string, sessionId: string): LineParse {
   if (!isObject(entry) || entry.type !== 'assistant') return EMPTY;
   const message = entry.message;
   if (!isObject(message) || !isObject(message.usage)) return EMPTY;
