@@ -59,27 +59,34 @@ export interface ReadOptions {
  * one rule (markers are plain byte strings without `\n`). `everything` turns the filter off, for
  * as long as the caller needs to see every line.
  *
- * Each marker's next occurrence in the current chunk is searched once and remembered, so a chunk
- * costs one forward scan per marker, however many lines it holds.
+ * Each rule's first marker is found by one forward scan over the chunk, however many lines it
+ * holds; the rule's markers are then looked for inside a line that holds it. That scan looks for
+ * the marker's *anchor* (`anchorOf`), a tail of it that starts with a byte rare in transcripts:
+ * the search skips ahead to each occurrence of its first byte, and a `"` (every JSON string has
+ * two) made the scan for `"usage"` several times slower than for `usage"`. A line holding the
+ * anchor is still checked for every whole marker.
  */
 export class LineMatcher {
   everything = false;
   private readonly rules: Buffer[][];
-  /** Per rule: start of its first marker's next occurrence at or after the last line tested. */
-  private readonly next: number[][];
+  /** Per rule: the anchor of its first marker, the bytes the forward scan looks for. */
+  private readonly anchors: Buffer[];
+  /** Per rule: start of its anchor's next occurrence at or after the last line tested. */
+  private readonly next: number[];
   private chunk: Buffer | null = null;
   private limit = 0;
 
   constructor(rules: readonly (readonly string[])[]) {
     this.rules = rules.map((rule) => rule.map((marker) => Buffer.from(marker, 'utf8')));
-    this.next = this.rules.map((rule) => rule.map(() => -1));
+    this.anchors = rules.map((rule) => Buffer.from(anchorOf(rule[0] ?? ''), 'utf8'));
+    this.next = this.rules.map(() => -1);
   }
 
   /** A new chunk's bytes are `buf[0, length)`: forget positions found in the old one. */
   startChunk(buf: Buffer, length: number): void {
     this.chunk = buf;
     this.limit = length;
-    for (const row of this.next) row.fill(-1);
+    this.next.fill(-1);
   }
 
   /** Whether the line `chunk[start, end)` (of the chunk given to startChunk) matches. */
@@ -88,24 +95,19 @@ export class LineMatcher {
     const chunk = this.chunk;
     if (chunk === null) return false;
     for (let r = 0; r < this.rules.length; r++) {
-      const rule = this.rules[r] as Buffer[];
-      const next = this.next[r] as number[];
-      // The first marker is found by one forward scan over the chunk; the others are looked for
-      // only inside a line that holds it (one pass over the chunk less per extra marker).
-      let at = next[0] as number;
+      // The anchor is found by one forward scan over the chunk; the markers are looked for only
+      // inside a line that holds it (one pass over the chunk less per extra marker).
+      let at = this.next[r] as number;
       if (at < start) {
-        const marker = rule[0] as Buffer;
-        at = chunk.indexOf(marker, start);
+        const anchor = this.anchors[r] as Buffer;
+        at = chunk.indexOf(anchor, start);
         // Bytes past `limit` are left over from an earlier read: never a match.
-        if (at === -1 || at + marker.length > this.limit) at = Number.POSITIVE_INFINITY;
-        next[0] = at;
+        if (at === -1 || at + anchor.length > this.limit) at = Number.POSITIVE_INFINITY;
+        this.next[r] = at;
       }
       if (at >= end) continue;
-      if (rule.length === 1) return true;
       const line = chunk.subarray(start, end);
-      let all = true;
-      for (let m = 1; m < rule.length && all; m++) all = line.indexOf(rule[m] as Buffer) !== -1;
-      if (all) return true;
+      if ((this.rules[r] as Buffer[]).every((marker) => line.indexOf(marker) !== -1)) return true;
     }
     return false;
   }
@@ -115,6 +117,24 @@ export class LineMatcher {
     if (this.everything) return true;
     return this.rules.some((rule) => rule.every((marker) => line.indexOf(marker) !== -1));
   }
+}
+
+/**
+ * The tail of `marker` a forward scan looks for: the longest one (at least 5 bytes, or the whole
+ * marker when shorter) starting at the byte least frequent in transcript text, by a fixed ranking
+ * — punctuation other than `"` first, then letters rare in English, then `"`. `"usage"` → `usage"`,
+ * `"cost-state"` → `-state"`. Any tail serves: a line holding the marker holds every tail of it.
+ */
+export function anchorOf(marker: string): string {
+  const rank = (c: string): number => {
+    if (c === '"') return 100;
+    if (/[0-9 ]/.test(c)) return 50;
+    const letter = 'etaoinsrhldcumfpgwybvkxjqz'.indexOf(c.toLowerCase());
+    return letter === -1 ? -1 : 26 - letter;
+  };
+  let best = 0;
+  for (let i = 1; i + 5 <= marker.length; i++) if (rank(marker[i] as string) < rank(marker[best] as string)) best = i;
+  return marker.slice(best);
 }
 
 export const EMPTY_HEAD_HASH = createHash('sha256').digest('hex');
