@@ -59,34 +59,37 @@ export interface ReadOptions {
  * one rule (markers are plain byte strings without `\n`). `everything` turns the filter off, for
  * as long as the caller needs to see every line.
  *
- * Each rule's first marker is found by one forward scan over the chunk, however many lines it
- * holds; the rule's markers are then looked for inside a line that holds it. That scan looks for
- * the marker's *anchor* (`anchorOf`), a tail of it that starts with a byte rare in transcripts:
- * the search skips ahead to each occurrence of its first byte, and a `"` (every JSON string has
- * two) made the scan for `"usage"` several times slower than for `usage"`. A line holding the
- * anchor is still checked for every whole marker.
+ * A marker's next occurrence in the current chunk is searched once and remembered, and searches
+ * only move forward, so a marker costs at most one pass over a chunk however many lines it holds;
+ * a rule's first marker is looked for in every line, the others only in lines holding it. A
+ * search looks for the marker's *anchor* (`anchorOf`), a tail of it that starts with a byte rare
+ * in transcripts, and then checks the bytes before it: `indexOf` stops at each occurrence of the
+ * pattern's first byte, and a leading `"` (every JSON string has two) made the scan for `"usage"`
+ * several times slower than for `usage"`.
  */
 export class LineMatcher {
   everything = false;
-  private readonly rules: Buffer[][];
-  /** Per rule: the anchor of its first marker, the bytes the forward scan looks for. */
-  private readonly anchors: Buffer[];
-  /** Per rule: start of its anchor's next occurrence at or after the last line tested. */
-  private readonly next: number[];
+  /** Per rule, its markers. */
+  private readonly rules: Marker[][];
+  /**
+   * Per rule and marker: where its anchor next occurs in the chunk at or after the last search
+   * (searches only move forward, so each marker costs at most one pass over a chunk, whatever
+   * its lines hold).
+   */
+  private readonly next: number[][];
   private chunk: Buffer | null = null;
   private limit = 0;
 
   constructor(rules: readonly (readonly string[])[]) {
-    this.rules = rules.map((rule) => rule.map((marker) => Buffer.from(marker, 'utf8')));
-    this.anchors = rules.map((rule) => Buffer.from(anchorOf(rule[0] ?? ''), 'utf8'));
-    this.next = this.rules.map(() => -1);
+    this.rules = rules.map((rule) => rule.map(toMarker));
+    this.next = this.rules.map((rule) => rule.map(() => -1));
   }
 
   /** A new chunk's bytes are `buf[0, length)`: forget positions found in the old one. */
   startChunk(buf: Buffer, length: number): void {
     this.chunk = buf;
     this.limit = length;
-    this.next.fill(-1);
+    for (const row of this.next) row.fill(-1);
   }
 
   /** Whether the line `chunk[start, end)` (of the chunk given to startChunk) matches. */
@@ -95,28 +98,59 @@ export class LineMatcher {
     const chunk = this.chunk;
     if (chunk === null) return false;
     for (let r = 0; r < this.rules.length; r++) {
-      // The anchor is found by one forward scan over the chunk; the markers are looked for only
-      // inside a line that holds it (one pass over the chunk less per extra marker).
-      let at = this.next[r] as number;
-      if (at < start) {
-        const anchor = this.anchors[r] as Buffer;
-        at = chunk.indexOf(anchor, start);
-        // Bytes past `limit` are left over from an earlier read: never a match.
-        if (at === -1 || at + anchor.length > this.limit) at = Number.POSITIVE_INFINITY;
-        this.next[r] = at;
-      }
-      if (at >= end) continue;
-      const line = chunk.subarray(start, end);
-      if ((this.rules[r] as Buffer[]).every((marker) => line.indexOf(marker) !== -1)) return true;
+      const rule = this.rules[r] as Marker[];
+      const next = this.next[r] as number[];
+      // The first marker is looked for in every line; the others only in a line holding it.
+      let all = true;
+      for (let m = 0; m < rule.length && all; m++) all = this.holdsInChunk(chunk, start, end, rule[m] as Marker, next, m);
+      if (all) return true;
     }
     return false;
+  }
+
+  /** Whether `chunk[start, end)` holds the whole marker; `next[m]` remembers where its anchor next occurs. */
+  private holdsInChunk(chunk: Buffer, start: number, end: number, marker: Marker, next: number[], m: number): boolean {
+    let search = start + marker.offset;
+    for (;;) {
+      let at = next[m] as number;
+      if (at < search) {
+        at = chunk.indexOf(marker.anchor, search);
+        // Bytes past `limit` are left over from an earlier read: never a match.
+        if (at === -1 || at + marker.anchor.length > this.limit) at = Number.POSITIVE_INFINITY;
+        next[m] = at;
+      }
+      if (at + marker.anchor.length > end) return false;
+      if (hasPrefixAt(chunk, at, start, marker)) return true;
+      search = at + 1;
+    }
   }
 
   /** Whether a line held in its own buffer (one that spanned chunks) matches. */
   matchesBytes(line: Buffer): boolean {
     if (this.everything) return true;
-    return this.rules.some((rule) => rule.every((marker) => line.indexOf(marker) !== -1));
+    return this.rules.some((rule) => rule.every((marker) => line.indexOf(marker.bytes) !== -1));
   }
+}
+
+/** A marker, and the tail of it (`anchor`, from byte `offset` on) that searches look for. */
+interface Marker {
+  bytes: Buffer;
+  anchor: Buffer;
+  offset: number;
+}
+
+function toMarker(text: string): Marker {
+  const bytes = Buffer.from(text, 'utf8');
+  const anchor = Buffer.from(anchorOf(text), 'utf8');
+  return { bytes, anchor, offset: bytes.length - anchor.length };
+}
+
+/** Whether the anchor found at `at` is preceded by the rest of its marker, inside the line starting at `lineStart`. */
+function hasPrefixAt(buf: Buffer, at: number, lineStart: number, m: Marker): boolean {
+  const from = at - m.offset;
+  if (from < lineStart) return false;
+  for (let k = 0; k < m.offset; k++) if (buf[from + k] !== m.bytes[k]) return false;
+  return true;
 }
 
 /**
