@@ -338,6 +338,11 @@ describe(`views from the rollups (${BACKEND})`, () => {
       parseFilter(new URLSearchParams('range=24h'), now.getTime()),
       parseFilter(new URLSearchParams('range=7d'), now.getTime()),
       parseFilter(new URLSearchParams('range=24h&model=claude-sonnet-4-6'), now.getTime()),
+      // Periods longer than 8 days are read as the difference of two running sums, shorter
+      // ones from their hours: 30 d cut by the price change has one of each, 10 days one long.
+      parseFilter(new URLSearchParams('range=30d'), now.getTime()),
+      parseFilter(new URLSearchParams('range=custom&from=2026-05-01&to=2026-05-10'), now.getTime()),
+      parseFilter(new URLSearchParams('range=90d&model=claude-sonnet-4-6'), now.getTime()),
     ];
     for (const filter of cases) {
       const data = await fresh.store.dashboard(now, { filter, prices: CHANGING_BOOK });

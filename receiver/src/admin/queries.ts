@@ -277,6 +277,17 @@ const SQL = {
     FROM b CROSS JOIN usage_cum hi
     LEFT JOIN usage_cum lo ON lo.user_id = b.user_id AND lo.model = b.model AND lo.hour = b.lo_hour
     WHERE b.hi_hour >= @from AND hi.user_id = b.user_id AND hi.model = b.model AND hi.hour = b.hi_hour`,
+  // The same rows for a short period (SHORT_PERIOD_HOURS), summed from its hours in usage_hourly:
+  // a few rows per active pair instead of two seeks for every pair there is.
+  totalsHours: `SELECT u.email AS user, u.division AS division, r.model AS model, ${ROLLUP_SUMS},
+      TOTAL(r.model_turns) AS modelTurns, TOTAL(r.turns) AS userTurns, TOTAL(r.sessions) AS sessions,
+      TOTAL(r.model_sessions) AS modelSessions, MAX(r.last_at) AS lastSeen
+    FROM usage_hourly r JOIN users u ON u.id = r.user_id
+    WHERE r.hour >= @from AND r.hour < @to
+      AND (@model IS NULL OR r.model = @model)
+      AND (@user IS NULL OR u.email = @user)
+      AND (@division IS NULL OR u.division = @division)
+    GROUP BY u.id, u.email, u.division, r.model`,
   // The usage export's and budgets' grain: user × model × UTC day; turns = turns using the model.
   groups: groupsSql(ROLLUP_WHERE),
   groupsUser: groupsSql(ROLLUP_WHERE_USER),
@@ -352,6 +363,31 @@ const SQL = {
 } as const;
 
 /**
+ * PostgreSQL's texts where its planner wants another form than SQLite's, with the same columns and
+ * rows; a reader whose `dialect` is 'postgres' runs these instead (store/pg-dialect.ts).
+ */
+const PG_SQL: Partial<Record<keyof typeof SQL, string>> = {
+  // Per pair two seeks, each straight to its row (LATERAL … ORDER BY hour DESC LIMIT 1): half the
+  // index descents of SQLite's form, which finds each hour with MAX and then seeks its row.
+  totals: `SELECT u.email AS user, u.division AS division, k.model AS model,
+      ${CUM('input', 'input')}, ${CUM('output', 'output')}, ${CUM('cache_read', 'cacheRead')}, ${CUM('cache_write', 'cacheWrite')},
+      ${CUM('cw5m', 'cw5m')}, ${CUM('cw1h', 'cw1h')}, ${CUM('unsplit', 'unsplit')}, ${CUM('web_search', 'webSearch')},
+      ${CUM('model_turns', 'modelTurns')}, ${CUM('turns', 'userTurns')}, ${CUM('sessions', 'sessions')},
+      ${CUM('model_sessions', 'modelSessions')}, hi.last_at AS lastSeen
+    FROM usage_user_models k JOIN users u ON u.id = k.user_id
+    CROSS JOIN LATERAL (
+      SELECT * FROM usage_cum c WHERE c.user_id = k.user_id AND c.model = k.model AND c.hour < @to ORDER BY c.hour DESC LIMIT 1
+    ) hi
+    LEFT JOIN LATERAL (
+      SELECT * FROM usage_cum c WHERE c.user_id = k.user_id AND c.model = k.model AND c.hour < @from ORDER BY c.hour DESC LIMIT 1
+    ) lo ON TRUE
+    WHERE hi.hour >= @from
+      AND (@model IS NULL OR k.model = @model)
+      AND (@user IS NULL OR u.email = @user)
+      AND (@division IS NULL OR u.division = @division)`,
+};
+
+/**
  * Which rollup rows a range reads: whole UTC days `[dayFrom, dayTo)` from usage_daily, and the
  * hours `[headFrom, headTo)` and `[tailFrom, tailTo)` of a partial first and last day from
  * usage_hourly. The range is widened to whole hours (a preset starting 13:27 reads from 13:00).
@@ -366,6 +402,9 @@ export interface RollupSpan {
 }
 
 const HOUR_MS = 3600 * 1000;
+/** Up to this many hours (the 7-day preset and the first week of a month) a period's totals are
+ * summed from usage_hourly (`totalsHours`); longer ones are the difference of two running sums. */
+const SHORT_PERIOD_HOURS = 8 * 24;
 const DAY_MS = 24 * HOUR_MS;
 const hourKey = (ms: number) => new Date(ms).toISOString().slice(0, 13);
 const dayKey = (ms: number) => new Date(ms).toISOString().slice(0, 10);
@@ -410,6 +449,8 @@ export function hourPeriods(fromIso: string, toIso: string, book: PriceBook): { 
 
 /** Runs one SQL text of `SQL` with named parameters (`@name`); resolves with plain rows. */
 export interface SqlReader {
+  /** 'postgres': run a statement's `PG_SQL` text where it has one. */
+  readonly dialect?: 'postgres';
   all(sql: string, params?: Record<string, unknown>): Promise<Record<string, unknown>[]>;
 }
 
@@ -539,7 +580,7 @@ export const MAIN_WINDOW_USERS = 100;
 /** One piece: the dashboard's SQL, one prepared statement per entry — a flat table that reads best in one place. */
 export function createQueries(db: SqlReader): AdminQueries {
   const all = async <T>(key: keyof typeof SQL, params?: Record<string, unknown>): Promise<T[]> =>
-    (await db.all(SQL[key], params)) as T[];
+    (await db.all((db.dialect === 'postgres' ? PG_SQL[key] : undefined) ?? SQL[key], params)) as T[];
   const one = async <T>(key: keyof typeof SQL, params?: Record<string, unknown>): Promise<T> => (await all<T>(key, params))[0]!;
   const filterOnly = (p: FilterParams) => ({ user: p.user, model: p.model, division: p.division });
 
@@ -553,17 +594,21 @@ export function createQueries(db: SqlReader): AdminQueries {
    * month of the seat value share their totals when they cover the same hours.
    */
   const totals = async (p: FilterParams, book: PriceBook, memo?: Map<string, Promise<TotalRow[]>>): Promise<TotalRow[]> => {
-    const out: TotalRow[] = [];
-    for (const period of hourPeriods(p.from, p.to, book)) {
+    // Every period's statement is sent before the first answer is awaited (PostgreSQL runs them at once).
+    const periods = hourPeriods(p.from, p.to, book);
+    const parts = periods.map((period) => {
       const params = { ...filterOnly(p), from: period.from, to: period.to };
       const key = JSON.stringify(params);
       let rows = memo?.get(key);
       if (rows === undefined) {
-        rows = all<TotalRow>('totals', params);
+        const hours = (Date.parse(`${period.to}:00:00Z`) - Date.parse(`${period.from}:00:00Z`)) / HOUR_MS;
+        rows = all<TotalRow>(hours <= SHORT_PERIOD_HOURS ? 'totalsHours' : 'totals', params);
         memo?.set(key, rows);
       }
-      for (const row of await rows) out.push({ ...row, day: period.day });
-    }
+      return rows;
+    });
+    const out: TotalRow[] = [];
+    for (const [i, rows] of (await Promise.all(parts)).entries()) for (const row of rows) out.push({ ...row, day: periods[i]!.day });
     return out;
   };
 

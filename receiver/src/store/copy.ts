@@ -65,5 +65,10 @@ export async function copySqliteToPostgres(
   } finally {
     client.release();
   }
+  // A fresh copy has no planner statistics and an empty visibility map: until autovacuum came by,
+  // the first views would plan blind and visit the heap on every index-only lookup.
+  // Only this schema's tables (names from the catalog): the database may hold other schemas.
+  const tables = await pool.query('SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename');
+  await pool.query(`VACUUM (ANALYZE) ${tables.rows.map((r: { tablename: string }) => `"${r.tablename}"`).join(', ')}`);
   return counts;
 }

@@ -51,6 +51,7 @@ export function translate(sql: string): { text: string; names: string[] } {
 /** Restores camelCase keys that appear unquoted elsewhere in the SQL (ORDER BY uses them too). */
 export function pgReader(pool: pg.Pool): SqlReader {
   return {
+    dialect: 'postgres',
     async all(sql, params = {}) {
       const { text, names } = translate(sql);
       const values = names.map((n) => params[n] ?? null);
