@@ -15,7 +15,7 @@ import {
   validateReport,
   type WireErrorCode,
 } from '../../../src/protocol/wire';
-import { verifyEd25519 } from '../ed25519';
+import { verifyEd25519Async } from '../ed25519';
 import { parseJson, sendError, sendJson } from '../http';
 import { isExpiredTurn } from '../retention';
 import type { AuthContext, DeviceKey } from '../store';
@@ -84,7 +84,7 @@ export async function acceptReport(
     key = await deps.store.findDeviceKey(auth.userId, signature.publicKey);
     if (key === undefined) return refused('key-not-registered');
     if (key.revoked_at !== null) return refused('key-revoked');
-    if (!verifyEd25519(signature.publicKey, signingMessage(body, timestampHeader), signature.signature)) return refused('signature-invalid');
+    if (!(await verifyEd25519Async(signature.publicKey, signingMessage(body, timestampHeader), signature.signature))) return refused('signature-invalid');
   }
 
   if (isExpiredTurn(valid.value.timestamp_utc, deps.now(), deps.config.retentionDays)) {

@@ -16,6 +16,7 @@ import type { PriceBook } from '../prices/cost';
 import type { Db } from '../db/open';
 import { ReceiverError } from '../errors';
 import { ORG_COLUMNS, ORG_SHARDS, ROLLUP_COLUMNS } from '../db/schema';
+import { GroupCommit } from './group-commit';
 import { CUM_COLUMNS, rollupDeltas, rollupKeys } from './rollup';
 import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeRustToken, looksLikeToken, type TokenKind } from '../tokens';
 import {
@@ -80,6 +81,8 @@ export class SqliteStore implements Store {
   private readonly rollingDays: number;
   private readonly accessTtlSecs: number;
   private readonly stmts: ReturnType<typeof prepareStatements>;
+  /** Reports and rate-limit counts share one transaction per turn of the event loop. */
+  private readonly writes: GroupCommit;
   private queries: AdminQueries | undefined;
   private reader: ClosableSqlReader | undefined;
   private readonly readerOptions: SqliteReaderOptions;
@@ -93,6 +96,7 @@ export class SqliteStore implements Store {
     this.rollingDays = options.refreshTokenRollingDays ?? 90;
     this.accessTtlSecs = options.accessTokenExpirySecs ?? 28_800;
     this.stmts = prepareStatements(db);
+    this.writes = new GroupCommit(db);
     this.rustTokens = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rust_import'").get() !== undefined;
   }
 
@@ -307,79 +311,76 @@ export class SqliteStore implements Store {
   /**
    * Stores one row per model, idempotent on (user, session_id, turn_index, model): a retried or replayed
    * report inserts nothing. Returns how many rows were new. The rollups (store/rollup.ts) get what
-   * the new rows add, and `deviceKeyId`, the verified signing key, its last_seen_at, all in the
-   * same transaction (one commit per report).
+   * the new rows add, and `deviceKeyId`, the verified signing key, its last_seen_at, all in one
+   * savepoint of the group commit (store/group-commit.ts): settled only after its COMMIT.
    */
-  async insertReport(
-    auth: AuthContext,
-    report: ReportBody,
-    opts: InsertOptions,
-  ): Promise<{ inserted: number }> {
+  async insertReport(auth: AuthContext, report: ReportBody, opts: InsertOptions): Promise<{ inserted: number }> {
     const now = this.now();
+    return this.writes.run(() => this.writeReport(auth, report, opts, now));
+  }
+
+  /** insertReport's statements; the caller holds the transaction. */
+  private writeReport(auth: AuthContext, report: ReportBody, opts: InsertOptions, now: Date): { inserted: number } {
+    const s = this.stmts;
     const receivedAt = sqliteTimestamp(now);
     const { day, hour } = rollupKeys(report);
-    const s = this.stmts;
-    return this.db
-      .transaction(() => {
-        let inserted = 0;
-        const turnSeen = s.turnSeen.get(auth.userId, report.session_id, report.turn_index) !== undefined;
-        let sessionNew = false;
-        for (const d of rollupDeltas(report)) {
-          const changes = s.insertUsage.run({
-            user_email: auth.email,
-            user_token: auth.tokenRef,
-            device_id: opts.deviceId,
-            session_id: report.session_id,
-            turn_index: report.turn_index,
-            timestamp_utc: report.timestamp_utc,
-            // A Rust device leaves it out when it has none; '' means the same.
-            session_start_utc: report.session_start_utc || null,
-            model: d.model,
-            input_tokens: d.input,
-            output_tokens: d.output,
-            cache_read_tokens: d.cache_read,
-            cache_write_tokens: d.cache_write,
-            cache_write_5m_tokens: d.cw5mRaw,
-            cache_write_1h_tokens: d.cw1hRaw,
-            web_search_requests: d.webSearchRaw,
-            plugin_version: report.plugin_version,
-            schema_version: report.schema_version,
-            received_at: receivedAt,
-            user_id: auth.userId,
-            reported_email: report.user_email,
-            signed: opts.signed ? 1 : 0,
-          }).changes;
-          if (changes === 0) continue;
-          const first = inserted === 0;
-          if (first) sessionNew = s.insertSession.run(auth.userId, report.session_id, day).changes === 1;
-          const row = {
-            user_id: auth.userId,
-            model: d.model,
-            input: d.input,
-            output: d.output,
-            cache_read: d.cache_read,
-            cache_write: d.cache_write,
-            cw5m: d.cw5m,
-            cw1h: d.cw1h,
-            unsplit: d.unsplit,
-            web_search: d.web_search,
-            turns: first && !turnSeen ? 1 : 0,
-            sessions: first && sessionNew ? 1 : 0,
-            model_sessions: s.insertSessionModel.run(auth.userId, report.session_id, d.model).changes,
-            last_at: report.timestamp_utc,
-          };
-          s.upsertDaily.run({ ...row, bucket: day });
-          s.upsertHourly.run({ ...row, bucket: hour });
-          s.insertUserModel.run(auth.userId, d.model);
-          s.upsertCum.run({ ...row, bucket: hour });
-          s.cumLater.run({ ...row, bucket: hour });
-          s.upsertOrg.run({ ...row, bucket: day, shard: auth.userId % ORG_SHARDS });
-          inserted += changes;
-        }
-        if (opts.deviceKeyId !== undefined) s.touchKey.run(now.toISOString(), opts.deviceKeyId);
-        return { inserted };
-      })
-      .immediate();
+    let inserted = 0;
+    const turnSeen = s.turnSeen.get(auth.userId, report.session_id, report.turn_index) !== undefined;
+    let sessionNew = false;
+    for (const d of rollupDeltas(report)) {
+      const changes = s.insertUsage.run({
+        user_email: auth.email,
+        user_token: auth.tokenRef,
+        device_id: opts.deviceId,
+        session_id: report.session_id,
+        turn_index: report.turn_index,
+        timestamp_utc: report.timestamp_utc,
+        // A Rust device leaves it out when it has none; '' means the same.
+        session_start_utc: report.session_start_utc || null,
+        model: d.model,
+        input_tokens: d.input,
+        output_tokens: d.output,
+        cache_read_tokens: d.cache_read,
+        cache_write_tokens: d.cache_write,
+        cache_write_5m_tokens: d.cw5mRaw,
+        cache_write_1h_tokens: d.cw1hRaw,
+        web_search_requests: d.webSearchRaw,
+        plugin_version: report.plugin_version,
+        schema_version: report.schema_version,
+        received_at: receivedAt,
+        user_id: auth.userId,
+        reported_email: report.user_email,
+        signed: opts.signed ? 1 : 0,
+      }).changes;
+      if (changes === 0) continue;
+      const first = inserted === 0;
+      if (first) sessionNew = s.insertSession.run(auth.userId, report.session_id, day).changes === 1;
+      const row = {
+        user_id: auth.userId,
+        model: d.model,
+        input: d.input,
+        output: d.output,
+        cache_read: d.cache_read,
+        cache_write: d.cache_write,
+        cw5m: d.cw5m,
+        cw1h: d.cw1h,
+        unsplit: d.unsplit,
+        web_search: d.web_search,
+        turns: first && !turnSeen ? 1 : 0,
+        sessions: first && sessionNew ? 1 : 0,
+        model_sessions: s.insertSessionModel.run(auth.userId, report.session_id, d.model).changes,
+        last_at: report.timestamp_utc,
+      };
+      s.upsertDaily.run({ ...row, bucket: day });
+      s.upsertHourly.run({ ...row, bucket: hour });
+      s.insertUserModel.run(auth.userId, d.model);
+      s.upsertCum.run({ ...row, bucket: hour });
+      s.cumLater.run({ ...row, bucket: hour });
+      s.upsertOrg.run({ ...row, bucket: day, shard: auth.userId % ORG_SHARDS });
+      inserted += changes;
+    }
+    if (opts.deviceKeyId !== undefined) s.touchKey.run(now.toISOString(), opts.deviceKeyId);
+    return { inserted };
   }
 
   async dashboard(now: Date, view: DashboardView = {}) {
@@ -413,8 +414,9 @@ export class SqliteStore implements Store {
 
   // ---- shared limits -------------------------------------------------------------------------
 
+  /** Counts in the group commit: a count is a write, and it shares the reports' COMMIT. */
   async limitHit(key: string, limit: number, windowSecs: number): Promise<LimitDecision> {
-    return this.limit(key, limit, windowSecs, true);
+    return this.writes.run(() => this.limit(key, limit, windowSecs, true));
   }
 
   async limitCheck(key: string, limit: number, windowSecs: number): Promise<LimitDecision> {
@@ -533,6 +535,8 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    // Writes still waiting for their group commit are committed (and answered) first.
+    if (this.db.open) this.writes.flush(true);
     await this.reader?.close();
     if (this.db.open) this.db.close();
   }

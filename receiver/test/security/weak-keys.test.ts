@@ -5,7 +5,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatSignatureHeader, formatTimestamp } from '../../../src/protocol/wire';
-import { verifyEd25519, weakPublicKeyReason } from '../../src/ed25519';
+import { verifyEd25519, verifyEd25519Async, weakPublicKeyReason } from '../../src/ed25519';
 import { bearer, makeDevice, makeReport, provision, send, startInProcess, type TestReceiver, usageRows } from '../support';
 
 /** The eight points of small order (libsodium's list), and encodings that are not canonical. */
@@ -71,6 +71,7 @@ describe('at /register-key and /report', () => {
     // R = identity, S = 0: verifies for any message under the identity key with a cofactorless check.
     const signature = Buffer.concat([identity, Buffer.alloc(32)]);
     expect(verifyEd25519(identity.toString('base64'), Buffer.from('anything'), signature)).toBe(false);
+    expect(await verifyEd25519Async(identity.toString('base64'), Buffer.from('anything'), signature)).toBe(false);
     const body = JSON.stringify(makeReport());
     const answer = await send(`${t.url}/report`, {
       headers: {
@@ -83,6 +84,18 @@ describe('at /register-key and /report', () => {
     expect(answer.status).toBe(403);
     expect(answer.headers['x-ccflux-error']).toBe('signature-invalid');
     expect((await usageRows(t))).toEqual([]);
+  });
+
+  it('the thread-pool check agrees with the synchronous one: good signature yes, tampered message, other key or junk no', async () => {
+    const device = makeDevice();
+    const message = Buffer.from('{"a":1}\n2026-05-11T03:00:00Z');
+    const signature = Buffer.from(/ed25519 (\S+)/.exec(device.sign('{"a":1}', new Date('2026-05-11T03:00:00Z'))['x-ccflux-signature']!)![1]!, 'base64');
+    expect(await verifyEd25519Async(device.publicKey, message, signature)).toBe(true);
+    expect(verifyEd25519(device.publicKey, message, signature)).toBe(true);
+    expect(await verifyEd25519Async(device.publicKey, Buffer.from('{"a":2}\n2026-05-11T03:00:00Z'), signature)).toBe(false);
+    expect(await verifyEd25519Async(makeDevice().publicKey, message, signature)).toBe(false);
+    expect(await verifyEd25519Async('not a key', message, signature)).toBe(false);
+    expect(await verifyEd25519Async(device.publicKey, message, Buffer.alloc(3))).toBe(false);
   });
 
   it('real devices still register and sign', async () => {
