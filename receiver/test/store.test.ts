@@ -229,6 +229,46 @@ describe(`Store (${BACKEND})`, () => {
     }
   });
 
+  it('dashboard reads only the sections asked for, and pages, sorts and searches users and keys in SQL', async () => {
+    for (let i = 0; i < 12; i++) {
+      const email = `u${String(i).padStart(2, '0')}@example.org`;
+      const auth = (await store.authenticateRefreshToken((await store.createUser(email, { division: i % 3 === 0 ? 'Ops_%' : 'Dev' })).refreshToken))!;
+      await store.registerKey(auth, Buffer.alloc(32, i + 1).toString('base64'), `dev-${i}`);
+    }
+    await store.revokeUser('u01@example.org');
+    await store.revokeKey(Buffer.alloc(32, 3).toString('base64'));
+    const table = { q: '', sort: null, dir: 'desc' as const, page: 1, pageSize: 5 };
+    const only = await store.dashboard(clock.now(), { sections: ['users'], usersTable: { ...table, page: 2 } });
+    // Page 2 of 12 in the default order (active first, then by email); nothing else was read.
+    expect(only.users.map((u) => u.email)).toEqual(['u06@example.org', 'u07@example.org', 'u08@example.org', 'u09@example.org', 'u10@example.org']);
+    expect(only.usersPage).toEqual({ page: 2, total: 12, pageSize: 5 });
+    expect([only.keys, only.inactive, only.events, only.byUser, only.days, only.seatValue]).toEqual([[], [], [], [], [], null]);
+    // A page past the end shows the last; a sort; a search whose LIKE characters are literal.
+    const last = await store.dashboard(clock.now(), { sections: ['users'], usersTable: { ...table, page: 99, sort: 'email', dir: 'asc' } });
+    expect(last.usersPage.page).toBe(3);
+    expect(last.users.map((u) => u.email)).toEqual(['u10@example.org', 'u11@example.org']);
+    const search = await store.dashboard(clock.now(), { sections: ['users'], usersTable: { ...table, q: 'ops_%' } });
+    expect(search.users.map((u) => u.email)).toEqual(['u00@example.org', 'u03@example.org', 'u06@example.org', 'u09@example.org']);
+    expect((await store.dashboard(clock.now(), { sections: ['users'], usersTable: { ...table, q: 'o%s' } })).usersPage.total).toBe(0);
+    const byDevices = await store.dashboard(clock.now(), { sections: ['users'], usersTable: { ...table, sort: 'devices', dir: 'asc' } });
+    expect(byDevices.users.slice(0, 2).map((u) => [u.email, u.devices])).toEqual([['u01@example.org', 0], ['u02@example.org', 0]]);
+    // Keys: revoked (by key or by user) last; counts of every key; search by device; sort by status.
+    const keys = await store.dashboard(clock.now(), { sections: ['keys'], keysTable: { ...table, pageSize: 20 } });
+    expect(keys.keyCounts).toEqual({ total: 12, active: 10 });
+    expect(keys.keys.slice(-2).map((k) => k.deviceId)).toEqual(['dev-1', 'dev-2']);
+    const dev1 = await store.dashboard(clock.now(), { sections: ['keys'], keysTable: { ...table, q: 'DEV-1' } });
+    expect(dev1.keys.map((k) => k.deviceId).sort()).toEqual(['dev-1', 'dev-10', 'dev-11']);
+    const status = await store.dashboard(clock.now(), { sections: ['keys'], keysTable: { ...table, sort: 'status', dir: 'desc' } });
+    expect(status.keys.slice(0, 2).map((k) => [k.deviceId, k.revokedAt !== null, k.userRevokedAt !== null])).toEqual([['dev-1', false, true], ['dev-2', true, false]]);
+    // One user's rows (a user's page), and the division filter applies to the tables too.
+    const one = await store.dashboard(clock.now(), { sections: ['users', 'keys'], usersTable: { ...table, email: 'u04@example.org' }, keysTable: { ...table, email: 'u04@example.org' } });
+    expect([one.users.map((u) => u.email), one.keys.map((k) => k.deviceId)]).toEqual([['u04@example.org'], ['dev-4']]);
+    // Inactive seats: active users without a turn since `before` (nobody reported: all 11).
+    const idle = await store.dashboard(clock.now(), { sections: ['inactive'], inactiveTable: { ...table, before: clock.now().toISOString() } });
+    expect(idle.inactivePage.total).toBe(11);
+    expect(idle.inactive.map((u) => u.email)).not.toContain('u01@example.org');
+  });
+
   it('ping throws once the database is gone', async () => {
     await store.ping();
     await store.close();

@@ -128,7 +128,7 @@ describe.skipIf(ON_POSTGRES)('SQLite views off the event loop', () => {
     const receiver = await startReceiver({ env: { ADMIN_TOKEN } });
     cleanups.push(() => receiver.stop());
     await receiver.addUser('built@example.org');
-    const page = await send(`${receiver.url}/admin/`, { method: 'GET', headers: bearer(ADMIN_TOKEN) });
+    const page = await send(`${receiver.url}/admin/?view=users`, { method: 'GET', headers: bearer(ADMIN_TOKEN) });
     expect(page.status).toBe(200);
     expect(page.text).toContain('built@example.org');
     const csv = await receiver.cli(['export', 'usage', '--format', 'csv']);

@@ -35,7 +35,9 @@ import { type ExportFormat, type ExportKind, drainingWriter, exportFileName, str
 import { parseFilter } from './filters';
 import { budgetStatuses } from './budgets';
 import { AUDIT_PAGE } from './views/audit';
-import { type Flash, renderConfirm, renderDashboard, renderLogin, renderMessage, renderUserPage, waitText } from './render';
+import { type Flash, type RenderMode, renderConfirm, renderDashboard, renderLogin, renderMessage, renderUserPage, waitText } from './render';
+import { backTo, sectionsOf, tableOptions, viewOf } from './pages';
+import { MAX_LIST_ROWS } from './queries';
 
 /** Form bodies are a few short fields; anything bigger is not ours. */
 export const MAX_FORM_BYTES = 8 * 1024;
@@ -127,8 +129,9 @@ function confirmation(route: PostRoute, form: URLSearchParams, csrfToken: string
       title: 'Revoke user?',
       text: `${email.value} will be revoked: their refresh and access tokens stop working at once and their devices stop reporting. Provisioning them again issues a new token.`,
       action: route,
-      fields: { csrf_token: csrfToken, email: email.value },
+      fields: { csrf_token: csrfToken, email: email.value, back: backTo(form.get('back')) },
       button: `Revoke ${email.value}`,
+      cancelHref: backTo(form.get('back')),
     });
   }
   if (route === '/admin/keys/revoke') {
@@ -140,8 +143,9 @@ function confirmation(route: PostRoute, form: URLSearchParams, csrfToken: string
       title: 'Revoke device key?',
       text: `The device${whose} with key ${key.value} will be refused (403 key-revoked) and goes silent. This cannot be undone for this key.`,
       action: route,
-      fields: { csrf_token: csrfToken, public_key: key.value, ...(owner.ok ? { email: owner.value } : {}) },
+      fields: { csrf_token: csrfToken, public_key: key.value, ...(owner.ok ? { email: owner.value } : {}), back: backTo(form.get('back')) },
       button: 'Revoke the key',
+      cancelHref: backTo(form.get('back')),
     });
   }
   return null;
@@ -212,29 +216,47 @@ function warnings(ctx: AdminContext, req: IncomingMessage): string[] {
 
 type View = (ctx: AdminContext, req: IncomingMessage, res: ServerResponse, url: URL, auth: Auth) => Promise<void>;
 
+/** One dashboard page (pages.ts): reads only the sections it shows; `?export` is the whole snapshot. */
 async function showDashboard(ctx: AdminContext, req: IncomingMessage, res: ServerResponse, url: URL, auth: Auth): Promise<void> {
   const { deps, prices, seatPriceUsd } = ctx;
   const now = deps.now();
   const params = url.searchParams;
   const filter = parseFilter(params, now.getTime(), ctx.defaultTz);
-  const eventsPage = Number(params.get('events.page') ?? '1');
-  const data = await deps.store.dashboard(now, { filter, eventsPage: Number.isSafeInteger(eventsPage) ? eventsPage : 1, prices });
+  const snapshot = params.has('export');
+  const view = viewOf(params);
+  const tables = tableOptions(params, now.getTime(), snapshot);
+  const data = await deps.store.dashboard(now, { filter, eventsPage: pageParam(params, 'events.page'), prices, ...tables, ...(snapshot ? {} : { sections: sectionsOf(view) }) });
   const auditPage = pageParam(params, 'audit.page');
-  const audit = await deps.store.listAudit({ fromIso: filter.fromIso, toIso: filter.toIso, limit: AUDIT_PAGE, offset: (auditPage - 1) * AUDIT_PAGE });
-  const budgets = { statuses: await budgetStatuses(deps.store, prices ?? SHIPPED_BOOK, now.getTime(), data.seatValue.groups), alerts: await deps.store.listBudgetAlerts(20), webhook: deps.config.alertWebhookUrl !== undefined };
-  if (params.has('export')) {
-    const html = renderDashboard(data, { mode: { kind: 'export' }, seatPriceUsd, audit, auditPage, budgets });
+  const audit = snapshot || view === 'audit' ? await deps.store.listAudit({ fromIso: filter.fromIso, toIso: filter.toIso, limit: AUDIT_PAGE, offset: (auditPage - 1) * AUDIT_PAGE }) : [];
+  const budgets =
+    data.seatValue === null
+      ? undefined
+      : {
+          statuses: await budgetStatuses(deps.store, prices ?? SHIPPED_BOOK, now.getTime(), data.seatValue.groups),
+          alerts: snapshot || view === 'budgets' ? await deps.store.listBudgetAlerts(20) : [],
+          webhook: deps.config.alertWebhookUrl !== undefined,
+        };
+  const common = { view, seatPriceUsd, audit, auditPage, ...(budgets === undefined ? {} : { budgets }) };
+  if (snapshot) {
+    const html = renderDashboard(data, { mode: { kind: 'export' }, ...common });
     sendHtml(res, 200, html, { 'content-disposition': `attachment; filename="ccflux-usage-${data.generatedAt.slice(0, 10)}.html"` });
     return;
   }
-  if (auth.kind === 'session') {
-    const flash = auth.session.flash;
-    if (flash !== null) await ctx.sessions.setFlash(auth.id, null);
-    const html = renderDashboard(data, { mode: { kind: 'session', csrfToken: auth.session.csrfToken }, flash, warnings: warnings(ctx, req), params, seatPriceUsd, audit, auditPage, budgets });
-    sendHtml(res, 200, html);
-    return;
-  }
-  sendHtml(res, 200, renderDashboard(data, { mode: { kind: 'readonly' }, warnings: warnings(ctx, req), params, seatPriceUsd, audit, auditPage, budgets }));
+  const flash = await takeFlash(ctx, auth);
+  sendHtml(res, 200, renderDashboard(data, { mode: modeOf(auth, url), flash, warnings: warnings(ctx, req), params, ...common }));
+}
+
+/** The session's flash, shown once: cleared as it is read. */
+async function takeFlash(ctx: AdminContext, auth: Auth): Promise<Flash | null> {
+  if (auth.kind !== 'session') return null;
+  const flash = auth.session.flash;
+  if (flash !== null) await ctx.sessions.setFlash(auth.id, null);
+  return flash;
+}
+
+/** Forms for a session (carrying the page to come back to after a mutation), none for a bearer. */
+function modeOf(auth: Auth, url: URL): RenderMode {
+  return auth.kind === 'session' ? { kind: 'session', csrfToken: auth.session.csrfToken, back: `${url.pathname}${url.search}` } : { kind: 'readonly' };
 }
 
 async function exportFile(ctx: AdminContext, res: ServerResponse, url: URL, kind: ExportKind, format: ExportFormat): Promise<void> {
@@ -265,10 +287,11 @@ async function showUser(ctx: AdminContext, res: ServerResponse, url: URL, auth: 
   const view = new URLSearchParams(params);
   view.set('user', email);
   const filter = parseFilter(view, now.getTime(), ctx.defaultTz);
-  const data = await deps.store.dashboard(now, { filter, prices });
+  const one = { q: '', sort: null, dir: 'desc' as const, page: 1, pageSize: MAX_LIST_ROWS, email };
+  const data = await deps.store.dashboard(now, { filter, prices, sections: ['totals', 'chart', 'windows', 'users', 'keys'], usersTable: one, keysTable: one });
   const sessions = await deps.store.userSessions({ from: filter.fromIso, to: filter.toIso, user: email, model: filter.model, division: null }, prices);
-  const mode = auth.kind === 'session' ? { kind: 'session' as const, csrfToken: auth.session.csrfToken } : { kind: 'readonly' as const };
-  sendHtml(res, 200, renderUserPage(email, data, sessions, { mode, params }));
+  const flash = await takeFlash(ctx, auth);
+  sendHtml(res, 200, renderUserPage(email, data, sessions, { mode: modeOf(auth, url), flash, params }));
 }
 
 const VIEWS = new Map<string, View>([
@@ -459,7 +482,8 @@ async function post(ctx: AdminContext, req: IncomingMessage, res: ServerResponse
     return redirect(res, 303, '/admin/login', { 'set-cookie': clearedSessionCookie(ctx.secure) });
   }
   await ctx.sessions.setFlash(auth.id, await mutate(ctx, route, body.form, req));
-  redirect(res, 303, '/admin/');
+  // Back to the page the form was on (its table page and filters), shown with the flash.
+  redirect(res, 303, backTo(body.form.get('back')));
 }
 
 // ---- dispatch ----

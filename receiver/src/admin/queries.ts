@@ -25,7 +25,8 @@ import { type ViewFilter, daysOf, parseFilter } from './filters';
 import { type HourBucket, type UserWindows, windowsFromHours } from './windows';
 
 export const REPORT_DAYS = 30;
-const MAX_LIST_ROWS = 20_000;
+/** The most rows one table query returns (an exported snapshot prints every row up to this). */
+export const MAX_LIST_ROWS = 20_000;
 export const EVENTS_PAGE = 50;
 const MAX_EVENT_PAGES = 1000;
 const USER_SESSIONS = 200;
@@ -169,12 +170,58 @@ export interface DashboardData {
   windowsFromIso: string;
   events: EventRow[];
   eventsPage: number;
+  /** The page of device keys asked for (`keysTable`), with the match count and all-keys counts. */
   keys: KeyRow[];
+  keysPage: PageInfo;
+  keyCounts: { total: number; active: number };
+  /** The page of users asked for (`usersTable`), paged, sorted and searched in SQL. */
   users: UserRow[];
-  seatValue: SeatValue;
+  usersPage: PageInfo;
+  /** The page of inactive seats (`inactiveTable`): active users with no turn since its cutoff. */
+  inactive: UserRow[];
+  inactivePage: PageInfo;
+  /** Active (not revoked) users per division. */
+  divisionSeats: Record<string, number>;
+  /** This month's value per seat; null when the `month` section was not asked for. */
+  seatValue: SeatValue | null;
   /** Options for the filter form. */
   divisions: string[];
   models: string[];
+}
+
+/**
+ * What one dashboard page reads. Each view asks only for the sections it shows (admin/pages.ts);
+ * without `sections` everything is read (the exported snapshot, tests).
+ */
+export const DASHBOARD_SECTIONS = ['totals', 'chart', 'month', 'windows', 'events', 'users', 'keys', 'inactive', 'seats'] as const;
+export type DashboardSection = (typeof DASHBOARD_SECTIONS)[number];
+
+/** One table page asked of SQL: search text (lower case), a sort key of the table's, direction, page. */
+export interface TableQuery {
+  q: string;
+  sort: string | null;
+  dir: 'asc' | 'desc';
+  page: number;
+  pageSize: number;
+  /** Only this user's rows (a user's page). */
+  email?: string;
+}
+
+/** Where a SQL-paged table is: its page (clamped to the last one), the rows matching, the page size. */
+export interface PageInfo {
+  page: number;
+  total: number;
+  pageSize: number;
+}
+
+export interface LoadOptions {
+  eventsPage?: number;
+  prices?: PriceBook;
+  sections?: readonly DashboardSection[];
+  usersTable?: TableQuery;
+  keysTable?: TableQuery;
+  /** Inactive seats: no turn since `before` (ISO). */
+  inactiveTable?: TableQuery & { before: string };
 }
 
 /** One user × model × day group: the grain of costs, rollups and the usage export. */
@@ -257,6 +304,92 @@ const CUM = (c: string, alias: string) => `hi.${c} - COALESCE(lo.${c}, 0) AS ${a
 const lastHour = (bound: string) =>
   `(SELECT MAX(x.hour) FROM usage_cum x WHERE x.user_id = k.user_id AND x.model = k.model AND x.hour < ${bound})`;
 
+// ---- the users, inactive seats and device keys tables: searched, sorted and paged in SQL ----
+// Search: @pattern is a LIKE pattern of the lower-cased text (`likePattern`); @email one user (a
+// user's page, or the user filter) and @division the division filter: the tabs keep the filters.
+const USER_MATCH = `(@email IS NULL OR u.email = @email) AND (@division IS NULL OR u.division = @division)
+    AND (@pattern IS NULL OR lower(u.email || ' ' || u.division) LIKE @pattern ESCAPE '\\')`;
+// Each MAX is one seek in an index on (user_id, …).
+const LAST_USAGE = `(SELECT MAX(e.timestamp_utc) FROM usage_events e WHERE e.user_id = u.id)`;
+const INACTIVE = `u.revoked_at IS NULL AND (${LAST_USAGE} IS NULL OR ${LAST_USAGE} < @before)`;
+const USER_COLS = `u.email AS email, u.division AS division, u.created_at AS createdAt, u.revoked_at AS revokedAt,
+      (SELECT MAX(t.expires_at) FROM user_tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL) AS tokenExpiresAt,
+      (SELECT MAX(t.last_used_at) FROM user_tokens t WHERE t.user_id = u.id) AS tokenLastUsedAt,
+      (SELECT COUNT(*) FROM device_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL AND u.revoked_at IS NULL) AS devices,
+      (SELECT MAX(e.received_at) FROM usage_events e WHERE e.user_id = u.id) AS lastReportAt,
+      ${LAST_USAGE} AS lastUsageAt`;
+const KEY_MATCH = `(@email IS NULL OR u.email = @email) AND (@division IS NULL OR u.division = @division)
+    AND (@pattern IS NULL OR lower(u.email || ' ' || k.device_id) LIKE @pattern ESCAPE '\\')`;
+const KEY_COLS = `u.email AS email, k.public_key AS publicKey, k.device_id AS deviceId, k.registered_at AS registeredAt,
+      k.last_seen_at AS lastSeenAt, k.revoked_at AS revokedAt, u.revoked_at AS userRevokedAt`;
+
+/** Sortable columns of each table (the view's column keys) as the output columns they order by. */
+export const USER_SORTS: Record<string, readonly string[]> = {
+  email: ['email'],
+  division: ['division'],
+  created: ['createdAt'],
+  // active (latest expiry), then expired, then revoked: the order of the status names.
+  status: ['(revokedAt IS NOT NULL)', '-tokenExpiresAt'],
+  expires: ['tokenExpiresAt'],
+  used: ['tokenLastUsedAt'],
+  devices: ['devices'],
+  report: ['lastReportAt'],
+};
+export const INACTIVE_SORTS: Record<string, readonly string[]> = {
+  email: ['email'],
+  division: ['division'],
+  created: ['createdAt'],
+  last: ['lastUsageAt'],
+  devices: ['devices'],
+};
+export const KEY_SORTS: Record<string, readonly string[]> = {
+  user: ['email'],
+  device: ['deviceId'],
+  registered: ['registeredAt'],
+  seen: ['lastSeenAt'],
+  // active, revoked, user revoked: the order of the status names.
+  status: ['(CASE WHEN revokedAt IS NOT NULL THEN 1 WHEN userRevokedAt IS NOT NULL THEN 2 ELSE 0 END)'],
+};
+
+/** ORDER BY text from constant fragments only: NULLs last either way, then a stable tie-break. */
+function orderBy(parts: readonly string[], dir: 'asc' | 'desc', tieBreak: string): string {
+  const flip = (d: 'asc' | 'desc') => (d === 'asc' ? 'desc' : 'asc');
+  const terms = parts.map((p) => {
+    const col = p.startsWith('-') ? p.slice(1) : p;
+    const d = p.startsWith('-') ? flip(dir) : dir;
+    return col.startsWith('(') ? `${col} ${d.toUpperCase()}` : `(${col} IS NULL), ${col} ${d.toUpperCase()}`;
+  });
+  return `${terms.join(', ')}, ${tieBreak}`;
+}
+
+type PagedTable = 'users' | 'inactive' | 'keys';
+const pagedCache = new Map<string, string>();
+/** The page query of a table for one sort (a fixed set of texts, built once each). */
+function pagedSql(table: PagedTable, sort: string | null, dir: 'asc' | 'desc'): string {
+  const key = `${table} ${sort ?? ''} ${dir}`;
+  let sql = pagedCache.get(key);
+  if (sql !== undefined) return sql;
+  const sorts = table === 'keys' ? KEY_SORTS : table === 'users' ? USER_SORTS : INACTIVE_SORTS;
+  const parts = sort === null ? undefined : sorts[sort];
+  if (table === 'keys') {
+    const order = parts === undefined ? '(revokedAt IS NOT NULL OR userRevokedAt IS NOT NULL), email, registeredAt, publicKey' : orderBy(parts, dir, 'email, registeredAt, publicKey');
+    sql = `SELECT * FROM (SELECT ${KEY_COLS} FROM device_keys k JOIN users u ON u.id = k.user_id WHERE ${KEY_MATCH}) x
+    ORDER BY ${order} LIMIT @limit OFFSET @offset`;
+  } else {
+    const order = parts === undefined ? '(revokedAt IS NOT NULL), email' : orderBy(parts, dir, 'email');
+    const where = table === 'inactive' ? `${USER_MATCH} AND ${INACTIVE}` : USER_MATCH;
+    sql = `SELECT * FROM (SELECT ${USER_COLS} FROM users u WHERE ${where}) x
+    ORDER BY ${order} LIMIT @limit OFFSET @offset`;
+  }
+  pagedCache.set(key, sql);
+  return sql;
+}
+
+/** A LIKE pattern matching `q` anywhere (with `\` escaping), or null for no search. */
+export function likePattern(q: string): string | null {
+  return q === '' ? null : `%${q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
 const SQL = {
   // The views' grain: user × model over one price period [@from, @to) of hours, as the
   // difference of two running sums (usage_cum), whatever the number of days: per pair two seeks
@@ -316,8 +449,6 @@ const SQL = {
       AND (@division IS NULL OR u.division = @division)
     GROUP BY u.id, u.email, r.hour`,
   userCounts: `SELECT COUNT(*) AS users, COALESCE(SUM(CASE WHEN revoked_at IS NULL THEN 1 ELSE 0 END), 0) AS activeUsers FROM users`,
-  activeDevices: `SELECT COUNT(*) AS n FROM device_keys k JOIN users u ON u.id = k.user_id
-    WHERE k.revoked_at IS NULL AND u.revoked_at IS NULL`,
   events: `SELECT e.received_at AS receivedAt, e.timestamp_utc AS timestampUtc, e.user_email AS userEmail,
       e.reported_email AS reportedEmail, e.device_id AS deviceId, e.session_id AS sessionId, e.turn_index AS turnIndex,
       e.model AS model, e.input_tokens AS input, e.output_tokens AS output, e.cache_read_tokens AS cacheRead,
@@ -337,20 +468,12 @@ const SQL = {
     ${FROM_FILTERED}
       AND e.id > @after
     ORDER BY e.id LIMIT @limit`,
-  keys: `SELECT u.email AS email, k.public_key AS publicKey, k.device_id AS deviceId, k.registered_at AS registeredAt,
-      k.last_seen_at AS lastSeenAt, k.revoked_at AS revokedAt, u.revoked_at AS userRevokedAt
-    FROM device_keys k JOIN users u ON u.id = k.user_id
-    ORDER BY (k.revoked_at IS NOT NULL OR u.revoked_at IS NOT NULL), u.email, k.registered_at
-    LIMIT ${MAX_LIST_ROWS}`,
-  // Each MAX is one seek in an index on (user_id, …).
-  users: `SELECT u.email AS email, u.division AS division, u.created_at AS createdAt, u.revoked_at AS revokedAt,
-      (SELECT MAX(t.expires_at) FROM user_tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL) AS tokenExpiresAt,
-      (SELECT MAX(t.last_used_at) FROM user_tokens t WHERE t.user_id = u.id) AS tokenLastUsedAt,
-      (SELECT COUNT(*) FROM device_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL AND u.revoked_at IS NULL) AS devices,
-      (SELECT MAX(e.received_at) FROM usage_events e WHERE e.user_id = u.id) AS lastReportAt,
-      (SELECT MAX(e.timestamp_utc) FROM usage_events e WHERE e.user_id = u.id) AS lastUsageAt
-    FROM users u ORDER BY u.revoked_at IS NOT NULL, u.email
-    LIMIT ${MAX_LIST_ROWS}`,
+  divisionSeats: `SELECT division AS v, COUNT(*) AS n FROM users WHERE revoked_at IS NULL GROUP BY division`,
+  keyCounts: `SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN k.revoked_at IS NULL AND u.revoked_at IS NULL THEN 1 ELSE 0 END), 0) AS active
+    FROM device_keys k JOIN users u ON u.id = k.user_id`,
+  keysCount: `SELECT COUNT(*) AS n FROM device_keys k JOIN users u ON u.id = k.user_id WHERE ${KEY_MATCH}`,
+  usersCount: `SELECT COUNT(*) AS n FROM users u WHERE ${USER_MATCH}`,
+  inactiveCount: `SELECT COUNT(*) AS n FROM users u WHERE ${USER_MATCH} AND ${INACTIVE}`,
   divisions: `SELECT DISTINCT division AS v FROM users WHERE division <> '' ORDER BY division LIMIT 1000`,
   // The models used since @day: each step one seek in usage_daily(model, day), however many rows.
   models: `WITH RECURSIVE m(v) AS (
@@ -473,7 +596,7 @@ function isoSeconds(ms: number): string {
 
 export interface AdminQueries {
   /** Everything the dashboard shows; `filter` defaults to the last 30 days, unfiltered. */
-  load(now: Date, filter?: ViewFilter, opts?: { eventsPage?: number; prices?: PriceBook }): Promise<DashboardData>;
+  load(now: Date, filter?: ViewFilter, opts?: LoadOptions): Promise<DashboardData>;
   /** The user × model × day groups of a filter; with `prices`, user × model per price period
    * instead (each row's day the period's first: the same cost, far fewer rows). */
   groups(filter: FilterParams, opts?: { prices?: PriceBook }): Promise<GroupRow[]>;
@@ -608,7 +731,13 @@ export function createQueries(db: SqlReader): AdminQueries {
       return rows;
     });
     const out: TotalRow[] = [];
-    for (const [i, rows] of (await Promise.all(parts)).entries()) for (const row of rows) out.push({ ...row, day: periods[i]!.day });
+    // Each period's rows are its own (memo shares the promise, not the rows' days): set in place.
+    for (const [i, rows] of (await Promise.all(parts)).entries()) {
+      for (const row of rows) {
+        row.day = periods[i]!.day;
+        out.push(row);
+      }
+    }
     return out;
   };
 
@@ -617,15 +746,14 @@ export function createQueries(db: SqlReader): AdminQueries {
     return all<GroupRow>(forUser(p, 'groups'), { ...filterOnly(p), ...rollupSpan(p.from, p.to) });
   };
 
-  const monthValue = async (book: PriceBook, nowMillis: number, memo: Map<string, Promise<TotalRow[]>>): Promise<SeatValue> => {
+  const monthValue = async (book: PriceBook, nowMillis: number, memo: Map<string, Promise<TotalRow[]>>, activeSeats: number): Promise<SeatValue> => {
     const now = new Date(nowMillis);
     const monthStart = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
     const cost = emptyTotal();
     const month = { from: isoSeconds(monthStart), to: isoSeconds(nowMillis + 1000), user: null, model: null, division: null };
     const rows = pricedGroups(await totals(month, book, memo));
     for (const g of rows) priceGroup(book, g, cost);
-    const counts = await one<{ activeUsers: number }>('userCounts');
-    return { month: now.toISOString().slice(0, 7), cost, activeSeats: counts.activeUsers, groups: { filter: month, rows } };
+    return { month: now.toISOString().slice(0, 7), cost, activeSeats, groups: { filter: month, rows } };
   };
 
   /**
@@ -649,6 +777,18 @@ export function createQueries(db: SqlReader): AdminQueries {
     return { fromIso: `${base.headFrom}:00:00Z`, rows: windowsFromHours(buckets, nowMillis) };
   };
 
+
+  /** One page of a SQL-paged table: the match count first, so a page past the end shows the last. */
+  const tablePage = async <T>(table: PagedTable, f: ViewFilter, q: (TableQuery & { before?: string }) | undefined): Promise<{ rows: T[]; info: PageInfo }> => {
+    const t: TableQuery & { before?: string } = q ?? defaultTable();
+    const params = { email: t.email ?? f.user, division: f.division, pattern: likePattern(t.q), before: t.before ?? null };
+    const count = await one<{ n: number }>(table === 'keys' ? 'keysCount' : table === 'users' ? 'usersCount' : 'inactiveCount', params);
+    const totalRows = Number(count.n);
+    const size = Math.max(1, Math.min(t.pageSize, MAX_LIST_ROWS));
+    const page = Math.max(1, Math.min(t.page, Math.ceil(totalRows / size)));
+    const rows = (await db.all(pagedSql(table, t.sort, t.dir), { ...params, limit: size, offset: (page - 1) * size })) as T[];
+    return { rows, info: { page, total: totalRows, pageSize: size } };
+  };
 
   /** The daily chart's rows: the organisation's sharded table when nobody is singled out. */
   const chartDays = async (p: FilterParams, book: PriceBook): Promise<Map<string, DayRow & { cost: CostTotal }>> => {
@@ -716,73 +856,126 @@ export function createQueries(db: SqlReader): AdminQueries {
       const book = loadOpts.prices ?? SHIPPED_BOOK;
       const filter = filterArg ?? parseFilter(new URLSearchParams(), nowMillis);
       const p = filterParams(filter);
-      const byModelFilter = filter.model !== null;
-
-      const summaryTokens = zeroTokens();
-      const summaryCost = emptyTotal();
-      const summaryCounts = { sessions: 0, turns: 0 };
-      const reporting = new Set<string>();
-      const byUser = new Map<string, Bucket>();
-      const byModel = new Map<string, Bucket>();
-      const byDivision = new Map<string, Bucket>();
+      const want = new Set<DashboardSection>(loadOpts.sections ?? DASHBOARD_SECTIONS);
       const memo = new Map<string, Promise<TotalRow[]>>();
-      for (const t of await totals(p, book, memo)) {
-        const cost = priceGroup(book, t, emptyTotal());
-        // Per user and division, a session or turn counts once; per model, once per model.
-        const sessions = byModelFilter ? t.modelSessions : t.sessions;
-        const turns = byModelFilter ? t.modelTurns : t.userTurns;
-        const user = bucket(byUser, t.user);
-        addTo(user, t, cost, sessions, turns);
-        user.label = t.division;
-        addTo(bucket(byModel, t.model), t, cost, t.modelSessions, t.modelTurns);
-        addTo(bucket(byDivision, t.division), t, cost, sessions, turns);
-        addTokens(summaryTokens, t);
-        mergeCost(summaryCost, cost);
-        summaryCounts.sessions += sessions;
-        summaryCounts.turns += turns;
-        reporting.add(t.user);
-      }
-      for (const row of byModel.values()) row.label = book.family(row.key)?.family ?? null;
-
-      const byDay = await chartDays(p, book);
-      const counts = await one<{ users: number; activeUsers: number }>('userCounts');
-      const devices = await one<{ n: number }>('activeDevices');
-      const heaviest = [...byUser.values()].sort((x, y) => total(y) - total(x) || x.key.localeCompare(y.key)).map((u) => u.key);
-      const win = await windows(filter, heaviest, nowMillis);
+      const none = <T>(value: T): Promise<T> => Promise.resolve(value);
+      // Every statement is sent at once and the answers awaited together (PostgreSQL runs them on
+      // several pooled connections, SQLite's reader one after the other without waiting for this
+      // thread): a page costs about its slowest statement, not their sum. Only the windows wait,
+      // for the range's heaviest users, and the month for the active seats.
+      const usageRows = want.has('totals') || want.has('windows') ? totals(p, book, memo).then((rows) => aggregate(rows, book, filter.model !== null)) : none(emptyAggregate());
+      const countRow = one<{ users: number; activeUsers: number }>('userCounts');
       const eventsPage = Math.min(Math.max(1, loadOpts.eventsPage ?? 1), MAX_EVENT_PAGES);
-      const events = (
-        await all<Omit<EventRow, 'signed'> & { signed: number }>('events', { ...p, limit: EVENTS_PAGE, offset: (eventsPage - 1) * EVENTS_PAGE })
-      ).map((e) => ({ ...e, signed: e.signed !== 0 }));
-      const days = daysOf(filter).map((day) => byDay.get(day) ?? { day, ...zeroTokens(), cost: emptyTotal() });
+      const eventRows = want.has('events')
+        ? all<Omit<EventRow, 'signed'> & { signed: number }>('events', { ...p, limit: EVENTS_PAGE, offset: (eventsPage - 1) * EVENTS_PAGE }).then((rows) => rows.map((e) => ({ ...e, signed: e.signed !== 0 })))
+        : none<EventRow[]>([]);
+      const inactiveTable = loadOpts.inactiveTable ?? { ...defaultTable(), before: isoSeconds(nowMillis - REPORT_DAYS * DAY_MS) };
+      const [usage, byDay, counts, keyRow, win, events, users, inactive, keys, seats, seatValue, divisions, models] = await Promise.all([
+        usageRows,
+        want.has('chart') ? chartDays(p, book) : none(new Map<string, DayRow & { cost: CostTotal }>()),
+        countRow,
+        one<{ total: number; active: number }>('keyCounts'),
+        want.has('windows') ? usageRows.then((u) => windows(filter, u.heaviest, nowMillis)) : none({ fromIso: filter.fromIso, rows: [] as UserWindows[] }),
+        eventRows,
+        want.has('users') ? tablePage<UserRow>('users', filter, loadOpts.usersTable) : none(emptyPage<UserRow>()),
+        want.has('inactive') ? tablePage<UserRow>('inactive', filter, inactiveTable) : none(emptyPage<UserRow>()),
+        want.has('keys') ? tablePage<KeyRow>('keys', filter, loadOpts.keysTable) : none(emptyPage<KeyRow>()),
+        want.has('seats') ? all<{ v: string; n: number }>('divisionSeats') : none([]),
+        want.has('month') ? countRow.then((c) => monthValue(book, nowMillis, memo, c.activeUsers)) : none(null),
+        all<{ v: string }>('divisions'),
+        all<{ v: string }>('models', { day: dayKey(nowMillis - 90 * DAY_MS) }),
+      ]);
+      const keyCounts = { total: Number(keyRow.total), active: Number(keyRow.active) };
       return {
         generatedAt: isoSeconds(nowMillis),
         sinceUtc: filter.fromIso,
         filter,
         pricesSource: book.table.source,
-        summary: {
-          ...summaryTokens,
-          reportingUsers: reporting.size,
-          ...summaryCounts,
-          users: counts.users,
-          activeUsers: counts.activeUsers,
-          activeDevices: devices.n,
-          cost: summaryCost,
-        },
-        byUser: sorted(byUser),
-        byModel: sorted(byModel),
-        byDivision: sorted(byDivision),
-        days,
+        summary: { ...usage.summary, users: counts.users, activeUsers: counts.activeUsers, activeDevices: keyCounts.active },
+        byUser: usage.byUser,
+        byModel: usage.byModel,
+        byDivision: usage.byDivision,
+        days: want.has('chart') ? daysOf(filter).map((day) => byDay.get(day) ?? { day, ...zeroTokens(), cost: emptyTotal() }) : [],
         windows: win.rows,
         windowsFromIso: win.fromIso,
         events,
         eventsPage,
-        keys: await all<KeyRow>('keys'),
-        users: await all<UserRow>('users'),
-        seatValue: await monthValue(book, nowMillis, memo),
-        divisions: (await all<{ v: string }>('divisions')).map((r) => r.v),
-        models: (await all<{ v: string }>('models', { day: dayKey(nowMillis - 90 * DAY_MS) })).map((r) => r.v),
+        keys: keys.rows,
+        keysPage: keys.info,
+        keyCounts,
+        users: users.rows,
+        usersPage: users.info,
+        inactive: inactive.rows,
+        inactivePage: inactive.info,
+        divisionSeats: Object.fromEntries(seats.map((r) => [r.v, Number(r.n)])),
+        seatValue,
+        divisions: divisions.map((r) => r.v),
+        models: models.map((r) => r.v),
       };
     },
+  };
+}
+
+function defaultTable(): TableQuery {
+  return { q: '', sort: null, dir: 'desc', page: 1, pageSize: MAX_LIST_ROWS };
+}
+
+function emptyPage<T>(): { rows: T[]; info: PageInfo } {
+  return { rows: [], info: { page: 1, total: 0, pageSize: 0 } };
+}
+
+interface Aggregate {
+  summary: Omit<Summary, 'users' | 'activeUsers' | 'activeDevices'>;
+  byUser: UsageRow[];
+  byModel: UsageRow[];
+  byDivision: UsageRow[];
+  /** Users by tokens in the range, most first (who the main page's windows show). */
+  heaviest: string[];
+}
+
+function emptyAggregate(): Aggregate {
+  return { summary: { ...zeroTokens(), reportingUsers: 0, sessions: 0, turns: 0, cost: emptyTotal() }, byUser: [], byModel: [], byDivision: [], heaviest: [] };
+}
+
+/** Rows summed between two turns of the event loop: `/health` and `/report` answer in between. */
+const ROWS_PER_SLICE = 1000;
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** The range's user × model totals summed per user, model and division, and for the tiles. */
+async function aggregate(rows: readonly TotalRow[], book: PriceBook, byModelFilter: boolean): Promise<Aggregate> {
+  const summaryTokens = zeroTokens();
+  const summaryCost = emptyTotal();
+  const summaryCounts = { sessions: 0, turns: 0 };
+  const reporting = new Set<string>();
+  const byUser = new Map<string, Bucket>();
+  const byModel = new Map<string, Bucket>();
+  const byDivision = new Map<string, Bucket>();
+  for (let i = 0; i < rows.length; i++) {
+    if (i > 0 && i % ROWS_PER_SLICE === 0) await nextTurn();
+    const t = rows[i]!;
+    const cost = priceGroup(book, t, emptyTotal());
+    // Per user and division, a session or turn counts once; per model, once per model.
+    const sessions = byModelFilter ? t.modelSessions : t.sessions;
+    const turns = byModelFilter ? t.modelTurns : t.userTurns;
+    const user = bucket(byUser, t.user);
+    addTo(user, t, cost, sessions, turns);
+    user.label = t.division;
+    addTo(bucket(byModel, t.model), t, cost, t.modelSessions, t.modelTurns);
+    addTo(bucket(byDivision, t.division), t, cost, sessions, turns);
+    addTokens(summaryTokens, t);
+    mergeCost(summaryCost, cost);
+    summaryCounts.sessions += sessions;
+    summaryCounts.turns += turns;
+    reporting.add(t.user);
+  }
+  for (const row of byModel.values()) row.label = book.family(row.key)?.family ?? null;
+  const heaviest = [...byUser.values()].sort((x, y) => total(y) - total(x) || x.key.localeCompare(y.key)).map((u) => u.key);
+  return {
+    summary: { ...summaryTokens, reportingUsers: reporting.size, ...summaryCounts, cost: summaryCost },
+    byUser: sorted(byUser),
+    byModel: sorted(byModel),
+    byDivision: sorted(byDivision),
+    heaviest,
   };
 }
 

@@ -12,12 +12,13 @@ import { dailyChart } from './views/chart';
 import { renderEvents } from './views/events';
 import { filterBar } from './views/filterbar';
 import { money, num, whenIn } from './views/format';
-import { renderKeys } from './views/keys';
+import { keyStatus, renderKeys } from './views/keys';
 import { type RenderMode, documentShell, header } from './views/layout';
 import { renderInactive } from './views/seats';
 import { renderSummary } from './views/summary';
 import { type Column, type TableContext, dataTable } from './views/table';
-import { byModelTable, renderUsage } from './views/usage';
+import { byModelTable, renderByUser, renderUsage } from './views/usage';
+import { type ViewName, VIEW_LABELS, viewHref } from './pages';
 import { renderUsers } from './views/users';
 import { renderWindows } from './views/windows';
 import { EVENTS_PAGE } from './queries';
@@ -45,6 +46,8 @@ function renderFlash(flash: Flash | null): string {
 
 export interface DashboardOptions {
   mode: RenderMode;
+  /** The page shown; an exported snapshot shows every section. */
+  view?: ViewName;
   flash?: Flash | null;
   /** Shown to a logged-in admin only. */
   warnings?: readonly string[];
@@ -66,11 +69,45 @@ function tableContext(mode: RenderMode, params: URLSearchParams | undefined, pat
   return { path, params: params ?? new URLSearchParams(), interactive: mode.kind !== 'export' };
 }
 
-function seatsByDivision(data: DashboardData): Map<string, number> {
-  const seats = new Map<string, number>();
-  for (const u of data.users) if (u.revokedAt === null) seats.set(u.division, (seats.get(u.division) ?? 0) + 1);
-  return seats;
-}
+/** How many users the overview lists before linking to the full table. */
+export const OVERVIEW_TOP_USERS = 10;
+
+type Section = (data: DashboardData, opts: DashboardOptions, ctx: TableContext) => string;
+
+const summary: Section = (data, opts) => (data.seatValue === null ? '' : renderSummary(data.summary, rangeLabel(data), data.seatValue, opts.seatPriceUsd ?? null));
+const budgets =
+  (summaryHref?: string): Section =>
+  (data, opts) => {
+    if (opts.budgets === undefined || data.seatValue === null) return '';
+    const mode = summaryHref === undefined ? opts.mode : { kind: 'readonly' as const };
+    return renderBudgets(opts.budgets.statuses, opts.budgets.alerts, mode, { month: data.seatValue.month, tz: data.filter.tz, webhook: opts.budgets.webhook, ...(summaryHref === undefined ? {} : { summaryHref }) });
+  };
+const seats = (data: DashboardData) => new Map(Object.entries(data.divisionSeats));
+const usage =
+  (top: boolean): Section =>
+  (data, _opts, ctx) =>
+    renderUsage(ctx, data, { tz: data.filter.tz, seats: seats(data), ...(top ? { top: { rows: OVERVIEW_TOP_USERS, href: viewHref('usage', ctx.params) } } : {}) });
+const byUser: Section = (data, _opts, ctx) => renderByUser(ctx, data.byUser, data.filter.tz);
+const inactive: Section = (data, _opts, ctx) => renderInactive(ctx, { rows: data.inactive, ...data.inactivePage }, data.filter.tz);
+const windows: Section = (data, _opts, ctx) => renderWindows(ctx, data.windows, data.filter.tz, data.windowsFromIso);
+const events: Section = (data, _opts, ctx) => renderEvents(ctx, data.events, data.eventsPage, EVENTS_PAGE, data.filter.tz);
+const keys: Section = (data, opts, ctx) => renderKeys(ctx, { rows: data.keys, ...data.keysPage }, data.keyCounts, opts.mode, data.filter.tz);
+const users: Section = (data, opts, ctx) => renderUsers(ctx, { rows: data.users, ...data.usersPage }, opts.mode, data.generatedAt, data.filter.tz);
+const audit: Section = (_data, opts, ctx) => renderAudit(ctx, opts.audit ?? [], opts.auditPage ?? 1, _data.filter.tz);
+
+/** What each page renders, top to bottom; `undefined` (a snapshot) renders every section. */
+const PAGE_SECTIONS: Record<ViewName | 'snapshot', readonly Section[]> = {
+  overview: [summary, budgets('/admin/?view=budgets'), usage(true)],
+  usage: [byUser],
+  users: [users],
+  keys: [keys],
+  inactive: [inactive],
+  windows: [windows],
+  events: [events],
+  audit: [audit],
+  budgets: [budgets()],
+  snapshot: [summary, budgets(), usage(false), inactive, windows, events, keys, users, audit],
+};
 
 export function renderDashboard(data: DashboardData, opts: DashboardOptions): string {
   const { mode } = opts;
@@ -82,22 +119,15 @@ export function renderDashboard(data: DashboardData, opts: DashboardOptions): st
     mode.kind === 'export'
       ? `<p class="note">Read-only snapshot generated ${esc(data.generatedAt)}. Usage since ${esc(data.sinceUtc)}.</p>`
       : `<p class="note">Generated ${whenIn(data.generatedAt, tz)}. Usage from ${esc(data.filter.fromIso)} to ${esc(data.filter.toIso)} (UTC). Prices: ${esc(data.pricesSource)}.</p>`;
+  const view = mode.kind === 'export' ? 'snapshot' : (opts.view ?? 'overview');
   const body =
-    header(mode, ctx.params) +
+    header(mode, ctx.params, view === 'snapshot' ? null : view) +
     `<main>${snapshot}${warn}${renderFlash(opts.flash ?? null)}` +
     filterBar(ctx, data.filter, data) +
     exportLinks(ctx) +
-    renderSummary(data.summary, rangeLabel(data), data.seatValue, opts.seatPriceUsd ?? null) +
-    (opts.budgets === undefined ? '' : renderBudgets(opts.budgets.statuses, opts.budgets.alerts, mode, { month: data.seatValue.month, tz, webhook: opts.budgets.webhook })) +
-    renderUsage(ctx, data, { tz, seats: seatsByDivision(data) }) +
-    renderInactive(ctx, data.users, Date.parse(data.generatedAt), tz) +
-    renderWindows(ctx, data.windows, tz, data.windowsFromIso) +
-    renderEvents(ctx, data.events, data.eventsPage, EVENTS_PAGE, tz) +
-    renderKeys(ctx, data.keys, mode, tz) +
-    renderUsers(ctx, data.users, mode, data.generatedAt, tz) +
-    renderAudit(ctx, opts.audit ?? [], opts.auditPage ?? 1, tz) +
+    PAGE_SECTIONS[view].map((section) => section(data, opts, ctx)).join('') +
     `</main>`;
-  const title = mode.kind === 'export' ? `ccflux usage snapshot ${data.generatedAt}` : 'ccflux admin';
+  const title = mode.kind === 'export' ? `ccflux usage snapshot ${data.generatedAt}` : view === 'overview' || view === 'snapshot' ? 'ccflux admin' : `ccflux admin — ${VIEW_LABELS[view]}`;
   return documentShell(title, body, { exportMeta: mode.kind === 'export' });
 }
 
@@ -106,6 +136,7 @@ export function renderUserPage(email: string, data: DashboardData, sessions: rea
   const ctx = tableContext(opts.mode, opts.params, '/admin/user');
   const tz = data.filter.tz;
   const user = data.users.find((u) => u.email === email);
+  const flash = renderFlash(opts.flash ?? null);
   const s = data.summary;
   const win = data.windows.find((w) => w.user === email);
   const windowRows = win?.recent ?? [];
@@ -121,10 +152,9 @@ export function renderUserPage(email: string, data: DashboardData, sessions: rea
   const windowList = windowRows
     .map((w) => `<tr><td>${whenIn(new Date(w.startMillis).toISOString(), tz)}</td><td>${whenIn(new Date(w.endMillis).toISOString(), tz)}</td><td class="n">${num(w.tokens)}</td><td class="n">${num(w.turns)}</td></tr>`)
     .join('');
-  const keys = data.keys.filter((k) => k.email === email);
   const body =
     header(opts.mode, ctx.params) +
-    `<main><p class="note"><a href="/admin/">← Dashboard</a></p>` +
+    `<main><p class="note"><a href="${esc(viewHref('overview', ctx.params))}">← Dashboard</a></p>${flash}` +
     `<section id="user"><h2>${esc(email)}</h2>` +
     (user === undefined
       ? `<p class="warn">No such user.</p>`
@@ -142,7 +172,7 @@ export function renderUserPage(email: string, data: DashboardData, sessions: rea
         `<div class="scroll"><table><thead><tr><th>Start</th><th>End</th><th class="n">Tokens</th><th class="n">Turns</th></tr></thead><tbody>${windowList}</tbody></table></div>`) +
     `</section>` +
     `<section id="sessions"><h2>Sessions</h2>${dataTable(ctx, 'sessions', sessions, sessionCols, { empty: 'No sessions in this range.', searchLabel: 'Search sessions or models' })}</section>` +
-    renderKeys(ctx, keys, opts.mode, tz) +
+    renderKeys(ctx, { rows: data.keys, ...data.keysPage }, { total: data.keys.length, active: data.keys.filter((k) => keyStatus(k) === 'active').length }, opts.mode, tz) +
     `</main>`;
   return documentShell(`ccflux admin — ${email}`, body);
 }

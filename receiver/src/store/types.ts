@@ -18,7 +18,7 @@
  */
 import type { ReportBody } from '../../../src/protocol/wire';
 import type { ViewFilter } from '../admin/filters';
-import type { DashboardData, FilterParams, GroupRow, MetricTotals, RawEventRow, SessionRow } from '../admin/queries';
+import type { DashboardData, FilterParams, GroupRow, LoadOptions, MetricTotals, RawEventRow, SessionRow } from '../admin/queries';
 import type { PriceBook } from '../prices/cost';
 
 /** Defaults match SPEC §3; the server passes its configuration. */
@@ -150,10 +150,9 @@ export interface BudgetAlertRow {
   lastError: string | null;
 }
 
-export interface DashboardView {
+/** One dashboard page: its filter, and (LoadOptions) the sections it shows and its table pages. */
+export interface DashboardView extends LoadOptions {
   filter?: ViewFilter;
-  eventsPage?: number;
-  prices?: PriceBook;
 }
 
 /** An admin session as stored: the id only as its SHA-256, the flash sealed (admin/sessions.ts). */
@@ -209,8 +208,8 @@ export interface Store {
   /** One row per model, idempotent on (user, session_id, turn_index, model): a retried or replayed
    * report inserts nothing. Returns how many rows were new. */
   insertReport(auth: AuthContext, report: ReportBody, opts: InsertOptions): Promise<{ inserted: number }>;
-  /** Everything the dashboard shows, as of `now`, for one view (range, filters, events page;
-   * the last 30 days unfiltered at shipped prices by default). SQL in `admin/queries.ts`. */
+  /** What one dashboard page shows, as of `now` (range, filters, `sections`, table pages; every
+   * section of the last 30 days unfiltered at shipped prices by default). SQL in `admin/queries.ts`. */
   dashboard(now: Date, view?: DashboardView): Promise<DashboardData>;
   /** The user × model × UTC day groups of a filter (exports call it one day at a time); with
    * `prices`, user × model per price period (budgets: the same cost from far fewer rows). */

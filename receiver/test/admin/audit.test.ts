@@ -52,7 +52,8 @@ describe('audit log', () => {
     for (const secret of [ADMIN_TOKEN, csrf, cookie.split('=')[1]!, refreshToken, 'wrong-wrong-wrong-wrong']) expect(all).not.toContain(secret);
     expect(log.lines().filter((l) => l.msg === 'admin action').map((l) => l.action)).toContain('logout');
 
-    const page = (await h.get('/admin/', { headers: bearer })).body;
+    expect((await h.get('/admin/', { headers: bearer })).body).not.toContain('<section id="audit">');
+    const page = (await h.get('/admin/?view=audit', { headers: bearer })).body;
     expect(page).toMatch(/<section id="audit">.*<td class="mono">user\.provision<\/td><td>session<\/td><td class="mono">127\.0\.0\.1<\/td><td class="mono">ana@example\.org<\/td><td>division: Research, days: 30<\/td>/s);
     const csv = await h.get('/admin/export/audit.csv', { headers: bearer });
     expect(csv.status).toBe(200);
@@ -131,21 +132,30 @@ describe('budgets on the dashboard', () => {
     // Opus 5.5: 1M input = $4 this month (11 May 12:00 = 10.5 of 31 days).
     await seedUsage(h.store, 'ann@example.org', { models: { 'claude-opus-5-5': usage(1_000_000, 0) } }, { division: 'Research' });
     const { cookie, csrf } = await h.login();
-    const bad = await h.post('/admin/budgets', { scope: 'division', subject: '', unit: 'usd', limit: '5', csrf_token: csrf }, { cookie });
+    const back = '/admin/?view=budgets';
+    const bad = await h.post('/admin/budgets', { scope: 'division', subject: '', unit: 'usd', limit: '5', csrf_token: csrf, back }, { cookie });
     expect(bad.status).toBe(303);
-    expect((await h.get('/admin/', { cookie })).body).toContain('A division budget needs the division name.');
-    await h.post('/admin/budgets', { scope: 'division', subject: 'Research', unit: 'usd', limit: '5', csrf_token: csrf }, { cookie });
-    let page = (await h.get('/admin/', { cookie })).body;
+    // Back to the page the form came from, with the flash.
+    expect(bad.headers.get('location')).toBe(back);
+    expect((await h.get(back, { cookie })).body).toContain('A division budget needs the division name.');
+    await h.post('/admin/budgets', { scope: 'division', subject: 'Research', unit: 'usd', limit: '5', csrf_token: csrf, back }, { cookie });
+    let page = (await h.get(back, { cookie })).body;
+    expect(page).toContain('name="back" value="/admin/?view=budgets"');
     expect(page).toContain('Budget saved: Research, 5 USD a month.');
     expect(page).toMatch(/<td>Division Research<\/td><td class="n">\$5\.00<\/td><td class="n">\$4\.00<\/td><td class="n">80\.0%<\/td>/);
     expect(page).toContain('<span class="budget-warning">warning</span>');
     expect(page).toMatch(/<td class="n">\$11\.8\d<\/td><td><span class="budget-warning">/); // forecast $4 / (10.5/31)
     await h.post('/admin/budgets', { scope: 'division', subject: 'Research', unit: 'usd', limit: '4', csrf_token: csrf }, { cookie });
-    page = (await h.get('/admin/', { cookie })).body;
+    // The overview shows the burn too (no forms), linking to the budgets page.
+    const overview = (await h.get('/admin/', { cookie })).body;
+    expect(overview).toContain('<span class="budget-over">over</span>');
+    expect(overview).not.toContain('action="/admin/budgets');
+    expect(overview).toContain('<a href="/admin/?view=budgets">Budgets and alerts →</a>');
+    page = (await h.get(back, { cookie })).body;
     expect(page).toContain('<span class="budget-over">over</span>');
     const id = /name="id" value="(\d+)"/.exec(page)![1]!;
     await h.post('/admin/budgets/delete', { id, csrf_token: csrf }, { cookie });
-    expect((await h.get('/admin/', { cookie })).body).toContain('No budgets set.');
+    expect((await h.get(back, { cookie })).body).toContain('No budgets set.');
     const actions = (await h.store.listAudit({ limit: 10, offset: 0 })).filter((r) => r.action.startsWith('budget.'));
     expect(actions.map((r) => [r.action, r.target, JSON.parse(r.detail)])).toEqual([
       ['budget.delete', 'division:Research', { unit: 'usd', monthly_limit: 4 }],

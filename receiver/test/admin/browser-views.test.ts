@@ -116,12 +116,29 @@ describe('IT views in chromium', () => {
     await shot(page, 'admin-user.png');
     await page.goBack();
 
-    // Pagination of the users table (65 seats): the next page, by link.
-    await page.goto(`${base}/admin/`);
+    // Tabs keep the range and filters: the Users tab shows the division's users.
+    await page.click('header nav a:text-is("Users")');
+    const tab = new URL(page.url()).searchParams;
+    expect([tab.get('view'), tab.get('range'), tab.get('division')]).toEqual(['users', '7d', 'Platform']);
+    expect(await page.textContent('#users .pager')).toContain('Rows 1–2 of 2');
+    await page.click('header nav a:text-is("Usage by user")');
+    expect(new URL(page.url()).searchParams.get('division')).toBe('Platform');
+    expect((await page.locator('[data-table=byuser] tbody tr').count())).toBe(2);
+
+    // Pagination of the users table (65 seats, paged in SQL): the next page, by link; a search.
+    await page.goto(`${base}/admin/?view=users`);
+    await shot(page, 'admin-users.png');
     expect(await page.textContent('#users .pager')).toContain('Rows 1–50 of 65');
     await page.click('#users a[rel=next]');
     expect(await page.textContent('#users .pager')).toContain('Rows 51–65 of 65');
     expect(new URL(page.url()).searchParams.get('users.page')).toBe('2');
+    await page.fill('#users input[name="users.q"]', 'seat0');
+    await page.click('#users button:has-text("Search")');
+    expect(await page.textContent('#users .pager')).toContain('Rows 1–10 of 10');
+    await page.click('#users th a:has-text("Email")');
+    const sorted = await page.locator('[data-table=users] tbody tr td:first-child').allTextContents();
+    expect(sorted[0]).toBe('seat09@example.org');
+    await page.goto(`${base}/admin/`);
 
     // Export download: usage per user × model × day as CSV.
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('.exports a:has-text("usage per user, model and day (CSV)")')]);
@@ -131,7 +148,7 @@ describe('IT views in chromium', () => {
     expect(csv.length).toBeGreaterThan(20);
 
     // Budget: a tiny org budget is over at once; the check posts the alerts to the webhook.
-    await page.goto(`${base}/admin/#budgets`);
+    await page.click('header nav a:text-is("Budgets")');
     await page.selectOption('#budgets select[name=scope]', 'org');
     await page.selectOption('#budgets select[name=unit]', 'usd');
     await page.fill('#budgets input[name=limit]', '1');
@@ -147,6 +164,7 @@ describe('IT views in chromium', () => {
     await shot(page, 'admin-budgets.png');
 
     // Audit view: the login and the budget change, with the source address.
+    await page.click('header nav a:text-is("Audit log")');
     const audit = await page.textContent('#audit');
     expect(audit).toContain('login.success');
     expect(audit).toContain('budget.set');

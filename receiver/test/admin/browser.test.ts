@@ -155,12 +155,17 @@ describe('admin dashboard in chromium', () => {
     expect(cookie).toMatchObject({ name: 'ccflux_admin', path: '/admin', httpOnly: true, sameSite: 'Strict', secure: false });
     expect(await page.evaluate('document.cookie')).toBe(''); // HttpOnly: not visible to script
 
+    // The Users tab: a GET page of its own; provisioning comes back to it.
+    await page.click('header nav a:text-is("Users")');
+    expect(new URL(page.url()).searchParams.get('view')).toBe('users');
+    expect(await page.getAttribute('header nav a:text-is("Users")', 'aria-current')).toBe('page');
     // Provision: the token is shown once, with the endpoint.
     await page.fill('#users input[name=email]', 'ann@example.org');
     await page.fill('#users input[name=division]', 'Research');
     await page.fill('#users input[name=days]', '30');
     await page.click('#users button:has-text("Provision")');
     await page.waitForSelector('.secret');
+    expect(new URL(page.url()).searchParams.get('view')).toBe('users');
     const secret = (await page.textContent('.secret')) ?? '';
     const refreshToken = /ccf_rt_[A-Za-z0-9_-]{43}/.exec(secret)?.[0];
     expect(refreshToken).toBeDefined();
@@ -177,15 +182,18 @@ describe('admin dashboard in chromium', () => {
     const evil = await hostile.report(report(`"><script>alert('sid')</script>`, 0, { '<script>alert("model")</script>': { input_tokens: 1, output_tokens: 1, cache_read_tokens: 0, cache_write_tokens: 0 } }));
     expect(evil.status).toBe(200);
 
-    await page.goto(`${base}/admin/`);
+    await page.goto(`${base}/admin/?view=users`);
     expect(await page.locator('.secret').count()).toBe(0); // shown once only
+    await page.click('header nav a:text-is("Events")');
     const events = (await page.textContent('#events')) ?? '';
     expect(events).toContain('ann@example.org');
     expect(events).toContain('claude-sonnet-4-6');
     expect(events).toContain('14,200');
     // The receiver stores model names with only safe characters (wire.ts), so it arrives defused.
     expect(events).toContain('_script_alert__model___/script_');
-    expect(await page.locator('#events script, #keys img').count()).toBe(0);
+    expect(await page.locator('#events script').count()).toBe(0);
+    await page.click('header nav a:text-is("Device keys")');
+    expect(await page.locator('#keys img').count()).toBe(0);
     const keyRow = page.locator('#keys tr', { hasText: 'ann-laptop' });
     expect(await keyRow.textContent()).toContain('active');
     await page.screenshot({ path: join(ARTIFACTS, 'admin-report.png'), fullPage: true });
@@ -196,6 +204,8 @@ describe('admin dashboard in chromium', () => {
     await page.waitForSelector('h2:has-text("Revoke device key?")');
     await page.click('button:has-text("Revoke the key")');
     await page.waitForSelector('.flash.ok');
+    // Back on the device keys page it came from, with the flash.
+    expect(new URL(page.url()).searchParams.get('view')).toBe('keys');
     expect(await page.textContent('.flash.ok')).toContain('Revoked 1 device key');
     expect(await page.locator('#keys tr', { hasText: 'ann-laptop' }).textContent()).toContain('revoked');
     const refused = await laptop.report(report('3f2a9c1e-browser', 1, { 'claude-sonnet-4-6': { input_tokens: 1, output_tokens: 1, cache_read_tokens: 0, cache_write_tokens: 0 } }));

@@ -78,9 +78,12 @@ describe('dashboard views over HTTP', () => {
       expect(page).toMatch(/>Sales<\/a><\/td><td class="n">3<\/td><td class="n">2<\/td>/);
       // Value per seat this month: $8.70 over 4 active seats.
       expect(page).toMatch(/<b>~\$2\.18 <span[^>]*>\+ unpriced<\/span><\/b><span>API-equivalent value per seat, 2026-05 so far<\/span>/);
-      // Inactive seats: dee never reported; cyd's last turn was 10 days ago (inside 30, outside 7).
-      expect(page).toMatch(/<section id="inactive">.*dee@example.org.*<\/section>/s);
-      expect(page).not.toMatch(/<section id="inactive">(?:(?!<\/section>).)*cyd@example.org/s);
+      // Inactive seats (their own page): dee never reported; cyd's last turn was 10 days ago (inside 30, outside 7).
+      expect(page).not.toContain('<section id="inactive">');
+      const seats = await get('/admin/?view=inactive');
+      expect(seats).toMatch(/<section id="inactive">.*dee@example.org.*<\/section>/s);
+      expect(seats).not.toMatch(/<section id="inactive">(?:(?!<\/section>).)*cyd@example.org/s);
+      // An old link (no view) still lands on the table it names.
       const week = await get('/admin/?inactive=7');
       expect(week).toMatch(/<section id="inactive">(?:(?!<\/section>).)*cyd@example.org/s);
     } finally {
@@ -136,7 +139,12 @@ describe('dashboard views over HTTP', () => {
         const n = String(i).padStart(3, '0');
         await seedUsage(h.store, `u${n}@example.org`, { session_id: `s${n}`, models: { 'claude-sonnet-5': usage(1000 + i, 0) } });
       }
-      const first = await get('/admin/');
+      // The overview lists the top users and links to the full table, which pages.
+      const overview = await get('/admin/');
+      expect(overview).toContain('Top 10 users by cost');
+      expect(overview).not.toContain('u109@example.org');
+      expect(overview).toContain('href="/admin/?view=usage">All 120 users by usage →</a>');
+      const first = await get('/admin/?view=usage');
       expect(first).toContain('Rows 1–50 of 120');
       // Default order: cost, highest first.
       expect(first.indexOf('u119@example.org')).toBeLessThan(first.indexOf('u118@example.org'));

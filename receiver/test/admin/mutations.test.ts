@@ -11,11 +11,12 @@ afterEach(async () => {
   await h.close();
 });
 
-async function submit(path: string, fields: Record<string, string>): Promise<string> {
-  const res = await h.post(path, { confirm: 'yes', ...fields, csrf_token: session.csrf }, { cookie: session.cookie });
+/** Posts a form as the page `back` sends it; the answer redirects back there, and that page is returned. */
+async function submit(path: string, fields: Record<string, string>, back = path.startsWith('/admin/keys') ? '/admin/?view=keys' : '/admin/?view=users'): Promise<string> {
+  const res = await h.post(path, { confirm: 'yes', ...fields, csrf_token: session.csrf, back }, { cookie: session.cookie });
   expect(res.status).toBe(303);
-  expect(res.headers.get('location')).toBe('/admin/');
-  return (await h.get('/admin/', { cookie: session.cookie })).body;
+  expect(res.headers.get('location')).toBe(back);
+  return (await h.get(back, { cookie: session.cookie })).body;
 }
 
 function shownToken(html: string): string | null {
@@ -34,7 +35,7 @@ describe('admin mutations', () => {
     expect(user).toMatchObject({ email: 'bob@example.org', division: 'Platform', revoked_at: null });
     expect(Date.parse(user!.token_expires_at!) - h.nowMillis()).toBe(30 * 24 * 3600 * 1000);
     // Shown once: the next page load no longer has it.
-    const again = (await h.get('/admin/', { cookie: session.cookie })).body;
+    const again = (await h.get('/admin/?view=users', { cookie: session.cookie })).body;
     expect(shownToken(again)).toBeNull();
     expect(again).not.toContain(token!);
     expect(again).toContain('bob@example.org');
@@ -47,6 +48,8 @@ describe('admin mutations', () => {
       { cookie: session.cookie, headers: { 'x-forwarded-proto': 'https' } },
     );
     expect(res.status).toBe(303);
+    // Without a `back` field: to the overview, which shows the flash too.
+    expect(res.headers.get('location')).toBe('/admin/');
     const page = (await h.get('/admin/', { cookie: session.cookie, headers: { 'x-forwarded-proto': 'https' } })).body;
     expect(page).toContain(`Endpoint<code>https://127.0.0.1:`);
     expect(page).toContain('COOKIE_SECURE is off');
@@ -84,6 +87,13 @@ describe('admin mutations', () => {
     expect(ask.body).toContain('<input type="hidden" name="confirm" value="yes">');
     expect(ask.body).toContain(`name="csrf_token" value="${session.csrf}"`);
     expect(ask.body).toContain('<a href="/admin/">Cancel</a>');
+    // From a table page, the confirmation carries that page along, and Cancel returns to it.
+    const fromPage = await h.post('/admin/users/revoke', { email: 'ivy@example.org', csrf_token: session.csrf, back: '/admin/?view=users&users.page=2' }, { cookie: session.cookie });
+    expect(fromPage.body).toContain('<input type="hidden" name="back" value="/admin/?view=users&amp;users.page=2">');
+    expect(fromPage.body).toContain('<a href="/admin/?view=users&amp;users.page=2">Cancel</a>');
+    // A `back` that leaves the dashboard is ignored.
+    const away = await h.post('/admin/users/revoke', { email: 'nobody@example.org', confirm: 'yes', csrf_token: session.csrf, back: '//evil.example/admin/' }, { cookie: session.cookie });
+    expect(away.headers.get('location')).toBe('/admin/');
     const askKey = await h.post('/admin/keys/revoke', { public_key: fakePublicKey('ivy-1'), csrf_token: session.csrf }, { cookie: session.cookie });
     expect(askKey.body).toContain('Revoke device key?');
     expect((await h.store.authenticateRefreshToken(refreshToken))?.email).toBe('ivy@example.org');
@@ -98,8 +108,9 @@ describe('admin mutations', () => {
     await h.store.registerKey((await h.store.authenticateRefreshToken(refreshToken))!, fakePublicKey('jo-1'), 'jo-laptop');
     const before = await h.get('/admin/', { cookie: session.cookie });
     expect(before.body).toMatch(/<b>1<\/b><span>active device keys<\/span>/);
-    const page = await submit('/admin/users/revoke', { email: 'jo@example.org' });
-    expect(page).toMatch(/<b>0<\/b><span>active device keys<\/span>/);
+    const overview = await submit('/admin/users/revoke', { email: 'jo@example.org' }, '/admin/');
+    expect(overview).toMatch(/<b>0<\/b><span>active device keys<\/span>/);
+    const page = (await h.get('/admin/?view=keys', { cookie: session.cookie })).body;
     expect(page).toContain('0 active, 1 revoked');
     expect(page).toMatch(/jo-laptop.*?<span class="status-revoked">user revoked<\/span>/s);
   });
@@ -131,7 +142,7 @@ describe('admin mutations', () => {
     const auth = (await h.store.authenticateRefreshToken(refreshToken))!;
     await h.store.registerKey(auth, fakePublicKey('hal-1'), 'hal-laptop');
     await h.store.registerKey(auth, fakePublicKey('hal-2'), 'hal-desktop');
-    const before = (await h.get('/admin/', { cookie: session.cookie })).body;
+    const before = (await h.get('/admin/?view=keys', { cookie: session.cookie })).body;
     expect(before.match(/action="\/admin\/keys\/revoke"/g)).toHaveLength(2);
     const page = await submit('/admin/keys/revoke', { public_key: fakePublicKey('hal-1') });
     expect(page).toContain('Revoked 1 device key.');

@@ -75,12 +75,16 @@ describe('dashboard figures', () => {
       // By model: opus (ann only) first, old March usage excluded.
       expect(page).toMatch(/>opus<\/a><\/span><\/td><td><span class="unpriced">unpriced<\/span><\/td><td class="n">1<\/td><td class="n">1<\/td><td class="n">2<\/td><td class="n">101<\/td>/);
       expect(page).toMatch(/>ann@example.org<\/a><\/td><td><\/td><td class="n">1<\/td><td class="n">2<\/td><td class="n">121<\/td>/);
-      // The events list follows the range too: the March turn appears with 90 days.
-      expect(page).not.toContain('<td class="n">1,000,000</td>');
-      const wide = (await h.get('/admin/?range=90d', { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).body;
+      // The events list (its own page) follows the range too: the March turn appears with 90 days.
+      const bearer = { authorization: `Bearer ${ADMIN_TOKEN}` };
+      const events = (await h.get('/admin/?view=events', { headers: bearer })).body;
+      expect(events).toContain('<section id="events">');
+      expect(events).not.toContain('<td class="n">1,000,000</td>');
+      const wide = (await h.get('/admin/?view=events&range=90d', { headers: bearer })).body;
       expect(wide).toContain('<td class="n">1,000,000</td>');
       // Ann's peak 5-hour window holds both of today's turns.
-      expect(page).toMatch(/>ann@example.org<\/a><\/td><td class="n">1,186<\/td><td class="n">2<\/td><td>2026-05-11 10:00Z<\/td>/);
+      const windows = (await h.get('/admin/?view=windows', { headers: bearer })).body;
+      expect(windows).toMatch(/>ann@example.org<\/a><\/td><td class="n">1,186<\/td><td class="n">2<\/td><td>2026-05-11 10:00Z<\/td>/);
     } finally {
       await h.close();
     }

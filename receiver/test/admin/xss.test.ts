@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { esc } from '../../src/admin/esc';
+import { VIEWS } from '../../src/admin/pages';
 import { ADMIN_TOKEN, type Harness, addReport, fakePublicKey, startAdmin, usage } from './harness';
 
 const HOSTILE = {
@@ -56,7 +57,7 @@ function expectInert(html: string, opts: { forms: boolean }): void {
   expect(html).not.toMatch(/<script|<iframe|<img|<svg\/|<a href="(?!#|\/admin\/)/i);
   // Every tag is one of ours, with only our attributes, every value double-quoted, every URL ours.
   const allowedTags = ['html', 'head', 'meta', 'title', 'style', 'body', 'header', 'h1', 'h2', 'h3', 'nav', 'a', 'main', 'section', 'div', 'b', 'span', 'small', 'p', 'table', 'thead', 'tbody', 'tr', 'th', 'td', 'svg', 'rect', 'line', 'text', 'g', 'code', 'form', 'input', 'button', 'label', 'select', 'option'];
-  const allowedAttributes = ['lang', 'charset', 'name', 'content', 'http-equiv', 'href', 'id', 'class', 'role', 'method', 'action', 'type', 'value', 'required', 'maxlength', 'min', 'max', 'placeholder', 'autocomplete', 'autofocus', 'viewbox', 'width', 'height', 'aria-label', 'aria-hidden', 'x', 'y', 'x1', 'x2', 'y1', 'y2', 'fill', 'stroke', 'text-anchor', 'rel', 'aria-sort', 'data-table', 'selected', 'title', 'step'];
+  const allowedAttributes = ['lang', 'charset', 'name', 'content', 'http-equiv', 'href', 'id', 'class', 'role', 'method', 'action', 'type', 'value', 'required', 'maxlength', 'min', 'max', 'placeholder', 'autocomplete', 'autofocus', 'viewbox', 'width', 'height', 'aria-label', 'aria-hidden', 'x', 'y', 'x1', 'x2', 'y1', 'y2', 'fill', 'stroke', 'text-anchor', 'rel', 'aria-sort', 'aria-current', 'data-table', 'selected', 'title', 'step'];
   for (const m of html.matchAll(/<([a-zA-Z][a-zA-Z0-9]*)([^>]*)>/g)) {
     expect(allowedTags, m[0]).toContain(m[1]!.toLowerCase());
     const rest = m[2]!.replace(/\/$/, '');
@@ -77,16 +78,24 @@ function expectInert(html: string, opts: { forms: boolean }): void {
 describe('admin XSS', () => {
   it('renders hostile emails, device ids, models, session ids and versions inert (logged in)', async () => {
     const { cookie } = await h.login();
-    const page = await h.get('/admin/', { cookie });
-    expect(page.status).toBe(200);
-    expectInert(page.body, { forms: true });
+    // Every page, taken together, shows every hostile value (escaped).
+    let all = '';
+    for (const view of VIEWS) {
+      const page = await h.get(`/admin/?view=${view}`, { cookie });
+      expect(page.status).toBe(200);
+      all += page.body;
+    }
+    expectInert(all, { forms: true });
     // Hidden form fields carry the escaped value inside a double-quoted attribute.
-    expect(page.body).toContain(`name="email" value="${esc(HOSTILE.email2.toLowerCase())}"`);
+    const users = await h.get('/admin/?view=users', { cookie });
+    expect(users.body).toContain(`name="email" value="${esc(HOSTILE.email2.toLowerCase())}"`);
   });
 
   it('renders them inert read-only (bearer) and in the export', async () => {
     const bearer = { authorization: `Bearer ${ADMIN_TOKEN}` };
-    expectInert((await h.get('/admin/', { headers: bearer })).body, { forms: false });
+    let all = '';
+    for (const view of VIEWS) all += (await h.get(`/admin/?view=${view}`, { headers: bearer })).body;
+    expectInert(all, { forms: false });
     expectInert((await h.get('/admin/?export', { headers: bearer })).body, { forms: false });
   });
 

@@ -2,7 +2,7 @@
 import { esc } from '../esc';
 import type { BudgetAlertRow } from '../../store';
 import type { BudgetStatus } from '../budgets';
-import { type RenderMode, csrfField } from './layout';
+import { type RenderMode, formFields } from './layout';
 import { dollars, num, whenIn } from './format';
 
 function amount(unit: string, v: number): string {
@@ -19,9 +19,9 @@ function bar(percent: number): string {
   );
 }
 
-function setForm(csrf: string): string {
+function setForm(mode: RenderMode): string {
   return (
-    `<h3>Set a monthly budget</h3><form class="row" method="post" action="/admin/budgets">${csrfField(csrf)}` +
+    `<h3>Set a monthly budget</h3><form class="row" method="post" action="/admin/budgets">${formFields(mode)}` +
     `<label>For<select name="scope"><option value="org">the organisation</option><option value="division">a division</option><option value="user">a user</option></select></label>` +
     `<label>Division or email<input type="text" name="subject" maxlength="255" placeholder="empty for the organisation"></label>` +
     `<label>Unit<select name="unit"><option value="usd">US dollars (list price)</option><option value="tokens">tokens</option></select></label>` +
@@ -32,7 +32,8 @@ function setForm(csrf: string): string {
   );
 }
 
-export function renderBudgets(statuses: readonly BudgetStatus[], alerts: readonly BudgetAlertRow[], mode: RenderMode, opts: { month: string; tz: string; webhook: boolean }): string {
+/** The budgets page; with `summaryHref` (the overview) only the burn table and a link to that page. */
+export function renderBudgets(statuses: readonly BudgetStatus[], alerts: readonly BudgetAlertRow[], mode: RenderMode, opts: { month: string; tz: string; webhook: boolean; summaryHref?: string }): string {
   const rows = statuses
     .map((s) => {
       const b = s.budget;
@@ -40,7 +41,7 @@ export function renderBudgets(statuses: readonly BudgetStatus[], alerts: readonl
       const state = s.percent >= 100 ? 'over' : s.percent >= 80 ? 'warning' : s.forecast >= b.monthlyLimit ? 'on course to exceed' : 'ok';
       const del =
         mode.kind === 'session'
-          ? `<td><form class="inline" method="post" action="/admin/budgets/delete">${csrfField(mode.csrfToken)}<input type="hidden" name="id" value="${esc(String(b.id))}"><button class="danger" type="submit">Delete</button></form></td>`
+          ? `<td><form class="inline" method="post" action="/admin/budgets/delete">${formFields(mode)}<input type="hidden" name="id" value="${esc(String(b.id))}"><button class="danger" type="submit">Delete</button></form></td>`
           : '';
       return (
         `<tr><td>${esc(who)}</td><td class="n">${amount(b.unit, b.monthlyLimit)}</td><td class="n">${amount(b.unit, s.spent)}</td>` +
@@ -65,5 +66,9 @@ export function renderBudgets(statuses: readonly BudgetStatus[], alerts: readonl
     alerts.length === 0
       ? ''
       : `<h3>Recent alerts</h3><div class="scroll"><table data-table="alerts"><thead><tr><th>Crossed</th><th>Budget</th><th class="n">Threshold</th><th class="n">Spent then</th><th>Webhook</th></tr></thead><tbody>${alertRows}</tbody></table></div>`;
-  return `<section id="budgets"><h2>Budgets, ${esc(opts.month)}</h2>${table}${alertTable}${mode.kind === 'session' ? setForm(mode.csrfToken) : ''}</section>`;
+  if (opts.summaryHref !== undefined) {
+    const link = `<p class="note"><a href="${esc(opts.summaryHref)}">${esc(statuses.length === 0 ? 'Set a budget →' : 'Budgets and alerts →')}</a></p>`;
+    return `<section id="budgets"><h2>Budgets, ${esc(opts.month)}</h2>${table}${link}</section>`;
+  }
+  return `<section id="budgets"><h2>Budgets, ${esc(opts.month)}</h2>${table}${alertTable}${mode.kind === 'session' ? setForm(mode) : ''}</section>`;
 }

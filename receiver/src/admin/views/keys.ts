@@ -1,9 +1,9 @@
 /** Device keys: what to check before turning on REQUIRE_SIGNATURES. */
 import { esc } from '../esc';
 import type { KeyRow } from '../queries';
-import { type RenderMode, csrfField } from './layout';
+import { type RenderMode, formFields } from './layout';
 import { num, whenIn } from './format';
-import { type Column, type TableContext, dataTable } from './table';
+import { type Column, type PagedRows, type TableContext, dataTable } from './table';
 
 /** A key is revoked when it is, or when its user is (the user's tokens no longer work). */
 export function keyStatus(k: KeyRow): 'active' | 'revoked' | 'user revoked' {
@@ -12,10 +12,9 @@ export function keyStatus(k: KeyRow): 'active' | 'revoked' | 'user revoked' {
   return 'active';
 }
 
-export function renderKeys(ctx: TableContext, rows: readonly KeyRow[], mode: RenderMode, tz: string): string {
-  const active = rows.filter((k) => keyStatus(k) === 'active').length;
+export function renderKeys(ctx: TableContext, rows: PagedRows<KeyRow>, counts: { total: number; active: number }, mode: RenderMode, tz: string): string {
   const intro =
-    `<p class="note">${num(active)} active, ${num(rows.length - active)} revoked (a revoked user's keys count as revoked). Check that every user's devices appear here ` +
+    `<p class="note">${num(counts.active)} active, ${num(counts.total - counts.active)} revoked (a revoked user's keys count as revoked). Check that every user's devices appear here ` +
     `before setting <code>REQUIRE_SIGNATURES=1</code>. A revoked device stops reporting and goes silent.</p>`;
   const cols: Column<KeyRow>[] = [
     { key: 'user', label: 'User', sort: (k) => k.email, search: (k) => `${k.email} ${k.deviceId}`, cell: (k) => `<span class="mono">${esc(k.email)}</span>` },
@@ -35,13 +34,12 @@ export function renderKeys(ctx: TableContext, rows: readonly KeyRow[], mode: Ren
     },
   ];
   if (mode.kind === 'session') {
-    const csrf = mode.csrfToken;
     cols.push({
       key: 'action',
       label: '',
       cell: (k) =>
         k.revokedAt === null
-          ? `<form class="inline" method="post" action="/admin/keys/revoke">${csrfField(csrf)}` +
+          ? `<form class="inline" method="post" action="/admin/keys/revoke">${formFields(mode)}` +
             `<input type="hidden" name="public_key" value="${esc(k.publicKey)}">` +
             `<input type="hidden" name="email" value="${esc(k.email)}">` +
             `<button class="danger" type="submit">Revoke</button></form>`

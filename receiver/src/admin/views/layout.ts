@@ -1,10 +1,11 @@
 /** The page shell: document head with the hashed stylesheet, header navigation, main content. */
 import { esc } from '../esc';
+import { type ViewName, VIEWS, VIEW_LABELS, viewHref } from '../pages';
 import { CSS, EXPORT_CONTENT_SECURITY_POLICY } from '../style';
 
 export type RenderMode =
   /** Logged in through the form: forms carry the session's CSRF token. */
-  | { kind: 'session'; csrfToken: string }
+  | { kind: 'session'; csrfToken: string; back?: string }
   /** `Authorization: Bearer`: read-only, no forms. */
   | { kind: 'readonly' }
   /** `?export`: a self-contained snapshot, no forms, no links back to actions. */
@@ -14,7 +15,14 @@ export function csrfField(csrfToken: string): string {
   return `<input type="hidden" name="csrf_token" value="${esc(csrfToken)}">`;
 }
 
-const SECTIONS: readonly [string, string][] = [
+/** A mutation form's hidden fields: the CSRF token and the page to come back to (`back`). */
+export function formFields(mode: RenderMode): string {
+  if (mode.kind !== 'session') return '';
+  return csrfField(mode.csrfToken) + (mode.back === undefined ? '' : `<input type="hidden" name="back" value="${esc(mode.back)}">`);
+}
+
+/** The sections of an exported snapshot, which holds every one on one page. */
+const SNAPSHOT_SECTIONS: readonly [string, string][] = [
   ['summary', 'Summary'],
   ['budgets', 'Budgets'],
   ['usage', 'Usage'],
@@ -36,16 +44,15 @@ export function documentShell(title: string, body: string, opts: { exportMeta?: 
   );
 }
 
-export function header(mode: RenderMode, params: URLSearchParams = new URLSearchParams()): string {
-  const nav = SECTIONS.map(([id, label]) => `<a href="#${esc(id)}">${esc(label)}</a>`).join('');
+/** The header: a tab per dashboard page (carrying the range and filters), snapshot, log out. */
+export function header(mode: RenderMode, params: URLSearchParams = new URLSearchParams(), current: ViewName | null = null): string {
+  const nav =
+    mode.kind === 'export'
+      ? SNAPSHOT_SECTIONS.map(([id, label]) => `<a href="#${esc(id)}">${esc(label)}</a>`).join('')
+      : VIEWS.map((v) => `<a href="${esc(viewHref(v, params))}"${v === current ? ' aria-current="page"' : ''}>${esc(VIEW_LABELS[v])}</a>`).join('');
   let actions = '';
   if (mode.kind !== 'export') {
-    const q = new URLSearchParams();
-    for (const k of ['range', 'from', 'to', 'user', 'division', 'model', 'tz']) {
-      const v = params.get(k);
-      if (v !== null && v !== '') q.set(k, v);
-    }
-    const snapshot = new URLSearchParams(q);
+    const snapshot = new URLSearchParams(new URL(viewHref('overview', params), 'http://x').search);
     snapshot.set('export', '');
     actions += `<a href="${esc(`/admin/?${snapshot.toString()}`)}">${esc('Export snapshot')}</a>`;
   }

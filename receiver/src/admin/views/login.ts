@@ -29,7 +29,7 @@ export function waitText(millis: number): string {
 }
 
 /** The confirmation step of a destructive action: the same fields again, plus confirm=yes. */
-export function renderConfirm(opts: { title: string; text: string; action: string; fields: Record<string, string>; button: string }): string {
+export function renderConfirm(opts: { title: string; text: string; action: string; fields: Record<string, string>; button: string; cancelHref?: string }): string {
   const hidden = Object.entries(opts.fields)
     .map(([k, v]) => `<input type="hidden" name="${esc(k)}" value="${esc(v)}">`)
     .join('');
@@ -37,6 +37,6 @@ export function renderConfirm(opts: { title: string; text: string; action: strin
     `ccflux admin — ${opts.title}`,
     `<main><section class="login confirm"><h2>${esc(opts.title)}</h2><p>${esc(opts.text)}</p>` +
       `<form method="post" action="${esc(opts.action)}">${hidden}<input type="hidden" name="confirm" value="yes">` +
-      `<p><button class="danger" type="submit">${esc(opts.button)}</button> <a href="/admin/">Cancel</a></p></form></section></main>`,
+      `<p><button class="danger" type="submit">${esc(opts.button)}</button> <a href="${esc(opts.cancelHref ?? '/admin/')}">Cancel</a></p></form></section></main>`,
   );
 }

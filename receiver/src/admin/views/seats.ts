@@ -2,25 +2,19 @@
 import { esc } from '../esc';
 import type { UserRow } from '../queries';
 import { whenIn } from './format';
-import { type Column, type TableContext, dataTable } from './table';
+import { type Column, type PagedRows, type TableContext, dataTable } from './table';
 import { userLink } from './usage';
 
 export const INACTIVE_DAYS_DEFAULT = 30;
-const DAY_MILLIS = 24 * 3600 * 1000;
 
 export function inactiveDays(params: URLSearchParams): number {
   const n = Number(params.get('inactive') ?? INACTIVE_DAYS_DEFAULT);
   return Number.isSafeInteger(n) && n >= 1 && n <= 3650 ? n : INACTIVE_DAYS_DEFAULT;
 }
 
-export function inactiveSeats(users: readonly UserRow[], nowMillis: number, days: number): UserRow[] {
-  const cutoff = nowMillis - days * DAY_MILLIS;
-  return users.filter((u) => u.revokedAt === null && (u.lastUsageAt === null || !(Date.parse(u.lastUsageAt) >= cutoff)));
-}
-
-export function renderInactive(ctx: TableContext, users: readonly UserRow[], nowMillis: number, tz: string): string {
+/** One SQL page of inactive seats (no turn in the last `inactive` days, queries.ts). */
+export function renderInactive(ctx: TableContext, rows: PagedRows<UserRow>, tz: string): string {
   const days = inactiveDays(ctx.params);
-  const rows = inactiveSeats(users, nowMillis, days);
   const cols: Column<UserRow>[] = [
     { key: 'email', label: 'User', sort: (r) => r.email, search: (r) => `${r.email} ${r.division}`, cell: (r) => userLink(ctx, r.email) },
     { key: 'division', label: 'Division', sort: (r) => r.division, cell: (r) => esc(r.division) },
@@ -34,7 +28,7 @@ export function renderInactive(ctx: TableContext, users: readonly UserRow[], now
       `<label>No usage for (days)<input type="number" name="inactive" min="1" max="3650" value="${esc(String(days))}"></label><button type="submit">Show</button></form>`
     : '';
   return (
-    `<section id="inactive"><h2>Inactive seats</h2><p class="note">${esc(String(rows.length))} active users with no turn in the last ${esc(String(days))} days ` +
+    `<section id="inactive"><h2>Inactive seats</h2><p class="note">${esc(String(rows.total))} active users with no turn in the last ${esc(String(days))} days ` +
     `(any model, any range): candidates to reclaim.</p>${form}` +
     dataTable(ctx, 'inactive', rows, cols, { empty: 'Every active user reported usage in this period.', searchLabel: 'Search users' }) +
     `</section>`

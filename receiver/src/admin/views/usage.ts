@@ -36,14 +36,14 @@ function filterLink(ctx: TableContext, name: 'model' | 'division', value: string
   return `<a href="${esc(hrefWith(ctx.path, ctx.params, { [name]: value }))}" title="${esc(`filter by this ${name}`)}">${esc(label)}</a>`;
 }
 
-export function byUserTable(ctx: TableContext, rows: readonly UsageRow[], tz: string): string {
+export function byUserTable(ctx: TableContext, rows: readonly UsageRow[], tz: string, opts: { fixed?: boolean } = {}): string {
   const cols: Column<UsageRow>[] = [
     { key: 'user', label: 'User', sort: (r) => r.key, search: (r) => `${r.key} ${r.label ?? ''}`, cell: (r) => userLink(ctx, r.key) },
     { key: 'division', label: 'Division', sort: (r) => r.label ?? '', cell: (r) => (r.label ? filterLink(ctx, 'division', r.label, r.label) : '') },
     ...tokenColumns(),
     { key: 'last', label: 'Last turn', sort: (r) => r.lastSeen, cell: (r) => whenIn(r.lastSeen, tz) },
   ];
-  return dataTable(ctx, 'byuser', rows, cols, { empty: 'No usage reported in this range.', searchLabel: 'Search users or divisions' });
+  return dataTable(ctx, 'byuser', rows, cols, { empty: 'No usage reported in this range.', searchLabel: 'Search users or divisions', ...opts });
 }
 
 export function byModelTable(ctx: TableContext, rows: readonly UsageRow[], tz: string): string {
@@ -74,19 +74,36 @@ export function byDivisionTable(ctx: TableContext, rows: readonly UsageRow[], se
   return dataTable(ctx, 'bydiv', rows, cols, { empty: 'No usage reported in this range.', searchLabel: 'Search divisions' });
 }
 
+const COST_NOTE =
+  `<p class="note">Cost is the API-equivalent value at list prices (price table: see docs/admin.md). ` +
+  `<b>~</b> marks an estimate: cache writes without the 5-minute/1-hour split are priced as 5-minute writes. ` +
+  `"unpriced" marks models without a price; their tokens are never counted as $0.</p>`;
+
+/** The overview's usage: the daily chart, the top users (linking to the full table), by model and by division. */
 export function renderUsage(
   ctx: TableContext,
   data: { byUser: readonly UsageRow[]; byModel: readonly UsageRow[]; byDivision: readonly UsageRow[]; days: readonly DayRow[] },
-  opts: { tz: string; seats: ReadonlyMap<string, number> },
+  opts: { tz: string; seats: ReadonlyMap<string, number>; top?: { rows: number; href: string } },
 ): string {
+  const top = opts.top;
+  const byUser =
+    top === undefined
+      ? byUserTable(ctx, data.byUser, opts.tz)
+      : byUserTable(ctx, data.byUser.slice(0, top.rows), opts.tz, { fixed: true }) +
+        (data.byUser.length > 0
+          ? `<p class="note"><a href="${esc(top.href)}">${esc(`All ${data.byUser.length.toLocaleString('en-US')} users by usage →`)}</a> (search, sort and pages)</p>`
+          : '');
   return (
     `<section id="usage"><h2>Usage and cost</h2>` +
     `<h3>Tokens per day</h3>${dailyChart(data.days)}` +
-    `<h3 id="byuser">By user</h3>${byUserTable(ctx, data.byUser, opts.tz)}` +
+    `<h3 id="byuser">${top === undefined ? 'By user' : `Top ${top.rows} users by cost`}</h3>${byUser}` +
     `<h3 id="bymodel">By model</h3>${byModelTable(ctx, data.byModel, opts.tz)}` +
     `<h3 id="bydiv">By division</h3>${byDivisionTable(ctx, data.byDivision, opts.seats)}` +
-    `<p class="note">Cost is the API-equivalent value at list prices (price table: see docs/admin.md). ` +
-    `<b>~</b> marks an estimate: cache writes without the 5-minute/1-hour split are priced as 5-minute writes. ` +
-    `"unpriced" marks models without a price; their tokens are never counted as $0.</p></section>`
+    `${COST_NOTE}</section>`
   );
+}
+
+/** The usage-by-user page: every user of the range, searched, sorted and paged. */
+export function renderByUser(ctx: TableContext, rows: readonly UsageRow[], tz: string): string {
+  return `<section id="byuser"><h2>Usage by user</h2>${byUserTable(ctx, rows, tz)}${COST_NOTE}</section>`;
 }

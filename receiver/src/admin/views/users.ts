@@ -1,9 +1,9 @@
 /** Users: provision, revoke, reissue. */
 import { esc } from '../esc';
 import type { UserRow } from '../queries';
-import { type RenderMode, csrfField } from './layout';
+import { type RenderMode, formFields } from './layout';
 import { num, whenIn } from './format';
-import { type Column, type TableContext, dataTable } from './table';
+import { type Column, type PagedRows, type TableContext, dataTable } from './table';
 import { userLink } from './usage';
 
 export function userStatus(u: UserRow, nowIso: string): 'active' | 'revoked' | 'expired' {
@@ -13,9 +13,9 @@ export function userStatus(u: UserRow, nowIso: string): 'active' | 'revoked' | '
   return 'active';
 }
 
-function provisionForm(csrfToken: string): string {
+function provisionForm(mode: RenderMode): string {
   return (
-    `<h3>Provision a user</h3><form class="row" method="post" action="/admin/users">${csrfField(csrfToken)}` +
+    `<h3>Provision a user</h3><form class="row" method="post" action="/admin/users">${formFields(mode)}` +
     `<label>Email<input type="email" name="email" required maxlength="255" autocomplete="off"></label>` +
     `<label>Division<input type="text" name="division" maxlength="255" autocomplete="off"></label>` +
     `<label>Days valid<input type="number" name="days" min="1" max="3650" placeholder="default"></label>` +
@@ -26,7 +26,7 @@ function provisionForm(csrfToken: string): string {
   );
 }
 
-export function renderUsers(ctx: TableContext, rows: readonly UserRow[], mode: RenderMode, nowIso: string, tz: string): string {
+export function renderUsers(ctx: TableContext, rows: PagedRows<UserRow>, mode: RenderMode, nowIso: string, tz: string): string {
   const cols: Column<UserRow>[] = [
     { key: 'email', label: 'Email', sort: (u) => u.email, search: (u) => `${u.email} ${u.division}`, cell: (u) => userLink(ctx, u.email) },
     { key: 'division', label: 'Division', sort: (u) => u.division, cell: (u) => esc(u.division) },
@@ -38,12 +38,11 @@ export function renderUsers(ctx: TableContext, rows: readonly UserRow[], mode: R
     { key: 'report', label: 'Last report', sort: (u) => u.lastReportAt, cell: (u) => whenIn(u.lastReportAt, tz) },
   ];
   if (mode.kind === 'session') {
-    const csrf = mode.csrfToken;
     cols.push({
       key: 'actions',
       label: '',
       cell: (u) => {
-        const hidden = `${csrfField(csrf)}<input type="hidden" name="email" value="${esc(u.email)}">`;
+        const hidden = `${formFields(mode)}<input type="hidden" name="email" value="${esc(u.email)}">`;
         return u.revokedAt === null
           ? `<form class="inline" method="post" action="/admin/users/reissue">${hidden}<button type="submit">Reissue token</button></form> ` +
               `<form class="inline" method="post" action="/admin/users/revoke">${hidden}<button class="danger" type="submit">Revoke</button></form>`
@@ -51,6 +50,6 @@ export function renderUsers(ctx: TableContext, rows: readonly UserRow[], mode: R
       },
     });
   }
-  const form = mode.kind === 'session' ? provisionForm(mode.csrfToken) : '';
+  const form = mode.kind === 'session' ? provisionForm(mode) : '';
   return `<section id="users"><h2>Users</h2>${form}${dataTable(ctx, 'users', rows, cols, { empty: 'No users provisioned yet.', searchLabel: 'Search users or divisions' })}</section>`;
 }
