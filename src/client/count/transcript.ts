@@ -59,19 +59,29 @@ export interface ReadOptions {
  * one rule (markers are plain byte strings without `\n`). `everything` turns the filter off, for
  * as long as the caller needs to see every line.
  *
- * Each marker's next occurrence in the current chunk is searched once and remembered, so a chunk
- * costs one forward scan per marker, however many lines it holds.
+ * A marker's next occurrence in the current chunk is searched once and remembered, and searches
+ * only move forward, so a marker costs at most one pass over a chunk however many lines it holds;
+ * a rule's first marker is looked for in every line, the others only in lines holding it. A
+ * search looks for the marker's *anchor* (`anchorOf`), a tail of it that starts with a byte rare
+ * in transcripts, and then checks the bytes before it: `indexOf` stops at each occurrence of the
+ * pattern's first byte, and a leading `"` (every JSON string has two) made the scan for `"usage"`
+ * several times slower than for `usage"`.
  */
 export class LineMatcher {
   everything = false;
-  private readonly rules: Buffer[][];
-  /** Per rule: start of its first marker's next occurrence at or after the last line tested. */
+  /** Per rule, its markers. */
+  private readonly rules: Marker[][];
+  /**
+   * Per rule and marker: where its anchor next occurs in the chunk at or after the last search
+   * (searches only move forward, so each marker costs at most one pass over a chunk, whatever
+   * its lines hold).
+   */
   private readonly next: number[][];
   private chunk: Buffer | null = null;
   private limit = 0;
 
   constructor(rules: readonly (readonly string[])[]) {
-    this.rules = rules.map((rule) => rule.map((marker) => Buffer.from(marker, 'utf8')));
+    this.rules = rules.map((rule) => rule.map(toMarker));
     this.next = this.rules.map((rule) => rule.map(() => -1));
   }
 
@@ -88,33 +98,77 @@ export class LineMatcher {
     const chunk = this.chunk;
     if (chunk === null) return false;
     for (let r = 0; r < this.rules.length; r++) {
-      const rule = this.rules[r] as Buffer[];
+      const rule = this.rules[r] as Marker[];
       const next = this.next[r] as number[];
-      // The first marker is found by one forward scan over the chunk; the others are looked for
-      // only inside a line that holds it (one pass over the chunk less per extra marker).
-      let at = next[0] as number;
-      if (at < start) {
-        const marker = rule[0] as Buffer;
-        at = chunk.indexOf(marker, start);
-        // Bytes past `limit` are left over from an earlier read: never a match.
-        if (at === -1 || at + marker.length > this.limit) at = Number.POSITIVE_INFINITY;
-        next[0] = at;
-      }
-      if (at >= end) continue;
-      if (rule.length === 1) return true;
-      const line = chunk.subarray(start, end);
+      // The first marker is looked for in every line; the others only in a line holding it.
       let all = true;
-      for (let m = 1; m < rule.length && all; m++) all = line.indexOf(rule[m] as Buffer) !== -1;
+      for (let m = 0; m < rule.length && all; m++) all = this.holdsInChunk(chunk, start, end, rule[m] as Marker, next, m);
       if (all) return true;
     }
     return false;
   }
 
+  /** Whether `chunk[start, end)` holds the whole marker; `next[m]` remembers where its anchor next occurs. */
+  private holdsInChunk(chunk: Buffer, start: number, end: number, marker: Marker, next: number[], m: number): boolean {
+    let search = start + marker.offset;
+    for (;;) {
+      let at = next[m] as number;
+      if (at < search) {
+        at = chunk.indexOf(marker.anchor, search);
+        // Bytes past `limit` are left over from an earlier read: never a match.
+        if (at === -1 || at + marker.anchor.length > this.limit) at = Number.POSITIVE_INFINITY;
+        next[m] = at;
+      }
+      if (at + marker.anchor.length > end) return false;
+      if (hasPrefixAt(chunk, at, start, marker)) return true;
+      search = at + 1;
+    }
+  }
+
   /** Whether a line held in its own buffer (one that spanned chunks) matches. */
   matchesBytes(line: Buffer): boolean {
     if (this.everything) return true;
-    return this.rules.some((rule) => rule.every((marker) => line.indexOf(marker) !== -1));
+    return this.rules.some((rule) => rule.every((marker) => line.indexOf(marker.bytes) !== -1));
   }
+}
+
+/** A marker, and the tail of it (`anchor`, from byte `offset` on) that searches look for. */
+interface Marker {
+  bytes: Buffer;
+  anchor: Buffer;
+  offset: number;
+}
+
+function toMarker(text: string): Marker {
+  const bytes = Buffer.from(text, 'utf8');
+  const anchor = Buffer.from(anchorOf(text), 'utf8');
+  return { bytes, anchor, offset: bytes.length - anchor.length };
+}
+
+/** Whether the anchor found at `at` is preceded by the rest of its marker, inside the line starting at `lineStart`. */
+function hasPrefixAt(buf: Buffer, at: number, lineStart: number, m: Marker): boolean {
+  const from = at - m.offset;
+  if (from < lineStart) return false;
+  for (let k = 0; k < m.offset; k++) if (buf[from + k] !== m.bytes[k]) return false;
+  return true;
+}
+
+/**
+ * The tail of `marker` a forward scan looks for: the longest one (at least 5 bytes, or the whole
+ * marker when shorter) starting at the byte least frequent in transcript text, by a fixed ranking
+ * — punctuation other than `"` first, then letters rare in English, then `"`. `"usage"` → `usage"`,
+ * `"cost-state"` → `-state"`. Any tail serves: a line holding the marker holds every tail of it.
+ */
+export function anchorOf(marker: string): string {
+  const rank = (c: string): number => {
+    if (c === '"') return 100;
+    if (/[0-9 ]/.test(c)) return 50;
+    const letter = 'etaoinsrhldcumfpgwybvkxjqz'.indexOf(c.toLowerCase());
+    return letter === -1 ? -1 : 26 - letter;
+  };
+  let best = 0;
+  for (let i = 1; i + 5 <= marker.length; i++) if (rank(marker[i] as string) < rank(marker[best] as string)) best = i;
+  return marker.slice(best);
 }
 
 export const EMPTY_HEAD_HASH = createHash('sha256').digest('hex');

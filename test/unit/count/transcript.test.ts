@@ -2,7 +2,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { EMPTY_HEAD_HASH, type FileCursor, HEAD_HASH_BYTES, LineMatcher, readNewLines } from '../../../src/client/count/transcript';
+import { anchorOf, EMPTY_HEAD_HASH, type FileCursor, HEAD_HASH_BYTES, LineMatcher, readNewLines } from '../../../src/client/count/transcript';
 import { CANDIDATE_LINE_RULES, parseUsageLine } from '../../../src/client/count/usage';
 
 let dir: string;
@@ -166,6 +166,9 @@ describe('readNewLines with a LineMatcher (raw-byte candidate filter)', () => {
     '{"type":"assistant","message":{"usage":{"input_tokens":5',
     'not json "usage"',
     usageLine('c', '🙂'.repeat(40)),
+    // the scan's anchors (`usage"`, `-state"`) without the whole markers
+    JSON.stringify({ type: 'assistant', total_usage: 1, message: { 'x-usage': 2 } }),
+    JSON.stringify({ type: 'sub-state', note: 'cost-states' }),
   ];
 
   it('hands out exactly the lines holding all markers of a rule, for every chunk size, lines and characters intact', async () => {
@@ -195,6 +198,18 @@ describe('readNewLines with a LineMatcher (raw-byte candidate filter)', () => {
     expect(malformed(filtered.lines)).toBe(500); // the cut-short assistant line is still seen (and logged)
     expect(filtered.bytes).toBe(all.bytes);
     expect(filtered.cursor).toEqual(all.cursor);
+  });
+
+  it('scans for a rare-byte tail of the first marker, and still requires every whole marker', () => {
+    expect(anchorOf('"usage"')).toBe('usage"');
+    expect(anchorOf('"cost-state"')).toBe('-state"');
+    expect(anchorOf('"x"')).toBe('"x"');
+    const m = new LineMatcher([['"usage"', '"assistant"']]);
+    const chunk = Buffer.from('{"total_usage":1,"type":"assistant"}\n{"usage":1,"type":"assistant"}\n');
+    m.startChunk(chunk, chunk.length);
+    const nl = chunk.indexOf(0x0a);
+    expect(m.matchesInChunk(0, nl)).toBe(false);
+    expect(m.matchesInChunk(nl + 1, chunk.length - 1)).toBe(true);
   });
 
   it('never matches on bytes left in the chunk buffer by an earlier, longer read', async () => {
