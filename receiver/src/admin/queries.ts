@@ -940,7 +940,7 @@ function emptyAggregate(): Aggregate {
 }
 
 /** Rows summed between two turns of the event loop: `/health` and `/report` answer in between. */
-const ROWS_PER_SLICE = 1000;
+const ROWS_PER_SLICE = 500;
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** The range's user × model totals summed per user, model and division, and for the tiles. */
