@@ -39,10 +39,11 @@ import {
   writeSessionState,
 } from './session-state';
 import { isUnder, openRegularFile, projectsDirOf } from './safe-files';
-import { type FileCursor, LineMatcher, readNewLines } from './transcript';
+import { type FileCursor, LineMatcher, type OnLine, readNewLines } from './transcript';
 import {
   addUsage,
   CANDIDATE_LINE_RULES,
+  COST_STATE_RULE_BIT,
   type CountedEntry,
   decideGroup,
   type GroupTotal,
@@ -411,9 +412,10 @@ interface TurnReads {
  * Step 2a for one line: cost-state totals (main transcript only), else usage records folded into
  * groups; notes the session's first timestamp (then the matcher may filter again).
  */
-function lineFolder(reads: TurnReads, state: SessionState, sessionId: string, isMain: boolean, matcher: LineMatcher): (line: string) => void {
-  return (line: string) => {
-    if (isMain) {
+function lineFolder(reads: TurnReads, state: SessionState, sessionId: string, isMain: boolean, matcher: LineMatcher): OnLine {
+  return (line: string, rules: number) => {
+    // A line the reader found without the cost-state marker cannot be one: no parse for it.
+    if (isMain && (rules & COST_STATE_RULE_BIT) !== 0) {
       const totals = parseCostStateLine(line);
       if (totals !== null) {
         reads.costState ??= new Map();

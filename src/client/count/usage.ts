@@ -28,6 +28,8 @@ export const UNKNOWN_MODEL = 'unknown';
  * still parsed and checked in full; a new kind of line to count is one more rule here.
  */
 export const CANDIDATE_LINE_RULES: readonly (readonly string[])[] = [['"usage"', '"assistant"'], ['"cost-state"']];
+/** The bit of CANDIDATE_LINE_RULES' `"cost-state"` rule in the reader's rule mask: a line without it is no cost-state line. */
+export const COST_STATE_RULE_BIT = 1 << 1;
 
 /** Ids longer than this are replaced by a hash so that one odd line cannot bloat the ledger. */
 const MAX_ID_CHARS = 200;
