@@ -10,9 +10,14 @@ import { isAdminPath, ROUTES } from './routes/index';
 
 export type { Logger } from 'pino';
 
-/** A logger writing JSON lines to `destination` (stderr by default). */
+/**
+ * A logger writing JSON lines to `destination` (stderr by default). A file descriptor is written
+ * asynchronously (lines written while a write is under way go out together in the next one), so
+ * the request log costs the event loop no system call per request; pino flushes what is left
+ * synchronously when the process exits, however it exits short of SIGKILL.
+ */
 export function createLogger(level: LogLevel, destination: NodeJS.WritableStream | number = 2): Logger {
-  const dest = typeof destination === 'number' ? pino.destination({ fd: destination, sync: true }) : destination;
+  const dest = typeof destination === 'number' ? pino.destination({ fd: destination, sync: false }) : destination;
   return pino({ level, base: { service: 'ccflux-receiver' }, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } }, dest);
 }
 

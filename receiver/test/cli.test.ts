@@ -387,6 +387,26 @@ describe('export and logs', () => {
     expect((await run(['export', '--from', '2026-02-01', '--to', '2026-01-01'], e)).stderr).toContain('custom range');
   });
 
+  it('serve loses no request line at shutdown (the log is written asynchronously, flushed at exit)', async () => {
+    const serve = startServe({ DATABASE_PATH: join(tmp.dir, 'log-flush.db'), LISTEN_ADDR: '127.0.0.1:0' });
+    const url = await serve.listening;
+    // Eight at a time (within the per-address connection cap).
+    for (let i = 0; i < 10; i++) {
+      const answers = await Promise.all(Array.from({ length: 8 }, () => send(`${url}/health`, { method: 'GET' })));
+      expect(answers.map((a) => a.status)).toEqual(Array.from({ length: 8 }, () => 200));
+    }
+    // SIGTERM right after the last answer: lines still buffered must reach stderr before exit.
+    serve.child.kill('SIGTERM');
+    await exited(serve.child);
+    const lines = serve
+      .output()
+      .stderr.split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.filter((l) => l.msg === 'request' && l.route === '/health')).toHaveLength(80);
+    expect(lines.at(-1)?.msg).toBe('stopped');
+  });
+
   it('serve writes one JSON line per request with method, route, status and ms, never the token or query', async () => {
     const secret = 'q'.repeat(40);
     const serve = startServe({ DATABASE_PATH: join(tmp.dir, 'log.db'), LISTEN_ADDR: '127.0.0.1:0', ADMIN_TOKEN: secret });

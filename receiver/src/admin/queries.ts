@@ -858,20 +858,34 @@ export function createQueries(db: SqlReader): AdminQueries {
       const p = filterParams(filter);
       const want = new Set<DashboardSection>(loadOpts.sections ?? DASHBOARD_SECTIONS);
       const memo = new Map<string, Promise<TotalRow[]>>();
-      // The range's totals feed the tiles, the usage tables and the choice of users for windows.
-      const usage = want.has('totals') || want.has('windows') ? await aggregate(await totals(p, book, memo), book, filter.model !== null) : emptyAggregate();
-      const byDay = want.has('chart') ? await chartDays(p, book) : new Map<string, DayRow & { cost: CostTotal }>();
-      const counts = await one<{ users: number; activeUsers: number }>('userCounts');
-      const keyRow = await one<{ total: number; active: number }>('keyCounts');
-      const keyCounts = { total: Number(keyRow.total), active: Number(keyRow.active) };
-      const win = want.has('windows') ? await windows(filter, usage.heaviest, nowMillis) : { fromIso: filter.fromIso, rows: [] };
+      const none = <T>(value: T): Promise<T> => Promise.resolve(value);
+      // Every statement is sent at once and the answers awaited together (PostgreSQL runs them on
+      // several pooled connections, SQLite's reader one after the other without waiting for this
+      // thread): a page costs about its slowest statement, not their sum. Only the windows wait,
+      // for the range's heaviest users, and the month for the active seats.
+      const usageRows = want.has('totals') || want.has('windows') ? totals(p, book, memo).then((rows) => aggregate(rows, book, filter.model !== null)) : none(emptyAggregate());
+      const countRow = one<{ users: number; activeUsers: number }>('userCounts');
       const eventsPage = Math.min(Math.max(1, loadOpts.eventsPage ?? 1), MAX_EVENT_PAGES);
-      const events = want.has('events')
-        ? (await all<Omit<EventRow, 'signed'> & { signed: number }>('events', { ...p, limit: EVENTS_PAGE, offset: (eventsPage - 1) * EVENTS_PAGE })).map((e) => ({ ...e, signed: e.signed !== 0 }))
-        : [];
-      const users = want.has('users') ? await tablePage<UserRow>('users', filter, loadOpts.usersTable) : emptyPage<UserRow>();
-      const inactive = want.has('inactive') ? await tablePage<UserRow>('inactive', filter, loadOpts.inactiveTable ?? { ...defaultTable(), before: isoSeconds(nowMillis - REPORT_DAYS * DAY_MS) }) : emptyPage<UserRow>();
-      const keys = want.has('keys') ? await tablePage<KeyRow>('keys', filter, loadOpts.keysTable) : emptyPage<KeyRow>();
+      const eventRows = want.has('events')
+        ? all<Omit<EventRow, 'signed'> & { signed: number }>('events', { ...p, limit: EVENTS_PAGE, offset: (eventsPage - 1) * EVENTS_PAGE }).then((rows) => rows.map((e) => ({ ...e, signed: e.signed !== 0 })))
+        : none<EventRow[]>([]);
+      const inactiveTable = loadOpts.inactiveTable ?? { ...defaultTable(), before: isoSeconds(nowMillis - REPORT_DAYS * DAY_MS) };
+      const [usage, byDay, counts, keyRow, win, events, users, inactive, keys, seats, seatValue, divisions, models] = await Promise.all([
+        usageRows,
+        want.has('chart') ? chartDays(p, book) : none(new Map<string, DayRow & { cost: CostTotal }>()),
+        countRow,
+        one<{ total: number; active: number }>('keyCounts'),
+        want.has('windows') ? usageRows.then((u) => windows(filter, u.heaviest, nowMillis)) : none({ fromIso: filter.fromIso, rows: [] as UserWindows[] }),
+        eventRows,
+        want.has('users') ? tablePage<UserRow>('users', filter, loadOpts.usersTable) : none(emptyPage<UserRow>()),
+        want.has('inactive') ? tablePage<UserRow>('inactive', filter, inactiveTable) : none(emptyPage<UserRow>()),
+        want.has('keys') ? tablePage<KeyRow>('keys', filter, loadOpts.keysTable) : none(emptyPage<KeyRow>()),
+        want.has('seats') ? all<{ v: string; n: number }>('divisionSeats') : none([]),
+        want.has('month') ? countRow.then((c) => monthValue(book, nowMillis, memo, c.activeUsers)) : none(null),
+        all<{ v: string }>('divisions'),
+        all<{ v: string }>('models', { day: dayKey(nowMillis - 90 * DAY_MS) }),
+      ]);
+      const keyCounts = { total: Number(keyRow.total), active: Number(keyRow.active) };
       return {
         generatedAt: isoSeconds(nowMillis),
         sinceUtc: filter.fromIso,
@@ -893,10 +907,10 @@ export function createQueries(db: SqlReader): AdminQueries {
         usersPage: users.info,
         inactive: inactive.rows,
         inactivePage: inactive.info,
-        divisionSeats: want.has('seats') ? Object.fromEntries((await all<{ v: string; n: number }>('divisionSeats')).map((r) => [r.v, Number(r.n)])) : {},
-        seatValue: want.has('month') ? await monthValue(book, nowMillis, memo, counts.activeUsers) : null,
-        divisions: (await all<{ v: string }>('divisions')).map((r) => r.v),
-        models: (await all<{ v: string }>('models', { day: dayKey(nowMillis - 90 * DAY_MS) })).map((r) => r.v),
+        divisionSeats: Object.fromEntries(seats.map((r) => [r.v, Number(r.n)])),
+        seatValue,
+        divisions: divisions.map((r) => r.v),
+        models: models.map((r) => r.v),
       };
     },
   };

@@ -355,7 +355,7 @@ export class SqliteStore implements Store {
       if (changes === 0) continue;
       const first = inserted === 0;
       if (first) sessionNew = s.insertSession.run(auth.userId, report.session_id, day).changes === 1;
-      const row = {
+      addRollups(s, {
         user_id: auth.userId,
         model: d.model,
         input: d.input,
@@ -370,13 +370,9 @@ export class SqliteStore implements Store {
         sessions: first && sessionNew ? 1 : 0,
         model_sessions: s.insertSessionModel.run(auth.userId, report.session_id, d.model).changes,
         last_at: report.timestamp_utc,
-      };
-      s.upsertDaily.run({ ...row, bucket: day });
-      s.upsertHourly.run({ ...row, bucket: hour });
-      s.insertUserModel.run(auth.userId, d.model);
-      s.upsertCum.run({ ...row, bucket: hour });
-      s.cumLater.run({ ...row, bucket: hour });
-      s.upsertOrg.run({ ...row, bucket: day, shard: auth.userId % ORG_SHARDS });
+        bucket: day,
+        shard: auth.userId % ORG_SHARDS,
+      }, day, hour);
       inserted += changes;
     }
     if (opts.deviceKeyId !== undefined) s.touchKey.run(now.toISOString(), opts.deviceKeyId);
@@ -542,6 +538,28 @@ export class SqliteStore implements Store {
   }
 }
 
+type Statements = ReturnType<typeof prepareStatements>;
+
+/**
+ * Adds one inserted raw row to the rollups. The running sums: an UPDATE adds it to its hour's row;
+ * only when that hour has none yet does a second statement start it from the previous hour's
+ * sums (and record the user × model pair, a no-op unless it is new); a late report also grows
+ * every later hour. `row` is reused for each statement (`@bucket` set in turn): no copies.
+ */
+function addRollups(s: Statements, row: Record<string, string | number>, day: string, hour: string): void {
+  s.upsertDaily.run(row);
+  row.bucket = hour;
+  s.upsertHourly.run(row);
+  if (s.cumAdd.run(row).changes === 0) {
+    s.cumStart.run(row);
+    s.insertUserModel.run(row.user_id, row.model);
+  }
+  s.cumLater.run(row);
+  // The shared org row last, as on PostgreSQL (store/rollup.ts).
+  row.bucket = day;
+  s.upsertOrg.run(row);
+}
+
 /** Adds one inserted row to its rollup bucket (`@bucket` is the day or hour). */
 function rollupUpsert(table: 'usage_daily' | 'usage_hourly', key: 'day' | 'hour'): string {
   return `
@@ -679,21 +697,21 @@ function prepareStatements(db: Db) {
       VALUES (@bucket, @model, @shard, @input, @output, @cache_read, @cache_write, @cw5m, @cw1h, @unsplit, @web_search)
       ON CONFLICT (day, model, shard) DO UPDATE SET ${ORG_COLUMNS.split(', ').map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`),
     insertUserModel: p('INSERT INTO usage_user_models (user_id, model) VALUES (?, ?) ON CONFLICT DO NOTHING'),
-    // The hour's running sums: a new hour starts from the previous hour's (none: zero).
-    upsertCum: p(`
-      INSERT INTO usage_cum (user_id, model, hour, ${ROLLUP_COLUMNS})
-      SELECT @user_id, @model, @bucket, ${CUM_COLUMNS.map((c) => `${c === 'model_turns' ? '1' : `@${c}`} + COALESCE(p.${c}, 0)`).join(', ')}, @last_at
-      FROM (SELECT 1) one
-      LEFT JOIN usage_cum cur ON cur.user_id = @user_id AND cur.model = @model AND cur.hour = @bucket
-      LEFT JOIN (SELECT * FROM usage_cum WHERE user_id = @user_id AND model = @model AND hour < @bucket ORDER BY hour DESC LIMIT 1) p
-        ON cur.hour IS NULL
-      WHERE true
-      ON CONFLICT (user_id, model, hour) DO UPDATE SET
-        ${CUM_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}, last_at = max(last_at, excluded.last_at)`),
+    // The running sums of the row's hour grow by it (no row yet: cumStart).
+    cumAdd: p(`
+      UPDATE usage_cum SET ${CUM_COLUMNS.map((c) => `${c} = ${c} + ${c === 'model_turns' ? '1' : `@${c}`}`).join(', ')},
+        last_at = max(last_at, @last_at)
+      WHERE user_id = @user_id AND model = @model AND hour = @bucket`),
     // A late report: every later hour's running sums grow by it too (usually no row).
     cumLater: p(`
       UPDATE usage_cum SET ${CUM_COLUMNS.map((c) => `${c} = ${c} + ${c === 'model_turns' ? '1' : `@${c}`}`).join(', ')}
       WHERE user_id = @user_id AND model = @model AND hour > @bucket`),
+    // A new hour starts from the previous hour's running sums (none: zero).
+    cumStart: p(`
+      INSERT INTO usage_cum (user_id, model, hour, ${ROLLUP_COLUMNS})
+      SELECT @user_id, @model, @bucket, ${CUM_COLUMNS.map((c) => `${c === 'model_turns' ? '1' : `@${c}`} + COALESCE(p.${c}, 0)`).join(', ')}, @last_at
+      FROM (SELECT 1) one
+      LEFT JOIN (SELECT * FROM usage_cum WHERE user_id = @user_id AND model = @model AND hour < @bucket ORDER BY hour DESC LIMIT 1) p ON true`),
     ping: p('SELECT count(*) AS n FROM (SELECT 1 FROM users LIMIT 1)'),
   };
 }
