@@ -13,6 +13,7 @@ header{display:flex;align-items:center;gap:16px;padding:10px 24px;background:#1d
 header h1{font-size:16px;margin:0;font-weight:600}
 header nav{display:flex;gap:14px;flex:1;flex-wrap:wrap}
 header a{color:#c9d6ff;text-decoration:none}
+header nav a[aria-current=page]{color:#fff;font-weight:600;border-bottom:2px solid #fff}
 header form{margin:0}
 main{max-width:1280px;margin:0 auto;padding:16px 24px 48px}
 section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:14px 18px;margin:16px 0}
