@@ -3,7 +3,7 @@
 // (the built plugin, the built receiver, loopback). Prints a table and writes bench/results.json.
 //
 //   node bench/run.mjs [--runs 30] [--quick] [--only hook,scaling,parse,drain,ingest,receiver] [--json]
-//                      [--sizes 1000,10000] [--ledger-entries 400000]
+//                      [--sizes 1000,10000] [--ledger-entries 400000] [--parse-mb 260] [--parse-runs 5]
 //                      [--binary plugin/bin/ccflux-<platform>-<arch>]
 //
 // 1. Stop hook wall time as Claude Code sees it (the plugin's hooks.json command through `sh -c`,
@@ -12,7 +12,8 @@
 //    `--version` when plugin/bin/ccflux-<platform>-<arch> exists) measured in the same rounds.
 // 2. Per-turn cost against transcript length (1k, 10k, 100k, 300k lines, 2 new lines a turn):
 //    the detached worker's run, timed by running it with `--foreground`.
-// 3. Cold parse of a 200 MB transcript (MB/s, peak RSS) next to a bare split + JSON.parse loop.
+// 3. Cold parse of a 200 MB transcript (MB/s, peak RSS) next to a bare split + JSON.parse loop
+//    (`--parse-mb 260`: the issue-12 size, ~300k lines of the 2.1.328 mix).
 // 4. Queue drain: 500 queued reports delivered to the local receiver by `ccflux flush`; and a
 //    1,000-report backlog drained by one `flush` from a receiver at its default rate limit.
 // 5. Receiver ingest with 16 concurrent clients (bench/receiver-ingest.mjs, run as it is).
@@ -58,12 +59,12 @@ const ONLY = new Set(option('only', 'hook,scaling,parse,drain,ingest,receiver').
 const SIZES = option('sizes', '') ? option('sizes').split(',').map(Number) : QUICK ? [1_000, 10_000, 50_000] : [1_000, 10_000, 100_000, 300_000];
 /** A year of heavy use: ~1,100 messages a day (issue 12). */
 const LEDGER_ENTRIES = Number(option('ledger-entries', QUICK ? 100_000 : 400_000));
-const PARSE_MB = QUICK ? 40 : 200;
+const PARSE_MB = Number(option('parse-mb', QUICK ? 40 : 200));
 const DRAIN_REPORTS = QUICK ? 100 : 500;
 const DRAIN_RUNS = QUICK ? 1 : 3;
 /** The issue-14 figure: always 1,000, also with --quick (a few seconds). */
 const BACKLOG_REPORTS = 1000;
-const PARSE_RUNS = QUICK ? 1 : 3;
+const PARSE_RUNS = Number(option('parse-runs', QUICK ? 1 : 3));
 const INGEST_REPORTS = QUICK ? 500 : 3000;
 const EXTRA_CA = process.env.NODE_EXTRA_CA_CERTS || (existsSync('/etc/ssl/certs/ca-certificates.crt') ? '/etc/ssl/certs/ca-certificates.crt' : '');
 

@@ -279,6 +279,11 @@ describe('rollupSpan and pricePeriods', () => {
       { day: '2026-05-11', from: '2026-05-11T00', to: '2026-05-12T08' },
     ]);
     expect(hourPeriods('2026-06-01T00:00:00Z', '2026-06-03T00:00:00Z', CHANGING_BOOK)).toHaveLength(1);
+    // A family's first row applies before its date as well: its date is no change.
+    const shipped = new PriceBook(SHIPPED_PRICES);
+    const firstDates = SHIPPED_PRICES.families.map((f) => f.prices[0]!.from).filter((d) => d > '2026-08-01' && d < '2026-11-01');
+    expect(firstDates.length).toBeGreaterThan(0);
+    expect(hourPeriods('2026-08-01T00:00:00Z', '2026-11-01T00:00:00Z', shipped)).toEqual([{ day: '2026-08-01', from: '2026-08-01T00', to: '2026-11-01T00' }]);
   });
 
   it('tell when two filters read the same hours, so a request reads them once', () => {

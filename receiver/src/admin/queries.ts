@@ -558,6 +558,8 @@ export function rollupSpan(fromIso: string, toIso: string): RollupSpan {
 /**
  * The hours `[from, to)` of a range (widened to whole hours, like `rollupSpan`), cut at every
  * price change date inside it; `day` is each part's first day, whose prices apply to all of it.
+ * A family's first row is no change: before its date that row applies too (`PriceBook.priceOn`),
+ * so a range across it stays one part (one statement instead of two for 90 days of the shipped table).
  */
 export function hourPeriods(fromIso: string, toIso: string, book: PriceBook): { day: string; from: string; to: string }[] {
   const fromMs = Math.floor(Date.parse(fromIso) / HOUR_MS) * HOUR_MS;
@@ -566,7 +568,7 @@ export function hourPeriods(fromIso: string, toIso: string, book: PriceBook): { 
   const to = hourKey(toMs);
   const cuts = new Set<string>();
   for (const family of book.table.families) {
-    for (const p of family.prices) if (`${p.from}T00` > from && `${p.from}T00` < to) cuts.add(`${p.from}T00`);
+    for (const p of family.prices.slice(1)) if (`${p.from}T00` > from && `${p.from}T00` < to) cuts.add(`${p.from}T00`);
   }
   const bounds = [from, ...[...cuts].sort(), to];
   const out: { day: string; from: string; to: string }[] = [];

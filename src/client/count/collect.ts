@@ -39,10 +39,11 @@ import {
   writeSessionState,
 } from './session-state';
 import { isUnder, openRegularFile, projectsDirOf } from './safe-files';
-import { type FileCursor, LineMatcher, readNewLines } from './transcript';
+import { type FileCursor, LineMatcher, type OnLine, readNewLines } from './transcript';
 import {
   addUsage,
   CANDIDATE_LINE_RULES,
+  COST_STATE_RULE_BIT,
   type CountedEntry,
   decideGroup,
   type GroupTotal,
@@ -398,6 +399,8 @@ function sameState(a: SessionState, b: SessionState): boolean {
 /** What step 2a gathered from the new lines of a session's files. */
 interface TurnReads {
   groups: Map<string, GroupTotal>;
+  /** How many groups there were, once `groups` is emptied after counting. */
+  groupCount: number;
   costState: ModelTotals | null;
   /** Sessions this run's lines say they were copied from (`requestSessionId` of a fork's copies). */
   forkedFrom: Set<string>;
@@ -411,9 +414,10 @@ interface TurnReads {
  * Step 2a for one line: cost-state totals (main transcript only), else usage records folded into
  * groups; notes the session's first timestamp (then the matcher may filter again).
  */
-function lineFolder(reads: TurnReads, state: SessionState, sessionId: string, isMain: boolean, matcher: LineMatcher): (line: string) => void {
-  return (line: string) => {
-    if (isMain) {
+function lineFolder(reads: TurnReads, state: SessionState, sessionId: string, isMain: boolean, matcher: LineMatcher): OnLine {
+  return (line: string, rules: number) => {
+    // A line the reader found without the cost-state marker cannot be one: no parse for it.
+    if (isMain && (rules & COST_STATE_RULE_BIT) !== 0) {
       const totals = parseCostStateLine(line);
       if (totals !== null) {
         reads.costState ??= new Map();
@@ -476,7 +480,7 @@ async function readSessionFiles(
   state: SessionState,
   files: string[],
 ): Promise<TurnReads> {
-  const reads: TurnReads = { groups: new Map(), costState: null, forkedFrom: new Set(), malformed: 0, synthetic: 0, lines: 0, bytes: 0 };
+  const reads: TurnReads = { groups: new Map(), groupCount: 0, costState: null, forkedFrom: new Set(), malformed: 0, synthetic: 0, lines: 0, bytes: 0 };
   for (const path of files) await readSessionFile(deps, sessionId, previous, state, path, reads);
   if (reads.malformed > 0) deps.log.activity(`session ${sessionId}: skipped ${reads.malformed} malformed usage line(s)`);
   if (reads.synthetic > 0) deps.log.error(`session ${sessionId}: ${reads.synthetic} <synthetic> line(s) with non-zero usage not counted`);
@@ -547,7 +551,7 @@ function prepareCommit(
 function logTurn(log: Logger, sessionId: string, reads: TurnReads, fileCount: number, counted: CountResult, reports: ReportBody[]): void {
   if (reads.lines === 0 && counted.replays === 0) return;
   log.activity(
-    `session ${sessionId}: ${reads.lines} line(s), ${reads.bytes} byte(s) from ${fileCount} file(s); ${reads.groups.size} group(s)` +
+    `session ${sessionId}: ${reads.lines} line(s), ${reads.bytes} byte(s) from ${fileCount} file(s); ${reads.groupCount} group(s)` +
       (counted.replays > 0 ? `, ${counted.replays} replay(s) skipped` : '') +
       (reports.length > 0 ? `; turn ${reports.map((r) => r.turn_index).join(',')} committed` : ''),
   );
@@ -578,6 +582,10 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
   const reads = await readSessionFiles(deps, req.sessionId, previous, state, files);
   if (reads.forkedFrom.size > 0) await collectParentsFirst(deps, main, reads.forkedFrom, ledger, visiting);
   const counted = await countGroups(reads.groups, ledger, req.sessionId);
+  // Counted: the groups are not needed past here, and a first read of a long session holds 100k+
+  // of them; freed before the commit serialises its entries (the run's peak memory).
+  reads.groupCount = reads.groups.size;
+  reads.groups = new Map();
   const parents = rememberParents(state, counted.copiedFrom, reads.forkedFrom);
   await addBackground(ledger, req.sessionId, counted, reads.costState, parents);
   const now = deps.now();

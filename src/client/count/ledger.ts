@@ -170,7 +170,8 @@ function covers(a: LedgerEntry, b: LedgerEntry): boolean {
 
 interface Shard {
   byKey: Map<string, LedgerEntry>;
-  byMessage: Map<string, Set<string>>;
+  /** The keys of each message id: the one key itself (most messages have one), else a set. */
+  byMessage: Map<string, string | Set<string>>;
   /** Lines on disk (valid or not): compaction only pays when they clearly outnumber the keys. */
   diskLines: number;
 }
@@ -227,12 +228,12 @@ export class Ledger {
     const merged = existing === undefined ? entry : mergeEntries(existing, entry);
     shard.byKey.set(entry.k, merged);
     if (merged.m !== null) {
-      let keys = shard.byMessage.get(merged.m);
-      if (keys === undefined) {
-        keys = new Set();
-        shard.byMessage.set(merged.m, keys);
-      }
-      keys.add(merged.k);
+      // A set only for a message with several keys: a first read of a long session holds 100k+
+      // messages, and a Set each was a few MB of its peak memory.
+      const keys = shard.byMessage.get(merged.m);
+      if (keys === undefined) shard.byMessage.set(merged.m, merged.k);
+      else if (typeof keys !== 'string') keys.add(merged.k);
+      else if (keys !== merged.k) shard.byMessage.set(merged.m, new Set([keys, merged.k]));
     }
     return true;
   }
@@ -255,7 +256,7 @@ export class Ledger {
     const keys = shard.byMessage.get(messageId);
     if (keys === undefined) return [];
     const out: CountedEntry[] = [];
-    for (const k of keys) {
+    for (const k of typeof keys === 'string' ? [keys] : keys) {
       if (k === exceptKey) continue;
       const e = shard.byKey.get(k);
       if (e !== undefined) out.push(toCounted(e));

@@ -55,6 +55,15 @@ export interface ReadOptions {
 }
 
 /**
+ * Called with each line handed out and the rules it matched (a bit mask, bit r for the matcher's
+ * rule r; every bit set when there is no matcher or it lets everything through).
+ */
+export type OnLine = (line: string, rules: number) => void;
+
+/** Every bit set: the line was not filtered (no matcher, or `everything`). */
+export const ALL_RULES = -1;
+
+/**
  * Which raw lines are worth decoding: a line matches when it contains every marker of at least
  * one rule (markers are plain byte strings without `\n`). `everything` turns the filter off, for
  * as long as the caller needs to see every line.
@@ -92,20 +101,25 @@ export class LineMatcher {
     for (const row of this.next) row.fill(-1);
   }
 
-  /** Whether the line `chunk[start, end)` (of the chunk given to startChunk) matches. */
-  matchesInChunk(start: number, end: number): boolean {
-    if (this.everything) return true;
+  /**
+   * The rules the line `chunk[start, end)` (of the chunk given to startChunk) matches, as a bit
+   * mask (bit r: rule r); 0 when none. Every rule is tested, so the caller knows which parser a
+   * line needs (a rule's cached search makes the test of a line far from its marker cheap).
+   */
+  rulesInChunk(start: number, end: number): number {
+    if (this.everything) return ALL_RULES;
     const chunk = this.chunk;
-    if (chunk === null) return false;
+    if (chunk === null) return 0;
+    let mask = 0;
     for (let r = 0; r < this.rules.length; r++) {
       const rule = this.rules[r] as Marker[];
       const next = this.next[r] as number[];
       // The first marker is looked for in every line; the others only in a line holding it.
       let all = true;
       for (let m = 0; m < rule.length && all; m++) all = this.holdsInChunk(chunk, start, end, rule[m] as Marker, next, m);
-      if (all) return true;
+      if (all) mask |= 1 << r;
     }
-    return false;
+    return mask;
   }
 
   /** Whether `chunk[start, end)` holds the whole marker; `next[m]` remembers where its anchor next occurs. */
@@ -125,10 +139,14 @@ export class LineMatcher {
     }
   }
 
-  /** Whether a line held in its own buffer (one that spanned chunks) matches. */
-  matchesBytes(line: Buffer): boolean {
-    if (this.everything) return true;
-    return this.rules.some((rule) => rule.every((marker) => line.indexOf(marker.bytes) !== -1));
+  /** The rules a line held in its own buffer (one that spanned chunks) matches, as for rulesInChunk. */
+  rulesInBytes(line: Buffer): number {
+    if (this.everything) return ALL_RULES;
+    let mask = 0;
+    this.rules.forEach((rule, r) => {
+      if (rule.every((marker) => line.indexOf(marker.bytes) !== -1)) mask |= 1 << r;
+    });
+    return mask;
   }
 }
 
@@ -226,10 +244,10 @@ async function startOffset(
 }
 
 /** Hands out `bytes[from, to)` as a string, without a trailing `\r`. */
-function emitLine(onLine: (line: string) => void, bytes: Buffer, from: number, to: number): void {
+function emitLine(onLine: OnLine, bytes: Buffer, from: number, to: number, rules: number): void {
   let end = to;
   if (end > from && bytes[end - 1] === 0x0d) end--;
-  onLine(bytes.toString('utf8', from, end));
+  onLine(bytes.toString('utf8', from, end), rules);
 }
 
 /**
@@ -246,7 +264,7 @@ class LineSplitter {
   constructor(
     /** Just after the last `\n` seen. */
     public consumed: number,
-    private readonly onLine: (line: string) => void,
+    private readonly onLine: OnLine,
     private readonly matcher: LineMatcher | undefined,
     private readonly maxLineBytes: number,
     private readonly result: ReadResult,
@@ -273,11 +291,13 @@ class LineSplitter {
         result.skippedLongLines++;
       } else if (pendingBytes === 0) {
         result.lines++;
-        if (matcher === undefined || matcher.matchesInChunk(lineStart, nl)) emitLine(onLine, chunk, lineStart, nl);
+        const rules = matcher === undefined ? ALL_RULES : matcher.rulesInChunk(lineStart, nl);
+        if (rules !== 0) emitLine(onLine, chunk, lineStart, nl, rules);
       } else {
         const bytes = Buffer.concat([...pending, chunk.subarray(lineStart, nl)], pendingBytes + (nl - lineStart));
         result.lines++;
-        if (matcher === undefined || matcher.matchesBytes(bytes)) emitLine(onLine, bytes, 0, bytes.length);
+        const rules = matcher === undefined ? ALL_RULES : matcher.rulesInBytes(bytes);
+        if (rules !== 0) emitLine(onLine, bytes, 0, bytes.length, rules);
       }
       pending = [];
       pendingBytes = 0;
@@ -344,13 +364,13 @@ async function nextCursor(
 
 /**
  * Reads the complete lines after `cursor` (from 0 when undefined) and calls `onLine` with each,
- * decoded as UTF-8 (invalid bytes become U+FFFD), without its `\n` (nor a trailing `\r`).
- * A missing file yields no lines and a null cursor; it is not an error.
+ * decoded as UTF-8 (invalid bytes become U+FFFD), without its `\n` (nor a trailing `\r`), and the
+ * matcher's rules it matched. A missing file yields no lines and a null cursor; it is not an error.
  */
 export async function readNewLines(
   path: string,
   cursor: FileCursor | undefined,
-  onLine: (line: string) => void,
+  onLine: OnLine,
   options: ReadOptions = {},
 ): Promise<ReadResult> {
   const chunkBytes = options.chunkBytes ?? CHUNK_BYTES;

@@ -28,6 +28,8 @@ export const UNKNOWN_MODEL = 'unknown';
  * still parsed and checked in full; a new kind of line to count is one more rule here.
  */
 export const CANDIDATE_LINE_RULES: readonly (readonly string[])[] = [['"usage"', '"assistant"'], ['"cost-state"']];
+/** The bit of CANDIDATE_LINE_RULES' `"cost-state"` rule in the reader's rule mask: a line without it is no cost-state line. */
+export const COST_STATE_RULE_BIT = 1 << 1;
 
 /** Ids longer than this are replaced by a hash so that one odd line cannot bloat the ledger. */
 const MAX_ID_CHARS = 200;
@@ -85,9 +87,12 @@ export function isZeroUsage(u: ModelUsage): boolean {
 function combine(a: ModelUsage, b: ModelUsage, op: (x: number, y: number) => number): ModelUsage {
   const out = zeroUsage();
   for (const f of TOKEN_FIELDS) out[f] = op(a[f], b[f]);
-  const detail: Partial<Record<DetailField, number>> = {};
-  for (const f of DETAIL_FIELDS) detail[f] = op(a[f] ?? 0, b[f] ?? 0);
-  return withDetail(out, detail);
+  // As withDetail, without an object in between (a first read of a long session combines 100k+ times).
+  for (const f of DETAIL_FIELDS) {
+    const v = op(a[f] ?? 0, b[f] ?? 0);
+    if (v > 0) out[f] = v;
+  }
+  return out;
 }
 
 /** Every counter equal (absent detail reads as 0). */

@@ -48,6 +48,21 @@ describe('Ledger', () => {
     expect(b.get('m:msg_2|r:r', 'msg_1')).toBeUndefined();
   });
 
+  it('finds the other keys of a message id whether it has one, two or three keys (staged or loaded)', async () => {
+    const a = new Ledger(dir, capture());
+    const ids = ['msg_one', 'msg_two', 'msg_three'];
+    await a.load([...ids, 'msg_none'].map((m) => shardOf(m)));
+    ids.forEach((m, n) => {
+      for (let k = 0; k <= n; k++) a.stage(entry(`m:${m}|r:${k}`, m, u(1, 1)));
+      a.stage(entry(`m:${m}|r:0`, m, u(1, 2))); // the same key again
+    });
+    expect(a.sameMessage('msg_one', 'm:msg_one|r:0')).toEqual([]);
+    expect(a.sameMessage('msg_one', 'x').map((e) => e.key)).toEqual(['m:msg_one|r:0']);
+    expect(a.sameMessage('msg_two', 'm:msg_two|r:1').map((e) => e.key)).toEqual(['m:msg_two|r:0']);
+    expect(a.sameMessage('msg_three', 'm:msg_three|r:1').map((e) => e.key)).toEqual(['m:msg_three|r:0', 'm:msg_three|r:2']);
+    expect(a.sameMessage('msg_none', 'x')).toEqual([]);
+  });
+
   it('keys without message id are sharded by key', async () => {
     const a = new Ledger(dir, capture());
     await a.append([entry('u:uuid-1', null, u(3, 3))]);

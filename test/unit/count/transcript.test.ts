@@ -2,8 +2,9 @@ import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { anchorOf, EMPTY_HEAD_HASH, type FileCursor, HEAD_HASH_BYTES, LineMatcher, readNewLines } from '../../../src/client/count/transcript';
-import { CANDIDATE_LINE_RULES, parseUsageLine } from '../../../src/client/count/usage';
+import { ALL_RULES, anchorOf, EMPTY_HEAD_HASH, type FileCursor, HEAD_HASH_BYTES, LineMatcher, readNewLines } from '../../../src/client/count/transcript';
+import { COST_STATE_MARKER } from '../../../src/client/count/cost-state';
+import { CANDIDATE_LINE_RULES, COST_STATE_RULE_BIT, parseUsageLine } from '../../../src/client/count/usage';
 
 let dir: string;
 beforeEach(() => {
@@ -208,8 +209,29 @@ describe('readNewLines with a LineMatcher (raw-byte candidate filter)', () => {
     const chunk = Buffer.from('{"total_usage":1,"type":"assistant"}\n{"usage":1,"type":"assistant"}\n');
     m.startChunk(chunk, chunk.length);
     const nl = chunk.indexOf(0x0a);
-    expect(m.matchesInChunk(0, nl)).toBe(false);
-    expect(m.matchesInChunk(nl + 1, chunk.length - 1)).toBe(true);
+    expect(m.rulesInChunk(0, nl)).toBe(0);
+    expect(m.rulesInChunk(nl + 1, chunk.length - 1)).toBe(1);
+  });
+
+  it('tells onLine which rules a line matched, for lines in one chunk and lines spanning chunks', async () => {
+    const f = join(dir, 't.jsonl');
+    const both = JSON.stringify({ type: 'cost-state', usage: {}, role: 'assistant' });
+    writeFileSync(f, `${[lines[1], lines[3], both, lines[0]].join('\n')}\n`);
+    for (const chunkBytes of [7, 4096]) {
+      const seen: [string, number][] = [];
+      await readNewLines(f, undefined, (l, rules) => seen.push([l, rules]), { chunkBytes, matcher: new LineMatcher(CANDIDATE_LINE_RULES) });
+      expect(seen).toEqual([
+        [lines[1], 1],
+        [lines[3], COST_STATE_RULE_BIT],
+        [both, 1 | COST_STATE_RULE_BIT],
+      ]);
+    }
+    const all: number[] = [];
+    await readNewLines(f, undefined, (_l, rules) => all.push(rules));
+    expect(all).toEqual([ALL_RULES, ALL_RULES, ALL_RULES, ALL_RULES]);
+    // collect.ts skips the cost-state parse of lines without the bit: only sound while every
+    // cost-state line holds the rule's marker.
+    expect(COST_STATE_MARKER).toContain(CANDIDATE_LINE_RULES[1]?.[0]);
   });
 
   it('never matches on bytes left in the chunk buffer by an earlier, longer read', async () => {
