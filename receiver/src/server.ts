@@ -151,15 +151,22 @@ function wire(options: ReceiverOptions): Wiring {
   return { output, logger, metrics, deps, budgets, admin };
 }
 
+type Target = { path: string; url?: URL } | null;
+
+/** The request target, parsed once per request: a device endpoint's exact path (no query) needs
+ * no URL object; anything else goes through the full origin-form check. */
+function requestTarget(raw: string | undefined): Target {
+  return raw !== undefined && ROUTES.has(raw) ? { path: raw } : originFormTarget(raw);
+}
+
 /** Request target check, then the admin paths, then the endpoint table. */
-function routeRequest(wiring: Wiring): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+function routeRequest(wiring: Wiring): (req: IncomingMessage, res: ServerResponse, target: Target) => Promise<void> {
   const { admin, deps } = wiring;
-  return async (req, res) => {
-    const target = originFormTarget(req.url);
+  return async (req, res, target) => {
     if (target === null) return answerEarly(req, res, () => sendError(res, 400, 'bad request target'));
     if (isAdminPath(target.path)) {
       if (admin === null) return sendError(res, 404, 'not found');
-      return admin(req, res, target.url);
+      return admin(req, res, target.url ?? new URL(target.path, 'http://receiver.invalid'));
     }
     const endpoint = ROUTES.get(target.path);
     if (endpoint === undefined) return sendError(res, 404, 'not found');
@@ -181,17 +188,18 @@ function createHttpServer(config: ReceiverConfig, wiring: Wiring, life: Lifecycl
     life.active.add(res);
     if (life.closing) res.shouldKeepAlive = false;
     const started = process.hrtime.bigint();
+    const target = requestTarget(req.url);
     res.on('finish', () => {
       if (!logger.isLevelEnabled('info')) return;
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      logger.info({ msg: 'request', method: req.method, route: routeName(originFormTarget(req.url)?.path ?? null), status: res.statusCode, ms: Math.round(ms * 10) / 10 });
+      logger.info({ msg: 'request', method: req.method, route: routeName(target?.path ?? null), status: res.statusCode, ms: Math.round(ms * 10) / 10 });
     });
     res.on('close', () => {
       life.active.delete(res);
       // The socket turns idle only after this event; close it then.
       if (life.closing) setImmediate(() => server.closeIdleConnections());
     });
-    handle(req, res).catch((err: unknown) => answerFailure(req, res, err, output));
+    handle(req, res, target).catch((err: unknown) => answerFailure(req, res, err, output));
   });
   server.headersTimeout = HEADERS_TIMEOUT_MILLIS;
   server.requestTimeout = REQUEST_TIMEOUT_MILLIS;

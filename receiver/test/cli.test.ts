@@ -387,7 +387,7 @@ describe('export and logs', () => {
     expect((await run(['export', '--from', '2026-02-01', '--to', '2026-01-01'], e)).stderr).toContain('custom range');
   });
 
-  it('serve loses no request line at shutdown (the log is written asynchronously, flushed at exit)', async () => {
+  it('serve loses no request line at shutdown (the log is written in blocks, the rest flushed at exit)', async () => {
     const serve = startServe({ DATABASE_PATH: join(tmp.dir, 'log-flush.db'), LISTEN_ADDR: '127.0.0.1:0' });
     const url = await serve.listening;
     // Eight at a time (within the per-address connection cap).
