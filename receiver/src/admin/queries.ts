@@ -438,6 +438,10 @@ const SQL = {
     ) r
     GROUP BY r.day, r.model`,
   dayTotalsUser: dayTotalsSql(ROLLUP_WHERE_USER),
+  // The users with the most tokens in a span (the windows page shows theirs), summed from the rollups.
+  heaviestUsers: `SELECT u.email AS user, TOTAL(r.input + r.output + r.cache_read + r.cache_write) AS tokens
+    ${fromRollups(ROLLUP_WHERE)}
+    GROUP BY u.id, u.email ORDER BY tokens DESC, u.email LIMIT @limit`,
   // The hourly buckets of a list of users (@users: a JSON array of emails), in one statement:
   // per user one seek by email and one index range in usage_hourly(user_id, hour).
   windowHours: `SELECT u.email AS user, r.hour AS hour,
@@ -699,7 +703,7 @@ function total(t: TokenTotals): number {
 const SHIPPED_BOOK = new PriceBook(SHIPPED_PRICES);
 /** The main page's 5-hour windows cover at most the last this many days of the range (a user's page: all of it). */
 export const MAIN_WINDOW_DAYS = 7;
-/** …and the heaviest this many users of the range. */
+/** …and the heaviest this many users of those days. */
 export const MAIN_WINDOW_USERS = 100;
 
 /** One piece: the dashboard's SQL, one prepared statement per entry — a flat table that reads best in one place. */
@@ -759,11 +763,12 @@ export function createQueries(db: SqlReader): AdminQueries {
   };
 
   /**
-   * 5-hour windows from hourly buckets. A user's page: their whole range. The main page: the
-   * MAIN_WINDOW_USERS users with the most tokens in the range, over its last MAIN_WINDOW_DAYS
-   * days (one statement, one index range per user, so the cost stays bounded with 1,000 users).
+   * 5-hour windows from hourly buckets. A user's page: their whole range. The windows page: the
+   * MAIN_WINDOW_USERS users with the most tokens over the range's last MAIN_WINDOW_DAYS days, in
+   * those days (two statements: the heaviest users summed by SQL from the rollups, then their
+   * hours, one index range per user, so the cost stays bounded with 1,000 users).
    */
-  const windows = async (filter: ViewFilter, heaviest: string[], nowMillis: number): Promise<{ fromIso: string; rows: UserWindows[] }> => {
+  const windows = async (filter: ViewFilter, nowMillis: number): Promise<{ fromIso: string; rows: UserWindows[] }> => {
     const span = rollupSpan(filter.fromIso, filter.toIso);
     let fromIso = filter.fromIso;
     if (filter.user === null) {
@@ -771,14 +776,16 @@ export function createQueries(db: SqlReader): AdminQueries {
       if (recent > fromIso) fromIso = recent;
     }
     const base = { ...filterOnly(filterParams(filter)), headFrom: rollupSpan(fromIso, filter.toIso).headFrom, tailTo: span.tailTo !== '' ? span.tailTo : span.headTo };
+    const heaviest =
+      filter.user === null
+        ? (await all<{ user: string }>('heaviestUsers', { ...filterOnly(filterParams(filter)), ...rollupSpan(fromIso, filter.toIso), limit: MAIN_WINDOW_USERS })).map((r) => r.user)
+        : [filter.user];
     const buckets: HourBucket[] = [];
-    const users = JSON.stringify(filter.user === null ? heaviest.slice(0, MAIN_WINDOW_USERS) : [filter.user]);
-    for (const b of await all<{ user: string; hour: string; tokens: number; turns: number }>('windowHours', { ...base, users })) {
+    for (const b of await all<{ user: string; hour: string; tokens: number; turns: number }>('windowHours', { ...base, users: JSON.stringify(heaviest) })) {
       buckets.push({ user: b.user, hourMillis: Date.parse(`${b.hour}:00:00Z`), tokens: b.tokens, turns: b.turns });
     }
     return { fromIso: `${base.headFrom}:00:00Z`, rows: windowsFromHours(buckets, nowMillis) };
   };
-
 
   /** One page of a SQL-paged table: the match count first, so a page past the end shows the last. */
   const tablePage = async <T>(table: PagedTable, f: ViewFilter, q: (TableQuery & { before?: string }) | undefined): Promise<{ rows: T[]; info: PageInfo }> => {
@@ -863,9 +870,9 @@ export function createQueries(db: SqlReader): AdminQueries {
       const none = <T>(value: T): Promise<T> => Promise.resolve(value);
       // Every statement is sent at once and the answers awaited together (PostgreSQL runs them on
       // several pooled connections, SQLite's reader one after the other without waiting for this
-      // thread): a page costs about its slowest statement, not their sum. Only the windows wait,
-      // for the range's heaviest users, and the month for the active seats.
-      const usageRows = want.has('totals') || want.has('windows') ? totals(p, book, memo).then((rows) => aggregate(rows, book, filter.model !== null)) : none(emptyAggregate());
+      // thread): a page costs about its slowest statement, not their sum. Only the month waits,
+      // for the active seats.
+      const usageRows = want.has('totals') ? totals(p, book, memo).then((rows) => aggregate(rows, book, filter.model !== null)) : none(emptyAggregate());
       const countRow = one<{ users: number; activeUsers: number }>('userCounts');
       const eventsPage = Math.min(Math.max(1, loadOpts.eventsPage ?? 1), MAX_EVENT_PAGES);
       const eventRows = want.has('events')
@@ -877,7 +884,7 @@ export function createQueries(db: SqlReader): AdminQueries {
         want.has('chart') ? chartDays(p, book) : none(new Map<string, DayRow & { cost: CostTotal }>()),
         countRow,
         one<{ total: number; active: number }>('keyCounts'),
-        want.has('windows') ? usageRows.then((u) => windows(filter, u.heaviest, nowMillis)) : none({ fromIso: filter.fromIso, rows: [] as UserWindows[] }),
+        want.has('windows') ? windows(filter, nowMillis) : none({ fromIso: filter.fromIso, rows: [] as UserWindows[] }),
         eventRows,
         want.has('users') ? tablePage<UserRow>('users', filter, loadOpts.usersTable) : none(emptyPage<UserRow>()),
         want.has('inactive') ? tablePage<UserRow>('inactive', filter, inactiveTable) : none(emptyPage<UserRow>()),
@@ -931,12 +938,10 @@ interface Aggregate {
   byUser: UsageRow[];
   byModel: UsageRow[];
   byDivision: UsageRow[];
-  /** Users by tokens in the range, most first (who the main page's windows show). */
-  heaviest: string[];
 }
 
 function emptyAggregate(): Aggregate {
-  return { summary: { ...zeroTokens(), reportingUsers: 0, sessions: 0, turns: 0, cost: emptyTotal() }, byUser: [], byModel: [], byDivision: [], heaviest: [] };
+  return { summary: { ...zeroTokens(), reportingUsers: 0, sessions: 0, turns: 0, cost: emptyTotal() }, byUser: [], byModel: [], byDivision: [] };
 }
 
 /** Rows summed between two turns of the event loop: `/health` and `/report` answer in between. */
@@ -971,13 +976,11 @@ async function aggregate(rows: readonly TotalRow[], book: PriceBook, byModelFilt
     reporting.add(t.user);
   }
   for (const row of byModel.values()) row.label = book.family(row.key)?.family ?? null;
-  const heaviest = [...byUser.values()].sort((x, y) => total(y) - total(x) || x.key.localeCompare(y.key)).map((u) => u.key);
   return {
     summary: { ...summaryTokens, reportingUsers: reporting.size, ...summaryCounts, cost: summaryCost },
     byUser: sorted(byUser),
     byModel: sorted(byModel),
     byDivision: sorted(byDivision),
-    heaviest,
   };
 }
 

@@ -81,19 +81,7 @@ db.pragma('busy_timeout = ' + workerData.busyTimeoutMillis);
 db.pragma('query_only = ON');
 const hold = workerData.hold ? new Int32Array(workerData.hold) : null;
 const statements = new Map();
-// Answers bigger than a slice wait here until the main thread asks for the next one.
-const answers = new Map();
-function sendSlice(id) {
-  const a = answers.get(id);
-  if (a === undefined) return;
-  const rows = a.rows.length <= workerData.sliceRows && a.at === 0 ? a.rows : a.rows.slice(a.at, a.at + workerData.sliceRows);
-  a.at += workerData.sliceRows;
-  const more = a.at < a.rows.length;
-  if (!more) answers.delete(id);
-  parentPort.postMessage({ id, rows, more });
-}
 parentPort.on('message', (m) => {
-  if (m.next !== undefined) return sendSlice(m.next);
   try {
     if (hold !== null && Atomics.wait(hold, 0, 0, workerData.holdMaxMillis) === 'timed-out') Atomics.store(hold, 0, 1);
     let stmt = statements.get(m.sql);
@@ -102,29 +90,19 @@ parentPort.on('message', (m) => {
       stmt = db.prepare(m.sql);
       statements.set(m.sql, stmt);
     }
-    answers.set(m.id, { rows: m.params === undefined ? stmt.all() : stmt.all(m.params), at: 0 });
-    sendSlice(m.id);
+    parentPort.postMessage({ id: m.id, rows: m.params === undefined ? stmt.all() : stmt.all(m.params) });
   } catch (err) {
     parentPort.postMessage({ id: m.id, error: { message: String(err && err.message), code: err && err.code } });
   }
 });
 `;
 
-/**
- * Rows per message from the worker. The main thread deserialises each message in one go (5,000
- * rows of the views' totals: 25–60 ms on these cores), so a big answer comes in slices, the next
- * asked for only when one has arrived: `/health` and `/report` run between slices.
- */
-export const SLICE_ROWS = 400;
-
 interface Pending {
   resolve(rows: Record<string, unknown>[]): void;
   reject(err: Error): void;
-  /** The slices received so far. */
-  rows: Record<string, unknown>[];
 }
 
-type Answer = { id: number; rows: Record<string, unknown>[]; more: boolean } | { id: number; error: { message: string; code?: string } };
+type Answer = { id: number; rows: Record<string, unknown>[] } | { id: number; error: { message: string; code?: string } };
 
 /** The better-sqlite3 this process loaded (tests run the sources, the receiver its bundle: both have CJS `require`). */
 function driverPath(): string {
@@ -161,7 +139,7 @@ class WorkerReader implements ClosableSqlReader {
     const worker = this.started();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, rows: [] });
+      this.pending.set(id, { resolve, reject });
       if (this.pending.size === 1) worker.ref();
       worker.postMessage({ id, sql, params });
     });
@@ -186,7 +164,6 @@ class WorkerReader implements ClosableSqlReader {
         maxPrepared: MAX_PREPARED,
         holdMaxMillis: HOLD_MAX_MILLIS,
         hold: this.options.hold,
-        sliceRows: SLICE_ROWS,
       },
     });
     worker.unref();
@@ -205,20 +182,9 @@ class WorkerReader implements ClosableSqlReader {
   private settle(answer: Answer): void {
     const waiting = this.pending.get(answer.id);
     if (waiting === undefined) return;
-    if ('rows' in answer && answer.more) {
-      for (const row of answer.rows) waiting.rows.push(row);
-      this.worker?.postMessage({ next: answer.id });
-      return;
-    }
     this.pending.delete(answer.id);
     if (this.pending.size === 0) this.worker?.unref();
-    if ('rows' in answer) {
-      if (waiting.rows.length === 0) waiting.resolve(answer.rows);
-      else {
-        for (const row of answer.rows) waiting.rows.push(row);
-        waiting.resolve(waiting.rows);
-      }
-    }
+    if ('rows' in answer) waiting.resolve(answer.rows);
     else waiting.reject(Object.assign(new Error(answer.error.message), answer.error.code === undefined ? {} : { code: answer.error.code }));
   }
 

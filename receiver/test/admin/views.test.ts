@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fillDays } from '../../src/admin/queries';
+import { MAIN_WINDOW_USERS, fillDays } from '../../src/admin/queries';
 import { axisMax, dailyChart } from '../../src/admin/views/chart';
 import { WINDOW_MILLIS, computeWindows } from '../../src/admin/windows';
 import { ADMIN_TOKEN, type Harness, addReport, seedUsage, startAdmin, usage } from './harness';
@@ -85,6 +85,29 @@ describe('dashboard figures', () => {
       // Ann's peak 5-hour window holds both of today's turns.
       const windows = (await h.get('/admin/?view=windows', { headers: bearer })).body;
       expect(windows).toMatch(/>ann@example.org<\/a><\/td><td class="n">1,186<\/td><td class="n">2<\/td><td>2026-05-11 10:00Z<\/td>/);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('the 5-hour windows page', () => {
+  it('shows the users with the most tokens in the last 7 days, chosen by SQL', async () => {
+    const h = await startAdmin();
+    try {
+      // 101 users inside the last 7 days (u100 the heaviest, u000 the lightest) and one far heavier user 20 days ago.
+      for (let i = 0; i <= MAIN_WINDOW_USERS; i++) {
+        const n = String(i).padStart(3, '0');
+        await seedUsage(h.store, `u${n}@example.org`, { session_id: `s${n}`, timestamp_utc: '2026-05-11T09:00:00Z', models: { opus: usage(1000 + i, 0) } });
+      }
+      await seedUsage(h.store, 'old@example.org', { session_id: 'old', timestamp_utc: '2026-04-21T09:00:00Z', models: { opus: usage(1e9, 0) } });
+      const get = async (q: string) => (await h.get(`/admin/?view=windows${q}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).body;
+      const page = await get('');
+      expect(page).toContain('u100@example.org');
+      expect(page).toContain(`Rows 1–50 of ${MAIN_WINDOW_USERS}`);
+      expect(await get('&windows.q=u001')).toContain('Rows 1–1 of 1');
+      expect(await get('&windows.q=u000')).toContain('No rows match the search.');
+      expect(await get('&windows.q=old')).toContain('No rows match the search.');
     } finally {
       await h.close();
     }

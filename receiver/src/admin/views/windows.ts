@@ -12,7 +12,7 @@ export function renderWindows(ctx: TableContext, rows: readonly UserWindows[], t
     `<p class="note">Claude Code limits usage per 5-hour window (opened by a user's first message, ` +
     `start floored to the hour). The peak window shows who runs close to ` +
     `their seat's limit; the current window shows who is busy now. Tokens: input + output + cache read + cache write.` +
-    (fromIso === undefined ? '' : ` Windows since ${whenIn(fromIso, tz)} for the ${MAIN_WINDOW_USERS} users with the most tokens in the range, over at most its last ${MAIN_WINDOW_DAYS} days; a user's page shows the whole range.`) +
+    (fromIso === undefined ? '' : ` Windows since ${whenIn(fromIso, tz)} (at most the range's last ${MAIN_WINDOW_DAYS} days) for the ${MAIN_WINDOW_USERS} users with the most tokens in that time; a user's page shows the whole range.`) +
     `</p>`;
   const maxPeak = Math.max(0, ...rows.map((r) => r.peak.tokens));
   const at = (ms: number) => whenIn(new Date(ms).toISOString(), tz);
