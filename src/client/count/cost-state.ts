@@ -30,7 +30,7 @@
  */
 import type { ModelUsage } from '../../protocol/wire';
 import { type Ledger, type LedgerEntry, shardOf, toLedgerEntry } from './ledger';
-import { addUsage, count, deltaOver, isZeroUsage, maxUsage, zeroUsage } from './usage';
+import { addUsage, count, deltaOver, isZeroUsage, maxUsage, raiseTo, zeroUsage } from './usage';
 
 /** The raw bytes every cost-state line carries (for raw-byte line filters). */
 export const COST_STATE_MARKER = '"type":"cost-state"';
@@ -58,7 +58,8 @@ function costUsage(u: Record<string, unknown>): ModelUsage {
     input_tokens: count(u.inputTokens),
     output_tokens: count(u.outputTokens),
     cache_read_tokens: count(u.cacheReadInputTokens),
-    cache_write_tokens: Math.max(count(u.cacheCreationInputTokens), c5 + c1),
+    // Saturated as addUsage does, so a model's first entry can be taken as it is.
+    cache_write_tokens: Math.max(count(u.cacheCreationInputTokens), Math.min(c5 + c1, Number.MAX_SAFE_INTEGER)),
   };
   if (c5 > 0) out.cache_write_5m_tokens = c5;
   if (c1 > 0) out.cache_write_1h_tokens = c1;
@@ -84,14 +85,23 @@ export function parseCostStateLine(line: string): ModelTotals | null {
   for (const [rawName, value] of Object.entries(entry.modelUsage).slice(0, MAX_COST_STATE_MODELS)) {
     if (!isObject(value) || rawName.length === 0 || rawName.length > MAX_MODEL_CHARS) continue;
     const name = normalizeModelName(rawName) || rawName;
-    totals.set(name, addUsage(totals.get(name) ?? zeroUsage(), costUsage(value)));
+    const before = totals.get(name);
+    totals.set(name, before === undefined ? costUsage(value) : addUsage(before, costUsage(value)));
   }
   return totals;
 }
 
-/** Field-wise maximum per model (cost-state is cumulative: the latest is the highest). */
+/**
+ * Field-wise maximum per model (cost-state is cumulative: the latest is the highest). Takes over
+ * `next`'s usage objects and raises `into`'s in place: a first read of a long session folds one
+ * cost-state line per turn, tens of thousands.
+ */
 export function foldTotals(into: ModelTotals, next: ModelTotals): void {
-  for (const [model, usage] of next) into.set(model, maxUsage(into.get(model) ?? zeroUsage(), usage));
+  for (const [model, usage] of next) {
+    const before = into.get(model);
+    if (before === undefined) into.set(model, usage);
+    else raiseTo(before, usage);
+  }
 }
 
 const key = (kind: 'cs' | 'al' | 'bg' | 'base', sessionId: string, model: string) => `${kind}:${sessionId}|${model}`;

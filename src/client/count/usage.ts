@@ -106,6 +106,15 @@ export function maxUsage(a: ModelUsage, b: ModelUsage): ModelUsage {
   return combine(a, b, Math.max);
 }
 
+/** `target` becomes maxUsage(target, b), in place (for a caller that owns `target`). */
+export function raiseTo(target: ModelUsage, b: ModelUsage): void {
+  for (const f of TOKEN_FIELDS) if (b[f] > target[f]) target[f] = b[f];
+  for (const f of DETAIL_FIELDS) {
+    const v = b[f] ?? 0;
+    if (v > (target[f] ?? 0)) target[f] = v;
+  }
+}
+
 /**
  * What is still to report for a group: field-wise `max(value, base) - base` (never negative). The
  * cache-write split never exceeds the cache writes it splits: a base from before the split was

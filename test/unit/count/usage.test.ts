@@ -10,6 +10,7 @@ import {
   maxUsage,
   mergeRecord,
   parseUsageLine,
+  raiseTo,
   zeroUsage,
 } from '../../../src/client/count/usage';
 import type { ModelUsage } from '../../../src/protocol/wire';
@@ -297,6 +298,26 @@ describe('decideGroup: deltas against what was counted', () => {
     expect(decideGroup(group('u:x', null, true, u(1, 1)), undefined, [])).toMatchObject({ kind: 'count' });
   });
 });
+
+describe('raiseTo: maxUsage in place', () => {
+  it('leaves its target equal to maxUsage of the two, detail fields included', () => {
+    const rnd = mulberry32(11);
+    const pick = (): ModelUsage => {
+      const x = u(Math.floor(rnd() * 5), Math.floor(rnd() * 5), Math.floor(rnd() * 5), Math.floor(rnd() * 5));
+      for (const f of ['cache_write_5m_tokens', 'cache_write_1h_tokens', 'web_search_requests'] as const) if (rnd() < 0.5) x[f] = Math.floor(rnd() * 3);
+      return x;
+    };
+    for (let i = 0; i < 500; i++) {
+      const a = pick();
+      const b = pick();
+      const want = maxUsage(a, b);
+      raiseTo(a, b);
+      expect({ ...zeroDetail, ...a }).toEqual({ ...zeroDetail, ...want });
+    }
+  });
+});
+
+const zeroDetail = { cache_write_5m_tokens: 0, cache_write_1h_tokens: 0, web_search_requests: 0 };
 
 describe('lineTimestamp', () => {
   it('reads the timestamp of any entry, null otherwise', () => {
