@@ -311,7 +311,8 @@ const USER_MATCH = `(@email IS NULL OR u.email = @email) AND (@division IS NULL 
     AND (@pattern IS NULL OR lower(u.email || ' ' || u.division) LIKE @pattern ESCAPE '\\')`;
 // Each MAX is one seek in an index on (user_id, …).
 const LAST_USAGE = `(SELECT MAX(e.timestamp_utc) FROM usage_events e WHERE e.user_id = u.id)`;
-const INACTIVE = `u.revoked_at IS NULL AND (${LAST_USAGE} IS NULL OR ${LAST_USAGE} < @before)`;
+// No turn since @before: one seek in usage_events(user_id, timestamp_utc) per user.
+const INACTIVE = `u.revoked_at IS NULL AND NOT EXISTS (SELECT 1 FROM usage_events e WHERE e.user_id = u.id AND e.timestamp_utc >= @before)`;
 const USER_COLS = `u.email AS email, u.division AS division, u.created_at AS createdAt, u.revoked_at AS revokedAt,
       (SELECT MAX(t.expires_at) FROM user_tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL) AS tokenExpiresAt,
       (SELECT MAX(t.last_used_at) FROM user_tokens t WHERE t.user_id = u.id) AS tokenLastUsedAt,

@@ -328,30 +328,31 @@ export class SqliteStore implements Store {
     const turnSeen = s.turnSeen.get(auth.userId, report.session_id, report.turn_index) !== undefined;
     let sessionNew = false;
     for (const d of rollupDeltas(report)) {
-      const changes = s.insertUsage.run({
-        user_email: auth.email,
-        user_token: auth.tokenRef,
-        device_id: opts.deviceId,
-        session_id: report.session_id,
-        turn_index: report.turn_index,
-        timestamp_utc: report.timestamp_utc,
+      // Positional, in the statement's column order: named parameters cost a lookup each.
+      const changes = s.insertUsage.run(
+        auth.email,
+        auth.tokenRef,
+        opts.deviceId,
+        report.session_id,
+        report.turn_index,
+        report.timestamp_utc,
         // A Rust device leaves it out when it has none; '' means the same.
-        session_start_utc: report.session_start_utc || null,
-        model: d.model,
-        input_tokens: d.input,
-        output_tokens: d.output,
-        cache_read_tokens: d.cache_read,
-        cache_write_tokens: d.cache_write,
-        cache_write_5m_tokens: d.cw5mRaw,
-        cache_write_1h_tokens: d.cw1hRaw,
-        web_search_requests: d.webSearchRaw,
-        plugin_version: report.plugin_version,
-        schema_version: report.schema_version,
-        received_at: receivedAt,
-        user_id: auth.userId,
-        reported_email: report.user_email,
-        signed: opts.signed ? 1 : 0,
-      }).changes;
+        report.session_start_utc || null,
+        d.model,
+        d.input,
+        d.output,
+        d.cache_read,
+        d.cache_write,
+        report.plugin_version,
+        report.schema_version,
+        receivedAt,
+        auth.userId,
+        report.user_email,
+        opts.signed ? 1 : 0,
+        d.cw5mRaw,
+        d.cw1hRaw,
+        d.webSearchRaw,
+      ).changes;
       if (changes === 0) continue;
       const first = inserted === 0;
       if (first) sessionNew = s.insertSession.run(auth.userId, report.session_id, day).changes === 1;
@@ -370,7 +371,6 @@ export class SqliteStore implements Store {
         sessions: first && sessionNew ? 1 : 0,
         model_sessions: s.insertSessionModel.run(auth.userId, report.session_id, d.model).changes,
         last_at: report.timestamp_utc,
-        bucket: day,
         shard: auth.userId % ORG_SHARDS,
       }, day, hour);
       inserted += changes;
@@ -540,32 +540,52 @@ export class SqliteStore implements Store {
 
 type Statements = ReturnType<typeof prepareStatements>;
 
+/** What one inserted raw row adds to the rollups (store/rollup.ts), with its keys. */
+interface RollupRow {
+  user_id: number;
+  model: string;
+  input: number;
+  output: number;
+  cache_read: number;
+  cache_write: number;
+  cw5m: number;
+  cw1h: number;
+  unsplit: number;
+  web_search: number;
+  turns: number;
+  sessions: number;
+  model_sessions: number;
+  last_at: string;
+  shard: number;
+}
+
 /**
  * Adds one inserted raw row to the rollups. The running sums: an UPDATE adds it to its hour's row;
  * only when that hour has none yet does a second statement start it from the previous hour's
  * sums (and record the user × model pair, a no-op unless it is new); a late report also grows
- * every later hour. `row` is reused for each statement (`@bucket` set in turn): no copies.
+ * every later hour. Parameters are positional (a named one costs a property lookup each), in
+ * the order the SQL below lists them.
  */
-function addRollups(s: Statements, row: Record<string, string | number>, day: string, hour: string): void {
-  s.upsertDaily.run(row);
-  row.bucket = hour;
-  s.upsertHourly.run(row);
-  if (s.cumAdd.run(row).changes === 0) {
-    s.cumStart.run(row);
+function addRollups(s: Statements, row: RollupRow, day: string, hour: string): void {
+  const sums = [row.input, row.output, row.cache_read, row.cache_write, row.cw5m, row.cw1h, row.unsplit, row.web_search];
+  const counts = [row.turns, row.sessions, row.model_sessions];
+  s.upsertDaily.run(row.user_id, day, row.model, ...sums, ...counts, row.last_at);
+  s.upsertHourly.run(row.user_id, hour, row.model, ...sums, ...counts, row.last_at);
+  if (s.cumAdd.run(...sums, ...counts, row.last_at, row.user_id, row.model, hour).changes === 0) {
+    s.cumStart.run({ ...row, bucket: hour });
     s.insertUserModel.run(row.user_id, row.model);
   }
-  s.cumLater.run(row);
+  s.cumLater.run(...sums, ...counts, row.user_id, row.model, hour);
   // The shared org row last, as on PostgreSQL (store/rollup.ts).
-  row.bucket = day;
-  s.upsertOrg.run(row);
+  s.upsertOrg.run(day, row.model, row.shard, ...sums);
 }
 
-/** Adds one inserted row to its rollup bucket (`@bucket` is the day or hour). */
+/** Adds one inserted row to its rollup bucket: (user_id, day or hour, model, the 8 sums, turns,
+ * sessions, model_sessions, last_at), positional. */
 function rollupUpsert(table: 'usage_daily' | 'usage_hourly', key: 'day' | 'hour'): string {
   return `
     INSERT INTO ${table} (user_id, ${key}, model, ${ROLLUP_COLUMNS})
-    VALUES (@user_id, @bucket, @model, @input, @output, @cache_read, @cache_write, @cw5m, @cw1h, @unsplit, @web_search,
-      1, @turns, @sessions, @model_sessions, @last_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)
     ON CONFLICT (${key}, user_id, model) DO UPDATE SET
       input = input + excluded.input, output = output + excluded.output, cache_read = cache_read + excluded.cache_read,
       cache_write = cache_write + excluded.cache_write, cw5m = cw5m + excluded.cw5m, cw1h = cw1h + excluded.cw1h,
@@ -573,6 +593,9 @@ function rollupUpsert(table: 'usage_daily' | 'usage_hourly', key: 'day' | 'hour'
       turns = turns + excluded.turns, sessions = sessions + excluded.sessions,
       model_sessions = model_sessions + excluded.model_sessions, last_at = max(last_at, excluded.last_at)`;
 }
+
+/** `c = c + ?` for every running-sum column but model_turns (+ 1): the 8 sums, turns, sessions, model_sessions. */
+const CUM_ADD = CUM_COLUMNS.map((c) => (c === 'model_turns' ? `${c} = ${c} + 1` : `${c} = ${c} + ?`)).join(', ');
 
 const BUDGET_ALERT_SELECT = `
   SELECT a.id, a.budget_id AS budgetId, b.scope, b.subject, b.unit, a.month, a.threshold, a.crossed_at AS crossedAt,
@@ -683,29 +706,20 @@ function prepareStatements(db: Db) {
         user_email, user_token, device_id, session_id, turn_index, timestamp_utc, session_start_utc, model,
         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, plugin_version, schema_version,
         received_at, user_id, reported_email, signed, cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests)
-      VALUES (
-        @user_email, @user_token, @device_id, @session_id, @turn_index, @timestamp_utc, @session_start_utc, @model,
-        @input_tokens, @output_tokens, @cache_read_tokens, @cache_write_tokens, @plugin_version, @schema_version,
-        @received_at, @user_id, @reported_email, @signed, @cache_write_5m_tokens, @cache_write_1h_tokens, @web_search_requests)`),
+      VALUES (${Array.from({ length: 21 }, () => '?').join(', ')})`),
     turnSeen: p('SELECT 1 FROM usage_events WHERE user_id = ? AND session_id = ? AND turn_index = ? LIMIT 1'),
     insertSession: p('INSERT INTO usage_sessions (user_id, session_id, first_day) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
     insertSessionModel: p('INSERT INTO usage_session_models (user_id, session_id, model) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
     upsertDaily: p(rollupUpsert('usage_daily', 'day')),
     upsertHourly: p(rollupUpsert('usage_hourly', 'hour')),
     upsertOrg: p(`
-      INSERT INTO usage_org_daily (day, model, shard, ${ORG_COLUMNS})
-      VALUES (@bucket, @model, @shard, @input, @output, @cache_read, @cache_write, @cw5m, @cw1h, @unsplit, @web_search)
+      INSERT INTO usage_org_daily (day, model, shard, ${ORG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (day, model, shard) DO UPDATE SET ${ORG_COLUMNS.split(', ').map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`),
     insertUserModel: p('INSERT INTO usage_user_models (user_id, model) VALUES (?, ?) ON CONFLICT DO NOTHING'),
     // The running sums of the row's hour grow by it (no row yet: cumStart).
-    cumAdd: p(`
-      UPDATE usage_cum SET ${CUM_COLUMNS.map((c) => `${c} = ${c} + ${c === 'model_turns' ? '1' : `@${c}`}`).join(', ')},
-        last_at = max(last_at, @last_at)
-      WHERE user_id = @user_id AND model = @model AND hour = @bucket`),
+    cumAdd: p(`UPDATE usage_cum SET ${CUM_ADD}, last_at = max(last_at, ?) WHERE user_id = ? AND model = ? AND hour = ?`),
     // A late report: every later hour's running sums grow by it too (usually no row).
-    cumLater: p(`
-      UPDATE usage_cum SET ${CUM_COLUMNS.map((c) => `${c} = ${c} + ${c === 'model_turns' ? '1' : `@${c}`}`).join(', ')}
-      WHERE user_id = @user_id AND model = @model AND hour > @bucket`),
+    cumLater: p(`UPDATE usage_cum SET ${CUM_ADD} WHERE user_id = ? AND model = ? AND hour > ?`),
     // A new hour starts from the previous hour's running sums (none: zero).
     cumStart: p(`
       INSERT INTO usage_cum (user_id, model, hour, ${ROLLUP_COLUMNS})
