@@ -2,7 +2,10 @@
  * SQLite backend (better-sqlite3, the embedded default). Prepared statements only (no value is
  * ever interpolated into SQL). Each method runs synchronously, inside one `BEGIN IMMEDIATE`
  * transaction where it writes, and returns a settled promise: nothing else runs on the
- * connection in between, which is what makes the async interface safe over one connection.
+ * connection in between, which is what makes the async interface safe over one connection. The
+ * ingest writes (insertReport, limitHit) are the exception: they run in the next group commit
+ * (group-commit.ts), one transaction for all that arrived in one turn of the event loop, each in
+ * its own savepoint, and settle after its COMMIT.
  *
  * Tokens are stored as SHA-256 hex digests; the plaintext is returned once, at issue, and never
  * again. Timestamps are `Date.toISOString()` strings so that SQL compares them as text correctly,
