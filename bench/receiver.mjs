@@ -490,6 +490,20 @@ async function load(urls, requests, concurrency = 16) {
   return { perSecond: requests.length / seconds, p50: st.median, p99: st.p99, failures };
 }
 
+/** CPU seconds a process has used, its main thread (the event loop) and all its threads; null
+ * where /proc is not available. Less noisy than throughput on a shared machine (not free of it). */
+function cpuSeconds(pid) {
+  const read = (path) => {
+    const fields = readFileSync(path, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, USER_HZ 100
+  };
+  try {
+    return { main: read(`/proc/${pid}/task/${pid}/stat`), all: read(`/proc/${pid}/stat`) };
+  } catch {
+    return null;
+  }
+}
+
 async function ingest(o, gen, base, pgServer) {
   const variants = [];
   const stops = [];
@@ -497,7 +511,7 @@ async function ingest(o, gen, base, pgServer) {
     const sqliteEnv = { DATABASE_PATH: join(base, 'ingest.db'), REQUIRE_SIGNATURES: '1' };
     const sqlite = await startReceiver(sqliteEnv);
     stops.push(sqlite.stop);
-    variants.push({ label: 'SQLite, 1 instance', urls: [sqlite.url], client: await ingestClient(sqliteEnv, sqlite.url, base), runs: [], target: { databasePath: sqliteEnv.DATABASE_PATH } });
+    variants.push({ label: 'SQLite, 1 instance', pid: sqlite.child.pid, urls: [sqlite.url], client: await ingestClient(sqliteEnv, sqlite.url, base), runs: [], target: { databasePath: sqliteEnv.DATABASE_PATH } });
     if (pgServer) {
       const db = await gen.freshDatabase(pgServer.adminUrl);
       const pgEnv = { DATABASE_URL: db.url, REQUIRE_SIGNATURES: '1', DATABASE_POOL_MAX: '10' };
@@ -521,7 +535,11 @@ async function ingest(o, gen, base, pgServer) {
     for (let round = 0; round < o.ingestRounds; round++) {
       for (const v of shuffled(variants)) {
         const requests = v.floor ? sample : v.client.signed(`${v.tag}-r${round}`, o.ingestReports);
-        v.runs.push(await load(v.urls, requests));
+        const before = v.pid === undefined ? null : cpuSeconds(v.pid);
+        const run = await load(v.urls, requests);
+        const after = before === null ? null : cpuSeconds(v.pid);
+        if (before !== null && after !== null) run.cpu = { main: ((after.main - before.main) / requests.length) * 1e6, all: ((after.all - before.all) / requests.length) * 1e6 };
+        v.runs.push(run);
       }
     }
     // Every report of every round must be stored, 2 rows each: a figure with losses is no figure.
@@ -537,7 +555,8 @@ async function ingest(o, gen, base, pgServer) {
       spread: `${INGEST_USERS} users, round-robin over the instances, no proxy`,
       variants: variants.map((v) => {
         const rate = median(v.runs.map((r) => r.perSecond));
-        return { label: v.label, reportsPerSec: Math.round(rate), p50Ms: +median(v.runs.map((r) => r.p50)).toFixed(1), p99Ms: +median(v.runs.map((r) => r.p99)).toFixed(1), xFloor: +(rate / floorRate).toFixed(2), failures: v.runs.reduce((a, r) => a + r.failures, 0), ...(v.floor ? {} : { rows: v.rows, expectedRows: v.expectedRows }) };
+        const cpu = v.runs.every((r) => r.cpu) ? { cpuMainUs: Math.round(median(v.runs.map((r) => r.cpu.main))), cpuAllUs: Math.round(median(v.runs.map((r) => r.cpu.all))) } : {};
+        return { ...cpu, label: v.label, reportsPerSec: Math.round(rate), p50Ms: +median(v.runs.map((r) => r.p50)).toFixed(1), p99Ms: +median(v.runs.map((r) => r.p99)).toFixed(1), xFloor: +(rate / floorRate).toFixed(2), failures: v.runs.reduce((a, r) => a + r.failures, 0), ...(v.floor ? {} : { rows: v.rows, expectedRows: v.expectedRows }) };
       }),
     };
   } finally {
@@ -647,6 +666,7 @@ export function receiverTable(results) {
     for (const v of i.variants) out.push(`${pad(v.label, 30)}${num(v.reportsPerSec, 11)}${num(v.p50Ms)}${num(v.p99Ms)}${num(v.xFloor, 9)}${v.failures ? `  ${v.failures} FAILED` : ''}${v.rows !== undefined && v.rows !== v.expectedRows ? `  ROWS ${v.rows} of ${v.expectedRows}` : ''}`);
     const stored = i.variants.filter((v) => v.rows !== undefined);
     if (stored.every((v) => v.rows === v.expectedRows)) out.push(`(rows stored checked in the database: ${stored.map((v) => v.rows).join(', ')}, all as expected)`);
+    for (const v of i.variants.filter((x) => x.cpuMainUs !== undefined)) out.push(`(${v.label}: receiver CPU per report ${v.cpuMainUs} µs on the event loop, ${v.cpuAllUs} µs in all its threads, Ed25519 checks on the thread pool included)`);
   }
   return out.join('\n');
 }

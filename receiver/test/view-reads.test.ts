@@ -6,9 +6,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseFilter } from '../src/admin/filters';
 import { createQueries, type SqlReader } from '../src/admin/queries';
 import { PostgresStore, type SqliteStore } from '../src/store';
-import { pgReader } from '../src/store/pg-dialect';
+import { pgReader, viewSlots } from '../src/store/pg-dialect';
 import { inlineReader } from '../src/store/sqlite-reader';
-import { BACKEND, Clock, freshStore, makeReport } from './support';
+import { BACKEND, Clock, freshStore, makeReport, ON_POSTGRES } from './support';
 
 const MODELS = ['claude-sonnet-4-6', 'claude-opus-4-6', 'claude-haiku-4-5-20251001'];
 
@@ -68,5 +68,20 @@ describe(`dashboard reads (${BACKEND})`, () => {
     }
     // Without the reads going out together, one would be in flight at a time.
     expect(peak).toBeGreaterThan(5);
+  });
+
+  it.skipIf(!ON_POSTGRES)('leave half the pool to /health and ingest while a page reads', async () => {
+    const fresh = await freshStore(BACKEND, new Clock().now);
+    disposers.push(() => fresh.dispose());
+    const store = fresh.store as PostgresStore;
+    const reader = pgReader(store.pool, viewSlots(store.pool.options.max));
+    let finished = 0;
+    const reads = Array.from({ length: 4 }, () => reader.all('SELECT pg_sleep(1) AS slept').then(() => finished++));
+    // With every connection taken by the reads, the ping would wait for the first of them.
+    await new Promise((resolve) => setImmediate(resolve)); // the reads have asked the pool
+    await store.ping();
+    expect(finished).toBe(0);
+    await Promise.all(reads);
+    expect(finished).toBe(4);
   });
 });

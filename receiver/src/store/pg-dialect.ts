@@ -14,6 +14,7 @@
  */
 import type pg from 'pg';
 import type { SqlReader } from '../admin/queries';
+import { DEFAULT_POOL_MAX } from '../db/postgres';
 
 const cache = new Map<string, { text: string; names: string[] }>();
 
@@ -48,14 +49,43 @@ export function translate(sql: string): { text: string; names: string[] } {
   return out;
 }
 
-/** Restores camelCase keys that appear unquoted elsewhere in the SQL (ORDER BY uses them too). */
-export function pgReader(pool: pg.Pool): SqlReader {
+/**
+ * Runs view SQL on the pool. A dashboard sends all its statements at once; `maxInFlight` caps how
+ * many of them (from every view of this reader) hold a connection together, so the rest of the
+ * pool stays free for /health, ingest and logins instead of queueing behind a page's reads.
+ */
+export function pgReader(pool: pg.Pool, maxInFlight = Number.POSITIVE_INFINITY): SqlReader {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  const turn = async (): Promise<void> => {
+    if (running < maxInFlight) {
+      running++;
+      return;
+    }
+    // The finishing statement hands its place over (running stays the same).
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  };
+  const done = (): void => {
+    const next = waiting.shift();
+    if (next === undefined) running--;
+    else next();
+  };
   return {
     dialect: 'postgres',
     async all(sql, params = {}) {
       const { text, names } = translate(sql);
       const values = names.map((n) => params[n] ?? null);
-      return (await pool.query(text, values)).rows;
+      await turn();
+      try {
+        return (await pool.query(text, values)).rows;
+      } finally {
+        done();
+      }
     },
   };
+}
+
+/** How many view statements may hold a connection at once: half the pool, at least one. */
+export function viewSlots(poolMax: number | undefined): number {
+  return Math.max(1, Math.floor((poolMax ?? DEFAULT_POOL_MAX) / 2));
 }

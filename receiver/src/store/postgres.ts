@@ -10,7 +10,7 @@ import type pg from 'pg';
 import type { ReportBody } from '../../../src/protocol/wire';
 import { type AdminQueries, createQueries, type DashboardData, type FilterParams, type GroupRow, type MetricTotals, type RawEventRow, type SessionRow } from '../admin/queries';
 import type { PriceBook } from '../prices/cost';
-import { pgReader, translate } from './pg-dialect';
+import { pgReader, translate, viewSlots } from './pg-dialect';
 import { CUM_COLUMNS, type RollupDelta, rollupDeltas, rollupKeys } from './rollup';
 import { createPool, migratePostgres } from '../db/postgres';
 import { ORG_COLUMNS, ORG_SHARDS, ROLLUP_COLUMNS } from '../db/schema';
@@ -411,27 +411,27 @@ export class PostgresStore implements Store {
   }
 
   async dashboard(now: Date, view: DashboardView = {}): Promise<DashboardData> {
-    this.queries ??= createQueries(pgReader(this.pool));
+    this.queries ??= createQueries(pgReader(this.pool, viewSlots(this.pool.options.max)));
     return this.queries.load(now, view.filter, view);
   }
 
   async userSessions(filter: FilterParams, prices?: PriceBook): Promise<SessionRow[]> {
-    this.queries ??= createQueries(pgReader(this.pool));
+    this.queries ??= createQueries(pgReader(this.pool, viewSlots(this.pool.options.max)));
     return this.queries.sessions(filter, prices);
   }
 
   async usageMetrics(prices: PriceBook | undefined, perUser: boolean): Promise<MetricTotals> {
-    this.queries ??= createQueries(pgReader(this.pool));
+    this.queries ??= createQueries(pgReader(this.pool, viewSlots(this.pool.options.max)));
     return this.queries.metricTotals(prices, perUser);
   }
 
   async usageGroups(filter: FilterParams, opts?: { prices?: PriceBook }): Promise<GroupRow[]> {
-    this.queries ??= createQueries(pgReader(this.pool));
+    this.queries ??= createQueries(pgReader(this.pool, viewSlots(this.pool.options.max)));
     return this.queries.groups(filter, opts);
   }
 
   async rawEvents(filter: FilterParams, after: number, limit: number): Promise<RawEventRow[]> {
-    this.queries ??= createQueries(pgReader(this.pool));
+    this.queries ??= createQueries(pgReader(this.pool, viewSlots(this.pool.options.max)));
     return this.queries.rawEvents(filter, after, limit);
   }
 
