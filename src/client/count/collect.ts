@@ -39,7 +39,7 @@ import {
   writeSessionState,
 } from './session-state';
 import { isUnder, openRegularFile, projectsDirOf } from './safe-files';
-import { type FileCursor, LineMatcher, type OnLine, readNewLines } from './transcript';
+import { ALL_RULES, type FileCursor, LineMatcher, type OnLine, readNewLines } from './transcript';
 import {
   addUsage,
   CANDIDATE_LINE_RULES,
@@ -51,6 +51,7 @@ import {
   lineTimestamp,
   mergeRecord,
   parseUsageLine,
+  USAGE_RULE_BIT,
   zeroUsage,
 } from './usage';
 
@@ -425,7 +426,8 @@ function lineFolder(reads: TurnReads, state: SessionState, sessionId: string, is
         return;
       }
     }
-    const parsed = parseUsageLine(line, sessionId);
+    // The usage rule's bit alone (not ALL_RULES, which sets every bit) says the reader found `"usage"`.
+    const parsed = parseUsageLine(line, sessionId, rules !== ALL_RULES && (rules & USAGE_RULE_BIT) !== 0);
     if (parsed.malformed) reads.malformed++;
     if (parsed.syntheticUsage !== null) reads.synthetic++;
     const origin = parsed.copiedFrom;

@@ -28,6 +28,8 @@ export const UNKNOWN_MODEL = 'unknown';
  * still parsed and checked in full; a new kind of line to count is one more rule here.
  */
 export const CANDIDATE_LINE_RULES: readonly (readonly string[])[] = [['"usage"', '"assistant"'], ['"cost-state"']];
+/** The bit of CANDIDATE_LINE_RULES' usage rule in the reader's rule mask (ALL_RULES, -1, sets every bit). */
+export const USAGE_RULE_BIT = 1 << 0;
 /** The bit of CANDIDATE_LINE_RULES' `"cost-state"` rule in the reader's rule mask: a line without it is no cost-state line. */
 export const COST_STATE_RULE_BIT = 1 << 1;
 
@@ -195,10 +197,11 @@ function modelName(v: unknown): string {
 /**
  * Parses one transcript line (without its `\n`). `sessionId` is the hook's session, the fallback
  * for the group key when neither `requestId` nor the line's own `sessionId` is there.
+ * `holdsUsageMarker`: the caller's raw-byte filter already found `"usage"` in the line.
  */
-export function parseUsageLine(line: string, sessionId: string): LineParse {
+export function parseUsageLine(line: string, sessionId: string, holdsUsageMarker = false): LineParse {
   // Cheap prefilter: most lines (user prompts, tool results, snapshots) never need JSON.parse.
-  if (!line.includes('"usage"')) return EMPTY;
+  if (!holdsUsageMarker && !line.includes('"usage"')) return EMPTY;
   let entry: unknown;
   try {
     entry = JSON.parse(line);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ALL_RULES, anchorOf, EMPTY_HEAD_HASH, type FileCursor, HEAD_HASH_BYTES, LineMatcher, readNewLines } from '../../../src/client/count/transcript';
 import { COST_STATE_MARKER } from '../../../src/client/count/cost-state';
-import { CANDIDATE_LINE_RULES, COST_STATE_RULE_BIT, parseUsageLine } from '../../../src/client/count/usage';
+import { CANDIDATE_LINE_RULES, COST_STATE_RULE_BIT, parseUsageLine, USAGE_RULE_BIT } from '../../../src/client/count/usage';
 
 let dir: string;
 beforeEach(() => {
@@ -232,6 +232,9 @@ describe('readNewLines with a LineMatcher (raw-byte candidate filter)', () => {
     // collect.ts skips the cost-state parse of lines without the bit: only sound while every
     // cost-state line holds the rule's marker.
     expect(COST_STATE_MARKER).toContain(CANDIDATE_LINE_RULES[1]?.[0]);
+    // ... and it skips parseUsageLine's own `"usage"` check for lines with the usage rule's bit.
+    expect(CANDIDATE_LINE_RULES[0]).toContain('"usage"');
+    expect(USAGE_RULE_BIT).toBe(1);
   });
 
   it('never matches on bytes left in the chunk buffer by an earlier, longer read', async () => {
