@@ -57,7 +57,7 @@ describe('budgets (pure)', () => {
     expect(user).toMatchObject({ spent: 0, crossed: [] });
   });
 
-  it("reuse the dashboard's month groups when they cover the same hours, and read the store otherwise", async () => {
+  it("reuse the dashboard's month totals when they cover the same hours, and read the store otherwise", async () => {
     const now = Date.parse('2026-05-11T10:20:00Z');
     const g = { user: 'a@x.org', division: 'R', day: '2026-05-01', model: 'claude-opus-5-5', input: 1_000_000, output: 0, cacheRead: 0, cacheWrite: 0, cw5m: 0, cw1h: 0, unsplit: 0, webSearch: 0, turns: 1 };
     const budget = { id: 1, scope: 'org' as const, subject: '', unit: 'tokens' as const, monthlyLimit: 10_000_000, createdAt: '', updatedAt: '' };
@@ -69,7 +69,12 @@ describe('budgets (pure)', () => {
         return [{ ...g, input: 2_000_000 }];
       },
     };
-    const month = (to: string) => ({ filter: { from: '2026-05-01T00:00:00Z', to, user: null, model: null, division: null }, rows: [g] });
+    const month = (to: string) => ({
+      filter: { from: '2026-05-01T00:00:00Z', to, user: null, model: null, division: null },
+      org: { usd: 5, tokens: g.input },
+      division: new Map([['R', { usd: 5, tokens: g.input }]]),
+      user: new Map([['a@x.org', { usd: 5, tokens: g.input }]]),
+    });
     const [shared] = await budgetStatuses(store, book, now, month('2026-05-11T10:20:01Z'));
     expect(shared!.spent).toBe(1_000_000);
     expect(reads).toEqual([]);

@@ -414,7 +414,10 @@ describe(`views from the rollups (${BACKEND})`, () => {
       }
       // The seat value's month, to the hour after now: what budgets reuse when their hours match.
       const month = raw.filter((r) => r.timestamp_utc >= '2026-05-01T00:00:00Z' && r.timestamp_utc < '2026-05-12T08:00:00Z');
-      expect(data.seatValue!.groups.rows.reduce((n, g) => n + g.input, 0)).toBe(month.reduce((n, r) => n + r.input_tokens, 0));
+      const monthTokens = month.reduce((n, r) => n + r.input_tokens + r.output_tokens + r.cache_read_tokens + r.cache_write_tokens, 0);
+      expect(data.seatValue!.spend.org.tokens).toBe(monthTokens);
+      expect([...data.seatValue!.spend.user.values()].reduce((n, p) => n + p.tokens, 0)).toBe(monthTokens);
+      expect([...data.seatValue!.spend.division.values()].reduce((n, p) => n + p.usd, 0)).toBeCloseTo(data.seatValue!.cost.usd, 9);
       expect(data.days.reduce((n, d) => n + (d.cost?.usd ?? 0), 0)).toBeCloseTo(data.summary.cost.usd, 9);
     }
   });

@@ -7,7 +7,7 @@
 import type { PriceBook } from '../prices/cost';
 import { emptyTotal } from '../prices/cost';
 import type { Budget, Store } from '../store';
-import { type FilterParams, type GroupRow, priceGroup, sameHours } from './queries';
+import { type FilterParams, type GroupRow, type Pot, type SpendTotals, priceGroup, sameHours } from './queries';
 
 export const THRESHOLDS = [80, 100] as const;
 const SLACK_MILLIS = 15 * 60 * 1000;
@@ -16,9 +16,9 @@ export interface MonthSpend {
   month: string;
   /** Fraction of the month elapsed, (0, 1]. */
   elapsed: number;
-  org: { usd: number; tokens: number };
-  division: Map<string, { usd: number; tokens: number }>;
-  user: Map<string, { usd: number; tokens: number }>;
+  org: Pot;
+  division: Map<string, Pot>;
+  user: Map<string, Pot>;
 }
 
 export interface BudgetStatus {
@@ -39,15 +39,14 @@ export function monthBounds(nowMillis: number): { month: string; startMillis: nu
 }
 
 /** Sums a month's priced groups by org, division and user. Pure. */
-export function monthSpend(groups: Iterable<GroupRow>, prices: PriceBook, nowMillis: number): MonthSpend {
+/** The month of `nowMillis` and how much of it has passed, (0, 1]. */
+function monthSoFar(nowMillis: number): Pick<MonthSpend, 'month' | 'elapsed'> {
   const { month, startMillis, endMillis } = monthBounds(nowMillis);
-  const spend: MonthSpend = {
-    month,
-    elapsed: Math.min(1, Math.max(1 / (24 * 31), (nowMillis - startMillis) / (endMillis - startMillis))),
-    org: { usd: 0, tokens: 0 },
-    division: new Map(),
-    user: new Map(),
-  };
+  return { month, elapsed: Math.min(1, Math.max(1 / (24 * 31), (nowMillis - startMillis) / (endMillis - startMillis))) };
+}
+
+export function monthSpend(groups: Iterable<GroupRow>, prices: PriceBook, nowMillis: number): MonthSpend {
+  const spend: MonthSpend = { ...monthSoFar(nowMillis), org: { usd: 0, tokens: 0 }, division: new Map(), user: new Map() };
   const add = (map: Map<string, { usd: number; tokens: number }>, key: string, usd: number, tokens: number) => {
     const v = map.get(key) ?? { usd: 0, tokens: 0 };
     v.usd += usd;
@@ -84,15 +83,18 @@ export async function budgetStatuses(
   store: Pick<Store, 'listBudgets' | 'usageGroups'>,
   prices: PriceBook,
   nowMillis: number,
-  known?: { filter: FilterParams; rows: GroupRow[] },
+  known?: { filter: FilterParams } & SpendTotals,
 ): Promise<BudgetStatus[]> {
   const budgets = await store.listBudgets();
   if (budgets.length === 0) return [];
   const { startMillis } = monthBounds(nowMillis);
   const iso = (ms: number) => `${new Date(ms).toISOString().slice(0, 19)}Z`;
   const month = { from: iso(startMillis), to: iso(nowMillis + SLACK_MILLIS), user: null, model: null, division: null };
-  const groups = known !== undefined && sameHours(known.filter, month, prices) ? known.rows : await store.usageGroups(month, { prices });
-  return evaluateBudgets(budgets, monthSpend(groups, prices, nowMillis));
+  const spend =
+    known !== undefined && sameHours(known.filter, month, prices)
+      ? { ...monthSoFar(nowMillis), org: known.org, division: known.division, user: known.user }
+      : monthSpend(await store.usageGroups(month, { prices }), prices, nowMillis);
+  return evaluateBudgets(budgets, spend);
 }
 
 /** Records this month's crossings (each once: the store's unique key); returns how many are new. */

@@ -232,7 +232,7 @@ async function showDashboard(ctx: AdminContext, req: IncomingMessage, res: Serve
     data.seatValue === null
       ? undefined
       : {
-          statuses: await budgetStatuses(deps.store, prices ?? SHIPPED_BOOK, now.getTime(), data.seatValue.groups),
+          statuses: await budgetStatuses(deps.store, prices ?? SHIPPED_BOOK, now.getTime(), data.seatValue.spend),
           alerts: snapshot || view === 'budgets' ? await deps.store.listBudgetAlerts(20) : [],
           webhook: deps.config.alertWebhookUrl !== undefined,
         };

@@ -150,9 +150,21 @@ export interface SeatValue {
   month: string;
   cost: CostTotal;
   activeSeats: number;
-  /** The month's unfiltered filter and its priced groups (`groups` with prices), for budgets to
-   * reuse when they cover the same hours (`sameHours`) instead of reading them again. */
-  groups: { filter: FilterParams; rows: GroupRow[] };
+  /** The month's unfiltered filter and its spend per user, per division and in all, for budgets
+   * to reuse when they cover the same hours (`sameHours`) instead of reading them again. */
+  spend: { filter: FilterParams } & SpendTotals;
+}
+
+/** Dollars at list prices (unpriced models add none) and tokens. */
+export interface Pot {
+  usd: number;
+  tokens: number;
+}
+
+export interface SpendTotals {
+  org: Pot;
+  division: Map<string, Pot>;
+  user: Map<string, Pot>;
 }
 
 export interface DashboardData {
@@ -391,12 +403,57 @@ export function likePattern(q: string): string | null {
   return q === '' ? null : `%${q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
-const SQL = {
-  // The views' grain: user × model over one price period [@from, @to) of hours, as the
-  // difference of two running sums (usage_cum), whatever the number of days: per pair two seeks
-  // for the hours, two for the rows. CROSS JOIN keeps that order in SQLite (pairs outside); the
-  // pairs carry email and division, so no join follows that PostgreSQL could misplan.
-  totals: `WITH b AS MATERIALIZED (
+/**
+ * A period's prices as one JSON parameter, `[[model, input, output, cacheRead, cacheWrite5m,
+ * cacheWrite1h, webSearchPer1k], …]` per priced model (`priceParam`), read as rows.
+ */
+const PRICE_ROWS = {
+  sqlite: `SELECT j.value ->> 0 AS p_model, j.value ->> 1 AS p_in, j.value ->> 2 AS p_out, j.value ->> 3 AS p_read,
+      j.value ->> 4 AS p_w5, j.value ->> 5 AS p_w1, j.value ->> 6 AS p_ws FROM json_each(@prices) j`,
+  postgres: `SELECT j.value ->> 0 AS p_model, CAST(j.value ->> 1 AS float8) AS p_in, CAST(j.value ->> 2 AS float8) AS p_out,
+      CAST(j.value ->> 3 AS float8) AS p_read, CAST(j.value ->> 4 AS float8) AS p_w5, CAST(j.value ->> 5 AS float8) AS p_w1,
+      CAST(j.value ->> 6 AS float8) AS p_ws FROM json_array_elements(CAST(@prices AS json)) AS j(value)`,
+};
+const GROUP_SUMS = `TOTAL(input) AS input, TOTAL(output) AS output, TOTAL(cacheRead) AS cacheRead, TOTAL(cacheWrite) AS cacheWrite,
+      TOTAL(usd) AS usd, TOTAL(unpriced) AS unpriced, MAX(est) AS est, MAX(lastSeen) AS lastSeen`;
+
+/**
+ * The pairs of `pairs` (one price period) priced in SQL and summed per user, per model, per
+ * division and in all: ~1,000 rows back instead of one per user × model, and nothing to add up
+ * on the receiver's event loop. The price arithmetic is `priceUsage`'s, column by column (a split
+ * that does not explain the whole cache write prices the rest as 5-minute writes, and marks the
+ * cost estimated, as do writes sent without a split); an unpriced model adds its tokens to
+ * `unpriced`, never dollars. With `@byModel` = 1 (a model filter) sessions and turns per user and
+ * division are those that used the model. Column names are the pairs' own, unqualified, so the
+ * PostgreSQL translation quotes them (store/pg-dialect.ts).
+ */
+function usageSql(pairs: string, dialect: 'sqlite' | 'postgres'): string {
+  const write5m = 'CASE WHEN cw5m + unsplit > cacheWrite - cw1h THEN cw5m + unsplit ELSE cacheWrite - cw1h END';
+  return `WITH pr AS MATERIALIZED (${PRICE_ROWS[dialect]}),
+    pc AS MATERIALIZED (
+      SELECT user AS g_user, division AS g_division, model AS g_model, input, output, cacheRead, cacheWrite, lastSeen,
+        CASE WHEN @byModel = 1 THEN modelSessions ELSE sessions END AS s,
+        CASE WHEN @byModel = 1 THEN modelTurns ELSE userTurns END AS n,
+        modelSessions AS ms, modelTurns AS mt,
+        CASE WHEN p_model IS NULL THEN NULL ELSE
+          (input * p_in + output * p_out + cacheRead * p_read + (${write5m}) * p_w5 + cw1h * p_w1) / 1000000.0 + webSearch * p_ws / 1000.0
+        END AS usd,
+        CASE WHEN p_model IS NOT NULL AND (unsplit > 0 OR cw5m + unsplit + cw1h <> cacheWrite) THEN 1 ELSE 0 END AS est,
+        CASE WHEN p_model IS NULL THEN input + output + cacheRead + cacheWrite ELSE 0 END AS unpriced
+      FROM (${pairs}) t LEFT JOIN pr ON pr.p_model = t.model
+    )
+    SELECT 'u' AS grp, g_user AS grpKey, MAX(g_division) AS label, 1 AS users, TOTAL(s) AS sessions, TOTAL(n) AS turns, ${GROUP_SUMS}
+      FROM pc GROUP BY g_user
+    UNION ALL SELECT 'm', g_model, NULL, COUNT(DISTINCT g_user), TOTAL(ms), TOTAL(mt), ${GROUP_SUMS} FROM pc GROUP BY g_model
+    UNION ALL SELECT 'd', g_division, NULL, COUNT(DISTINCT g_user), TOTAL(s), TOTAL(n), ${GROUP_SUMS} FROM pc GROUP BY g_division
+    UNION ALL SELECT 's', '', NULL, COUNT(DISTINCT g_user), TOTAL(s), TOTAL(n), ${GROUP_SUMS} FROM pc`;
+}
+
+// The views' grain: user × model over one price period [@from, @to) of hours, as the
+// difference of two running sums (usage_cum), whatever the number of days: per pair two seeks
+// for the hours, two for the rows. CROSS JOIN keeps that order in SQLite (pairs outside); the
+// pairs carry email and division, so no join follows that PostgreSQL could misplan.
+const TOTALS_SQL = `WITH b AS MATERIALIZED (
       SELECT k.user_id, k.model, u.email, u.division, ${lastHour('@to')} AS hi_hour, ${lastHour('@from')} AS lo_hour
       FROM usage_user_models k JOIN users u ON u.id = k.user_id
       WHERE (@model IS NULL OR k.model = @model)
@@ -410,10 +467,10 @@ const SQL = {
       ${CUM('model_sessions', 'modelSessions')}, hi.last_at AS lastSeen
     FROM b CROSS JOIN usage_cum hi
     LEFT JOIN usage_cum lo ON lo.user_id = b.user_id AND lo.model = b.model AND lo.hour = b.lo_hour
-    WHERE b.hi_hour >= @from AND hi.user_id = b.user_id AND hi.model = b.model AND hi.hour = b.hi_hour`,
-  // The same rows for a short period (SHORT_PERIOD_HOURS), summed from its hours in usage_hourly:
-  // a few rows per active pair instead of two seeks for every pair there is.
-  totalsHours: `SELECT u.email AS user, u.division AS division, r.model AS model, ${ROLLUP_SUMS},
+    WHERE b.hi_hour >= @from AND hi.user_id = b.user_id AND hi.model = b.model AND hi.hour = b.hi_hour`;
+// The same rows for a short period (SHORT_PERIOD_HOURS), summed from its hours in usage_hourly:
+// a few rows per active pair instead of two seeks for every pair there is.
+const TOTALS_HOURS_SQL = `SELECT u.email AS user, u.division AS division, r.model AS model, ${ROLLUP_SUMS},
       TOTAL(r.model_turns) AS modelTurns, TOTAL(r.turns) AS userTurns, TOTAL(r.sessions) AS sessions,
       TOTAL(r.model_sessions) AS modelSessions, MAX(r.last_at) AS lastSeen
     FROM usage_hourly r JOIN users u ON u.id = r.user_id
@@ -421,7 +478,16 @@ const SQL = {
       AND (@model IS NULL OR r.model = @model)
       AND (@user IS NULL OR u.email = @user)
       AND (@division IS NULL OR u.division = @division)
-    GROUP BY u.id, u.email, u.division, r.model`,
+    GROUP BY u.id, u.email, u.division, r.model`;
+
+const SQL = {
+  totals: TOTALS_SQL,
+  // The same pairs priced and summed per user, model and division, and in all (`usageSql`).
+  usage: usageSql(TOTALS_SQL, 'sqlite'),
+  usageHours: usageSql(TOTALS_HOURS_SQL, 'sqlite'),
+  // The models there are, to price a period's pairs (`priceParam`).
+  pairModels: `SELECT DISTINCT model AS v FROM usage_user_models`,
+  totalsHours: TOTALS_HOURS_SQL,
   // The usage export's and budgets' grain: user × model × UTC day; turns = turns using the model.
   groups: groupsSql(ROLLUP_WHERE),
   groupsUser: groupsSql(ROLLUP_WHERE_USER),
@@ -490,14 +556,9 @@ const SQL = {
     ORDER BY v LIMIT 1000`,
 } as const;
 
-/**
- * PostgreSQL's texts where its planner wants another form than SQLite's, with the same columns and
- * rows; a reader whose `dialect` is 'postgres' runs these instead (store/pg-dialect.ts).
- */
-const PG_SQL: Partial<Record<keyof typeof SQL, string>> = {
-  // Per pair two seeks, each straight to its row (LATERAL … ORDER BY hour DESC LIMIT 1): half the
-  // index descents of SQLite's form, which finds each hour with MAX and then seeks its row.
-  totals: `SELECT u.email AS user, u.division AS division, k.model AS model,
+// Per pair two seeks, each straight to its row (LATERAL … ORDER BY hour DESC LIMIT 1): half the
+// index descents of SQLite's form, which finds each hour with MAX and then seeks its row.
+const PG_TOTALS_SQL = `SELECT u.email AS user, u.division AS division, k.model AS model,
       ${CUM('input', 'input')}, ${CUM('output', 'output')}, ${CUM('cache_read', 'cacheRead')}, ${CUM('cache_write', 'cacheWrite')},
       ${CUM('cw5m', 'cw5m')}, ${CUM('cw1h', 'cw1h')}, ${CUM('unsplit', 'unsplit')}, ${CUM('web_search', 'webSearch')},
       ${CUM('model_turns', 'modelTurns')}, ${CUM('turns', 'userTurns')}, ${CUM('sessions', 'sessions')},
@@ -512,7 +573,16 @@ const PG_SQL: Partial<Record<keyof typeof SQL, string>> = {
     WHERE hi.hour >= @from
       AND (@model IS NULL OR k.model = @model)
       AND (@user IS NULL OR u.email = @user)
-      AND (@division IS NULL OR u.division = @division)`,
+      AND (@division IS NULL OR u.division = @division)`;
+
+/**
+ * PostgreSQL's texts where its planner wants another form than SQLite's, with the same columns and
+ * rows; a reader whose `dialect` is 'postgres' runs these instead (store/pg-dialect.ts).
+ */
+const PG_SQL: Partial<Record<keyof typeof SQL, string>> = {
+  totals: PG_TOTALS_SQL,
+  usage: usageSql(PG_TOTALS_SQL, 'postgres'),
+  usageHours: usageSql(TOTALS_HOURS_SQL, 'postgres'),
 };
 
 /**
@@ -658,7 +728,7 @@ function addTokens(into: TokenTotals, t: TokenTotals): void {
 }
 
 /** One user × model over one price period, with the rollups' counts. */
-interface TotalRow extends GroupRow {
+export interface TotalRow extends GroupRow {
   modelTurns: number;
   userTurns: number;
   sessions: number;
@@ -691,10 +761,13 @@ function addTo(row: Bucket, t: TotalRow, cost: CostTotal, sessions: number, turn
   if (t.lastSeen !== null && (row.lastSeen === null || t.lastSeen > row.lastSeen)) row.lastSeen = t.lastSeen;
 }
 
+/** Dearest first, then most tokens, then by name. */
+function byCost(a: UsageRow, b: UsageRow): number {
+  return b.cost.usd - a.cost.usd || total(b) - total(a) || a.key.localeCompare(b.key);
+}
+
 function sorted(map: Map<string, Bucket>): UsageRow[] {
-  return [...map.values()]
-    .map(({ seen: _seen, ...row }) => row)
-    .sort((a, b) => b.cost.usd - a.cost.usd || total(b) - total(a) || a.key.localeCompare(b.key));
+  return [...map.values()].map(({ seen: _seen, ...row }) => row).sort(byCost);
 }
 
 function total(t: TokenTotals): number {
@@ -748,6 +821,21 @@ export function createQueries(db: SqlReader): AdminQueries {
     return out;
   };
 
+  /**
+   * The range's totals per user, model and division and in all. One price period (the usual
+   * case) is priced and summed by SQL (`usageSql`); a range across a price change is summed here
+   * from its user × model totals, period by period.
+   */
+  const usageTotals = async (p: FilterParams, book: PriceBook, byModel: boolean, memo: Map<string, Promise<TotalRow[]>>): Promise<Aggregate> => {
+    const periods = hourPeriods(p.from, p.to, book);
+    const period = periods[0];
+    if (periods.length !== 1 || period === undefined) return aggregate(await totals(p, book, memo), book, byModel);
+    const models = (await all<{ v: string }>('pairModels')).map((r) => r.v);
+    const hours = (Date.parse(`${period.to}:00:00Z`) - Date.parse(`${period.from}:00:00Z`)) / HOUR_MS;
+    const params = { ...filterOnly(p), from: period.from, to: period.to, byModel: byModel ? 1 : 0, prices: priceParam(book, models, period.day) };
+    return aggregateGroups(await all<UsageGroupRow>(hours <= SHORT_PERIOD_HOURS ? 'usageHours' : 'usage', params), book);
+  };
+
   const groups = async (p: FilterParams, opts: { prices?: PriceBook } = {}): Promise<GroupRow[]> => {
     if (opts.prices !== undefined) return pricedGroups(await totals(p, opts.prices));
     return all<GroupRow>(forUser(p, 'groups'), { ...filterOnly(p), ...rollupSpan(p.from, p.to) });
@@ -756,11 +844,16 @@ export function createQueries(db: SqlReader): AdminQueries {
   const monthValue = async (book: PriceBook, nowMillis: number, memo: Map<string, Promise<TotalRow[]>>, activeSeats: number): Promise<SeatValue> => {
     const now = new Date(nowMillis);
     const monthStart = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
-    const cost = emptyTotal();
     const month = { from: isoSeconds(monthStart), to: isoSeconds(nowMillis + 1000), user: null, model: null, division: null };
-    const rows = pricedGroups(await totals(month, book, memo));
-    for (const g of rows) priceGroup(book, g, cost);
-    return { month: now.toISOString().slice(0, 7), cost, activeSeats, groups: { filter: month, rows } };
+    const sums = await usageTotals(month, book, false, memo);
+    const pot = (r: UsageRow): Pot => ({ usd: r.cost.usd, tokens: total(r) });
+    const spend = {
+      filter: month,
+      org: { usd: sums.summary.cost.usd, tokens: total(sums.summary) },
+      division: new Map(sums.byDivision.map((r) => [r.key, pot(r)])),
+      user: new Map(sums.byUser.map((r) => [r.key, pot(r)])),
+    };
+    return { month: now.toISOString().slice(0, 7), cost: sums.summary.cost, activeSeats, spend };
   };
 
   /**
@@ -873,7 +966,7 @@ export function createQueries(db: SqlReader): AdminQueries {
       // several pooled connections, SQLite's reader one after the other without waiting for this
       // thread): a page costs about its slowest statement, not their sum. Only the month waits,
       // for the active seats.
-      const usageRows = want.has('totals') ? totals(p, book, memo).then((rows) => aggregate(rows, book, filter.model !== null)) : none(emptyAggregate());
+      const usageRows = want.has('totals') ? usageTotals(p, book, filter.model !== null, memo) : none(emptyAggregate());
       const countRow = one<{ users: number; activeUsers: number }>('userCounts');
       const eventsPage = Math.min(Math.max(1, loadOpts.eventsPage ?? 1), MAX_EVENT_PAGES);
       const eventRows = want.has('events')
@@ -934,7 +1027,7 @@ function emptyPage<T>(): { rows: T[]; info: PageInfo } {
   return { rows: [], info: { page: 1, total: 0, pageSize: 0 } };
 }
 
-interface Aggregate {
+export interface Aggregate {
   summary: Omit<Summary, 'users' | 'activeUsers' | 'activeDevices'>;
   byUser: UsageRow[];
   byModel: UsageRow[];
@@ -950,7 +1043,7 @@ const ROWS_PER_SLICE = 500;
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** The range's user × model totals summed per user, model and division, and for the tiles. */
-async function aggregate(rows: readonly TotalRow[], book: PriceBook, byModelFilter: boolean): Promise<Aggregate> {
+export async function aggregate(rows: readonly TotalRow[], book: PriceBook, byModelFilter: boolean): Promise<Aggregate> {
   const summaryTokens = zeroTokens();
   const summaryCost = emptyTotal();
   const summaryCounts = { sessions: 0, turns: 0 };
@@ -983,6 +1076,48 @@ async function aggregate(rows: readonly TotalRow[], book: PriceBook, byModelFilt
     byModel: sorted(byModel),
     byDivision: sorted(byDivision),
   };
+}
+
+/** A row of `usageSql`: one user ('u'), model ('m'), division ('d') or all of them ('s'). */
+interface UsageGroupRow extends TokenTotals {
+  grp: 'u' | 'm' | 'd' | 's';
+  grpKey: string;
+  label: string | null;
+  users: number | string;
+  sessions: number;
+  turns: number;
+  usd: number;
+  unpriced: number;
+  est: number | string | null;
+  lastSeen: string | null;
+}
+
+/** The prices of `day` for each priced model of `models`, as `usageSql` reads them. */
+export function priceParam(book: PriceBook, models: readonly string[], day: string): string {
+  const rows: (string | number)[][] = [];
+  for (const model of models) {
+    const p = book.priceOn(model, day);
+    if (p !== null) rows.push([model, p.input, p.output, p.cacheRead, p.cacheWrite5m, p.cacheWrite1h, p.webSearchPer1k]);
+  }
+  return JSON.stringify(rows);
+}
+
+/** `usageSql`'s rows as the dashboard's summary and tables, sorted as `aggregate` sorts them. */
+function aggregateGroups(rows: readonly UsageGroupRow[], book: PriceBook): Aggregate {
+  const out = emptyAggregate();
+  for (const r of rows) {
+    const cost: CostTotal = { usd: r.usd, unpricedTokens: r.unpriced, estimated: Number(r.est) === 1 };
+    const tokens = { input: r.input, output: r.output, cacheRead: r.cacheRead, cacheWrite: r.cacheWrite };
+    if (r.grp === 's') {
+      out.summary = { ...tokens, reportingUsers: Number(r.users), sessions: r.sessions, turns: r.turns, cost };
+      continue;
+    }
+    const label = r.grp === 'u' ? r.label : r.grp === 'm' ? (book.family(r.grpKey)?.family ?? null) : null;
+    const row: UsageRow = { key: r.grpKey, users: Number(r.users), sessions: r.sessions, turns: r.turns, lastSeen: r.lastSeen, ...tokens, cost, label };
+    (r.grp === 'u' ? out.byUser : r.grp === 'm' ? out.byModel : out.byDivision).push(row);
+  }
+  for (const list of [out.byUser, out.byModel, out.byDivision]) list.sort(byCost);
+  return out;
 }
 
 function mergeCost(into: CostTotal, c: CostTotal): void {
