@@ -581,9 +581,18 @@ const PG_TOTALS_SQL = `SELECT u.email AS user, u.division AS division, k.model A
  */
 const PG_SQL: Partial<Record<keyof typeof SQL, string>> = {
   totals: PG_TOTALS_SQL,
-  usage: usageSql(PG_TOTALS_SQL, 'postgres'),
-  usageHours: usageSql(TOTALS_HOURS_SQL, 'postgres'),
+  // One share of the users (`user_id % @shards = @shard`) per statement: see USAGE_SHARDS.
+  usage: usageSql(`${PG_TOTALS_SQL}\n      AND k.user_id % @shards = @shard`, 'postgres'),
+  usageHours: usageSql(TOTALS_HOURS_SQL.replace('\n    GROUP BY u.id,', '\n      AND r.user_id % @shards = @shard\n    GROUP BY u.id,'), 'postgres'),
 };
+
+/**
+ * PostgreSQL runs one statement on one core: the range's totals (the heaviest read of a page) go
+ * out as this many statements, each for a share of the users, on as many pooled connections, and
+ * their rows are merged (`aggregateGroups`: users are disjoint, so sums and distinct-user counts
+ * add up). SQLite's reader is one thread: one statement there.
+ */
+export const USAGE_SHARDS = 2;
 
 /**
  * Which rollup rows a range reads: whole UTC days `[dayFrom, dayTo)` from usage_daily, and the
@@ -833,7 +842,10 @@ export function createQueries(db: SqlReader): AdminQueries {
     const models = (await all<{ v: string }>('pairModels')).map((r) => r.v);
     const hours = (Date.parse(`${period.to}:00:00Z`) - Date.parse(`${period.from}:00:00Z`)) / HOUR_MS;
     const params = { ...filterOnly(p), from: period.from, to: period.to, byModel: byModel ? 1 : 0, prices: priceParam(book, models, period.day) };
-    return aggregateGroups(await all<UsageGroupRow>(hours <= SHORT_PERIOD_HOURS ? 'usageHours' : 'usage', params), book);
+    const key = hours <= SHORT_PERIOD_HOURS ? 'usageHours' : 'usage';
+    if (db.dialect !== 'postgres') return aggregateGroups(await all<UsageGroupRow>(key, params), book);
+    const shares = Array.from({ length: USAGE_SHARDS }, (_, shard) => all<UsageGroupRow>(key, { ...params, shards: USAGE_SHARDS, shard }));
+    return aggregateGroups((await Promise.all(shares)).flat(), book);
   };
 
   const groups = async (p: FilterParams, opts: { prices?: PriceBook } = {}): Promise<GroupRow[]> => {
@@ -1102,10 +1114,38 @@ export function priceParam(book: PriceBook, models: readonly string[], day: stri
   return JSON.stringify(rows);
 }
 
-/** `usageSql`'s rows as the dashboard's summary and tables, sorted as `aggregate` sorts them. */
-function aggregateGroups(rows: readonly UsageGroupRow[], book: PriceBook): Aggregate {
+/** Two rows of one group from disjoint shares of the users, as one. */
+function mergeGroupRows(a: UsageGroupRow, b: UsageGroupRow): UsageGroupRow {
+  return {
+    ...a,
+    users: Number(a.users) + Number(b.users),
+    sessions: a.sessions + b.sessions,
+    turns: a.turns + b.turns,
+    input: a.input + b.input,
+    output: a.output + b.output,
+    cacheRead: a.cacheRead + b.cacheRead,
+    cacheWrite: a.cacheWrite + b.cacheWrite,
+    usd: a.usd + b.usd,
+    unpriced: a.unpriced + b.unpriced,
+    est: Math.max(Number(a.est ?? 0), Number(b.est ?? 0)),
+    lastSeen: a.lastSeen === null || (b.lastSeen !== null && b.lastSeen > a.lastSeen) ? b.lastSeen : a.lastSeen,
+    label: a.label ?? b.label,
+  };
+}
+
+/**
+ * `usageSql`'s rows (of one statement, or of several for disjoint shares of the users, merged
+ * per group) as the dashboard's summary and tables, sorted as `aggregate` sorts them.
+ */
+function aggregateGroups(parts: readonly UsageGroupRow[], book: PriceBook): Aggregate {
+  const merged = new Map<string, UsageGroupRow>();
+  for (const r of parts) {
+    const id = `${r.grp}\u0000${r.grpKey}`;
+    const seen = merged.get(id);
+    merged.set(id, seen === undefined ? r : mergeGroupRows(seen, r));
+  }
   const out = emptyAggregate();
-  for (const r of rows) {
+  for (const r of merged.values()) {
     const cost: CostTotal = { usd: r.usd, unpricedTokens: r.unpriced, estimated: Number(r.est) === 1 };
     const tokens = { input: r.input, output: r.output, cacheRead: r.cacheRead, cacheWrite: r.cacheWrite };
     if (r.grp === 's') {
