@@ -178,7 +178,15 @@ describe('missing binary fetched in the background (https, verified)', () => {
     const first = await runHook('sh', join(root, 'scripts/ccflux-hook.sh'), ['init'], env, HOOK_JSON);
     expect(first).toEqual({ code: 0, stdout: '', stderr: '' });
     expect(await waitFor(() => existsSync(join(root, 'bin', name)))).toBe(true);
-    expect(readFileSync(join(work, 'data', 'ccflux', 'activity.log'), 'utf8')).toMatch(/fetch-binary\.sh: downloaded .* verified/);
+    // The script installs the binary, then logs it: the line can come a moment after the file.
+    const activity = () => {
+      try {
+        return readFileSync(join(work, 'data', 'ccflux', 'activity.log'), 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    expect(await waitFor(() => /fetch-binary\.sh: downloaded .* verified/.test(activity()))).toBe(true);
 
     const second = await runHook('sh', join(root, 'scripts/ccflux-hook.sh'), ['report-turn'], env, HOOK_JSON);
     expect(second).toEqual({ code: 0, stdout: '', stderr: '' });
