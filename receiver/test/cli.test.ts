@@ -71,6 +71,17 @@ beforeAll(async () => {
 });
 afterAll(() => tmp.cleanup());
 
+
+/** SIGTERMs a `serve` started by the test and returns its JSON log lines (stderr). */
+async function stopAndReadLog(serve: ReturnType<typeof startServe>): Promise<Record<string, unknown>[]> {
+  serve.child.kill('SIGTERM');
+  await exited(serve.child);
+  return serve
+    .output()
+    .stderr.split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
 describe('provisioning commands', () => {
   it('users add prints only the refresh token on stdout', async () => {
     const result = await run(['users', 'add', 'ana@example.org', '--division', 'Research', '--days', '30'], env);
@@ -396,13 +407,7 @@ describe('export and logs', () => {
       expect(answers.map((a) => a.status)).toEqual(Array.from({ length: 8 }, () => 200));
     }
     // SIGTERM right after the last answer: lines still buffered must reach stderr before exit.
-    serve.child.kill('SIGTERM');
-    await exited(serve.child);
-    const lines = serve
-      .output()
-      .stderr.split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = await stopAndReadLog(serve);
     expect(lines.filter((l) => l.msg === 'request' && l.route === '/health')).toHaveLength(80);
     expect(lines.at(-1)?.msg).toBe('stopped');
   });
@@ -414,13 +419,7 @@ describe('export and logs', () => {
     await send(`${url}/admin/?user=private%40example.org&range=7d`, { method: 'GET', headers: bearer(secret) });
     await send(`${url}/token`, { headers: bearer('ccf_rt_notarealtokennotarealtokennotarealtoken1') });
     await send(`${url}/wp-admin/setup.php?x=1`, { method: 'GET' });
-    serve.child.kill('SIGTERM');
-    await exited(serve.child);
-    const lines = serve
-      .output()
-      .stderr.split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = await stopAndReadLog(serve);
     const requests = lines.filter((l) => l.msg === 'request');
     expect(requests.map((r) => [r.method, r.route, r.status])).toEqual([
       ['GET', '/admin/', 200],

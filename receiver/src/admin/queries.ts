@@ -613,6 +613,9 @@ const HOUR_MS = 3600 * 1000;
  * summed from usage_hourly (`totalsHours`); longer ones are the difference of two running sums. */
 const SHORT_PERIOD_HOURS = 8 * 24;
 const DAY_MS = 24 * HOUR_MS;
+/** Whether a period's totals are summed from its hours rather than read as two running sums. */
+const isShortPeriod = (p: { from: string; to: string }) =>
+  (Date.parse(`${p.to}:00:00Z`) - Date.parse(`${p.from}:00:00Z`)) / HOUR_MS <= SHORT_PERIOD_HOURS;
 const hourKey = (ms: number) => new Date(ms).toISOString().slice(0, 13);
 const dayKey = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
@@ -813,8 +816,7 @@ export function createQueries(db: SqlReader): AdminQueries {
       const key = JSON.stringify(params);
       let rows = memo?.get(key);
       if (rows === undefined) {
-        const hours = (Date.parse(`${period.to}:00:00Z`) - Date.parse(`${period.from}:00:00Z`)) / HOUR_MS;
-        rows = all<TotalRow>(hours <= SHORT_PERIOD_HOURS ? 'totalsHours' : 'totals', params);
+        rows = all<TotalRow>(isShortPeriod(period) ? 'totalsHours' : 'totals', params);
         memo?.set(key, rows);
       }
       return rows;
@@ -840,9 +842,8 @@ export function createQueries(db: SqlReader): AdminQueries {
     const period = periods[0];
     if (periods.length !== 1 || period === undefined) return aggregate(await totals(p, book, memo), book, byModel);
     const models = (await all<{ v: string }>('pairModels')).map((r) => r.v);
-    const hours = (Date.parse(`${period.to}:00:00Z`) - Date.parse(`${period.from}:00:00Z`)) / HOUR_MS;
     const params = { ...filterOnly(p), from: period.from, to: period.to, byModel: byModel ? 1 : 0, prices: priceParam(book, models, period.day) };
-    const key = hours <= SHORT_PERIOD_HOURS ? 'usageHours' : 'usage';
+    const key = isShortPeriod(period) ? 'usageHours' : 'usage';
     if (db.dialect !== 'postgres') return aggregateGroups(await all<UsageGroupRow>(key, params), book);
     const shares = Array.from({ length: USAGE_SHARDS }, (_, shard) => all<UsageGroupRow>(key, { ...params, shards: USAGE_SHARDS, shard }));
     return aggregateGroups((await Promise.all(shares)).flat(), book);

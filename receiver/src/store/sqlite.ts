@@ -20,7 +20,7 @@ import type { Db } from '../db/open';
 import { ReceiverError } from '../errors';
 import { ORG_COLUMNS, ORG_SHARDS, ROLLUP_COLUMNS } from '../db/schema';
 import { GroupCommit } from './group-commit';
-import { CUM_COLUMNS, rollupDeltas, rollupKeys } from './rollup';
+import { CUM_COLUMNS, type RollupDelta, rollupDeltas, rollupKeys } from './rollup';
 import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeRustToken, looksLikeToken, type TokenKind } from '../tokens';
 import {
   checkDays,
@@ -544,17 +544,8 @@ export class SqliteStore implements Store {
 type Statements = ReturnType<typeof prepareStatements>;
 
 /** What one inserted raw row adds to the rollups (store/rollup.ts), with its keys. */
-interface RollupRow {
+interface RollupRow extends Omit<RollupDelta, 'cw5mRaw' | 'cw1hRaw' | 'webSearchRaw'> {
   user_id: number;
-  model: string;
-  input: number;
-  output: number;
-  cache_read: number;
-  cache_write: number;
-  cw5m: number;
-  cw1h: number;
-  unsplit: number;
-  web_search: number;
   turns: number;
   sessions: number;
   model_sessions: number;
