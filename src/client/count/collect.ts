@@ -41,6 +41,7 @@ import {
 import { isUnder, openRegularFile, projectsDirOf } from './safe-files';
 import { ALL_RULES, type FileCursor, LineMatcher, type OnLine, readNewLines } from './transcript';
 import {
+  addTo,
   addUsage,
   CANDIDATE_LINE_RULES,
   COST_STATE_RULE_BIT,
@@ -304,7 +305,10 @@ async function countGroups(groups: Map<string, GroupTotal>, ledger: Ledger, sess
       result.entries.push(entry);
     }
     if (!isZeroUsage(decision.delta)) {
-      result.deltas.set(group.model, addUsage(result.deltas.get(group.model) ?? zeroUsage(), decision.delta));
+      // In place: the run owns its per-model totals (the delta may be the group's own usage).
+      const total = result.deltas.get(group.model);
+      if (total === undefined) result.deltas.set(group.model, addUsage(zeroUsage(), decision.delta));
+      else addTo(total, decision.delta);
       const ts = group.lastTimestampMs;
       if (ts !== null && (result.lastTimestampMs === null || ts > result.lastTimestampMs)) result.lastTimestampMs = ts;
     }

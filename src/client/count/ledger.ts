@@ -176,6 +176,9 @@ interface Shard {
   diskLines: number;
 }
 
+/** What sameMessage returns for a message id the ledger has no key of (most, on a first read): one shared empty list. */
+const NO_ENTRIES: readonly CountedEntry[] = Object.freeze([]);
+
 /** Compaction rewrites a shard only when it has at least this many lines per key. */
 const COMPACT_MIN_LINES_PER_KEY = 1.5;
 
@@ -251,10 +254,10 @@ export class Ledger {
   }
 
   /** Entries of other keys carrying the same message id (its shard must be loaded). */
-  sameMessage(messageId: string, exceptKey: string): CountedEntry[] {
+  sameMessage(messageId: string, exceptKey: string): readonly CountedEntry[] {
     const shard = this.loadedShard(messageId);
     const keys = shard.byMessage.get(messageId);
-    if (keys === undefined) return [];
+    if (keys === undefined) return NO_ENTRIES;
     const out: CountedEntry[] = [];
     for (const k of typeof keys === 'string' ? [keys] : keys) {
       if (k === exceptKey) continue;

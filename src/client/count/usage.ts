@@ -103,6 +103,12 @@ export function sameUsage(a: ModelUsage, b: ModelUsage): boolean {
   return true;
 }
 
+/** The cache-write split does not exceed the cache writes (deltaOver over zero leaves such a usage as it is). */
+function splitWithinWrites(u: ModelUsage): boolean {
+  const c5 = u.cache_write_5m_tokens ?? 0;
+  return c5 <= u.cache_write_tokens && (u.cache_write_1h_tokens ?? 0) <= u.cache_write_tokens - c5;
+}
+
 /** Field-wise maximum. */
 export function maxUsage(a: ModelUsage, b: ModelUsage): ModelUsage {
   return combine(a, b, Math.max);
@@ -136,6 +142,15 @@ const saturating = (a: number, b: number) => Math.min(a + b, Number.MAX_SAFE_INT
 /** Field-wise sum, saturating at MAX_SAFE_INTEGER so a report always stays valid on the wire. */
 export function addUsage(a: ModelUsage, b: ModelUsage): ModelUsage {
   return combine(a, b, saturating);
+}
+
+/** `target` becomes addUsage(target, b), in place (for a caller that owns `target`). */
+export function addTo(target: ModelUsage, b: ModelUsage): void {
+  for (const f of TOKEN_FIELDS) target[f] = saturating(target[f], b[f]);
+  for (const f of DETAIL_FIELDS) {
+    const v = saturating(target[f] ?? 0, b[f] ?? 0);
+    if (v > 0) target[f] = v;
+  }
 }
 
 /** A token counter: a non-negative safe integer, anything else (missing, null, -1, 1.5, "7") is 0. */
@@ -284,20 +299,29 @@ export interface GroupTotal {
   lastTimestampMs: number | null;
 }
 
+/** Per groups map, the group mergeRecord touched last (only ever one of that map's own values). */
+const lastMerged = new WeakMap<Map<string, GroupTotal>, GroupTotal>();
+
 /** Folds one record into a run's groups (insertion order = first appearance). */
 export function mergeRecord(groups: Map<string, GroupTotal>, record: UsageRecord, timestampMs: number | null): void {
-  const existing = groups.get(record.key);
+  // The lines of one response follow each other (one per content block): the group merged last
+  // is checked before the map, whose lookup hashes the key afresh (a first read: 80k+ lines).
+  const last = lastMerged.get(groups);
+  const existing = last !== undefined && last.key === record.key ? last : groups.get(record.key);
   if (existing === undefined) {
-    groups.set(record.key, {
+    const group: GroupTotal = {
       key: record.key,
       messageId: record.messageId,
       sidechain: record.sidechain,
       model: record.model,
       usage: record.usage,
       lastTimestampMs: timestampMs,
-    });
+    };
+    groups.set(record.key, group);
+    lastMerged.set(groups, group);
     return;
   }
+  lastMerged.set(groups, existing);
   if (!sameUsage(existing.usage, record.usage)) existing.usage = maxUsage(existing.usage, record.usage);
   existing.sidechain = existing.sidechain && record.sidechain;
   if (existing.messageId === null) existing.messageId = record.messageId;
@@ -334,6 +358,11 @@ export type GroupDecision =
  *   key is always the total reported for it.
  */
 export function decideGroup(group: GroupTotal, own: CountedEntry | undefined, sameMessage: readonly CountedEntry[]): GroupDecision {
+  // Nothing counted before (every group of a first read): the group's usage is both the record
+  // and the delta, as the general path below computes it, without its four new objects per group.
+  if (own === undefined && sameMessage.length === 0 && splitWithinWrites(group.usage)) {
+    return { kind: 'count', delta: group.usage, record: group.usage };
+  }
   let base = own?.usage ?? zeroUsage();
   if (group.messageId !== null && sameMessage.length > 0) {
     if (group.sidechain) return { kind: 'replay' };

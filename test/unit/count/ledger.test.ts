@@ -61,6 +61,9 @@ describe('Ledger', () => {
     expect(a.sameMessage('msg_two', 'm:msg_two|r:1').map((e) => e.key)).toEqual(['m:msg_two|r:0']);
     expect(a.sameMessage('msg_three', 'm:msg_three|r:1').map((e) => e.key)).toEqual(['m:msg_three|r:0', 'm:msg_three|r:2']);
     expect(a.sameMessage('msg_none', 'x')).toEqual([]);
+    // An unknown message id (every group of a first read) gets one shared empty list, not a new one each.
+    expect(a.sameMessage('msg_none', 'x')).toBe(a.sameMessage('msg_none', 'y'));
+    expect(Object.isFrozen(a.sameMessage('msg_none', 'x'))).toBe(true);
   });
 
   it('keys without message id are sharded by key', async () => {

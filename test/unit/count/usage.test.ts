@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  addTo,
   addUsage,
   cacheWriteTokens,
   count,
@@ -242,6 +243,39 @@ describe('grouping within a run', () => {
     expect(g?.lastTimestampMs).toBe(1000 + 2273);
   });
 
+  it('gives the groups the map lookup alone gives, whatever the order of keys (the last-group shortcut)', () => {
+    // The reference: mergeRecord as it was, one map lookup per record.
+    const reference = (groups: Map<string, GroupTotal>, r: { key: string; messageId: string | null; sidechain: boolean; model: string; usage: ModelUsage }, ts: number | null) => {
+      const e = groups.get(r.key);
+      if (e === undefined) {
+        groups.set(r.key, { key: r.key, messageId: r.messageId, sidechain: r.sidechain, model: r.model, usage: r.usage, lastTimestampMs: ts });
+        return;
+      }
+      e.usage = maxUsage(e.usage, r.usage);
+      e.sidechain = e.sidechain && r.sidechain;
+      if (e.messageId === null) e.messageId = r.messageId;
+      if (ts !== null && (e.lastTimestampMs === null || ts > e.lastTimestampMs)) e.lastTimestampMs = ts;
+    };
+    const rnd = mulberry32(12);
+    for (let run = 0; run < 50; run++) {
+      const ours = new Map<string, GroupTotal>();
+      const theirs = new Map<string, GroupTotal>();
+      // Runs of one key (a response's blocks), keys coming back later, two maps in turn.
+      const other = new Map<string, GroupTotal>();
+      let key = 'k0';
+      for (let n = 0; n < 200; n++) {
+        if (rnd() < 0.4) key = `k${Math.floor(rnd() * 12)}`;
+        const r = { key, messageId: rnd() < 0.2 ? null : `m-${key}`, sidechain: rnd() < 0.3, model: 'x', timestamp: null, usage: u(Math.floor(rnd() * 9), Math.floor(rnd() * 99)) };
+        const ts = rnd() < 0.2 ? null : Math.floor(rnd() * 1e6);
+        mergeRecord(ours, r, ts);
+        reference(theirs, r, ts);
+        if (rnd() < 0.3) mergeRecord(other, { ...r, key: `o${r.key}` }, ts);
+      }
+      expect([...ours.entries()]).toEqual([...theirs.entries()]);
+      expect([...other.keys()].every((k) => k.startsWith('o'))).toBe(true);
+    }
+  });
+
   it('a group is sidechain only when every line is', () => {
     const groups = new Map<string, GroupTotal>();
     mergeRecord(groups, { key: 'k', messageId: 'm', sidechain: true, model: 'x', timestamp: null, usage: u(1, 1) }, null);
@@ -294,8 +328,45 @@ describe('decideGroup: deltas against what was counted', () => {
     expect(d).toEqual({ kind: 'count', delta: u(1, 1, 0, 0), record: u(1, 1, 0, 0) });
   });
 
+  it('a group nothing was counted for is its own record and delta (no new objects), as the general path computes', () => {
+    const usage: ModelUsage = { ...u(1, 2, 3, 10), cache_write_5m_tokens: 4, cache_write_1h_tokens: 6, web_search_requests: 2 };
+    const d = decideGroup(group('k', 'm1', false, usage), undefined, []);
+    expect(d).toEqual({ kind: 'count', delta: usage, record: usage });
+    expect(d.kind === 'count' && d.delta === usage && d.record === usage).toBe(true);
+    // A split over the cache writes (an odd line) still takes the general path, which clips it.
+    const odd: ModelUsage = { ...u(1, 2, 3, 10), cache_write_5m_tokens: 8, cache_write_1h_tokens: 6 };
+    expect(decideGroup(group('k', 'm1', false, odd), undefined, [])).toEqual({
+      kind: 'count',
+      delta: { ...u(1, 2, 3, 10), cache_write_5m_tokens: 8, cache_write_1h_tokens: 2 },
+      record: odd,
+    });
+  });
+
   it('groups without message id never take part in replay checks', () => {
     expect(decideGroup(group('u:x', null, true, u(1, 1)), undefined, [])).toMatchObject({ kind: 'count' });
+  });
+});
+
+describe('addTo: addUsage in place', () => {
+  it('gives what addUsage gives, saturating, detail fields only when non-zero', () => {
+    const rnd = mulberry32(7);
+    for (let n = 0; n < 300; n++) {
+      const pick = () => (rnd() < 0.3 ? 0 : rnd() < 0.05 ? Number.MAX_SAFE_INTEGER - 3 : Math.floor(rnd() * 1000));
+      const usage = (): ModelUsage => {
+        const x: ModelUsage = u(pick(), pick(), pick(), pick());
+        if (rnd() < 0.5) x.cache_write_5m_tokens = pick();
+        if (rnd() < 0.5) x.web_search_requests = pick();
+        return x;
+      };
+      const a = usage();
+      const b = usage();
+      const expected = addUsage(a, b);
+      const target = { ...a };
+      addTo(target, b);
+      // Absent and zero detail read the same (isZeroUsage, the wire): compare with zeros dropped.
+      const clean = (x: ModelUsage) => Object.fromEntries(Object.entries(x).filter(([k, v]) => v !== 0 || ['input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens'].includes(k)));
+      expect(clean(target)).toEqual(clean(expected));
+    }
   });
 });
 
