@@ -20,6 +20,7 @@ import type { Db } from '../db/open';
 import { ReceiverError } from '../errors';
 import { ORG_COLUMNS, ORG_SHARDS, ROLLUP_COLUMNS } from '../db/schema';
 import { GroupCommit } from './group-commit';
+import { KnownRows, sessionKey, sessionModelKey } from './known-rows';
 import { CUM_COLUMNS, type RollupDelta, rollupDeltas, rollupKeys } from './rollup';
 import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeRustToken, looksLikeToken, type TokenKind } from '../tokens';
 import {
@@ -86,6 +87,8 @@ export class SqliteStore implements Store {
   private readonly stmts: ReturnType<typeof prepareStatements>;
   /** Reports and rate-limit counts share one transaction per turn of the event loop. */
   private readonly writes: GroupCommit;
+  /** Session-set rows that committed transactions wrote or found: their no-op inserts are skipped. */
+  private readonly known = new KnownRows();
   private queries: AdminQueries | undefined;
   private reader: ClosableSqlReader | undefined;
   private readonly readerOptions: SqliteReaderOptions;
@@ -319,12 +322,19 @@ export class SqliteStore implements Store {
    */
   async insertReport(auth: AuthContext, report: ReportBody, opts: InsertOptions): Promise<{ inserted: number }> {
     const now = this.now();
-    return this.writes.run(() => this.writeReport(auth, report, opts, now));
+    // The promise settles after COMMIT: only then are the session-set rows it touched known to exist.
+    const { inserted, touched } = await this.writes.run(() => this.writeReport(auth, report, opts, now));
+    this.known.addCommitted(touched);
+    return { inserted };
   }
 
-  /** insertReport's statements; the caller holds the transaction. */
-  private writeReport(auth: AuthContext, report: ReportBody, opts: InsertOptions, now: Date): { inserted: number } {
+  /** insertReport's statements; the caller holds the transaction. `touched`: the session-set rows
+   * that exist once it commits. */
+  private writeReport(auth: AuthContext, report: ReportBody, opts: InsertOptions, now: Date): { inserted: number; touched: string[] } {
     const s = this.stmts;
+    const known = this.known;
+    const touched: string[] = [];
+    const session = sessionKey(auth.userId, report.session_id);
     const receivedAt = sqliteTimestamp(now);
     const { day, hour } = rollupKeys(report);
     let inserted = 0;
@@ -358,7 +368,13 @@ export class SqliteStore implements Store {
       ).changes;
       if (changes === 0) continue;
       const first = inserted === 0;
-      if (first) sessionNew = s.insertSession.run(auth.userId, report.session_id, day).changes === 1;
+      if (first) {
+        // A session row that a committed transaction wrote or found is there: its insert would change nothing.
+        sessionNew = !known.has(session) && s.insertSession.run(auth.userId, report.session_id, day).changes === 1;
+        touched.push(session);
+      }
+      const sessionModel = sessionModelKey(auth.userId, report.session_id, d.model);
+      touched.push(sessionModel);
       addRollups(s, {
         user_id: auth.userId,
         model: d.model,
@@ -372,14 +388,14 @@ export class SqliteStore implements Store {
         web_search: d.web_search,
         turns: first && !turnSeen ? 1 : 0,
         sessions: first && sessionNew ? 1 : 0,
-        model_sessions: s.insertSessionModel.run(auth.userId, report.session_id, d.model).changes,
+        model_sessions: known.has(sessionModel) ? 0 : s.insertSessionModel.run(auth.userId, report.session_id, d.model).changes,
         last_at: report.timestamp_utc,
         shard: auth.userId % ORG_SHARDS,
       }, day, hour, receivedAt);
       inserted += changes;
     }
     if (opts.deviceKeyId !== undefined) s.touchKey.run(now.toISOString(), opts.deviceKeyId);
-    return { inserted };
+    return { inserted, touched };
   }
 
   async dashboard(now: Date, view: DashboardView = {}) {
