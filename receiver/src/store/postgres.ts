@@ -679,8 +679,8 @@ const INSERT_REPORT_SQL = `
   ), um AS (
     INSERT INTO usage_user_models (user_id, model) SELECT $11, v.model FROM vals v ORDER BY v.model ON CONFLICT DO NOTHING
   ), cum AS (
-    INSERT INTO usage_cum (user_id, model, hour, ${ROLLUP_COLUMNS})
-    SELECT $11, v.model, $15, ${CUM_COLUMNS.map((c) => `${c === 'model_turns' ? '1' : `v.${c}`} + COALESCE(p.${c}, 0)`).join(', ')}, $6
+    INSERT INTO usage_cum (user_id, model, hour, ${ROLLUP_COLUMNS}, last_received)
+    SELECT $11, v.model, $15, ${CUM_COLUMNS.map((c) => `${c === 'model_turns' ? '1' : `v.${c}`} + COALESCE(p.${c}, 0)`).join(', ')}, $6, $10
     FROM vals v
     LEFT JOIN usage_cum cur ON cur.user_id = $11 AND cur.model = v.model AND cur.hour = $15
     LEFT JOIN LATERAL (
@@ -688,9 +688,11 @@ const INSERT_REPORT_SQL = `
     ) p ON cur.hour IS NULL
     ORDER BY v.model
     ON CONFLICT (user_id, model, hour) DO UPDATE SET
-      ${CUM_COLUMNS.map((c) => `${c} = usage_cum.${c} + excluded.${c}`).join(', ')}, last_at = GREATEST(usage_cum.last_at, excluded.last_at)
+      ${CUM_COLUMNS.map((c) => `${c} = usage_cum.${c} + excluded.${c}`).join(', ')}, last_at = GREATEST(usage_cum.last_at, excluded.last_at),
+      last_received = GREATEST(usage_cum.last_received, excluded.last_received)
   ), later AS (
-    UPDATE usage_cum c SET ${CUM_COLUMNS.map((col) => `${col} = c.${col} + ${col === 'model_turns' ? '1' : `v.${col}`}`).join(', ')}
+    UPDATE usage_cum c SET ${CUM_COLUMNS.map((col) => `${col} = c.${col} + ${col === 'model_turns' ? '1' : `v.${col}`}`).join(', ')},
+      last_received = GREATEST(c.last_received, $10)
     FROM vals v WHERE c.user_id = $11 AND c.model = v.model AND c.hour > $15
   ), org AS (
     INSERT INTO usage_org_daily (day, model, shard, ${ORG_COLUMNS})

@@ -375,7 +375,7 @@ export class SqliteStore implements Store {
         model_sessions: s.insertSessionModel.run(auth.userId, report.session_id, d.model).changes,
         last_at: report.timestamp_utc,
         shard: auth.userId % ORG_SHARDS,
-      }, day, hour);
+      }, day, hour, receivedAt);
       inserted += changes;
     }
     if (opts.deviceKeyId !== undefined) s.touchKey.run(now.toISOString(), opts.deviceKeyId);
@@ -560,16 +560,16 @@ interface RollupRow extends Omit<RollupDelta, 'cw5mRaw' | 'cw1hRaw' | 'webSearch
  * every later hour. Parameters are positional (a named one costs a property lookup each), in
  * the order the SQL below lists them.
  */
-function addRollups(s: Statements, row: RollupRow, day: string, hour: string): void {
+function addRollups(s: Statements, row: RollupRow, day: string, hour: string, receivedAt: string): void {
   const sums = [row.input, row.output, row.cache_read, row.cache_write, row.cw5m, row.cw1h, row.unsplit, row.web_search];
   const counts = [row.turns, row.sessions, row.model_sessions];
   s.upsertDaily.run(row.user_id, day, row.model, ...sums, ...counts, row.last_at);
   s.upsertHourly.run(row.user_id, hour, row.model, ...sums, ...counts, row.last_at);
-  if (s.cumAdd.run(...sums, ...counts, row.last_at, row.user_id, row.model, hour).changes === 0) {
-    s.cumStart.run({ ...row, bucket: hour });
+  if (s.cumAdd.run(...sums, ...counts, row.last_at, receivedAt, row.user_id, row.model, hour).changes === 0) {
+    s.cumStart.run({ ...row, bucket: hour, received: receivedAt });
     s.insertUserModel.run(row.user_id, row.model);
   }
-  s.cumLater.run(...sums, ...counts, row.user_id, row.model, hour);
+  s.cumLater.run(...sums, ...counts, receivedAt, row.user_id, row.model, hour);
   // The shared org row last, as on PostgreSQL (store/rollup.ts).
   s.upsertOrg.run(day, row.model, row.shard, ...sums);
 }
@@ -711,13 +711,15 @@ function prepareStatements(db: Db) {
       ON CONFLICT (day, model, shard) DO UPDATE SET ${ORG_COLUMNS.split(', ').map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`),
     insertUserModel: p('INSERT INTO usage_user_models (user_id, model) VALUES (?, ?) ON CONFLICT DO NOTHING'),
     // The running sums of the row's hour grow by it (no row yet: cumStart).
-    cumAdd: p(`UPDATE usage_cum SET ${CUM_ADD}, last_at = max(last_at, ?) WHERE user_id = ? AND model = ? AND hour = ?`),
+    // last_received: the pair's latest row always holds its latest received_at (migration 10).
+    cumAdd: p(`UPDATE usage_cum SET ${CUM_ADD}, last_at = max(last_at, ?), last_received = max(IFNULL(last_received, ''), ?)
+      WHERE user_id = ? AND model = ? AND hour = ?`),
     // A late report: every later hour's running sums grow by it too (usually no row).
-    cumLater: p(`UPDATE usage_cum SET ${CUM_ADD} WHERE user_id = ? AND model = ? AND hour > ?`),
+    cumLater: p(`UPDATE usage_cum SET ${CUM_ADD}, last_received = max(IFNULL(last_received, ''), ?) WHERE user_id = ? AND model = ? AND hour > ?`),
     // A new hour starts from the previous hour's running sums (none: zero).
     cumStart: p(`
-      INSERT INTO usage_cum (user_id, model, hour, ${ROLLUP_COLUMNS})
-      SELECT @user_id, @model, @bucket, ${CUM_COLUMNS.map((c) => `${c === 'model_turns' ? '1' : `@${c}`} + COALESCE(p.${c}, 0)`).join(', ')}, @last_at
+      INSERT INTO usage_cum (user_id, model, hour, ${ROLLUP_COLUMNS}, last_received)
+      SELECT @user_id, @model, @bucket, ${CUM_COLUMNS.map((c) => `${c === 'model_turns' ? '1' : `@${c}`} + COALESCE(p.${c}, 0)`).join(', ')}, @last_at, @received
       FROM (SELECT 1) one
       LEFT JOIN (SELECT * FROM usage_cum WHERE user_id = @user_id AND model = @model AND hour < @bucket ORDER BY hour DESC LIMIT 1) p ON true`),
     ping: p('SELECT count(*) AS n FROM (SELECT 1 FROM users LIMIT 1)'),
