@@ -77,6 +77,26 @@ describe.skipIf(ON_POSTGRES)('GroupCommit (SQLite)', () => {
     expect(db.prepare('SELECT v FROM t ORDER BY v').pluck().all()).toEqual([1, 2, 4]);
   });
 
+  it('a one-statement write (no savepoint of its own) that fails leaves nothing and fails alone', async () => {
+    const { dir, cleanup } = tempDir();
+    disposers.push(cleanup);
+    const db = openDatabase(`${dir}/g.db`, { notice: () => {} });
+    disposers.push(() => {
+      db.close();
+    });
+    db.exec('CREATE TABLE t (v INTEGER NOT NULL CHECK (v < 10))');
+    // Several rows in one statement: the fourth breaks the CHECK after three were written.
+    const insert = db.prepare('INSERT INTO t (v) SELECT value FROM json_each(?)');
+    const commits = new GroupCommit(db);
+    const results = await Promise.allSettled([
+      commits.run(() => insert.run('[1]').changes, true),
+      commits.run(() => insert.run('[2, 3, 4, 99]').changes, true),
+      commits.run(() => insert.run('[5]').changes, true),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(db.prepare('SELECT v FROM t ORDER BY v').pluck().all()).toEqual([1, 5]);
+  });
+
   it('answers only after the COMMIT: another connection sees every write the moment its promise settles', async () => {
     const { store, users, dbPath } = await sqliteStore();
     const seen: number[] = [];

@@ -429,9 +429,9 @@ export class SqliteStore implements Store {
 
   // ---- shared limits -------------------------------------------------------------------------
 
-  /** Counts in the group commit: a count is a write, and it shares the reports' COMMIT. */
+  /** Counts in the group commit: a count is a write (one statement), and it shares the reports' COMMIT. */
   async limitHit(key: string, limit: number, windowSecs: number): Promise<LimitDecision> {
-    return this.writes.run(() => this.limit(key, limit, windowSecs, true));
+    return this.writes.run(() => this.limit(key, limit, windowSecs, true), true);
   }
 
   async limitCheck(key: string, limit: number, windowSecs: number): Promise<LimitDecision> {
@@ -446,8 +446,8 @@ export class SqliteStore implements Store {
     const previous = (this.stmts.limitCount.get(key, start - windowMs) as { n: number } | undefined)?.n ?? 0;
     const cap = limitCap(limit, previous, (nowMs - start) / windowMs);
     if (count && cap >= 1) {
-      const row = this.stmts.limitHit.get(key, start, start + 2 * windowMs, cap) as { n: number } | undefined;
-      if (row !== undefined) return { allowed: true, retryAfterSecs: 0 };
+      // One row inserted or counted up: allowed. None (the WHERE refused the update): at the cap.
+      if (this.stmts.limitHit.run(key, start, start + 2 * windowMs, cap).changes === 1) return { allowed: true, retryAfterSecs: 0 };
     }
     const current = (this.stmts.limitCount.get(key, start) as { n: number } | undefined)?.n ?? 0;
     if (!count && current < cap) return { allowed: true, retryAfterSecs: 0 };
@@ -693,11 +693,10 @@ function prepareStatements(db: Db) {
     sessionFlash: p('UPDATE admin_sessions SET flash = ? WHERE id_hash = ?'),
     sessionDelete: p('DELETE FROM admin_sessions WHERE id_hash = ?'),
     limitCount: p('SELECT count AS n FROM limit_windows WHERE key = ? AND window_start = ?'),
-    // Counts only while under the cap: a refused request leaves the row as it was (no RETURNING row).
+    // Counts only while under the cap: a refused request leaves the row as it was (0 changes).
     limitHit: p(`
       INSERT INTO limit_windows (key, window_start, expires_ms, count) VALUES (?, ?, ?, 1)
-      ON CONFLICT (key, window_start) DO UPDATE SET count = count + 1 WHERE count < ?
-      RETURNING count AS n`),
+      ON CONFLICT (key, window_start) DO UPDATE SET count = count + 1 WHERE count < ?`),
     countActiveAccessTokens: p('SELECT count(*) AS n FROM access_tokens WHERE expires_at > ?'),
     listKeys: p(`
       SELECT dk.id, u.email AS user_email, dk.device_id, dk.public_key, dk.registered_at, dk.last_seen_at, dk.revoked_at
