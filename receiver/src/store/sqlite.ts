@@ -27,6 +27,7 @@ import {
   checkDays,
   checkDivision,
   DAY_MS,
+  keyOfRow,
   limitCap,
   limitRetryAfter,
   MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN,
@@ -76,7 +77,12 @@ interface AccessLookupRow {
   user_revoked_at: string | null;
   refresh_revoked_at: string | null;
   token_ref: string;
+  /** With a public key asked about: the user's registration of it (all null: none). */
+  key_id?: number | null;
+  key_device_id?: string | null;
+  key_revoked_at?: string | null;
 }
+
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
@@ -289,13 +295,17 @@ export class SqliteStore implements Store {
 
   /** The owner of an access token that is known, unexpired, and whose user and refresh token
    * are not revoked; null otherwise. */
-  async authenticateAccessToken(token: string): Promise<AuthContext | null> {
+  async authenticateAccessToken(token: string, publicKey?: string): Promise<AuthContext | null> {
     if (!this.tokenShapeOk('access', token)) return null;
     const hash = hashToken(token);
-    const row = this.stmts.accessByHash.get(hash) as AccessLookupRow | undefined;
+    const row = (publicKey === undefined ? this.stmts.accessByHash.get(hash) : this.stmts.accessByHashWithKey.get(publicKey, hash)) as
+      | AccessLookupRow
+      | undefined;
     if (row === undefined || !digestsEqual(row.token_hash, hash)) return null;
     if (row.user_revoked_at !== null || row.refresh_revoked_at !== null || row.expires_at <= this.nowIso()) return null;
-    return { userId: row.user_id, email: row.email, refreshTokenId: row.refresh_token_id, tokenRef: row.token_ref };
+    const auth: AuthContext = { userId: row.user_id, email: row.email, refreshTokenId: row.refresh_token_id, tokenRef: row.token_ref };
+    if (publicKey !== undefined) auth.deviceKey = { publicKey, key: keyOfRow(row) };
+    return auth;
   }
 
   /** Also drops rate-limit windows nobody can consult any more. */
@@ -680,6 +690,16 @@ function prepareStatements(db: Db) {
       FROM access_tokens at
       JOIN users u ON u.id = at.user_id
       JOIN user_tokens rt ON rt.id = at.refresh_token_id
+      WHERE at.token_hash = ?`),
+    // The same, with the user's registration of a public key (the signed report's), in one query.
+    accessByHashWithKey: p(`
+      SELECT at.token_hash, at.expires_at, at.refresh_token_id, at.user_id,
+             u.email, u.revoked_at AS user_revoked_at, rt.revoked_at AS refresh_revoked_at, rt.token_ref,
+             dk.id AS key_id, dk.device_id AS key_device_id, dk.revoked_at AS key_revoked_at
+      FROM access_tokens at
+      JOIN users u ON u.id = at.user_id
+      JOIN user_tokens rt ON rt.id = at.refresh_token_id
+      LEFT JOIN device_keys dk ON dk.user_id = at.user_id AND dk.public_key = ?
       WHERE at.token_hash = ?`),
     purgeAccessTokens: p('DELETE FROM access_tokens WHERE expires_at <= ?'),
     purgeLimits: p('DELETE FROM limit_windows WHERE expires_ms <= ?'),
