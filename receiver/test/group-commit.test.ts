@@ -77,6 +77,26 @@ describe.skipIf(ON_POSTGRES)('GroupCommit (SQLite)', () => {
     expect(db.prepare('SELECT v FROM t ORDER BY v').pluck().all()).toEqual([1, 2, 4]);
   });
 
+  it('a one-statement write (no savepoint of its own) that fails leaves nothing and fails alone', async () => {
+    const { dir, cleanup } = tempDir();
+    disposers.push(cleanup);
+    const db = openDatabase(`${dir}/g.db`, { notice: () => {} });
+    disposers.push(() => {
+      db.close();
+    });
+    db.exec('CREATE TABLE t (v INTEGER NOT NULL CHECK (v < 10))');
+    // Several rows in one statement: the fourth breaks the CHECK after three were written.
+    const insert = db.prepare('INSERT INTO t (v) SELECT value FROM json_each(?)');
+    const commits = new GroupCommit(db);
+    const results = await Promise.allSettled([
+      commits.run(() => insert.run('[1]').changes, true),
+      commits.run(() => insert.run('[2, 3, 4, 99]').changes, true),
+      commits.run(() => insert.run('[5]').changes, true),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(db.prepare('SELECT v FROM t ORDER BY v').pluck().all()).toEqual([1, 5]);
+  });
+
   it('answers only after the COMMIT: another connection sees every write the moment its promise settles', async () => {
     const { store, users, dbPath } = await sqliteStore();
     const seen: number[] = [];
@@ -137,6 +157,30 @@ describe.skipIf(ON_POSTGRES)('GroupCommit (SQLite)', () => {
     expect(outcomes.map((o, i) => present.has(i) === (o.status === 'fulfilled'))).toEqual(outcomes.map(() => true));
     expect(count(dbPath, 'SELECT count(*) AS n FROM usage_events')).toBe(2 * stored);
     expect(count(dbPath, 'SELECT CAST(coalesce(sum(model_turns), 0) AS INTEGER) AS n FROM usage_daily')).toBe(2 * stored);
+  });
+
+  it('a write rolled back with its batch leaves no session known: resent, its sessions are counted once', async () => {
+    const { store, users, dbPath } = await sqliteStore();
+    // A session each user has already reported in (committed: its rows are known from now on).
+    await Promise.all(users.map((u, i) => store.insertReport(u, { ...report(100 + i), session_id: 'old' }, { deviceId: 'd', signed: false })));
+    const pages = store.db.pragma('page_count', { simple: true }) as number;
+    store.db.pragma(`max_page_count = ${pages + 12}`);
+    // New sessions and old ones; the disk fills mid-batch, so whole transactions roll back after
+    // their reports' session rows were written.
+    const sent = Array.from({ length: 300 }, (_, i) => ({ user: users[i % 6]!, body: { ...report(i), session_id: i % 4 === 0 ? 'old' : `new-${i % 40}` } }));
+    const outcomes = await Promise.allSettled(sent.map((r) => store.insertReport(r.user, r.body, { deviceId: 'd', signed: false })));
+    expect(outcomes.some((o) => o.status === 'rejected' && (o.reason as { code?: string }).code === 'SQLITE_FULL')).toBe(true);
+    // Room again: the devices resend what was refused.
+    store.db.pragma('max_page_count = 1073741823');
+    const resent = await Promise.all(sent.filter((_, i) => outcomes[i]!.status === 'rejected').map((r) => store.insertReport(r.user, r.body, { deviceId: 'd', signed: false })));
+    expect(resent.every((r) => r.inserted === 2)).toBe(true);
+    // Every session and session × model of the raw rows is in the sets and counted exactly once.
+    expect(count(dbPath, 'SELECT count(*) AS n FROM usage_sessions')).toBe(count(dbPath, 'SELECT count(DISTINCT user_id || \'/\' || session_id) AS n FROM usage_events'));
+    expect(count(dbPath, 'SELECT CAST(sum(sessions) AS INTEGER) AS n FROM usage_daily')).toBe(count(dbPath, 'SELECT count(*) AS n FROM usage_sessions'));
+    expect(count(dbPath, 'SELECT count(*) AS n FROM usage_session_models')).toBe(
+      count(dbPath, "SELECT count(DISTINCT user_id || '/' || session_id || '/' || model) AS n FROM usage_events"),
+    );
+    expect(count(dbPath, 'SELECT CAST(sum(model_sessions) AS INTEGER) AS n FROM usage_daily')).toBe(count(dbPath, 'SELECT count(*) AS n FROM usage_session_models'));
   });
 
   it('close() commits the writes still queued before the database closes', async () => {

@@ -61,6 +61,14 @@ async function expectUpgraded(store: SqliteStore | PostgresStore): Promise<void>
   expect(auth?.email).toBe('ana@example.org');
   expect((await store.listUsers()).map((u) => [u.email, u.division])).toEqual([['ana@example.org', 'Research']]);
   expect((await store.listKeys()).map((k) => k.device_id)).toEqual(['ana-laptop']);
+  // The users page's last report: migration 10's backfill from the raw rows (the index it replaced is gone).
+  const table = { q: '', sort: null, dir: 'desc' as const, page: 1, pageSize: 10 };
+  const page = await store.dashboard(new Date('2026-05-11T03:00:00Z'), { sections: ['users'], usersTable: table });
+  expect(page.users.map((u) => u.lastReportAt)).toEqual(['2026-05-10 10:05:01']);
+  const index = store instanceof SqliteStore
+    ? store.db.prepare("SELECT name FROM sqlite_master WHERE name = 'usage_events_user_received'").all()
+    : (await store.pool.query("SELECT indexname FROM pg_indexes WHERE indexname = 'usage_events_user_received' AND schemaname = current_schema()")).rows;
+  expect(index).toEqual([]);
   // A new report next to the old rows; the old ones count once, the replay not at all.
   const report = makeReport({ session_id: 's-1', turn_index: 2, timestamp_utc: '2026-05-11T02:00:00Z' });
   expect(await store.insertReport(auth!, report, { deviceId: 'ana-laptop', signed: false })).toEqual({ inserted: 1 });

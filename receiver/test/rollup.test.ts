@@ -99,6 +99,11 @@ const ACTUAL = (table: string, key: string) => `
     model_turns, turns, sessions, model_sessions, last_at
   FROM ${table} ORDER BY user_id, bucket, model`;
 
+const LATEST_RECEIVED = `
+  SELECT c.user_id, c.model, c.last_received FROM usage_cum c
+  WHERE c.hour = (SELECT MAX(x.hour) FROM usage_cum x WHERE x.user_id = c.user_id AND x.model = c.model)
+  ORDER BY c.user_id, c.model`;
+
 /** Rows as plain numbers/strings (PostgreSQL returns bigint and numeric as strings). */
 function plain(rows: Record<string, unknown>[]): Record<string, unknown>[] {
   return rows.map((row) =>
@@ -139,6 +144,10 @@ async function expectRollupsMatchRaw(store: Store): Promise<void> {
          FROM usage_daily GROUP BY day, model, user_id % ${ORG_SHARDS} ORDER BY day, model, shard`,
       ),
     ),
+  );
+  // Each user × model's latest running-sum row holds the pair's latest received_at (the users page's last report).
+  expect(plain(await sqlRows(store, LATEST_RECEIVED))).toEqual(
+    plain(await sqlRows(store, 'SELECT user_id, model, MAX(received_at) AS last_received FROM usage_events GROUP BY user_id, model ORDER BY user_id, model')),
   );
   // The lookup sets hold exactly the sessions and session × model pairs of the raw rows.
   expect(plain(await sqlRows(store, 'SELECT user_id, session_id, first_day FROM usage_sessions ORDER BY user_id, session_id'))).toEqual(
@@ -182,6 +191,34 @@ describe(`usage rollups (${BACKEND})`, () => {
     }
     const raw = plain(await sqlRows(fresh.store, 'SELECT COUNT(*) AS n FROM usage_events'))[0]!.n;
     expect(inserted).toBe(raw);
+    await expectRollupsMatchRaw(fresh.store);
+  });
+
+  it("give the users page each user's last report: the latest received time, after late reports and replays", async () => {
+    const clock = new Clock(Date.parse('2026-05-11T12:00:00.000Z'));
+    const fresh = await freshStore(BACKEND, clock.now);
+    disposers.push(() => fresh.dispose());
+    const [ana, ben] = await users(fresh.store);
+    const opts = { deviceId: 'd', signed: false };
+    const first = makeReport({ session_id: 's-a', turn_index: 0, timestamp_utc: '2026-05-11T11:30:00Z', models: { 'claude-opus-4-6': { input_tokens: 1, output_tokens: 1, cache_read_tokens: 0, cache_write_tokens: 0 } } });
+    expect((await fresh.store.insertReport(ana!, first, opts)).inserted).toBe(1);
+    clock.advance(3600_000);
+    // A late turn (an hour before the pair's latest), with a second model: the opus pair's latest row is a later hour's.
+    const late = makeReport({ session_id: 's-a', turn_index: 1, timestamp_utc: '2026-05-11T08:10:00Z', models: {
+      'claude-opus-4-6': { input_tokens: 2, output_tokens: 1, cache_read_tokens: 0, cache_write_tokens: 0 },
+      'claude-haiku-4-5': { input_tokens: 3, output_tokens: 1, cache_read_tokens: 0, cache_write_tokens: 0 },
+    } });
+    expect((await fresh.store.insertReport(ana!, late, opts)).inserted).toBe(2);
+    clock.advance(3600_000);
+    // A replay stores nothing and is no report of anything new.
+    expect((await fresh.store.insertReport(ana!, first, opts)).inserted).toBe(0);
+    expect((await fresh.store.insertReport(ben!, makeReport({ session_id: 's-b', timestamp_utc: '2026-05-11T13:00:00Z' }), opts)).inserted).toBe(1);
+    const page = await fresh.store.dashboard(clock.now(), { sections: ['users'], usersTable: { q: '', sort: 'report', dir: 'desc', page: 1, pageSize: 10 } });
+    expect(page.users.map((u) => [u.email, u.lastReportAt])).toEqual([
+      ['ben@example.org', '2026-05-11 14:00:00'],
+      ['ana@example.org', '2026-05-11 13:00:00'],
+      ['cy@example.org', null],
+    ]);
     await expectRollupsMatchRaw(fresh.store);
   });
 
@@ -247,6 +284,8 @@ describe(`usage rollups (${BACKEND})`, () => {
     const store = new SqliteStore(upgraded, clock.now);
     disposers.push(() => store.close());
     await expectRollupsMatchRaw(store);
+    // Migration 10 replaced the (user_id, received_at) index by the rollups' last_received.
+    expect(upgraded.prepare("SELECT name FROM sqlite_master WHERE name = 'usage_events_user_received'").all()).toEqual([]);
     for (const [table, key] of [['usage_daily', 'day'], ['usage_hourly', 'hour']] as const) {
       expect(plain(await sqlRows(store, ACTUAL(table, key)))).toEqual(plain(await sqlRows(live.store, ACTUAL(table, key))));
     }

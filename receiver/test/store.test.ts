@@ -87,6 +87,30 @@ describe(`Store (${BACKEND})`, () => {
     expect((await store.listUsers())[0]).toMatchObject({ email, division: "'); DROP TABLE users; --" });
   });
 
+  it('authenticateAccessToken with a public key reads that user\'s registration of it in the same query', async () => {
+    const key = (n: number) => Buffer.alloc(32, n).toString('base64');
+    const ana = (await store.authenticateRefreshToken((await store.createUser('ana@example.org')).refreshToken))!;
+    const ben = (await store.authenticateRefreshToken((await store.createUser('ben@example.org')).refreshToken))!;
+    await store.registerKey(ana, key(1), 'ana-laptop');
+    await store.registerKey(ana, key(2), 'ana-old');
+    await store.revokeKey(key(2));
+    await store.registerKey(ben, key(3), 'ben-laptop');
+    const { accessToken } = await store.issueAccessToken(ana);
+    expect((await store.authenticateAccessToken(accessToken))?.deviceKey).toBeUndefined();
+    const live = await store.authenticateAccessToken(accessToken, key(1));
+    expect(live?.deviceKey).toEqual({ publicKey: key(1), key: { id: (await store.findDeviceKey(ana.userId, key(1)))!.id, device_id: 'ana-laptop', revoked_at: null } });
+    expect(live?.deviceKey?.key).toEqual(await store.findDeviceKey(ana.userId, key(1)));
+    expect((await store.authenticateAccessToken(accessToken, key(2)))?.deviceKey?.key?.revoked_at).toBe(clock.now().toISOString());
+    // Another user's registration of a key is none of this user's; an unknown key neither.
+    expect((await store.authenticateAccessToken(accessToken, key(3)))?.deviceKey).toEqual({ publicKey: key(3), key: null });
+    expect((await store.authenticateAccessToken(accessToken, key(9)))?.deviceKey).toEqual({ publicKey: key(9), key: null });
+    // Revocation is read each time: revoked now, refused now.
+    await store.revokeKey(key(1));
+    expect((await store.authenticateAccessToken(accessToken, key(1)))?.deviceKey?.key?.revoked_at).toBe(clock.now().toISOString());
+    await store.revokeUser('ana@example.org');
+    expect(await store.authenticateAccessToken(accessToken, key(1))).toBeNull();
+  });
+
   it('revokeUser stops refresh and access tokens; unknown users are not-found', async () => {
     const { refreshToken } = await store.createUser('a@example.org');
     const auth = (await store.authenticateRefreshToken(refreshToken))!;

@@ -325,11 +325,15 @@ const USER_MATCH = `(@email IS NULL OR u.email = @email) AND (@division IS NULL 
 const LAST_USAGE = `(SELECT MAX(e.timestamp_utc) FROM usage_events e WHERE e.user_id = u.id)`;
 // No turn since @before: one seek in usage_events(user_id, timestamp_utc) per user.
 const INACTIVE = `u.revoked_at IS NULL AND NOT EXISTS (SELECT 1 FROM usage_events e WHERE e.user_id = u.id AND e.timestamp_utc >= @before)`;
+// The latest received_at of each of the user's models, on that pair's latest running-sum row
+// (migration 10; kept by insertReport): one seek per user × model.
+const LAST_REPORT = `(SELECT MAX((SELECT c.last_received FROM usage_cum c WHERE c.user_id = m.user_id AND c.model = m.model
+      ORDER BY c.hour DESC LIMIT 1)) FROM usage_user_models m WHERE m.user_id = u.id)`;
 const USER_COLS = `u.email AS email, u.division AS division, u.created_at AS createdAt, u.revoked_at AS revokedAt,
       (SELECT MAX(t.expires_at) FROM user_tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL) AS tokenExpiresAt,
       (SELECT MAX(t.last_used_at) FROM user_tokens t WHERE t.user_id = u.id) AS tokenLastUsedAt,
       (SELECT COUNT(*) FROM device_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL AND u.revoked_at IS NULL) AS devices,
-      (SELECT MAX(e.received_at) FROM usage_events e WHERE e.user_id = u.id) AS lastReportAt,
+      ${LAST_REPORT} AS lastReportAt,
       ${LAST_USAGE} AS lastUsageAt`;
 const KEY_MATCH = `(@email IS NULL OR u.email = @email) AND (@division IS NULL OR u.division = @division)
     AND (@pattern IS NULL OR lower(u.email || ' ' || k.device_id) LIKE @pattern ESCAPE '\\')`;

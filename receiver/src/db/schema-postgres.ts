@@ -9,7 +9,7 @@
  * byte order is what SQLite does too, whatever locale the database was created with.
  * Ids are identities that accept explicit values, so `migrate --from sqlite:` can copy rows.
  */
-import { ROLLUP_BACKFILL } from './schema';
+import { LAST_RECEIVED_BACKFILL, ROLLUP_BACKFILL } from './schema';
 
 export const PG_MIGRATIONS: readonly string[] = [
   // 1: initial schema (v0.1.0)
@@ -285,6 +285,12 @@ export const PG_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (day, model, shard)
   );
   ${ROLLUP_BACKFILL}
+  `,
+  // 10: as SQLite's 10 (db/schema.ts): the last report per user × model on its latest usage_cum row.
+  `
+  ALTER TABLE usage_cum ADD COLUMN last_received TEXT COLLATE "C";
+  ${LAST_RECEIVED_BACKFILL}
+  DROP INDEX usage_events_user_received;
   `,
 ];
 

@@ -57,6 +57,19 @@ export const ROLLUP_BACKFILL = `
     FROM usage_daily GROUP BY day, model, user_id % ${ORG_SHARDS};
 `;
 
+/**
+ * Migration 10's backfill, the same text on both backends (and `migrate --from sqlite:` runs it
+ * after ROLLUP_BACKFILL): each user × model's latest `usage_cum` row gets the latest
+ * `received_at` of that pair's raw rows. insertReport keeps it so: every report of the pair
+ * writes that row anyway (its own hour's, or every later hour's for a late report).
+ */
+export const LAST_RECEIVED_BACKFILL = `
+  UPDATE usage_cum SET last_received = r.last_received
+  FROM (SELECT user_id, model, MAX(received_at) AS last_received FROM usage_events WHERE user_id IS NOT NULL GROUP BY user_id, model) AS r
+  WHERE usage_cum.user_id = r.user_id AND usage_cum.model = r.model
+    AND usage_cum.hour = (SELECT MAX(c.hour) FROM usage_cum c WHERE c.user_id = r.user_id AND c.model = r.model);
+`;
+
 export const MIGRATIONS: readonly string[] = [
   // 1: initial schema
   `
@@ -412,6 +425,15 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
 
   ${ROLLUP_BACKFILL}
+  `,
+  // 10: a user's last report (the users page) from the rollups instead of an index: the latest
+  // `usage_cum` row of each of the user's models holds the latest `received_at` of its raw rows
+  // (LAST_RECEIVED_BACKFILL). The index `usage_events(user_id, received_at)` it replaces was one
+  // more b-tree page written per user in every ingest commit, for that one view column.
+  `
+  ALTER TABLE usage_cum ADD COLUMN last_received TEXT;
+  ${LAST_RECEIVED_BACKFILL}
+  DROP INDEX usage_events_user_received;
   `,
 ];
 

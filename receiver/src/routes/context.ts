@@ -38,13 +38,15 @@ export async function authenticate(
   res: ServerResponse,
   deps: RouteDeps,
   kind: 'access' | 'refresh',
+  /** An access token's user's registration of this key is read in the same query (`auth.deviceKey`). */
+  publicKey?: string,
 ): Promise<AuthContext | null> {
   const token = bearerToken(req.headers.authorization);
   const auth =
     token === null
       ? null
       : kind === 'access'
-        ? await deps.store.authenticateAccessToken(token)
+        ? await deps.store.authenticateAccessToken(token, publicKey)
         : await deps.store.authenticateRefreshToken(token);
   if (auth === null) {
     const group = addressGroup(clientAddress(req, deps.config.trustProxy));

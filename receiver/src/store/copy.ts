@@ -7,7 +7,7 @@
  */
 import type Database from 'better-sqlite3';
 import type pg from 'pg';
-import { ROLLUP_BACKFILL } from '../db/schema';
+import { LAST_RECEIVED_BACKFILL, ROLLUP_BACKFILL } from '../db/schema';
 import { ReceiverError } from '../errors';
 
 /** Parents before children (foreign keys). Derived tables (rollups) are rebuilt on the target, not copied. */
@@ -56,8 +56,9 @@ export async function copySqliteToPostgres(
       }
       counts[table] = done;
     }
-    // The rollups are derived: rebuilt from the copied rows with migration 9's own backfill.
+    // The rollups are derived: rebuilt from the copied rows with migrations 9 and 10's own backfills.
     await client.query(ROLLUP_BACKFILL);
+    await client.query(LAST_RECEIVED_BACKFILL);
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});

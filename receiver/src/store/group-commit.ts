@@ -5,7 +5,8 @@
  * statements of one report (the WAL frames of every page it touched), and concurrent reports
  * touch many of the same pages, so one commit for all of them is most of the saving.
  *
- * - Each write runs in its own savepoint: one that throws is rolled back alone and only its
+ * - Each write runs in its own savepoint (or, when it is one statement, in that statement, which
+ *   SQLite applies whole or not at all): one that throws is rolled back alone and only its
  *   caller gets the error; the others are committed.
  * - A caller's promise settles only after the COMMIT that holds its write returned: a 200 still
  *   means stored durably (WAL, as durable as one commit per report was).
@@ -24,6 +25,8 @@ export const MAX_GROUP_COMMIT_WRITES = 256;
 
 interface Job {
   work: () => unknown;
+  /** One write statement at most: atomic on its own (SQLite undoes a failed statement), no savepoint. */
+  single: boolean;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
@@ -44,7 +47,7 @@ export class GroupCommit {
     this.batch = db.transaction((jobs: Job[]) =>
       jobs.map((job): Outcome => {
         try {
-          return { ok: true, value: inSavepoint(job.work) };
+          return { ok: true, value: job.single ? job.work() : inSavepoint(job.work) };
         } catch (err) {
           // Some errors (SQLITE_FULL, SQLITE_IOERR, …) end the whole transaction: what the
           // batch wrote so far is gone, so it must fail as a whole rather than go on outside it.
@@ -55,10 +58,14 @@ export class GroupCommit {
     );
   }
 
-  /** Runs `work` (synchronous store statements) in the next group transaction; settles after its COMMIT. */
-  run<T>(work: () => T): Promise<T> {
+  /**
+   * Runs `work` (synchronous store statements) in the next group transaction; settles after its
+   * COMMIT. `single`: the work writes with one statement at most (reads aside), which SQLite
+   * applies whole or not at all, so it needs no savepoint of its own.
+   */
+  run<T>(work: () => T, single = false): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      this.queue.push({ work, single, resolve: resolve as (value: unknown) => void, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());

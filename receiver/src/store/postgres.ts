@@ -20,6 +20,7 @@ import {
   checkDays,
   checkDivision,
   DAY_MS,
+  keyOfRow,
   limitCap,
   limitRetryAfter,
   MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN,
@@ -320,7 +321,7 @@ export class PostgresStore implements Store {
     return { accessToken: token, expiresAt };
   }
 
-  async authenticateAccessToken(token: string): Promise<AuthContext | null> {
+  async authenticateAccessToken(token: string, publicKey?: string): Promise<AuthContext | null> {
     if (!looksLikeToken('access', token)) return null;
     const hash = hashToken(token);
     const [row] = await this.rows<{
@@ -332,18 +333,26 @@ export class PostgresStore implements Store {
       user_revoked_at: string | null;
       refresh_revoked_at: string | null;
       token_ref: string;
+      key_id: number | null;
+      key_device_id: string | null;
+      key_revoked_at: string | null;
     }>(
+      // With a public key: the user's registration of it in the same query (one round trip).
       `SELECT at.token_hash, at.expires_at, at.refresh_token_id, at.user_id,
-              u.email, u.revoked_at AS user_revoked_at, rt.revoked_at AS refresh_revoked_at, rt.token_ref
+              u.email, u.revoked_at AS user_revoked_at, rt.revoked_at AS refresh_revoked_at, rt.token_ref,
+              dk.id AS key_id, dk.device_id AS key_device_id, dk.revoked_at AS key_revoked_at
        FROM access_tokens at
        JOIN users u ON u.id = at.user_id
        JOIN user_tokens rt ON rt.id = at.refresh_token_id
+       LEFT JOIN device_keys dk ON $2::text IS NOT NULL AND dk.user_id = at.user_id AND dk.public_key = $2::text
        WHERE at.token_hash = $1`,
-      [hash],
+      [hash, publicKey ?? null],
     );
     if (row === undefined || !digestsEqual(row.token_hash, hash)) return null;
     if (row.user_revoked_at !== null || row.refresh_revoked_at !== null || row.expires_at <= this.nowIso()) return null;
-    return { userId: row.user_id, email: row.email, refreshTokenId: row.refresh_token_id, tokenRef: row.token_ref };
+    const auth: AuthContext = { userId: row.user_id, email: row.email, refreshTokenId: row.refresh_token_id, tokenRef: row.token_ref };
+    if (publicKey !== undefined) auth.deviceKey = { publicKey, key: keyOfRow(row) };
+    return auth;
   }
 
   async purgeExpiredAccessTokens(): Promise<number> {
@@ -679,8 +688,8 @@ const INSERT_REPORT_SQL = `
   ), um AS (
     INSERT INTO usage_user_models (user_id, model) SELECT $11, v.model FROM vals v ORDER BY v.model ON CONFLICT DO NOTHING
   ), cum AS (
-    INSERT INTO usage_cum (user_id, model, hour, ${ROLLUP_COLUMNS})
-    SELECT $11, v.model, $15, ${CUM_COLUMNS.map((c) => `${c === 'model_turns' ? '1' : `v.${c}`} + COALESCE(p.${c}, 0)`).join(', ')}, $6
+    INSERT INTO usage_cum (user_id, model, hour, ${ROLLUP_COLUMNS}, last_received)
+    SELECT $11, v.model, $15, ${CUM_COLUMNS.map((c) => `${c === 'model_turns' ? '1' : `v.${c}`} + COALESCE(p.${c}, 0)`).join(', ')}, $6, $10
     FROM vals v
     LEFT JOIN usage_cum cur ON cur.user_id = $11 AND cur.model = v.model AND cur.hour = $15
     LEFT JOIN LATERAL (
@@ -688,9 +697,11 @@ const INSERT_REPORT_SQL = `
     ) p ON cur.hour IS NULL
     ORDER BY v.model
     ON CONFLICT (user_id, model, hour) DO UPDATE SET
-      ${CUM_COLUMNS.map((c) => `${c} = usage_cum.${c} + excluded.${c}`).join(', ')}, last_at = GREATEST(usage_cum.last_at, excluded.last_at)
+      ${CUM_COLUMNS.map((c) => `${c} = usage_cum.${c} + excluded.${c}`).join(', ')}, last_at = GREATEST(usage_cum.last_at, excluded.last_at),
+      last_received = GREATEST(usage_cum.last_received, excluded.last_received)
   ), later AS (
-    UPDATE usage_cum c SET ${CUM_COLUMNS.map((col) => `${col} = c.${col} + ${col === 'model_turns' ? '1' : `v.${col}`}`).join(', ')}
+    UPDATE usage_cum c SET ${CUM_COLUMNS.map((col) => `${col} = c.${col} + ${col === 'model_turns' ? '1' : `v.${col}`}`).join(', ')},
+      last_received = GREATEST(c.last_received, $10)
     FROM vals v WHERE c.user_id = $11 AND c.model = v.model AND c.hour > $15
   ), org AS (
     INSERT INTO usage_org_daily (day, model, shard, ${ORG_COLUMNS})

@@ -4,6 +4,7 @@
  */
 import type { ModelUsage } from '../../../src/protocol/wire';
 import { ReceiverError } from '../errors';
+import type { DeviceKey } from './types';
 
 /**
  * The schema-v2 cost-detail columns of one usage row: the reported value; absent in a
@@ -112,4 +113,11 @@ export function pickRegistration<R extends { email: string }>(rows: readonly R[]
     );
   }
   return matching[0]!;
+}
+
+/** The device key columns of an access-token lookup (`authenticateAccessToken` with a public
+ * key), or null when the user has no registration of that key. */
+export function keyOfRow(row: { key_id?: number | string | null; key_device_id?: string | null; key_revoked_at?: string | null }): DeviceKey | null {
+  if (row.key_id === undefined || row.key_id === null) return null;
+  return { id: Number(row.key_id), device_id: row.key_device_id ?? '', revoked_at: row.key_revoked_at ?? null };
 }

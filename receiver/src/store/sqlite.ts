@@ -20,12 +20,14 @@ import type { Db } from '../db/open';
 import { ReceiverError } from '../errors';
 import { ORG_COLUMNS, ORG_SHARDS, ROLLUP_COLUMNS } from '../db/schema';
 import { GroupCommit } from './group-commit';
+import { KnownRows, sessionKey, sessionModelKey } from './known-rows';
 import { CUM_COLUMNS, type RollupDelta, rollupDeltas, rollupKeys } from './rollup';
 import { digestsEqual, generateToken, generateTokenRef, hashToken, looksLikeRustToken, looksLikeToken, type TokenKind } from '../tokens';
 import {
   checkDays,
   checkDivision,
   DAY_MS,
+  keyOfRow,
   limitCap,
   limitRetryAfter,
   MAX_ACCESS_TOKENS_PER_REFRESH_TOKEN,
@@ -75,7 +77,12 @@ interface AccessLookupRow {
   user_revoked_at: string | null;
   refresh_revoked_at: string | null;
   token_ref: string;
+  /** With a public key asked about: the user's registration of it (all null: none). */
+  key_id?: number | null;
+  key_device_id?: string | null;
+  key_revoked_at?: string | null;
 }
+
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
@@ -86,6 +93,8 @@ export class SqliteStore implements Store {
   private readonly stmts: ReturnType<typeof prepareStatements>;
   /** Reports and rate-limit counts share one transaction per turn of the event loop. */
   private readonly writes: GroupCommit;
+  /** Session-set rows that committed transactions wrote or found: their no-op inserts are skipped. */
+  private readonly known = new KnownRows();
   private queries: AdminQueries | undefined;
   private reader: ClosableSqlReader | undefined;
   private readonly readerOptions: SqliteReaderOptions;
@@ -286,13 +295,17 @@ export class SqliteStore implements Store {
 
   /** The owner of an access token that is known, unexpired, and whose user and refresh token
    * are not revoked; null otherwise. */
-  async authenticateAccessToken(token: string): Promise<AuthContext | null> {
+  async authenticateAccessToken(token: string, publicKey?: string): Promise<AuthContext | null> {
     if (!this.tokenShapeOk('access', token)) return null;
     const hash = hashToken(token);
-    const row = this.stmts.accessByHash.get(hash) as AccessLookupRow | undefined;
+    const row = (publicKey === undefined ? this.stmts.accessByHash.get(hash) : this.stmts.accessByHashWithKey.get(publicKey, hash)) as
+      | AccessLookupRow
+      | undefined;
     if (row === undefined || !digestsEqual(row.token_hash, hash)) return null;
     if (row.user_revoked_at !== null || row.refresh_revoked_at !== null || row.expires_at <= this.nowIso()) return null;
-    return { userId: row.user_id, email: row.email, refreshTokenId: row.refresh_token_id, tokenRef: row.token_ref };
+    const auth: AuthContext = { userId: row.user_id, email: row.email, refreshTokenId: row.refresh_token_id, tokenRef: row.token_ref };
+    if (publicKey !== undefined) auth.deviceKey = { publicKey, key: keyOfRow(row) };
+    return auth;
   }
 
   /** Also drops rate-limit windows nobody can consult any more. */
@@ -319,12 +332,19 @@ export class SqliteStore implements Store {
    */
   async insertReport(auth: AuthContext, report: ReportBody, opts: InsertOptions): Promise<{ inserted: number }> {
     const now = this.now();
-    return this.writes.run(() => this.writeReport(auth, report, opts, now));
+    // The promise settles after COMMIT: only then are the session-set rows it touched known to exist.
+    const { inserted, touched } = await this.writes.run(() => this.writeReport(auth, report, opts, now));
+    this.known.addCommitted(touched);
+    return { inserted };
   }
 
-  /** insertReport's statements; the caller holds the transaction. */
-  private writeReport(auth: AuthContext, report: ReportBody, opts: InsertOptions, now: Date): { inserted: number } {
+  /** insertReport's statements; the caller holds the transaction. `touched`: the session-set rows
+   * that exist once it commits. */
+  private writeReport(auth: AuthContext, report: ReportBody, opts: InsertOptions, now: Date): { inserted: number; touched: string[] } {
     const s = this.stmts;
+    const known = this.known;
+    const touched: string[] = [];
+    const session = sessionKey(auth.userId, report.session_id);
     const receivedAt = sqliteTimestamp(now);
     const { day, hour } = rollupKeys(report);
     let inserted = 0;
@@ -358,7 +378,13 @@ export class SqliteStore implements Store {
       ).changes;
       if (changes === 0) continue;
       const first = inserted === 0;
-      if (first) sessionNew = s.insertSession.run(auth.userId, report.session_id, day).changes === 1;
+      if (first) {
+        // A session row that a committed transaction wrote or found is there: its insert would change nothing.
+        sessionNew = !known.has(session) && s.insertSession.run(auth.userId, report.session_id, day).changes === 1;
+        touched.push(session);
+      }
+      const sessionModel = sessionModelKey(auth.userId, report.session_id, d.model);
+      touched.push(sessionModel);
       addRollups(s, {
         user_id: auth.userId,
         model: d.model,
@@ -372,14 +398,14 @@ export class SqliteStore implements Store {
         web_search: d.web_search,
         turns: first && !turnSeen ? 1 : 0,
         sessions: first && sessionNew ? 1 : 0,
-        model_sessions: s.insertSessionModel.run(auth.userId, report.session_id, d.model).changes,
+        model_sessions: known.has(sessionModel) ? 0 : s.insertSessionModel.run(auth.userId, report.session_id, d.model).changes,
         last_at: report.timestamp_utc,
         shard: auth.userId % ORG_SHARDS,
-      }, day, hour);
+      }, day, hour, receivedAt);
       inserted += changes;
     }
     if (opts.deviceKeyId !== undefined) s.touchKey.run(now.toISOString(), opts.deviceKeyId);
-    return { inserted };
+    return { inserted, touched };
   }
 
   async dashboard(now: Date, view: DashboardView = {}) {
@@ -413,9 +439,9 @@ export class SqliteStore implements Store {
 
   // ---- shared limits -------------------------------------------------------------------------
 
-  /** Counts in the group commit: a count is a write, and it shares the reports' COMMIT. */
+  /** Counts in the group commit: a count is a write (one statement), and it shares the reports' COMMIT. */
   async limitHit(key: string, limit: number, windowSecs: number): Promise<LimitDecision> {
-    return this.writes.run(() => this.limit(key, limit, windowSecs, true));
+    return this.writes.run(() => this.limit(key, limit, windowSecs, true), true);
   }
 
   async limitCheck(key: string, limit: number, windowSecs: number): Promise<LimitDecision> {
@@ -430,8 +456,8 @@ export class SqliteStore implements Store {
     const previous = (this.stmts.limitCount.get(key, start - windowMs) as { n: number } | undefined)?.n ?? 0;
     const cap = limitCap(limit, previous, (nowMs - start) / windowMs);
     if (count && cap >= 1) {
-      const row = this.stmts.limitHit.get(key, start, start + 2 * windowMs, cap) as { n: number } | undefined;
-      if (row !== undefined) return { allowed: true, retryAfterSecs: 0 };
+      // One row inserted or counted up: allowed. None (the WHERE refused the update): at the cap.
+      if (this.stmts.limitHit.run(key, start, start + 2 * windowMs, cap).changes === 1) return { allowed: true, retryAfterSecs: 0 };
     }
     const current = (this.stmts.limitCount.get(key, start) as { n: number } | undefined)?.n ?? 0;
     if (!count && current < cap) return { allowed: true, retryAfterSecs: 0 };
@@ -560,16 +586,16 @@ interface RollupRow extends Omit<RollupDelta, 'cw5mRaw' | 'cw1hRaw' | 'webSearch
  * every later hour. Parameters are positional (a named one costs a property lookup each), in
  * the order the SQL below lists them.
  */
-function addRollups(s: Statements, row: RollupRow, day: string, hour: string): void {
+function addRollups(s: Statements, row: RollupRow, day: string, hour: string, receivedAt: string): void {
   const sums = [row.input, row.output, row.cache_read, row.cache_write, row.cw5m, row.cw1h, row.unsplit, row.web_search];
   const counts = [row.turns, row.sessions, row.model_sessions];
   s.upsertDaily.run(row.user_id, day, row.model, ...sums, ...counts, row.last_at);
   s.upsertHourly.run(row.user_id, hour, row.model, ...sums, ...counts, row.last_at);
-  if (s.cumAdd.run(...sums, ...counts, row.last_at, row.user_id, row.model, hour).changes === 0) {
-    s.cumStart.run({ ...row, bucket: hour });
+  if (s.cumAdd.run(...sums, ...counts, row.last_at, receivedAt, row.user_id, row.model, hour).changes === 0) {
+    s.cumStart.run({ ...row, bucket: hour, received: receivedAt });
     s.insertUserModel.run(row.user_id, row.model);
   }
-  s.cumLater.run(...sums, ...counts, row.user_id, row.model, hour);
+  s.cumLater.run(...sums, ...counts, receivedAt, row.user_id, row.model, hour);
   // The shared org row last, as on PostgreSQL (store/rollup.ts).
   s.upsertOrg.run(day, row.model, row.shard, ...sums);
 }
@@ -665,6 +691,16 @@ function prepareStatements(db: Db) {
       JOIN users u ON u.id = at.user_id
       JOIN user_tokens rt ON rt.id = at.refresh_token_id
       WHERE at.token_hash = ?`),
+    // The same, with the user's registration of a public key (the signed report's), in one query.
+    accessByHashWithKey: p(`
+      SELECT at.token_hash, at.expires_at, at.refresh_token_id, at.user_id,
+             u.email, u.revoked_at AS user_revoked_at, rt.revoked_at AS refresh_revoked_at, rt.token_ref,
+             dk.id AS key_id, dk.device_id AS key_device_id, dk.revoked_at AS key_revoked_at
+      FROM access_tokens at
+      JOIN users u ON u.id = at.user_id
+      JOIN user_tokens rt ON rt.id = at.refresh_token_id
+      LEFT JOIN device_keys dk ON dk.user_id = at.user_id AND dk.public_key = ?
+      WHERE at.token_hash = ?`),
     purgeAccessTokens: p('DELETE FROM access_tokens WHERE expires_at <= ?'),
     purgeLimits: p('DELETE FROM limit_windows WHERE expires_ms <= ?'),
     purgeUsage: p('DELETE FROM usage_events WHERE id IN (SELECT id FROM usage_events WHERE received_at < ? ORDER BY received_at LIMIT ?)'),
@@ -677,11 +713,10 @@ function prepareStatements(db: Db) {
     sessionFlash: p('UPDATE admin_sessions SET flash = ? WHERE id_hash = ?'),
     sessionDelete: p('DELETE FROM admin_sessions WHERE id_hash = ?'),
     limitCount: p('SELECT count AS n FROM limit_windows WHERE key = ? AND window_start = ?'),
-    // Counts only while under the cap: a refused request leaves the row as it was (no RETURNING row).
+    // Counts only while under the cap: a refused request leaves the row as it was (0 changes).
     limitHit: p(`
       INSERT INTO limit_windows (key, window_start, expires_ms, count) VALUES (?, ?, ?, 1)
-      ON CONFLICT (key, window_start) DO UPDATE SET count = count + 1 WHERE count < ?
-      RETURNING count AS n`),
+      ON CONFLICT (key, window_start) DO UPDATE SET count = count + 1 WHERE count < ?`),
     countActiveAccessTokens: p('SELECT count(*) AS n FROM access_tokens WHERE expires_at > ?'),
     listKeys: p(`
       SELECT dk.id, u.email AS user_email, dk.device_id, dk.public_key, dk.registered_at, dk.last_seen_at, dk.revoked_at
@@ -711,13 +746,15 @@ function prepareStatements(db: Db) {
       ON CONFLICT (day, model, shard) DO UPDATE SET ${ORG_COLUMNS.split(', ').map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`),
     insertUserModel: p('INSERT INTO usage_user_models (user_id, model) VALUES (?, ?) ON CONFLICT DO NOTHING'),
     // The running sums of the row's hour grow by it (no row yet: cumStart).
-    cumAdd: p(`UPDATE usage_cum SET ${CUM_ADD}, last_at = max(last_at, ?) WHERE user_id = ? AND model = ? AND hour = ?`),
+    // last_received: the pair's latest row always holds its latest received_at (migration 10).
+    cumAdd: p(`UPDATE usage_cum SET ${CUM_ADD}, last_at = max(last_at, ?), last_received = max(IFNULL(last_received, ''), ?)
+      WHERE user_id = ? AND model = ? AND hour = ?`),
     // A late report: every later hour's running sums grow by it too (usually no row).
-    cumLater: p(`UPDATE usage_cum SET ${CUM_ADD} WHERE user_id = ? AND model = ? AND hour > ?`),
+    cumLater: p(`UPDATE usage_cum SET ${CUM_ADD}, last_received = max(IFNULL(last_received, ''), ?) WHERE user_id = ? AND model = ? AND hour > ?`),
     // A new hour starts from the previous hour's running sums (none: zero).
     cumStart: p(`
-      INSERT INTO usage_cum (user_id, model, hour, ${ROLLUP_COLUMNS})
-      SELECT @user_id, @model, @bucket, ${CUM_COLUMNS.map((c) => `${c === 'model_turns' ? '1' : `@${c}`} + COALESCE(p.${c}, 0)`).join(', ')}, @last_at
+      INSERT INTO usage_cum (user_id, model, hour, ${ROLLUP_COLUMNS}, last_received)
+      SELECT @user_id, @model, @bucket, ${CUM_COLUMNS.map((c) => `${c === 'model_turns' ? '1' : `@${c}`} + COALESCE(p.${c}, 0)`).join(', ')}, @last_at, @received
       FROM (SELECT 1) one
       LEFT JOIN (SELECT * FROM usage_cum WHERE user_id = @user_id AND model = @model AND hour < @bucket ORDER BY hour DESC LIMIT 1) p ON true`),
     ping: p('SELECT count(*) AS n FROM (SELECT 1 FROM users LIMIT 1)'),

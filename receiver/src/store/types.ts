@@ -55,6 +55,9 @@ export interface AuthContext {
   email: string;
   refreshTokenId: number;
   tokenRef: string;
+  /** The user's registration of the public key `authenticateAccessToken` was asked about, read in
+   * the same statement as the token (null: no such registration); absent when not asked. */
+  deviceKey?: { publicKey: string; key: DeviceKey | null };
 }
 
 export interface DeviceKey {
@@ -193,8 +196,10 @@ export interface Store {
   authenticateRefreshToken(token: string): Promise<AuthContext | null>;
   /** Issues an access token and rolls the refresh token's expiry forward (never backward). */
   issueAccessToken(auth: AuthContext): Promise<{ accessToken: string; expiresAt: Date }>;
-  /** The owner of a live access token whose user and refresh token are not revoked; else null. */
-  authenticateAccessToken(token: string): Promise<AuthContext | null>;
+  /** The owner of a live access token whose user and refresh token are not revoked; else null.
+   * With `publicKey`, also that user's registration of it (`deviceKey`), read in the same query:
+   * a signed report then needs no second lookup, and revocation is still read on every request. */
+  authenticateAccessToken(token: string, publicKey?: string): Promise<AuthContext | null>;
   purgeExpiredAccessTokens(): Promise<number>;
   /**
    * Deletes at most `maxRows` raw usage rows received before `receivedBefore` (`YYYY-MM-DD HH:MM:SS`

@@ -4,7 +4,7 @@
  * receiver stored with what the fake API billed, per model and counter.
  */
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { cleanupTempDirs, sleep } from '../../helpers/env';
@@ -131,13 +131,19 @@ export async function openWorld(): Promise<World> {
     async settle(users, sessionIds, options = {}) {
       const deadline = Date.now() + SETTLE_TIMEOUT_MILLIS;
       for (;;) {
-        for (const p of users) await waitForQuiet(p.configDir, { timeoutMillis: SETTLE_TIMEOUT_MILLIS, queueEmpty: options.queueEmpty });
+        for (const p of users) {
+          await waitForQuiet(p.configDir, { timeoutMillis: SETTLE_TIMEOUT_MILLIS, queueEmpty: options.queueEmpty }).catch((err: unknown) => {
+            console.error(deviceDiagnostics(p));
+            throw err;
+          });
+        }
         const billed = billedAsStored(sessionIds);
         const now = stored(sessionIds);
         if (JSON.stringify(billed) === JSON.stringify(now) || Date.now() > deadline) {
           // For the resolve note: CCFLUX_CC_FIGURES=<file> collects every scenario's two sides.
           const figures = process.env.CCFLUX_CC_FIGURES;
           if (figures) appendFileSync(figures, `${JSON.stringify({ test: expect.getState().currentTestName, billed, stored: now })}\n`);
+          if (JSON.stringify(billed) !== JSON.stringify(now)) for (const p of users) console.error(deviceDiagnostics(p));
           return { billed, stored: now };
         }
         await sleep(250);
@@ -165,6 +171,25 @@ export async function openWorld(): Promise<World> {
       await cleanupTempDirs();
     },
   };
+}
+
+/** What a failed settle prints: the user's activity log and the data dir's files, so a CI failure says which step stalled. */
+function deviceDiagnostics(p: Profile): string {
+  const dir = join(p.configDir, 'ccflux');
+  const tail = (name: string) => {
+    try {
+      return readFileSync(join(dir, name), 'utf8').split('\n').slice(-60).join('\n');
+    } catch {
+      return `(no ${name})`;
+    }
+  };
+  let files = '(no data dir)';
+  try {
+    files = readdirSync(dir, { recursive: true }).map(String).sort().join(' ');
+  } catch {
+    // nothing written
+  }
+  return `[settle] ${p.configDir}: not everything billed was stored in time\n  files: ${files}\n  activity.log (tail):\n${tail('activity.log')}\n  errors.log (tail):\n${tail('errors.log')}`;
 }
 
 function project(b: Billed, cols: Array<[keyof Billed, string]>): Partial<Billed> {
