@@ -110,6 +110,13 @@ describe('taking over a Rust receiver database', () => {
       ]);
       expect(db.prepare('SELECT signed FROM usage_events ORDER BY id').all().map((r) => (r as { signed: number }).signed)).toEqual([1, 1, 1, 0, 1, 0]);
       expect(db.prepare('SELECT tier_label FROM tier_hints').all()).toEqual([{ tier_label: 'max-5x' }]);
+      // The rollups the views read hold the imported rows (built after the copy, not before it).
+      expect(db.prepare('SELECT CAST(sum(model_turns) AS INTEGER) AS n, CAST(sum(input) AS INTEGER) AS input FROM usage_daily').get()).toEqual(
+        db.prepare('SELECT count(*) AS n, sum(input_tokens) AS input FROM usage_events WHERE user_id IS NOT NULL').get(),
+      );
+      expect(db.prepare(`SELECT u.email, MAX(c.last_received) AS last FROM usage_cum c JOIN users u ON u.id = c.user_id GROUP BY u.email ORDER BY u.email`).all()).toEqual(
+        db.prepare('SELECT u.email, MAX(e.received_at) AS last FROM usage_events e JOIN users u ON u.id = e.user_id GROUP BY u.email ORDER BY u.email').all(),
+      );
       db.close();
 
       // No plaintext token is left anywhere in the file (nor in a WAL).

@@ -21,7 +21,7 @@ import { closeSync, constants, openSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { ReceiverError } from '../errors';
 import { generateTokenRef, hashToken } from '../tokens';
-import { MIGRATIONS } from './schema';
+import { LAST_RECEIVED_BACKFILL, MIGRATIONS, ROLLUP_BACKFILL } from './schema';
 
 type Db = Database.Database;
 
@@ -101,6 +101,10 @@ export function importRustDatabase(db: Db, path: string, now: Date): RustImportS
     // user_version takes no bound parameter; MIGRATIONS.length is a constant, never input.
     db.pragma(`user_version = ${MIGRATIONS.length}`);
     const counts = copyRows(db, now);
+    // The migrations above ran on empty tables: the rollups every view reads come from the rows
+    // just copied, with the backfills of migrations 9 and 10.
+    db.exec(ROLLUP_BACKFILL);
+    db.exec(LAST_RECEIVED_BACKFILL);
     db.exec(DROP_RUST_TABLES);
     db.exec(`CREATE TABLE rust_import (imported_at TEXT NOT NULL, backup_path TEXT NOT NULL,
       users INTEGER NOT NULL, tokens INTEGER NOT NULL, device_keys INTEGER NOT NULL, usage_events INTEGER NOT NULL)`);
