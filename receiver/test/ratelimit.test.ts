@@ -3,7 +3,7 @@
  * the previous window weighted by how much of it the sliding window still covers.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Store } from '../src/store';
+import { limitCap, type Store } from '../src/store';
 import { BACKEND, Clock, freshStore, sqlRows } from './support';
 
 describe(`shared rate limit (${BACKEND})`, () => {
@@ -54,6 +54,19 @@ describe(`shared rate limit (${BACKEND})`, () => {
   it('counts exactly under concurrent hits (one budget for every caller)', async () => {
     const results = await Promise.all(Array.from({ length: 40 }, () => store.limitHit('shared', 25, 60)));
     expect(results.filter((r) => r.allowed)).toHaveLength(25);
+  });
+
+  it('lets through exactly what limitCap allows at any point of the window, however the count is done', async () => {
+    // 3:00:00 starts a window; 7 of limit 9 used in it, then the next window at fractions of its minute.
+    for (const [i, elapsed] of [0.02, 0.1, 0.25, 1 / 3, 0.5, 0.61, 0.77, 0.9, 0.999].entries()) {
+      clock.ms = Date.parse('2026-05-11T03:00:00.000Z') + i * 180_000;
+      for (let n = 0; n < 7; n++) expect(await hit(`f${i}`, 9)).toBe(true);
+      clock.ms += 60_000 + Math.round(elapsed * 60_000);
+      let allowed = 0;
+      while (await hit(`f${i}`, 9)) allowed++;
+      const f = (clock.ms % 60_000) / 60_000;
+      expect([elapsed, allowed]).toEqual([elapsed, Math.max(0, limitCap(9, 7, f))]);
+    }
   });
 
   it('purges windows nobody can consult any more', async () => {

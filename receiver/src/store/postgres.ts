@@ -554,27 +554,45 @@ export class PostgresStore implements Store {
     const nowMs = this.now().getTime();
     const windowMs = windowSecs * 1000;
     const start = nowMs - (nowMs % windowMs);
+    if (count) return this.limitCount(key, limit, nowMs, start, windowMs);
     const counts = await this.rows<{ window_start: number; count: number }>(
       'SELECT window_start, count FROM limit_windows WHERE key = $1 AND window_start IN ($2, $3)',
       [key, start - windowMs, start],
     );
     const previous = counts.find((r) => r.window_start === start - windowMs)?.count ?? 0;
-    let current = counts.find((r) => r.window_start === start)?.count ?? 0;
+    const current = counts.find((r) => r.window_start === start)?.count ?? 0;
     const cap = limitCap(limit, previous, (nowMs - start) / windowMs);
-    if (count && cap >= 1) {
-      // One statement, one row lock: concurrent instances count exactly, and a refused request
-      // (the WHERE fails, no row comes back) leaves the count as it was.
-      const r = await this.rows<{ n: number }>(
-        `INSERT INTO limit_windows (key, window_start, expires_ms, count) VALUES ($1, $2, $3, 1)
-         ON CONFLICT (key, window_start) DO UPDATE SET count = limit_windows.count + 1 WHERE limit_windows.count < $4
-         RETURNING count AS n`,
-        [key, start, start + 2 * windowMs, cap],
-      );
-      if (r.length > 0) return { allowed: true, retryAfterSecs: 0 };
-      current = Math.max(current, cap);
-    } else if (!count && current < cap) {
-      return { allowed: true, retryAfterSecs: 0 };
-    }
+    if (current < cap) return { allowed: true, retryAfterSecs: 0 };
+    return { allowed: false, retryAfterSecs: limitRetryAfter(limit, current, previous, nowMs, start, windowMs) };
+  }
+
+  /**
+   * A counted hit in one statement, one round trip: the previous window's count and the capped
+   * upsert (one row lock: concurrent instances count exactly; a refused request, where the WHERE
+   * fails, leaves the count as it was). The cap is `limitCap`'s arithmetic, in float8 as in
+   * JavaScript: ceil(limit − previous × (1 − elapsed)), the factor computed here. Only a refusal
+   * reads the current count again, for Retry-After.
+   */
+  private async limitCount(key: string, limit: number, nowMs: number, start: number, windowMs: number): Promise<LimitDecision> {
+    const remaining = 1 - (nowMs - start) / windowMs;
+    const [row] = await this.rows<{ previous: number; counted: number }>(
+      `WITH prev AS (
+         SELECT COALESCE((SELECT count FROM limit_windows WHERE key = $1 AND window_start = $5), 0) AS n
+       ), hit AS (
+         INSERT INTO limit_windows (key, window_start, expires_ms, count)
+         SELECT $1, $2, $3, 1 FROM prev WHERE ceil($4::float8 - prev.n * $6::float8) >= 1
+         ON CONFLICT (key, window_start) DO UPDATE SET count = limit_windows.count + 1
+           WHERE limit_windows.count < (SELECT ceil($4::float8 - prev.n * $6::float8) FROM prev)
+         RETURNING 1
+       )
+       SELECT (SELECT n FROM prev) AS previous, (SELECT count(*) FROM hit) AS counted`,
+      [key, start, start + 2 * windowMs, limit, start - windowMs, remaining],
+    );
+    const previous = Number(row?.previous ?? 0);
+    if (Number(row?.counted ?? 0) > 0) return { allowed: true, retryAfterSecs: 0 };
+    const cap = limitCap(limit, previous, (nowMs - start) / windowMs);
+    const [now] = await this.rows<{ count: number }>('SELECT count FROM limit_windows WHERE key = $1 AND window_start = $2', [key, start]);
+    const current = Math.max(Number(now?.count ?? 0), cap);
     return { allowed: false, retryAfterSecs: limitRetryAfter(limit, current, previous, nowMs, start, windowMs) };
   }
 

@@ -19,6 +19,8 @@
  *   (`usage_user_models` lists the pairs): the views' cost does not grow with the days shown.
  *   A late report (an hour before the pair's latest) adds itself to every later hour too. Sums
  *   are floating point: a difference is exact while the pair's all-time total stays under 2^53.
+ *   `last_received` (migration 10): so every report of the pair writes its latest row, which
+ *   therefore holds the pair's latest `received_at` (the users page's "last report").
  * - `usage_org_daily(day, model, shard)`: the token sums of all users, for the daily chart, split
  *   over `user_id % ORG_SHARDS` rows so that reports of different users rarely wait on one row
  *   (the only rows several users add to; always one shard's rows, in model order).
