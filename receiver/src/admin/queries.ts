@@ -326,14 +326,14 @@ const LAST_USAGE = `(SELECT MAX(e.timestamp_utc) FROM usage_events e WHERE e.use
 // No turn since @before: one seek in usage_events(user_id, timestamp_utc) per user.
 const INACTIVE = `u.revoked_at IS NULL AND NOT EXISTS (SELECT 1 FROM usage_events e WHERE e.user_id = u.id AND e.timestamp_utc >= @before)`;
 // The latest received_at of each of the user's models, on that pair's latest running-sum row
-// (migration 10; kept by insertReport): one seek per user × model.
-const LAST_REPORT = `(SELECT MAX((SELECT c.last_received FROM usage_cum c WHERE c.user_id = m.user_id AND c.model = m.model
-      ORDER BY c.hour DESC LIMIT 1)) FROM usage_user_models m WHERE m.user_id = u.id)`;
+// (migration 10; kept by insertReport): one seek per user × model, so pagedSql reads it for the
+// page's rows only, unless the page is sorted by it.
+const lastReport = (userId: string) => `(SELECT MAX((SELECT c.last_received FROM usage_cum c WHERE c.user_id = m.user_id AND c.model = m.model
+      ORDER BY c.hour DESC LIMIT 1)) FROM usage_user_models m WHERE m.user_id = ${userId})`;
 const USER_COLS = `u.email AS email, u.division AS division, u.created_at AS createdAt, u.revoked_at AS revokedAt,
       (SELECT MAX(t.expires_at) FROM user_tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL) AS tokenExpiresAt,
       (SELECT MAX(t.last_used_at) FROM user_tokens t WHERE t.user_id = u.id) AS tokenLastUsedAt,
       (SELECT COUNT(*) FROM device_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL AND u.revoked_at IS NULL) AS devices,
-      ${LAST_REPORT} AS lastReportAt,
       ${LAST_USAGE} AS lastUsageAt`;
 const KEY_MATCH = `(@email IS NULL OR u.email = @email) AND (@division IS NULL OR u.division = @division)
     AND (@pattern IS NULL OR lower(u.email || ' ' || k.device_id) LIKE @pattern ESCAPE '\\')`;
@@ -395,8 +395,12 @@ function pagedSql(table: PagedTable, sort: string | null, dir: 'asc' | 'desc'): 
   } else {
     const order = parts === undefined ? '(revokedAt IS NOT NULL), email' : orderBy(parts, dir, 'email');
     const where = table === 'inactive' ? `${USER_MATCH} AND ${INACTIVE}` : USER_MATCH;
-    sql = `SELECT * FROM (SELECT ${USER_COLS} FROM users u WHERE ${where}) x
-    ORDER BY ${order} LIMIT @limit OFFSET @offset`;
+    sql = parts?.includes('lastReportAt')
+      ? `SELECT * FROM (SELECT ${USER_COLS}, ${lastReport('u.id')} AS lastReportAt FROM users u WHERE ${where}) x
+    ORDER BY ${order} LIMIT @limit OFFSET @offset`
+      : `SELECT p.*, ${lastReport('(SELECT id FROM users WHERE email = p.email)')} AS lastReportAt FROM (
+      SELECT * FROM (SELECT ${USER_COLS} FROM users u WHERE ${where}) x ORDER BY ${order} LIMIT @limit OFFSET @offset) p
+    ORDER BY ${order}`;
   }
   pagedCache.set(key, sql);
   return sql;
