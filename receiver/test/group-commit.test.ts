@@ -29,6 +29,17 @@ async function sqliteStore(clock = new Clock()) {
   return { store, users, dbPath: fresh.dbPath };
 }
 
+/** A bare database file of the test's own (closed and removed after it), for GroupCommit alone. */
+function scratchDb() {
+  const { dir, cleanup } = tempDir();
+  disposers.push(cleanup);
+  const db = openDatabase(`${dir}/g.db`, { notice: () => {} });
+  disposers.push(() => {
+    db.close();
+  });
+  return db;
+}
+
 const report = (i: number): ReportBody =>
   makeReport({
     session_id: `s-${i % 3}`,
@@ -50,12 +61,7 @@ function count(dbPath: string, sql: string): number {
 
 describe.skipIf(ON_POSTGRES)('GroupCommit (SQLite)', () => {
   it('runs writes queued in one turn in one transaction; a write that throws is rolled back alone', async () => {
-    const { dir, cleanup } = tempDir();
-    disposers.push(cleanup);
-    const db = openDatabase(`${dir}/g.db`, { notice: () => {} });
-    disposers.push(() => {
-      db.close();
-    });
+    const db = scratchDb();
     db.exec('CREATE TABLE t (v INTEGER NOT NULL)');
     const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
     const commits = new GroupCommit(db);
@@ -78,12 +84,7 @@ describe.skipIf(ON_POSTGRES)('GroupCommit (SQLite)', () => {
   });
 
   it('a one-statement write (no savepoint of its own) that fails leaves nothing and fails alone', async () => {
-    const { dir, cleanup } = tempDir();
-    disposers.push(cleanup);
-    const db = openDatabase(`${dir}/g.db`, { notice: () => {} });
-    disposers.push(() => {
-      db.close();
-    });
+    const db = scratchDb();
     db.exec('CREATE TABLE t (v INTEGER NOT NULL CHECK (v < 10))');
     // Several rows in one statement: the fourth breaks the CHECK after three were written.
     const insert = db.prepare('INSERT INTO t (v) SELECT value FROM json_each(?)');

@@ -44,6 +44,14 @@ export function placeUntimedTurn(value: unknown, now: Date): unknown {
  */
 export type ReportOutcome = { status: 200; stored: number; expired?: true } | { status: 400 | 413; error: string } | { status: 403; code: WireErrorCode };
 
+/** A report's signature header: absent (undefined), present but not a signature (null), or its parts. */
+export type ReportSignature = ReturnType<typeof parseSignatureHeader> | undefined;
+
+/** Parses the signature header once per report: `/report` also uses its key for the token lookup. */
+export function readSignature(header: string | undefined): ReportSignature {
+  return header === undefined ? undefined : parseSignatureHeader(header);
+}
+
 /**
  * One report past the route's own checks (bearer, rate limit, body size): shape and limits (400),
  * timestamp and signature (403), then the idempotent store. Shared by `/report` and `/reports`;
@@ -54,7 +62,7 @@ export async function acceptReport(
   auth: AuthContext,
   body: Buffer,
   timestampHeader: string | undefined,
-  signatureHeader: string | undefined,
+  signature: ReportSignature,
 ): Promise<ReportOutcome> {
   const rejected = (error: string): ReportOutcome => {
     deps.metrics.inc('ccflux_reports_rejected_total');
@@ -71,14 +79,13 @@ export async function acceptReport(
   if (timeProblem !== null) return rejected(timeProblem);
 
   let key: DeviceKey | undefined;
-  if (signatureHeader === undefined) {
+  if (signature === undefined) {
     if (deps.config.requireSignatures) return refused('signature-required');
   } else {
     // A timestamp that is not RFC 3339 is as good as none: it cannot be placed in the window.
     const timestamp = timestampHeader === undefined ? null : parseTimestamp(timestampHeader);
     if (timestampHeader === undefined || timestamp === null) return refused('timestamp-missing');
     if (!timestampFresh(timestamp, deps.now())) return refused('timestamp-stale');
-    const signature = parseSignatureHeader(signatureHeader);
     if (signature === null) return refused('signature-invalid');
     // Only this user's registration counts: a key registered by someone else does not verify here.
     // Read with the token when the route asked for it (same request, same query), else now.
@@ -104,9 +111,9 @@ export async function acceptReport(
 }
 
 export const handleReport: Route = async (req, res, deps) => {
-  const signatureHeader = headerValue(req.headers[HEADERS.signature]);
+  const signature = readSignature(headerValue(req.headers[HEADERS.signature]));
   // The signing key's registration comes with the token lookup: one query fewer per signed report.
-  const auth = await authenticate(req, res, deps, 'access', signatureHeader === undefined ? undefined : parseSignatureHeader(signatureHeader)?.publicKey);
+  const auth = await authenticate(req, res, deps, 'access', signature?.publicKey);
   if (auth === null) {
     deps.metrics.inc('ccflux_reports_auth_rejected_total');
     return;
@@ -126,7 +133,7 @@ export const handleReport: Route = async (req, res, deps) => {
     auth,
     body,
     headerValue(req.headers[HEADERS.timestamp]),
-    signatureHeader,
+    signature,
   );
   if (outcome.status === 200) return sendJson(res, 200, { status: 'ok', stored: outcome.stored, ...(outcome.expired ? { expired: true } : {}) });
   if (outcome.status === 403) return sendError(res, 403, outcome.code, { [HEADERS.error]: outcome.code });

@@ -13,7 +13,7 @@ import { BATCH, type BatchItem, type BatchResult, batchRateUnits, validateBatchR
 import { answerEarly, parseJson, readBody, sendError, sendJson } from '../http';
 import type { AuthContext } from '../store';
 import { authenticate, type Route, type RouteDeps, rateLimit, requireJsonBody } from './context';
-import { acceptReport } from './report';
+import { acceptReport, readSignature } from './report';
 
 /** The whole body may hold a full batch of reports at the receiver's own per-report limit, within BATCH.maxBodyBytes. */
 export function batchBodyLimit(bodyLimitBytes: number): number {
@@ -49,7 +49,7 @@ async function acceptItem(deps: RouteDeps, auth: AuthContext, item: BatchItem): 
     deps.metrics.inc('ccflux_reports_rejected_total');
     return { status: 413, error: `report larger than ${deps.config.bodyLimitKb} KB` };
   }
-  const outcome = await acceptReport(deps, auth, body, item.timestamp, item.signature);
+  const outcome = await acceptReport(deps, auth, body, item.timestamp, readSignature(item.signature));
   if (outcome.status === 403) return { status: 403, error: outcome.code };
   return outcome;
 }

@@ -420,28 +420,29 @@ export class PostgresStore implements Store {
   }
 
   async dashboard(now: Date, view: DashboardView = {}): Promise<DashboardData> {
-    this.queries ??= createQueries(pgReader(this.pool, viewSlots(this.pool.options.max)));
-    return this.queries.load(now, view.filter, view);
+    return this.adminQueries().load(now, view.filter, view);
   }
 
   async userSessions(filter: FilterParams, prices?: PriceBook): Promise<SessionRow[]> {
-    this.queries ??= createQueries(pgReader(this.pool, viewSlots(this.pool.options.max)));
-    return this.queries.sessions(filter, prices);
+    return this.adminQueries().sessions(filter, prices);
   }
 
   async usageMetrics(prices: PriceBook | undefined, perUser: boolean): Promise<MetricTotals> {
-    this.queries ??= createQueries(pgReader(this.pool, viewSlots(this.pool.options.max)));
-    return this.queries.metricTotals(prices, perUser);
+    return this.adminQueries().metricTotals(prices, perUser);
   }
 
   async usageGroups(filter: FilterParams, opts?: { prices?: PriceBook }): Promise<GroupRow[]> {
-    this.queries ??= createQueries(pgReader(this.pool, viewSlots(this.pool.options.max)));
-    return this.queries.groups(filter, opts);
+    return this.adminQueries().groups(filter, opts);
   }
 
   async rawEvents(filter: FilterParams, after: number, limit: number): Promise<RawEventRow[]> {
+    return this.adminQueries().rawEvents(filter, after, limit);
+  }
+
+  /** The dashboard's reads, made on first use; view reads hold at most half the pool (viewSlots). */
+  private adminQueries(): AdminQueries {
     this.queries ??= createQueries(pgReader(this.pool, viewSlots(this.pool.options.max)));
-    return this.queries.rawEvents(filter, after, limit);
+    return this.queries;
   }
 
   /** Named-parameter SQL (`@name`, camelCase aliases) as the SQLite backend writes it. */

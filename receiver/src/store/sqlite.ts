@@ -83,7 +83,6 @@ interface AccessLookupRow {
   key_revoked_at?: string | null;
 }
 
-
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly db: Db;

@@ -86,8 +86,8 @@ export function isZeroUsage(u: ModelUsage): boolean {
   return USAGE_FIELDS.every((f) => (u[f] ?? 0) === 0);
 }
 
-function combine(a: ModelUsage, b: ModelUsage, op: (x: number, y: number) => number): ModelUsage {
-  const out = zeroUsage();
+/** `op` field by field into `out`: a new usage, or `a` itself for the in-place forms (addTo, raiseTo). */
+function combine(a: ModelUsage, b: ModelUsage, op: (x: number, y: number) => number, out = zeroUsage()): ModelUsage {
   for (const f of TOKEN_FIELDS) out[f] = op(a[f], b[f]);
   // As withDetail, without an object in between (a first read of a long session combines 100k+ times).
   for (const f of DETAIL_FIELDS) {
@@ -116,11 +116,7 @@ export function maxUsage(a: ModelUsage, b: ModelUsage): ModelUsage {
 
 /** `target` becomes maxUsage(target, b), in place (for a caller that owns `target`). */
 export function raiseTo(target: ModelUsage, b: ModelUsage): void {
-  for (const f of TOKEN_FIELDS) if (b[f] > target[f]) target[f] = b[f];
-  for (const f of DETAIL_FIELDS) {
-    const v = b[f] ?? 0;
-    if (v > (target[f] ?? 0)) target[f] = v;
-  }
+  combine(target, b, Math.max, target);
 }
 
 /**
@@ -146,11 +142,7 @@ export function addUsage(a: ModelUsage, b: ModelUsage): ModelUsage {
 
 /** `target` becomes addUsage(target, b), in place (for a caller that owns `target`). */
 export function addTo(target: ModelUsage, b: ModelUsage): void {
-  for (const f of TOKEN_FIELDS) target[f] = saturating(target[f], b[f]);
-  for (const f of DETAIL_FIELDS) {
-    const v = saturating(target[f] ?? 0, b[f] ?? 0);
-    if (v > 0) target[f] = v;
-  }
+  combine(target, b, saturating, target);
 }
 
 /** A token counter: a non-negative safe integer, anything else (missing, null, -1, 1.5, "7") is 0. */
