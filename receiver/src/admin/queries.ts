@@ -434,10 +434,6 @@ const GROUP_SUMS = `TOTAL(input) AS input, TOTAL(output) AS output, TOTAL(cacheR
  * `unpriced`, never dollars. With `@byModel` = 1 (a model filter) sessions and turns per user and
  * division are those that used the model. Column names are the pairs' own, unqualified, so the
  * PostgreSQL translation quotes them (store/pg-dialect.ts).
- *
- * The pairs are grouped twice, per user and per model (a pair is one user × model, so a model's
- * users are its rows); divisions and the whole are summed from the ~1,000 user rows, as a user is
- * in one division: each pass over the pairs (a sort of ~5,000 rows) is what costs, on SQLite ~10 ms.
  */
 function usageSql(pairs: string, dialect: 'sqlite' | 'postgres'): string {
   const write5m = 'CASE WHEN cw5m + unsplit > cacheWrite - cw1h THEN cw5m + unsplit ELSE cacheWrite - cw1h END';
@@ -453,7 +449,18 @@ function usageSql(pairs: string, dialect: 'sqlite' | 'postgres'): string {
         CASE WHEN p_model IS NOT NULL AND (unsplit > 0 OR cw5m + unsplit + cw1h <> cacheWrite) THEN 1 ELSE 0 END AS est,
         CASE WHEN p_model IS NULL THEN input + output + cacheRead + cacheWrite ELSE 0 END AS unpriced
       FROM (${pairs}) t LEFT JOIN pr ON pr.p_model = t.model
-    ),
+    )${USAGE_GROUPS[dialect]}`;
+}
+
+/**
+ * `usageSql`'s groups of the priced pairs `pc`. SQLite: per user and per model (a pair is one
+ * user × model, so a model's users are its rows), divisions and the whole summed from the ~1,000
+ * user rows, as a user is in one division: each pass over the pairs (a sort of ~5,000 rows) costs
+ * ~10 ms there (docs/bench.md, "SQLite views, session 6"). PostgreSQL keeps its four passes, as
+ * measured in session 4.
+ */
+const USAGE_GROUPS = {
+  sqlite: `,
     pu AS MATERIALIZED (
       SELECT g_user, MAX(g_division) AS g_division, TOTAL(s) AS s, TOTAL(n) AS n, ${GROUP_SUMS} FROM pc GROUP BY g_user
     )
@@ -461,8 +468,14 @@ function usageSql(pairs: string, dialect: 'sqlite' | 'postgres'): string {
         input, output, cacheRead, cacheWrite, usd, unpriced, est, lastSeen FROM pu
     UNION ALL SELECT 'm', g_model, NULL, COUNT(*), TOTAL(ms), TOTAL(mt), ${GROUP_SUMS} FROM pc GROUP BY g_model
     UNION ALL SELECT 'd', g_division, NULL, COUNT(*), TOTAL(s), TOTAL(n), ${GROUP_SUMS} FROM pu GROUP BY g_division
-    UNION ALL SELECT 's', '', NULL, COUNT(*), TOTAL(s), TOTAL(n), ${GROUP_SUMS} FROM pu`;
-}
+    UNION ALL SELECT 's', '', NULL, COUNT(*), TOTAL(s), TOTAL(n), ${GROUP_SUMS} FROM pu`,
+  postgres: `
+    SELECT 'u' AS grp, g_user AS grpKey, MAX(g_division) AS label, 1 AS users, TOTAL(s) AS sessions, TOTAL(n) AS turns, ${GROUP_SUMS}
+      FROM pc GROUP BY g_user
+    UNION ALL SELECT 'm', g_model, NULL, COUNT(DISTINCT g_user), TOTAL(ms), TOTAL(mt), ${GROUP_SUMS} FROM pc GROUP BY g_model
+    UNION ALL SELECT 'd', g_division, NULL, COUNT(DISTINCT g_user), TOTAL(s), TOTAL(n), ${GROUP_SUMS} FROM pc GROUP BY g_division
+    UNION ALL SELECT 's', '', NULL, COUNT(DISTINCT g_user), TOTAL(s), TOTAL(n), ${GROUP_SUMS} FROM pc`,
+};
 
 // The views' grain: user × model over one price period [@from, @to) of hours, as the
 // difference of two running sums (usage_cum), whatever the number of days: per pair two seeks
