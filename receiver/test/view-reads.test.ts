@@ -4,9 +4,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseFilter } from '../src/admin/filters';
+import { createPool, DEFAULT_POOL_MAX } from '../src/db/postgres';
 import { createQueries, type SqlReader } from '../src/admin/queries';
 import { PostgresStore, type SqliteStore } from '../src/store';
-import { pgReader, viewSlots } from '../src/store/pg-dialect';
+import { pgReader, VIEW_STATEMENTS, viewSlots } from '../src/store/pg-dialect';
 import { inlineReader } from '../src/store/sqlite-reader';
 import { BACKEND, Clock, freshStore, makeReport, ON_POSTGRES } from './support';
 
@@ -83,5 +84,34 @@ describe(`dashboard reads (${BACKEND})`, () => {
     expect(finished).toBe(0);
     await Promise.all(reads);
     expect(finished).toBe(4);
+  });
+
+  it.skipIf(!ON_POSTGRES)('run at most VIEW_STATEMENTS at once however large the pool', async () => {
+    const fresh = await freshStore(BACKEND, new Clock().now);
+    disposers.push(() => fresh.dispose());
+    const store = fresh.store as PostgresStore;
+    // The receiver's default pool (the test stores' is smaller).
+    const pool = createPool(String(store.pool.options.connectionString));
+    disposers.push(() => pool.end());
+    expect(pool.options.max).toBe(DEFAULT_POOL_MAX);
+    expect(viewSlots(pool.options.max)).toBe(VIEW_STATEMENTS);
+    expect(viewSlots(2)).toBe(1);
+    const reader = pgReader(pool, viewSlots(pool.options.max));
+    // A page's worth of statements at once; the database itself says how many run together.
+    const reads = Array.from({ length: 8 }, () => reader.all("SELECT pg_sleep(0.3) AS slept, 'view-slot-probe' AS tag"));
+    let peak = 0;
+    let settled = false;
+    const all = Promise.all(reads).finally(() => {
+      settled = true;
+    });
+    while (!settled) {
+      const { rows } = await store.pool.query(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%view-slot-probe%' AND pid <> pg_backend_pid()",
+      );
+      peak = Math.max(peak, Number(rows[0]?.n));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await all;
+    expect(peak).toBe(VIEW_STATEMENTS);
   });
 });

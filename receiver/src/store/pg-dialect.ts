@@ -13,7 +13,7 @@
  * - mixed-case aliases and `user` are quoted, so rows keep the keys the code reads.
  */
 import type pg from 'pg';
-import type { SqlReader } from '../admin/queries';
+import { type SqlReader, USAGE_SHARDS } from '../admin/queries';
 import { DEFAULT_POOL_MAX } from '../db/postgres';
 
 const cache = new Map<string, { text: string; names: string[] }>();
@@ -85,7 +85,18 @@ export function pgReader(pool: pg.Pool, maxInFlight = Number.POSITIVE_INFINITY):
   };
 }
 
-/** How many view statements may hold a connection at once: half the pool, at least one. */
+/**
+ * The most view statements that run at once on one instance: the usage statement's shards
+ * (`USAGE_SHARDS`), whatever the pool. Each running statement is a backend busy on one of the
+ * database's cores; more of them make a page no faster (its other statements are short) but leave
+ * /health's ping and ingest waiting for a core. Measured with PostgreSQL on the receiver's 2 cores
+ * (docs/bench.md, "PostgreSQL /health, session 6"): five at once, /health p99 24–26 ms while views
+ * load; two, 16–17 ms and the same page times; one, 9–11 ms but the 30-day overview over 200 ms.
+ */
+export const VIEW_STATEMENTS = USAGE_SHARDS;
+
+/** How many view statements may hold a connection at once: `VIEW_STATEMENTS`, and never more
+ * than half the pool (at least one), so the rest stays free for /health, ingest and logins. */
 export function viewSlots(poolMax: number | undefined): number {
-  return Math.max(1, Math.floor((poolMax ?? DEFAULT_POOL_MAX) / 2));
+  return Math.max(1, Math.min(VIEW_STATEMENTS, Math.floor((poolMax ?? DEFAULT_POOL_MAX) / 2)));
 }

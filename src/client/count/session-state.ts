@@ -9,7 +9,7 @@
  * Files of the Rust version (JSON `{"line","turn","session_start","closed"}`, or a bare number in
  * early builds) are converted without reporting again what it reported (`takeOverRustProgress`).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ReportBody } from '../../protocol/wire';
@@ -207,7 +207,50 @@ export async function readSessionState(paths: StatePaths, sessionId: string, opt
 }
 
 export async function writeSessionState(paths: StatePaths, state: SessionState): Promise<void> {
-  await writeFileAtomic(paths.sessionOffset(state.sessionId), `${JSON.stringify(state)}\n`);
+  await writeFileAtomic(paths.sessionOffset(state.sessionId), stateText(state));
+}
+
+/**
+ * Ledger entries serialised per piece of a state file's outbox: ~40 KB, below V8's large-object
+ * size, so a written piece is young garbage the next scavenge frees.
+ */
+const OUTBOX_PIECE_ENTRIES = 128;
+
+/**
+ * The state file's text, `JSON.stringify(state)` and a newline, in pieces: an outbox's ledger
+ * list longer than OUTBOX_PIECE_ENTRIES is serialised a slice at a time. A first read of a long
+ * session commits 40k+ entries; as one string (and the buffer written from it) they were the
+ * worker's peak memory. The pieces joined are exactly the one string.
+ */
+export function* stateText(state: SessionState): Generator<string> {
+  if (!state.outbox.some((item) => item.ledger.length > OUTBOX_PIECE_ENTRIES)) {
+    yield `${JSON.stringify(state)}\n`;
+    return;
+  }
+  // Each long list is stood in for by a marker string no state holds (fresh and random), and is
+  // written where its marker is; the markers come in outbox order, as JSON.stringify writes them.
+  const marker = `ccflux-ledger-${randomBytes(12).toString('hex')}-`;
+  const long: LedgerEntry[][] = [];
+  const outbox = state.outbox.map((item) => {
+    if (item.ledger.length <= OUTBOX_PIECE_ENTRIES) return item;
+    long.push(item.ledger);
+    return { ...item, ledger: `${marker}${long.length - 1}` };
+  });
+  let text = JSON.stringify({ ...state, outbox });
+  for (let at = 0; at < long.length; at++) {
+    const quoted = JSON.stringify(`${marker}${at}`);
+    const split = text.indexOf(quoted);
+    yield text.slice(0, split);
+    text = text.slice(split + quoted.length);
+    const ledger = long[at] as LedgerEntry[];
+    for (let from = 0; from < ledger.length; from += OUTBOX_PIECE_ENTRIES) {
+      const slice = JSON.stringify(ledger.slice(from, from + OUTBOX_PIECE_ENTRIES));
+      // `[a,b]` `[c]` → `[a,b` `,c]`: JSON.stringify(ledger) in pieces.
+      const last = from + OUTBOX_PIECE_ENTRIES >= ledger.length;
+      yield `${from === 0 ? '[' : ','}${slice.slice(1, last ? slice.length : -1)}`;
+    }
+  }
+  yield `${text}\n`;
 }
 
 /** Session ids that have a state file (any status), sorted. */

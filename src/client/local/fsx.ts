@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, readFileSync } from 'node:fs';
-import { chmod, mkdir, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, type FileHandle, mkdir, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CcfluxError, ERROR_CODES } from './errors';
@@ -25,13 +25,18 @@ export const PRIVATE_DIR_MODE = 0o700;
 /** Refresh-time staleness below this would take over live holders on a loaded machine. */
 const MIN_STALE_MILLIS = 2000;
 
-export async function writeFileAtomic(path: string, data: string | Buffer, mode = PRIVATE_FILE_MODE): Promise<void> {
+/**
+ * `data` may be given in pieces (any iterable of strings, consumed one piece at a time): a large
+ * file is then never one string, nor one buffer, in memory (a first read's session state).
+ */
+export async function writeFileAtomic(path: string, data: string | Buffer | Iterable<string>, mode = PRIVATE_FILE_MODE): Promise<void> {
   const temp = `${path}.${randomBytes(4).readUInt32BE(0)}`;
   const handle = await open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, mode);
   try {
     // The umask may only have narrowed `mode`; the file gets exactly what was asked.
     if (((await handle.stat()).mode & 0o777) !== mode) await handle.chmod(mode);
-    await handle.writeFile(data);
+    if (typeof data === 'string' || Buffer.isBuffer(data)) await handle.writeFile(data);
+    else await writePieces(handle, data);
     await handle.sync();
   } catch (err) {
     await handle.close().catch(() => {});
@@ -46,6 +51,23 @@ export async function writeFileAtomic(path: string, data: string | Buffer, mode 
     throw err;
   }
 }
+
+/**
+ * Writes the pieces one after another through one reused buffer: a buffer per piece (what
+ * writeFile of a string makes) stays allocated until a garbage collection, and a large file's
+ * pieces added up to the size of the file again.
+ */
+async function writePieces(handle: FileHandle, pieces: Iterable<string>): Promise<void> {
+  let buf = Buffer.allocUnsafe(PIECE_BUFFER_BYTES);
+  for (const piece of pieces) {
+    // UTF-8 needs at most 3 bytes per UTF-16 unit.
+    if (piece.length * 3 > buf.length) buf = Buffer.allocUnsafe(piece.length * 3);
+    const length = buf.write(piece);
+    for (let at = 0; at < length; ) at += (await handle.write(buf, at, length - at)).bytesWritten;
+  }
+}
+
+const PIECE_BUFFER_BYTES = 256 * 1024;
 
 /** The file's text, or null when it does not exist. Other errors (EACCES, EISDIR) are thrown. */
 export async function readTextIfExists(path: string): Promise<string | null> {

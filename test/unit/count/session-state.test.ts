@@ -14,8 +14,10 @@ import {
   readSessionState,
   recoveredTurnIndex,
   type SessionState,
+  stateText,
   writeSessionState,
 } from '../../../src/client/count/session-state';
+import type { LedgerEntry } from '../../../src/client/count/ledger';
 
 const NOW = new Date('2026-11-20T02:00:00Z');
 const SID = 'cd613e30-d8f1-6adf-91b7-584a2265b1f5';
@@ -63,6 +65,33 @@ function sample(): SessionState {
   ];
   return s;
 }
+
+describe('stateText', () => {
+  const entries = (n: number, tag: string): LedgerEntry[] =>
+    Array.from({ length: n }, (_, i) => ({ k: `m:${tag}${i}|r:req_${i}`, m: `${tag}${i}`, sc: i % 2 === 0, model: 'claude-x', i, o: 2 * i, cr: 3, cw: 4, t: 20000 + i }));
+
+  it('is JSON.stringify(state) and a newline, the long outbox lists in pieces of a bounded size', () => {
+    const s = sample();
+    const report = (s.outbox[0] as { report: SessionState['outbox'][number]['report'] }).report;
+    for (const lengths of [[0], [128], [129], [256], [1000], [1001], [45000, 0, 3], [2500, 7, 1001], [3, 1000, 999]]) {
+      s.outbox = lengths.map((n, i) => ({ report: i === 0 ? report : null, ledger: entries(n, `g${i}-`) }));
+      const pieces = [...stateText(s)];
+      expect(pieces.join('')).toBe(`${JSON.stringify(s)}\n`);
+      // A first read of a long session: 45,000 entries were one 6 MB string and buffer; no piece is that now.
+      const longest = Math.max(...pieces.map((p) => p.length));
+      if (lengths.some((n) => n > 1000)) expect(longest).toBeLessThan(100_000);
+    }
+  });
+
+  it('writes a state with a long outbox that reads back whole', async () => {
+    const s = sample();
+    s.outbox = [{ report: (s.outbox[0] as SessionState['outbox'][number]).report, ledger: entries(5000, 'x') }, { report: null, ledger: entries(1500, 'y') }];
+    await writeSessionState(paths, s);
+    const back = await readSessionState(paths, SID, opts());
+    expect(back.status).toBe('ok');
+    expect(back.state).toEqual(s);
+  });
+});
 
 describe('session state files', () => {
   it('round-trips, written 0600', async () => {

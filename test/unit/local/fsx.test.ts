@@ -164,4 +164,19 @@ describe('writeFileAtomic', () => {
     await expect(writeFileAtomic(join(sub, 'folder.json'), 'x')).rejects.toMatchObject({ code: 'EISDIR' });
     expect(readdirSync(sub).sort()).toEqual(['folder.json', 'state.json']);
   });
+
+  it('writes data given in pieces one after another, taking each piece only when the last is written', async () => {
+    const f = join(dir, 'pieces.json');
+    const taken: number[] = [];
+    function* pieces() {
+      for (let i = 0; i < 5; i++) {
+        taken.push(i);
+        yield `${'é'.repeat(i)}${i},`;
+      }
+    }
+    await writeFileAtomic(f, pieces());
+    expect(readFileSync(f, 'utf8')).toBe('0,é1,éé2,ééé3,éééé4,');
+    expect(taken).toEqual([0, 1, 2, 3, 4]);
+    expect(statSync(f).mode & 0o777).toBe(0o600);
+  });
 });
