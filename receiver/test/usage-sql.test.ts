@@ -3,8 +3,8 @@
  * (`usageSql` in admin/queries.ts) when a range has one price period. They must be what summing
  * the user × model pairs on the receiver gives (`aggregate`, still the path for a range across a
  * price change): every price column, split and unsplit cache writes, web searches, an unpriced
- * model, the model filter's sessions and turns, on both backends (on PostgreSQL read as several
- * statements for disjoint shares of the users, merged).
+ * model, the model filter's sessions and turns, on both backends (read as several statements for
+ * disjoint shares of the users, merged: on PostgreSQL always, on SQLite one per reader thread).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ReportBody } from '../../src/protocol/wire';
@@ -74,22 +74,24 @@ describe(`usage summed by SQL (${BACKEND})`, () => {
     }
     const reader: SqlReader = store instanceof PostgresStore ? pgReader(store.pool) : inlineReader((store as SqliteStore).db);
     let summedInSql = 0;
-    const counting: SqlReader = {
-      ...(reader.dialect === undefined ? {} : { dialect: reader.dialect }),
+    // SQLite: one statement per reader thread (`parallel`), each for a share of the users, as with
+    // two threads; and one statement for all of them with one.
+    const counting = (parallel: number): SqlReader => ({
+      ...(reader.dialect === undefined ? { parallel } : { dialect: reader.dialect }),
       all(sql, params) {
         if (sql.includes('pc AS MATERIALIZED')) summedInSql++;
         return reader.all(sql, params);
       },
-    };
-    const q = createQueries(counting);
+    });
     const now = clock.now();
     const cases = ['range=24h', 'range=7d', '', 'range=90d', 'range=90d&model=claude-opus-4-6', `range=90d&model=${UNPRICED}`, 'range=30d&division=Ops', 'range=90d&user=cy@example.org', 'range=7d&model=claude-sonnet-4-6'];
-    for (const qs of cases) {
+    for (const [qs, parallel] of cases.flatMap((c) => [1, 2, 3].map((n) => [c, n] as const))) {
+      const q = createQueries(counting(parallel));
       const filter = parseFilter(new URLSearchParams(qs), now.getTime());
       const before = summedInSql;
       const data = await q.load(now, filter, { prices: BOOK, sections: ['totals'] });
       // PostgreSQL: one statement per share of the users, merged (USAGE_SHARDS).
-      expect(summedInSql, qs).toBe(before + (reader.dialect === 'postgres' ? USAGE_SHARDS : 1));
+      expect(summedInSql, qs).toBe(before + (reader.dialect === 'postgres' ? USAGE_SHARDS : parallel));
       const pairs = (await q.groups(filterParams(filter), { prices: BOOK })) as TotalRow[];
       const expected = await aggregate(pairs, BOOK, filter.model !== null);
       expect(data.summary.turns, qs).toBeGreaterThan(0);
@@ -103,7 +105,7 @@ describe(`usage summed by SQL (${BACKEND})`, () => {
       expect(rounded(data.byDivision), qs).toEqual(rounded(expected.byDivision));
     }
     // What the cases must have covered for the comparison to mean something.
-    const all = await q.load(now, parseFilter(new URLSearchParams('range=90d'), now.getTime()), { prices: BOOK, sections: ['totals'] });
+    const all = await createQueries(counting(1)).load(now, parseFilter(new URLSearchParams('range=90d'), now.getTime()), { prices: BOOK, sections: ['totals'] });
     expect(all.byModel.find((m) => m.key === UNPRICED)?.cost).toMatchObject({ usd: 0, unpricedTokens: expect.any(Number) });
     expect(all.byModel.find((m) => m.key === UNPRICED)!.cost.unpricedTokens).toBeGreaterThan(0);
     expect(all.byModel.some((m) => m.cost.estimated)).toBe(true);

@@ -128,6 +128,45 @@ describe.skipIf(ON_POSTGRES)('SQLite views off the event loop', () => {
     await ended;
   });
 
+  it('runs queries on all its threads at once, answers each its own rows, and closes them all', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const db = openDatabase(join(dir, 'ccflux.db'), { notice: () => {} });
+    cleanups.push(() => {
+      db.close();
+    });
+    // [0]: the gate (closed); [1]: how many queries have reached it, i.e. are inside a thread.
+    const gate = new SharedArrayBuffer(8);
+    const flag = new Int32Array(gate);
+    const pool = openSqlReader(db, { hold: gate, threads: 2 });
+    expect(pool.parallel).toBe(2);
+    const count = 3_001;
+    const answers: Promise<Record<string, unknown>[]>[] = [
+      pool.all('WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < @count) SELECT i FROM n', { count }),
+      pool.all('SELECT @v AS v', { v: 'second' }),
+      pool.all('SELECT @v AS v', { v: 'third' }),
+      pool.all('SELECT count(*) AS n FROM users'),
+    ];
+    // One thread would hold the first query and keep the rest queued: two reach the gate only
+    // when both threads run one.
+    await expect.poll(() => Atomics.load(flag, 1), { timeout: 20_000 }).toBe(2);
+    Atomics.store(flag, 0, 1);
+    Atomics.notify(flag, 0);
+    const [rows, second, third, users] = await Promise.all(answers);
+    expect(rows!.map((r) => r.i)).toEqual(Array.from({ length: count }, (_, k) => k + 1));
+    expect([second, third, users]).toEqual([[{ v: 'second' }], [{ v: 'third' }], [{ n: 0 }]]);
+    expect(Atomics.load(flag, 1)).toBe(4);
+
+    // Closing ends what is pending on every thread, and the pool refuses work afterwards.
+    Atomics.store(flag, 0, 0);
+    const pending = [pool.all('SELECT 1 AS one'), pool.all('SELECT 2 AS two'), pool.all('SELECT 3 AS three')];
+    await expect.poll(() => Atomics.load(flag, 1), { timeout: 20_000 }).toBe(6);
+    const ended = Promise.all(pending.map((p) => expect(p).rejects.toMatchObject({ code: 'database' })));
+    await pool.close();
+    await ended;
+    await expect(pool.all('SELECT 1')).rejects.toMatchObject({ code: 'database' });
+  });
+
   it('falls back to the inline reader for an in-memory database', () => {
     const db = openDatabase(':memory:', { notice: () => {} });
     cleanups.push(() => {

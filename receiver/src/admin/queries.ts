@@ -449,24 +449,44 @@ function usageSql(pairs: string, dialect: 'sqlite' | 'postgres'): string {
         CASE WHEN p_model IS NOT NULL AND (unsplit > 0 OR cw5m + unsplit + cw1h <> cacheWrite) THEN 1 ELSE 0 END AS est,
         CASE WHEN p_model IS NULL THEN input + output + cacheRead + cacheWrite ELSE 0 END AS unpriced
       FROM (${pairs}) t LEFT JOIN pr ON pr.p_model = t.model
+    )${USAGE_GROUPS[dialect]}`;
+}
+
+/**
+ * `usageSql`'s groups of the priced pairs `pc`. SQLite: per user and per model (a pair is one
+ * user × model, so a model's users are its rows), divisions and the whole summed from the ~1,000
+ * user rows, as a user is in one division: each pass over the pairs (a sort of ~5,000 rows) costs
+ * ~10 ms there (docs/bench.md, "SQLite views, session 6"). PostgreSQL keeps its four passes, as
+ * measured in session 4.
+ */
+const USAGE_GROUPS = {
+  sqlite: `,
+    pu AS MATERIALIZED (
+      SELECT g_user, MAX(g_division) AS g_division, TOTAL(s) AS s, TOTAL(n) AS n, ${GROUP_SUMS} FROM pc GROUP BY g_user
     )
+    SELECT 'u' AS grp, g_user AS grpKey, g_division AS label, 1 AS users, s AS sessions, n AS turns,
+        input, output, cacheRead, cacheWrite, usd, unpriced, est, lastSeen FROM pu
+    UNION ALL SELECT 'm', g_model, NULL, COUNT(*), TOTAL(ms), TOTAL(mt), ${GROUP_SUMS} FROM pc GROUP BY g_model
+    UNION ALL SELECT 'd', g_division, NULL, COUNT(*), TOTAL(s), TOTAL(n), ${GROUP_SUMS} FROM pu GROUP BY g_division
+    UNION ALL SELECT 's', '', NULL, COUNT(*), TOTAL(s), TOTAL(n), ${GROUP_SUMS} FROM pu`,
+  postgres: `
     SELECT 'u' AS grp, g_user AS grpKey, MAX(g_division) AS label, 1 AS users, TOTAL(s) AS sessions, TOTAL(n) AS turns, ${GROUP_SUMS}
       FROM pc GROUP BY g_user
     UNION ALL SELECT 'm', g_model, NULL, COUNT(DISTINCT g_user), TOTAL(ms), TOTAL(mt), ${GROUP_SUMS} FROM pc GROUP BY g_model
     UNION ALL SELECT 'd', g_division, NULL, COUNT(DISTINCT g_user), TOTAL(s), TOTAL(n), ${GROUP_SUMS} FROM pc GROUP BY g_division
-    UNION ALL SELECT 's', '', NULL, COUNT(DISTINCT g_user), TOTAL(s), TOTAL(n), ${GROUP_SUMS} FROM pc`;
-}
+    UNION ALL SELECT 's', '', NULL, COUNT(DISTINCT g_user), TOTAL(s), TOTAL(n), ${GROUP_SUMS} FROM pc`,
+};
 
 // The views' grain: user × model over one price period [@from, @to) of hours, as the
 // difference of two running sums (usage_cum), whatever the number of days: per pair two seeks
 // for the hours, two for the rows. CROSS JOIN keeps that order in SQLite (pairs outside); the
 // pairs carry email and division, so no join follows that PostgreSQL could misplan.
-const TOTALS_SQL = `WITH b AS MATERIALIZED (
+const totalsSql = (share: string) => `WITH b AS MATERIALIZED (
       SELECT k.user_id, k.model, u.email, u.division, ${lastHour('@to')} AS hi_hour, ${lastHour('@from')} AS lo_hour
       FROM usage_user_models k JOIN users u ON u.id = k.user_id
       WHERE (@model IS NULL OR k.model = @model)
         AND (@user IS NULL OR u.email = @user)
-        AND (@division IS NULL OR u.division = @division)
+        AND (@division IS NULL OR u.division = @division)${share}
     )
     SELECT b.email AS user, b.division AS division, b.model AS model,
       ${CUM('input', 'input')}, ${CUM('output', 'output')}, ${CUM('cache_read', 'cacheRead')}, ${CUM('cache_write', 'cacheWrite')},
@@ -476,6 +496,9 @@ const TOTALS_SQL = `WITH b AS MATERIALIZED (
     FROM b CROSS JOIN usage_cum hi
     LEFT JOIN usage_cum lo ON lo.user_id = b.user_id AND lo.model = b.model AND lo.hour = b.lo_hour
     WHERE b.hi_hour >= @from AND hi.user_id = b.user_id AND hi.model = b.model AND hi.hour = b.hi_hour`;
+/** One share of the users (`user_id % @shards = @shard`): see `usageTotals`. */
+const SHARE = '\n        AND k.user_id % @shards = @shard';
+const TOTALS_SQL = totalsSql('');
 // The same rows for a short period (SHORT_PERIOD_HOURS), summed from its hours in usage_hourly:
 // a few rows per active pair instead of two seeks for every pair there is.
 const TOTALS_HOURS_SQL = `SELECT u.email AS user, u.division AS division, r.model AS model, ${ROLLUP_SUMS},
@@ -487,12 +510,14 @@ const TOTALS_HOURS_SQL = `SELECT u.email AS user, u.division AS division, r.mode
       AND (@user IS NULL OR u.email = @user)
       AND (@division IS NULL OR u.division = @division)
     GROUP BY u.id, u.email, u.division, r.model`;
+const TOTALS_HOURS_SHARE_SQL = TOTALS_HOURS_SQL.replace('\n    GROUP BY u.id,', '\n      AND r.user_id % @shards = @shard\n    GROUP BY u.id,');
 
 const SQL = {
   totals: TOTALS_SQL,
-  // The same pairs priced and summed per user, model and division, and in all (`usageSql`).
-  usage: usageSql(TOTALS_SQL, 'sqlite'),
-  usageHours: usageSql(TOTALS_HOURS_SQL, 'sqlite'),
+  // The same pairs priced and summed per user, model and division, and in all (`usageSql`), for
+  // one share of the users.
+  usage: usageSql(totalsSql(SHARE), 'sqlite'),
+  usageHours: usageSql(TOTALS_HOURS_SHARE_SQL, 'sqlite'),
   // The models there are, to price a period's pairs (`priceParam`).
   pairModels: `SELECT DISTINCT model AS v FROM usage_user_models`,
   totalsHours: TOTALS_HOURS_SQL,
@@ -591,14 +616,14 @@ const PG_SQL: Partial<Record<keyof typeof SQL, string>> = {
   totals: PG_TOTALS_SQL,
   // One share of the users (`user_id % @shards = @shard`) per statement: see USAGE_SHARDS.
   usage: usageSql(`${PG_TOTALS_SQL}\n      AND k.user_id % @shards = @shard`, 'postgres'),
-  usageHours: usageSql(TOTALS_HOURS_SQL.replace('\n    GROUP BY u.id,', '\n      AND r.user_id % @shards = @shard\n    GROUP BY u.id,'), 'postgres'),
+  usageHours: usageSql(TOTALS_HOURS_SHARE_SQL, 'postgres'),
 };
 
 /**
- * PostgreSQL runs one statement on one core: the range's totals (the heaviest read of a page) go
- * out as this many statements, each for a share of the users, on as many pooled connections, and
- * their rows are merged (`aggregateGroups`: users are disjoint, so sums and distinct-user counts
- * add up). SQLite's reader is one thread: one statement there.
+ * A database runs one statement on one core: the range's totals (the heaviest read of a page) go
+ * out as this many statements on PostgreSQL, each for a share of the users, on as many pooled
+ * connections, and their rows are merged (`aggregateGroups`: users are disjoint, so sums and
+ * distinct-user counts add up). On SQLite as many as the reader has threads (`parallel`).
  */
 export const USAGE_SHARDS = 2;
 
@@ -671,6 +696,8 @@ export function hourPeriods(fromIso: string, toIso: string, book: PriceBook): { 
 export interface SqlReader {
   /** 'postgres': run a statement's `PG_SQL` text where it has one. */
   readonly dialect?: 'postgres';
+  /** How many statements run at once (SQLite's reader threads); 1 when absent. */
+  readonly parallel?: number;
   all(sql: string, params?: Record<string, unknown>): Promise<Record<string, unknown>[]>;
 }
 
@@ -852,8 +879,8 @@ export function createQueries(db: SqlReader): AdminQueries {
     const models = (await all<{ v: string }>('pairModels')).map((r) => r.v);
     const params = { ...filterOnly(p), from: period.from, to: period.to, byModel: byModel ? 1 : 0, prices: priceParam(book, models, period.day) };
     const key = isShortPeriod(period) ? 'usageHours' : 'usage';
-    if (db.dialect !== 'postgres') return aggregateGroups(await all<UsageGroupRow>(key, params), book);
-    const shares = Array.from({ length: USAGE_SHARDS }, (_, shard) => all<UsageGroupRow>(key, { ...params, shards: USAGE_SHARDS, shard }));
+    const shards = db.dialect === 'postgres' ? USAGE_SHARDS : Math.max(1, db.parallel ?? 1);
+    const shares = Array.from({ length: shards }, (_, shard) => all<UsageGroupRow>(key, { ...params, shards, shard }));
     return aggregateGroups((await Promise.all(shares)).flat(), book);
   };
 
@@ -862,7 +889,9 @@ export function createQueries(db: SqlReader): AdminQueries {
     return all<GroupRow>(forUser(p, 'groups'), { ...filterOnly(p), ...rollupSpan(p.from, p.to) });
   };
 
-  const monthValue = async (book: PriceBook, nowMillis: number, memo: Map<string, Promise<TotalRow[]>>, activeSeats: number): Promise<SeatValue> => {
+  /** This month's value per seat; its statements go out at once, the seat count is awaited last
+   * (`counts`, awaited by the page too, so its failure is never unhandled). */
+  const monthValue = async (book: PriceBook, nowMillis: number, memo: Map<string, Promise<TotalRow[]>>, counts: Promise<{ activeUsers: number }>): Promise<SeatValue> => {
     const now = new Date(nowMillis);
     const monthStart = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
     const month = { from: isoSeconds(monthStart), to: isoSeconds(nowMillis + 1000), user: null, model: null, division: null };
@@ -874,7 +903,7 @@ export function createQueries(db: SqlReader): AdminQueries {
       division: new Map(sums.byDivision.map((r) => [r.key, pot(r)])),
       user: new Map(sums.byUser.map((r) => [r.key, pot(r)])),
     };
-    return { month: now.toISOString().slice(0, 7), cost: sums.summary.cost, activeSeats, spend };
+    return { month: now.toISOString().slice(0, 7), cost: sums.summary.cost, activeSeats: (await counts).activeUsers, spend };
   };
 
   /**
@@ -984,9 +1013,8 @@ export function createQueries(db: SqlReader): AdminQueries {
       const memo = new Map<string, Promise<TotalRow[]>>();
       const none = <T>(value: T): Promise<T> => Promise.resolve(value);
       // Every statement is sent at once and the answers awaited together (PostgreSQL runs them on
-      // several pooled connections, SQLite's reader one after the other without waiting for this
-      // thread): a page costs about its slowest statement, not their sum. Only the month waits,
-      // for the active seats.
+      // several pooled connections, SQLite's reader threads two at a time without waiting for this
+      // thread): a page costs about its slowest statement, not their sum.
       const usageRows = want.has('totals') ? usageTotals(p, book, filter.model !== null, memo) : none(emptyAggregate());
       const countRow = one<{ users: number; activeUsers: number }>('userCounts');
       const eventsPage = Math.min(Math.max(1, loadOpts.eventsPage ?? 1), MAX_EVENT_PAGES);
@@ -1005,7 +1033,7 @@ export function createQueries(db: SqlReader): AdminQueries {
         want.has('inactive') ? tablePage<UserRow>('inactive', filter, inactiveTable) : none(emptyPage<UserRow>()),
         want.has('keys') ? tablePage<KeyRow>('keys', filter, loadOpts.keysTable) : none(emptyPage<KeyRow>()),
         want.has('seats') ? all<{ v: string; n: number }>('divisionSeats') : none([]),
-        want.has('month') ? countRow.then((c) => monthValue(book, nowMillis, memo, c.activeUsers)) : none(null),
+        want.has('month') ? monthValue(book, nowMillis, memo, countRow) : none(null),
         all<{ v: string }>('divisions'),
         all<{ v: string }>('models', { day: dayKey(nowMillis - 90 * DAY_MS) }),
       ]);
