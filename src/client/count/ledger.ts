@@ -85,6 +85,38 @@ function setDetail(entry: LedgerEntry, c5: number, c1: number, ws: number): void
   if (ws > 0) entry.ws = ws;
 }
 
+/** The largest counter V8 keeps as a small integer in an object's field (31-bit Smis). */
+const SMALL_COUNTER = 2 ** 30 - 1;
+
+/**
+ * A new entry. Its counters are numbers that V8 keeps either as small integers or as doubles, and
+ * an object's shape (hidden class) records which: the first double stored into a shape's field
+ * turns that field into a double for the whole shape, and V8 then rebuilds every object made with
+ * the old shape, one by one, on its next access. A session's totals (cost-state entries, turn
+ * marks) pass 2^30 cache-read tokens within days, and a usage object that ever held one hands
+ * out even small counts as doubles; on the bench's first read of a 300k-line transcript that
+ * rebuilt 41,467 entries in the commit's first loop over them (~100 ms). So small counters are
+ * stored as small integers (`| 0`), and an entry with a larger one gets the same keys in another
+ * order, which is another shape to V8 (and the same entry to every reader: lines are read by key).
+ */
+function newEntry(
+  k: string,
+  m: string | null,
+  sc: boolean,
+  model: string,
+  [i, o, cr, cw]: readonly [number, number, number, number],
+  [c5, c1, ws]: readonly [number, number, number],
+): LedgerEntry {
+  if (Math.max(i, o, cr, cw, c5, c1, ws) > SMALL_COUNTER) {
+    const big: LedgerEntry = { k, m, sc, model, cw, cr, o, i };
+    setDetail(big, c5, c1, ws);
+    return big;
+  }
+  const entry: LedgerEntry = { k, m, sc, model, i: i | 0, o: o | 0, cr: cr | 0, cw: cw | 0 };
+  setDetail(entry, c5 | 0, c1 | 0, ws | 0);
+  return entry;
+}
+
 export function toLedgerEntry(
   key: string,
   messageId: string | null,
@@ -93,17 +125,14 @@ export function toLedgerEntry(
   u: ModelUsage,
   sessionId?: string,
 ): LedgerEntry {
-  const entry: LedgerEntry = {
-    k: key,
-    m: messageId,
-    sc: sidechain,
+  const entry = newEntry(
+    key,
+    messageId,
+    sidechain,
     model,
-    i: u.input_tokens,
-    o: u.output_tokens,
-    cr: u.cache_read_tokens,
-    cw: u.cache_write_tokens,
-  };
-  setDetail(entry, count(u.cache_write_5m_tokens), count(u.cache_write_1h_tokens), count(u.web_search_requests));
+    [u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens],
+    [count(u.cache_write_5m_tokens), count(u.cache_write_1h_tokens), count(u.web_search_requests)],
+  );
   if (sessionId !== undefined) entry.s = sessionId;
   return entry;
 }
@@ -126,17 +155,14 @@ export function parseLedgerLine(line: string): LedgerEntry | null {
   const o = v as Record<string, unknown>;
   if (typeof o.k !== 'string' || o.k.length === 0) return null;
   if (o.m !== null && o.m !== undefined && typeof o.m !== 'string') return null;
-  const entry: LedgerEntry = {
-    k: o.k,
-    m: typeof o.m === 'string' && o.m.length > 0 ? o.m : null,
-    sc: o.sc === true,
-    model: typeof o.model === 'string' ? o.model : '',
-    i: count(o.i),
-    o: count(o.o),
-    cr: count(o.cr),
-    cw: count(o.cw),
-  };
-  setDetail(entry, count(o.c5), count(o.c1), count(o.ws));
+  const entry = newEntry(
+    o.k,
+    typeof o.m === 'string' && o.m.length > 0 ? o.m : null,
+    o.sc === true,
+    typeof o.model === 'string' ? o.model : '',
+    [count(o.i), count(o.o), count(o.cr), count(o.cw)],
+    [count(o.c5), count(o.c1), count(o.ws)],
+  );
   if (typeof o.s === 'string' && o.s.length > 0) entry.s = o.s;
   const t = count(o.t);
   if (t > 0) entry.t = t;

@@ -1,5 +1,6 @@
 import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { dayNumber, Ledger, type LedgerEntry, mergeEntries, parseLedgerLine, SHARD_COMPACT_BYTES, shardOf, toLedgerEntry } from '../../../src/client/count/ledger';
@@ -210,3 +211,26 @@ describe('entries', () => {
     expect(m).toMatchObject({ sc: false, i: 1, o: 400 });
   });
 });
+
+describe('entry shapes', () => {
+  // V8's own view of two objects' hidden classes (natives syntax, enabled for this one function).
+  setFlagsFromString('--allow-natives-syntax');
+  const sameShape = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
+
+  it("a session's totals past 2^30 tokens leave the messages' entries as they were (no shape to rebuild)", () => {
+    const before = toLedgerEntry('m1:r1', 'm1', false, 'claude-x', { ...u(10, 20, 30, 40), cache_write_5m_tokens: 40 });
+    // A count that arrives as a double although it is small (a usage object that once held a big total).
+    const doubled = toLedgerEntry('m2:r2', 'm2', false, 'claude-x', { ...u(11, 21, 0.5 + 30.5, 41), cache_write_5m_tokens: 41 });
+    const totals = toLedgerEntry('cs:s|claude-x', null, false, 'claude-x', { ...u(5_000, 900, 3_500_000_000, 2_200_000_000), cache_write_5m_tokens: 1 });
+    const after = toLedgerEntry('m3:r3', 'm3', false, 'claude-x', { ...u(12, 22, 32, 42), cache_write_5m_tokens: 42 });
+    expect(sameShape(before, after)).toBe(true);
+    expect(sameShape(before, doubled)).toBe(true);
+    expect(sameShape(before, totals)).toBe(false);
+    // The same entries to every reader.
+    expect(parseLedgerLine(JSON.stringify(totals))).toEqual(totals);
+    expect(totals).toEqual({ k: 'cs:s|claude-x', m: null, sc: false, model: 'claude-x', i: 5_000, o: 900, cr: 3_500_000_000, cw: 2_200_000_000, c5: 1 });
+    expect(doubled.cr).toBe(31);
+    expect(parseLedgerLine(JSON.stringify(before))).toEqual(before);
+  });
+});
+
