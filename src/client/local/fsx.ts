@@ -53,18 +53,25 @@ export async function writeFileAtomic(path: string, data: string | Buffer | Iter
 }
 
 /**
- * Writes the pieces one after another through one reused buffer: a buffer per piece (what
- * writeFile of a string makes) stays allocated until a garbage collection, and a large file's
- * pieces added up to the size of the file again.
+ * Writes the pieces one after another through one reused buffer, a write each time it is full:
+ * a buffer per piece (what writeFile of a string makes) stays allocated until a garbage
+ * collection, and a large file's pieces added up to the size of the file again.
  */
 async function writePieces(handle: FileHandle, pieces: Iterable<string>): Promise<void> {
   let buf = Buffer.allocUnsafe(PIECE_BUFFER_BYTES);
+  let filled = 0;
+  const flush = async () => {
+    for (let at = 0; at < filled; ) at += (await handle.write(buf, at, filled - at)).bytesWritten;
+    filled = 0;
+  };
   for (const piece of pieces) {
     // UTF-8 needs at most 3 bytes per UTF-16 unit.
-    if (piece.length * 3 > buf.length) buf = Buffer.allocUnsafe(piece.length * 3);
-    const length = buf.write(piece);
-    for (let at = 0; at < length; ) at += (await handle.write(buf, at, length - at)).bytesWritten;
+    const most = piece.length * 3;
+    if (filled + most > buf.length) await flush();
+    if (most > buf.length) buf = Buffer.allocUnsafe(most);
+    filled += buf.write(piece, filled);
   }
+  await flush();
 }
 
 const PIECE_BUFFER_BYTES = 256 * 1024;

@@ -178,5 +178,9 @@ describe('writeFileAtomic', () => {
     expect(readFileSync(f, 'utf8')).toBe('0,é1,éé2,ééé3,éééé4,');
     expect(taken).toEqual([0, 1, 2, 3, 4]);
     expect(statSync(f).mode & 0o777).toBe(0o600);
+    // Pieces larger than the write buffer, and many small ones filling it several times.
+    const big = ['a'.repeat(300_000), ...Array.from({ length: 5000 }, (_, i) => `é${i}✓`), 'b'.repeat(100_000), 'end'];
+    await writeFileAtomic(f, big.values());
+    expect(readFileSync(f, 'utf8')).toBe(big.join(''));
   });
 });
