@@ -53,6 +53,8 @@ export interface SqliteReaderOptions {
 
 export interface ClosableSqlReader extends SqlReader {
   readonly kind: 'worker' | 'inline';
+  /** Worker threads: the queries sent to each and not yet answered. */
+  readonly waitingPerThread?: number[];
   close(): Promise<void>;
 }
 
@@ -132,7 +134,9 @@ function driverPath(): string {
 /**
  * The worker threads of one database: each query goes to the thread with the fewest queries
  * waiting (the first on a tie), so a CLI command's one-at-a-time reads start one thread only and a
- * dashboard page's reads spread over all. The queue bound is the pool's.
+ * dashboard page's reads spread over all. A share of a split statement (an integer `shard`
+ * parameter, admin/queries.ts) goes to thread `shard % threads` instead, so the shares of one
+ * statement never queue behind each other while another thread idles. The queue bound is the pool's.
  */
 class ReaderPool implements ClosableSqlReader {
   readonly kind = 'worker' as const;
@@ -155,12 +159,19 @@ class ReaderPool implements ClosableSqlReader {
       waiting += r.waiting;
       if (r.waiting < least.waiting) least = r;
     }
+    const shard = params?.shard;
+    if (typeof shard === 'number' && Number.isInteger(shard) && shard >= 0) least = this.readers[shard % this.readers.length]!;
     if (waiting >= this.maxQueued) {
       // SQLITE_BUSY's code: the server answers it 503 with Retry-After, like a locked database.
       const busy = Object.assign(new Error(`too many view queries waiting (${this.maxQueued}); try again shortly`), { code: 'SQLITE_BUSY' });
       return Promise.reject(busy);
     }
     return least.all(sql, params);
+  }
+
+  /** Queries sent and not yet answered, per thread (tests, diagnostics). */
+  get waitingPerThread(): number[] {
+    return this.readers.map((r) => r.waiting);
   }
 
   async close(): Promise<void> {
