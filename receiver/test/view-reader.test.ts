@@ -165,6 +165,15 @@ describe.skipIf(ON_POSTGRES)('SQLite views off the event loop', () => {
     await pool.close();
     await ended;
     await expect(pool.all('SELECT 1')).rejects.toMatchObject({ code: 'database' });
+
+    // The shares of a split statement go to thread `shard % threads`, the rest to the least busy.
+    const pinned = openSqlReader(db, { hold: gate, threads: 2 });
+    const shares = [pinned.all('SELECT @shard AS s', { shard: 1 }), pinned.all('SELECT @shard AS s', { shard: 3 }), pinned.all('SELECT 0 AS s')];
+    expect(pinned.waitingPerThread).toEqual([1, 2]);
+    Atomics.store(flag, 0, 1);
+    Atomics.notify(flag, 0);
+    expect(await Promise.all(shares)).toEqual([[{ s: 1 }], [{ s: 3 }], [{ s: 0 }]]);
+    await pinned.close();
   });
 
   it('falls back to the inline reader for an in-memory database', () => {

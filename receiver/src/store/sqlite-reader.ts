@@ -26,8 +26,8 @@ export const MAX_QUEUED_QUERIES = 256;
  * thread (docs/bench.md, "SQLite views, session 6"). Each costs a V8 isolate and its page cache.
  */
 export const VIEW_THREADS = 2;
-/** Page cache of each reader connection, KiB (SQLite's default is 2,000): the running-sum seeks of
- * a 30-day page touch ~20 MB of b-tree pages, read again by every page load. */
+/** Page cache of each reader connection, KiB (SQLite's default is 2,000): every 30- or 90-day page
+ * walks the running sums' b-tree again (29 MB at 1,000 users × 90 days). */
 const READER_CACHE_KIB = 32 * 1024;
 /** Prepared statements kept by the worker; the dashboard's SQL is a fixed set far below this. */
 const MAX_PREPARED = 512;
@@ -53,6 +53,8 @@ export interface SqliteReaderOptions {
 
 export interface ClosableSqlReader extends SqlReader {
   readonly kind: 'worker' | 'inline';
+  /** Worker threads: the queries sent to each and not yet answered. */
+  readonly waitingPerThread?: number[];
   close(): Promise<void>;
 }
 
@@ -132,7 +134,9 @@ function driverPath(): string {
 /**
  * The worker threads of one database: each query goes to the thread with the fewest queries
  * waiting (the first on a tie), so a CLI command's one-at-a-time reads start one thread only and a
- * dashboard page's reads spread over all. The queue bound is the pool's.
+ * dashboard page's reads spread over all. A share of a split statement (an integer `shard`
+ * parameter, admin/queries.ts) goes to thread `shard % threads` instead, so the shares of one
+ * statement never queue behind each other while another thread idles. The queue bound is the pool's.
  */
 class ReaderPool implements ClosableSqlReader {
   readonly kind = 'worker' as const;
@@ -155,12 +159,19 @@ class ReaderPool implements ClosableSqlReader {
       waiting += r.waiting;
       if (r.waiting < least.waiting) least = r;
     }
+    const shard = params?.shard;
+    if (typeof shard === 'number' && Number.isInteger(shard) && shard >= 0) least = this.readers[shard % this.readers.length]!;
     if (waiting >= this.maxQueued) {
       // SQLITE_BUSY's code: the server answers it 503 with Retry-After, like a locked database.
       const busy = Object.assign(new Error(`too many view queries waiting (${this.maxQueued}); try again shortly`), { code: 'SQLITE_BUSY' });
       return Promise.reject(busy);
     }
     return least.all(sql, params);
+  }
+
+  /** Queries sent and not yet answered, per thread (tests, diagnostics). */
+  get waitingPerThread(): number[] {
+    return this.readers.map((r) => r.waiting);
   }
 
   async close(): Promise<void> {
