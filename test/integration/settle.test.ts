@@ -40,6 +40,8 @@ function assistant(turn: number, part: 'tool' | 'final', output: number): string
   })}\n`;
 }
 const summary = (turn: number) => `${JSON.stringify({ type: 'system', subtype: 'stop_hook_summary', sessionId: SESSION, uuid: `s${turn}` })}\n`;
+const duration = (turn: number) => `${JSON.stringify({ type: 'system', subtype: 'turn_duration', sessionId: SESSION, uuid: `d${turn}`, durationMs: 900 })}\n`;
+const prompt = (turn: number) => `${JSON.stringify({ type: 'user', sessionId: SESSION, uuid: `p${turn}`, message: { role: 'user', content: `turn ${turn}` } })}\n`;
 
 const quantile = (values: number[], q: number) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -87,4 +89,41 @@ describe('settle before reading (real worker, real receiver)', () => {
     expect(waits).toHaveLength(TURNS);
     console.log(`settle wait per turn over ${TURNS} turns: median ${quantile(waits, 0.5)} ms, p95 ${quantile(waits, 0.95)} ms, max ${Math.max(...waits)} ms; why: ${reasons.join(',')}`);
   }, 120_000);
+
+  // Seen with the real client (test/claude-code/interactive.test.ts, once in ~20 runs): a quick turn
+  // whose lines were not on disk at its Stop, in a file ending with the previous turn's
+  // `turn_duration` (written after that turn's worker had read its summary). That old closing line
+  // made the worker read at once, find nothing, and the turn was reported by nobody.
+  it("a turn not yet on disk at its Stop, behind the previous turn's late turn_duration, is still its own report", async () => {
+    const rx = await startReceiver();
+    receiver = rx;
+    const token = await rx.addUser('bob@example.org');
+    const { dataDir, home } = await makeDataDir({ email: 'bob@example.org' });
+    const pluginRoot = await installPlugin(dataDir);
+    const env = hookEnv({ dataDir, home, pluginRoot, endpoint: rx.url, token });
+    const project = join(dataDir, 'projects', '-work-demo');
+    await mkdir(project, { recursive: true });
+    const transcript = join(project, `${SESSION}.jsonl`);
+    const input = { session_id: SESSION, transcript_path: transcript, cwd: '/work/demo', hook_event_name: 'Stop' };
+    const turns = 4;
+
+    await appendFile(transcript, `${summary(-1)}${duration(-1)}`);
+    await runHook(pluginRoot, 'SessionStart', { ...input, hook_event_name: 'SessionStart', source: 'startup' }, env);
+    for (let turn = 0; turn < turns; turn++) {
+      await runHook(pluginRoot, 'Stop', input, env, turn);
+      await sleep(600);
+      // The whole turn lands after its Stop, then its summary; the worker reads through the summary.
+      await appendFile(transcript, `${prompt(turn)}${assistant(turn, 'final', 100 + turn)}${summary(turn)}`);
+      await waitForQuiet(dataDir);
+      // Then the turn's duration line, with no worker left to read it.
+      await appendFile(transcript, duration(turn));
+    }
+
+    const rows = rx.query<{ turn_index: number; output_tokens: number }>(
+      'SELECT turn_index, output_tokens FROM usage_events WHERE session_id = ? ORDER BY turn_index',
+      SESSION,
+    );
+    expect(rows).toEqual(Array.from({ length: turns }, (_, k) => ({ turn_index: k, output_tokens: 100 + k })));
+  }, 120_000);
 });
+

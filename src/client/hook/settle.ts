@@ -6,7 +6,11 @@
  * hook late, and a session killed right after its last Stop would hold it until that profile next
  * runs Claude Code. So on Stop/SubagentStop the detached worker waits, bounded, until the turn's
  * closing line follows its last assistant and user lines (bookkeeping lines such as `last-prompt` and
- * `cost-state` may come after it), then reads. A transcript that has never had a closing line
+ * `cost-state` may come after it), then reads. Only lines past the session's committed cursor count:
+ * the previous turn's `turn_duration` lands after that turn's worker has read its
+ * `stop_hook_summary`, and when a quick turn's lines are not on disk yet at its Stop, that old
+ * closing line is the file's last and would close a turn that has not been written (seen on the
+ * real client: the turn was then reported by nobody). A transcript that has never had a closing line
  * (older versions, subagent files, a session's first turn) is taken as settled once it has stopped
  * growing for SETTLE_QUIET_MILLIS. Claude Code does not wait for this: the hook has already returned.
  *
@@ -86,8 +90,10 @@ const MESSAGE_LINE = /"type"\s*:\s*"(?:assistant|user)"/;
  * True when the turn is closed: a closing line comes after every assistant and user line in the
  * text. Claude Code may write bookkeeping after it (`last-prompt`, `cost-state` in `-p` runs), so
  * the closing line need not be the last line; a later assistant or user line reopens the turn.
+ * With `needsMessage`, the text must also hold a message line of the turn (the text is what was
+ * written past the committed cursor: a closing line alone there is the previous turn's).
  */
-export function closesTurn(tail: string): boolean {
+export function closesTurn(tail: string, needsMessage = false): boolean {
   let lastClosing = -1;
   let lastMessage = -1;
   const lines = tail.split('\n');
@@ -97,7 +103,17 @@ export function closesTurn(tail: string): boolean {
     if (CLOSING_LINE.test(line)) lastClosing = i;
     else if (MESSAGE_LINE.test(line)) lastMessage = i;
   }
+  if (needsMessage && lastMessage < 0) return false;
   return lastClosing >= 0 && lastClosing > lastMessage;
+}
+
+/**
+ * Where the session's committed cursor stands in a file: its byte offset and the file's inode
+ * (null: any file; no cursor yet is offset 0, nothing of the file committed).
+ */
+export interface CommittedCursor {
+  offset: number;
+  ino: number | null;
 }
 
 /** True when the text's last complete line (the one before its final `\n`) is a closing line. */
@@ -108,8 +124,12 @@ export function endsWithClosingLine(tail: string): boolean {
   return CLOSING_LINE.test(last);
 }
 
-/** Size and closing-line check of a real file, reading only its last few KB. */
-export async function probeFile(path: string): Promise<Probe | null> {
+/**
+ * Size and closing-line check of a real file, reading only its last few KB. With the committed
+ * cursor of the same file (same inode, within its size), only what lies past it can close the
+ * turn, and must hold one of its message lines; past the tail's reach, all of the tail is new.
+ */
+export async function probeFile(path: string, cursor?: CommittedCursor | null): Promise<Probe | null> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(path, 'r');
@@ -117,12 +137,14 @@ export async function probeFile(path: string): Promise<Probe | null> {
     return null;
   }
   try {
-    const { size } = await handle.stat();
+    const { size, ino } = await handle.stat();
     const length = Math.min(size, TAIL_BYTES);
     const buf = Buffer.alloc(length);
     if (length > 0) await handle.read(buf, 0, length, size - length);
     const tail = buf.toString('utf8');
-    const closed = closesTurn(tail);
+    const known = cursor !== undefined && cursor !== null && (cursor.ino === null || cursor.ino === ino) && cursor.offset <= size;
+    const fresh = known ? buf.subarray(Math.max(0, cursor.offset - (size - length))).toString('utf8') : tail;
+    const closed = closesTurn(fresh, known);
     return { size, closed, closingSeen: closed || hasClosingLine(tail) };
   } finally {
     await handle.close();

@@ -1,4 +1,4 @@
-import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -125,5 +125,27 @@ describe('probeFile', () => {
     expect(await probeFile(path)).toMatchObject({ closed: true });
     await appendFile(path, ASSISTANT);
     expect(await probeFile(path)).toMatchObject({ closed: false, closingSeen: true });
+  });
+
+  it("past the committed cursor, the previous turn's late closing line closes nothing until the turn's lines land", async () => {
+    const path = join(dir, 's.jsonl');
+    // Turn 1 read up to its summary; its turn_duration came after; turn 2's lines are not on disk yet.
+    await writeFile(path, `{"type":"user","message":{"content":"one"}}\n${ASSISTANT}${SUMMARY}`);
+    const { ino, size: offset } = await stat(path);
+    await appendFile(path, DURATION);
+    expect(await probeFile(path)).toMatchObject({ closed: true }); // without the cursor: the old closing line
+    expect(await probeFile(path, { offset, ino })).toMatchObject({ closed: false, closingSeen: true });
+    // Another file at that path (a new inode) is read whole again: the cursor does not apply.
+    expect(await probeFile(path, { offset, ino: ino + 1 })).toMatchObject({ closed: true });
+    await appendFile(path, `{"type":"user","message":{"content":"two"}}\n${ASSISTANT}`);
+    expect(await probeFile(path, { offset, ino })).toMatchObject({ closed: false });
+    await appendFile(path, `${SUMMARY}${DURATION}`);
+    expect(await probeFile(path, { offset, ino })).toMatchObject({ closed: true, closingSeen: true });
+    // No cursor yet (a session's first turn): all of the file is new.
+    expect(await probeFile(path, { offset: 0, ino: null })).toMatchObject({ closed: true });
+    await writeFile(join(dir, 'first.jsonl'), `${SUMMARY}${DURATION}`);
+    expect(await probeFile(join(dir, 'first.jsonl'), { offset: 0, ino: null })).toMatchObject({ closed: false, closingSeen: true });
+    // Nothing past the cursor: nothing closes yet.
+    expect(await probeFile(path, { offset: (await stat(path)).size, ino })).toMatchObject({ closed: false, closingSeen: true });
   });
 });
