@@ -48,18 +48,24 @@ const quantile = (values: number[], q: number) => {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
 };
 
+/** A receiver with the user, a data dir with the plugin installed, and the session's transcript path and Stop input. */
+async function openSession(email: string) {
+  const rx = await startReceiver();
+  receiver = rx;
+  const token = await rx.addUser(email);
+  const { dataDir, home } = await makeDataDir({ email });
+  const pluginRoot = await installPlugin(dataDir);
+  const env = hookEnv({ dataDir, home, pluginRoot, endpoint: rx.url, token });
+  const project = join(dataDir, 'projects', '-work-demo');
+  await mkdir(project, { recursive: true });
+  const transcript = join(project, `${SESSION}.jsonl`);
+  const input = { session_id: SESSION, transcript_path: transcript, cwd: '/work/demo', hook_event_name: 'Stop' };
+  return { rx, dataDir, pluginRoot, env, transcript, input };
+}
+
 describe('settle before reading (real worker, real receiver)', () => {
   it('each turn reports its own final response that landed after Stop; the last one with no later hook', async () => {
-    const rx = await startReceiver();
-    receiver = rx;
-    const token = await rx.addUser('alice@example.org');
-    const { dataDir, home } = await makeDataDir({ email: 'alice@example.org' });
-    const pluginRoot = await installPlugin(dataDir);
-    const env = hookEnv({ dataDir, home, pluginRoot, endpoint: rx.url, token });
-    const project = join(dataDir, 'projects', '-work-demo');
-    await mkdir(project, { recursive: true });
-    const transcript = join(project, `${SESSION}.jsonl`);
-    const input = { session_id: SESSION, transcript_path: transcript, cwd: '/work/demo', hook_event_name: 'Stop' };
+    const { rx, dataDir, pluginRoot, env, transcript, input } = await openSession('alice@example.org');
 
     // A resumed session: its earlier turn ended with a closing line, so the worker knows to wait for one.
     await appendFile(transcript, summary(-1));
@@ -95,16 +101,7 @@ describe('settle before reading (real worker, real receiver)', () => {
   // `turn_duration` (written after that turn's worker had read its summary). That old closing line
   // made the worker read at once, find nothing, and the turn was reported by nobody.
   it("a turn not yet on disk at its Stop, behind the previous turn's late turn_duration, is still its own report", async () => {
-    const rx = await startReceiver();
-    receiver = rx;
-    const token = await rx.addUser('bob@example.org');
-    const { dataDir, home } = await makeDataDir({ email: 'bob@example.org' });
-    const pluginRoot = await installPlugin(dataDir);
-    const env = hookEnv({ dataDir, home, pluginRoot, endpoint: rx.url, token });
-    const project = join(dataDir, 'projects', '-work-demo');
-    await mkdir(project, { recursive: true });
-    const transcript = join(project, `${SESSION}.jsonl`);
-    const input = { session_id: SESSION, transcript_path: transcript, cwd: '/work/demo', hook_event_name: 'Stop' };
+    const { rx, dataDir, pluginRoot, env, transcript, input } = await openSession('bob@example.org');
     const turns = 4;
 
     await appendFile(transcript, `${summary(-1)}${duration(-1)}`);

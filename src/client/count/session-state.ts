@@ -280,6 +280,16 @@ export async function peekSessionState(paths: StatePaths, sessionId: string): Pr
   }
 }
 
+/**
+ * Where the session's committed cursor stands in one of its files (`peekSessionState`: no lock,
+ * the file is only ever replaced whole). No readable state or no cursor for the file yet is offset
+ * 0 in any file: nothing of it committed. The settle before a read uses it (hook/settle.ts).
+ */
+export async function readCommittedCursor(paths: StatePaths, sessionId: string, path: string): Promise<{ offset: number; ino: number | null }> {
+  const cursor = (await peekSessionState(paths, sessionId).catch(() => null))?.files[path];
+  return cursor === undefined ? { offset: 0, ino: null } : { offset: cursor.offset, ino: cursor.ino };
+}
+
 /** Every readable (v1) session state of the data dir, sorted by session id. */
 export async function readAllSessionStates(paths: StatePaths): Promise<SessionState[]> {
   const states: SessionState[] = [];

@@ -128,8 +128,9 @@ export function endsWithClosingLine(tail: string): boolean {
  * Size and closing-line check of a real file, reading only its last few KB. With the committed
  * cursor of the same file (same inode, within its size), only what lies past it can close the
  * turn, and must hold one of its message lines; past the tail's reach, all of the tail is new.
+ * The cursor is asked for only when the tail would close the turn (a wait's other polls need none).
  */
-export async function probeFile(path: string, cursor?: CommittedCursor | null): Promise<Probe | null> {
+export async function probeFile(path: string, cursorOf?: () => Promise<CommittedCursor>): Promise<Probe | null> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(path, 'r');
@@ -142,9 +143,11 @@ export async function probeFile(path: string, cursor?: CommittedCursor | null): 
     const buf = Buffer.alloc(length);
     if (length > 0) await handle.read(buf, 0, length, size - length);
     const tail = buf.toString('utf8');
-    const known = cursor !== undefined && cursor !== null && (cursor.ino === null || cursor.ino === ino) && cursor.offset <= size;
-    const fresh = known ? buf.subarray(Math.max(0, cursor.offset - (size - length))).toString('utf8') : tail;
-    const closed = closesTurn(fresh, known);
+    let closed = closesTurn(tail);
+    const cursor = closed && cursorOf !== undefined ? await cursorOf() : undefined;
+    if (cursor !== undefined && (cursor.ino === null || cursor.ino === ino) && cursor.offset <= size) {
+      closed = closesTurn(buf.subarray(Math.max(0, cursor.offset - (size - length))).toString('utf8'), true);
+    }
     return { size, closed, closingSeen: closed || hasClosingLine(tail) };
   } finally {
     await handle.close();

@@ -15,11 +15,12 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readUserEmailCached } from '../local/account';
 import { catchUpOpenSessions, collectSession, ensureSessionState } from '../count/collect';
+import { readCommittedCursor } from '../count/session-state';
 import { pruneLedger } from '../count/prune';
 import { isUnder } from '../count/safe-files';
 import { DELIVER_LOCK_OPTIONS, runDelivery, STATE_LOCK_OPTIONS } from '../deliver/drain';
 import { describeError } from '../local/errors';
-import { ensurePrivateDir, readTextIfExists, waitForLockHolder, withLock } from '../local/fsx';
+import { ensurePrivateDir, waitForLockHolder, withLock } from '../local/fsx';
 import { ensureSigningKey, isRevoked } from '../deliver/keys';
 import { createLogger, type Logger } from '../local/log';
 import { dataDirFromTranscript, dataDirOfPluginRoot, defaultDataDir, isSafeSessionId, type StatePaths, statePaths } from '../local/paths';
@@ -193,30 +194,13 @@ async function logWithoutDataDir(deps: HookDeps, message: string): Promise<void>
  * this turn's report holds its own final response. Measured on the real clock: the wait is wall
  * time of the detached worker, whatever clock the reports use.
  */
-async function settleBeforeReading(path: string, deps: HookDeps, log: Logger, cursor: () => Promise<CommittedCursor | null>): Promise<void> {
+async function settleBeforeReading(path: string, deps: HookDeps, log: Logger, cursor: () => Promise<CommittedCursor>): Promise<void> {
   try {
-    const settle = deps.settle ?? { ...REAL_SETTLE, probe: async (p: string) => probeFile(p, await cursor()) };
+    const settle = deps.settle ?? { ...REAL_SETTLE, probe: (p: string) => probeFile(p, cursor) };
     const settled = await waitForSettle(path, settle);
     log.activity(`transcript settled after ${Math.round(settled.waitedMillis)} ms (${settled.reason})`);
   } catch (err) {
     log.error(`waiting for the transcript to settle failed, reading now: ${describeError(err)}`);
-  }
-}
-
-/**
- * The session's committed cursor in `path`, from its state file (read without the lock: it is
- * only ever replaced whole). No state or no cursor for the file: offset 0, nothing of it committed.
- * Null when the state cannot be read (the settle then looks at the file's tail alone).
- */
-async function committedCursor(paths: StatePaths, sessionId: string, path: string): Promise<CommittedCursor | null> {
-  try {
-    const text = await readTextIfExists(paths.sessionOffset(sessionId));
-    const files = text === null ? undefined : (JSON.parse(text) as { files?: Record<string, { offset?: unknown; ino?: unknown }> }).files;
-    const c = files?.[path];
-    if (c === undefined) return { offset: 0, ino: null };
-    return typeof c.offset === 'number' && typeof c.ino === 'number' ? { offset: c.offset, ino: c.ino } : null;
-  } catch {
-    return null;
   }
 }
 
@@ -365,8 +349,8 @@ async function collectUnderStateLock(run: HookRun, place: Workplace, queue: Queu
   const userEmail = event === 'init' ? '' : await readUserEmailCached(paths.accountCache, { env: deps.env, home: deps.home });
   const collectDeps = { paths, now: deps.now, log: logger, queue, userEmail };
   if (event === 'report-turn') {
-    // Read again at each probe: a worker of the previous turn may commit while this one waits.
-    const cursor = () => committedCursor(paths, hook.sessionId, agentTranscriptPath ?? transcriptPath);
+    // Asked again at each probe whose tail closes the turn: a worker of the previous turn may commit while this one waits.
+    const cursor = () => readCommittedCursor(paths, hook.sessionId, agentTranscriptPath ?? transcriptPath);
     await settleBeforeReading(hook.agentTranscriptPath ?? transcriptPath, deps, logger, cursor);
   }
   try {

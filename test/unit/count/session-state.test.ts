@@ -11,6 +11,7 @@ import {
   parseSessionState,
   peekSessionState,
   readAllSessionStates,
+  readCommittedCursor,
   readSessionState,
   recoveredTurnIndex,
   type SessionState,
@@ -201,5 +202,18 @@ describe('session state files', () => {
     writeFileSync(join(paths.dir, '.hidden.offset'), '');
     expect(await listSessionIds(paths)).toEqual(['a-session', 'b-session']);
     expect(await listSessionIds(statePaths(join(root, 'nowhere')))).toEqual([]);
+  });
+});
+
+describe('readCommittedCursor', () => {
+  it("gives a file's committed offset and inode; none yet, or no readable state, is offset 0 in any file", async () => {
+    expect(await readCommittedCursor(paths, SID, transcript)).toEqual({ offset: 0, ino: null });
+    const s = freshSessionState(SID, transcript, NOW, 3);
+    s.files[transcript] = { offset: 10, size: 12, ino: 42, headHash: 'abc' };
+    await writeSessionState(paths, s);
+    expect(await readCommittedCursor(paths, SID, transcript)).toEqual({ offset: 10, ino: 42 });
+    expect(await readCommittedCursor(paths, SID, `${transcript}.other`)).toEqual({ offset: 0, ino: null });
+    writeFileSync(paths.sessionOffset(SID), '{"version":1,"files":');
+    expect(await readCommittedCursor(paths, SID, transcript)).toEqual({ offset: 0, ino: null });
   });
 });

@@ -134,18 +134,25 @@ describe('probeFile', () => {
     const { ino, size: offset } = await stat(path);
     await appendFile(path, DURATION);
     expect(await probeFile(path)).toMatchObject({ closed: true }); // without the cursor: the old closing line
-    expect(await probeFile(path, { offset, ino })).toMatchObject({ closed: false, closingSeen: true });
+    expect(await probeFile(path, async () => ({ offset, ino }))).toMatchObject({ closed: false, closingSeen: true });
     // Another file at that path (a new inode) is read whole again: the cursor does not apply.
-    expect(await probeFile(path, { offset, ino: ino + 1 })).toMatchObject({ closed: true });
+    expect(await probeFile(path, async () => ({ offset, ino: ino + 1 }))).toMatchObject({ closed: true });
     await appendFile(path, `{"type":"user","message":{"content":"two"}}\n${ASSISTANT}`);
-    expect(await probeFile(path, { offset, ino })).toMatchObject({ closed: false });
+    let asked = 0;
+    const counted = async () => {
+      asked++;
+      return { offset, ino };
+    };
+    expect(await probeFile(path, counted)).toMatchObject({ closed: false });
+    // The tail alone does not close the turn: the state file is not read for it.
+    expect(asked).toBe(0);
     await appendFile(path, `${SUMMARY}${DURATION}`);
-    expect(await probeFile(path, { offset, ino })).toMatchObject({ closed: true, closingSeen: true });
+    expect(await probeFile(path, async () => ({ offset, ino }))).toMatchObject({ closed: true, closingSeen: true });
     // No cursor yet (a session's first turn): all of the file is new.
-    expect(await probeFile(path, { offset: 0, ino: null })).toMatchObject({ closed: true });
+    expect(await probeFile(path, async () => ({ offset: 0, ino: null }))).toMatchObject({ closed: true });
     await writeFile(join(dir, 'first.jsonl'), `${SUMMARY}${DURATION}`);
-    expect(await probeFile(join(dir, 'first.jsonl'), { offset: 0, ino: null })).toMatchObject({ closed: false, closingSeen: true });
+    expect(await probeFile(join(dir, 'first.jsonl'), async () => ({ offset: 0, ino: null }))).toMatchObject({ closed: false, closingSeen: true });
     // Nothing past the cursor: nothing closes yet.
-    expect(await probeFile(path, { offset: (await stat(path)).size, ino })).toMatchObject({ closed: false, closingSeen: true });
+    expect(await probeFile(path, async () => ({ offset: (await stat(path)).size, ino }))).toMatchObject({ closed: false, closingSeen: true });
   });
 });
