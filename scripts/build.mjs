@@ -43,7 +43,7 @@ const common = {
  * loader compiles the code with `vm.Script` and V8's cached data from
  * `<bundle>.<node version>-<arch>.cache` beside it (keyed on the bundle's size, mtime and inode:
  * V8 itself only checks the source's length), and writes that cache at exit when it was missing
- * or rejected, or was made by a command other than a hook worker (whose functions it then lacks).
+ * or rejected, or was made by a command other than a turn's worker (whose functions it then lacks).
  * The code sits in a block comment after the loader, so compiling the file itself skips it in
  * one scan instead of parsing 700 KB (a comment end inside it gets a NUL between its two
  * characters, scripts/bundle-layout.mjs). The cache sits with
@@ -65,9 +65,11 @@ const LOADER = `'use strict';
     if (process.env.CCFLUX_NO_COMPILE_CACHE === '1') throw new Error('off');
     const st = fs.statSync(__filename);
     const key = [process.version, process.arch, st.size, Math.floor(st.mtimeMs), st.ino].join('-');
-    // Hook workers (the hot path) want a cache made by a worker run, which compiled their functions.
-    const worker = process.argv.includes('--foreground');
-    const header = key + (worker ? ' w' : ' -') + '\\n';
+    // The turn's worker (the hot path, every turn) wants a cache made by a turn's worker, which
+    // compiled its functions. A session's first worker (init) compiles fewer: kept, its cache cost
+    // every later turn ~5% more instructions.
+    const hot = process.argv.includes('--foreground') && process.argv.includes('report-turn');
+    const header = key + (hot ? ' w' : ' -') + '\\n';
     const cachePath = __filename + '.' + process.version + '-' + process.arch + '.cache';
     let cachedData;
     let stale = true;
@@ -76,7 +78,7 @@ const LOADER = `'use strict';
       const found = file.subarray(0, file.indexOf(10) + 1).toString('latin1');
       if (found.slice(0, key.length + 1) === key + ' ') {
         cachedData = file.subarray(found.length);
-        stale = worker && found !== header;
+        stale = hot && found !== header;
       }
     } catch {}
     script = new vm.Script(code, { ...options, cachedData });
