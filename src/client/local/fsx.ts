@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, readFileSync } from 'node:fs';
-import { chmod, type FileHandle, mkdir, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, type FileHandle, mkdir, open, readFile, rename, rm, stat, utimes, writeFile } from './fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CcfluxError, ERROR_CODES } from './errors';
