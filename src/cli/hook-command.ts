@@ -10,7 +10,6 @@
  *
  * Either way the command prints nothing and exits 0 (main.ts enforces that for `hook: true`).
  */
-import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { lstat, mkdtemp, open, rmdir, unlink, writeFile } from '../client/local/fs';
 import { tmpdir } from 'node:os';
@@ -38,6 +37,34 @@ interface HookOptions {
   input?: string;
   inputFile?: string;
   foreground?: boolean;
+}
+
+/** A hook's options, for commander (`configure`) and for the worker's own parse (`parseHookArgs`). */
+const HOOK_OPTIONS: { flags: string; key: keyof HookOptions; help: string }[] = [
+  { flags: '--input <json>', key: 'input', help: 'hook JSON as an argument (for wrappers written for the Rust version); default: stdin' },
+  { flags: '--input-file <path>', key: 'inputFile', help: 'read the hook JSON from this spool file, then delete it' },
+  { flags: '--foreground', key: 'foreground', help: 'do the work in this process instead of a detached one' },
+];
+
+/**
+ * The options of a hook's argv in its plain form (each option spelled out once, values as separate
+ * words: what ccflux-hook.sh and startWorker pass), as commander's opts() gives them; null for
+ * anything else (help, `--input=…`, unknown words), which commander then handles.
+ */
+export function parseHookArgs(args: string[]): HookOptions | null {
+  const options: HookOptions = {};
+  for (let i = 0; i < args.length; i++) {
+    const option = HOOK_OPTIONS.find((o) => o.flags.split(' ')[0] === args[i]);
+    if (!option || options[option.key] !== undefined) return null;
+    if (!option.flags.includes('<')) {
+      (options as Record<string, unknown>)[option.key] = true;
+      continue;
+    }
+    const value = args[++i];
+    if (value === undefined || value.startsWith('-')) return null;
+    (options as Record<string, unknown>)[option.key] = value;
+  }
+  return options;
 }
 
 /** Reads stdin to EOF (bounded in size and time). A terminal is not hook input. */
@@ -155,6 +182,8 @@ function workerEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 }
 
 function startWorker(ctx: CliContext, event: HookEvent, spool: string): void {
+  // Loaded here, not imported: only a hand-off spawns, and node:child_process costs every worker ~3 ms.
+  const { spawn } = process.getBuiltinModule('node:child_process');
   const child = spawn(ctx.selfCommand.file, [...ctx.selfCommand.args, event, '--input-file', spool, '--foreground'], {
     detached: true,
     stdio: 'ignore',
@@ -203,11 +232,9 @@ export function hookCommand(
     example: meta.example,
     hook: true,
     configure(cmd) {
-      cmd
-        .option('--input <json>', 'hook JSON as an argument (for wrappers written for the Rust version); default: stdin')
-        .option('--input-file <path>', 'read the hook JSON from this spool file, then delete it')
-        .option('--foreground', 'do the work in this process instead of a detached one');
+      for (const option of HOOK_OPTIONS) cmd.option(option.flags, option.help);
     },
+    parseDirect: (args) => parseHookArgs(args) as Record<string, unknown> | null,
     async run(ctx, options) {
       const opts = options as HookOptions;
       if (opts.foreground === true) await runForeground(ctx, event, opts);

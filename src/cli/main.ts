@@ -1,8 +1,13 @@
 /**
  * The CLI shell: builds the commander program from COMMANDS, renders results (human or --json),
  * maps errors to messages and exit codes. The only place that writes to stdout/stderr or exits.
+ *
+ * A command's plain argv (`CommandSpec.parseDirect`: a hook worker's `report-turn --input-file <spool>
+ * --foreground`) runs without commander: loading it (with node:child_process) and building the
+ * command tree cost ~8–10 ms of every turn's worker. Anything else (help, errors, odd spellings)
+ * goes through commander, and both paths call runCommand().
  */
-import { Command, CommanderError } from 'commander';
+import type { Command } from 'commander';
 import { homedir } from 'node:os';
 import { CcfluxError } from '../client/local/errors';
 import { VERSION } from '../version';
@@ -14,7 +19,18 @@ const MIN_NODE_MAJOR = 20;
 const HOOK_THREADPOOL_SIZE = 16;
 const HOOK_COMMAND_NAMES = new Set(COMMANDS.filter((c) => c.hook).map((c) => c.name));
 
+type Commander = typeof import('commander');
+
+/**
+ * commander, on first use only. A dynamic import, not a top-level one: the bundle (CommonJS) turns
+ * it into a deferred require of commander's module, where a static import would run it at start-up.
+ */
+function loadCommander(): Promise<Commander> {
+  return import('commander');
+}
+
 export function defaultContext(): CliContext {
+  let self: CliContext['selfCommand'] | undefined;
   return {
     env: process.env,
     home: homedir(),
@@ -23,7 +39,11 @@ export function defaultContext(): CliContext {
     stdin: process.stdin,
     stdout: process.stdout,
     stderr: process.stderr,
-    selfCommand: selfCommand(),
+    // Only a hand-off and the setup commands start or find themselves: node:sea loads only then.
+    get selfCommand() {
+      self ??= selfCommand();
+      return self;
+    },
   };
 }
 
@@ -66,7 +86,31 @@ function renderError(ctx: CliContext, err: unknown, json: boolean): number {
   return EXIT.failure;
 }
 
-export function buildProgram(ctx: CliContext, commands: CommandSpec[], onExit: (code: number) => void): Command {
+/**
+ * Runs one command and says its exit code; the only caller of `spec.run`. A hook never prints and
+ * always exits 0: its problems go to the logs (the command's job).
+ */
+export async function runCommand(ctx: CliContext, spec: CommandSpec, options: Record<string, unknown>, args: string[]): Promise<number> {
+  if (spec.hook) {
+    try {
+      await spec.run(ctx, options, args);
+    } catch {
+      // swallowed on purpose
+    }
+    return EXIT.ok;
+  }
+  const json = options.json === true;
+  try {
+    const result = await spec.run(ctx, options, args);
+    render(ctx, result, json);
+    return result.exitCode;
+  } catch (err) {
+    return renderError(ctx, err, json);
+  }
+}
+
+export async function buildProgram(ctx: CliContext, commands: CommandSpec[], onExit: (code: number) => void): Promise<Command> {
+  const { Command } = await loadCommander();
   const program = new Command('ccflux')
     .description('Counts Claude Code token usage per model and delivers signed reports to your organisation\'s ccflux receiver.')
     .version(VERSION, '-V, --version', 'print the version')
@@ -81,26 +125,7 @@ export function buildProgram(ctx: CliContext, commands: CommandSpec[], onExit: (
     cmd.exitOverride();
     cmd.action(async (...actionArgs: unknown[]) => {
       const command = actionArgs[actionArgs.length - 1] as Command;
-      const options = command.opts();
-      const args = command.args;
-      const json = options.json === true;
-      if (spec.hook) {
-        // A hook never prints and always exits 0: problems go to the logs (the command's job).
-        try {
-          await spec.run(ctx, options, args);
-        } catch {
-          // swallowed on purpose
-        }
-        onExit(EXIT.ok);
-        return;
-      }
-      try {
-        const result = await spec.run(ctx, options, args);
-        render(ctx, result, json);
-        onExit(result.exitCode);
-      } catch (err) {
-        onExit(renderError(ctx, err, json));
-      }
+      onExit(await runCommand(ctx, spec, command.opts(), command.args));
     });
   }
   return program;
@@ -111,10 +136,20 @@ function asksForHelp(argv: string[]): boolean {
   return argv.includes('--help') || argv.includes('-h');
 }
 
+/** The command and its options when argv is one the command parses itself (no commander). */
+function directCall(argv: string[]): { spec: CommandSpec; options: Record<string, unknown> } | null {
+  const spec = COMMANDS.find((c) => c.name === argv[0]);
+  const options = spec?.parseDirect?.(argv.slice(1)) ?? null;
+  return spec && options ? { spec, options } : null;
+}
+
 export async function main(argv: string[], ctx: CliContext = defaultContext()): Promise<number> {
+  const direct = directCall(argv);
+  if (direct) return runCommand(ctx, direct.spec, direct.options, []);
+  const { CommanderError } = await loadCommander();
   let exitCode: number = EXIT.ok;
   const isHook = HOOK_COMMAND_NAMES.has(argv[0] ?? '') && !asksForHelp(argv);
-  const program = buildProgram(ctx, COMMANDS, (code) => {
+  const program = await buildProgram(ctx, COMMANDS, (code) => {
     exitCode = code;
   });
   if (isHook) {

@@ -35,6 +35,12 @@ export interface CommandSpec {
   hook?: boolean;
   hidden?: boolean;
   configure?(cmd: Command): void;
+  /**
+   * The options of `args` (argv after the name) when they are a plain form this command parses
+   * itself, as commander's `opts()` would give them; null sends them through commander. For the
+   * hot path (a hook worker) only: commander costs milliseconds to load.
+   */
+  parseDirect?(args: string[]): Record<string, unknown> | null;
   run(ctx: CliContext, options: Record<string, unknown>, args: string[]): Promise<CommandResult>;
 }
 

@@ -15,8 +15,8 @@ import {
   makeDataDir,
   makeTempDir,
   readJsonLines,
-  sessionSums,
   run,
+  sessionSums,
   runCli,
 } from '../helpers/env';
 import { type RunningReceiver as Receiver, startReceiver } from '../helpers/receiver';
@@ -111,6 +111,33 @@ describe('hook commands called directly', () => {
     await waitForQuiet(t.dataDir, { queueEmpty: false });
     expect(await t.queued()).toEqual([]);
     expect(await readdir(t.spoolDir)).toEqual([]);
+  });
+
+  it("the worker's argv loads neither commander nor builtins a turn does not use (child_process, perf_hooks, sea)", async () => {
+    const t = await oneTurn();
+    // A preload that writes down the builtins loaded after it (Node's own start-up is not ours).
+    const probeDir = await makeTempDir('ccflux-probe-');
+    const probe = join(probeDir, 'probe.cjs');
+    await writeFile(
+      probe,
+      `const before = new Set(process.moduleLoadList);
+process.on('exit', () => require('node:fs').writeFileSync(process.env.PROBE_OUT, process.moduleLoadList.filter((m) => !before.has(m)).join('\\n')));`,
+    );
+    const loaded = async (args: string[]) => {
+      const out = join(probeDir, 'modules.txt');
+      const result = await run(process.execPath, ['-r', probe, CLI_BUNDLE, ...args], { env: { ...t.env, PROBE_OUT: out } });
+      expect(result).toMatchObject({ code: 0, stderr: '' });
+      return (await readFile(out, 'utf8')).split('\n');
+    };
+    // Exactly what plugin/scripts/ccflux-hook.sh starts.
+    const spool = join(t.spoolDir, 'ccflux-hook.Probe123');
+    await writeFile(spool, t.input, { mode: 0o600 });
+    const worker = await loaded(['report-turn', '--input-file', spool, '--foreground']);
+    expect(await t.queued()).toHaveLength(1);
+    // commander's module requires node:child_process at its top: its absence is commander's too.
+    for (const name of ['child_process', 'perf_hooks', 'sea']) expect(worker, name).not.toContain(`NativeModule ${name}`);
+    // The probe sees them where they are used: --help goes through commander.
+    expect(await loaded(['report-turn', '--help'])).toContain('NativeModule child_process');
   });
 
   it('a stdin that is never closed does not hang the hook', async () => {

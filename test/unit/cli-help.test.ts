@@ -39,7 +39,7 @@ describe('every command in COMMANDS', () => {
 
   it.each(COMMANDS.map((c) => [c.name]))('%s --help prints usage and an example', async (name) => {
     const { ctx, out } = captureContext();
-    const program = buildProgram(ctx, COMMANDS, () => {});
+    const program = await buildProgram(ctx, COMMANDS, () => {});
     let helpShown = false;
     try {
       await program.parseAsync([name, '--help'], { from: 'user' });
@@ -54,7 +54,7 @@ describe('every command in COMMANDS', () => {
 
   it('lists every non-hidden command in the top-level help', async () => {
     const { ctx, out } = captureContext();
-    const program = buildProgram(ctx, COMMANDS, () => {});
+    const program = await buildProgram(ctx, COMMANDS, () => {});
     await program.parseAsync(['--help'], { from: 'user' }).catch(() => {});
     for (const spec of COMMANDS.filter((c) => !c.hidden)) expect(out()).toContain(spec.name);
   });

@@ -5,7 +5,6 @@
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { Option } from 'commander';
 import { exchangeToken, saveTokenCache } from '../../client/deliver/auth';
 import { loadCredentials, validateEndpoint, writeConfig } from '../../client/local/credentials';
 import { type DataDirSource, displayPath } from '../../client/local/data-dirs';
@@ -164,9 +163,9 @@ export const loginCommand: CommandSpec = {
       .option('--config-dir <dir>', SETUP_DIR_HELP)
       .option('--json', 'print the result as JSON (never contains the token)')
       // Accepted only to be refused with a clear error: a token on the command line is readable by others.
-      .addOption(new Option('--token <token>').hideHelp())
-      .addOption(new Option('--refresh-token <token>').hideHelp())
-      .addOption(new Option('--api-token <token>').hideHelp())
+      .addOption(cmd.createOption('--token <token>').hideHelp())
+      .addOption(cmd.createOption('--refresh-token <token>').hideHelp())
+      .addOption(cmd.createOption('--api-token <token>').hideHelp())
       .allowExcessArguments(true)
       .allowUnknownOption(true);
   },

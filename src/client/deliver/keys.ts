@@ -10,7 +10,7 @@
  * `key_registered` holds the base64 public key the receiver accepted; it counts only while it
  * equals the current key, so replacing a corrupt key re-registers by itself.
  */
-import { createHash, createPrivateKey, createPublicKey, type KeyObject, randomBytes, sign as cryptoSign } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, type KeyObject, randomBytes, sign as cryptoSign, timingSafeEqual } from 'node:crypto';
 import { link, open, rename, stat, unlink } from '../local/fs';
 import { basename } from 'node:path';
 import { decodePublicKey, formatTimestamp } from '../../protocol/wire';
@@ -34,21 +34,47 @@ export interface SigningKey {
   publicKeyB64: string;
 }
 
-function privateKeyObject(seed: Buffer): KeyObject {
+/** A seed turned into a KeyObject, and its public half once asked for. */
+interface KeyEntry {
+  seed: Buffer;
+  privateKey: KeyObject;
+  publicKey?: Buffer;
+}
+
+/**
+ * Keys made this process, newest last. Decoding a seed into a KeyObject costs ~1–2 ms and a turn
+ * needs it 3 times (the hook, the drain, each signature); a process uses one key per data dir.
+ */
+const keyEntries: KeyEntry[] = [];
+const MAX_KEY_ENTRIES = 4;
+
+function keyEntry(seed: Buffer): KeyEntry {
   if (seed.length !== SEED_BYTES) throw new CcfluxError(ERROR_CODES.STATE_CORRUPT, 'a signing key seed is 32 bytes');
-  return createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+  // Secret against secret: constant time all the same.
+  const known = keyEntries.find((entry) => timingSafeEqual(entry.seed, seed));
+  if (known) return known;
+  const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+  // Our own copy: the caller's buffer may be changed or zeroed after this.
+  const entry: KeyEntry = { seed: Buffer.from(seed), privateKey };
+  keyEntries.push(entry);
+  if (keyEntries.length > MAX_KEY_ENTRIES) keyEntries.shift();
+  return entry;
 }
 
 /** Derives the public half of a 32-byte seed. */
 export function keyFromSeed(seed: Buffer): SigningKey {
-  const jwk = createPublicKey(privateKeyObject(seed)).export({ format: 'jwk' });
-  const publicKey = Buffer.from(jwk.x as string, 'base64url');
+  const entry = keyEntry(seed);
+  if (!entry.publicKey) {
+    const jwk = createPublicKey(entry.privateKey).export({ format: 'jwk' });
+    entry.publicKey = Buffer.from(jwk.x as string, 'base64url');
+  }
+  const publicKey = Buffer.from(entry.publicKey);
   return { seed: Buffer.from(seed), publicKey, publicKeyB64: publicKey.toString('base64') };
 }
 
 /** Ed25519 signature (64 bytes) of `message`. */
 export function sign(seed: Buffer, message: Buffer): Buffer {
-  return cryptoSign(null, message, privateKeyObject(seed));
+  return cryptoSign(null, message, keyEntry(seed).privateKey);
 }
 
 /** Short, stable, non-secret name of a public key for status output: 16 hex chars of sha256. */

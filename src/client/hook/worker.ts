@@ -205,7 +205,11 @@ async function settleBeforeReading(path: string, deps: HookDeps, log: Logger, cu
 }
 
 const REAL_SETTLE: SettleDeps = {
-  now: () => performance.now(),
+  // process.hrtime, not performance.now(): the `performance` global loads perf_hooks (~1 ms) on first use.
+  now: () => {
+    const [seconds, nanos] = process.hrtime();
+    return seconds * 1_000 + nanos / 1e6;
+  },
   sleep: (millis) => new Promise((resolve) => setTimeout(resolve, millis)),
   probe: probeFile,
 };
