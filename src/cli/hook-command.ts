@@ -10,7 +10,8 @@
  *
  * Either way the command prints nothing and exits 0 (main.ts enforces that for `hook: true`).
  */
-import { lstat, mkdtemp, open, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, mkdtemp, open, rmdir, unlink, writeFile } from '../client/local/fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { type HookEvent, parseHookText, runHook } from '../client/hook/worker';
@@ -112,8 +113,11 @@ function isSpool(path: string): boolean {
 
 async function readSpool(path: string): Promise<string> {
   try {
-    const handle = await open(path, 'r');
+    // Without blocking, and only a regular file: file calls are synchronous (client/local/fs.ts),
+    // so a FIFO named by `--input-file` would hold this process past its watchdog.
+    const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
     try {
+      if (!(await handle.stat()).isFile()) return '';
       const buf = Buffer.alloc(MAX_INPUT_BYTES);
       let length = 0;
       for (;;) {

@@ -3,6 +3,7 @@
  * and as Claude Code would with an exec-form hook): whatever the input, exit 0, print nothing,
  * return at once, and leave no spool file behind.
  */
+import { execFileSync } from 'node:child_process';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -144,6 +145,50 @@ process.on('exit', () => require('node:fs').writeFileSync(process.env.PROBE_OUT,
     const result = await runCli(['report-turn'], { env: t.env, input: null, timeoutMillis: 10_000 });
     expect(result).toMatchObject({ code: 0, stdout: '', stderr: '' });
     expect(result.wallMillis).toBeLessThan(5_000);
+  });
+
+  // File calls are synchronous (src/client/local/fs.ts): a FIFO that would block an open or a
+  // read must be refused, not waited for (nothing else in the process could run meanwhile).
+  it.skipIf(process.platform === 'win32')('a FIFO as the spool file or as the transcript: exit 0 at once, nothing read', async () => {
+    const t = await oneTurn();
+    const fifo = join(t.spoolDir, 'ccflux-hook.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const spooled = await runCli(['report-turn', '--foreground', '--input-file', fifo], { env: t.env, timeoutMillis: 20_000 });
+    expect(spooled).toMatchObject({ code: 0, signal: null, stdout: '', stderr: '' });
+    expect(spooled.wallMillis).toBeLessThan(10_000);
+
+    const pipeTranscript = join(t.dataDir, 'projects', '-home-u-repo', 'fifo00000-0000-4000-8000-000000000000.jsonl');
+    execFileSync('mkfifo', [pipeTranscript]);
+    const input = JSON.stringify({ session_id: 'fifo00000-0000-4000-8000-000000000000', transcript_path: pipeTranscript, hook_event_name: 'Stop' });
+    const stopped = await runCli(['report-turn', '--foreground', '--input', input], { env: t.env, timeoutMillis: 20_000 });
+    expect(stopped).toMatchObject({ code: 0, signal: null, stdout: '', stderr: '' });
+    expect(stopped.wallMillis).toBeLessThan(10_000);
+    expect(await t.queued()).toEqual([]);
+  });
+
+  // The thread pool (16 threads for a hook, src/cli/main.ts) starts on the first call that needs
+  // it; a turn's file calls are made directly (src/client/local/fs.ts), so a turn, its delivery
+  // included, never starts it. /proc/self/task counts the process's threads at exit: 7 here
+  // without the pool (main, V8's platform workers, the inspector's), 23 with it.
+  it.skipIf(process.platform !== 'linux')('a turn with delivery starts no thread pool', async () => {
+    const rx = await startReceiver();
+    receiver = rx;
+    const token = await rx.addUser('a@example.org');
+    const t = await oneTurn();
+    const env = hookEnv({ dataDir: t.dataDir, home: t.home, endpoint: rx.url, token });
+    const threadsFile = join(t.spoolDir, 'threads');
+    const preload = join(t.spoolDir, 'threads.cjs');
+    await writeFile(
+      preload,
+      `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(threadsFile)}, String(require('node:fs').readdirSync('/proc/self/task').length)));\n`,
+    );
+    const result = await run(process.execPath, ['--require', preload, CLI_BUNDLE, 'report-turn', '--foreground', '--input', t.input], { env, input: '' });
+    expect(result).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    expect(rx.sums()['claude-sonnet-4-6']).toMatchObject({ input_tokens: 10, output_tokens: 5 });
+    expect(await t.queued()).toEqual([]);
+    const threads = Number(await readFile(threadsFile, 'utf8'));
+    expect(threads).toBeGreaterThan(0);
+    expect(threads).toBeLessThan(16);
   });
 
   it('a whole session through exec-form hooks (no wrapper script) reaches the receiver exactly', async () => {

@@ -3,7 +3,7 @@
  * is missing, verified against `<plugin>/bin/SHA256SUMS` (`src/client/commands/binary-fetch.ts`). Used by
  * plugin/scripts/fetch-binary.sh when curl is missing, and by hand.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile } from '../../client/local/fs';
 import { join } from 'node:path';
 import { fetchBinary } from '../../client/commands/binary-fetch';
 import { describeError } from '../../client/local/errors';

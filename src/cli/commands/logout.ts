@@ -3,7 +3,7 @@
  * key and its markers), after saying what it will remove. Queued reports are kept: they are
  * delivered after the next `ccflux login`.
  */
-import { lstat, unlink } from 'node:fs/promises';
+import { lstat, unlink } from '../../client/local/fs';
 import { loadCredentials } from '../../client/local/credentials';
 import { displayPath } from '../../client/local/data-dirs';
 import { CcfluxError, ERROR_CODES } from '../../client/local/errors';

@@ -8,7 +8,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, open, readFile, rename, unlink } from 'node:fs/promises';
+import { chmod, open, readFile, rename, unlink } from '../local/fs';
 import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { CcfluxError, ERROR_CODES } from '../local/errors';

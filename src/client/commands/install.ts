@@ -15,7 +15,7 @@
  * swapped in, so a running Claude Code never sees half a plugin.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, copyFile, link, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, copyFile, link, mkdir, readdir, readFile, rename, rm, stat } from '../local/fs';
 import { dirname, join, resolve } from 'node:path';
 import { CcfluxError, ERROR_CODES } from '../local/errors';
 import { readTextIfExists, writeFileAtomic } from '../local/fsx';

@@ -4,7 +4,7 @@
  * with many shells' profiles on macOS) to the installed plugin's `bin/ccflux` launcher. Never
  * replaces a `ccflux` that is not ours (an npm-installed one, say).
  */
-import { lstat, mkdir, readlink, rename, symlink, unlink } from 'node:fs/promises';
+import { lstat, mkdir, readlink, rename, symlink, unlink } from '../local/fs';
 import { delimiter, join, resolve } from 'node:path';
 
 export type ShimResult =

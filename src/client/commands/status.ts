@@ -5,7 +5,7 @@
  *
  * Never in the output: the refresh token, the access token, the signing key.
  */
-import { readdir } from 'node:fs/promises';
+import { readdir } from '../local/fs';
 import { parseTimestamp } from '../../protocol/wire';
 import { VERSION } from '../../version';
 import { credentialBinding, needsRefresh, parseTokenCache } from '../deliver/auth';

@@ -14,7 +14,7 @@
  * A crash before 3 re-reads the same bytes next time; a crash after 3 is finished by step 1 of the
  * next run, whichever session it is for.
  */
-import { type FileHandle, readdir, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, readdir, stat, unlink } from '../local/fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { checkTurnTime, formatTimestamp, parseTimestamp, type ModelUsage, type ReportBody } from '../../protocol/wire';
 import { VERSION } from '../../version';

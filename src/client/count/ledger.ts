@@ -15,16 +15,23 @@
  * Callers hold the state lock for every read-modify-write.
  */
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
+import { open as openThreaded } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ModelUsage } from '../../protocol/wire';
+import { mkdir, open, readFile, stat, unlink } from '../local/fs';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, writeFileAtomic } from '../local/fsx';
 import type { Logger } from '../local/log';
 import { type CountedEntry, count, maxUsage } from './usage';
 
 export const SHARD_COMPACT_BYTES = 1024 * 1024;
-/** Shard files appended (and fsynced) at once. */
+/** Shard files appended (and fsynced) at once, in a batch of at least THREADED_APPEND_MIN_SHARDS. */
 const APPEND_CONCURRENCY = 16;
+/**
+ * From this many shards a batch is appended through the thread pool, so that its fsyncs overlap
+ * (a session's first read: up to 256). A turn's batch (1–3 shards) is appended directly (local/fs.ts):
+ * starting the pool costs more than its overlap saves there.
+ */
+export const THREADED_APPEND_MIN_SHARDS = 8;
 
 /** One ledger line: the maximum reported so far for a key. */
 export interface LedgerEntry {
@@ -324,6 +331,7 @@ export class Ledger {
     // first read of a long transcript that is up to 256 fsyncs, which one after another were the
     // largest part of its time.
     const pending = [...byShard];
+    const openShard: OpenForAppend = pending.length >= THREADED_APPEND_MIN_SHARDS ? openThreaded : open;
     const worker = async () => {
       // One buffer per worker, reused shard after shard: a string and a buffer per shard stayed
       // allocated until a garbage collection, and on a first read they were the commit's peak.
@@ -332,7 +340,7 @@ export class Ledger {
         const [id, list] = next;
         lines.reset();
         for (const e of list) lines.add(JSON.stringify(e));
-        const size = await appendLines(this.shardPath(id), lines);
+        const size = await appendLines(openShard, this.shardPath(id), lines);
         const shard = this.shards.get(id);
         if (shard !== undefined) {
           for (const e of list) this.put(shard, e);
@@ -395,13 +403,26 @@ export class Ledger {
   }
 }
 
+/** What a shard append needs of an open file: `node:fs/promises` (thread pool) or local/fs (direct). */
+type OpenForAppend = (
+  path: string,
+  flags: number,
+  mode: number,
+) => Promise<{
+  stat(): Promise<{ size: number }>;
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  write(buffer: Buffer, offset: number, length: number): Promise<{ bytesWritten: number }>;
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}>;
+
 /**
  * Appends `text` as whole lines and fsyncs; returns the new size. A crash can leave a torn last
  * line without its `\n`: the new text then starts on a fresh line so it is not glued to the torn
  * one (which load skips as corrupt).
  */
-async function appendLines(path: string, lines: LineBuffer): Promise<number> {
-  const handle = await open(path, fsConstants.O_RDWR | fsConstants.O_APPEND | fsConstants.O_CREAT, PRIVATE_FILE_MODE);
+async function appendLines(openFile: OpenForAppend, path: string, lines: LineBuffer): Promise<number> {
+  const handle = await openFile(path, fsConstants.O_RDWR | fsConstants.O_APPEND | fsConstants.O_CREAT, PRIVATE_FILE_MODE);
   try {
     const { size } = await handle.stat();
     let newlineFirst = false;

@@ -24,7 +24,7 @@
  * nothing old to drop). Progress lives in `ledger/prune.json`. The caller
  * holds the state lock and has committed its turn (nothing staged).
  */
-import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, stat, unlink } from '../local/fs';
 import { join } from 'node:path';
 import { PRIVATE_DIR_MODE, readTextIfExists, writeFileAtomic } from '../local/fsx';
 import type { Logger } from '../local/log';

@@ -11,7 +11,7 @@
  * The transcript reader and the session-file listing call these; they hold no other policy.
  */
 import { constants } from 'node:fs';
-import { type FileHandle, open, realpath, stat } from 'node:fs/promises';
+import { type FileHandle, open, realpath, stat } from '../local/fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 
 async function realOrNull(path: string): Promise<string | null> {

@@ -10,7 +10,7 @@
  * early builds) are converted without reporting again what it reported (`takeOverRustProgress`).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from '../local/fs';
 import { join } from 'node:path';
 import type { ReportBody } from '../../protocol/wire';
 import { formatTimestamp, parseTimestamp, validateReport } from '../../protocol/wire';
@@ -22,7 +22,7 @@ import { CHUNK_BYTES, EMPTY_HEAD_HASH, type FileCursor, HEAD_HASH_BYTES, MAX_LIN
 import { openRegularFile } from './safe-files';
 import { type GroupTotal, isZeroUsage, lineTimestamp, mergeRecord, parseUsageLine } from './usage';
 
-type FileHandle = import('node:fs/promises').FileHandle;
+type FileHandle = import('../local/fs').FileHandle;
 
 export const SESSION_STATE_VERSION = 1;
 const OFFSET_SUFFIX = '.offset';

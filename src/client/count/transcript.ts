@@ -17,7 +17,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readSync, type Stats } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import type { FileHandle } from '../local/fs';
 import type { Logger } from '../local/log';
 import { openRegularFile } from './safe-files';
 

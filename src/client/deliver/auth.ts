@@ -16,7 +16,7 @@
  * never sent. A cache without it (the Rust version's) is accepted.
  */
 import { createHash } from 'node:crypto';
-import { unlink } from 'node:fs/promises';
+import { unlink } from '../local/fs';
 import { ACCESS_TOKEN_REFRESH_MARGIN_MS, endpointUrls, formatTimestamp, parseTimestamp } from '../../protocol/wire';
 import { VERSION } from '../../version';
 import { classify, type StopReason } from './answer';

@@ -9,7 +9,7 @@
  * answer, and re-measured from every later answer whose `Date` moved more than
  * REMEASURE_TOLERANCE_MILLIS away from it (a clock fixed by NTP, a receiver moved).
  */
-import { unlink } from 'node:fs/promises';
+import { unlink } from '../local/fs';
 import { join } from 'node:path';
 import { parseTimestamp } from '../../protocol/wire';
 import { readTextIfExists, writeFileAtomic } from '../local/fsx';

@@ -11,7 +11,7 @@
  * equals the current key, so replacing a corrupt key re-registers by itself.
  */
 import { createHash, createPrivateKey, createPublicKey, type KeyObject, randomBytes, sign as cryptoSign, timingSafeEqual } from 'node:crypto';
-import { link, open, rename, stat, unlink } from 'node:fs/promises';
+import { link, open, rename, stat, unlink } from '../local/fs';
 import { basename } from 'node:path';
 import { decodePublicKey, formatTimestamp } from '../../protocol/wire';
 import { CcfluxError, ERROR_CODES } from '../local/errors';

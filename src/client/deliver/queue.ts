@@ -13,7 +13,7 @@
  * `rejected_reports.jsonl` (with a log line) by the next mutation; a full queue drops its oldest
  * entries (beyond DEFAULT_QUEUE_MAX_BYTES) with a logged count.
  */
-import { stat } from 'node:fs/promises';
+import { stat } from '../local/fs';
 import { formatTimestamp, type ReportBody, validateReport } from '../../protocol/wire';
 import { appendDurable, readTextIfExists, writeFileAtomic } from '../local/fsx';
 import { type Logger, nullLogger } from '../local/log';

@@ -16,7 +16,7 @@
  * An AbortSignal does not interrupt undici's connect phase (deps-notes §4), so there the connect
  * timeout is what bounds a silent network, not the signal.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile } from '../local/fs';
 import type { Agent as HttpAgent, ClientRequest, IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { httpAllowed } from '../local/credentials';

@@ -16,7 +16,8 @@
  *
  * `settleDecision` is pure; `waitForSettle` polls through injected `now`, `sleep` and `probe`.
  */
-import { open } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open } from '../local/fs';
 
 /** The longest a worker waits before reading anyway. */
 export const SETTLE_MAX_MILLIS = 2_000;
@@ -133,12 +134,15 @@ export function endsWithClosingLine(tail: string): boolean {
 export async function probeFile(path: string, cursorOf?: () => Promise<CommittedCursor>): Promise<Probe | null> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
-    handle = await open(path, 'r');
+    // Without blocking: a FIFO where the transcript should be would hold this process (file calls are synchronous, local/fs.ts).
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch {
     return null;
   }
   try {
-    const { size, ino } = await handle.stat();
+    const st = await handle.stat();
+    if (!st.isFile()) return null;
+    const { size, ino } = st;
     const length = Math.min(size, TAIL_BYTES);
     const buf = Buffer.alloc(length);
     if (length > 0) await handle.read(buf, 0, length, size - length);

@@ -4,7 +4,7 @@
  * content ccflux must not keep) and atomic-write temp files in the state dir. Only our own names,
  * only our own files, only when older than ORPHAN_AGE_MILLIS (a live writer finishes in ms).
  */
-import { lstat, readdir, rm, unlink } from 'node:fs/promises';
+import { lstat, readdir, rm, unlink } from '../local/fs';
 import { join } from 'node:path';
 import type { Logger } from '../local/log';
 

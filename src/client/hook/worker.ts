@@ -10,7 +10,7 @@
  * the holder re-checks the queue after releasing). A worker that was skipped waits for the
  * holder to go and looks again, in case the holder was killed before its re-check.
  */
-import { readdir, realpath, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from '../local/fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readUserEmailCached } from '../local/account';

@@ -6,7 +6,7 @@
  * belong to another account. Otherwise `~/.claude.json`, then `~/.claude/.claude.json`.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile } from './fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LIMITS } from '../../protocol/wire';

@@ -5,7 +5,7 @@
  *
  * `decideDataDir` is pure; `listDataDirCandidates` is the only part that reads the disk.
  */
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from './fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { CcfluxError, ERROR_CODES } from './errors';
 import { STATE_DIR_NAME } from './paths';

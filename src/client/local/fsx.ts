@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, readFileSync } from 'node:fs';
-import { chmod, type FileHandle, mkdir, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, type FileHandle, mkdir, open, readFile, rename, rm, rmdir, stat, unlink, utimes, writeFile } from './fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CcfluxError, ERROR_CODES } from './errors';
@@ -301,7 +301,21 @@ async function removeLockDir(path: string, nonce: string, why: 'released' | 'dea
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw err;
   }
-  await rm(away, { recursive: true, force: true });
+  await removeLockTree(away);
+}
+
+/** A lock dir holds its owner file only: two calls, where a recursive rm walks it; anything else in it goes the long way. */
+async function removeLockTree(path: string): Promise<void> {
+  const code = (err: unknown) => (err as NodeJS.ErrnoException).code;
+  await unlink(join(path, OWNER_FILE)).catch((err) => {
+    if (code(err) !== 'ENOENT') throw err;
+  });
+  try {
+    await rmdir(path);
+  } catch (err) {
+    if (code(err) === 'ENOENT') return;
+    await rm(path, { recursive: true, force: true });
+  }
 }
 
 function holdLock(lockPath: string, owner: LockOwner, staleMillis: number): Release {

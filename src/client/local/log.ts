@@ -3,7 +3,7 @@
  * each capped near 64 KiB (when over, the newer half is kept). Errors appear in both. Every line
  * passes through `redact()` so a token can never reach a log, whoever wrote the message.
  */
-import { appendFile, open, readFile, stat } from 'node:fs/promises';
+import { appendFile, open, readFile, stat } from './fs';
 import { writeFileAtomic } from './fsx';
 import type { StatePaths } from './paths';
 

@@ -6,7 +6,7 @@
  *
  * `rememberedFilePath` and `parseRemembered` are pure; the rest reads or writes that one file.
  */
-import { stat } from 'node:fs/promises';
+import { stat } from './fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ensurePrivateDir, readTextIfExists, writeFileAtomic } from './fsx';
 

@@ -86,6 +86,21 @@ describe('locks that name their holder', () => {
     await release();
   });
 
+  it('release and take-over leave nothing behind, also of a lock dir holding more than its owner file', async () => {
+    const area = mkdtempSync(join(dir, 'tidy-'));
+    const lock = join(area, 'd.lock');
+    await (await acquireLock(lock, { waitMillis: 0, staleMillis: 60_000 }))();
+    expect(readdirSync(area)).toEqual([]);
+
+    mkdirSync(join(lock, 'nested'), { recursive: true });
+    writeFileSync(join(lock, 'nested', 'junk'), 'left by an older version');
+    writeFileSync(join(lock, 'owner'), JSON.stringify({ pid: process.pid, host: (await import('node:os')).hostname(), start: 'other-boot:1', nonce: 'n2' }));
+    const release = await acquireLock(lock, { waitMillis: 0, staleMillis: 60_000 });
+    expect(readdirSync(lock)).toEqual(['owner']);
+    await release();
+    expect(readdirSync(area)).toEqual([]);
+  });
+
   it.skipIf(processStartToken(process.pid) === null)('the start token is stable for a process and differs between processes', () => {
     expect(processStartToken(process.pid)).toBe(processStartToken(process.pid));
     expect(processStartToken(process.ppid)).not.toBe(processStartToken(process.pid));

@@ -1,4 +1,4 @@
-import { lstat, readdir, readFile } from 'node:fs/promises';
+import { lstat, readdir, readFile } from '../../../local/fs';
 import { join } from 'node:path';
 import { readTextIfExists } from '../../../local/fsx';
 import { type Check, type CheckResult, resultOf } from '../check';
