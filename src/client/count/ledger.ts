@@ -15,7 +15,6 @@
  * Callers hold the state lock for every read-modify-write.
  */
 import { constants as fsConstants } from 'node:fs';
-import { open as openThreaded } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ModelUsage } from '../../protocol/wire';
 import { mkdir, open, readFile, stat, unlink } from '../local/fs';
@@ -331,7 +330,7 @@ export class Ledger {
     // first read of a long transcript that is up to 256 fsyncs, which one after another were the
     // largest part of its time.
     const pending = [...byShard];
-    const openShard: OpenForAppend = pending.length >= THREADED_APPEND_MIN_SHARDS ? openThreaded : open;
+    const openShard: OpenForAppend = pending.length >= THREADED_APPEND_MIN_SHARDS ? openThreaded() : open;
     const worker = async () => {
       // One buffer per worker, reused shard after shard: a string and a buffer per shard stayed
       // allocated until a garbage collection, and on a first read they were the commit's peak.
@@ -401,6 +400,14 @@ export class Ledger {
   get loadedShardCount(): number {
     return this.shards.size;
   }
+}
+
+/**
+ * `node:fs/promises`' open, loaded by the first batch that wants it rather than imported: that
+ * module (with readline and the watchers) cost every turn's start ~2 ms, and a turn rarely uses it.
+ */
+function openThreaded(): OpenForAppend {
+  return process.getBuiltinModule('node:fs/promises').open;
 }
 
 /** What a shard append needs of an open file: `node:fs/promises` (thread pool) or local/fs (direct). */

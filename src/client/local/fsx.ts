@@ -255,10 +255,12 @@ export async function acquireLock(lockPath: string, options: LockOptions): Promi
   const owner: LockOwner = { pid: process.pid, host: hostname(), start: selfStart, nonce: randomBytes(12).toString('hex') };
   const staging = `${lockPath}.${owner.nonce}`;
   await mkdir(staging, { mode: PRIVATE_DIR_MODE });
+  let placed = false;
   try {
     await writeFile(join(staging, OWNER_FILE), JSON.stringify(owner), { mode: PRIVATE_FILE_MODE });
     for (let attempt = 0; ; attempt++) {
-      if (await renameIntoPlace(staging, lockPath)) return holdLock(lockPath, owner, stale);
+      placed = await renameIntoPlace(staging, lockPath);
+      if (placed) return holdLock(lockPath, owner, stale);
       const seen = await inspectLock(lockPath, stale);
       if (seen.state === 'dead') {
         await takeOver(lockPath, stale, seen.nonce);
@@ -270,8 +272,8 @@ export async function acquireLock(lockPath: string, options: LockOptions): Promi
       await new Promise((resolve) => setTimeout(resolve, backoffMillis));
     }
   } finally {
-    // Renamed into place: gone already. Otherwise our staging copy.
-    await rm(staging, { recursive: true, force: true }).catch(() => {});
+    // Renamed into place: gone already (and no rm: it loads node's rimraf on every lock). Otherwise our staging copy.
+    if (!placed) await removeLockTree(staging).catch(() => {});
   }
 }
 

@@ -3,7 +3,17 @@ import { tmpdir } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { dayNumber, Ledger, type LedgerEntry, mergeEntries, parseLedgerLine, SHARD_COMPACT_BYTES, shardOf, toLedgerEntry } from '../../../src/client/count/ledger';
+import {
+  dayNumber,
+  Ledger,
+  type LedgerEntry,
+  mergeEntries,
+  parseLedgerLine,
+  SHARD_COMPACT_BYTES,
+  shardOf,
+  THREADED_APPEND_MIN_SHARDS,
+  toLedgerEntry,
+} from '../../../src/client/count/ledger';
 import type { Logger } from '../../../src/client/local/log';
 import type { ModelUsage } from '../../../src/protocol/wire';
 
@@ -47,6 +57,16 @@ describe('Ledger', () => {
     expect(b.sameMessage('msg_1', 'm:msg_1|r:r1').map((e) => e.key)).toEqual(['m:msg_1|r:btw']);
     expect(b.sameMessage('msg_1', 'm:msg_1|r:btw').map((e) => [e.key, e.sidechain])).toEqual([['m:msg_1|r:r1', false]]);
     expect(b.get('m:msg_2|r:r', 'msg_1')).toBeUndefined();
+  });
+
+  it('a batch over THREADED_APPEND_MIN_SHARDS shards (appended through node:fs/promises) reads back whole', async () => {
+    const ids = Array.from({ length: 64 }, (_, n) => `msg_batch_${n}`);
+    const shards = new Set(ids.map((m) => shardOf(m)));
+    expect(shards.size).toBeGreaterThanOrEqual(THREADED_APPEND_MIN_SHARDS);
+    await new Ledger(dir, capture()).append(ids.map((m, n) => entry(`m:${m}|r:r`, m, u(1, n + 1))));
+    const b = new Ledger(dir, capture());
+    await b.load([...shards]);
+    for (const [n, m] of ids.entries()) expect(b.get(`m:${m}|r:r`, m)?.usage, m).toEqual(u(1, n + 1));
   });
 
   it('finds the other keys of a message id whether it has one, two or three keys (staged or loaded)', async () => {

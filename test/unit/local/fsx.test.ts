@@ -101,6 +101,16 @@ describe('locks that name their holder', () => {
     expect(readdirSync(area)).toEqual([]);
   });
 
+  it('a contender that gives up leaves no staging copy of its own lock behind', async () => {
+    const area = mkdtempSync(join(dir, 'busy-'));
+    const lock = join(area, 'e.lock');
+    const release = await acquireLock(lock, { waitMillis: 0, staleMillis: 60_000 });
+    await expectLocked(acquireLock(lock, { waitMillis: 30, staleMillis: 60_000 }));
+    expect(readdirSync(area)).toEqual(['e.lock']);
+    await release();
+    expect(readdirSync(area)).toEqual([]);
+  });
+
   it.skipIf(processStartToken(process.pid) === null)('the start token is stable for a process and differs between processes', () => {
     expect(processStartToken(process.pid)).toBe(processStartToken(process.pid));
     expect(processStartToken(process.ppid)).not.toBe(processStartToken(process.pid));
