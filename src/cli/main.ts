@@ -36,9 +36,17 @@ export function defaultContext(): CliContext {
     home: homedir(),
     cwd: process.cwd(),
     now: () => new Date(),
-    stdin: process.stdin,
-    stdout: process.stdout,
-    stderr: process.stderr,
+    // Getters: Node makes each stream on first access (2–6 ms for stdout, a pipe's socket or
+    // /dev/null's writer; stdin as much again), and a hook worker never touches them.
+    get stdin() {
+      return process.stdin;
+    },
+    get stdout() {
+      return process.stdout;
+    },
+    get stderr() {
+      return process.stderr;
+    },
     // Only a hand-off and the setup commands start or find themselves: node:sea loads only then.
     get selfCommand() {
       self ??= selfCommand();
@@ -195,8 +203,10 @@ export function runCli(argv: string[] = process.argv.slice(2)): void {
   // libuv's default 4 threads they queued 4 at a time (most of that read's idle time). Threads
   // waiting on the disk cost no CPU; the pool starts on first use, after this line.
   if (HOOK_COMMAND_NAMES.has(argv[0] ?? '')) process.env.UV_THREADPOOL_SIZE ??= String(HOOK_THREADPOOL_SIZE);
-  // `ccflux … | head -1`: a reader that goes away is not an error worth a stack trace.
-  for (const stream of [process.stdout, process.stderr]) {
+  // `ccflux … | head -1`: a reader that goes away is not an error worth a stack trace. Not for a
+  // hook's worker: it never writes, its stdio is /dev/null, and listening would make the streams.
+  const worker = HOOK_COMMAND_NAMES.has(argv[0] ?? '') && argv.includes('--foreground');
+  for (const stream of worker ? [] : [process.stdout, process.stderr]) {
     stream.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok);
       throw err;

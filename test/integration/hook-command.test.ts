@@ -3,7 +3,8 @@
  * and as Claude Code would with an exec-form hook): whatever the input, exit 0, print nothing,
  * return at once, and leave no spool file behind.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -123,22 +124,27 @@ describe('hook commands called directly', () => {
       `const before = new Set(process.moduleLoadList);
 process.on('exit', () => require('node:fs').writeFileSync(process.env.PROBE_OUT, process.moduleLoadList.filter((m) => !before.has(m)).join('\\n')));`,
     );
+    const out = join(probeDir, 'modules.txt');
     const loaded = async (args: string[]) => {
-      const out = join(probeDir, 'modules.txt');
       const result = await run(process.execPath, ['-r', probe, CLI_BUNDLE, ...args], { env: { ...t.env, PROBE_OUT: out } });
       expect(result).toMatchObject({ code: 0, stderr: '' });
       return (await readFile(out, 'utf8')).split('\n');
     };
-    // Exactly what plugin/scripts/ccflux-hook.sh starts.
+    // Exactly what plugin/scripts/ccflux-hook.sh starts, stdio on /dev/null as there.
     const spool = join(t.spoolDir, 'ccflux-hook.Probe123');
     await writeFile(spool, t.input, { mode: 0o600 });
-    const worker = await loaded(['report-turn', '--input-file', spool, '--foreground']);
+    const child = spawn(process.execPath, ['-r', probe, CLI_BUNDLE, 'report-turn', '--input-file', spool, '--foreground'], {
+      env: { ...t.env, PROBE_OUT: out },
+      stdio: 'ignore',
+    });
+    expect((await once(child, 'exit'))[0]).toBe(0);
+    const worker = (await readFile(out, 'utf8')).split('\n');
     expect(await t.queued()).toHaveLength(1);
     // commander's module requires node:child_process at its top: its absence is commander's too.
-    // fs/promises (with readline) serves only the ledger's large batches; rimraf only odd lock dirs.
-    for (const name of ['child_process', 'perf_hooks', 'sea', 'fs/promises', 'internal/fs/rimraf']) {
-      expect(worker, name).not.toContain(`NativeModule ${name}`);
-    }
+    // fs/promises (with readline) serves only the ledger's large batches; rimraf only odd lock dirs;
+    // the last two are what process.stdout and process.stdin on /dev/null are made with.
+    const unused = ['child_process', 'perf_hooks', 'sea', 'fs/promises', 'internal/fs/rimraf', 'internal/fs/sync_write_stream', 'internal/fs/streams'];
+    for (const name of unused) expect(worker, name).not.toContain(`NativeModule ${name}`);
     // The probe sees them where they are used: --help goes through commander.
     expect(await loaded(['report-turn', '--help'])).toContain('NativeModule child_process');
   });
