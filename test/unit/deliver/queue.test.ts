@@ -152,6 +152,21 @@ describe('fs queue specifics', () => {
     expect((await stat(paths.queue)).mode & 0o777).toBe(0o600);
   });
 
+  it('a drain that leaves nothing empties the file in place (same inode, 0600); the next append writes one line', async () => {
+    const q = createFsQueue(paths, { log: memoryLog() });
+    await q.append(report('s', 0));
+    await q.append(report('s', 1));
+    const before = await stat(paths.queue);
+    await q.remove([report('s', 0), report('s', 1)]);
+    const after = await stat(paths.queue);
+    expect([after.ino, after.size, after.mode & 0o777]).toEqual([before.ino, 0, 0o600]);
+    expect(await q.list()).toEqual([]);
+    await q.append(report('s', 2));
+    expect(await readFile(paths.queue, 'utf8')).toBe(`${JSON.stringify(report('s', 2))}\n`);
+    await q.removeFirst(1);
+    expect((await stat(paths.queue)).size).toBe(0);
+  });
+
   it('reads a Rust-written queue (CRLF, blank lines, no final newline)', async () => {
     await writeFile(paths.queue, `${JSON.stringify(report('r', 0))}\r\n\r\n${JSON.stringify(report('r', 1))}`);
     const q = createFsQueue(paths, { log: memoryLog() });
