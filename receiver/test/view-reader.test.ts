@@ -21,6 +21,17 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
+/** An empty receiver database in a temp dir, closed (then removed) after the test. */
+function emptyDatabase(): ReturnType<typeof openDatabase> {
+  const { dir, cleanup } = tempDir();
+  cleanups.push(cleanup);
+  const db = openDatabase(join(dir, 'ccflux.db'), { notice: () => {} });
+  cleanups.push(() => {
+    db.close();
+  });
+  return db;
+}
+
 /** A receiver over a SQLite file whose view reader waits on `gate` before every query. */
 async function heldReceiver(): Promise<{ url: string; store: SqliteStore; clock: Clock; open(): void }> {
   const { dir, cleanup } = tempDir();
@@ -90,12 +101,7 @@ describe.skipIf(ON_POSTGRES)('SQLite views off the event loop', () => {
   });
 
   it('rejects a failing query, refuses past its queue bound, and ends pending queries on close', async () => {
-    const { dir, cleanup } = tempDir();
-    cleanups.push(cleanup);
-    const db = openDatabase(join(dir, 'ccflux.db'), { notice: () => {} });
-    cleanups.push(() => {
-      db.close();
-    });
+    const db = emptyDatabase();
     const failing = openSqlReader(db);
     expect(failing.kind).toBe('worker');
     await expect(failing.all('SELECT nope FROM nowhere')).rejects.toThrow(/no such table/);
@@ -129,12 +135,7 @@ describe.skipIf(ON_POSTGRES)('SQLite views off the event loop', () => {
   });
 
   it('runs queries on all its threads at once, answers each its own rows, and closes them all', async () => {
-    const { dir, cleanup } = tempDir();
-    cleanups.push(cleanup);
-    const db = openDatabase(join(dir, 'ccflux.db'), { notice: () => {} });
-    cleanups.push(() => {
-      db.close();
-    });
+    const db = emptyDatabase();
     // [0]: the gate (closed); [1]: how many queries have reached it, i.e. are inside a thread.
     const gate = new SharedArrayBuffer(8);
     const flag = new Int32Array(gate);

@@ -191,9 +191,10 @@ function nodeTooOld(): boolean {
 
 /** Runs the CLI for this process: checks the Node version, runs, sets the exit code. */
 export function runCli(argv: string[] = process.argv.slice(2)): void {
+  const hook = HOOK_COMMAND_NAMES.has(argv[0] ?? '');
   if (nodeTooOld()) {
     // Quietly: hooks must never disturb Claude Code. User commands say why.
-    if (!HOOK_COMMAND_NAMES.has(argv[0] ?? '')) {
+    if (!hook) {
       process.stderr.write(`ccflux needs Node.js ${MIN_NODE_MAJOR} or newer (this is ${process.versions.node})\n`);
       process.exitCode = EXIT.failure;
     }
@@ -202,10 +203,10 @@ export function runCli(argv: string[] = process.argv.slice(2)): void {
   // A hook's worker fsyncs up to 256 ledger shards and its state on a session's first read: with
   // libuv's default 4 threads they queued 4 at a time (most of that read's idle time). Threads
   // waiting on the disk cost no CPU; the pool starts on first use, after this line.
-  if (HOOK_COMMAND_NAMES.has(argv[0] ?? '')) process.env.UV_THREADPOOL_SIZE ??= String(HOOK_THREADPOOL_SIZE);
+  if (hook) process.env.UV_THREADPOOL_SIZE ??= String(HOOK_THREADPOOL_SIZE);
   // `ccflux … | head -1`: a reader that goes away is not an error worth a stack trace. Not for a
   // hook's worker: it never writes, its stdio is /dev/null, and listening would make the streams.
-  const worker = HOOK_COMMAND_NAMES.has(argv[0] ?? '') && argv.includes('--foreground');
+  const worker = hook && argv.includes('--foreground');
   for (const stream of worker ? [] : [process.stdout, process.stderr]) {
     stream.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok);
@@ -217,7 +218,7 @@ export function runCli(argv: string[] = process.argv.slice(2)): void {
       process.exitCode = code;
       // A hook has printed nothing and flushed its logs; without this, V8's background threads
       // keep the process around ~100 ms after the work is done, on every turn.
-      if (HOOK_COMMAND_NAMES.has(argv[0] ?? '')) process.exit(code);
+      if (hook) process.exit(code);
     },
     () => {
       process.exitCode = EXIT.failure;

@@ -56,6 +56,25 @@ export async function makeDataDir(options: { email?: string; name?: string } = {
   return { dataDir, home };
 }
 
+/**
+ * `<data dir>/projects/-home-u-repo/<session>.jsonl` holding one assistant line (10 input, 5 output
+ * tokens of claude-sonnet-4-6): the smallest transcript a hook reports. Returns its path.
+ */
+export async function writeOneTurnTranscript(dataDir: string, sessionId: string): Promise<string> {
+  const project = join(dataDir, 'projects', '-home-u-repo');
+  await mkdir(project, { recursive: true });
+  const transcript = join(project, `${sessionId}.jsonl`);
+  const line = {
+    type: 'assistant',
+    sessionId,
+    requestId: 'req_1',
+    timestamp: '2026-05-11T04:32:10.000Z',
+    message: { id: 'msg_1', model: 'claude-sonnet-4-6', usage: { input_tokens: 10, output_tokens: 5 } },
+  };
+  await writeFile(transcript, `${JSON.stringify(line)}\n`);
+  return transcript;
+}
+
 /** Variables of the developer's shell that would change what the CLI does under test. */
 const STRIPPED_ENV = /^(CLAUDE_|CCFLUX_|NODE_OPTIONS$|NODE_EXTRA_CA_CERTS$|HTTPS?_PROXY$|https?_proxy$|VITEST)/;
 

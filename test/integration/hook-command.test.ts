@@ -19,6 +19,7 @@ import {
   run,
   sessionSums,
   runCli,
+  writeOneTurnTranscript,
 } from '../helpers/env';
 import { type RunningReceiver as Receiver, startReceiver } from '../helpers/receiver';
 import { expectedModels, installPlugin, replayTimeline, waitForQuiet } from '../helpers/timeline';
@@ -40,17 +41,7 @@ afterAll(async () => {
 async function oneTurn() {
   const { dataDir, home } = await makeDataDir({ email: 'a@example.org' });
   const spoolDir = await makeTempDir('ccflux-spool-');
-  const transcript = join(dataDir, 'projects', '-home-u-repo', `${SESSION}.jsonl`);
-  const { mkdir } = await import('node:fs/promises');
-  await mkdir(join(dataDir, 'projects', '-home-u-repo'), { recursive: true });
-  const line = {
-    type: 'assistant',
-    sessionId: SESSION,
-    requestId: 'req_1',
-    timestamp: '2026-05-11T04:32:10.000Z',
-    message: { id: 'msg_1', model: 'claude-sonnet-4-6', usage: { input_tokens: 10, output_tokens: 5 } },
-  };
-  await writeFile(transcript, `${JSON.stringify(line)}\n`);
+  const transcript = await writeOneTurnTranscript(dataDir, SESSION);
   const env = hookEnv({ dataDir, home, extra: { TMPDIR: spoolDir } });
   const input = JSON.stringify({ session_id: SESSION, transcript_path: transcript, hook_event_name: 'Stop' });
   const queued = async () => readJsonLines(join(dataDir, 'ccflux', 'pending_reports.jsonl'));

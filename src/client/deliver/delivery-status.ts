@@ -97,9 +97,7 @@ export async function recordDeliveryStatus(
   try {
     const previous = await readDeliveryStatus(deps.paths);
     const next = nextDeliveryStatus(previous, outcome, formatTimestamp(deps.now()));
-    // Not fsynced: after a power cut an old, empty or missing file reads as the defaults (above),
-    // and the next delivery writes it again. A turn saves an fsync.
-    await writeFileAtomic(deps.paths.deliveryStatus, `${JSON.stringify(next, null, 2)}\n`, undefined, { durable: false });
+    await writeFileAtomic(deps.paths.deliveryStatus, `${JSON.stringify(next, null, 2)}\n`);
   } catch (err) {
     deps.log.error(`cannot write delivery_status.json: ${describeError(err)}`);
   }

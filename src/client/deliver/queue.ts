@@ -13,7 +13,7 @@
  * `rejected_reports.jsonl` (with a log line) by the next mutation; a full queue drops its oldest
  * entries (beyond DEFAULT_QUEUE_MAX_BYTES) with a logged count.
  */
-import { stat, truncate } from '../local/fs';
+import { stat } from '../local/fs';
 import { formatTimestamp, type ReportBody, validateReport } from '../../protocol/wire';
 import { appendDurable, readTextIfExists, writeFileAtomic } from '../local/fsx';
 import { type Logger, nullLogger } from '../local/log';
@@ -178,17 +178,7 @@ export function createFsQueue(paths: Pick<StatePaths, 'queue' | 'rejected'>, opt
       await capRejected(paths, log);
     }
     if (reports !== null || parsed.unreadable.length > 0) {
-      const next = reports ?? parsed.reports;
-      // All delivered (the usual end of a drain): the file is emptied in place, with no temp file
-      // and no fsync. A crash can only undo it, and then the delivered reports are sent again,
-      // which the receiver answers as duplicates (one row per session, turn and model).
-      if (next.length === 0) {
-        await truncate(paths.queue, 0).catch((err: NodeJS.ErrnoException) => {
-          if (err.code !== 'ENOENT') throw err;
-        });
-      } else {
-        await writeFileAtomic(paths.queue, serialize(next));
-      }
+      await writeFileAtomic(paths.queue, serialize(reports ?? parsed.reports));
     }
   };
 

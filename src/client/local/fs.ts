@@ -43,7 +43,6 @@ export const symlink = direct(fs.symlinkSync) as unknown as typeof promises.syml
 export const chmod = direct(fs.chmodSync) as typeof promises.chmod;
 export const utimes = direct(fs.utimesSync) as typeof promises.utimes;
 export const copyFile = direct(fs.copyFileSync) as typeof promises.copyFile;
-export const truncate = direct(fs.truncateSync) as typeof promises.truncate;
 
 /** An open file: the `FileHandle` methods the device side uses, on a plain descriptor. */
 export class FileHandle {

@@ -29,21 +29,7 @@ const MIN_STALE_MILLIS = 2000;
  * `data` may be given in pieces (any iterable of strings, consumed one piece at a time): a large
  * file is then never one string, nor one buffer, in memory (a first read's session state).
  */
-export interface AtomicWriteOptions {
-  /**
-   * false: no fsync before the rename. Only for files whose loss or emptiness after a power cut
-   * costs nothing but a default (delivery_status.json): the rename still makes the new content
-   * appear whole or not at all to every reader while the machine runs.
-   */
-  durable?: boolean;
-}
-
-export async function writeFileAtomic(
-  path: string,
-  data: string | Buffer | Iterable<string>,
-  mode = PRIVATE_FILE_MODE,
-  options: AtomicWriteOptions = {},
-): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Buffer | Iterable<string>, mode = PRIVATE_FILE_MODE): Promise<void> {
   const temp = `${path}.${randomBytes(4).readUInt32BE(0)}`;
   const handle = await open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, mode);
   try {
@@ -51,7 +37,7 @@ export async function writeFileAtomic(
     if (((await handle.stat()).mode & 0o777) !== mode) await handle.chmod(mode);
     if (typeof data === 'string' || Buffer.isBuffer(data)) await handle.writeFile(data);
     else await writePieces(handle, data);
-    if (options.durable !== false) await handle.sync();
+    await handle.sync();
   } catch (err) {
     await handle.close().catch(() => {});
     await rm(temp, { force: true }).catch(() => {});

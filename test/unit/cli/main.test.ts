@@ -3,11 +3,10 @@
  * ccflux-hook.sh and a hand-off start it) without loading commander, and sends everything else
  * (help, other spellings, user commands) through commander. Both parse to the same options.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { cleanupTempDirs, hookEnv, makeDataDir, readJsonLines } from '../../helpers/env';
+import { cleanupTempDirs, hookEnv, makeDataDir, readJsonLines, writeOneTurnTranscript } from '../../helpers/env';
 
 const commander = vi.hoisted(() => ({ loads: 0 }));
 vi.mock('commander', async (importOriginal) => {
@@ -46,17 +45,7 @@ function context(env: NodeJS.ProcessEnv, home: string): { ctx: CliContext; print
 
 async function oneTurn() {
   const { dataDir, home } = await makeDataDir({ email: 'a@example.org' });
-  const projects = join(dataDir, 'projects', '-home-u-repo');
-  await mkdir(projects, { recursive: true });
-  const transcript = join(projects, `${SESSION}.jsonl`);
-  const line = {
-    type: 'assistant',
-    sessionId: SESSION,
-    requestId: 'req_1',
-    timestamp: '2026-05-11T04:32:10.000Z',
-    message: { id: 'msg_1', model: 'claude-sonnet-4-6', usage: { input_tokens: 10, output_tokens: 5 } },
-  };
-  await writeFile(transcript, `${JSON.stringify(line)}\n`);
+  const transcript = await writeOneTurnTranscript(dataDir, SESSION);
   const input = JSON.stringify({ session_id: SESSION, transcript_path: transcript, hook_event_name: 'SessionEnd' });
   return { dataDir, home, input, env: hookEnv({ dataDir, home }) };
 }

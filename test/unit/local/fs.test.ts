@@ -82,13 +82,6 @@ describe('local/fs: node:fs/promises made with synchronous calls', () => {
       await fs.symlink(join(d, 'real'), join(d, 'alias'));
       return [await fs.realpath(join(d, 'alias')), await fs.realpath(join(d, 'gone')).catch((e) => e.code)];
     }],
-    ['truncate to 0 and to a length, and of a missing file', async (fs, d) => {
-      await fs.writeFile(join(d, 't'), 'abcdef');
-      await fs.truncate(join(d, 't'), 2);
-      const two = await fs.readFile(join(d, 't'), 'utf8');
-      await fs.truncate(join(d, 't'), 0);
-      return [two, (await fs.stat(join(d, 't'))).size, await fs.truncate(join(d, 'none'), 0).catch((e) => e.code)];
-    }],
     ['rename onto a missing directory', (fs, d) => fs.rename(join(d, 'a'), join(d, 'no', 'b'))],
     ['unlink of a missing file', (fs, d) => fs.unlink(join(d, 'a'))],
     ['open exclusive twice', async (fs, d) => {
