@@ -1,17 +1,26 @@
 // Bundled by bench/run.mjs (esbuild) into a temp file and run in its own process: the device's
-// transcript reader and usage parser over one file from offset 0, exactly as collection uses them
-// (candidate filter, JSON.parse of candidates, group merge), without ledger or state writes.
-// Prints {lines, groups, outputTokens, loopMs} like the bare loop it is compared with.
-import { LineMatcher, readNewLines } from '../src/client/count/transcript';
-import { CANDIDATE_LINE_RULES, type GroupTotal, mergeRecord, parseUsageLine } from '../src/client/count/usage';
+// transcript reader and parsers over one file from offset 0, exactly as collection uses them
+// (candidate filter, the byte scanner of usage and cost-state lines, group merge), without ledger
+// or state writes. Prints {lines, groups, outputTokens, loopMs} like the bare loop it is compared with.
+import { foldTotals, type ModelTotals, parseCostStateBytes } from '../src/client/count/cost-state';
+import { LineMatcher, readNewLineBytes } from '../src/client/count/transcript';
+import { CANDIDATE_LINE_RULES, COST_STATE_RULE_BIT, type GroupTotal, mergeRecord, parseUsageBytes, USAGE_RULE_BIT } from '../src/client/count/usage';
 
 const path = process.argv[2] ?? '';
 const t0 = process.hrtime.bigint();
 const groups = new Map<string, GroupTotal>();
+const costState: ModelTotals = new Map();
 const matcher = new LineMatcher(CANDIDATE_LINE_RULES);
-const read = await readNewLines(path, undefined, (line) => {
-  for (const record of parseUsageLine(line, 'bench').records) mergeRecord(groups, record, null);
-}, { matcher });
+const read = await readNewLineBytes(
+  path,
+  undefined,
+  (bytes, start, end, rules) => {
+    const totals = (rules & COST_STATE_RULE_BIT) !== 0 ? parseCostStateBytes(bytes, start, end) : null;
+    if (totals !== null) foldTotals(costState, totals);
+    else if ((rules & USAGE_RULE_BIT) !== 0) for (const record of parseUsageBytes(bytes, start, end, 'bench').records) mergeRecord(groups, record, null);
+  },
+  { matcher },
+);
 let outputTokens = 0;
 for (const g of groups.values()) outputTokens += g.usage.output_tokens;
 process.stdout.write(JSON.stringify({ lines: read.lines, groups: groups.size, outputTokens, loopMs: Number(process.hrtime.bigint() - t0) / 1e6 }));

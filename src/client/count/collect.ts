@@ -23,7 +23,7 @@ import { appendDurable, readTextIfExists } from '../local/fsx';
 import { Ledger, type LedgerEntry, shardOf, shardOfEntry, toLedgerEntry } from './ledger';
 import type { Logger } from '../local/log';
 import { isSafeSessionId, type StatePaths } from '../local/paths';
-import { foldTotals, type ModelTotals, parseCostStateLine, reconcileCostState } from './cost-state';
+import { foldTotals, type ModelTotals, parseCostStateBytes, parseCostStateLine, reconcileCostState } from './cost-state';
 import { buildReports } from './report';
 import {
   type LoadedState,
@@ -39,7 +39,7 @@ import {
   writeSessionState,
 } from './session-state';
 import { isUnder, openRegularFile, projectsDirOf } from './safe-files';
-import { ALL_RULES, type FileCursor, LineMatcher, type OnLine, readNewLines } from './transcript';
+import { ALL_RULES, type FileCursor, LineMatcher, type OnLineBytes, readNewLineBytes } from './transcript';
 import {
   addTo,
   addUsage,
@@ -49,8 +49,10 @@ import {
   decideGroup,
   type GroupTotal,
   isZeroUsage,
+  type LineParse,
   lineTimestamp,
   mergeRecord,
+  parseUsageBytes,
   parseUsageLine,
   USAGE_RULE_BIT,
   zeroUsage,
@@ -415,34 +417,51 @@ interface TurnReads {
   bytes: number;
 }
 
+const USAGE_MARKER = Buffer.from('"usage"', 'latin1');
+
 /**
  * Step 2a for one line: cost-state totals (main transcript only), else usage records folded into
- * groups; notes the session's first timestamp (then the matcher may filter again).
+ * groups; notes the session's first timestamp (then the matcher may filter again). A line the
+ * matcher filtered is read from its bytes (usage.ts, cost-state.ts: no string for the line, no
+ * parse of its content); until the first timestamp every line comes (ALL_RULES) and is decoded.
  */
-function lineFolder(reads: TurnReads, state: SessionState, sessionId: string, isMain: boolean, matcher: LineMatcher): OnLine {
-  return (line: string, rules: number) => {
-    // A line the reader found without the cost-state marker cannot be one: no parse for it.
-    if (isMain && (rules & COST_STATE_RULE_BIT) !== 0) {
-      const totals = parseCostStateLine(line);
-      if (totals !== null) {
-        reads.costState ??= new Map();
-        foldTotals(reads.costState, totals);
-        return;
-      }
-    }
-    // The usage rule's bit alone (not ALL_RULES, which sets every bit) says the reader found `"usage"`.
-    const parsed = parseUsageLine(line, sessionId, rules !== ALL_RULES && (rules & USAGE_RULE_BIT) !== 0);
+function lineFolder(reads: TurnReads, state: SessionState, sessionId: string, isMain: boolean, matcher: LineMatcher): OnLineBytes {
+  const foldCostState = (totals: ModelTotals) => {
+    reads.costState ??= new Map();
+    foldTotals(reads.costState, totals);
+  };
+  const foldUsage = (parsed: LineParse) => {
     if (parsed.malformed) reads.malformed++;
     if (parsed.syntheticUsage !== null) reads.synthetic++;
     const origin = parsed.copiedFrom;
     if (origin !== null && origin !== sessionId && isSafeSessionId(origin) && reads.forkedFrom.size < MAX_PARENTS) reads.forkedFrom.add(origin);
     for (const record of parsed.records) mergeRecord(reads.groups, record, timestampMs(record.timestamp));
+  };
+  const foldText = (line: string) => {
+    if (isMain) {
+      const totals = parseCostStateLine(line);
+      if (totals !== null) return foldCostState(totals);
+    }
+    foldUsage(parseUsageLine(line, sessionId));
     if (isMain && state.sessionStartUtc === '') {
       const ts = parseTimestamp(lineTimestamp(line) ?? '');
       if (ts !== null) {
         state.sessionStartUtc = formatTimestamp(ts);
         matcher.everything = false;
       }
+    }
+  };
+  return (bytes: Buffer, start: number, end: number, rules: number) => {
+    if (rules === ALL_RULES) return foldText(bytes.toString('utf8', start, end));
+    // A line the reader found without the cost-state marker cannot be one: no parse for it.
+    if (isMain && (rules & COST_STATE_RULE_BIT) !== 0) {
+      const totals = parseCostStateBytes(bytes, start, end);
+      if (totals !== null) return foldCostState(totals);
+    }
+    // The usage rule wants `"assistant"` too; a line let through by another rule is still looked
+    // at when it holds `"usage"` (an escaped spelling of its type), as the text path does.
+    if ((rules & USAGE_RULE_BIT) !== 0 || bytes.subarray(start, end).indexOf(USAGE_MARKER) !== -1) {
+      foldUsage(parseUsageBytes(bytes, start, end, sessionId));
     }
   };
 }
@@ -467,7 +486,7 @@ async function readSessionFile(
   matcher.everything = isMain && state.sessionStartUtc === '';
   const onLine = lineFolder(reads, state, sessionId, isMain, matcher);
   try {
-    const read = await readNewLines(path, cursor, onLine, { log: deps.log, matcher });
+    const read = await readNewLineBytes(path, cursor, onLine, { log: deps.log, matcher });
     reads.lines += read.lines;
     reads.bytes += read.bytes;
     if (read.cursor !== null) state.files[path] = read.cursor;

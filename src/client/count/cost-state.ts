@@ -29,6 +29,7 @@
  * numeric counters of `modelUsage` are kept.
  */
 import type { ModelUsage } from '../../protocol/wire';
+import { LineValues, ScanSpec, scanLine } from './json-scan';
 import { type Ledger, type LedgerEntry, shardOf, toLedgerEntry } from './ledger';
 import { addUsage, count, deltaOver, isZeroUsage, maxUsage, raiseTo, zeroUsage } from './usage';
 
@@ -81,8 +82,37 @@ export function parseCostStateLine(line: string): ModelTotals | null {
     return null;
   }
   if (!isObject(entry) || entry.type !== 'cost-state' || !isObject(entry.modelUsage)) return null;
+  return totalsOf(entry.modelUsage);
+}
+
+const COST_STATE_SCAN = new ScanSpec(['type', 'modelUsage']);
+const TYPE_SLOT = 0;
+const MODEL_USAGE_SLOT = 1;
+const costStateValues = new LineValues(COST_STATE_SCAN.newSpans());
+const COST_STATE = Buffer.from('cost-state', 'latin1');
+const COST_STATE_MARKER_BYTES = Buffer.from(COST_STATE_MARKER, 'latin1');
+const BLOB_MARKER_BYTES = Buffer.from(BLOB_MARKER, 'latin1');
+
+/**
+ * parseCostStateLine of the line `bytes[start, end)` (UTF-8, without its `\n`): the same answer,
+ * with only `modelUsage` parsed (json-scan.ts finds it; a line it leaves to JSON.parse is decoded
+ * and parsed whole).
+ */
+export function parseCostStateBytes(bytes: Buffer, start: number, end: number): ModelTotals | null {
+  const raw = bytes.subarray(start, end);
+  if (raw.indexOf(COST_STATE_MARKER_BYTES) === -1 || raw.indexOf(BLOB_MARKER_BYTES) !== -1) return null;
+  if (!scanLine(bytes, start, end, COST_STATE_SCAN, costStateValues.spans)) return parseCostStateLine(bytes.toString('utf8', start, end));
+  const line = costStateValues.of(bytes, start, end);
+  // An escaped spelling of "cost-state" is "cost-state" too: decoded only then.
+  if (!line.isString(TYPE_SLOT, COST_STATE) && line.string(TYPE_SLOT) !== 'cost-state') return null;
+  const modelUsage = line.object(MODEL_USAGE_SLOT);
+  return modelUsage === null || modelUsage === undefined ? null : totalsOf(modelUsage);
+}
+
+/** A `modelUsage` object's totals, at most MAX_COST_STATE_MODELS models. */
+function totalsOf(modelUsage: Record<string, unknown>): ModelTotals {
   const totals: ModelTotals = new Map();
-  for (const [rawName, value] of Object.entries(entry.modelUsage).slice(0, MAX_COST_STATE_MODELS)) {
+  for (const [rawName, value] of Object.entries(modelUsage).slice(0, MAX_COST_STATE_MODELS)) {
     if (!isObject(value) || rawName.length === 0 || rawName.length > MAX_MODEL_CHARS) continue;
     const name = normalizeModelName(rawName) || rawName;
     const before = totals.get(name);

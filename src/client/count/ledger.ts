@@ -17,18 +17,23 @@
 import { constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelUsage } from '../../protocol/wire';
-import { mkdir, open, readFile, stat, unlink } from '../local/fs';
+import { type FileHandle, mkdir, open, readFile, stat, unlink } from '../local/fs';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, writeFileAtomic } from '../local/fsx';
 import type { Logger } from '../local/log';
 import { type CountedEntry, count, maxUsage } from './usage';
 
 export const SHARD_COMPACT_BYTES = 1024 * 1024;
-/** Shard files appended (and fsynced) at once, in a batch of at least THREADED_APPEND_MIN_SHARDS. */
+/** Shard fsyncs in flight at once, in a batch of at least THREADED_APPEND_MIN_SHARDS. */
 const APPEND_CONCURRENCY = 16;
+/** Shards of a batch held open at once (written, then synced together): well below any fd limit. */
+const OPEN_SHARDS_AT_ONCE = 64;
 /**
- * From this many shards a batch is appended through the thread pool, so that its fsyncs overlap
- * (a session's first read: up to 256). A turn's batch (1–3 shards) is appended directly (local/fs.ts):
- * starting the pool costs more than its overlap saves there.
+ * From this many shards a batch's fsyncs go through the thread pool, so that they overlap (a
+ * session's first read: up to 256, one after another the largest part of its commit). Only the
+ * fsyncs: every other call of an append is a page-cache operation of microseconds, and as a pool
+ * job each cost the worker a round trip through the pool's queue and locks (a first read's ~1,300
+ * of them). A turn's batch (1–3 shards) is synced directly: starting the pool costs more than its
+ * overlap saves there.
  */
 export const THREADED_APPEND_MIN_SHARDS = 8;
 
@@ -147,6 +152,34 @@ function toCounted(e: LedgerEntry): CountedEntry {
   const counted: CountedEntry = { key: e.k, messageId: e.m, sidechain: e.sc, usage: entryUsage(e) };
   if (e.s !== undefined) counted.sessionId = e.s;
   return counted;
+}
+
+/**
+ * An entry's shard line: JSON.stringify(e) built field by field (a first read commits 40k+
+ * entries, and a JSON.stringify call each was ~2.5 µs of its commit). Keys in the order
+ * toLedgerEntry makes them, so for such an entry the text is JSON.stringify's; for any entry it
+ * parses to the same value (keys are read by name).
+ */
+export function ledgerLine(e: LedgerEntry): string {
+  let line = `{"k":${quote(e.k)},"m":${e.m === null ? 'null' : quote(e.m)},"sc":${e.sc === true},"model":${quote(e.model)},"i":${num(e.i)},"o":${num(e.o)},"cr":${num(e.cr)},"cw":${num(e.cw)}`;
+  if (e.c5 !== undefined) line += `,"c5":${num(e.c5)}`;
+  if (e.c1 !== undefined) line += `,"c1":${num(e.c1)}`;
+  if (e.ws !== undefined) line += `,"ws":${num(e.ws)}`;
+  if (e.s !== undefined) line += `,"s":${quote(e.s)}`;
+  if (e.t !== undefined) line += `,"t":${num(e.t)}`;
+  return `${line}}`;
+}
+
+/** What JSON.stringify must escape in a string: `"`, `\`, control characters, lone surrogates. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+function quote(text: string): string {
+  return NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`;
+}
+
+/** A number as JSON.stringify writes it (a non-finite one as null). */
+function num(n: number): string {
+  return Number.isFinite(n) ? `${n}` : 'null';
 }
 
 /** Parses one shard line; null when it is not a ledger entry. */
@@ -326,20 +359,31 @@ export class Ledger {
       else list.push(e);
     }
     await mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
-    // Shards are independent files (the caller holds the state lock): their fsyncs overlap. On a
-    // first read of a long transcript that is up to 256 fsyncs, which one after another were the
-    // largest part of its time.
-    const pending = [...byShard];
-    const openShard: OpenForAppend = pending.length >= THREADED_APPEND_MIN_SHARDS ? openThreaded() : open;
-    const worker = async () => {
-      // One buffer per worker, reused shard after shard: a string and a buffer per shard stayed
-      // allocated until a garbage collection, and on a first read they were the commit's peak.
-      const lines = new LineBuffer();
-      for (let next = pending.shift(); next !== undefined; next = pending.shift()) {
-        const [id, list] = next;
-        lines.reset();
-        for (const e of list) lines.add(JSON.stringify(e));
-        const size = await appendLines(openShard, this.shardPath(id), lines);
+    const batch = [...byShard];
+    const threaded = batch.length >= THREADED_APPEND_MIN_SHARDS;
+    // One buffer, reused shard after shard: a string and a buffer per shard stayed allocated
+    // until a garbage collection, and on a first read they were the commit's peak.
+    const lines = new LineBuffer();
+    for (let from = 0; from < batch.length; from += OPEN_SHARDS_AT_ONCE) {
+      const group = batch.slice(from, from + OPEN_SHARDS_AT_ONCE);
+      // Every shard of the group written, then all synced: creating a file waits for the journal
+      // commit an fsync in flight holds, so written one by one between syncs each open took ~0.3 ms.
+      const written: { id: string; list: LedgerEntry[]; handle: FileHandle; size: number }[] = [];
+      try {
+        for (const [id, list] of group) {
+          lines.reset();
+          for (const e of list) lines.add(ledgerLine(e));
+          const { handle, size } = await appendLines(this.shardPath(id), lines);
+          written.push({ id, list, handle, size });
+        }
+        await syncAll(
+          written.map((w) => w.handle),
+          threaded,
+        );
+      } finally {
+        for (const w of written) await w.handle.close();
+      }
+      for (const { id, list, size } of written) {
         const shard = this.shards.get(id);
         if (shard !== undefined) {
           for (const e of list) this.put(shard, e);
@@ -347,8 +391,7 @@ export class Ledger {
         }
         if (size > SHARD_COMPACT_BYTES) await this.compact(id);
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(APPEND_CONCURRENCY, pending.length) }, worker));
+    }
   }
 
   /**
@@ -363,7 +406,7 @@ export class Ledger {
     await this.load([id]);
     const shard = this.shards.get(id) as Shard;
     if (shard.diskLines < shard.byKey.size * COMPACT_MIN_LINES_PER_KEY) return;
-    const lines = [...shard.byKey.values()].map((e) => `${JSON.stringify(e)}\n`);
+    const lines = [...shard.byKey.values()].map((e) => `${ledgerLine(e)}\n`);
     await writeFileAtomic(this.shardPath(id), lines.join(''));
     shard.diskLines = lines.length;
     this.log.activity(`ledger shard ${id} compacted to ${lines.length} key(s)`);
@@ -386,7 +429,7 @@ export class Ledger {
     for (const e of shard.byKey.values()) {
       const next = decide(e);
       if (next === null) dropped++;
-      else lines.push(`${JSON.stringify(next)}\n`);
+      else lines.push(`${ledgerLine(next)}\n`);
       if (next !== e) changed = true;
     }
     if (changed) {
@@ -403,33 +446,32 @@ export class Ledger {
 }
 
 /**
- * `node:fs/promises`' open, loaded by the first batch that wants it rather than imported: that
- * module (with readline and the watchers) cost every turn's start ~2 ms, and a turn rarely uses it.
+ * fsyncs the files: one after another, or (`threaded`) through the thread pool, up to
+ * APPEND_CONCURRENCY at once (node:fs's callback form: no promise machinery per call).
  */
-function openThreaded(): OpenForAppend {
-  return process.getBuiltinModule('node:fs/promises').open;
+async function syncAll(handles: readonly FileHandle[], threaded: boolean): Promise<void> {
+  if (!threaded) {
+    for (const handle of handles) await handle.sync();
+    return;
+  }
+  const { fsync } = process.getBuiltinModule('node:fs');
+  let next = 0;
+  const lane = async () => {
+    for (let h = next++; h < handles.length; h = next++) {
+      const fd = (handles[h] as FileHandle).fd;
+      await new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(APPEND_CONCURRENCY, handles.length) }, lane));
 }
 
-/** What a shard append needs of an open file: `node:fs/promises` (thread pool) or local/fs (direct). */
-type OpenForAppend = (
-  path: string,
-  flags: number,
-  mode: number,
-) => Promise<{
-  stat(): Promise<{ size: number }>;
-  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
-  write(buffer: Buffer, offset: number, length: number): Promise<{ bytesWritten: number }>;
-  sync(): Promise<void>;
-  close(): Promise<void>;
-}>;
-
 /**
- * Appends `text` as whole lines and fsyncs; returns the new size. A crash can leave a torn last
- * line without its `\n`: the new text then starts on a fresh line so it is not glued to the torn
- * one (which load skips as corrupt).
+ * Appends the lines to the file (not synced yet) and returns it open, with its new size. A crash
+ * can leave a torn last line without its `\n`: the new text then starts on a fresh line so it is
+ * not glued to the torn one (which load skips as corrupt).
  */
-async function appendLines(openFile: OpenForAppend, path: string, lines: LineBuffer): Promise<number> {
-  const handle = await openFile(path, fsConstants.O_RDWR | fsConstants.O_APPEND | fsConstants.O_CREAT, PRIVATE_FILE_MODE);
+async function appendLines(path: string, lines: LineBuffer): Promise<{ handle: FileHandle; size: number }> {
+  const handle = await open(path, fsConstants.O_RDWR | fsConstants.O_APPEND | fsConstants.O_CREAT, PRIVATE_FILE_MODE);
   try {
     const { size } = await handle.stat();
     let newlineFirst = false;
@@ -440,10 +482,10 @@ async function appendLines(openFile: OpenForAppend, path: string, lines: LineBuf
     }
     const [buf, from, to] = lines.bytes(newlineFirst);
     for (let at = from; at < to; ) at += (await handle.write(buf, at, to - at)).bytesWritten;
-    await handle.sync();
-    return size + (to - from);
-  } finally {
+    return { handle, size: size + (to - from) };
+  } catch (err) {
     await handle.close();
+    throw err;
   }
 }
 

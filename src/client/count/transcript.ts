@@ -60,6 +60,12 @@ export interface ReadOptions {
  */
 export type OnLine = (line: string, rules: number) => void;
 
+/**
+ * OnLine for a caller that reads the raw bytes: the line is `bytes[start, end)` (UTF-8, without
+ * its `\n` nor a trailing `\r`). `bytes` is only valid during the call (the reader reuses it).
+ */
+export type OnLineBytes = (bytes: Buffer, start: number, end: number, rules: number) => void;
+
 /** Every bit set: the line was not filtered (no matcher, or `everything`). */
 export const ALL_RULES = -1;
 
@@ -243,11 +249,11 @@ async function startOffset(
   return start;
 }
 
-/** Hands out `bytes[from, to)` as a string, without a trailing `\r`. */
-function emitLine(onLine: OnLine, bytes: Buffer, from: number, to: number, rules: number): void {
+/** Hands out `bytes[from, to)` without a trailing `\r`. */
+function emitLine(onLine: OnLineBytes, bytes: Buffer, from: number, to: number, rules: number): void {
   let end = to;
   if (end > from && bytes[end - 1] === 0x0d) end--;
-  onLine(bytes.toString('utf8', from, end), rules);
+  onLine(bytes, from, end, rules);
 }
 
 /**
@@ -264,7 +270,7 @@ class LineSplitter {
   constructor(
     /** Just after the last `\n` seen. */
     public consumed: number,
-    private readonly onLine: OnLine,
+    private readonly onLine: OnLineBytes,
     private readonly matcher: LineMatcher | undefined,
     private readonly maxLineBytes: number,
     private readonly result: ReadResult,
@@ -367,10 +373,15 @@ async function nextCursor(
  * decoded as UTF-8 (invalid bytes become U+FFFD), without its `\n` (nor a trailing `\r`), and the
  * matcher's rules it matched. A missing file yields no lines and a null cursor; it is not an error.
  */
-export async function readNewLines(
+export function readNewLines(path: string, cursor: FileCursor | undefined, onLine: OnLine, options: ReadOptions = {}): Promise<ReadResult> {
+  return readNewLineBytes(path, cursor, (bytes, start, end, rules) => onLine(bytes.toString('utf8', start, end), rules), options);
+}
+
+/** readNewLines handing out each line's raw bytes (OnLineBytes): no string for a line the caller need not decode. */
+export async function readNewLineBytes(
   path: string,
   cursor: FileCursor | undefined,
-  onLine: OnLine,
+  onLine: OnLineBytes,
   options: ReadOptions = {},
 ): Promise<ReadResult> {
   const chunkBytes = options.chunkBytes ?? CHUNK_BYTES;

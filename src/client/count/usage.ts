@@ -16,6 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { DETAIL_FIELDS, type DetailField, type ModelUsage, TOKEN_FIELDS } from '../../protocol/wire';
+import { LineValues, ScanSpec, scanLine } from './json-scan';
 
 export const SYNTHETIC_MODEL = '<synthetic>';
 /** Model name used when an assistant line with usage names no model: its tokens are still billed. */
@@ -218,28 +219,119 @@ export function parseUsageLine(line: string, sessionId: string, holdsUsageMarker
   if (!isObject(entry) || entry.type !== 'assistant') return EMPTY;
   const message = entry.message;
   if (!isObject(message) || !isObject(message.usage)) return EMPTY;
-  const usageObj = message.usage;
+  return recordsOf(
+    {
+      usage: message.usage,
+      model: message.model,
+      messageId: message.id,
+      requestId: entry.requestId,
+      sessionId: () => entry.sessionId,
+      uuid: () => entry.uuid,
+      sidechain: entry.isSidechain === true,
+      timestamp: entry.timestamp,
+      requestSessionId: entry.requestSessionId,
+    },
+    sessionId,
+    () => line,
+  );
+}
 
-  const usage = extractUsage(usageObj);
-  const model = modelName(message.model);
+/**
+ * What counting reads of an assistant line whose `message.usage` is an object, each value as
+ * JSON.parse gives it (a non-string where a string is expected may be any non-string: it is only
+ * ever asked "is it a string"). The values read only now and then are functions, so the byte
+ * path decodes them only then.
+ */
+interface AssistantLine {
+  usage: Record<string, unknown>;
+  model: unknown;
+  messageId: unknown;
+  requestId: unknown;
+  /** Read for a key without requestId, and for a fork's copy (requestSessionId set). */
+  sessionId: () => unknown;
+  /** Read for a line without a message id. */
+  uuid: () => unknown;
+  sidechain: boolean;
+  timestamp: unknown;
+  requestSessionId: unknown;
+}
+
+/** The keys of an assistant line that counting reads, for the byte scanner (json-scan.ts). */
+const LINE_KEYS = ['type', 'message', 'requestId', 'sessionId', 'uuid', 'isSidechain', 'timestamp', 'requestSessionId'] as const;
+const MESSAGE_KEYS = ['usage', 'model', 'id'] as const;
+const USAGE_SCAN = new ScanSpec(LINE_KEYS, 'message', MESSAGE_KEYS);
+const lineSlot = (key: (typeof LINE_KEYS)[number]) => LINE_KEYS.indexOf(key);
+const messageSlot = (key: (typeof MESSAGE_KEYS)[number]) => LINE_KEYS.length + MESSAGE_KEYS.indexOf(key);
+const SLOT = {
+  type: lineSlot('type'),
+  message: lineSlot('message'),
+  requestId: lineSlot('requestId'),
+  sessionId: lineSlot('sessionId'),
+  uuid: lineSlot('uuid'),
+  isSidechain: lineSlot('isSidechain'),
+  timestamp: lineSlot('timestamp'),
+  requestSessionId: lineSlot('requestSessionId'),
+  usage: messageSlot('usage'),
+  model: messageSlot('model'),
+  id: messageSlot('id'),
+} as const;
+const usageValues = new LineValues(USAGE_SCAN.newSpans());
+const ASSISTANT = Buffer.from('assistant', 'latin1');
+
+/**
+ * parseUsageLine of the line `bytes[start, end)` (UTF-8, without its `\n`), which the reader's
+ * filter found holding `"usage"`: the same answer, without parsing the line's content.
+ * json-scan.ts validates the line and finds the few values counting reads; only the usage object
+ * is parsed. A line the scanner leaves to JSON.parse (not JSON, or unusual) is decoded and parsed
+ * whole, as before.
+ */
+export function parseUsageBytes(bytes: Buffer, start: number, end: number, sessionId: string): LineParse {
+  if (!scanLine(bytes, start, end, USAGE_SCAN, usageValues.spans)) return parseUsageLine(bytes.toString('utf8', start, end), sessionId, true);
+  const line = usageValues.of(bytes, start, end);
+  // An escaped spelling of "assistant" is "assistant" too: decoded only then.
+  if (!line.isString(SLOT.type, ASSISTANT) && line.string(SLOT.type) !== 'assistant') return EMPTY;
+  if (!line.isObject(SLOT.message)) return EMPTY;
+  const usage = line.object(SLOT.usage);
+  if (usage === null || usage === undefined) return EMPTY;
+  return recordsOf(
+    {
+      usage,
+      model: line.string(SLOT.model),
+      messageId: line.string(SLOT.id),
+      requestId: line.string(SLOT.requestId),
+      sessionId: () => line.string(SLOT.sessionId),
+      uuid: () => line.string(SLOT.uuid),
+      sidechain: line.isTrue(SLOT.isSidechain),
+      timestamp: line.string(SLOT.timestamp),
+      requestSessionId: line.string(SLOT.requestSessionId),
+    },
+    sessionId,
+    () => bytes.toString('utf8', start, end),
+  );
+}
+
+/** The records of an assistant line (`text`: the line, for the rare key made from its hash). */
+function recordsOf(line: AssistantLine, sessionId: string, text: () => string): LineParse {
+  const usage = extractUsage(line.usage);
+  const model = modelName(line.model);
   if (model === SYNTHETIC_MODEL) {
     return { records: [], malformed: false, syntheticUsage: isZeroUsage(usage) ? null : usage, copiedFrom: null };
   }
 
-  const messageId = idString(message.id);
-  const requestId = idString(entry.requestId);
+  const messageId = idString(line.messageId);
+  const requestId = idString(line.requestId);
   let key: string;
   if (messageId !== null) {
-    key = requestId !== null ? `m:${messageId}|r:${requestId}` : `m:${messageId}|s:${idString(entry.sessionId) ?? sessionId}`;
+    key = requestId !== null ? `m:${messageId}|r:${requestId}` : `m:${messageId}|s:${idString(line.sessionId()) ?? sessionId}`;
   } else {
-    const uuid = idString(entry.uuid);
-    key = uuid !== null ? `u:${uuid}` : `h:${sha256(line)}`;
+    const uuid = idString(line.uuid());
+    key = uuid !== null ? `u:${uuid}` : `h:${sha256(text())}`;
   }
-  const sidechain = entry.isSidechain === true;
-  const timestamp = typeof entry.timestamp === 'string' ? entry.timestamp : null;
+  const { sidechain } = line;
+  const timestamp = typeof line.timestamp === 'string' ? line.timestamp : null;
 
   const records: UsageRecord[] = [{ key, messageId, sidechain, model, timestamp, usage }];
-  const iterations = usageObj.iterations;
+  const iterations = line.usage.iterations;
   if (Array.isArray(iterations)) {
     iterations.forEach((iteration: unknown, i: number) => {
       if (!isObject(iteration) || iteration.type !== 'advisor_message') return;
@@ -255,14 +347,14 @@ export function parseUsageLine(line: string, sessionId: string, holdsUsageMarker
       });
     });
   }
-  return { records, malformed: false, syntheticUsage: null, copiedFrom: copiedFromOf(entry) };
+  return { records, malformed: false, syntheticUsage: null, copiedFrom: copiedFromOf(line) };
 }
 
 /** `requestSessionId` when it differs from the line's `sessionId` (a fork's copy); null otherwise. */
-function copiedFromOf(entry: Record<string, unknown>): string | null {
-  const origin = entry.requestSessionId;
+function copiedFromOf(line: AssistantLine): string | null {
+  const origin = line.requestSessionId;
   if (typeof origin !== 'string' || origin.length === 0 || origin.length > MAX_ID_CHARS) return null;
-  return origin === entry.sessionId ? null : origin;
+  return origin === line.sessionId() ? null : origin;
 }
 
 /**

@@ -59,7 +59,7 @@ describe('Ledger', () => {
     expect(b.get('m:msg_2|r:r', 'msg_1')).toBeUndefined();
   });
 
-  it('a batch over THREADED_APPEND_MIN_SHARDS shards (appended through node:fs/promises) reads back whole', async () => {
+  it('a batch over THREADED_APPEND_MIN_SHARDS shards (its fsyncs in the thread pool) reads back whole', async () => {
     const ids = Array.from({ length: 64 }, (_, n) => `msg_batch_${n}`);
     const shards = new Set(ids.map((m) => shardOf(m)));
     expect(shards.size).toBeGreaterThanOrEqual(THREADED_APPEND_MIN_SHARDS);

@@ -1,0 +1,197 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseCostStateBytes, parseCostStateLine } from '../../../src/client/count/cost-state';
+import { LineValues, MAX_DEPTH, ScanSpec, scanLine, spanEnd, spanStart } from '../../../src/client/count/json-scan';
+import { parseUsageBytes, parseUsageLine } from '../../../src/client/count/usage';
+import { fixtureDir, SCENARIOS } from '../../helpers/env';
+
+const SPEC = new ScanSpec(['type', 'message', 'n'], 'message', ['usage', 'id']);
+
+/** scanLine over `text`'s UTF-8 bytes, with a byte after the line as a reader's chunk has. */
+function scan(text: string | Buffer, spec = SPEC) {
+  const line = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
+  const buf = Buffer.concat([line, Buffer.from('\n{"x":1}')]);
+  const values = new LineValues(spec.newSpans());
+  const ok = scanLine(buf, 0, line.length, spec, values.spans);
+  const text_ = (slot: number) => (spanStart(values.spans, slot) === -1 ? undefined : buf.toString('utf8', spanStart(values.spans, slot), spanEnd(values.spans, slot)));
+  return { ok, values: values.of(buf, 0, line.length), text: text_ };
+}
+
+/** Every assistant-or-cost-state line of the fixtures (real Claude Code lines among them). */
+function fixtureLines(): string[] {
+  const lines: string[] = [];
+  for (const scenario of SCENARIOS) {
+    for (const raw of readFileSync(join(fixtureDir(scenario), 'timeline.jsonl'), 'utf8').split('\n')) {
+      if (raw === '') continue;
+      const step = JSON.parse(raw) as { append?: { data: string } };
+      for (const line of step.append?.data.split('\n') ?? []) if (line.includes('"usage"') || line.includes('cost-state')) lines.push(line);
+    }
+  }
+  return lines;
+}
+
+/** A small deterministic generator (the fuzz cases are the same on every run). */
+function random(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
+
+const NASTY = [0x22, 0x5c, 0x7b, 0x7d, 0x5b, 0x5d, 0x2c, 0x3a, 0x00, 0x1f, 0x09, 0x20, 0x80, 0xc3, 0xe2, 0xff, 0x30, 0x2d, 0x2e, 0x65, 0x75, 0x74, 0x6e];
+
+function mutate(line: Buffer, next: () => number): Buffer {
+  const at = Math.floor(next() * (line.length + 1));
+  const byte = NASTY[Math.floor(next() * NASTY.length)] as number;
+  const kind = next();
+  if (kind < 0.34) return Buffer.concat([line.subarray(0, at), line.subarray(at + 1)]);
+  if (kind < 0.67) return Buffer.concat([line.subarray(0, at), Buffer.from([byte]), line.subarray(at)]);
+  const copy = Buffer.from(line);
+  if (at < copy.length) copy[at] = byte;
+  return copy;
+}
+
+describe('scanLine', () => {
+  it('finds top-level and nested values as JSON.parse gives them', () => {
+    const r = scan(' { "n" : 12 , "type":"assistant","x":{"usage":1},"message":{"content":[{"usage":{"a":1}}],"id":"m\\u0031","usage":{"o":2}} } ');
+    expect(r.ok).toBe(true);
+    expect(r.text(2)).toBe('12');
+    expect(r.values.string(0)).toBe('assistant');
+    expect(r.values.string(4)).toBe('m1');
+    expect(r.values.object(3)).toEqual({ o: 2 });
+  });
+
+  it('keeps the last of repeated keys, the nested keys of an earlier value forgotten', () => {
+    const r = scan('{"message":{"usage":{"o":1},"id":"a"},"type":"x","type":"assistant","message":{"id":"b"}}');
+    expect(r.ok).toBe(true);
+    expect(r.values.string(0)).toBe('assistant');
+    expect(r.values.string(4)).toBe('b');
+    expect(r.values.object(3)).toBeUndefined();
+    const gone = scan('{"message":{"usage":{"o":1}},"message":7}');
+    expect(gone.ok).toBe(true);
+    expect(gone.values.isObject(1)).toBe(false);
+    expect(gone.values.object(3)).toBeUndefined();
+  });
+
+  it('decodes multi-byte and escaped strings exactly', () => {
+    const r = scan('{"type":"naïve Δ → 😀","message":{"id":"a\\"b\\\\c\\n\\ud83d\\ude00"}}');
+    expect(r.ok).toBe(true);
+    expect(r.values.string(0)).toBe('naïve Δ → 😀');
+    expect(r.values.string(4)).toBe('a"b\\c\n😀');
+  });
+
+  it.each([
+    ['trailing comma', '{"a":1,}'],
+    ['trailing comma in an array', '{"a":[1,]}'],
+    ['missing colon', '{"a" 1}'],
+    ['missing value', '{"a":}'],
+    ['unterminated string', '{"a":"b}'],
+    ['raw control character', '{"a":"b\u0001c"}'],
+    ['raw tab in a string', '{"a":"b\tc"}'],
+    ['bad escape', '{"a":"\\q"}'],
+    ['short \\u escape', '{"a":"\\u12"}'],
+    ['non-hex \\u escape', '{"a":"\\u12g4"}'],
+    ['leading zero', '{"a":01}'],
+    ['lone minus', '{"a":-}'],
+    ['bare fraction point', '{"a":1.}'],
+    ['fraction without integer', '{"a":.5}'],
+    ['empty exponent', '{"a":1e}'],
+    ['partial literal', '{"a":tru}'],
+    ['literal with a tail', '{"a":truex}'],
+    ['garbage after the object', '{"a":1} x'],
+    ['second value', '{"a":1}{"b":2}'],
+    ['mismatched close', '{"a":[1}'],
+    ['unclosed object', '{"a":{"b":1}'],
+    ['a key that is not a string', '{a:1}'],
+    ['single quotes', "{'a':1}"],
+    ['a byte over 0x7f outside a string', '{"a":1\u00e9}'],
+    ['empty', ''],
+  ])('rejects what JSON.parse rejects: %s', (_name, text) => {
+    expect(() => JSON.parse(text)).toThrow();
+    expect(scan(text).ok).toBe(false);
+  });
+
+  it('leaves to JSON.parse what it does not handle: a non-object top level, an escaped key it looks for, deep nesting', () => {
+    expect(scan('[1,2]').ok).toBe(false);
+    expect(scan('"x"').ok).toBe(false);
+    expect(scan('{"typ\\u0065":"assistant"}').ok).toBe(false);
+    expect(scan('{"message":{"\\u0069d":"x"}}').ok).toBe(false);
+    // Any escaped key at a level whose keys are looked at is left to JSON.parse; deeper, it is fine.
+    expect(scan('{"x\\u0079":1}').ok).toBe(false);
+    expect(scan('{"x":{"\\u0079":1},"message":{"content":[{"\\u0069d":2}]}}').ok).toBe(true);
+    const deep = `{"a":${'['.repeat(MAX_DEPTH)}${']'.repeat(MAX_DEPTH)}}`;
+    expect(() => JSON.parse(deep)).not.toThrow();
+    expect(scan(deep).ok).toBe(false);
+    const fine = `{"a":${'['.repeat(MAX_DEPTH - 2)}${']'.repeat(MAX_DEPTH - 2)}}`;
+    expect(scan(fine).ok).toBe(true);
+  });
+
+  it('reads invalid UTF-8 inside strings as the decoder does (U+FFFD), and stays within the line', () => {
+    const line = Buffer.concat([Buffer.from('{"type":"a'), Buffer.from([0xe2, 0x82]), Buffer.from('","message":{"id":"'), Buffer.from([0xff]), Buffer.from('"}}')]);
+    const r = scan(line);
+    expect(r.ok).toBe(true);
+    const parsed = JSON.parse(line.toString('utf8'));
+    expect(r.values.string(0)).toBe(parsed.type);
+    expect(r.values.string(4)).toBe(parsed.message.id);
+    // The line ends inside a string: the bytes after `end` are never read.
+    expect(scan('{"a":"b').ok).toBe(false);
+  });
+});
+
+describe('parseUsageBytes / parseCostStateBytes', () => {
+  const lines = fixtureLines();
+  const extra = [
+    '{"type":"assistant","requestId":"r","message":{"id":"m","model":"claude-x","usage":{"input_tokens":3,"output_tokens":1,"iterations":[{"type":"advisor_message","model":"claude-adv","input_tokens":7}]}}}',
+    '{"type":"assistant","isSidechain":true,"sessionId":"s1","requestSessionId":"s0","message":{"id":"m","model":"claude-x","usage":{"input_tokens":3}}}',
+    '{"type":"assistant","uuid":"u1","message":{"model":"<synthetic>","usage":{"input_tokens":3}}}',
+    '{"type":"assistant","message":{"model":"claude-x","usage":{"output_tokens":9}},"timestamp":"2026-01-01T00:00:00Z"}',
+    '{"type":"assistant","message":{"id":"m","usage":[1]}}',
+    '{"type":"assistant","message":[{"usage":{}}]}',
+    '{"type":"assist\\u0061nt","requestId":"r\\u00e9","message":{"id":"m","model":"claude-x","usage":{"input_tokens":3}}}',
+    '{"type":"cost-state","modelUsage":{"claude-x[1m]":{"inputTokens":5},"claude-x":{"outputTokens":2}}}',
+    '{"type":"cost-state","modelUsage":[]}',
+    '{"type":"cost-state","x":{"type":"api-request-blob"},"modelUsage":{"claude-x":{"inputTokens":5}}}',
+  ];
+
+  it('has real lines to compare', () => {
+    expect(lines.length).toBeGreaterThan(50);
+  });
+
+  it('answers as the text parsers do, on every fixture line and on thousands of damaged copies', () => {
+    const next = random(12);
+    let compared = 0;
+    let accepted = 0;
+    for (const text of [...lines, ...extra]) {
+      const original = Buffer.from(text, 'utf8');
+      const cases: Buffer[] = [original];
+      for (let m = 0; m < 40; m++) {
+        let damaged = mutate(original, next);
+        if (next() < 0.3) damaged = mutate(damaged, next);
+        cases.push(damaged);
+      }
+      for (const line of cases) {
+        // As the reader hands lines out: inside a larger buffer, the next line's bytes after `end`.
+        const buf = Buffer.concat([Buffer.from('{"pre":1}\n'), line, Buffer.from('\n{"post":"x"}')]);
+        const start = 10;
+        const end = start + line.length;
+        const decoded = line.toString('utf8');
+        expect(parseUsageBytes(buf, start, end, 'hook-session')).toEqual(parseUsageLine(decoded, 'hook-session', true));
+        expect(parseCostStateBytes(buf, start, end)).toEqual(parseCostStateLine(decoded));
+        const values = new LineValues(new ScanSpec(['type']).newSpans());
+        if (scanLine(buf, start, end, new ScanSpec(['type']), values.spans)) {
+          accepted++;
+          expect(() => JSON.parse(decoded)).not.toThrow();
+        }
+        compared++;
+      }
+    }
+    expect(compared).toBeGreaterThan(2000);
+    // Most damaged copies are still JSON (a changed digit, a byte inside a string): both sides were exercised.
+    expect(accepted).toBeGreaterThan(compared / 4);
+    expect(accepted).toBeLessThan(compared);
+  });
+});
