@@ -102,7 +102,7 @@ export function parseCostStateBytes(bytes: Buffer, start: number, end: number): 
   const raw = bytes.subarray(start, end);
   if (raw.indexOf(COST_STATE_MARKER_BYTES) === -1 || raw.indexOf(BLOB_MARKER_BYTES) !== -1) return null;
   if (!scanLine(bytes, start, end, COST_STATE_SCAN, costStateValues.spans)) return parseCostStateLine(bytes.toString('utf8', start, end));
-  const line = costStateValues.of(bytes, start, end);
+  const line = costStateValues.of(bytes);
   // An escaped spelling of "cost-state" is "cost-state" too: decoded only then.
   if (!line.isString(TYPE_SLOT, COST_STATE) && line.string(TYPE_SLOT) !== 'cost-state') return null;
   const modelUsage = line.object(MODEL_USAGE_SLOT);

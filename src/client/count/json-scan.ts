@@ -364,35 +364,27 @@ export function scanLine(buf: Uint8Array, start: number, end: number, spec: Scan
 }
 
 /**
- * The values of a scanned line, as far as callers look at them. The line is decoded once, when a
- * value is first asked for: when every byte of it became one UTF-16 unit (an ASCII line, the
- * usual case) a value is a slice of that text; otherwise each value is decoded from its own
- * bytes (the same characters: see the file's comment).
+ * The values of a scanned line, as far as callers look at them, each decoded from its own bytes
+ * (the same characters as in the decoded line: see the file's comment).
  */
 export class LineValues {
   private buf: Buffer = Buffer.alloc(0);
-  private start = 0;
-  private end = 0;
-  private text: string | null = null;
-  private oneUnitPerByte = false;
 
   constructor(readonly spans: Int32Array) {}
 
-  /** Values of `buf[start, end)`, which scanLine just accepted into `spans`. */
-  of(buf: Buffer, start: number, end: number): this {
+  /** Values of the line scanLine just accepted from `buf` into `spans`. */
+  of(buf: Buffer): this {
     this.buf = buf;
-    this.start = start;
-    this.end = end;
-    this.text = null;
     return this;
   }
 
+  /**
+   * The text of `buf[from, to)`, decoded on its own: a slice of the decoded line would keep the
+   * whole line alive as long as the value (V8's sliced strings), and a group key holds its ids
+   * for the whole run.
+   */
   private slice(from: number, to: number): string {
-    if (this.text === null) {
-      this.text = this.buf.toString('utf8', this.start, this.end);
-      this.oneUnitPerByte = this.text.length === this.end - this.start;
-    }
-    return this.oneUnitPerByte ? this.text.slice(from - this.start, to - this.start) : this.buf.toString('utf8', from, to);
+    return this.buf.toString('utf8', from, to);
   }
 
   /** A string as JSON.parse gives it; null for any other value (callers only ask "is it a string"); undefined when absent. */

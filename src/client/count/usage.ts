@@ -287,7 +287,7 @@ const ASSISTANT = Buffer.from('assistant', 'latin1');
  */
 export function parseUsageBytes(bytes: Buffer, start: number, end: number, sessionId: string): LineParse {
   if (!scanLine(bytes, start, end, USAGE_SCAN, usageValues.spans)) return parseUsageLine(bytes.toString('utf8', start, end), sessionId, true);
-  const line = usageValues.of(bytes, start, end);
+  const line = usageValues.of(bytes);
   // An escaped spelling of "assistant" is "assistant" too: decoded only then.
   if (!line.isString(SLOT.type, ASSISTANT) && line.string(SLOT.type) !== 'assistant') return EMPTY;
   if (!line.isObject(SLOT.message)) return EMPTY;

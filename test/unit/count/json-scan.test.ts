@@ -15,7 +15,7 @@ function scan(text: string | Buffer, spec = SPEC) {
   const values = new LineValues(spec.newSpans());
   const ok = scanLine(buf, 0, line.length, spec, values.spans);
   const text_ = (slot: number) => (spanStart(values.spans, slot) === -1 ? undefined : buf.toString('utf8', spanStart(values.spans, slot), spanEnd(values.spans, slot)));
-  return { ok, values: values.of(buf, 0, line.length), text: text_ };
+  return { ok, values: values.of(buf), text: text_ };
 }
 
 /** Every assistant-or-cost-state line of the fixtures (real Claude Code lines among them). */

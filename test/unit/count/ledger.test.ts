@@ -7,6 +7,7 @@ import {
   dayNumber,
   Ledger,
   type LedgerEntry,
+  ledgerLine,
   mergeEntries,
   parseLedgerLine,
   SHARD_COMPACT_BYTES,
@@ -35,6 +36,22 @@ afterEach(() => {
 });
 
 const entry = (k: string, m: string | null, usage: ModelUsage, sc = false): LedgerEntry => toLedgerEntry(k, m, sc, 'claude-x', usage);
+
+describe('ledgerLine', () => {
+  it('is JSON.stringify of an entry as toLedgerEntry makes it, and parses back to any entry', () => {
+    const usage = { input_tokens: 5, output_tokens: 7, cache_read_tokens: 9, cache_write_tokens: 11 };
+    const plain = toLedgerEntry('m:a|r:b', 'a', false, 'claude-x', usage, 's1');
+    plain.t = 20_000;
+    const detail = toLedgerEntry('u:z', null, true, 'claude-x', { ...usage, cache_write_5m_tokens: 3, cache_write_1h_tokens: 2, web_search_requests: 1 });
+    for (const e of [plain, detail]) expect(ledgerLine(e)).toBe(JSON.stringify(e));
+    // Strings JSON must escape, a counter past 2^30 (the entry's other key order), no session.
+    const odd = toLedgerEntry('m:"q"\\\n\u0001\ud800 naïve 😀', 'x"y', false, 'c\\d', { ...usage, cache_read_tokens: 2 ** 40 });
+    for (const e of [plain, detail, odd]) {
+      expect(JSON.parse(ledgerLine(e))).toEqual(JSON.parse(JSON.stringify(e)));
+      expect(parseLedgerLine(ledgerLine(e))).toEqual(parseLedgerLine(JSON.stringify(e)));
+    }
+  });
+});
 
 describe('shards', () => {
   it('are two hex chars from a hash of the message id (all keys of one message share a shard)', () => {

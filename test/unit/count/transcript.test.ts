@@ -2,7 +2,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ALL_RULES, anchorOf, EMPTY_HEAD_HASH, type FileCursor, HEAD_HASH_BYTES, LineMatcher, readNewLines } from '../../../src/client/count/transcript';
+import { ALL_RULES, anchorOf, EMPTY_HEAD_HASH, type FileCursor, HEAD_HASH_BYTES, LineMatcher, readNewLineBytes, readNewLines } from '../../../src/client/count/transcript';
 import { COST_STATE_MARKER } from '../../../src/client/count/cost-state';
 import { CANDIDATE_LINE_RULES, COST_STATE_RULE_BIT, parseUsageLine, USAGE_RULE_BIT } from '../../../src/client/count/usage';
 
@@ -150,6 +150,18 @@ describe('readNewLines', () => {
     });
     expect(n).toBe(3000);
     expect(r.cursor?.offset).toBe(line.length * 3000);
+  });
+});
+
+describe('readNewLineBytes', () => {
+  it('hands out each line as a byte range of the reader\'s buffer: no newline, no trailing CR, lines across chunks joined', async () => {
+    const path = join(dir, 't.jsonl');
+    const long = `{"a":"${'é'.repeat(40)}"}`;
+    writeFileSync(path, `{"a":1}\r\n${long}\n\n{"b":2}\nhalf`);
+    const lines: string[] = [];
+    const result = await readNewLineBytes(path, undefined, (bytes, start, end) => lines.push(bytes.toString('utf8', start, end)), { chunkBytes: 16 });
+    expect(lines).toEqual(['{"a":1}', long, '', '{"b":2}']);
+    expect(result.cursor?.offset).toBe(Buffer.byteLength(`{"a":1}\r\n${long}\n\n{"b":2}\n`));
   });
 });
 
