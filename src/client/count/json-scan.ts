@@ -21,37 +21,49 @@
 /** Where one value is: `line[start, end)`. `start === -1` when the key was not there. */
 const SPAN_START = 0;
 const SPAN_END = 1;
-/** Bit 0: the value is a string holding an escape (its text needs `JSON.parse`). */
+/**
+ * Bit 0: the value is a string holding an escape (its text needs `JSON.parse`). Bit 1: the value is
+ * an object searched for nested names, and it holds a key that is none of them.
+ */
 const SPAN_FLAGS = 2;
 const SPAN_WIDTH = 3;
 const ESCAPED = 1;
+const OTHER_KEYS = 2;
 
 /** Deeper nesting is left to `JSON.parse` (whose own limit is far above any transcript's). */
 export const MAX_DEPTH = 512;
 
 /**
  * The keys to find: names at the top level of the line's object, and names inside the object
- * value of one of them (`nestedIn`). Slot numbers: top-level names first, in order, then nested.
+ * values of some of them (`nested`: parent name → names). Slot numbers: top-level names first, in
+ * order, then each parent's nested names, in order.
  */
 export class ScanSpec {
   readonly top: KeySet;
-  readonly nested: KeySet;
-  /** The top-level slot whose object value is searched for `nested`; -1 for none. */
-  readonly nestedSlot: number;
-  readonly slots: number;
   readonly topCount: number;
+  readonly slots: number;
+  /** Per top-level slot: the names looked for inside its object value (null: none), and the slot of the first. */
+  readonly nestedKeys: (KeySet | null)[];
+  readonly nestedFirst: number[];
 
-  constructor(top: readonly string[], nestedIn: string | null = null, nested: readonly string[] = []) {
+  constructor(top: readonly string[], nested: Readonly<Record<string, readonly string[]>> = {}) {
     const bytes = (name: string) => {
       if (!/^[\x20-\x7e]*$/.test(name) || name.includes('"') || name.includes('\\')) throw new Error(`scan key must be plain ASCII: ${name}`);
       return Buffer.from(name, 'latin1');
     };
     this.top = new KeySet(top.map(bytes));
-    this.nested = new KeySet(nested.map(bytes));
-    this.nestedSlot = nestedIn === null ? -1 : top.indexOf(nestedIn);
-    if (nestedIn !== null && this.nestedSlot === -1) throw new Error(`nested key's parent is not a top-level key: ${nestedIn}`);
-    this.slots = top.length + nested.length;
     this.topCount = top.length;
+    this.nestedKeys = top.map(() => null);
+    this.nestedFirst = top.map(() => -1);
+    let next = top.length;
+    for (const [parent, names] of Object.entries(nested)) {
+      const slot = top.indexOf(parent);
+      if (slot === -1) throw new Error(`nested keys' parent is not a top-level key: ${parent}`);
+      this.nestedKeys[slot] = new KeySet(names.map(bytes));
+      this.nestedFirst[slot] = next;
+      next += names.length;
+    }
+    this.slots = next;
   }
 
   /** A span table for this spec: SPAN_WIDTH numbers per slot. */
@@ -69,6 +81,10 @@ export function spanEnd(spans: Int32Array, slot: number): number {
 }
 export function spanEscaped(spans: Int32Array, slot: number): boolean {
   return ((spans[slot * SPAN_WIDTH + SPAN_FLAGS] as number) & ESCAPED) !== 0;
+}
+/** Whether the slot's object value holds a key other than the nested names looked for in it. */
+export function spanHasOtherKeys(spans: Int32Array, slot: number): boolean {
+  return ((spans[slot * SPAN_WIDTH + SPAN_FLAGS] as number) & OTHER_KEYS) !== 0;
 }
 
 const QUOTE = 0x22;
@@ -237,10 +253,7 @@ const AFTER_VALUE = 4;
  * the hot path in a register (this loop reads every byte of 85k lines on a first read).
  */
 export function scanLine(buf: Uint8Array, start: number, end: number, spec: ScanSpec, spans: Int32Array): boolean {
-  const slots = spec.slots;
-  clearSlots(spans, 0, slots);
-  const topCount = spec.topCount;
-  const nestedSlot = spec.nestedSlot;
+  clearSlots(spans, 0, spec.slots);
   let i = start;
   while (i < end && isWhitespace(buf[i] as number)) i++;
   if (i >= end || buf[i] !== OPEN_OBJECT) return false;
@@ -253,8 +266,8 @@ export function scanLine(buf: Uint8Array, start: number, end: number, spec: Scan
   /** A named container value still open: at depth 2 (a top-level key's) and at depth 3 (a nested key's). */
   let openTop = -1;
   let openNested = -1;
-  /** The container at depth 2 is the object whose keys are `spec.nested`. */
-  let inNested = false;
+  /** The names looked for in the object open at depth 2 (a top-level key's value), if any. */
+  let nested: KeySet | null = null;
   for (;;) {
     while (i < end && isWhitespace(buf[i] as number)) i++;
     if (i >= end) return false;
@@ -277,7 +290,7 @@ export function scanLine(buf: Uint8Array, start: number, end: number, spec: Scan
       if (depth === 2 && openTop !== -1) {
         spans[openTop * SPAN_WIDTH + SPAN_END] = i;
         openTop = -1;
-        inNested = false;
+        nested = null;
       } else if (depth === 3 && openNested !== -1) {
         spans[openNested * SPAN_WIDTH + SPAN_END] = i;
         openNested = -1;
@@ -293,14 +306,15 @@ export function scanLine(buf: Uint8Array, start: number, end: number, spec: Scan
       const after = skipString(buf, keyStart, end);
       if (after === -1) return false;
       slot = -1;
-      if (depth === 1 || (depth === 2 && inNested)) {
+      if (depth === 1 || (depth === 2 && nested !== null)) {
         // A key spelled with an escape could be one looked for: JSON.parse decides.
         if (sawEscape) return false;
         if (depth === 1) {
           slot = spec.top.indexOf(buf, keyStart, after - 1);
         } else {
-          const n = spec.nested.indexOf(buf, keyStart, after - 1);
-          if (n !== -1) slot = topCount + n;
+          const n = (nested as KeySet).indexOf(buf, keyStart, after - 1);
+          if (n !== -1) slot = (spec.nestedFirst[openTop] as number) + n;
+          else spans[openTop * SPAN_WIDTH + SPAN_FLAGS] = (spans[openTop * SPAN_WIDTH + SPAN_FLAGS] as number) | OTHER_KEYS;
         }
       }
       i = after;
@@ -311,10 +325,12 @@ export function scanLine(buf: Uint8Array, start: number, end: number, spec: Scan
       continue;
     }
     // A value (state VALUE or VALUE_OR_CLOSE). A top-level key's value, once more when the key
-    // repeats: only the last one counts, the nested keys found in an earlier one included.
-    if (slot !== -1 && slot === nestedSlot) {
-      clearSlots(spans, topCount, slots);
-      inNested = false;
+    // repeats: only the last one counts, the nested names found in an earlier one included.
+    const nestedHere = depth === 1 && slot !== -1 ? (spec.nestedKeys[slot] as KeySet | null) : null;
+    if (nestedHere !== null) {
+      const first = spec.nestedFirst[slot] as number;
+      clearSlots(spans, first, first + nestedHere.names.length);
+      spans[slot * SPAN_WIDTH + SPAN_FLAGS] = 0;
     }
     if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
       if (depth >= MAX_DEPTH) return false;
@@ -325,7 +341,7 @@ export function scanLine(buf: Uint8Array, start: number, end: number, spec: Scan
         spans[slot * SPAN_WIDTH + SPAN_START] = i;
         if (depth === 2) {
           openTop = slot;
-          inNested = isObject && slot === nestedSlot;
+          nested = isObject ? nestedHere : null;
         } else {
           openNested = slot;
         }
@@ -402,6 +418,38 @@ export class LineValues {
     if (from === -1) return undefined;
     if (this.buf[from] !== OPEN_OBJECT) return null;
     return JSON.parse(this.slice(from, spanEnd(this.spans, slot))) as Record<string, unknown>;
+  }
+
+  /** A number value as JSON.parse gives it; undefined for another value or when absent. */
+  number(slot: number): number | undefined {
+    const from = spanStart(this.spans, slot);
+    if (from === -1) return undefined;
+    const first = this.buf[from] as number;
+    if (first !== 0x2d && (first < 0x30 || first > 0x39)) return undefined;
+    const to = spanEnd(this.spans, slot);
+    if (to - from <= 15) {
+      // Digits only (the usual counter): exact in a double, no string made.
+      let n = 0;
+      let k = from;
+      for (; k < to; k++) {
+        const d = (this.buf[k] as number) - 0x30;
+        if (d < 0 || d > 9) break;
+        n = n * 10 + d;
+      }
+      if (k === to) return n;
+    }
+    // A sign, a fraction, an exponent or many digits: JSON's grammar is a subset of Number's.
+    return Number(this.slice(from, to));
+  }
+
+  /** Whether the key was there. */
+  has(slot: number): boolean {
+    return spanStart(this.spans, slot) !== -1;
+  }
+
+  /** Whether the object value holds a key other than the nested names looked for in it. */
+  hasOtherKeys(slot: number): boolean {
+    return spanHasOtherKeys(this.spans, slot);
   }
 
   /** Whether the value is an object (without parsing it). */

@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { DETAIL_FIELDS, type DetailField, type ModelUsage, TOKEN_FIELDS } from '../../protocol/wire';
-import { LineValues, ScanSpec, scanLine } from './json-scan';
+import { LineValues, ScanSpec, scanLine, spanEnd, spanStart } from './json-scan';
 
 export const SYNTHETIC_MODEL = '<synthetic>';
 /** Model name used when an assistant line with usage names no model: its tokens are still billed. */
@@ -221,7 +221,8 @@ export function parseUsageLine(line: string, sessionId: string, holdsUsageMarker
   if (!isObject(message) || !isObject(message.usage)) return EMPTY;
   return recordsOf(
     {
-      usage: message.usage,
+      usage: extractUsage(message.usage),
+      iterations: message.usage.iterations,
       model: message.model,
       messageId: message.id,
       requestId: entry.requestId,
@@ -243,7 +244,9 @@ export function parseUsageLine(line: string, sessionId: string, holdsUsageMarker
  * path decodes them only then.
  */
 interface AssistantLine {
-  usage: Record<string, unknown>;
+  usage: ModelUsage;
+  /** `usage.iterations`: advisor calls are their own records. */
+  iterations: unknown;
   model: unknown;
   messageId: unknown;
   requestId: unknown;
@@ -259,7 +262,7 @@ interface AssistantLine {
 /** The keys of an assistant line that counting reads, for the byte scanner (json-scan.ts). */
 const LINE_KEYS = ['type', 'message', 'requestId', 'sessionId', 'uuid', 'isSidechain', 'timestamp', 'requestSessionId'] as const;
 const MESSAGE_KEYS = ['usage', 'model', 'id'] as const;
-const USAGE_SCAN = new ScanSpec(LINE_KEYS, 'message', MESSAGE_KEYS);
+const USAGE_SCAN = new ScanSpec(LINE_KEYS, { message: MESSAGE_KEYS });
 const lineSlot = (key: (typeof LINE_KEYS)[number]) => LINE_KEYS.indexOf(key);
 const messageSlot = (key: (typeof MESSAGE_KEYS)[number]) => LINE_KEYS.length + MESSAGE_KEYS.indexOf(key);
 const SLOT = {
@@ -291,11 +294,12 @@ export function parseUsageBytes(bytes: Buffer, start: number, end: number, sessi
   // An escaped spelling of "assistant" is "assistant" too: decoded only then.
   if (!line.isString(SLOT.type, ASSISTANT) && line.string(SLOT.type) !== 'assistant') return EMPTY;
   if (!line.isObject(SLOT.message)) return EMPTY;
-  const usage = line.object(SLOT.usage);
-  if (usage === null || usage === undefined) return EMPTY;
+  if (!line.isObject(SLOT.usage)) return EMPTY;
+  const { usage, iterations } = usageOfBytes(bytes, spanStart(usageValues.spans, SLOT.usage), spanEnd(usageValues.spans, SLOT.usage));
   return recordsOf(
     {
       usage,
+      iterations,
       model: line.string(SLOT.model),
       messageId: line.string(SLOT.id),
       requestId: line.string(SLOT.requestId),
@@ -310,9 +314,54 @@ export function parseUsageBytes(bytes: Buffer, start: number, end: number, sessi
   );
 }
 
+/** The usage counters extractUsage reads, for a second scan of the usage object's bytes. */
+const USAGE_KEYS = ['input_tokens', 'output_tokens', 'cache_read_input_tokens', 'cache_creation_input_tokens', 'cache_creation', 'server_tool_use', 'iterations'] as const;
+const USAGE_OBJECT_SCAN = new ScanSpec(USAGE_KEYS, {
+  cache_creation: ['ephemeral_5m_input_tokens', 'ephemeral_1h_input_tokens'],
+  server_tool_use: ['web_search_requests'],
+});
+const usageKey = (key: (typeof USAGE_KEYS)[number]) => USAGE_KEYS.indexOf(key);
+const U = {
+  input: usageKey('input_tokens'),
+  output: usageKey('output_tokens'),
+  cacheRead: usageKey('cache_read_input_tokens'),
+  cacheCreation: usageKey('cache_creation_input_tokens'),
+  detail: usageKey('cache_creation'),
+  tools: usageKey('server_tool_use'),
+  iterations: usageKey('iterations'),
+  c5: USAGE_KEYS.length,
+  c1: USAGE_KEYS.length + 1,
+  webSearch: USAGE_KEYS.length + 2,
+} as const;
+const usageObjectValues = new LineValues(USAGE_OBJECT_SCAN.newSpans());
+
+/**
+ * extractUsage (and `iterations`) of the usage object `bytes[from, to)`, which the line's scan
+ * validated, read from its bytes. Parsed after all when it holds what only the parsed object
+ * answers simply: `iterations` (advisor calls), or a cache-write breakdown with more keys than
+ * the two cacheWriteTokens sums today (it sums every `ephemeral_*_input_tokens`).
+ */
+function usageOfBytes(bytes: Buffer, from: number, to: number): { usage: ModelUsage; iterations: unknown } {
+  const v = usageObjectValues.of(bytes);
+  if (!scanLine(bytes, from, to, USAGE_OBJECT_SCAN, v.spans) || v.has(U.iterations) || (v.isObject(U.detail) && v.hasOtherKeys(U.detail))) {
+    const parsed = JSON.parse(bytes.toString('utf8', from, to)) as Record<string, unknown>;
+    return { usage: extractUsage(parsed), iterations: parsed.iterations };
+  }
+  // Nested names are only looked for inside an object value: absent otherwise, so 0, as extractUsage reads them.
+  const c5 = count(v.number(U.c5));
+  const c1 = count(v.number(U.c1));
+  const usage: ModelUsage = {
+    input_tokens: count(v.number(U.input)),
+    output_tokens: count(v.number(U.output)),
+    cache_read_tokens: count(v.number(U.cacheRead)),
+    cache_write_tokens: Math.max(count(v.number(U.cacheCreation)), saturating(c5, c1)),
+  };
+  return { usage: withDetail(usage, { cache_write_5m_tokens: c5, cache_write_1h_tokens: c1, web_search_requests: count(v.number(U.webSearch)) }), iterations: undefined };
+}
+
 /** The records of an assistant line (`text`: the line, for the rare key made from its hash). */
 function recordsOf(line: AssistantLine, sessionId: string, text: () => string): LineParse {
-  const usage = extractUsage(line.usage);
+  const { usage } = line;
   const model = modelName(line.model);
   if (model === SYNTHETIC_MODEL) {
     return { records: [], malformed: false, syntheticUsage: isZeroUsage(usage) ? null : usage, copiedFrom: null };
@@ -331,7 +380,7 @@ function recordsOf(line: AssistantLine, sessionId: string, text: () => string): 
   const timestamp = typeof line.timestamp === 'string' ? line.timestamp : null;
 
   const records: UsageRecord[] = [{ key, messageId, sidechain, model, timestamp, usage }];
-  const iterations = line.usage.iterations;
+  const { iterations } = line;
   if (Array.isArray(iterations)) {
     iterations.forEach((iteration: unknown, i: number) => {
       if (!isObject(iteration) || iteration.type !== 'advisor_message') return;

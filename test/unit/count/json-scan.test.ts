@@ -6,7 +6,7 @@ import { LineValues, MAX_DEPTH, ScanSpec, scanLine, spanEnd, spanStart } from '.
 import { parseUsageBytes, parseUsageLine } from '../../../src/client/count/usage';
 import { fixtureDir, SCENARIOS } from '../../helpers/env';
 
-const SPEC = new ScanSpec(['type', 'message', 'n'], 'message', ['usage', 'id']);
+const SPEC = new ScanSpec(['type', 'message', 'n'], { message: ['usage', 'id'] });
 
 /** scanLine over `text`'s UTF-8 bytes, with a byte after the line as a reader's chunk has. */
 function scan(text: string | Buffer, spec = SPEC) {
@@ -152,6 +152,14 @@ describe('parseUsageBytes / parseCostStateBytes', () => {
     '{"type":"assistant","message":{"id":"m","usage":[1]}}',
     '{"type":"assistant","message":[{"usage":{}}]}',
     '{"type":"assist\\u0061nt","requestId":"r\\u00e9","message":{"id":"m","model":"claude-x","usage":{"input_tokens":3}}}',
+    // Usage objects read from their bytes: every counter form, the cache-write breakdown, web searches.
+    '{"type":"assistant","requestId":"r","message":{"id":"m","model":"claude-x","usage":{"input_tokens":1e2,"output_tokens":-3,"cache_read_input_tokens":2.0,"cache_creation_input_tokens":"9","output_tokens_details":{"thinking_tokens":4}}}}',
+    '{"type":"assistant","requestId":"r","message":{"id":"m","model":"claude-x","usage":{"input_tokens":123456789012345678,"output_tokens":9007199254740993,"cache_read_input_tokens":0.5,"cache_creation_input_tokens":7}}}',
+    '{"type":"assistant","requestId":"r","message":{"id":"m","model":"claude-x","usage":{"cache_creation_input_tokens":7,"cache_creation":{"ephemeral_1h_input_tokens":3,"ephemeral_5m_input_tokens":6,"ephemeral_5m_input_tokens":2},"server_tool_use":{"web_fetch_requests":1,"web_search_requests":2}}}}',
+    '{"type":"assistant","requestId":"r","message":{"id":"m","model":"claude-x","usage":{"cache_creation_input_tokens":1,"cache_creation":{"ephemeral_5m_input_tokens":6,"ephemeral_10m_input_tokens":5}}}}',
+    '{"type":"assistant","requestId":"r","message":{"id":"m","model":"claude-x","usage":{"cache_creation":{"ephemeral_5m_input_tokens":6},"cache_creation":7,"server_tool_use":[{"web_search_requests":2}]}}}',
+    '{"type":"assistant","requestId":"r","message":{"id":"m","model":"claude-x","usage":{"cache_creation":{"ephemeral_5m_input_tokens":9007199254740991,"ephemeral_1h_input_tokens":9007199254740991}}}}',
+    '{"type":"assistant","requestId":"r","message":{"id":"m","model":"claude-x","usage":{"input\\u005ftokens":5,"cache_creation":{"ephemeral_5m_input_tokens":1}}}}',
     '{"type":"cost-state","modelUsage":{"claude-x[1m]":{"inputTokens":5},"claude-x":{"outputTokens":2}}}',
     '{"type":"cost-state","modelUsage":[]}',
     '{"type":"cost-state","x":{"type":"api-request-blob"},"modelUsage":{"claude-x":{"inputTokens":5}}}',
