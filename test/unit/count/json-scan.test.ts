@@ -165,8 +165,24 @@ describe('parseUsageBytes / parseCostStateBytes', () => {
     '{"type":"cost-state","x":{"type":"api-request-blob"},"modelUsage":{"claude-x":{"inputTokens":5}}}',
   ];
 
-  it('has real lines to compare', () => {
+  it('has real lines to compare, and accepts every one of them (a valid line is never left to JSON.parse for nothing)', () => {
     expect(lines.length).toBeGreaterThan(50);
+    const spec = new ScanSpec(['type', 'message'], { message: ['usage', 'id'] });
+    const values = new LineValues(spec.newSpans());
+    const nested = '{"a":[1,"x",[true,null,-0.5e+3],{"b":[],"c":{}}],"message":{"content":[{"t":"a"},"s",[]],"id":"m"}, "z" : [ "q" , 2 ] }';
+    const valid = lines.filter((text) => {
+      try {
+        JSON.parse(text);
+        return true;
+      } catch {
+        return false; // the fixtures' torn and broken lines
+      }
+    });
+    expect(valid.length).toBeGreaterThan(50);
+    for (const text of [...valid, nested]) {
+      const buf = Buffer.from(text, 'utf8');
+      expect(scanLine(buf, 0, buf.length, spec, values.spans)).toBe(true);
+    }
   });
 
   it('answers as the text parsers do, on every fixture line and on thousands of damaged copies', () => {
