@@ -462,7 +462,10 @@ async function syncAll(handles: readonly FileHandle[], threaded: boolean): Promi
       await new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
     }
   };
-  await Promise.all(Array.from({ length: Math.min(APPEND_CONCURRENCY, handles.length) }, lane));
+  // Every lane finished before the caller closes the files, even when one fsync failed: a file
+  // closed under an fsync in flight could be another file by the time it runs.
+  const lanes = await Promise.allSettled(Array.from({ length: Math.min(APPEND_CONCURRENCY, handles.length) }, lane));
+  for (const result of lanes) if (result.status === 'rejected') throw result.reason;
 }
 
 /**
