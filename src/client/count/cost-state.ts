@@ -29,7 +29,7 @@
  * numeric counters of `modelUsage` are kept.
  */
 import type { ModelUsage } from '../../protocol/wire';
-import { LineValues, ScanSpec, scanLine } from './json-scan';
+import { LineValues, ScanSpec } from './json-scan';
 import { type Ledger, type LedgerEntry, shardOf, toLedgerEntry } from './ledger';
 import { addUsage, count, deltaOver, isZeroUsage, maxUsage, raiseTo, zeroUsage } from './usage';
 
@@ -85,10 +85,10 @@ export function parseCostStateLine(line: string): ModelTotals | null {
   return totalsOf(entry.modelUsage);
 }
 
-const COST_STATE_SCAN = new ScanSpec(['type', 'modelUsage']);
 const TYPE_SLOT = 0;
 const MODEL_USAGE_SLOT = 1;
-const costStateValues = new LineValues(COST_STATE_SCAN.newSpans());
+/** Made at the first cost-state line, not at start-up (see usage.ts's scanners). */
+let costStateScanner: LineValues | undefined;
 const COST_STATE = Buffer.from('cost-state', 'latin1');
 const COST_STATE_MARKER_BYTES = Buffer.from(COST_STATE_MARKER, 'latin1');
 const BLOB_MARKER_BYTES = Buffer.from(BLOB_MARKER, 'latin1');
@@ -101,8 +101,9 @@ const BLOB_MARKER_BYTES = Buffer.from(BLOB_MARKER, 'latin1');
 export function parseCostStateBytes(bytes: Buffer, start: number, end: number): ModelTotals | null {
   const raw = bytes.subarray(start, end);
   if (raw.indexOf(COST_STATE_MARKER_BYTES) === -1 || raw.indexOf(BLOB_MARKER_BYTES) !== -1) return null;
-  if (!scanLine(bytes, start, end, COST_STATE_SCAN, costStateValues.spans)) return parseCostStateLine(bytes.toString('utf8', start, end));
-  const line = costStateValues.of(bytes);
+  costStateScanner ??= new LineValues(new ScanSpec(['type', 'modelUsage']));
+  const line = costStateScanner;
+  if (!line.scan(bytes, start, end)) return parseCostStateLine(bytes.toString('utf8', start, end));
   // An escaped spelling of "cost-state" is "cost-state" too: decoded only then.
   if (!line.isString(TYPE_SLOT, COST_STATE) && line.string(TYPE_SLOT) !== 'cost-state') return null;
   const modelUsage = line.object(MODEL_USAGE_SLOT);

@@ -390,18 +390,30 @@ export function scanLine(buf: Uint8Array, start: number, end: number, spec: Scan
 }
 
 /**
- * The values of a scanned line, as far as callers look at them, each decoded from its own bytes
- * (the same characters as in the decoded line: see the file's comment).
+ * A spec's scanner and the values of the line it scanned last, as far as callers look at them,
+ * each decoded from its own bytes (the same characters as in the decoded line: see the file's
+ * comment).
  */
 export class LineValues {
+  readonly spans: Int32Array;
   private buf: Buffer = Buffer.alloc(0);
 
-  constructor(readonly spans: Int32Array) {}
+  constructor(readonly spec: ScanSpec) {
+    this.spans = spec.newSpans();
+  }
 
-  /** Values of the line scanLine just accepted from `buf` into `spans`. */
-  of(buf: Buffer): this {
+  /** scanLine of `buf[start, end)` with this spec; the values below are then that line's. */
+  scan(buf: Buffer, start: number, end: number): boolean {
     this.buf = buf;
-    return this;
+    return scanLine(buf, start, end, this.spec, this.spans);
+  }
+
+  /** Where the slot's value is in the buffer scanned (start -1: absent). */
+  startOf(slot: number): number {
+    return spanStart(this.spans, slot);
+  }
+  endOf(slot: number): number {
+    return spanEnd(this.spans, slot);
   }
 
   /**

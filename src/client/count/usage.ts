@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { DETAIL_FIELDS, type DetailField, type ModelUsage, TOKEN_FIELDS } from '../../protocol/wire';
-import { LineValues, ScanSpec, scanLine, spanEnd, spanStart } from './json-scan';
+import { LineValues, ScanSpec } from './json-scan';
 
 export const SYNTHETIC_MODEL = '<synthetic>';
 /** Model name used when an assistant line with usage names no model: its tokens are still billed. */
@@ -262,23 +262,26 @@ interface AssistantLine {
 /** The keys of an assistant line that counting reads, for the byte scanner (json-scan.ts). */
 const LINE_KEYS = ['type', 'message', 'requestId', 'sessionId', 'uuid', 'isSidechain', 'timestamp', 'requestSessionId'] as const;
 const MESSAGE_KEYS = ['usage', 'model', 'id'] as const;
-const USAGE_SCAN = new ScanSpec(LINE_KEYS, { message: MESSAGE_KEYS });
-const lineSlot = (key: (typeof LINE_KEYS)[number]) => LINE_KEYS.indexOf(key);
-const messageSlot = (key: (typeof MESSAGE_KEYS)[number]) => LINE_KEYS.length + MESSAGE_KEYS.indexOf(key);
 const SLOT = {
-  type: lineSlot('type'),
-  message: lineSlot('message'),
-  requestId: lineSlot('requestId'),
-  sessionId: lineSlot('sessionId'),
-  uuid: lineSlot('uuid'),
-  isSidechain: lineSlot('isSidechain'),
-  timestamp: lineSlot('timestamp'),
-  requestSessionId: lineSlot('requestSessionId'),
-  usage: messageSlot('usage'),
-  model: messageSlot('model'),
-  id: messageSlot('id'),
+  type: LINE_KEYS.indexOf('type'),
+  message: LINE_KEYS.indexOf('message'),
+  requestId: LINE_KEYS.indexOf('requestId'),
+  sessionId: LINE_KEYS.indexOf('sessionId'),
+  uuid: LINE_KEYS.indexOf('uuid'),
+  isSidechain: LINE_KEYS.indexOf('isSidechain'),
+  timestamp: LINE_KEYS.indexOf('timestamp'),
+  requestSessionId: LINE_KEYS.indexOf('requestSessionId'),
+  usage: LINE_KEYS.length + MESSAGE_KEYS.indexOf('usage'),
+  model: LINE_KEYS.length + MESSAGE_KEYS.indexOf('model'),
+  id: LINE_KEYS.length + MESSAGE_KEYS.indexOf('id'),
 } as const;
-const usageValues = new LineValues(USAGE_SCAN.newSpans());
+/**
+ * The scanners, made at the first line read rather than at start-up: a command that reads no
+ * transcript (`--version`, `status`) does not pay for their tables (~4 ms of a compiled binary's
+ * `--version`, whose code cache holds only what start-up compiles).
+ */
+let lineScanner: LineValues | undefined;
+let usageScanner: LineValues | undefined;
 const ASSISTANT = Buffer.from('assistant', 'latin1');
 
 /**
@@ -289,13 +292,14 @@ const ASSISTANT = Buffer.from('assistant', 'latin1');
  * whole, as before.
  */
 export function parseUsageBytes(bytes: Buffer, start: number, end: number, sessionId: string): LineParse {
-  if (!scanLine(bytes, start, end, USAGE_SCAN, usageValues.spans)) return parseUsageLine(bytes.toString('utf8', start, end), sessionId, true);
-  const line = usageValues.of(bytes);
+  lineScanner ??= new LineValues(new ScanSpec(LINE_KEYS, { message: MESSAGE_KEYS }));
+  const line = lineScanner;
+  if (!line.scan(bytes, start, end)) return parseUsageLine(bytes.toString('utf8', start, end), sessionId, true);
   // An escaped spelling of "assistant" is "assistant" too: decoded only then.
   if (!line.isString(SLOT.type, ASSISTANT) && line.string(SLOT.type) !== 'assistant') return EMPTY;
   if (!line.isObject(SLOT.message)) return EMPTY;
   if (!line.isObject(SLOT.usage)) return EMPTY;
-  const { usage, iterations } = usageOfBytes(bytes, spanStart(usageValues.spans, SLOT.usage), spanEnd(usageValues.spans, SLOT.usage));
+  const { usage, iterations } = usageOfBytes(bytes, line.startOf(SLOT.usage), line.endOf(SLOT.usage));
   return recordsOf(
     {
       usage,
@@ -316,24 +320,23 @@ export function parseUsageBytes(bytes: Buffer, start: number, end: number, sessi
 
 /** The usage counters extractUsage reads, for a second scan of the usage object's bytes. */
 const USAGE_KEYS = ['input_tokens', 'output_tokens', 'cache_read_input_tokens', 'cache_creation_input_tokens', 'cache_creation', 'server_tool_use', 'iterations'] as const;
-const USAGE_OBJECT_SCAN = new ScanSpec(USAGE_KEYS, {
+const USAGE_NESTED_KEYS = {
   cache_creation: ['ephemeral_5m_input_tokens', 'ephemeral_1h_input_tokens'],
   server_tool_use: ['web_search_requests'],
-});
-const usageKey = (key: (typeof USAGE_KEYS)[number]) => USAGE_KEYS.indexOf(key);
+} as const;
 const U = {
-  input: usageKey('input_tokens'),
-  output: usageKey('output_tokens'),
-  cacheRead: usageKey('cache_read_input_tokens'),
-  cacheCreation: usageKey('cache_creation_input_tokens'),
-  detail: usageKey('cache_creation'),
-  tools: usageKey('server_tool_use'),
-  iterations: usageKey('iterations'),
+  input: USAGE_KEYS.indexOf('input_tokens'),
+  output: USAGE_KEYS.indexOf('output_tokens'),
+  cacheRead: USAGE_KEYS.indexOf('cache_read_input_tokens'),
+  cacheCreation: USAGE_KEYS.indexOf('cache_creation_input_tokens'),
+  detail: USAGE_KEYS.indexOf('cache_creation'),
+  tools: USAGE_KEYS.indexOf('server_tool_use'),
+  iterations: USAGE_KEYS.indexOf('iterations'),
+  // The nested names' slots follow the top-level ones, in USAGE_NESTED_KEYS' order.
   c5: USAGE_KEYS.length,
   c1: USAGE_KEYS.length + 1,
   webSearch: USAGE_KEYS.length + 2,
 } as const;
-const usageObjectValues = new LineValues(USAGE_OBJECT_SCAN.newSpans());
 
 /**
  * extractUsage (and `iterations`) of the usage object `bytes[from, to)`, which the line's scan
@@ -342,8 +345,9 @@ const usageObjectValues = new LineValues(USAGE_OBJECT_SCAN.newSpans());
  * the two cacheWriteTokens sums today (it sums every `ephemeral_*_input_tokens`).
  */
 function usageOfBytes(bytes: Buffer, from: number, to: number): { usage: ModelUsage; iterations: unknown } {
-  const v = usageObjectValues.of(bytes);
-  if (!scanLine(bytes, from, to, USAGE_OBJECT_SCAN, v.spans) || v.has(U.iterations) || (v.isObject(U.detail) && v.hasOtherKeys(U.detail))) {
+  usageScanner ??= new LineValues(new ScanSpec(USAGE_KEYS, USAGE_NESTED_KEYS));
+  const v = usageScanner;
+  if (!v.scan(bytes, from, to) || v.has(U.iterations) || (v.isObject(U.detail) && v.hasOtherKeys(U.detail))) {
     const parsed = JSON.parse(bytes.toString('utf8', from, to)) as Record<string, unknown>;
     return { usage: extractUsage(parsed), iterations: parsed.iterations };
   }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCostStateBytes, parseCostStateLine } from '../../../src/client/count/cost-state';
-import { LineValues, MAX_DEPTH, ScanSpec, scanLine, spanEnd, spanStart } from '../../../src/client/count/json-scan';
+import { LineValues, MAX_DEPTH, ScanSpec, spanEnd, spanStart } from '../../../src/client/count/json-scan';
 import { parseUsageBytes, parseUsageLine } from '../../../src/client/count/usage';
 import { fixtureDir, SCENARIOS } from '../../helpers/env';
 
@@ -12,10 +12,10 @@ const SPEC = new ScanSpec(['type', 'message', 'n'], { message: ['usage', 'id'] }
 function scan(text: string | Buffer, spec = SPEC) {
   const line = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
   const buf = Buffer.concat([line, Buffer.from('\n{"x":1}')]);
-  const values = new LineValues(spec.newSpans());
-  const ok = scanLine(buf, 0, line.length, spec, values.spans);
+  const values = new LineValues(spec);
+  const ok = values.scan(buf, 0, line.length);
   const text_ = (slot: number) => (spanStart(values.spans, slot) === -1 ? undefined : buf.toString('utf8', spanStart(values.spans, slot), spanEnd(values.spans, slot)));
-  return { ok, values: values.of(buf), text: text_ };
+  return { ok, values, text: text_ };
 }
 
 /** Every assistant-or-cost-state line of the fixtures (real Claude Code lines among them). */
@@ -168,7 +168,7 @@ describe('parseUsageBytes / parseCostStateBytes', () => {
   it('has real lines to compare, and accepts every one of them (a valid line is never left to JSON.parse for nothing)', () => {
     expect(lines.length).toBeGreaterThan(50);
     const spec = new ScanSpec(['type', 'message'], { message: ['usage', 'id'] });
-    const values = new LineValues(spec.newSpans());
+    const values = new LineValues(spec);
     const nested = '{"a":[1,"x",[true,null,-0.5e+3],{"b":[],"c":{}}],"message":{"content":[{"t":"a"},"s",[]],"id":"m"}, "z" : [ "q" , 2 ] }';
     const valid = lines.filter((text) => {
       try {
@@ -181,12 +181,13 @@ describe('parseUsageBytes / parseCostStateBytes', () => {
     expect(valid.length).toBeGreaterThan(50);
     for (const text of [...valid, nested]) {
       const buf = Buffer.from(text, 'utf8');
-      expect(scanLine(buf, 0, buf.length, spec, values.spans)).toBe(true);
+      expect(values.scan(buf, 0, buf.length)).toBe(true);
     }
   });
 
   it('answers as the text parsers do, on every fixture line and on thousands of damaged copies', () => {
     const next = random(12);
+    const typeScanner = new LineValues(new ScanSpec(['type']));
     let compared = 0;
     let accepted = 0;
     for (const text of [...lines, ...extra]) {
@@ -205,8 +206,7 @@ describe('parseUsageBytes / parseCostStateBytes', () => {
         const decoded = line.toString('utf8');
         expect(parseUsageBytes(buf, start, end, 'hook-session')).toEqual(parseUsageLine(decoded, 'hook-session', true));
         expect(parseCostStateBytes(buf, start, end)).toEqual(parseCostStateLine(decoded));
-        const values = new LineValues(new ScanSpec(['type']).newSpans());
-        if (scanLine(buf, start, end, new ScanSpec(['type']), values.spans)) {
+        if (typeScanner.scan(buf, start, end)) {
           accepted++;
           expect(() => JSON.parse(decoded)).not.toThrow();
         }
