@@ -277,8 +277,7 @@ const SLOT = {
 } as const;
 /**
  * The scanners, made at the first line read rather than at start-up: a command that reads no
- * transcript (`--version`, `status`) does not pay for their tables (~4 ms of a compiled binary's
- * `--version`, whose code cache holds only what start-up compiles).
+ * transcript (`status`, `doctor`) does not build their tables.
  */
 let lineScanner: LineValues | undefined;
 let usageScanner: LineValues | undefined;
