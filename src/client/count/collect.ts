@@ -54,6 +54,7 @@ import {
   mergeRecord,
   parseUsageBytes,
   parseUsageLine,
+  USAGE_MARKER,
   USAGE_RULE_BIT,
   zeroUsage,
 } from './usage';
@@ -417,7 +418,7 @@ interface TurnReads {
   bytes: number;
 }
 
-const USAGE_MARKER = Buffer.from('"usage"', 'latin1');
+const USAGE_MARKER_BYTES = Buffer.from(USAGE_MARKER, 'latin1');
 
 /**
  * Step 2a for one line: cost-state totals (main transcript only), else usage records folded into
@@ -460,7 +461,7 @@ function lineFolder(reads: TurnReads, state: SessionState, sessionId: string, is
     }
     // The usage rule wants `"assistant"` too; a line let through by another rule is still looked
     // at when it holds `"usage"` (an escaped spelling of its type), as the text path does.
-    if ((rules & USAGE_RULE_BIT) !== 0 || bytes.subarray(start, end).indexOf(USAGE_MARKER) !== -1) {
+    if ((rules & USAGE_RULE_BIT) !== 0 || bytes.subarray(start, end).indexOf(USAGE_MARKER_BYTES) !== -1) {
       foldUsage(parseUsageBytes(bytes, start, end, sessionId));
     }
   };

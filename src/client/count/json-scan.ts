@@ -73,17 +73,17 @@ export class ScanSpec {
 }
 
 /** The slot's value start, end and flags in a span table. */
-export function spanStart(spans: Int32Array, slot: number): number {
+function spanStart(spans: Int32Array, slot: number): number {
   return spans[slot * SPAN_WIDTH + SPAN_START] as number;
 }
-export function spanEnd(spans: Int32Array, slot: number): number {
+function spanEnd(spans: Int32Array, slot: number): number {
   return spans[slot * SPAN_WIDTH + SPAN_END] as number;
 }
-export function spanEscaped(spans: Int32Array, slot: number): boolean {
+function spanEscaped(spans: Int32Array, slot: number): boolean {
   return ((spans[slot * SPAN_WIDTH + SPAN_FLAGS] as number) & ESCAPED) !== 0;
 }
 /** Whether the slot's object value holds a key other than the nested names looked for in it. */
-export function spanHasOtherKeys(spans: Int32Array, slot: number): boolean {
+function spanHasOtherKeys(spans: Int32Array, slot: number): boolean {
   return ((spans[slot * SPAN_WIDTH + SPAN_FLAGS] as number) & OTHER_KEYS) !== 0;
 }
 
@@ -174,13 +174,6 @@ function skipNumber(buf: Uint8Array, i: number, end: number): number {
     while (i < end && isDigit(buf[i] as number)) i++;
   }
   return i;
-}
-
-/** Whether `buf[i, i + word.length)` is `word` (and inside `end`). */
-function hasWord(buf: Uint8Array, i: number, end: number, word: Uint8Array): boolean {
-  if (i + word.length > end) return false;
-  for (let k = 0; k < word.length; k++) if (buf[i + k] !== word[k]) return false;
-  return true;
 }
 
 const TRUE = Buffer.from('true', 'latin1');
@@ -360,11 +353,11 @@ export function scanLine(buf: Uint8Array, start: number, end: number, spec: Scan
       after = skipString(buf, i + 1, end);
       if (sawEscape) flags = ESCAPED;
     } else if (c === 0x74) {
-      after = hasWord(buf, i, end, TRUE) ? i + 4 : -1;
+      after = i + 4 <= end && matches(buf, i, 4, TRUE) ? i + 4 : -1;
     } else if (c === 0x66) {
-      after = hasWord(buf, i, end, FALSE) ? i + 5 : -1;
+      after = i + 5 <= end && matches(buf, i, 5, FALSE) ? i + 5 : -1;
     } else if (c === 0x6e) {
-      after = hasWord(buf, i, end, NULL) ? i + 4 : -1;
+      after = i + 4 <= end && matches(buf, i, 4, NULL) ? i + 4 : -1;
     } else {
       after = skipNumber(buf, i, end);
     }

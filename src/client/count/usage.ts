@@ -21,6 +21,8 @@ import { LineValues, ScanSpec } from './json-scan';
 export const SYNTHETIC_MODEL = '<synthetic>';
 /** Model name used when an assistant line with usage names no model: its tokens are still billed. */
 export const UNKNOWN_MODEL = 'unknown';
+/** The raw text every line with a usage object holds (its key, unescaped). */
+export const USAGE_MARKER = '"usage"';
 /**
  * Raw-byte markers of the lines counting needs, for the transcript reader's `LineMatcher`: a line
  * can only matter if it holds every marker of one rule. An assistant line with usage holds
@@ -28,7 +30,7 @@ export const UNKNOWN_MODEL = 'unknown';
  * `cost-state` line (claude-code-formats.md §8.3) holds its type. Lines a rule lets through are
  * still parsed and checked in full; a new kind of line to count is one more rule here.
  */
-export const CANDIDATE_LINE_RULES: readonly (readonly string[])[] = [['"usage"', '"assistant"'], ['"cost-state"']];
+export const CANDIDATE_LINE_RULES: readonly (readonly string[])[] = [[USAGE_MARKER, '"assistant"'], ['"cost-state"']];
 /** The bit of CANDIDATE_LINE_RULES' usage rule in the reader's rule mask (ALL_RULES, -1, sets every bit). */
 export const USAGE_RULE_BIT = 1 << 0;
 /** The bit of CANDIDATE_LINE_RULES' `"cost-state"` rule in the reader's rule mask: a line without it is no cost-state line. */
@@ -209,7 +211,7 @@ function modelName(v: unknown): string {
  */
 export function parseUsageLine(line: string, sessionId: string, holdsUsageMarker = false): LineParse {
   // Cheap prefilter: most lines (user prompts, tool results, snapshots) never need JSON.parse.
-  if (!holdsUsageMarker && !line.includes('"usage"')) return EMPTY;
+  if (!holdsUsageMarker && !line.includes(USAGE_MARKER)) return EMPTY;
   let entry: unknown;
   try {
     entry = JSON.parse(line);

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCostStateBytes, parseCostStateLine } from '../../../src/client/count/cost-state';
-import { LineValues, MAX_DEPTH, ScanSpec, spanEnd, spanStart } from '../../../src/client/count/json-scan';
+import { LineValues, MAX_DEPTH, ScanSpec } from '../../../src/client/count/json-scan';
 import { parseUsageBytes, parseUsageLine } from '../../../src/client/count/usage';
 import { fixtureDir, SCENARIOS } from '../../helpers/env';
 
@@ -14,7 +14,7 @@ function scan(text: string | Buffer, spec = SPEC) {
   const buf = Buffer.concat([line, Buffer.from('\n{"x":1}')]);
   const values = new LineValues(spec);
   const ok = values.scan(buf, 0, line.length);
-  const text_ = (slot: number) => (spanStart(values.spans, slot) === -1 ? undefined : buf.toString('utf8', spanStart(values.spans, slot), spanEnd(values.spans, slot)));
+  const text_ = (slot: number) => (values.startOf(slot) === -1 ? undefined : buf.toString('utf8', values.startOf(slot), values.endOf(slot)));
   return { ok, values, text: text_ };
 }
 
