@@ -52,10 +52,10 @@ import {
   type LineParse,
   lineTimestamp,
   mergeRecord,
-  parseUsageBytes,
   parseUsageLine,
   USAGE_MARKER,
   USAGE_RULE_BIT,
+  UsageLineParser,
   zeroUsage,
 } from './usage';
 
@@ -452,7 +452,10 @@ function lineFolder(reads: TurnReads, state: SessionState, sessionId: string, is
       }
     }
   };
-  return (bytes: Buffer, start: number, end: number, rules: number) => {
+  const usageLines = new UsageLineParser(sessionId);
+  /** The answer folded last: a line with the same answer (a response's next content block) adds nothing to the groups. */
+  let folded: LineParse | null = null;
+  return (bytes: Buffer, start: number, end: number, rules: number, chunk: number) => {
     if (rules === ALL_RULES) return foldText(bytes.toString('utf8', start, end));
     // A line the reader found without the cost-state marker cannot be one: no parse for it.
     if (isMain && (rules & COST_STATE_RULE_BIT) !== 0) {
@@ -462,7 +465,14 @@ function lineFolder(reads: TurnReads, state: SessionState, sessionId: string, is
     // The usage rule wants `"assistant"` too; a line let through by another rule is still looked
     // at when it holds `"usage"` (an escaped spelling of its type), as the text path does.
     if ((rules & USAGE_RULE_BIT) !== 0 || bytes.subarray(start, end).indexOf(USAGE_MARKER_BYTES) !== -1) {
-      foldUsage(parseUsageBytes(bytes, start, end, sessionId));
+      const parsed = usageLines.parse(bytes, start, end, chunk);
+      if (parsed !== folded) {
+        folded = parsed;
+        return foldUsage(parsed);
+      }
+      // Merging the same records again changes no group (max, and, first id): only the count of
+      // `<synthetic>` lines moves, as foldUsage would move it.
+      if (parsed.syntheticUsage !== null) reads.synthetic++;
     }
   };
 }
@@ -597,6 +607,22 @@ async function commitTurn(deps: CollectDeps, sessionId: string, loaded: LoadedSt
   }
 }
 
+/** From this size a main transcript read from the start commits entries to (nearly) every ledger shard. */
+const PREPARE_SHARDS_MIN_BYTES = 8 * 1024 * 1024;
+
+/**
+ * A first read of a long main transcript (installing the plugin beside months of history) commits
+ * entries to every ledger shard: their files are created while it reads (Ledger.prepareShards).
+ */
+async function prepareLedgerForFirstRead(ledger: Ledger, previous: SessionState, main: string): Promise<void> {
+  if (previous.files[main] !== undefined) return;
+  const size = await stat(main).then(
+    (st) => st.size,
+    () => 0,
+  );
+  if (size >= PREPARE_SHARDS_MIN_BYTES) ledger.prepareShards();
+}
+
 async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledger, visiting: ReadonlySet<string> = new Set([req.sessionId])): Promise<CollectResult> {
   const main = resolve(req.transcriptPath);
   const loaded: LoadedState = await readSessionState(deps.paths, req.sessionId, { log: deps.log, now: deps.now, transcriptPath: main });
@@ -605,6 +631,26 @@ async function collectWith(deps: CollectDeps, req: CollectRequest, ledger: Ledge
 
   const state: SessionState = { ...previous, transcriptPath: main, files: {}, outbox: [] };
   const files = await listSessionFiles(previous, req);
+  await prepareLedgerForFirstRead(ledger, previous, main);
+  try {
+    return await readCountCommit(deps, req, ledger, visiting, loaded, state, files);
+  } finally {
+    await ledger.releasePrepared();
+  }
+}
+
+/** collectWith from the reads on (steps 2–4). */
+async function readCountCommit(
+  deps: CollectDeps,
+  req: CollectRequest,
+  ledger: Ledger,
+  visiting: ReadonlySet<string>,
+  loaded: LoadedState,
+  state: SessionState,
+  files: string[],
+): Promise<CollectResult> {
+  const previous = loaded.state;
+  const main = state.transcriptPath;
   const reads = await readSessionFiles(deps, req.sessionId, previous, state, files);
   if (reads.forkedFrom.size > 0) await collectParentsFirst(deps, main, reads.forkedFrom, ledger, visiting);
   const counted = await countGroups(reads.groups, ledger, req.sessionId);

@@ -17,7 +17,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelUsage } from '../../protocol/wire';
-import { type FileHandle, mkdir, open, readFile, stat, unlink } from '../local/fs';
+import { FileHandle, mkdir, open, readFile, stat, unlink } from '../local/fs';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, writeFileAtomic } from '../local/fsx';
 import type { Logger } from '../local/log';
 import { type CountedEntry, count, maxUsage } from './usage';
@@ -62,20 +62,31 @@ export function dayNumber(at: Date): number {
   return Math.floor(at.getTime() / 86_400_000);
 }
 
+/** Every shard id: the two hex digits of a byte (shardOf). */
+const ALL_SHARD_IDS = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
 /**
  * FNV-1a (32-bit) over the UTF-16 code units, folded to one byte. Not a security boundary, only a
  * spread: a SHA-1 per lookup cost ~20 % of a cold read of a long transcript (several lookups per
  * group). Changing this function moves every key: it is part of the on-disk format.
  */
 export function shardOf(messageIdOrKey: string): string {
+  // A group's lookups, its staging and its append all ask for the same id, one after another.
+  if (messageIdOrKey === lastShardOf.id) return lastShardOf.shard;
   let hash = 0x811c9dc5;
   for (let i = 0; i < messageIdOrKey.length; i++) {
     hash ^= messageIdOrKey.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193);
   }
   const byte = (hash ^ (hash >>> 8) ^ (hash >>> 16) ^ (hash >>> 24)) & 0xff;
-  return byte.toString(16).padStart(2, '0');
+  const shard = ALL_SHARD_IDS[byte] as string;
+  lastShardOf.id = messageIdOrKey;
+  lastShardOf.shard = shard;
+  return shard;
 }
+
+/** shardOf's last answer. */
+const lastShardOf: { id: string | null; shard: string } = { id: null, shard: '' };
 
 export function shardOfEntry(entry: { messageId: string | null; key: string }): string {
   return shardOf(entry.messageId ?? entry.key);
@@ -247,8 +258,13 @@ const NO_ENTRIES: readonly CountedEntry[] = Object.freeze([]);
 /** Compaction rewrites a shard only when it has at least this many lines per key. */
 const COMPACT_MIN_LINES_PER_KEY = 1.5;
 
+
 export class Ledger {
   private readonly shards = new Map<string, Shard>();
+  /** The shard files being created ahead of a large append (prepareShards); awaited by append. */
+  private prepared: Promise<void> | null = null;
+  /** The files prepareShards created, still open (shard id → fd): append writes them without opening them again. */
+  private readonly created = new Map<string, number>();
 
   constructor(
     private readonly dir: string,
@@ -341,6 +357,54 @@ export class Ledger {
   }
 
   /**
+   * For a run about to append to most shards (a first read of a long session commits entries to
+   * all 256): the shards with no file yet are known empty now (the caller holds the state lock,
+   * so no one else writes the ledger) and count as loaded, and their files are created in the
+   * background, through libuv's thread pool, while the run still reads its transcript; append
+   * then writes them through the descriptors this opened. Made by the append instead, each
+   * creation waited for the journal commits of the fsyncs before it (~0.4 ms each on these
+   * machines), and each lookup's load found no file first. An empty shard file holds no entries:
+   * a run killed before its commit leaves nothing wrong behind. A creation that fails is left to
+   * the append. The caller ends with releasePrepared.
+   */
+  prepareShards(): void {
+    if (this.prepared !== null) return;
+    const fs = process.getBuiltinModule('node:fs');
+    let present: Set<string>;
+    try {
+      fs.mkdirSync(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+      present = new Set(fs.readdirSync(this.dir));
+    } catch {
+      return;
+    }
+    const missing = ALL_SHARD_IDS.filter((id) => !present.has(`${id}.jsonl`));
+    for (const id of missing) if (!this.shards.has(id)) this.shards.set(id, { byKey: new Map(), byMessage: new Map(), diskLines: 0 });
+    // Every creation queued at once: the pool works through them while this thread reads (a
+    // synchronous read loop turns no event loop, so a job queued from an earlier one's callback
+    // would only start once the read is over).
+    const flags = fsConstants.O_RDWR | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_EXCL;
+    const opened = missing.map(
+      (id) =>
+        new Promise<void>((resolve) =>
+          fs.open(this.shardPath(id), flags, PRIVATE_FILE_MODE, (err, fd) => {
+            if (!err) this.created.set(id, fd);
+            resolve();
+          }),
+        ),
+    );
+    this.prepared = Promise.all(opened).then(() => undefined);
+  }
+
+  /** Closes the files prepareShards opened that no append wrote (shards the run committed nothing to). */
+  async releasePrepared(): Promise<void> {
+    if (this.prepared === null) return;
+    await this.prepared;
+    const { closeSync } = process.getBuiltinModule('node:fs');
+    for (const fd of this.created.values()) closeSync(fd);
+    this.created.clear();
+  }
+
+  /**
    * Appends entries durably (fsync per shard). Idempotent: re-appending what is there changes
    * nothing on load. Entries already covered by a loaded shard's view are still written, since the
    * view may hold staged entries that are not on disk yet. Compacts shards that grew over 1 MiB.
@@ -358,6 +422,7 @@ export class Ledger {
       if (list === undefined) byShard.set(id, [e]);
       else list.push(e);
     }
+    if (this.prepared !== null) await this.prepared;
     await mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const batch = [...byShard];
     const threaded = batch.length >= THREADED_APPEND_MIN_SHARDS;
@@ -373,7 +438,9 @@ export class Ledger {
         for (const [id, list] of group) {
           lines.reset();
           for (const e of list) lines.add(ledgerLine(e));
-          const { handle, size } = await appendLines(this.shardPath(id), lines);
+          const fd = this.created.get(id);
+          this.created.delete(id);
+          const { handle, size } = fd === undefined ? await appendLines(this.shardPath(id), lines) : await writeNewFile(new FileHandle(fd), lines);
           written.push({ id, list, handle, size });
         }
         await syncAll(
@@ -486,6 +553,18 @@ async function appendLines(path: string, lines: LineBuffer): Promise<{ handle: F
     const [buf, from, to] = lines.bytes(newlineFirst);
     for (let at = from; at < to; ) at += (await handle.write(buf, at, to - at)).bytesWritten;
     return { handle, size: size + (to - from) };
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+}
+
+/** appendLines for a file prepareShards created (new and empty, open for appending): the lines alone. */
+async function writeNewFile(handle: FileHandle, lines: LineBuffer): Promise<{ handle: FileHandle; size: number }> {
+  try {
+    const [buf, from, to] = lines.bytes(false);
+    for (let at = from; at < to; ) at += (await handle.write(buf, at, to - at)).bytesWritten;
+    return { handle, size: to - from };
   } catch (err) {
     await handle.close();
     throw err;

@@ -62,9 +62,16 @@ export type OnLine = (line: string, rules: number) => void;
 
 /**
  * OnLine for a caller that reads the raw bytes: the line is `bytes[start, end)` (UTF-8, without
- * its `\n` nor a trailing `\r`). `bytes` is only valid during the call (the reader reuses it).
+ * its `\n` nor a trailing `\r`). `chunk` numbers the read's chunks: the lines of one chunk share
+ * `bytes`, unchanged from the chunk's first line to its last, and an earlier line of the same
+ * chunk may be looked at again while a later one is handed out. `bytes` is otherwise only valid
+ * during the call (the reader reuses it for the next chunk). A line that spanned chunks comes in
+ * a buffer of its own, with `chunk` OWN_BUFFER.
  */
-export type OnLineBytes = (bytes: Buffer, start: number, end: number, rules: number) => void;
+export type OnLineBytes = (bytes: Buffer, start: number, end: number, rules: number, chunk: number) => void;
+
+/** OnLineBytes' `chunk` for a line in a buffer of its own. */
+export const OWN_BUFFER = -1;
 
 /** Every bit set: the line was not filtered (no matcher, or `everything`). */
 export const ALL_RULES = -1;
@@ -250,10 +257,10 @@ async function startOffset(
 }
 
 /** Hands out `bytes[from, to)` without a trailing `\r`. */
-function emitLine(onLine: OnLineBytes, bytes: Buffer, from: number, to: number, rules: number): void {
+function emitLine(onLine: OnLineBytes, bytes: Buffer, from: number, to: number, rules: number, chunk: number): void {
   let end = to;
   if (end > from && bytes[end - 1] === 0x0d) end--;
-  onLine(bytes, from, end, rules);
+  onLine(bytes, from, end, rules, chunk);
 }
 
 /**
@@ -266,6 +273,8 @@ class LineSplitter {
   private pendingBytes = 0;
   /** Inside a line longer than maxLineBytes. */
   private skipping = false;
+  /** The number of the chunk being cut (OnLineBytes' `chunk`). */
+  private chunkNumber = 0;
 
   constructor(
     /** Just after the last `\n` seen. */
@@ -279,13 +288,14 @@ class LineSplitter {
   /** The chunk's bytes are `chunk[0, bytesRead)`, read at file offset `position`. */
   feed(chunk: Buffer, bytesRead: number, position: number): void {
     this.matcher?.startChunk(chunk, bytesRead);
+    this.chunkNumber++;
     const lineStart = this.completeLines(chunk, bytesRead, position);
     if (lineStart < bytesRead && !this.skipping) this.keepRest(chunk, lineStart, bytesRead);
   }
 
   /** The lines the chunk ends; returns where the unfinished rest starts. The hot loop: all locals. */
   private completeLines(chunk: Buffer, bytesRead: number, position: number): number {
-    const { onLine, matcher, maxLineBytes, result } = this;
+    const { onLine, matcher, maxLineBytes, result, chunkNumber } = this;
     let { pending, pendingBytes, skipping, consumed } = this;
     let lineStart = 0;
     for (;;) {
@@ -298,12 +308,12 @@ class LineSplitter {
       } else if (pendingBytes === 0) {
         result.lines++;
         const rules = matcher === undefined ? ALL_RULES : matcher.rulesInChunk(lineStart, nl);
-        if (rules !== 0) emitLine(onLine, chunk, lineStart, nl, rules);
+        if (rules !== 0) emitLine(onLine, chunk, lineStart, nl, rules, chunkNumber);
       } else {
         const bytes = Buffer.concat([...pending, chunk.subarray(lineStart, nl)], pendingBytes + (nl - lineStart));
         result.lines++;
         const rules = matcher === undefined ? ALL_RULES : matcher.rulesInBytes(bytes);
-        if (rules !== 0) emitLine(onLine, bytes, 0, bytes.length, rules);
+        if (rules !== 0) emitLine(onLine, bytes, 0, bytes.length, rules, OWN_BUFFER);
       }
       pending = [];
       pendingBytes = 0;

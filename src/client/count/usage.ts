@@ -17,6 +17,7 @@
 import { createHash } from 'node:crypto';
 import { DETAIL_FIELDS, type DetailField, type ModelUsage, TOKEN_FIELDS } from '../../protocol/wire';
 import { LineValues, ScanSpec } from './json-scan';
+import { OWN_BUFFER } from './transcript';
 
 export const SYNTHETIC_MODEL = '<synthetic>';
 /** Model name used when an assistant line with usage names no model: its tokens are still billed. */
@@ -293,13 +294,83 @@ const ASSISTANT = Buffer.from('assistant', 'latin1');
  * whole, as before.
  */
 export function parseUsageBytes(bytes: Buffer, start: number, end: number, sessionId: string): LineParse {
-  lineScanner ??= new LineValues(new ScanSpec(LINE_KEYS, { message: MESSAGE_KEYS }));
-  const line = lineScanner;
-  if (!line.scan(bytes, start, end)) return parseUsageLine(bytes.toString('utf8', start, end), sessionId, true);
-  // An escaped spelling of "assistant" is "assistant" too: decoded only then.
-  if (!line.isString(SLOT.type, ASSISTANT) && line.string(SLOT.type) !== 'assistant') return EMPTY;
-  if (!line.isObject(SLOT.message)) return EMPTY;
-  if (!line.isObject(SLOT.usage)) return EMPTY;
+  return new UsageLineParser(sessionId).parse(bytes, start, end, OWN_BUFFER);
+}
+
+/**
+ * The values an assistant line's records are made of, besides the hook's session id and the
+ * timestamp: two lines with the same text for each have the same records (but their timestamps).
+ * `uuid` is not among them: a record keyed by it (no message id) is never taken from another line.
+ */
+const RECORD_SLOTS = [SLOT.usage, SLOT.model, SLOT.id, SLOT.requestId, SLOT.sessionId, SLOT.isSidechain, SLOT.requestSessionId];
+
+/**
+ * parseUsageBytes for the lines of one read, in order. One API response is written as one line
+ * per content block, consecutive, with the same ids, model and usage (claude-code-formats.md
+ * §2.1: 1.4–2.5 lines per response): a line whose values for RECORD_SLOTS are byte for byte
+ * those of the last line parsed, still in the same buffer, has that line's records (with its own
+ * timestamp), so they are not decoded and built again. The line itself is still scanned whole
+ * (a malformed one is never taken for its neighbour).
+ */
+export class UsageLineParser {
+  /** The last line's answer, when it had records keyed by a message id; null otherwise. */
+  private last: LineParse | null = null;
+  private lastChunk = OWN_BUFFER;
+  private readonly lastSpans: Int32Array;
+
+  constructor(private readonly sessionId: string) {
+    lineScanner ??= new LineValues(new ScanSpec(LINE_KEYS, { message: MESSAGE_KEYS }));
+    this.lastSpans = lineScanner.spec.newSpans();
+  }
+
+  /**
+   * The line `bytes[start, end)`; `chunk` as the reader hands it out (OnLineBytes): a line of the
+   * same chunk as the last one parsed lies in the same, unchanged buffer.
+   */
+  parse(bytes: Buffer, start: number, end: number, chunk: number): LineParse {
+    const line = lineScanner as LineValues;
+    if (!line.scan(bytes, start, end)) {
+      this.last = null;
+      return parseUsageLine(bytes.toString('utf8', start, end), this.sessionId, true);
+    }
+    // An escaped spelling of "assistant" is "assistant" too: decoded only then.
+    if (!line.isString(SLOT.type, ASSISTANT) && line.string(SLOT.type) !== 'assistant') return EMPTY;
+    if (!line.isObject(SLOT.message) || !line.isObject(SLOT.usage)) return EMPTY;
+    const last = this.last;
+    if (last !== null && chunk !== OWN_BUFFER && chunk === this.lastChunk && this.sameRecords(line)) {
+      if (line.sameText(SLOT.timestamp, this.lastSpans)) return last;
+      return this.remember(restamped(last, line.string(SLOT.timestamp)), line, chunk);
+    }
+    return this.remember(scannedRecords(line, bytes, start, end, this.sessionId), line, chunk);
+  }
+
+  private sameRecords(line: LineValues): boolean {
+    for (const slot of RECORD_SLOTS) if (!line.sameText(slot, this.lastSpans)) return false;
+    return true;
+  }
+
+  private remember(parsed: LineParse, line: LineValues, chunk: number): LineParse {
+    const first = parsed.records[0];
+    if (first === undefined || first.messageId === null) {
+      this.last = null;
+      return parsed;
+    }
+    this.last = parsed;
+    this.lastChunk = chunk;
+    line.saveSpans(this.lastSpans);
+    return parsed;
+  }
+}
+
+/** A line's records as another line's, with this line's timestamp. */
+function restamped(parse: LineParse, value: unknown): LineParse {
+  const timestamp = typeof value === 'string' ? value : null;
+  const records = parse.records.map((r): UsageRecord => ({ key: r.key, messageId: r.messageId, sidechain: r.sidechain, model: r.model, timestamp, usage: r.usage }));
+  return { records, malformed: false, syntheticUsage: null, copiedFrom: parse.copiedFrom };
+}
+
+/** The records of a line the scanner accepted as an assistant line with a usage object. */
+function scannedRecords(line: LineValues, bytes: Buffer, start: number, end: number, sessionId: string): LineParse {
   const { usage, iterations } = usageOfBytes(bytes, line.startOf(SLOT.usage), line.endOf(SLOT.usage));
   return recordsOf(
     {

@@ -293,6 +293,36 @@ describe('counting rules end to end', () => {
     expect(r2.report?.session_start_utc).toBe('2026-11-20T00:59:59Z');
   });
 
+  it("a response's content blocks (same ids, model, usage; each its own uuid and timestamp): counted once, at its last block's time", async () => {
+    const usage = { input_tokens: 3, output_tokens: 40, cache_read_input_tokens: 900 };
+    const block = (ts: string, uuid: string) => asst({ id: 'msg_b', req: 'req_b', usage, ts, uuid });
+    write(main(A), user(), block('2026-11-20T01:00:01.000Z', 'b0'), block('2026-11-20T01:00:07.000Z', 'b1'), block('2026-11-20T01:00:05.000Z', 'b2'), block('2026-11-20T01:00:05.000Z', 'b3'));
+    const r = await stop(A);
+    expect(r.report?.models).toEqual({ 'claude-sonnet-4-6': u(3, 40, 900, 0) });
+    expect(r.report?.timestamp_utc).toBe('2026-11-20T01:00:07Z');
+    // Then its block with the final usage, and a repeat of it.
+    write(main(A), asst({ id: 'msg_b', req: 'req_b', usage: { ...usage, output_tokens: 55 }, ts: '2026-11-20T01:00:09.000Z' }), asst({ id: 'msg_b', req: 'req_b', usage: { ...usage, output_tokens: 55 }, ts: '2026-11-20T01:00:09.000Z' }));
+    const r2 = await stop(A);
+    expect(r2.report?.models).toEqual({ 'claude-sonnet-4-6': u(0, 15, 0, 0) });
+    expect(r2.report?.timestamp_utc).toBe('2026-11-20T01:00:09Z');
+  });
+
+  it("a first read of a long main transcript makes the ledger's shard files while it reads; a short one's does not", async () => {
+    // ~9 MB of prompts and tool results around 300 responses of two blocks each.
+    const padding = user(A, { message: { role: 'user', content: 'x'.repeat(30_000) } });
+    const lines: string[] = [user()];
+    for (let n = 0; n < 300; n++) lines.push(padding, asst({ id: `msg_long${n}`, req: `req_long${n}`, uuid: `a${n}` }), asst({ id: `msg_long${n}`, req: `req_long${n}`, uuid: `b${n}` }));
+    write(main(A), ...lines);
+    await stop(A);
+    expect(total()).toEqual({ 'claude-sonnet-4-6': u(300, 3000) });
+    const shards = readdirSync(paths.ledgerDir).filter((f) => /^[0-9a-f]{2}\.jsonl$/.test(f));
+    expect(shards).toHaveLength(256);
+    write(main(B), user(B), asst({ sid: B }));
+    rmSync(paths.ledgerDir, { recursive: true });
+    await stop(B);
+    expect(readdirSync(paths.ledgerDir).filter((f) => /^[0-9a-f]{2}\.jsonl$/.test(f)).length).toBeLessThan(8); // its message, its turn mark, its cost-state keys
+  });
+
   it('more than 20 models in one turn: split into consecutive turns, nothing lost', async () => {
     write(main(A), ...Array.from({ length: 25 }, (_, i) => asst({ model: `model-${String(i).padStart(2, '0')}`, usage: { input_tokens: 1, output_tokens: 1 } })));
     const r = await stop(A);

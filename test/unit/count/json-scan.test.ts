@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCostStateBytes, parseCostStateLine } from '../../../src/client/count/cost-state';
 import { LineValues, MAX_DEPTH, ScanSpec } from '../../../src/client/count/json-scan';
-import { parseUsageBytes, parseUsageLine } from '../../../src/client/count/usage';
+import { parseUsageBytes, parseUsageLine, UsageLineParser } from '../../../src/client/count/usage';
+import { OWN_BUFFER } from '../../../src/client/count/transcript';
 import { fixtureDir, SCENARIOS } from '../../helpers/env';
 
 const SPEC = new ScanSpec(['type', 'message', 'n'], { message: ['usage', 'id'] });
@@ -217,5 +218,62 @@ describe('parseUsageBytes / parseCostStateBytes', () => {
     // Most damaged copies are still JSON (a changed digit, a byte inside a string): both sides were exercised.
     expect(accepted).toBeGreaterThan(compared / 4);
     expect(accepted).toBeLessThan(compared);
+  });
+});
+
+describe('UsageLineParser (a response\'s content blocks: consecutive lines with the same ids, model and usage)', () => {
+  const lines = fixtureLines();
+  /** Copies of a line as its response's next content blocks are: other text, uuid or timestamp; and damaged ones. */
+  function siblings(text: string, next: () => number): Buffer[] {
+    const out = [text, text];
+    out.push(text.replace(/"uuid":"[^"]*"/, '"uuid":"other-block"'));
+    out.push(text.replace(/"timestamp":"[^"]*"/, '"timestamp":"2026-01-02T03:04:05.678Z"'));
+    out.push(text.replace(/"text":"/, '"text":"more '));
+    out.push(text.replace(/"output_tokens":(\d+)/, (_m, n: string) => `"output_tokens":${Number(n) + 1}`));
+    out.push(text.replace(/"requestId":"/, '"requestId":"x'));
+    out.push(text.replace(/"isSidechain":false/, '"isSidechain":true'));
+    out.push(text.replace(/"sessionId":"/, '"sessionId":"y'));
+    out.push(text.replace(/"model":"/, '"model":"z'));
+    return [...out.map((t) => Buffer.from(t, 'utf8')), mutate(Buffer.from(text, 'utf8'), next)].filter(() => next() < 0.8);
+  }
+
+  it('answers as the text parser does, line after line of one chunk, whatever repeats or differs', () => {
+    const next = random(7);
+    const buffers: Buffer[] = [];
+    for (const text of lines) buffers.push(...siblings(text, next));
+    for (const text of lines) if (next() < 0.3) buffers.push(Buffer.from(text, 'utf8'), Buffer.from(text, 'utf8')); // repeats far apart
+    const buf = Buffer.concat(buffers.flatMap((b) => [b, Buffer.from('\n')]));
+    const parser = new UsageLineParser('hook-session');
+    let at = 0;
+    let reused = 0;
+    let last: unknown = null;
+    for (const line of buffers) {
+      const got = parser.parse(buf, at, at + line.length, 1);
+      if (got === last && got.records.length > 0) reused++;
+      last = got;
+      expect(got, line.toString('utf8')).toEqual(parseUsageLine(line.toString('utf8'), 'hook-session', true));
+      at += line.length + 1;
+    }
+    expect(buffers.length).toBeGreaterThan(300);
+    expect(reused).toBeGreaterThan(20);
+  });
+
+  it('does not take a line for the one before when the buffer was reused for another chunk', () => {
+    const line = (out: number) =>
+      Buffer.from(`{"type":"assistant","requestId":"r1","timestamp":"2026-01-01T00:00:00.000Z","message":{"id":"msg_1","model":"claude-x","usage":{"input_tokens":5,"output_tokens":${out}}}}`);
+    const a = line(111);
+    const b = line(222);
+    const buf = Buffer.alloc(a.length * 2 + 2);
+    const parser = new UsageLineParser('s');
+    a.copy(buf, 0);
+    expect(parser.parse(buf, 0, a.length, 1).records[0]?.usage.output_tokens).toBe(111);
+    // The next chunk is read into the same buffer: `b` where `a` was, and `b` again after it.
+    b.copy(buf, 0);
+    b.copy(buf, b.length + 1);
+    expect(parser.parse(buf, b.length + 1, 2 * b.length + 1, 2).records[0]?.usage.output_tokens).toBe(222);
+    // A line in a buffer of its own is never compared with anything.
+    a.copy(buf, 0);
+    expect(parser.parse(b, 0, b.length, OWN_BUFFER).records[0]?.usage.output_tokens).toBe(222);
+    expect(parser.parse(buf, 0, a.length, OWN_BUFFER).records[0]?.usage.output_tokens).toBe(111);
   });
 });

@@ -61,6 +61,15 @@ describe('shards', () => {
     for (let i = 0; i < 5000; i++) seen.add(shardOf(`msg_${i}`));
     expect(seen.size).toBe(256);
   });
+
+  it('the same answer asked again, alternately, or for the empty id (its last answer is remembered)', () => {
+    const fnv = (id: string) => {
+      let hash = 0x811c9dc5;
+      for (let i = 0; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193);
+      return ((hash ^ (hash >>> 8) ^ (hash >>> 16) ^ (hash >>> 24)) & 0xff).toString(16).padStart(2, '0');
+    };
+    for (const id of ['', '', 'msg_a', 'msg_a', 'msg_b', 'msg_a', '', 'm:msg_b|r:1', 'msg_b']) expect(shardOf(id), JSON.stringify(id)).toBe(fnv(id));
+  });
 });
 
 describe('Ledger', () => {
@@ -215,6 +224,74 @@ describe('Ledger', () => {
     await a.append([entry('m:p|r:1', 'p', u(1, 1))]);
     expect((statSync(join(dir, `${shardOf('p')}.jsonl`)).mode & 0o777).toString(8)).toBe('600');
     appendFileSync(join(dir, `${shardOf('p')}.jsonl`), '');
+  });
+});
+
+describe('Ledger.prepareShards (a first read of a long session)', () => {
+  const openFds = () => readdirSync('/proc/self/fd').length;
+
+  it('creates every missing shard file 0600 while the run reads; the append writes through them and they read back', async () => {
+    const a = new Ledger(dir, capture());
+    const before = openFds();
+    a.prepareShards();
+    const ids = Array.from({ length: 2000 }, (_, n) => `msg_first_${n}`);
+    const entries = ids.map((m, n) => entry(`m:${m}|r:r`, m, u(1, n + 1)));
+    // As countGroups does: the shards known empty count as loaded, no file read first.
+    for (const e of entries) {
+      expect(a.get(e.k, e.m)).toBeUndefined();
+      a.stage(e);
+    }
+    await a.append(entries);
+    await a.releasePrepared();
+    expect(openFds()).toBe(before);
+    const files = readdirSync(dir).filter((f) => /^[0-9a-f]{2}\.jsonl$/.test(f));
+    expect(files).toHaveLength(256);
+    for (const f of files) expect((statSync(join(dir, f)).mode & 0o777).toString(8)).toBe('600');
+    const b = new Ledger(dir, capture());
+    await b.load(ids.map((m) => shardOf(m)));
+    for (const [n, m] of ids.entries()) expect(b.get(`m:${m}|r:r`, m)?.usage, m).toEqual(u(1, n + 1));
+    const lines = files.reduce((total, f) => total + readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean).length, 0);
+    expect(lines).toBe(ids.length);
+  });
+
+  it('leaves shards that exist alone: their entries are still loaded from disk, and appended to', async () => {
+    await new Ledger(dir, capture()).append([entry('m:old|r:1', 'old', u(3, 30))]);
+    const shard = join(dir, `${shardOf('old')}.jsonl`);
+    const text = readFileSync(shard, 'utf8');
+    const a = new Ledger(dir, capture());
+    a.prepareShards();
+    await a.load([shardOf('old')]);
+    expect(a.get('m:old|r:1', 'old')?.usage).toEqual(u(3, 30));
+    await a.append([entry('m:old|r:2', 'old', u(1, 1))]);
+    await a.releasePrepared();
+    expect(readFileSync(shard, 'utf8').startsWith(text)).toBe(true);
+    const b = new Ledger(dir, capture());
+    await b.load([shardOf('old')]);
+    expect(b.sameMessage('old', 'x').map((e) => e.key).sort()).toEqual(['m:old|r:1', 'm:old|r:2']);
+  });
+
+  it('a run that commits nothing closes what it opened; the empty files it leaves are empty shards', async () => {
+    const before = openFds();
+    const a = new Ledger(dir, capture());
+    a.prepareShards();
+    await a.append([]);
+    await a.releasePrepared();
+    expect(openFds()).toBe(before);
+    const b = new Ledger(dir, capture());
+    await b.load([shardOf('msg_x')]);
+    expect(b.get('m:msg_x|r:r', 'msg_x')).toBeUndefined();
+    await b.append([entry('m:msg_x|r:r', 'msg_x', u(1, 2))]);
+    const c = new Ledger(dir, capture());
+    await c.load([shardOf('msg_x')]);
+    expect(c.get('m:msg_x|r:r', 'msg_x')?.usage).toEqual(u(1, 2));
+  });
+
+  it('a ledger directory it cannot make (a file in its place) leaves everything to the append, which reports it', async () => {
+    writeFileSync(dir, 'not a directory');
+    const a = new Ledger(dir, capture());
+    a.prepareShards();
+    await a.releasePrepared();
+    await expect(a.append([entry('m:y|r:r', 'y', u(1, 1))])).rejects.toThrow();
   });
 });
 

@@ -2,7 +2,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ALL_RULES, anchorOf, EMPTY_HEAD_HASH, type FileCursor, HEAD_HASH_BYTES, LineMatcher, readNewLineBytes, readNewLines } from '../../../src/client/count/transcript';
+import { ALL_RULES, anchorOf, EMPTY_HEAD_HASH, type FileCursor, HEAD_HASH_BYTES, LineMatcher, OWN_BUFFER, readNewLineBytes, readNewLines } from '../../../src/client/count/transcript';
 import { COST_STATE_MARKER } from '../../../src/client/count/cost-state';
 import { CANDIDATE_LINE_RULES, COST_STATE_RULE_BIT, parseUsageLine, USAGE_RULE_BIT } from '../../../src/client/count/usage';
 
@@ -162,6 +162,29 @@ describe('readNewLineBytes', () => {
     const result = await readNewLineBytes(path, undefined, (bytes, start, end) => lines.push(bytes.toString('utf8', start, end)), { chunkBytes: 16 });
     expect(lines).toEqual(['{"a":1}', long, '', '{"b":2}']);
     expect(result.cursor?.offset).toBe(Buffer.byteLength(`{"a":1}\r\n${long}\n\n{"b":2}\n`));
+  });
+
+  it("numbers the chunks: a chunk's lines share its number and buffer, unchanged until the next chunk; a joined line has OWN_BUFFER", async () => {
+    const path = join(dir, 't.jsonl');
+    // 16-byte chunks: [l1 l2 l3|] [l4 (across) ...
+    writeFileSync(path, '{"a":1}\n{"b":2}\n\n{"c":33333333333}\n{"d":4}\n{"e":5}\n');
+    const seen: { text: string; chunk: number; bytes: Buffer; start: number; end: number }[] = [];
+    await readNewLineBytes(
+      path,
+      undefined,
+      (bytes, start, end, _rules, chunk) => {
+        // Every earlier line of the same chunk still reads as it did.
+        for (const s of seen) if (s.chunk === chunk && chunk !== OWN_BUFFER) expect(s.bytes.toString('utf8', s.start, s.end)).toBe(s.text);
+        seen.push({ text: bytes.toString('utf8', start, end), chunk, bytes, start, end });
+      },
+      { chunkBytes: 16 },
+    );
+    expect(seen.map((s) => s.text)).toEqual(['{"a":1}', '{"b":2}', '', '{"c":33333333333}', '{"d":4}', '{"e":5}']);
+    const chunks = seen.map((s) => s.chunk);
+    expect(chunks[0]).toBe(chunks[1]);
+    expect(chunks[3]).toBe(OWN_BUFFER);
+    expect(new Set(chunks.filter((c) => c !== OWN_BUFFER)).size).toBeGreaterThan(1);
+    expect(chunks.every((c) => c === OWN_BUFFER || c > 0)).toBe(true);
   });
 });
 
