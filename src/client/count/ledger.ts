@@ -181,6 +181,26 @@ export function ledgerLine(e: LedgerEntry): string {
   return `${line}}`;
 }
 
+/**
+ * The shard lines of `entries`, each followed by `\n`: what `ledgerLine` of each gives (for
+ * entries toLedgerEntry or parseLedgerLine made: the same text; for any other, the same values),
+ * made by one JSON.stringify of the list rather than a string per entry (a first read's 40k+
+ * entries: ~60 against ~180 ms, the append's largest part). The list's text is `[e1,e2,…]`:
+ * each separator is a `},{`, and the sequence cannot overlap itself, so when the text holds
+ * exactly one per separator no string inside an entry holds it, and replacing them all cuts the
+ * entries apart. Otherwise (an id holding `},{`) entry by entry.
+ */
+export function shardLines(entries: readonly LedgerEntry[]): string {
+  if (entries.length === 0) return '';
+  const text = JSON.stringify(entries);
+  let separators = 0;
+  for (let at = text.indexOf(SEPARATOR); at !== -1; at = text.indexOf(SEPARATOR, at + SEPARATOR.length)) separators++;
+  if (separators !== entries.length - 1) return entries.map((e) => `${ledgerLine(e)}\n`).join('');
+  return `${text.slice(1, -1).replaceAll(SEPARATOR, '}\n{')}\n`;
+}
+
+const SEPARATOR = '},{';
+
 /** What JSON.stringify must escape in a string: `"`, `\`, control characters, lone surrogates. */
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
@@ -437,7 +457,7 @@ export class Ledger {
       try {
         for (const [id, list] of group) {
           lines.reset();
-          for (const e of list) lines.add(ledgerLine(e));
+          lines.add(shardLines(list));
           const fd = this.created.get(id);
           this.created.delete(id);
           const { handle, size } = fd === undefined ? await appendLines(this.shardPath(id), lines) : await writeNewFile(new FileHandle(fd), lines);
@@ -571,7 +591,7 @@ async function writeNewFile(handle: FileHandle, lines: LineBuffer): Promise<{ ha
   }
 }
 
-/** JSON lines encoded into one growing buffer, each followed by `\n`; byte 0 is kept for a leading `\n`. */
+/** JSON lines encoded into one growing buffer; byte 0 is kept for a leading `\n`. */
 class LineBuffer {
   private buf = Buffer.allocUnsafe(64 * 1024);
   private length = 1;
@@ -580,16 +600,16 @@ class LineBuffer {
     this.length = 1;
   }
 
-  add(line: string): void {
-    // UTF-8 needs at most 3 bytes per UTF-16 unit, plus the newline.
-    const room = this.length + line.length * 3 + 1;
+  /** Adds `text`: whole lines, each ending in `\n`. */
+  add(text: string): void {
+    // UTF-8 needs at most 3 bytes per UTF-16 unit.
+    const room = this.length + text.length * 3;
     if (room > this.buf.length) {
       const bigger = Buffer.allocUnsafe(Math.max(room, 2 * this.buf.length));
       this.buf.copy(bigger, 0, 0, this.length);
       this.buf = bigger;
     }
-    this.length += this.buf.write(line, this.length);
-    this.buf[this.length++] = 0x0a;
+    this.length += this.buf.write(text, this.length);
   }
 
   /** The buffer and the range to write: from byte 0 (a `\n` there) when the file does not end with one. */

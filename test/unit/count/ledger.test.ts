@@ -11,6 +11,7 @@ import {
   mergeEntries,
   parseLedgerLine,
   SHARD_COMPACT_BYTES,
+  shardLines,
   shardOf,
   THREADED_APPEND_MIN_SHARDS,
   toLedgerEntry,
@@ -49,6 +50,34 @@ describe('ledgerLine', () => {
     for (const e of [plain, detail, odd]) {
       expect(JSON.parse(ledgerLine(e))).toEqual(JSON.parse(JSON.stringify(e)));
       expect(parseLedgerLine(ledgerLine(e))).toEqual(parseLedgerLine(JSON.stringify(e)));
+    }
+  });
+});
+
+describe('shardLines', () => {
+  const usage = { input_tokens: 5, output_tokens: 7, cache_read_tokens: 9, cache_write_tokens: 11 };
+  const byLine = (list: LedgerEntry[]) => list.map((e) => `${ledgerLine(e)}\n`).join('');
+
+  it("is each entry's ledgerLine and a newline, whatever the entries hold", () => {
+    const list = Array.from({ length: 50 }, (_, n) => {
+      const e = toLedgerEntry(`m:msg_${n}|r:r${n}`, `msg_${n}`, n % 3 === 0, 'claude-x', { ...usage, output_tokens: n, ...(n % 4 === 0 ? { cache_write_5m_tokens: 1 } : {}) }, n % 2 ? 's1' : undefined);
+      if (n % 5) e.t = 20_000 + n;
+      return e;
+    });
+    expect(shardLines(list)).toBe(byLine(list));
+    expect(shardLines(list.slice(0, 1))).toBe(byLine(list.slice(0, 1)));
+    expect(shardLines([])).toBe('');
+  });
+
+  it('an id holding the separator `},{` (or quotes, escapes, lone surrogates) still gives one line per entry', () => {
+    const list = [
+      toLedgerEntry('m:a},{b|r:1', 'a},{b', false, 'claude-x', usage, 's'),
+      toLedgerEntry('m:"q"\\\n\u0001\ud800 naïve 😀', 'x"y', false, 'c\\d', usage),
+      toLedgerEntry('m:c|r:}', '{', false, '},{},{', usage),
+    ];
+    for (const cut of [list, list.slice(1), [list[1] as LedgerEntry, list[2] as LedgerEntry, list[0] as LedgerEntry]]) {
+      const text = shardLines(cut);
+      expect(text.split('\n').slice(0, -1).map((l) => parseLedgerLine(l))).toEqual(cut.map((e) => parseLedgerLine(ledgerLine(e))));
     }
   });
 });
