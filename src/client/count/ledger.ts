@@ -270,6 +270,57 @@ interface Shard {
   byMessage: Map<string, string | Set<string>>;
   /** Lines on disk (valid or not): compaction only pays when they clearly outnumber the keys. */
   diskLines: number;
+  /** A shard read for lookups whose lines are parsed as their ids are looked up; null once all are in the maps. */
+  unread: UnreadLines | null;
+}
+
+/**
+ * The text of a shard read by `load`, and the ids whose lines are in the shard's maps already. A
+ * key's lines are all put at once, in file order, before any entry of this run for that key (put
+ * merges in order: a merged entry's model and session are order's), so the maps answer for a
+ * resolved key exactly as a whole parse would; a message id resolves every key holding it.
+ */
+interface UnreadLines {
+  id: string;
+  text: string;
+  keys: Set<string>;
+  messages: Set<string>;
+  /** Searches of the text so far: past LAZY_SEARCHES_MAX the rest is parsed (each search reads all of it). */
+  searches: number;
+}
+
+/**
+ * A shard looked up this many times is parsed whole: a first read of another long session looks
+ * up ~170 ids in each shard, and a search each would read its text that many times.
+ */
+const LAZY_SEARCHES_MAX = 16;
+
+/**
+ * From this size a shard read for lookups is parsed line by line as ids are looked up: a turn of a
+ * long session looks up 2–3 shards of ~600 entries each, and parsing them whole was the gap
+ * between its turns and a short session's (docs/bench.md, "At the end of session 10").
+ */
+const LAZY_SHARD_MIN_CHARS = 16 * 1024;
+
+/**
+ * An id found as it is in a line's text: JSON.stringify writes such a string verbatim. A shard
+ * holding a backslash anywhere is parsed whole (an id could be written with escapes there).
+ */
+const VERBATIM_ID = /^[\x20-\x21\x23-\x5b\x5d-\x7e]+$/;
+
+function emptyShard(): Shard {
+  return { byKey: new Map(), byMessage: new Map(), diskLines: 0, unread: null };
+}
+
+/** Non-empty lines of a shard's text. */
+function countLines(text: string): number {
+  let lines = 0;
+  let start = 0;
+  for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
+    if (nl > start) lines++;
+    start = nl + 1;
+  }
+  return start < text.length ? lines + 1 : lines;
 }
 
 /** What sameMessage returns for a message id the ledger has no key of (most, on a first read): one shared empty list. */
@@ -297,33 +348,106 @@ export class Ledger {
     return join(this.dir, `${shard}.jsonl`);
   }
 
-  /** Reads the given shards (those not loaded yet). A missing shard is empty; corrupt lines are skipped. */
+  /**
+   * Reads the given shards (those not loaded yet) for lookups. A missing shard is empty; corrupt
+   * lines are skipped. A large shard's lines are parsed as their ids are looked up (UnreadLines).
+   */
   async load(shardIds: Iterable<string>): Promise<void> {
-    for (const id of new Set(shardIds)) {
-      if (this.shards.has(id)) continue;
-      const shard: Shard = { byKey: new Map(), byMessage: new Map(), diskLines: 0 };
-      let text: string | null = null;
-      try {
-        text = await readFile(this.shardPath(id), 'utf8');
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      }
-      if (text !== null) {
+    for (const id of new Set(shardIds)) if (!this.shards.has(id)) await this.loadShard(id, false);
+  }
+
+  /** Reads one shard from disk into a new view; `whole`: every line parsed now. */
+  private async loadShard(id: string, whole: boolean): Promise<Shard> {
+    const shard = emptyShard();
+    let text: string | null = null;
+    try {
+      text = await readFile(this.shardPath(id), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (text !== null) {
+      if (!whole && text.length >= LAZY_SHARD_MIN_CHARS && !text.includes('\\')) {
+        shard.diskLines = countLines(text);
+        shard.unread = { id, text, keys: new Set(), messages: new Set(), searches: 0 };
+      } else {
         let corrupt = 0;
         for (const line of text.split('\n')) {
           if (line.length === 0) continue;
           shard.diskLines++;
           const entry = parseLedgerLine(line);
-          if (entry === null) {
-            corrupt++;
-            continue;
-          }
-          this.put(shard, entry);
+          if (entry === null) corrupt++;
+          else this.put(shard, entry);
         }
-        if (corrupt > 0) this.log.error(`ledger shard ${id}: skipped ${corrupt} corrupt line(s)`);
+        this.logCorrupt(id, corrupt);
       }
-      this.shards.set(id, shard);
     }
+    this.shards.set(id, shard);
+    return shard;
+  }
+
+  private logCorrupt(id: string, corrupt: number): void {
+    if (corrupt > 0) this.log.error(`ledger shard ${id}: skipped ${corrupt} corrupt line(s)`);
+  }
+
+  /** The entries of the lines of `text` that hold `id` (in file order), and how many of those lines are corrupt. */
+  private static linesHolding(text: string, id: string): { entries: LedgerEntry[]; corrupt: number } {
+    const entries: LedgerEntry[] = [];
+    let corrupt = 0;
+    for (let at = text.indexOf(id); at !== -1; ) {
+      const start = text.lastIndexOf('\n', at) + 1;
+      let end = text.indexOf('\n', at);
+      if (end === -1) end = text.length;
+      const entry = parseLedgerLine(text.slice(start, end));
+      if (entry === null) corrupt++;
+      else entries.push(entry);
+      at = text.indexOf(id, end);
+    }
+    return { entries, corrupt };
+  }
+
+  /** Puts a lazily read shard's lines of `key` into its maps (all of them, in file order), once. */
+  private resolveKey(shard: Shard, key: string): void {
+    const unread = shard.unread;
+    if (unread === null || unread.keys.has(key)) return;
+    if (!VERBATIM_ID.test(key) || ++unread.searches > LAZY_SEARCHES_MAX) {
+      this.readRest(shard);
+      return;
+    }
+    unread.keys.add(key);
+    const { entries, corrupt } = Ledger.linesHolding(unread.text, key);
+    for (const e of entries) if (e.k === key) this.put(shard, e);
+    this.logCorrupt(unread.id, corrupt);
+  }
+
+  /** Resolves every key a lazily read shard's lines give `messageId`, so byMessage lists them all. */
+  private resolveMessage(shard: Shard, messageId: string): void {
+    const unread = shard.unread;
+    if (unread === null || unread.messages.has(messageId)) return;
+    if (!VERBATIM_ID.test(messageId) || ++unread.searches > LAZY_SEARCHES_MAX) {
+      this.readRest(shard);
+      return;
+    }
+    unread.messages.add(messageId);
+    const { entries } = Ledger.linesHolding(unread.text, messageId);
+    for (const e of entries) if (e.m === messageId) this.resolveKey(shard, e.k);
+  }
+
+  /**
+   * Parses the lines of every key not resolved yet, in file order. Those keys have nothing in the
+   * maps (an entry of this run resolves its key first), so the view becomes the whole parse's.
+   */
+  private readRest(shard: Shard): void {
+    const unread = shard.unread;
+    if (unread === null) return;
+    shard.unread = null;
+    let corrupt = 0;
+    for (const line of unread.text.split('\n')) {
+      if (line.length === 0) continue;
+      const entry = parseLedgerLine(line);
+      if (entry === null) corrupt++;
+      else if (!unread.keys.has(entry.k)) this.put(shard, entry);
+    }
+    this.logCorrupt(unread.id, corrupt);
   }
 
   private put(shard: Shard, entry: LedgerEntry): boolean {
@@ -350,13 +474,16 @@ export class Ledger {
 
   /** The entry of a key (its shard must be loaded). */
   get(key: string, messageId: string | null): CountedEntry | undefined {
-    const e = this.loadedShard(messageId ?? key).byKey.get(key);
+    const shard = this.loadedShard(messageId ?? key);
+    this.resolveKey(shard, key);
+    const e = shard.byKey.get(key);
     return e === undefined ? undefined : toCounted(e);
   }
 
   /** Entries of other keys carrying the same message id (its shard must be loaded). */
   sameMessage(messageId: string, exceptKey: string): readonly CountedEntry[] {
     const shard = this.loadedShard(messageId);
+    this.resolveMessage(shard, messageId);
     const keys = shard.byMessage.get(messageId);
     if (keys === undefined) return NO_ENTRIES;
     const out: CountedEntry[] = [];
@@ -373,7 +500,9 @@ export class Ledger {
    * a replay read later in the same run sees its parent). Durability comes from `append`.
    */
   stage(entry: LedgerEntry): void {
-    this.put(this.loadedShard(entry.m ?? entry.k), entry);
+    const shard = this.loadedShard(entry.m ?? entry.k);
+    this.resolveKey(shard, entry.k);
+    this.put(shard, entry);
   }
 
   /**
@@ -398,7 +527,7 @@ export class Ledger {
       return;
     }
     const missing = ALL_SHARD_IDS.filter((id) => !present.has(`${id}.jsonl`));
-    for (const id of missing) if (!this.shards.has(id)) this.shards.set(id, { byKey: new Map(), byMessage: new Map(), diskLines: 0 });
+    for (const id of missing) if (!this.shards.has(id)) this.shards.set(id, emptyShard());
     // Every creation queued at once: the pool works through them while this thread reads (a
     // synchronous read loop turns no event loop, so a job queued from an earlier one's callback
     // would only start once the read is over).
@@ -473,7 +602,10 @@ export class Ledger {
       for (const { id, list, size } of written) {
         const shard = this.shards.get(id);
         if (shard !== undefined) {
-          for (const e of list) this.put(shard, e);
+          for (const e of list) {
+            this.resolveKey(shard, e.k);
+            this.put(shard, e);
+          }
           shard.diskLines += list.length;
         }
         if (size > SHARD_COMPACT_BYTES) await this.compact(id);
@@ -487,11 +619,14 @@ export class Ledger {
    */
   async compact(id: string): Promise<void> {
     const cached = this.shards.get(id);
-    if (cached !== undefined && cached.diskLines < cached.byKey.size * COMPACT_MIN_LINES_PER_KEY) return;
+    if (cached !== undefined) {
+      // Its counts need every key: a lazily read shard has its other lines parsed now.
+      this.readRest(cached);
+      if (cached.diskLines < cached.byKey.size * COMPACT_MIN_LINES_PER_KEY) return;
+    }
     // From disk only: an entry staged by a run that has not committed must never be written.
     this.shards.delete(id);
-    await this.load([id]);
-    const shard = this.shards.get(id) as Shard;
+    const shard = await this.loadShard(id, true);
     if (shard.diskLines < shard.byKey.size * COMPACT_MIN_LINES_PER_KEY) return;
     const lines = [...shard.byKey.values()].map((e) => `${ledgerLine(e)}\n`);
     await writeFileAtomic(this.shardPath(id), lines.join(''));
@@ -507,8 +642,7 @@ export class Ledger {
    */
   async rewriteShard(id: string, decide: (e: LedgerEntry) => LedgerEntry | null): Promise<{ kept: number; dropped: number }> {
     this.shards.delete(id);
-    await this.load([id]);
-    const shard = this.shards.get(id) as Shard;
+    const shard = await this.loadShard(id, true);
     this.shards.delete(id);
     let changed = shard.diskLines !== shard.byKey.size;
     let dropped = 0;

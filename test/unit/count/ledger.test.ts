@@ -16,6 +16,7 @@ import {
   THREADED_APPEND_MIN_SHARDS,
   toLedgerEntry,
 } from '../../../src/client/count/ledger';
+import type { CountedEntry } from '../../../src/client/count/usage';
 import type { Logger } from '../../../src/client/local/log';
 import type { ModelUsage } from '../../../src/protocol/wire';
 
@@ -255,6 +256,147 @@ describe('Ledger', () => {
     appendFileSync(join(dir, `${shardOf('p')}.jsonl`), '');
   });
 });
+
+describe('Ledger: a large shard read for lookups (its lines parsed as their ids are looked up)', () => {
+  /** Message ids that all fall in one shard, and a seeded random source. */
+  function sameShardIds(count: number): { id: string; messages: string[] } {
+    const byShard = new Map<string, string[]>();
+    for (let n = 0; ; n++) {
+      const m = `msg_01lazy${n.toString(36)}`;
+      const list = byShard.get(shardOf(m)) ?? [];
+      list.push(m);
+      byShard.set(shardOf(m), list);
+      if (list.length === count) return { id: shardOf(m), messages: list };
+    }
+  }
+  function seeded(seed: number): () => number {
+    let x = seed;
+    return () => {
+      x = (x * 1103515245 + 12345) % 2 ** 31;
+      return x / 2 ** 31;
+    };
+  }
+
+  /**
+   * A shard of ~400 lines (well over the lazy threshold): several lines per key in an order that
+   * matters (model and session of a merged entry come from its lines' order), keys sharing message
+   * ids, lines without a message id, corrupt and empty lines.
+   */
+  function writeShard(random: () => number, messages: string[]): { text: string; keys: string[] } {
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
+    const keys = messages.flatMap((m, n) => (n % 3 === 0 ? [`m:${m}|r:a`, `m:${m}|r:b`, `m:${m}|r:a-long`] : [`m:${m}|r:a`]));
+    const lines: string[] = [];
+    for (let n = 0; n < 400; n++) {
+      const k = pick(keys);
+      const m = k.slice(2, k.indexOf('|'));
+      if (n % 37 === 5) lines.push('{"k":"torn');
+      if (n % 41 === 7) lines.push('');
+      const e = toLedgerEntry(k, random() < 0.15 ? null : m, random() < 0.3, pick(['claude-a', 'claude-b', '']), u(Math.floor(random() * 9), Math.floor(random() * 9), Math.floor(random() * 9)), pick([undefined, 'sess-1', 'sess-2']));
+      lines.push(ledgerLine(e));
+    }
+    const text = `${lines.join('\n')}\n`;
+    mkdirSync(dir, { recursive: true });
+    return { text, keys };
+  }
+
+  it('answers every lookup, stage and append exactly as the whole parse does, and parses only the lines it needs', async () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const random = seeded(seed);
+      const { id, messages } = sameShardIds(40);
+      const { text, keys } = writeShard(random, messages);
+      expect(text.length, 'the shard is read lazily').toBeGreaterThan(16 * 1024);
+      const lazyDir = join(root, `lazy-${seed}`);
+      const wholeDir = join(root, `whole-${seed}`);
+      for (const d of [lazyDir, wholeDir]) {
+        mkdirSync(d, { recursive: true });
+        writeFileSync(join(d, `${id}.jsonl`), text);
+      }
+      const lazy = new Ledger(lazyDir, capture());
+      const whole = new Ledger(wholeDir, capture());
+      await whole.load([id]);
+      // A key that cannot be found verbatim in a line makes its shard parse the rest at once.
+      expect(whole.get('k"quoted', messages[0] as string)).toBeUndefined();
+
+      const parse = JSON.parse;
+      let parsed = 0;
+      JSON.parse = ((...args: Parameters<typeof JSON.parse>) => {
+        parsed++;
+        return parse(...args);
+      }) as typeof JSON.parse;
+      try {
+        await lazy.load([id]);
+        lazy.get(keys[0] as string, messages[0] as string);
+      } finally {
+        JSON.parse = parse;
+      }
+      expect(parsed, 'a load and one lookup parse the lines holding its key, not the shard').toBeLessThan(100);
+
+      for (let step = 0; step < 300; step++) {
+        const m = messages[Math.floor(random() * messages.length)] as string;
+        const k = random() < 0.9 ? (keys.find((x) => x.startsWith(`m:${m}|`) && random() < 0.5) ?? `m:${m}|r:a`) : `m:${m}|r:new${step % 5}`;
+        const op = random();
+        if (op < 0.4) expect(lazy.get(k, m), `seed ${seed} step ${step} get ${k}`).toEqual(whole.get(k, m));
+        else if (op < 0.7) expect(byKey(lazy.sameMessage(m, k)), `seed ${seed} step ${step} sameMessage ${m}`).toEqual(byKey(whole.sameMessage(m, k)));
+        else if (op < 0.9) {
+          const e = toLedgerEntry(k, m, random() < 0.5, pick3(random), u(Math.floor(random() * 12), Math.floor(random() * 12)), random() < 0.5 ? 'sess-3' : undefined);
+          lazy.stage({ ...e });
+          whole.stage({ ...e });
+        } else {
+          const e = toLedgerEntry(k, m, false, 'claude-c', u(Math.floor(random() * 12), Math.floor(random() * 12)));
+          await lazy.append([{ ...e }]);
+          await whole.append([{ ...e }]);
+        }
+      }
+      for (const k of keys) {
+        const m = k.slice(2, k.indexOf('|'));
+        expect(lazy.get(k, m), `seed ${seed} final ${k}`).toEqual(whole.get(k, m));
+        expect(byKey(lazy.sameMessage(m, k)), `seed ${seed} final sameMessage ${k}`).toEqual(byKey(whole.sameMessage(m, k)));
+      }
+      expect(readFileSync(join(lazyDir, `${id}.jsonl`), 'utf8')).toBe(readFileSync(join(wholeDir, `${id}.jsonl`), 'utf8'));
+    }
+  });
+
+  it('a shard holding a backslash anywhere is parsed whole (an id there may be written with escapes)', async () => {
+    const { id, messages } = sameShardIds(40);
+    const m = messages[3] as string;
+    const escaped = ledgerLine(toLedgerEntry(`m:${m}|r:a`, m, false, 'claude-a', u(7, 7))).replace('r:a', 'r\\u003aa');
+    const filler = messages.map((x) => ledgerLine(toLedgerEntry(`m:${x}|r:z`, x, false, 'claude-a', u(1, 1)))).join('\n');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `${id}.jsonl`), `${filler}\n${filler}\n${filler}\n${filler}\n${escaped}\n`);
+    expect(statSync(join(dir, `${id}.jsonl`)).size).toBeGreaterThan(16 * 1024);
+    const a = new Ledger(dir, capture());
+    await a.load([id]);
+    expect(a.get(`m:${m}|r:a`, m)?.usage).toEqual(u(7, 7));
+    expect(a.sameMessage(m, `m:${m}|r:z`).map((e) => e.key)).toEqual([`m:${m}|r:a`]);
+  });
+
+  it('corrupt lines met by a lookup are logged; compaction of a lazily read shard still keeps every key', async () => {
+    const { id, messages } = sameShardIds(40);
+    mkdirSync(dir, { recursive: true });
+    const m = messages[0] as string;
+    const lines = messages.map((x) => ledgerLine(toLedgerEntry(`m:${x}|r:a`, x, false, 'claude-a', u(1, 1))));
+    writeFileSync(join(dir, `${id}.jsonl`), `${[...lines, ...lines, ...lines, ...lines, ...lines].join('\n')}\n{"k":"m:${m}|r:a","m":"${m}","i":\n`);
+    const log = capture();
+    const a = new Ledger(dir, log);
+    await a.load([id]);
+    expect(a.get(`m:${m}|r:a`, m)?.usage).toEqual(u(1, 1));
+    expect(log.lines.some((l) => l.startsWith('error') && l.includes('corrupt'))).toBe(true);
+    await a.compact(id);
+    const b = new Ledger(dir, capture());
+    await b.load([id]);
+    for (const x of messages) expect(b.get(`m:${x}|r:a`, x)?.usage, x).toEqual(u(1, 1));
+    expect(readFileSync(join(dir, `${id}.jsonl`), 'utf8').trim().split('\n')).toHaveLength(messages.length);
+  });
+});
+
+/** sameMessage's entries in key order: its callers take their maximum and whether any is a parent's, so order is not part of it. */
+function byKey(entries: readonly CountedEntry[]): CountedEntry[] {
+  return [...entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+function pick3(random: () => number): string {
+  return ['claude-a', 'claude-b', ''][Math.floor(random() * 3)] as string;
+}
 
 describe('Ledger.prepareShards (a first read of a long session)', () => {
   const openFds = () => readdirSync('/proc/self/fd').length;
