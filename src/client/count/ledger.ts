@@ -295,6 +295,9 @@ interface UnreadLines {
  */
 const LAZY_SEARCHES_MAX = 16;
 
+/** A load of this many shards or more parses them whole (a turn looks up 1–3). */
+const LAZY_MAX_SHARDS_AT_ONCE = 8;
+
 /**
  * From this size a shard read for lookups is parsed line by line as ids are looked up: a turn of a
  * long session looks up 2–3 shards of ~600 entries each, and parsing them whole was the gap
@@ -353,7 +356,11 @@ export class Ledger {
    * lines are skipped. A large shard's lines are parsed as their ids are looked up (UnreadLines).
    */
   async load(shardIds: Iterable<string>): Promise<void> {
-    for (const id of new Set(shardIds)) if (!this.shards.has(id)) await this.loadShard(id, false);
+    const ids = new Set(shardIds);
+    // Many shards at once is a long read (a first read of another long session): each of them
+    // will be looked up often, and parsing it whole is then cheaper than searching it each time.
+    const whole = ids.size >= LAZY_MAX_SHARDS_AT_ONCE;
+    for (const id of ids) if (!this.shards.has(id)) await this.loadShard(id, whole);
   }
 
   /** Reads one shard from disk into a new view; `whole`: every line parsed now. */

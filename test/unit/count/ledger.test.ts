@@ -356,6 +356,40 @@ describe('Ledger: a large shard read for lookups (its lines parsed as their ids 
     }
   });
 
+  it('a load of 8 shards or more (a long read, looking each up often) parses them whole', async () => {
+    mkdirSync(dir, { recursive: true });
+    const byShard = new Map<string, string[]>();
+    for (let n = 0; byShard.size < 8 || [...byShard.values()].some((l) => l.length < 200); n++) {
+      const m = `msg_01many${n}`;
+      const list = byShard.get(shardOf(m)) ?? [];
+      if (byShard.size >= 8 && list.length === 0) continue;
+      list.push(m);
+      byShard.set(shardOf(m), list);
+    }
+    let lines = 0;
+    for (const [id, ms] of byShard) {
+      writeFileSync(join(dir, `${id}.jsonl`), ms.map((m) => `${ledgerLine(toLedgerEntry(`m:${m}|r:a`, m, false, 'claude-a', u(1, 1)))}\n`).join(''));
+      expect(statSync(join(dir, `${id}.jsonl`)).size).toBeGreaterThan(16 * 1024);
+      lines += ms.length;
+    }
+    const parse = JSON.parse;
+    let parsed = 0;
+    JSON.parse = ((...args: Parameters<typeof JSON.parse>) => {
+      parsed++;
+      return parse(...args);
+    }) as typeof JSON.parse;
+    try {
+      const a = new Ledger(dir, capture());
+      await a.load(byShard.keys());
+      const [first] = [...byShard.values()];
+      const m = (first as string[])[0] as string;
+      expect(a.get(`m:${m}|r:a`, m)?.usage).toEqual(u(1, 1));
+    } finally {
+      JSON.parse = parse;
+    }
+    expect(parsed).toBe(lines);
+  });
+
   it('a shard holding a backslash anywhere is parsed whole (an id there may be written with escapes)', async () => {
     const { id, messages } = sameShardIds(40);
     const m = messages[3] as string;
