@@ -326,6 +326,25 @@ function countLines(text: string): number {
   return start < text.length ? lines + 1 : lines;
 }
 
+/** The entries of the lines of `text` that hold `id` (in file order), and how many of those lines are corrupt. */
+function linesHolding(text: string, id: string): { entries: LedgerEntry[]; corrupt: number } {
+  const entries: LedgerEntry[] = [];
+  let corrupt = 0;
+  for (let at = text.indexOf(id); at !== -1; ) {
+    const start = text.lastIndexOf('\n', at) + 1;
+    let end = text.indexOf('\n', at);
+    if (end === -1) end = text.length;
+    const entry = parseLedgerLine(text.slice(start, end));
+    if (entry === null) corrupt++;
+    else entries.push(entry);
+    at = text.indexOf(id, end);
+  }
+  return { entries, corrupt };
+}
+
+/** What a search of a shard finds when there is nothing to search (every lookup of a shard parsed whole). */
+const NO_LINES: readonly LedgerEntry[] = Object.freeze([]);
+
 /** What sameMessage returns for a message id the ledger has no key of (most, on a first read): one shared empty list. */
 const NO_ENTRIES: readonly CountedEntry[] = Object.freeze([]);
 
@@ -377,66 +396,58 @@ export class Ledger {
         shard.diskLines = countLines(text);
         shard.unread = { id, text, keys: new Set(), messages: new Set(), searches: 0 };
       } else {
-        let corrupt = 0;
-        for (const line of text.split('\n')) {
-          if (line.length === 0) continue;
-          shard.diskLines++;
-          const entry = parseLedgerLine(line);
-          if (entry === null) corrupt++;
-          else this.put(shard, entry);
-        }
-        this.logCorrupt(id, corrupt);
+        shard.diskLines = this.putLines(shard, id, text, null);
       }
     }
     this.shards.set(id, shard);
     return shard;
   }
 
+  /** Puts every line of `text` into the shard's maps in file order (but those of `skipKeys`); returns the non-empty lines. */
+  private putLines(shard: Shard, id: string, text: string, skipKeys: ReadonlySet<string> | null): number {
+    let lines = 0;
+    let corrupt = 0;
+    for (const line of text.split('\n')) {
+      if (line.length === 0) continue;
+      lines++;
+      const entry = parseLedgerLine(line);
+      if (entry === null) corrupt++;
+      else if (skipKeys === null || !skipKeys.has(entry.k)) this.put(shard, entry);
+    }
+    this.logCorrupt(id, corrupt);
+    return lines;
+  }
+
   private logCorrupt(id: string, corrupt: number): void {
     if (corrupt > 0) this.log.error(`ledger shard ${id}: skipped ${corrupt} corrupt line(s)`);
   }
 
-  /** The entries of the lines of `text` that hold `id` (in file order), and how many of those lines are corrupt. */
-  private static linesHolding(text: string, id: string): { entries: LedgerEntry[]; corrupt: number } {
-    const entries: LedgerEntry[] = [];
-    let corrupt = 0;
-    for (let at = text.indexOf(id); at !== -1; ) {
-      const start = text.lastIndexOf('\n', at) + 1;
-      let end = text.indexOf('\n', at);
-      if (end === -1) end = text.length;
-      const entry = parseLedgerLine(text.slice(start, end));
-      if (entry === null) corrupt++;
-      else entries.push(entry);
-      at = text.indexOf(id, end);
+  /**
+   * The entries of a lazily read shard's lines holding `id`, searched for once per id and kind
+   * (`keys` or `messages`); none when there is nothing to search: the shard is parsed whole, or
+   * is now (an id JSON could escape, or past LAZY_SEARCHES_MAX searches).
+   */
+  private search(shard: Shard, id: string, kind: 'keys' | 'messages'): readonly LedgerEntry[] {
+    const unread = shard.unread;
+    if (unread === null || unread[kind].has(id)) return NO_LINES;
+    if (!VERBATIM_ID.test(id) || ++unread.searches > LAZY_SEARCHES_MAX) {
+      this.readRest(shard);
+      return NO_LINES;
     }
-    return { entries, corrupt };
+    unread[kind].add(id);
+    const { entries, corrupt } = linesHolding(unread.text, id);
+    this.logCorrupt(unread.id, corrupt);
+    return entries;
   }
 
   /** Puts a lazily read shard's lines of `key` into its maps (all of them, in file order), once. */
   private resolveKey(shard: Shard, key: string): void {
-    const unread = shard.unread;
-    if (unread === null || unread.keys.has(key)) return;
-    if (!VERBATIM_ID.test(key) || ++unread.searches > LAZY_SEARCHES_MAX) {
-      this.readRest(shard);
-      return;
-    }
-    unread.keys.add(key);
-    const { entries, corrupt } = Ledger.linesHolding(unread.text, key);
-    for (const e of entries) if (e.k === key) this.put(shard, e);
-    this.logCorrupt(unread.id, corrupt);
+    for (const e of this.search(shard, key, 'keys')) if (e.k === key) this.put(shard, e);
   }
 
   /** Resolves every key a lazily read shard's lines give `messageId`, so byMessage lists them all. */
   private resolveMessage(shard: Shard, messageId: string): void {
-    const unread = shard.unread;
-    if (unread === null || unread.messages.has(messageId)) return;
-    if (!VERBATIM_ID.test(messageId) || ++unread.searches > LAZY_SEARCHES_MAX) {
-      this.readRest(shard);
-      return;
-    }
-    unread.messages.add(messageId);
-    const { entries } = Ledger.linesHolding(unread.text, messageId);
-    for (const e of entries) if (e.m === messageId) this.resolveKey(shard, e.k);
+    for (const e of this.search(shard, messageId, 'messages')) if (e.m === messageId) this.resolveKey(shard, e.k);
   }
 
   /**
@@ -447,14 +458,7 @@ export class Ledger {
     const unread = shard.unread;
     if (unread === null) return;
     shard.unread = null;
-    let corrupt = 0;
-    for (const line of unread.text.split('\n')) {
-      if (line.length === 0) continue;
-      const entry = parseLedgerLine(line);
-      if (entry === null) corrupt++;
-      else if (!unread.keys.has(entry.k)) this.put(shard, entry);
-    }
-    this.logCorrupt(unread.id, corrupt);
+    this.putLines(shard, unread.id, unread.text, unread.keys);
   }
 
   private put(shard: Shard, entry: LedgerEntry): boolean {

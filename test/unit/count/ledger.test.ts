@@ -2,7 +2,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSy
 import { tmpdir } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   dayNumber,
   Ledger,
@@ -317,18 +317,10 @@ describe('Ledger: a large shard read for lookups (its lines parsed as their ids 
       // A key that cannot be found verbatim in a line makes its shard parse the rest at once.
       expect(whole.get('k"quoted', messages[0] as string)).toBeUndefined();
 
-      const parse = JSON.parse;
-      let parsed = 0;
-      JSON.parse = ((...args: Parameters<typeof JSON.parse>) => {
-        parsed++;
-        return parse(...args);
-      }) as typeof JSON.parse;
-      try {
+      const parsed = await parsesDuring(async () => {
         await lazy.load([id]);
         lazy.get(keys[0] as string, messages[0] as string);
-      } finally {
-        JSON.parse = parse;
-      }
+      });
       expect(parsed, 'a load and one lookup parse the lines holding its key, not the shard').toBeLessThan(100);
 
       for (let step = 0; step < 300; step++) {
@@ -372,21 +364,13 @@ describe('Ledger: a large shard read for lookups (its lines parsed as their ids 
       expect(statSync(join(dir, `${id}.jsonl`)).size).toBeGreaterThan(16 * 1024);
       lines += ms.length;
     }
-    const parse = JSON.parse;
-    let parsed = 0;
-    JSON.parse = ((...args: Parameters<typeof JSON.parse>) => {
-      parsed++;
-      return parse(...args);
-    }) as typeof JSON.parse;
-    try {
+    const parsed = await parsesDuring(async () => {
       const a = new Ledger(dir, capture());
       await a.load(byShard.keys());
       const [first] = [...byShard.values()];
       const m = (first as string[])[0] as string;
       expect(a.get(`m:${m}|r:a`, m)?.usage).toEqual(u(1, 1));
-    } finally {
-      JSON.parse = parse;
-    }
+    });
     expect(parsed).toBe(lines);
   });
 
@@ -422,6 +406,17 @@ describe('Ledger: a large shard read for lookups (its lines parsed as their ids 
     expect(readFileSync(join(dir, `${id}.jsonl`), 'utf8').trim().split('\n')).toHaveLength(messages.length);
   });
 });
+
+/** How many times `JSON.parse` ran during `run` (each ledger line parsed is one). */
+async function parsesDuring(run: () => Promise<void>): Promise<number> {
+  const spy = vi.spyOn(JSON, 'parse');
+  try {
+    await run();
+    return spy.mock.calls.length;
+  } finally {
+    spy.mockRestore();
+  }
+}
 
 /** sameMessage's entries in key order: its callers take their maximum and whether any is a parent's, so order is not part of it. */
 function byKey(entries: readonly CountedEntry[]): CountedEntry[] {
