@@ -283,6 +283,45 @@ export function parseTimestamp(value: string): Date | null {
   return Number.isFinite(ms) ? new Date(ms) : null;
 }
 
+/**
+ * `parseTimestamp(value)?.getTime() ?? null`, faster for the form Claude Code writes on every line
+ * (`2026-05-11T04:00:00.000Z`) when its day is the day of the last such value: the day is then
+ * known valid and only the time's digits are read (a first read of a long session: one distinct
+ * timestamp per line, 180k+). Anything else takes parseTimestamp's path.
+ */
+export function timestampMillis(value: string): number | null {
+  if (value.length === 24 && value.charCodeAt(23) === 0x5a && value.startsWith(lastDay.prefix)) {
+    const ms = timeOfDayMillis(value);
+    if (ms !== -1) return lastDay.ms + ms;
+  }
+  const date = parseTimestamp(value);
+  if (date === null) return null;
+  if (value.length === 24 && value.charCodeAt(23) === 0x5a && timeOfDayMillis(value) !== -1) {
+    lastDay = { prefix: value.slice(0, 11), ms: date.getTime() - timeOfDayMillis(value) };
+  }
+  return date.getTime();
+}
+
+/** The day (`YYYY-MM-DDT`, validated) of the last canonical timestamp timestampMillis parsed, and its midnight. */
+let lastDay = { prefix: 'none', ms: 0 };
+
+/** `HH:MM:SS.mmm` at value[11, 23) in ms since midnight; -1 when it is not that form with hours < 24, minutes and seconds < 60. */
+function timeOfDayMillis(value: string): number {
+  if (value.charCodeAt(13) !== 0x3a || value.charCodeAt(16) !== 0x3a || value.charCodeAt(19) !== 0x2e) return -1;
+  const h = digitAt(value, 11) * 10 + digitAt(value, 12);
+  const m = digitAt(value, 14) * 10 + digitAt(value, 15);
+  const s = digitAt(value, 17) * 10 + digitAt(value, 18);
+  const ms = digitAt(value, 20) * 100 + digitAt(value, 21) * 10 + digitAt(value, 22);
+  if (h < 0 || h > 23 || m < 0 || m > 59 || s < 0 || s > 59 || ms < 0) return -1;
+  return ((h * 60 + m) * 60 + s) * 1000 + ms;
+}
+
+/** The decimal digit at value[at]; -1000 for any other character, so a number it is part of is negative. */
+function digitAt(value: string, at: number): number {
+  const d = value.charCodeAt(at) - 0x30;
+  return d >= 0 && d <= 9 ? d : -1000;
+}
+
 /** The signed message: the exact body bytes, a `\n` byte, then the timestamp header value. */
 export function signingMessage(body: Buffer | string, timestamp: string): Buffer {
   const bodyBytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;

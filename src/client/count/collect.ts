@@ -16,11 +16,11 @@
  */
 import { type FileHandle, readdir, stat, unlink } from '../local/fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { checkTurnTime, formatTimestamp, parseTimestamp, type ModelUsage, type ReportBody } from '../../protocol/wire';
+import { checkTurnTime, formatTimestamp, parseTimestamp, timestampMillis, type ModelUsage, type ReportBody } from '../../protocol/wire';
 import { VERSION } from '../../version';
 import { describeError } from '../local/errors';
 import { appendDurable, readTextIfExists } from '../local/fsx';
-import { Ledger, type LedgerEntry, shardOf, shardOfEntry, toLedgerEntry } from './ledger';
+import { Ledger, type LedgerEntry, OutboxLines, shardOf, shardOfEntry, toLedgerEntry } from './ledger';
 import type { Logger } from '../local/log';
 import { isSafeSessionId, type StatePaths } from '../local/paths';
 import { foldTotals, type ModelTotals, parseCostStateBytes, parseCostStateLine, reconcileCostState } from './cost-state';
@@ -112,20 +112,26 @@ function pendingPath(paths: StatePaths): string {
   return join(paths.dir, PENDING_OUTBOX_FILE);
 }
 
-/** Step 4: queue, then ledger, then an empty outbox. Idempotent (a crash anywhere is redone). */
-async function applyOutbox(deps: CollectDeps, state: SessionState, ledger: Ledger): Promise<void> {
+/**
+ * Step 4: queue, then ledger, then an empty outbox. Idempotent (a crash anywhere is redone).
+ * `written`: where the state file this run just committed holds the outbox's ledger lines.
+ */
+async function applyOutbox(deps: CollectDeps, state: SessionState, ledger: Ledger, written?: OutboxLines): Promise<void> {
   if (state.outbox.length === 0) return;
-  const entries: LedgerEntry[] = [];
-  for (const item of state.outbox) {
-    if (item.report !== null) await deps.queue.append(item.report);
-    // Not push(...item.ledger): a turn that brings the whole history of a long session holds
-    // 100k+ entries, past V8's argument limit ("Maximum call stack size exceeded").
-    for (const entry of item.ledger) entries.push(entry);
-  }
-  await ledger.append(entries);
+  for (const item of state.outbox) if (item.report !== null) await deps.queue.append(item.report);
+  await ledger.append(outboxEntries(state), written);
   state.outbox = [];
   state.updatedAt = deps.now().toISOString();
   await writeSessionState(deps.paths, state);
+}
+
+function outboxEntries(state: SessionState): LedgerEntry[] {
+  if (state.outbox.length === 1) return (state.outbox[0] as OutboxEntry).ledger;
+  const entries: LedgerEntry[] = [];
+  // Not push(...item.ledger): a turn that brings the whole history of a long session holds
+  // 100k+ entries, past V8's argument limit ("Maximum call stack size exceeded").
+  for (const item of state.outbox) for (const entry of item.ledger) entries.push(entry);
+  return entries;
 }
 
 /** Step 1: finishes every commit a crashed run left behind, in any session of the data dir. */
@@ -396,7 +402,7 @@ let lastTimestamp: { text: string; ms: number | null } = { text: '', ms: null };
 
 function timestampMs(value: string | null): number | null {
   if (value === null) return null;
-  if (value !== lastTimestamp.text) lastTimestamp = { text: value, ms: parseTimestamp(value)?.getTime() ?? null };
+  if (value !== lastTimestamp.text) lastTimestamp = { text: value, ms: timestampMillis(value) };
   return lastTimestamp.ms;
 }
 
@@ -599,8 +605,11 @@ async function commitTurn(deps: CollectDeps, sessionId: string, loaded: LoadedSt
   if (state.outbox.length > 0) {
     // The marker first: once the state (the commit point) exists, some run will find it.
     await appendDurable(pendingPath(paths), `${sessionId}\n`);
-    await writeSessionState(paths, state);
-    await applyOutbox(deps, state, ledger);
+    // Stamped before they are written: the state's ledger lines are then the shards' lines.
+    ledger.stamp(outboxEntries(state));
+    const written = new OutboxLines(paths.sessionOffset(sessionId));
+    await writeSessionState(paths, state, written);
+    await applyOutbox(deps, state, ledger, written);
     await unlinkIfExists(pendingPath(paths));
   } else if (loaded.status !== 'ok' || !sameState(loaded.state, state)) {
     await writeSessionState(paths, state);

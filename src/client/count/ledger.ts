@@ -92,6 +92,27 @@ export function shardOfEntry(entry: { messageId: string | null; key: string }): 
   return shardOf(entry.messageId ?? entry.key);
 }
 
+/** The shard a ledger entry is appended to. */
+export function entryShard(e: LedgerEntry): string {
+  return shardOf(e.m ?? e.k);
+}
+
+/**
+ * Where a written state file holds each shard's ledger lines (session-state.ts, stateText): byte
+ * ranges, per shard in the order of its entries. `append` copies them into the shards.
+ */
+export class OutboxLines {
+  readonly ranges = new Map<string, [number, number][]>();
+
+  constructor(readonly path: string) {}
+
+  add(shard: string, offset: number, bytes: number): void {
+    const list = this.ranges.get(shard);
+    if (list === undefined) this.ranges.set(shard, [[offset, bytes]]);
+    else list.push([offset, bytes]);
+  }
+}
+
 export function entryUsage(e: LedgerEntry): ModelUsage {
   const u: ModelUsage = { input_tokens: e.i, output_tokens: e.o, cache_read_tokens: e.cr, cache_write_tokens: e.cw };
   if (e.c5 !== undefined) u.cache_write_5m_tokens = e.c5;
@@ -569,15 +590,12 @@ export class Ledger {
    * nothing on load. Entries already covered by a loaded shard's view are still written, since the
    * view may hold staged entries that are not on disk yet. Compacts shards that grew over 1 MiB.
    */
-  async append(entries: readonly LedgerEntry[]): Promise<void> {
+  async append(entries: readonly LedgerEntry[], written?: OutboxLines): Promise<void> {
     if (entries.length === 0) return;
-    const today = dayNumber(this.now());
+    this.stamp(entries);
     const byShard = new Map<string, LedgerEntry[]>();
     for (const e of entries) {
-      // In place: the entries belong to the outbox being applied (a copy each cost a first read
-      // of a long session 100k+ objects).
-      if ((e.t ?? 0) < today) e.t = today;
-      const id = shardOf(e.m ?? e.k);
+      const id = entryShard(e);
       const list = byShard.get(id);
       if (list === undefined) byShard.set(id, [e]);
       else list.push(e);
@@ -585,10 +603,30 @@ export class Ledger {
     if (this.prepared !== null) await this.prepared;
     await mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const batch = [...byShard];
-    const threaded = batch.length >= THREADED_APPEND_MIN_SHARDS;
     // One buffer, reused shard after shard: a string and a buffer per shard stayed allocated
     // until a garbage collection, and on a first read they were the commit's peak.
     const lines = new LineBuffer();
+    const source = written === undefined ? null : await WrittenLines.open(written);
+    try {
+      await this.appendBatch(batch, lines, source);
+    } finally {
+      await source?.close();
+    }
+  }
+
+  /**
+   * Stamps today's day on the entries (`t`, what pruning reads), in place: they belong to the
+   * outbox being committed or applied (a copy each cost a first read of a long session 100k+
+   * objects). The commit stamps them before writing its state, so the lines written there are
+   * the shards' lines.
+   */
+  stamp(entries: readonly LedgerEntry[]): void {
+    const today = dayNumber(this.now());
+    for (const e of entries) if ((e.t ?? 0) < today) e.t = today;
+  }
+
+  private async appendBatch(batch: [string, LedgerEntry[]][], lines: LineBuffer, source: WrittenLines | null): Promise<void> {
+    const threaded = batch.length >= THREADED_APPEND_MIN_SHARDS;
     for (let from = 0; from < batch.length; from += OPEN_SHARDS_AT_ONCE) {
       const group = batch.slice(from, from + OPEN_SHARDS_AT_ONCE);
       // Every shard of the group written, then all synced: creating a file waits for the journal
@@ -597,7 +635,7 @@ export class Ledger {
       try {
         for (const [id, list] of group) {
           lines.reset();
-          lines.add(shardLines(list));
+          if (source === null || !(await source.readInto(id, lines))) lines.add(shardLines(list));
           const fd = this.created.get(id);
           this.created.delete(id);
           const { handle, size } = fd === undefined ? await appendLines(this.shardPath(id), lines) : await writeNewFile(new FileHandle(fd), lines);
@@ -736,6 +774,42 @@ async function writeNewFile(handle: FileHandle, lines: LineBuffer): Promise<{ ha
   }
 }
 
+/** The state file an OutboxLines describes, open for reading its shards' lines back. */
+class WrittenLines {
+  private constructor(
+    private readonly written: OutboxLines,
+    private readonly handle: FileHandle,
+  ) {}
+
+  static async open(written: OutboxLines): Promise<WrittenLines | null> {
+    try {
+      return new WrittenLines(written, await open(written.path, 'r'));
+    } catch {
+      return null; // then every shard's lines are made again from the entries
+    }
+  }
+
+  /**
+   * Adds the shard's lines as the file holds them; false (and nothing added) when it holds none
+   * for the shard or what it holds is not whole lines.
+   */
+  async readInto(shard: string, lines: LineBuffer): Promise<boolean> {
+    const ranges = this.written.ranges.get(shard);
+    if (ranges === undefined) return false;
+    for (const [offset, bytes] of ranges) {
+      if (!(await lines.read(this.handle, offset, bytes))) {
+        lines.reset();
+        return false;
+      }
+    }
+    return true;
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
 /** JSON lines encoded into one growing buffer; byte 0 is kept for a leading `\n`. */
 class LineBuffer {
   private buf = Buffer.allocUnsafe(64 * 1024);
@@ -748,13 +822,31 @@ class LineBuffer {
   /** Adds `text`: whole lines, each ending in `\n`. */
   add(text: string): void {
     // UTF-8 needs at most 3 bytes per UTF-16 unit.
-    const room = this.length + text.length * 3;
+    this.reserve(text.length * 3);
+    this.length += this.buf.write(text, this.length);
+  }
+
+  /** Adds `bytes` bytes of the file from `offset`: whole lines (false, and nothing added, when they are not). */
+  async read(handle: FileHandle, offset: number, bytes: number): Promise<boolean> {
+    this.reserve(bytes);
+    let got = 0;
+    while (got < bytes) {
+      const { bytesRead } = await handle.read(this.buf, this.length + got, bytes - got, offset + got);
+      if (bytesRead === 0) return false;
+      got += bytesRead;
+    }
+    if (bytes === 0 || this.buf[this.length] !== 0x7b || this.buf[this.length + bytes - 1] !== 0x0a) return false;
+    this.length += bytes;
+    return true;
+  }
+
+  private reserve(bytes: number): void {
+    const room = this.length + bytes;
     if (room > this.buf.length) {
       const bigger = Buffer.allocUnsafe(Math.max(room, 2 * this.buf.length));
       this.buf.copy(bigger, 0, 0, this.length);
       this.buf = bigger;
     }
-    this.length += this.buf.write(text, this.length);
   }
 
   /** The buffer and the range to write: from byte 0 (a `\n` there) when the file does not end with one. */

@@ -9,13 +9,13 @@
  * Files of the Rust version (JSON `{"line","turn","session_start","closed"}`, or a bare number in
  * early builds) are converted without reporting again what it reported (`takeOverRustProgress`).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readdir, stat } from '../local/fs';
 import { join } from 'node:path';
 import type { ReportBody } from '../../protocol/wire';
 import { formatTimestamp, parseTimestamp, validateReport } from '../../protocol/wire';
 import { readTextIfExists, writeFileAtomic } from '../local/fsx';
-import { type LedgerEntry, parseLedgerLine, toLedgerEntry } from './ledger';
+import { entryShard, type LedgerEntry, type OutboxLines, parseLedgerLine, shardLines, toLedgerEntry } from './ledger';
 import type { Logger } from '../local/log';
 import { isSafeSessionId, type StatePaths } from '../local/paths';
 import { CHUNK_BYTES, EMPTY_HEAD_HASH, type FileCursor, HEAD_HASH_BYTES, MAX_LINE_BYTES } from './transcript';
@@ -96,8 +96,8 @@ function parseCursor(v: unknown): FileCursor | null {
   return { offset, size, ino, headHash };
 }
 
-function parseOutboxEntry(v: unknown): OutboxEntry | null {
-  if (!isObject(v) || !Array.isArray(v.ledger)) return null;
+function parseOutboxEntry(v: unknown, trailing: TrailingLines): OutboxEntry | null {
+  if (!isObject(v)) return null;
   let report: ReportBody | null = null;
   if (v.report !== null) {
     const checked = validateReport(v.report);
@@ -105,12 +105,47 @@ function parseOutboxEntry(v: unknown): OutboxEntry | null {
     report = checked.value;
   }
   const ledger: LedgerEntry[] = [];
-  for (const item of v.ledger) {
-    const entry = parseLedgerLine(JSON.stringify(item));
-    if (entry === null) return null;
-    ledger.push(entry);
+  if (Array.isArray(v.ledger)) {
+    for (const item of v.ledger) {
+      const entry = parseLedgerLine(JSON.stringify(item));
+      if (entry === null) return null;
+      ledger.push(entry);
+    }
+  } else if (isCount(v.ledgerLines)) {
+    for (let n = 0; n < v.ledgerLines; n++) {
+      const entry = trailing.next();
+      if (entry === null) return null;
+      ledger.push(entry);
+    }
+  } else {
+    return null;
   }
   return { report, ledger };
+}
+
+/**
+ * The ledger lines that follow a state file's first line (stateText's form for a long outbox),
+ * read one after another; null past the last one or at a line that is not a ledger entry.
+ */
+class TrailingLines {
+  constructor(
+    private readonly text: string,
+    private at: number,
+  ) {}
+
+  next(): LedgerEntry | null {
+    if (this.at >= this.text.length) return null;
+    let end = this.text.indexOf('\n', this.at);
+    if (end === -1) end = this.text.length;
+    const entry = parseLedgerLine(this.text.slice(this.at, end));
+    this.at = end + 1;
+    return entry;
+  }
+
+  /** Whether every line was read (a file with more lines than its outbox names is not one stateText wrote). */
+  get done(): boolean {
+    return this.at >= this.text.length;
+  }
 }
 
 function parseParents(v: unknown): { parents?: string[] } {
@@ -119,8 +154,12 @@ function parseParents(v: unknown): { parents?: string[] } {
   return parents.length > 0 ? { parents } : {};
 }
 
-/** Validates a parsed state file; null when any field has the wrong type. Pure. */
-export function parseSessionState(input: unknown, sessionId: string): SessionState | null {
+/**
+ * Validates a parsed state file; null when any field has the wrong type. `text` and `from`: the
+ * file's text and where the ledger lines after its first line start (stateText's form for a long
+ * outbox: an outbox item there names how many of them are its `ledger`). Pure.
+ */
+export function parseSessionState(input: unknown, sessionId: string, text = '', from = 0): SessionState | null {
   if (!isObject(input)) return null;
   const s = input;
   if (s.version !== SESSION_STATE_VERSION || s.sessionId !== sessionId) return null;
@@ -134,11 +173,13 @@ export function parseSessionState(input: unknown, sessionId: string): SessionSta
     Object.defineProperty(files, path, { value: cursor, enumerable: true, writable: true, configurable: true });
   }
   const outbox: OutboxEntry[] = [];
+  const trailing = new TrailingLines(text, from);
   for (const item of s.outbox) {
-    const entry = parseOutboxEntry(item);
+    const entry = parseOutboxEntry(item, trailing);
     if (entry === null) return null;
     outbox.push(entry);
   }
+  if (!trailing.done) return null;
   return {
     version: SESSION_STATE_VERSION,
     sessionId,
@@ -184,13 +225,7 @@ export async function readSessionState(paths: StatePaths, sessionId: string, opt
       return { state, status: 'legacy' };
     }
   }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  const state = parseSessionState(parsed, sessionId);
+  const { parsed, state } = parseStateText(text, sessionId);
   if (state !== null) return { state, status: 'ok' };
   const rust = parseRustOffset(parsed);
   if (rust !== null && transcriptPath !== '') {
@@ -206,51 +241,67 @@ export async function readSessionState(paths: StatePaths, sessionId: string, opt
   return { state: freshSessionState(sessionId, transcriptPath || salvagedPath, now, turn), status: 'corrupt' };
 }
 
-export async function writeSessionState(paths: StatePaths, state: SessionState): Promise<void> {
-  await writeFileAtomic(paths.sessionOffset(state.sessionId), stateText(state));
+/**
+ * Writes the state atomically (stateText: a long outbox's ledger lists are put in shard order, in
+ * place). `lines`, when given, learns where the file holds each shard's ledger lines.
+ */
+export async function writeSessionState(paths: StatePaths, state: SessionState, lines?: OutboxLines): Promise<void> {
+  await writeFileAtomic(paths.sessionOffset(state.sessionId), stateText(state, lines));
 }
 
 /**
- * Ledger entries serialised per piece of a state file's outbox: ~40 KB, below V8's large-object
- * size, so a written piece is young garbage the next scavenge frees.
+ * An outbox ledger list longer than this is written as ledger lines after the state's first line,
+ * in pieces of at most this many entries (~12 KB, below V8's large-object size: a written piece is
+ * young garbage the next scavenge frees).
  */
-const OUTBOX_PIECE_ENTRIES = 128;
+const OUTBOX_PIECE_ENTRIES = 64;
+
+/** The entries of each shard, shards in order of first appearance, each shard's entries in their order. */
+function byShard(entries: readonly LedgerEntry[]): Map<string, LedgerEntry[]> {
+  const shards = new Map<string, LedgerEntry[]>();
+  for (const e of entries) {
+    const shard = entryShard(e);
+    const list = shards.get(shard);
+    if (list === undefined) shards.set(shard, [e]);
+    else list.push(e);
+  }
+  return shards;
+}
 
 /**
- * The state file's text, `JSON.stringify(state)` and a newline, in pieces: an outbox's ledger
- * list longer than OUTBOX_PIECE_ENTRIES is serialised a slice at a time. A first read of a long
- * session commits 40k+ entries; as one string (and the buffer written from it) they were the
- * worker's peak memory. The pieces joined are exactly the one string.
+ * The state file's text, in pieces. A short outbox: `JSON.stringify(state)` and a newline. A long
+ * one (a first read of a long session commits 40k+ entries): the state's JSON with each outbox
+ * item's `ledger` replaced by `ledgerLines`, its length, then every item's entries as the ledger
+ * lines a shard holds (`shardLines`), shard after shard, so that applying the outbox copies those
+ * bytes into the shards instead of serialising the entries a second time. Each long list is put
+ * in that order in place (entries of one shard keep their order, all a ledger append depends
+ * on), and `lines` learns where each shard's lines are. Pieces stay small: as one string (and the
+ * buffer written from it) the entries were the worker's peak memory.
  */
-export function* stateText(state: SessionState): Generator<string> {
+export function* stateText(state: SessionState, lines?: OutboxLines): Generator<string> {
   if (!state.outbox.some((item) => item.ledger.length > OUTBOX_PIECE_ENTRIES)) {
     yield `${JSON.stringify(state)}\n`;
     return;
   }
-  // Each long list is stood in for by a marker string no state holds (fresh and random), and is
-  // written where its marker is; the markers come in outbox order, as JSON.stringify writes them.
-  const marker = `ccflux-ledger-${randomBytes(12).toString('hex')}-`;
-  const long: LedgerEntry[][] = [];
-  const outbox = state.outbox.map((item) => {
-    if (item.ledger.length <= OUTBOX_PIECE_ENTRIES) return item;
-    long.push(item.ledger);
-    return { ...item, ledger: `${marker}${long.length - 1}` };
+  const shards = state.outbox.map((item) => byShard(item.ledger));
+  state.outbox.forEach((item, i) => {
+    item.ledger = [...(shards[i] as Map<string, LedgerEntry[]>).values()].flat();
   });
-  let text = JSON.stringify({ ...state, outbox });
-  for (let at = 0; at < long.length; at++) {
-    const quoted = JSON.stringify(`${marker}${at}`);
-    const split = text.indexOf(quoted);
-    yield text.slice(0, split);
-    text = text.slice(split + quoted.length);
-    const ledger = long[at] as LedgerEntry[];
-    for (let from = 0; from < ledger.length; from += OUTBOX_PIECE_ENTRIES) {
-      const slice = JSON.stringify(ledger.slice(from, from + OUTBOX_PIECE_ENTRIES));
-      // `[a,b]` `[c]` → `[a,b` `,c]`: JSON.stringify(ledger) in pieces.
-      const last = from + OUTBOX_PIECE_ENTRIES >= ledger.length;
-      yield `${from === 0 ? '[' : ','}${slice.slice(1, last ? slice.length : -1)}`;
+  const outbox = state.outbox.map((item) => ({ report: item.report, ledgerLines: item.ledger.length }));
+  const head = `${JSON.stringify({ ...state, outbox })}\n`;
+  yield head;
+  let offset = Buffer.byteLength(head);
+  for (const itemShards of shards) {
+    for (const [shard, list] of itemShards) {
+      for (let from = 0; from < list.length; from += OUTBOX_PIECE_ENTRIES) {
+        const text = shardLines(list.slice(from, from + OUTBOX_PIECE_ENTRIES));
+        yield text;
+        const bytes = Buffer.byteLength(text);
+        lines?.add(shard, offset, bytes);
+        offset += bytes;
+      }
     }
   }
-  yield `${text}\n`;
 }
 
 /** Session ids that have a state file (any status), sorted. */
@@ -272,12 +323,30 @@ export async function listSessionIds(paths: StatePaths): Promise<string[]> {
 /** Parses a state file without logging or converting: null when missing, legacy or not valid v1. */
 export async function peekSessionState(paths: StatePaths, sessionId: string): Promise<SessionState | null> {
   const text = await readTextIfExists(paths.sessionOffset(sessionId));
-  if (text === null) return null;
+  return text === null ? null : parseStateText(text, sessionId).state;
+}
+
+/**
+ * A state file's text parsed (`parsed`: its JSON, undefined when it is not JSON) and validated
+ * (`state`, null when it is not a valid v1 state): one JSON value, or (stateText's form for a long
+ * outbox) a JSON first line followed by the outbox's ledger lines.
+ */
+function parseStateText(text: string, sessionId: string): { parsed: unknown; state: SessionState | null } {
   try {
-    return parseSessionState(JSON.parse(text), sessionId);
+    const parsed: unknown = JSON.parse(text);
+    return { parsed, state: parseSessionState(parsed, sessionId) };
   } catch {
-    return null;
+    // Not one JSON value: a first line and ledger lines, or garbage.
   }
+  const newline = text.indexOf('\n');
+  if (newline === -1) return { parsed: undefined, state: null };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text.slice(0, newline));
+  } catch {
+    return { parsed: undefined, state: null };
+  }
+  return { parsed, state: parseSessionState(parsed, sessionId, text, newline + 1) };
 }
 
 /**

@@ -435,6 +435,28 @@ describe('crash consistency (commit protocol)', () => {
     expect(total()).toEqual({ 'claude-sonnet-4-6': u(7, 52) });
   });
 
+  it('a crash after committing a long outbox (its ledger as lines after the state): the next run applies it from the file', async () => {
+    const lines = [user(A)];
+    for (let n = 0; n < 300; n++) lines.push(asst({ id: `msg_${n}`, req: `req_${n}`, usage: { input_tokens: 1, output_tokens: 10 } }));
+    write(main(A), ...lines);
+    queue.failAfterAppend = 1;
+    await expect(stop(A)).rejects.toThrow('simulated crash');
+    queue.failAfterAppend = null;
+    const text = readFileSync(paths.sessionOffset(A), 'utf8');
+    const committed = (await readSessionState(paths, A, { log, now: () => clock })).state.outbox;
+    const entries = committed.flatMap((item) => item.ledger);
+    expect(entries.length).toBeGreaterThanOrEqual(300);
+    // The state's line, then one line per entry.
+    expect(text.split('\n').filter(Boolean)).toHaveLength(1 + entries.length);
+
+    // B resumed A: its copies of A's 300 lines are replays once A's commit is finished.
+    write(main(B), ...lines, asst({ sid: B, id: 'msg_new', usage: { input_tokens: 2, output_tokens: 2 } }));
+    const r = await stop(B);
+    expect(r.report?.models).toEqual({ 'claude-sonnet-4-6': u(2, 2) });
+    expect((await readSessionState(paths, A, { log, now: () => clock })).state.outbox).toEqual([]);
+    expect(total()).toEqual({ 'claude-sonnet-4-6': u(302, 3002) });
+  });
+
   it('a crash before the commit: nothing was committed, the same bytes are read again', async () => {
     write(main(A), asst({ id: 'msg_1', usage: { input_tokens: 5, output_tokens: 50 } }));
     mkdirSync(join(paths.dir, PENDING_OUTBOX_FILE)); // the marker cannot be written: the run fails before its commit

@@ -5,10 +5,13 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   dayNumber,
+  entryShard,
+  entryUsage,
   Ledger,
   type LedgerEntry,
   ledgerLine,
   mergeEntries,
+  OutboxLines,
   parseLedgerLine,
   SHARD_COMPACT_BYTES,
   shardLines,
@@ -16,7 +19,9 @@ import {
   THREADED_APPEND_MIN_SHARDS,
   toLedgerEntry,
 } from '../../../src/client/count/ledger';
+import { freshSessionState, writeSessionState } from '../../../src/client/count/session-state';
 import type { CountedEntry } from '../../../src/client/count/usage';
+import { statePaths } from '../../../src/client/local/paths';
 import type { Logger } from '../../../src/client/local/log';
 import type { ModelUsage } from '../../../src/protocol/wire';
 
@@ -36,6 +41,8 @@ beforeEach(() => {
 afterEach(() => {
   rmSync(root, { recursive: true, force: true });
 });
+
+const SESSION = 'cd613e30-d8f1-6adf-91b7-584a2265b1f5';
 
 const entry = (k: string, m: string | null, usage: ModelUsage, sc = false): LedgerEntry => toLedgerEntry(k, m, sc, 'claude-x', usage);
 
@@ -426,6 +433,76 @@ function byKey(entries: readonly CountedEntry[]): CountedEntry[] {
 function pick3(random: () => number): string {
   return ['claude-a', 'claude-b', ''][Math.floor(random() * 3)] as string;
 }
+
+describe('Ledger.append of a committed state file\'s lines (OutboxLines)', () => {
+  const NOW = new Date('2026-11-20T02:00:00Z');
+  const many = (n: number) => Array.from({ length: n }, (_, i) => toLedgerEntry(`m:msg_${i}|r:req_${i}`, `msg_${i}`, i % 7 === 0, 'claude-x', u(i, 2 * i, 3, 4), 's1'));
+  const shardFiles = (d: string) => Object.fromEntries(readdirSync(d).map((f) => [f, readFileSync(join(d, f), 'utf8')]));
+
+  /** A state file of `entries` written as stateText does; the OutboxLines it filled. */
+  async function committed(entries: LedgerEntry[]): Promise<OutboxLines> {
+    const paths = statePaths(join(root, 'data'));
+    mkdirSync(paths.dir, { recursive: true });
+    const state = freshSessionState(SESSION, join(root, 't.jsonl'), NOW);
+    state.outbox = [{ report: null, ledger: entries }];
+    const written = new OutboxLines(paths.sessionOffset(SESSION));
+    await writeSessionState(paths, state, written);
+    return written;
+  }
+
+  it('copies each shard\'s lines from the state file: the shards are byte for byte what serialising the entries gives', async () => {
+    const plainDir = join(root, 'plain');
+    const entries = many(3000);
+    const ledger = new Ledger(dir, capture(), () => NOW);
+    ledger.stamp(entries);
+    const written = await committed(entries);
+    expect(written.ranges.size).toBeGreaterThan(200);
+    await ledger.append(entries, written);
+    await new Ledger(plainDir, capture(), () => NOW).append(many(3000));
+    expect(shardFiles(dir)).toEqual(shardFiles(plainDir));
+    // And a ledger read afresh sees every entry.
+    const back = new Ledger(dir, capture());
+    await back.load(entries.map(entryShard));
+    for (const e of entries) expect(back.get(e.k, e.m)?.usage).toEqual(entryUsage(e));
+  });
+
+  it('writes what the state file holds (it does not serialise the entries again)', async () => {
+    const entries = many(200);
+    const ledger = new Ledger(dir, capture(), () => NOW);
+    ledger.stamp(entries);
+    const written = await committed(entries);
+    // The file's copy of one entry's line says 99 output tokens (10 in the entry, so no byte
+    // moves): that is what its shard gets.
+    const path = written.path;
+    const first = entries[5] as LedgerEntry;
+    expect(first.o).toBe(10);
+    const text = readFileSync(path, 'utf8');
+    writeFileSync(path, text.replace(`${ledgerLine(first)}\n`, `${ledgerLine({ ...first, o: 99 })}\n`));
+    await ledger.append(entries, written);
+    const fresh = new Ledger(dir, capture());
+    await fresh.load([entryShard(first)]);
+    expect(fresh.get(first.k, first.m)?.usage.output_tokens).toBe(99);
+  });
+
+  it('serialises a shard\'s entries when the file does not hold whole lines there, or is gone', async () => {
+    const entries = many(300);
+    const ledger = new Ledger(dir, capture(), () => NOW);
+    ledger.stamp(entries);
+    const written = await committed(entries);
+    const [shard, ranges] = [...written.ranges][0] as [string, [number, number][]];
+    (ranges[0] as [number, number])[0] += 1; // now starts inside a line
+    await ledger.append(entries, written);
+    const plainDir = join(root, 'plain');
+    await new Ledger(plainDir, capture(), () => NOW).append(many(300));
+    expect(readFileSync(join(dir, `${shard}.jsonl`), 'utf8')).toBe(readFileSync(join(plainDir, `${shard}.jsonl`), 'utf8'));
+    expect(shardFiles(dir)).toEqual(shardFiles(plainDir));
+
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(written.path);
+    await new Ledger(dir, capture(), () => NOW).append(entries, written);
+    expect(shardFiles(dir)).toEqual(shardFiles(plainDir));
+  });
+});
 
 describe('Ledger.prepareShards (a first read of a long session)', () => {
   const openFds = () => readdirSync('/proc/self/fd').length;

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -18,7 +18,9 @@ import {
   stateText,
   writeSessionState,
 } from '../../../src/client/count/session-state';
-import type { LedgerEntry } from '../../../src/client/count/ledger';
+import { entryShard, type LedgerEntry, ledgerLine, OutboxLines, shardLines } from '../../../src/client/count/ledger';
+
+const byKey = (a: LedgerEntry, b: LedgerEntry) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0);
 
 const NOW = new Date('2026-11-20T02:00:00Z');
 const SID = 'cd613e30-d8f1-6adf-91b7-584a2265b1f5';
@@ -71,16 +73,75 @@ describe('stateText', () => {
   const entries = (n: number, tag: string): LedgerEntry[] =>
     Array.from({ length: n }, (_, i) => ({ k: `m:${tag}${i}|r:req_${i}`, m: `${tag}${i}`, sc: i % 2 === 0, model: 'claude-x', i, o: 2 * i, cr: 3, cw: 4, t: 20000 + i }));
 
-  it('is JSON.stringify(state) and a newline, the long outbox lists in pieces of a bounded size', () => {
+  it('is JSON.stringify(state) and a newline while no outbox list is long', () => {
     const s = sample();
     const report = (s.outbox[0] as { report: SessionState['outbox'][number]['report'] }).report;
-    for (const lengths of [[0], [128], [129], [256], [1000], [1001], [45000, 0, 3], [2500, 7, 1001], [3, 1000, 999]]) {
+    for (const lengths of [[0], [64], [64, 0, 64], [3, 1]]) {
       s.outbox = lengths.map((n, i) => ({ report: i === 0 ? report : null, ledger: entries(n, `g${i}-`) }));
-      const pieces = [...stateText(s)];
-      expect(pieces.join('')).toBe(`${JSON.stringify(s)}\n`);
+      expect([...stateText(s)].join('')).toBe(`${JSON.stringify(s)}\n`);
+    }
+  });
+
+  it('writes a long outbox as a JSON first line and the shard lines of its entries, in small pieces, and says where each shard\'s lines are', () => {
+    const s = sample();
+    const report = (s.outbox[0] as { report: SessionState['outbox'][number]['report'] }).report;
+    for (const lengths of [[65], [256], [1000, 7], [45000, 0, 3], [3, 1000, 999]]) {
+      s.outbox = lengths.map((n, i) => ({ report: i === 0 ? report : null, ledger: entries(n, `g${i}-`) }));
+      const written = new OutboxLines('state');
+      const pieces = [...stateText(s, written)];
+      const text = pieces.join('');
+      const [head, ...rest] = text.split('\n');
+      expect(JSON.parse(head as string)).toEqual({ ...s, outbox: s.outbox.map((item) => ({ report: item.report, ledgerLines: item.ledger.length })) });
+      expect(rest.pop()).toBe('');
+      expect(rest).toEqual(s.outbox.flatMap((item) => item.ledger.map((e) => ledgerLine(e))));
       // A first read of a long session: 45,000 entries were one 6 MB string and buffer; no piece is that now.
-      const longest = Math.max(...pieces.map((p) => p.length));
-      if (lengths.some((n) => n > 1000)) expect(longest).toBeLessThan(100_000);
+      expect(Math.max(...pieces.slice(1).map((p) => p.length))).toBeLessThan(20_000);
+      // Each shard's ranges hold exactly its entries' lines, in order.
+      const bytes = Buffer.from(text);
+      const all = s.outbox.flatMap((item) => item.ledger);
+      const byShard = new Map<string, LedgerEntry[]>();
+      for (const e of all) byShard.set(entryShard(e), [...(byShard.get(entryShard(e)) ?? []), e]);
+      for (const [shard, ranges] of written.ranges) {
+        const got = ranges.map(([at, n]) => bytes.toString('utf8', at, at + n)).join('');
+        expect(got).toBe(shardLines(byShard.get(shard) ?? []));
+      }
+      expect([...written.ranges.keys()].sort()).toEqual([...byShard.keys()].sort());
+    }
+  });
+
+  it('puts a long outbox list in shard order when writing it, keeping the order within each shard', async () => {
+    const s = sample();
+    const list = entries(500, 'o');
+    s.outbox = [{ report: null, ledger: [...list] }];
+    await writeSessionState(paths, s);
+    const ordered = (s.outbox[0] as SessionState['outbox'][number]).ledger;
+    expect([...ordered].sort(byKey)).toEqual([...list].sort(byKey));
+    const shards = ordered.map(entryShard);
+    expect(shards.filter((id, i) => i > 0 && id !== shards[i - 1]).length).toBe(new Set(shards).size - 1);
+    for (const id of new Set(shards)) expect(ordered.filter((e) => entryShard(e) === id)).toEqual(list.filter((e) => entryShard(e) === id));
+  });
+
+  it('reads a long outbox back only when its lines are all there and all ledger entries', async () => {
+    const s = sample();
+    s.outbox = [{ report: (s.outbox[0] as SessionState['outbox'][number]).report, ledger: entries(300, 'x') }];
+    await writeSessionState(paths, s);
+    const good = readFileSync(paths.sessionOffset(SID), 'utf8');
+    expect((await readSessionState(paths, SID, opts())).status).toBe('ok');
+    const lines = good.split('\n');
+    const variants = {
+      'a line missing': `${lines.slice(0, -2).join('\n')}\n`,
+      'a line too many': `${good}${lines[1]}\n`,
+      'a line that is not an entry': good.replace(lines[5] as string, '{"nope":1}'),
+      'a torn last line': good.slice(0, -20),
+    };
+    for (const [name, text] of Object.entries(variants)) {
+      writeFileSync(paths.sessionOffset(SID), text);
+      const log = capture();
+      const back = await readSessionState(paths, SID, opts(log));
+      expect(back.status, name).toBe('corrupt');
+      // The corrupt state keeps its turn numbering (read from the first line).
+      expect(back.state.nextTurnIndex, name).toBeGreaterThanOrEqual(s.nextTurnIndex);
+      expect(await peekSessionState(paths, SID), name).toBeNull();
     }
   });
 
