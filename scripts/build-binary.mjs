@@ -104,9 +104,9 @@ async function main() {
   };
   const version = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')).version;
 
-  let bundleText;
+  let code;
   try {
-    bundleText = await readFile(options.bundle, 'utf8');
+    code = bundleCode(options.bundle);
   } catch {
     throw new Error(`${options.bundle} is missing: run \`npm run build\` first`);
   }
@@ -120,7 +120,7 @@ async function main() {
     // The SEA main script is compiled as a CommonJS function body: a `#!` line is a syntax error there.
     const main = join(work, 'main.cjs');
     // The compile-cache loader in front of the code is for plain Node: a SEA has its own cache.
-    await writeFile(main, versionFastPath(version) + bundleCode(bundleText));
+    await writeFile(main, versionFastPath(version) + code);
     const blob = join(work, 'sea.blob');
     const config = join(work, 'sea-config.json');
     await writeFile(

@@ -8,7 +8,7 @@ import { build } from 'esbuild';
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BODY_MARKER } from './bundle-layout.mjs';
+import { BODY_FILE } from './bundle-layout.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
@@ -41,29 +41,35 @@ const common = {
 /**
  * Node 20 has no `module.enableCompileCache` (22+), so the CLI bundle carries its own: a short
  * loader compiles the code with `vm.Script` and V8's cached data from
- * `<bundle>.<node version>-<arch>.cache` beside it (keyed on the bundle's size, mtime and inode:
- * V8 itself only checks the source's length), and writes that cache at exit when it was missing
- * or rejected, or was made by a command other than a turn's worker (whose functions it then lacks).
- * The code sits in a block comment after the loader, so compiling the file itself skips it in
- * one scan instead of parsing 700 KB (a comment end inside it gets a NUL between its two
- * characters, scripts/bundle-layout.mjs). The cache sits with
- * the code it caches: whoever can write one can write the other. CCFLUX_NO_COMPILE_CACHE=1
- * compiles without it. scripts/build-binary.mjs takes the code alone (a SEA has its own cache).
+ * `<bundle>.<node version>-<arch>.cache` beside it (keyed on the code file's size, mtime and
+ * inode: V8 itself only checks the source's length), and writes that cache at exit when it was
+ * missing or rejected, or was made by a command other than a turn's worker (whose functions it
+ * then lacks). The code is a file of its own beside the loader (BODY_FILE, scripts/bundle-layout.mjs),
+ * so that Node reads and compiles only the loader (with the code inside the loader's file, in a
+ * comment, every turn read 770 KB twice and scanned it once more: ~5 ms a turn). The code is
+ * pure ASCII: read as latin1, without UTF-8 decoding. The cache sits with the code it caches:
+ * whoever can write one can write the other. CCFLUX_NO_COMPILE_CACHE=1 compiles without it.
+ * scripts/build-binary.mjs takes the code alone (a SEA has its own cache).
  */
 const LOADER = `'use strict';
 (() => {
   const fs = require('node:fs');
   const vm = require('node:vm');
-  const text = fs.readFileSync(__filename, 'utf8');
-  const mark = '\\n/*ccflux' + ':body\\n';
-  const body = text.slice(text.indexOf(mark) + mark.length, text.lastIndexOf('*' + '/')).replaceAll('*\\0/', '*' + '/');
+  const bodyFile = require('node:path').join(__dirname, '${BODY_FILE}');
+  let body;
+  try {
+    body = fs.readFileSync(bodyFile, 'latin1');
+  } catch (err) {
+    process.stderr.write('ccflux: cannot read ' + bodyFile + ' (' + err.code + '): the plugin is incomplete; reinstall it\\n');
+    process.exit(1);
+  }
   const code = '(function (exports, require, module, __filename, __dirname) {' + body + '\\n})';
   // The code must not use import() (no loader for it in a vm.Script on Node 20): the build fails if it does.
-  const options = { filename: __filename };
+  const options = { filename: bodyFile };
   let script;
   try {
     if (process.env.CCFLUX_NO_COMPILE_CACHE === '1') throw new Error('off');
-    const st = fs.statSync(__filename);
+    const st = fs.statSync(bodyFile);
     const key = [process.version, process.arch, st.size, Math.floor(st.mtimeMs), st.ino].join('-');
     // The turn's worker (the hot path, every turn) wants a cache made by a turn's worker, which
     // compiled its functions. A session's first worker (init) compiles fewer: kept, its cache cost
@@ -101,14 +107,21 @@ const LOADER = `'use strict';
 async function buildCli() {
   const result = await build({ ...common, entryPoints: [join(root, 'src/cli/main.ts')], minify: true, write: false });
   const code = result.outputFiles[0].text;
-  if (code.includes('\0') || code.includes('*\\0/')) throw new Error('the bundle holds a NUL byte: the comment encoding would not round-trip');
+  if (/[^\x00-\x7f]/.test(code)) throw new Error('the bundle holds a non-ASCII character: the loader reads it as latin1');
   if (/[^\w$.]import\(/.test(code)) throw new Error('the bundle uses import(): load builtins with process.getBuiltinModule (see the loader)');
   const out = join(root, 'plugin/dist/ccflux.cjs');
   mkdirSync(dirname(out), { recursive: true });
-  const tmp = `${out}.${process.pid}.tmp`;
-  writeFileSync(tmp, `#!/usr/bin/env node\n${LOADER}${BODY_MARKER}${code.replaceAll('*/', '*\0/')}*/\n`);
-  chmodSync(tmp, 0o755);
-  renameSync(tmp, out);
+  // The code first: a process starting while the build runs reads the old loader or the new one,
+  // and either runs whichever whole code file is there.
+  writeAtomic(join(dirname(out), BODY_FILE), code, 0o644);
+  writeAtomic(out, `#!/usr/bin/env node\n${LOADER}`, 0o755);
+}
+
+function writeAtomic(path, text, mode) {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text);
+  chmodSync(tmp, mode);
+  renameSync(tmp, path);
 }
 
 await Promise.all([

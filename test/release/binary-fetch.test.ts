@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
@@ -261,6 +261,7 @@ describe('fetch-binary.sh (curl)', () => {
   const bundle = join(repoRoot, 'plugin', 'dist', 'ccflux.cjs');
   it.skipIf(!existsSync(bundle))('without curl, hands over to `ccflux fetch-binary` through node (npm test builds the bundle)', async () => {
     copyFileSync(bundle, join(root, 'dist', 'ccflux.cjs'));
+    copyFileSync(join(dirname(bundle), 'ccflux.body.cjs'), join(root, 'dist', 'ccflux.body.cjs'));
     server.routes.set(`/dl/${NAME}`, { body: EVIL });
     const env = shellEnv({ PATH: pathWithoutNode(join(work, 'path-node'), {}, { omit: ['curl'], links: { node: process.execPath } }) });
     expect(await runScript(env)).toEqual({ code: 0, out: '' });

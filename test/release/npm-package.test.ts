@@ -21,7 +21,7 @@ describe('npm package', () => {
     const out = execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: REPO_ROOT, env: npmEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     const packed = (JSON.parse(out.slice(out.indexOf('['))) as { filename: string; files: { path: string }[] }[])[0]!;
     const files = packed.files.map((f) => f.path);
-    expect(files).toEqual(expect.arrayContaining(['bin/ccflux.cjs', 'plugin/dist/ccflux.cjs', 'plugin/bin/ccflux', 'plugin/.claude-plugin/plugin.json', 'plugin/hooks/hooks.json']));
+    expect(files).toEqual(expect.arrayContaining(['bin/ccflux.cjs', 'plugin/dist/ccflux.cjs', 'plugin/dist/ccflux.body.cjs', 'plugin/bin/ccflux', 'plugin/.claude-plugin/plugin.json', 'plugin/hooks/hooks.json']));
     // Nothing private or built for one machine ships.
     expect(files.filter((f) => /(^|\/)(test|src|receiver)\//.test(f) || /ccflux-(linux|darwin|win32)/.test(f))).toEqual([]);
 
