@@ -105,7 +105,8 @@ const LOADER = `'use strict';
 })();`;
 
 async function buildCli() {
-  const result = await build({ ...common, entryPoints: [join(root, 'src/cli/main.ts')], minify: true, write: false });
+  // ASCII (non-ASCII characters escaped): the loader reads the code as latin1.
+  const result = await build({ ...common, entryPoints: [join(root, 'src/cli/main.ts')], minify: true, charset: 'ascii', write: false });
   const code = result.outputFiles[0].text;
   if (/[^\x00-\x7f]/.test(code)) throw new Error('the bundle holds a non-ASCII character: the loader reads it as latin1');
   if (/[^\w$.]import\(/.test(code)) throw new Error('the bundle uses import(): load builtins with process.getBuiltinModule (see the loader)');
