@@ -1,5 +1,6 @@
 /**
- * Per-session progress: `<session_id>.offset` (JSON, 0600, written atomically). See docs/DESIGN.md
+ * Per-session progress: `<session_id>.offset` (JSON, 0600, written atomically; with a long outbox,
+ * a JSON first line and the outbox's ledger lines after it: `stateText`). See docs/DESIGN.md
  * "Commit protocol": the atomic rename of this file is the commit point of a turn.
  *
  * Reading never throws on content: a garbage or wrong-typed file is logged and replaced by a fresh
