@@ -97,6 +97,18 @@ export function entryShard(e: LedgerEntry): string {
   return shardOf(e.m ?? e.k);
 }
 
+/** The entries of each shard, shards in order of first appearance, each shard's entries in their order. */
+export function entriesByShard(entries: readonly LedgerEntry[]): Map<string, LedgerEntry[]> {
+  const shards = new Map<string, LedgerEntry[]>();
+  for (const e of entries) {
+    const shard = entryShard(e);
+    const list = shards.get(shard);
+    if (list === undefined) shards.set(shard, [e]);
+    else list.push(e);
+  }
+  return shards;
+}
+
 /**
  * Where a written state file holds each shard's ledger lines (session-state.ts, stateText): byte
  * ranges, per shard in the order of its entries. `append` copies them into the shards.
@@ -593,13 +605,7 @@ export class Ledger {
   async append(entries: readonly LedgerEntry[], written?: OutboxLines): Promise<void> {
     if (entries.length === 0) return;
     this.stamp(entries);
-    const byShard = new Map<string, LedgerEntry[]>();
-    for (const e of entries) {
-      const id = entryShard(e);
-      const list = byShard.get(id);
-      if (list === undefined) byShard.set(id, [e]);
-      else list.push(e);
-    }
+    const byShard = entriesByShard(entries);
     if (this.prepared !== null) await this.prepared;
     await mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const batch = [...byShard];

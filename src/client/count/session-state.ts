@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { ReportBody } from '../../protocol/wire';
 import { formatTimestamp, parseTimestamp, validateReport } from '../../protocol/wire';
 import { readTextIfExists, writeFileAtomic } from '../local/fsx';
-import { entryShard, type LedgerEntry, type OutboxLines, parseLedgerLine, shardLines, toLedgerEntry } from './ledger';
+import { entriesByShard, type LedgerEntry, type OutboxLines, parseLedgerLine, shardLines, toLedgerEntry } from './ledger';
 import type { Logger } from '../local/log';
 import { isSafeSessionId, type StatePaths } from '../local/paths';
 import { CHUNK_BYTES, EMPTY_HEAD_HASH, type FileCursor, HEAD_HASH_BYTES, MAX_LINE_BYTES } from './transcript';
@@ -257,18 +257,6 @@ export async function writeSessionState(paths: StatePaths, state: SessionState, 
  */
 const OUTBOX_PIECE_ENTRIES = 64;
 
-/** The entries of each shard, shards in order of first appearance, each shard's entries in their order. */
-function byShard(entries: readonly LedgerEntry[]): Map<string, LedgerEntry[]> {
-  const shards = new Map<string, LedgerEntry[]>();
-  for (const e of entries) {
-    const shard = entryShard(e);
-    const list = shards.get(shard);
-    if (list === undefined) shards.set(shard, [e]);
-    else list.push(e);
-  }
-  return shards;
-}
-
 /**
  * The state file's text, in pieces. A short outbox: `JSON.stringify(state)` and a newline. A long
  * one (a first read of a long session commits 40k+ entries): the state's JSON with each outbox
@@ -284,7 +272,7 @@ export function* stateText(state: SessionState, lines?: OutboxLines): Generator<
     yield `${JSON.stringify(state)}\n`;
     return;
   }
-  const shards = state.outbox.map((item) => byShard(item.ledger));
+  const shards = state.outbox.map((item) => entriesByShard(item.ledger));
   state.outbox.forEach((item, i) => {
     item.ledger = [...(shards[i] as Map<string, LedgerEntry[]>).values()].flat();
   });

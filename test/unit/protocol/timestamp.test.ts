@@ -1,19 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { parseTimestamp, timestampMillis } from '../../../src/protocol/wire';
+import { mulberry32 } from '../../helpers/gen-transcript';
 
 /** What timestampMillis must answer for every value: parseTimestamp's time. */
 const slow = (value: string) => parseTimestamp(value)?.getTime() ?? null;
-
-/** mulberry32: a seeded generator, so a failure names its seed. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) >>> 0;
-    let t = seed;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('timestampMillis', () => {
   it('answers as parseTimestamp for the canonical form, on the day parsed last and on others', () => {
@@ -60,7 +50,7 @@ describe('timestampMillis', () => {
   });
 
   it('agrees with parseTimestamp on random values near the canonical form (seeded)', () => {
-    const rnd = random(20261202);
+    const rnd = mulberry32(20261202);
     const pick = (chars: string) => chars[Math.floor(rnd() * chars.length)] as string;
     const valid = ['2026-05-11T04:00:00.000Z', '2026-05-11T23:59:59.999Z', '2026-01-31T13:07:42.512Z', '2025-12-31T00:00:00.000Z'];
     for (let n = 0; n < 20_000; n++) {
