@@ -43,6 +43,7 @@ beforeEach(() => {
   work = mkdtempSync(join(tmpdir(), 'ccflux-install-'));
   source = copyPlugin(join(work, 'src-plugin'));
   writeFileSync(join(source, 'dist', 'ccflux.cjs'), '#!/usr/bin/env node\n// stand-in bundle\n');
+  writeFileSync(join(source, 'dist', 'ccflux.body.cjs'), '// stand-in code\n');
   writeFileSync(join(source, 'bin', 'SHA256SUMS'), `${'a'.repeat(64)}  ccflux-linux-x64\n`);
   dataDir = join(work, 'home', '.claude');
   mkdirSync(dataDir, { recursive: true });
@@ -115,7 +116,7 @@ describe('installPlugin', () => {
     const result = await install();
     expect(result.runner).toBe('binary');
     expect(readdirSync(join(result.installPath, 'bin')).sort()).toEqual(['SHA256SUMS', 'ccflux-linux-x64']);
-    expect(readdirSync(join(result.installPath, 'dist'))).toEqual(['ccflux.cjs']);
+    expect(readdirSync(join(result.installPath, 'dist')).sort()).toEqual(['ccflux.body.cjs', 'ccflux.cjs']);
     expect(statSync(join(result.installPath, 'bin', 'ccflux-linux-x64')).mode & 0o777).toBe(0o755);
   });
 
@@ -149,6 +150,8 @@ describe('installPlugin', () => {
 
 describe('readPluginFolder and where the running CLI lives', () => {
   it('refuses a folder that is not built, or not ccflux', async () => {
+    rmSync(join(source, 'dist', 'ccflux.body.cjs'));
+    await expect(readPluginFolder(source)).rejects.toMatchObject({ code: ERROR_CODES.CONFIG_INVALID, message: expect.stringContaining('dist/ccflux.body.cjs') });
     rmSync(join(source, 'dist', 'ccflux.cjs'));
     await expect(readPluginFolder(source)).rejects.toMatchObject({ code: ERROR_CODES.CONFIG_INVALID });
     await expect(readPluginFolder(work)).rejects.toMatchObject({ code: ERROR_CODES.CONFIG_INVALID });

@@ -74,7 +74,7 @@ export interface PluginFolder {
   description: string;
   /** Platform binaries present in `bin/`. */
   binaries: string[];
-  /** `dist/ccflux.cjs` is present (runs with Node.js 20+). */
+  /** `dist/ccflux.cjs` and the code beside it, `dist/ccflux.body.cjs`, are present (run with Node.js 20+). */
   bundle: boolean;
 }
 
@@ -96,9 +96,10 @@ export async function readPluginFolder(root: string): Promise<PluginFolder> {
     throw new CcfluxError(ERROR_CODES.CONFIG_INVALID, `${root} has no hooks/hooks.json`, { hint: 'use an unmodified plugin folder of a release' });
   }
   const binaries = (await readdir(join(root, 'bin')).catch(() => [] as string[])).filter((n) => BINARY_PATTERN.test(n)).sort();
-  const bundle = await isFile(join(root, 'dist', 'ccflux.cjs'));
+  // The bundle is its loader and the code beside it (scripts/build.mjs): one without the other cannot run.
+  const bundle = (await isFile(join(root, 'dist', 'ccflux.cjs'))) && (await isFile(join(root, 'dist', 'ccflux.body.cjs')));
   if (!bundle && binaries.length === 0) {
-    throw new CcfluxError(ERROR_CODES.CONFIG_INVALID, `${root} is not built: it has neither dist/ccflux.cjs nor a binary in bin/`, {
+    throw new CcfluxError(ERROR_CODES.CONFIG_INVALID, `${root} is not built: it has neither dist/ccflux.cjs with dist/ccflux.body.cjs nor a binary in bin/`, {
       hint: 'run `npm run build` in the repository, or use the plugin folder of a release',
     });
   }
