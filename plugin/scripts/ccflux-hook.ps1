@@ -140,6 +140,7 @@ function Invoke-Hook {
   $arch = Get-Arch
   $binary = Join-Path $root "bin\ccflux-win32-$arch.exe"
   $bundle = Join-Path $root 'dist\ccflux.cjs'
+  $code = Join-Path $root 'dist\ccflux.body.cjs'
   $hasBinary = ($arch -ne 'unknown') -and (Test-Path -LiteralPath $binary -PathType Leaf)
   if (-not $hasBinary -and $arch -ne 'unknown' -and (Test-FetchDue (Join-Path $root 'bin'))) {
     # In the background: this hook never waits for the download; the binary is used from the next run.
@@ -155,6 +156,12 @@ function Invoke-Hook {
   } else {
     $node = Get-Node
     if ($node -and (Test-Path -LiteralPath $bundle -PathType Leaf)) {
+      if (-not (Test-Path -LiteralPath $code -PathType Leaf)) {
+        # The loader without its code would fail where no one sees it (the worker has no window).
+        Remove-Item -LiteralPath $spool -Force -ErrorAction SilentlyContinue
+        Write-CcfluxLog 'error' "$code is missing: the plugin is incomplete; nothing reported (reinstall the plugin)"
+        return
+      }
       $runner = $node.Source
       $runnerArgs = @($bundle)
     }

@@ -61,6 +61,12 @@ if [ -x "$root/bin/ccflux-$os-$arch$exe" ] && [ -f "$root/bin/SHA256SUMS" ]; the
 elif [ -x "$root/bin/ccflux-$os-$arch$exe" ]; then
   set -- "$root/bin/ccflux-$os-$arch$exe"
 elif command -v node >/dev/null 2>&1 && [ -f "$root/dist/ccflux.cjs" ]; then
+  if [ ! -f "$root/dist/ccflux.body.cjs" ]; then
+    # The loader without its code would fail where no one sees it (the worker's output is /dev/null).
+    rm -f "$spool"
+    log_why "$root/dist/ccflux.body.cjs is missing: the plugin is incomplete; nothing reported (reinstall the plugin)"
+    exit 0
+  fi
   set -- node "$root/dist/ccflux.cjs"
 else
   rm -f "$spool"

@@ -106,6 +106,7 @@ describe.each(['dash', 'bash'])('ccflux-hook.sh under %s', (shell) => {
       node: `#!/bin/sh\nprintf '%s\\n' "$@" > "${record}.part"; cat "$4" > "${record}.input"; mv "${record}.part" "${record}"\n`,
     });
     writeFileSync(join(root, 'dist', 'ccflux.cjs'), '// stand-in\n');
+    writeFileSync(join(root, 'dist', 'ccflux.body.cjs'), '// stand-in code\n');
     const result = await runHook(shell, join(root, 'scripts/ccflux-hook.sh'), ['session-end'], env, HOOK_JSON);
     expect(result).toEqual({ code: 0, stdout: '', stderr: '' });
     expect(await waitFor(() => existsSync(record))).toBe(true);
@@ -114,6 +115,17 @@ describe.each(['dash', 'bash'])('ccflux-hook.sh under %s', (shell) => {
     expect(args[4]).toBe('--foreground');
     expect(args.join(' ')).not.toContain('session_id');
     expect(readFileSync(`${record}.input`, 'utf8')).toBe(HOOK_JSON);
+  });
+
+  it('with the bundle\'s loader but not its code, starts nothing and says why in errors.log', async () => {
+    const record = join(work, 'node-args.txt');
+    env.PATH = pathWithoutNode(join(work, 'path-with-node'), { node: `#!/bin/sh\nprintf '%s\\n' "$@" > "${record}"\n` });
+    writeFileSync(join(root, 'dist', 'ccflux.cjs'), '// stand-in\n');
+    const result = await runHook(shell, join(root, 'scripts/ccflux-hook.sh'), ['report-turn'], env, HOOK_JSON);
+    expect(result).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(readLog()).toContain(`${join(root, 'dist', 'ccflux.body.cjs')} is missing: the plugin is incomplete; nothing reported (reinstall the plugin)`);
+    // A node started would have written its arguments by now.
+    expect(await waitFor(() => existsSync(record), 500)).toBe(false);
   });
 });
 
