@@ -20,11 +20,15 @@ async function buildAtomic(options) {
   const result = await build({ ...options, write: false });
   for (const file of result.outputFiles) {
     mkdirSync(dirname(file.path), { recursive: true });
-    const tmp = `${file.path}.${process.pid}.tmp`;
-    writeFileSync(tmp, file.contents);
-    chmodSync(tmp, 0o755);
-    renameSync(tmp, file.path);
+    writeAtomic(file.path, file.contents, 0o755);
   }
+}
+
+function writeAtomic(path, contents, mode) {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, contents);
+  chmodSync(tmp, mode);
+  renameSync(tmp, path);
 }
 
 const common = {
@@ -118,12 +122,6 @@ async function buildCli() {
   writeAtomic(out, `#!/usr/bin/env node\n${LOADER}`, 0o755);
 }
 
-function writeAtomic(path, text, mode) {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  chmodSync(tmp, mode);
-  renameSync(tmp, path);
-}
 
 await Promise.all([
   buildCli(),

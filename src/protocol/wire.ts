@@ -290,15 +290,11 @@ export function parseTimestamp(value: string): Date | null {
  * timestamp per line, 180k+). Anything else takes parseTimestamp's path.
  */
 export function timestampMillis(value: string): number | null {
-  if (value.length === 24 && value.charCodeAt(23) === 0x5a && value.startsWith(lastDay.prefix)) {
-    const ms = timeOfDayMillis(value);
-    if (ms !== -1) return lastDay.ms + ms;
-  }
+  const time = value.length === 24 && value.charCodeAt(23) === 0x5a ? timeOfDayMillis(value) : -1;
+  if (time !== -1 && value.startsWith(lastDay.prefix)) return lastDay.ms + time;
   const date = parseTimestamp(value);
   if (date === null) return null;
-  if (value.length === 24 && value.charCodeAt(23) === 0x5a && timeOfDayMillis(value) !== -1) {
-    lastDay = { prefix: value.slice(0, 11), ms: date.getTime() - timeOfDayMillis(value) };
-  }
+  if (time !== -1) lastDay = { prefix: value.slice(0, 11), ms: date.getTime() - time };
   return date.getTime();
 }
 

@@ -612,7 +612,8 @@ export class Ledger {
     // One buffer, reused shard after shard: a string and a buffer per shard stayed allocated
     // until a garbage collection, and on a first read they were the commit's peak.
     const lines = new LineBuffer();
-    const source = written === undefined ? null : await WrittenLines.open(written);
+    // A turn's short outbox is written as JSON (no ranges): its state file is not opened again.
+    const source = written === undefined || written.ranges.size === 0 ? null : await WrittenLines.open(written);
     try {
       await this.appendBatch(batch, lines, source);
     } finally {
